@@ -1,0 +1,385 @@
+//! ASN.1 pieces the CA encodes itself: the TBSCertificate it signs, the outer
+//! "signed object" shared by certificates, CRLs and OCSP responses, signature algorithm
+//! identifiers, times and serial numbers.
+//!
+//! x509-cert's `TbsCertificate` fields are crate-private, so the CA encodes its own
+//! TBSCertificate (RFC 5280 §4.1) from x509-cert's component types; the result decodes as
+//! an `x509_cert::Certificate`, which the tests check.
+
+use const_oid::ObjectIdentifier;
+use der::asn1::{AnyRef, BitString, GeneralizedTime, Null, UtcTime};
+use der::{Decode, Encode, Sequence};
+use hsm::SignatureScheme;
+use sha1::Digest as _;
+use spki::{AlgorithmIdentifierOwned, SubjectPublicKeyInfoOwned, SubjectPublicKeyInfoRef};
+use x509_cert::ext::Extension;
+use x509_cert::name::Name;
+use x509_cert::serial_number::SerialNumber;
+use x509_cert::time::{Time, Validity};
+
+use crate::{Error, Result};
+
+/// Object identifiers the CA uses that const-oid's database does not name conveniently.
+pub mod oid {
+    use const_oid::ObjectIdentifier;
+
+    /// sha256WithRSAEncryption (RFC 4055 §5).
+    pub const SHA256_WITH_RSA: ObjectIdentifier =
+        ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.11");
+    /// sha384WithRSAEncryption.
+    pub const SHA384_WITH_RSA: ObjectIdentifier =
+        ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.12");
+    /// sha512WithRSAEncryption.
+    pub const SHA512_WITH_RSA: ObjectIdentifier =
+        ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.13");
+    /// sha1WithRSAEncryption (accepted on CSRs only; never used to sign).
+    pub const SHA1_WITH_RSA: ObjectIdentifier =
+        ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.5");
+    /// id-RSASSA-PSS (RFC 4055 §3.1).
+    pub const RSASSA_PSS: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.10");
+    /// id-mgf1 (RFC 4055 §2.2).
+    pub const MGF1: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.8");
+    /// rsaEncryption (RFC 3279 §2.3.1).
+    pub const RSA_ENCRYPTION: ObjectIdentifier =
+        ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.1");
+    /// ecdsa-with-SHA256 (RFC 5758 §3.2).
+    pub const ECDSA_WITH_SHA256: ObjectIdentifier =
+        ObjectIdentifier::new_unwrap("1.2.840.10045.4.3.2");
+    /// ecdsa-with-SHA384.
+    pub const ECDSA_WITH_SHA384: ObjectIdentifier =
+        ObjectIdentifier::new_unwrap("1.2.840.10045.4.3.3");
+    /// ecdsa-with-SHA512.
+    pub const ECDSA_WITH_SHA512: ObjectIdentifier =
+        ObjectIdentifier::new_unwrap("1.2.840.10045.4.3.4");
+    /// id-ecPublicKey (RFC 5480 §2.1.1).
+    pub const EC_PUBLIC_KEY: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.2.1");
+    /// id-sha1.
+    pub const SHA1: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.14.3.2.26");
+    /// id-sha256 (RFC 5758 §2).
+    pub const SHA256: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.16.840.1.101.3.4.2.1");
+    /// id-sha384.
+    pub const SHA384: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.16.840.1.101.3.4.2.2");
+    /// id-sha512.
+    pub const SHA512: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.16.840.1.101.3.4.2.3");
+    /// id-pkix-ocsp-nocheck (RFC 6960 §4.2.2.2.1).
+    pub const OCSP_NOCHECK: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.48.1.5");
+    /// id-pkix-ocsp-basic (RFC 6960 §4.2.1).
+    pub const OCSP_BASIC: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.48.1.1");
+    /// id-pkix-ocsp-nonce (RFC 6960 §4.4.1, RFC 9654).
+    pub const OCSP_NONCE: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.48.1.2");
+    /// id-ad-ocsp (RFC 5280 §4.2.2.1).
+    pub const AD_OCSP: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.48.1");
+    /// id-ad-caIssuers (RFC 5280 §4.2.2.1).
+    pub const AD_CA_ISSUERS: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.48.2");
+    /// id-kp-serverAuth (RFC 5280 §4.2.1.12).
+    pub const KP_SERVER_AUTH: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.3.1");
+    /// id-kp-clientAuth.
+    pub const KP_CLIENT_AUTH: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.3.2");
+    /// id-kp-codeSigning.
+    pub const KP_CODE_SIGNING: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.3.3");
+    /// id-kp-emailProtection.
+    pub const KP_EMAIL_PROTECTION: ObjectIdentifier =
+        ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.3.4");
+    /// id-kp-timeStamping.
+    pub const KP_TIME_STAMPING: ObjectIdentifier =
+        ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.3.8");
+    /// id-kp-OCSPSigning.
+    pub const KP_OCSP_SIGNING: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.3.9");
+    /// anyPolicy (RFC 5280 §4.2.1.4).
+    pub const ANY_POLICY: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.29.32.0");
+    /// Microsoft szOID_NTDS_CA_SECURITY_EXT (the SID extension used by strong mapping).
+    pub const MS_NTDS_CA_SECURITY_EXT: ObjectIdentifier =
+        ObjectIdentifier::new_unwrap("1.3.6.1.4.1.311.25.2");
+}
+
+/// TBSCertificate (RFC 5280 §4.1), always version 3 with extensions.
+#[derive(Clone, Debug, Sequence)]
+pub struct TbsCertificate {
+    /// `[0] EXPLICIT Version` — always v3 (value 2).
+    #[asn1(context_specific = "0", tag_mode = "EXPLICIT")]
+    pub version: u8,
+    /// Serial number.
+    pub serial_number: SerialNumber,
+    /// Signature algorithm (must equal the outer one).
+    pub signature: AlgorithmIdentifierOwned,
+    /// Issuer name.
+    pub issuer: Name,
+    /// Validity.
+    pub validity: Validity,
+    /// Subject name.
+    pub subject: Name,
+    /// Subject public key.
+    pub subject_public_key_info: SubjectPublicKeyInfoOwned,
+    /// `[3] EXPLICIT Extensions`.
+    #[asn1(context_specific = "3", tag_mode = "EXPLICIT")]
+    pub extensions: Vec<Extension>,
+}
+
+/// The outer structure shared by Certificate (RFC 5280 §4.1), CertificateList (§5.1):
+/// the to-be-signed DER, the signature algorithm and the signature.
+#[derive(Clone, Debug, Sequence)]
+pub struct SignedObject<'a> {
+    /// The to-be-signed part, as encoded.
+    pub tbs: AnyRef<'a>,
+    /// Signature algorithm.
+    pub algorithm: AlgorithmIdentifierOwned,
+    /// Signature value.
+    pub signature: BitString,
+}
+
+/// RSASSA-PSS-params (RFC 4055 §3.1) with explicit hash, MGF1 and salt length.
+#[derive(Clone, Debug, Sequence)]
+struct RsaPssParams {
+    #[asn1(context_specific = "0", tag_mode = "EXPLICIT")]
+    hash: AlgorithmIdentifierOwned,
+    #[asn1(context_specific = "1", tag_mode = "EXPLICIT")]
+    mask_gen: AlgorithmIdentifierOwned,
+    #[asn1(context_specific = "2", tag_mode = "EXPLICIT")]
+    salt_length: u8,
+}
+
+fn null_param() -> Option<der::Any> {
+    Some(der::Any::from(Null))
+}
+
+fn hash_alg(oid: ObjectIdentifier) -> AlgorithmIdentifierOwned {
+    AlgorithmIdentifierOwned {
+        oid,
+        parameters: null_param(),
+    }
+}
+
+/// The AlgorithmIdentifier a signature of `scheme` is labelled with.
+pub fn signature_algorithm(scheme: SignatureScheme) -> Result<AlgorithmIdentifierOwned> {
+    let rsa = |oid| AlgorithmIdentifierOwned {
+        oid,
+        parameters: null_param(),
+    };
+    let ecdsa = |oid| AlgorithmIdentifierOwned {
+        oid,
+        parameters: None,
+    };
+    let pss = |hash: ObjectIdentifier, salt: u8| -> Result<AlgorithmIdentifierOwned> {
+        let params = RsaPssParams {
+            hash: hash_alg(hash),
+            mask_gen: AlgorithmIdentifierOwned {
+                oid: oid::MGF1,
+                parameters: Some(der::Any::encode_from(&hash_alg(hash))?),
+            },
+            salt_length: salt,
+        };
+        Ok(AlgorithmIdentifierOwned {
+            oid: oid::RSASSA_PSS,
+            parameters: Some(der::Any::encode_from(&params)?),
+        })
+    };
+    Ok(match scheme {
+        SignatureScheme::RsaPkcs1Sha256 => rsa(oid::SHA256_WITH_RSA),
+        SignatureScheme::RsaPkcs1Sha384 => rsa(oid::SHA384_WITH_RSA),
+        SignatureScheme::RsaPkcs1Sha512 => rsa(oid::SHA512_WITH_RSA),
+        SignatureScheme::RsaPssSha256 => pss(oid::SHA256, 32)?,
+        SignatureScheme::RsaPssSha384 => pss(oid::SHA384, 48)?,
+        SignatureScheme::RsaPssSha512 => pss(oid::SHA512, 64)?,
+        SignatureScheme::EcdsaP256Sha256 => ecdsa(oid::ECDSA_WITH_SHA256),
+        SignatureScheme::EcdsaP384Sha384 => ecdsa(oid::ECDSA_WITH_SHA384),
+    })
+}
+
+/// The scheme a received AlgorithmIdentifier names, for verifying signatures made by
+/// others (CSRs). `None` for algorithms the CA does not accept.
+pub fn scheme_of(
+    alg: &spki::AlgorithmIdentifierRef<'_>,
+    key: hsm::KeyAlgorithm,
+) -> Option<SignatureScheme> {
+    let s = match alg.oid {
+        oid::SHA256_WITH_RSA => SignatureScheme::RsaPkcs1Sha256,
+        oid::SHA384_WITH_RSA => SignatureScheme::RsaPkcs1Sha384,
+        oid::SHA512_WITH_RSA => SignatureScheme::RsaPkcs1Sha512,
+        oid::ECDSA_WITH_SHA256 if key == hsm::KeyAlgorithm::EcdsaP256 => {
+            SignatureScheme::EcdsaP256Sha256
+        }
+        oid::ECDSA_WITH_SHA384 if key == hsm::KeyAlgorithm::EcdsaP384 => {
+            SignatureScheme::EcdsaP384Sha384
+        }
+        oid::RSASSA_PSS => {
+            let params = alg.parameters.as_ref()?;
+            let p: RsaPssParams = params.decode_as().ok()?;
+            match (p.hash.oid, p.salt_length) {
+                (oid::SHA256, 32) => SignatureScheme::RsaPssSha256,
+                (oid::SHA384, 48) => SignatureScheme::RsaPssSha384,
+                (oid::SHA512, 64) => SignatureScheme::RsaPssSha512,
+                _ => return None,
+            }
+        }
+        _ => return None,
+    };
+    s.fits(key).then_some(s)
+}
+
+/// Signs `tbs_der` with `key` and wraps it as a signed object (certificate or CRL),
+/// then verifies the signature against `verify_spki` before returning
+/// (DESIGN.md decision 2: a faulty signature never leaves the CA).
+pub fn sign_and_wrap(
+    key: &dyn hsm::PrivateKey,
+    scheme: SignatureScheme,
+    verify_spki: &[u8],
+    tbs_der: &[u8],
+) -> Result<Vec<u8>> {
+    let signature = key.sign(scheme, tbs_der)?;
+    hsm::verify(scheme, verify_spki, tbs_der, &signature).map_err(|e| {
+        Error::Internal(format!(
+            "signature made by key {:?} does not verify: {e}",
+            key.label()
+        ))
+    })?;
+    let obj = SignedObject {
+        tbs: AnyRef::try_from(tbs_der)?,
+        algorithm: signature_algorithm(scheme)?,
+        signature: BitString::from_bytes(&signature)?,
+    };
+    Ok(obj.to_der()?)
+}
+
+/// An X.509 time for a Unix timestamp: UTCTime through 2049, GeneralizedTime from 2050
+/// (RFC 5280 §4.1.2.5).
+pub fn x509_time(t: i64) -> Result<Time> {
+    let d = unix_duration(t)?;
+    // 2050-01-01T00:00:00Z
+    if t < 2_524_608_000 {
+        Ok(Time::UtcTime(UtcTime::from_unix_duration(d)?))
+    } else {
+        Ok(Time::GeneralTime(GeneralizedTime::from_unix_duration(d)?))
+    }
+}
+
+/// A GeneralizedTime for a Unix timestamp (OCSP uses GeneralizedTime only).
+pub fn generalized_time(t: i64) -> Result<GeneralizedTime> {
+    Ok(GeneralizedTime::from_unix_duration(unix_duration(t)?)?)
+}
+
+fn unix_duration(t: i64) -> Result<std::time::Duration> {
+    u64::try_from(t)
+        .map(std::time::Duration::from_secs)
+        .map_err(|_| Error::Internal(format!("time {t} is before 1970")))
+}
+
+/// Unix seconds of an X.509 time.
+pub fn unix_of(t: &Time) -> i64 {
+    i64::try_from(t.to_unix_duration().as_secs()).unwrap_or(i64::MAX)
+}
+
+/// A fresh serial number: 128 bits from the OS CSPRNG, encoded as a positive DER INTEGER
+/// of at most 17 octets (RFC 5280 §4.1.2.2: positive, at most 20 octets; DESIGN.md
+/// decision 3). Returns the INTEGER contents.
+pub fn random_serial() -> Vec<u8> {
+    let mut raw = [0u8; 16];
+    rand::fill(&mut raw);
+    minimal_positive(&raw)
+}
+
+/// The minimal DER INTEGER contents for an unsigned big-endian number (leading zeros
+/// removed, one zero added back when the top bit is set).
+pub fn minimal_positive(raw: &[u8]) -> Vec<u8> {
+    let start = raw
+        .iter()
+        .position(|b| *b != 0)
+        .unwrap_or(raw.len().saturating_sub(1));
+    let trimmed = &raw[start..];
+    let mut out = Vec::with_capacity(trimmed.len() + 1);
+    if trimmed.first().is_some_and(|b| b & 0x80 != 0) {
+        out.push(0);
+    }
+    out.extend_from_slice(trimmed);
+    if out.is_empty() {
+        out.push(0);
+    }
+    out
+}
+
+/// A serial number value from INTEGER contents.
+pub fn serial_number(contents: &[u8]) -> Result<SerialNumber> {
+    SerialNumber::new(contents).map_err(|e| Error::BadRequest(format!("serial number: {e}")))
+}
+
+/// Parses a serial written in hex (with or without colons, optional `0x`) into INTEGER
+/// contents.
+pub fn parse_serial_hex(text: &str) -> Result<Vec<u8>> {
+    let cleaned: String = text
+        .trim()
+        .trim_start_matches("0x")
+        .chars()
+        .filter(|c| *c != ':')
+        .collect();
+    let padded = if cleaned.len() % 2 == 1 {
+        format!("0{cleaned}")
+    } else {
+        cleaned
+    };
+    let raw = hex::decode(&padded)
+        .map_err(|_| Error::BadRequest(format!("serial {text:?} is not hexadecimal")))?;
+    if raw.is_empty() || raw.len() > 21 {
+        return Err(Error::BadRequest(format!(
+            "serial {text:?} has a bad length"
+        )));
+    }
+    Ok(minimal_positive(&raw))
+}
+
+/// Serial contents as upper-case hex (the form `openssl x509 -serial` prints).
+pub fn serial_hex(contents: &[u8]) -> String {
+    let start = usize::from(contents.len() > 1 && contents[0] == 0);
+    hex::encode_upper(&contents[start..])
+}
+
+/// Key identifier: SHA-1 of the subjectPublicKey BIT STRING contents
+/// (RFC 5280 §4.2.1.2 method 1).
+pub fn key_identifier(spki_der: &[u8]) -> Result<Vec<u8>> {
+    let spki = SubjectPublicKeyInfoRef::from_der(spki_der)
+        .map_err(|e| Error::BadRequest(format!("public key: {e}")))?;
+    Ok(sha1::Sha1::digest(spki.subject_public_key.raw_bytes()).to_vec())
+}
+
+/// Encodes an extension value into an [`Extension`].
+pub fn extension<T: Encode>(oid: ObjectIdentifier, critical: bool, value: &T) -> Result<Extension> {
+    Ok(Extension {
+        extn_id: oid,
+        critical,
+        extn_value: der::asn1::OctetString::new(value.to_der()?)?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serials_are_positive_minimal_and_short() {
+        for _ in 0..2000 {
+            let s = random_serial();
+            assert!(s.len() <= 17, "{s:?}");
+            assert!(s[0] & 0x80 == 0);
+            assert!(
+                !(s.len() > 1 && s[0] == 0 && s[1] & 0x80 == 0),
+                "non-minimal {s:?}"
+            );
+            serial_number(&s).expect("valid serial");
+        }
+    }
+
+    #[test]
+    fn serial_hex_round_trip() {
+        let s = vec![0x00, 0x9a, 0x01];
+        assert_eq!(serial_hex(&s), "9A01");
+        assert_eq!(parse_serial_hex("9A01").expect("hex"), s);
+        assert_eq!(parse_serial_hex("9a:01").expect("hex"), s);
+        assert_eq!(parse_serial_hex("0x0123").expect("hex"), vec![0x01, 0x23]);
+        assert!(parse_serial_hex("zz").is_err());
+        assert!(parse_serial_hex("").is_err());
+    }
+
+    #[test]
+    fn time_switches_to_generalized_in_2050() {
+        assert!(matches!(x509_time(2_524_607_999), Ok(Time::UtcTime(_))));
+        assert!(matches!(x509_time(2_524_608_000), Ok(Time::GeneralTime(_))));
+    }
+}

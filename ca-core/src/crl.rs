@@ -1,0 +1,131 @@
+//! CRLs (RFC 5280 §5): complete CRLs per issuing CA, numbered from the store so that
+//! cRLNumber strictly increases across restarts, always with nextUpdate.
+
+use const_oid::AssociatedOid;
+use der::Encode;
+use der::asn1::Uint;
+use store::{AuditEvent, StoredCrl};
+use x509_cert::Version;
+use x509_cert::crl::{RevokedCert, TbsCertList};
+use x509_cert::ext::pkix::{CrlNumber, CrlReason};
+
+use crate::asn1;
+use crate::authority::{Authority, aki_ext};
+use crate::lint;
+use crate::{Error, Result};
+
+impl Authority {
+    /// Builds, lints, signs and stores a new CRL for CA `ca`; returns it.
+    pub fn generate_crl(&self, ca: &str, actor: &str) -> Result<StoredCrl> {
+        let entity = self.ca(ca)?.clone();
+        let lock = self
+            .crl_locks
+            .get(ca)
+            .ok_or_else(|| Error::NotFound(format!("no authority named {ca}")))?;
+        // One CRL per CA at a time, so numbers and the stored "latest" agree.
+        let _guard = lock
+            .lock()
+            .map_err(|_| Error::Internal("CRL lock poisoned".into()))?;
+        let now = self.clock.now();
+        let next_update = now + self.settings.crl_validity;
+
+        let mut revoked: Vec<RevokedCert> = Vec::new();
+        self.store.for_each_revoked(ca, &mut |entry| {
+            let crl_entry_extensions = if entry.revocation.reason == 0 {
+                // RFC 5280 §5.3.1: omit reasonCode rather than use unspecified.
+                None
+            } else {
+                let reason = crl_reason(entry.revocation.reason).ok_or_else(|| {
+                    store::Error::Corrupt(format!("revocation reason {}", entry.revocation.reason))
+                })?;
+                let ext = asn1::extension(CrlReason::OID, false, &reason)
+                    .map_err(|e| store::Error::Corrupt(e.to_string()))?;
+                Some(vec![ext])
+            };
+            let serial_number = asn1::serial_number(&entry.serial)
+                .map_err(|e| store::Error::Corrupt(e.to_string()))?;
+            let revocation_date = asn1::x509_time(entry.revocation.time)
+                .map_err(|e| store::Error::Corrupt(e.to_string()))?;
+            revoked.push(RevokedCert {
+                serial_number,
+                revocation_date,
+                crl_entry_extensions,
+            });
+            Ok(())
+        })?;
+        let count = revoked.len();
+
+        let number = self.store.next_crl_number(ca)?;
+        let number_bytes = asn1::minimal_positive(&number.to_be_bytes());
+        let crl_number = CrlNumber(Uint::new(&number_bytes)?);
+        let tbs = TbsCertList {
+            version: Version::V2,
+            signature: asn1::signature_algorithm(entity.scheme)?,
+            issuer: entity.subject.clone(),
+            this_update: asn1::x509_time(now)?,
+            next_update: Some(asn1::x509_time(next_update)?),
+            revoked_certificates: if revoked.is_empty() {
+                None
+            } else {
+                Some(revoked)
+            },
+            crl_extensions: Some(vec![
+                aki_ext(&entity.key_id)?,
+                asn1::extension(CrlNumber::OID, false, &crl_number)?,
+            ]),
+        };
+        lint::lint_crl(&tbs, &entity.key_id)?;
+        let tbs_der = tbs.to_der()?;
+        let der = asn1::sign_and_wrap(
+            entity.key.as_ref(),
+            entity.scheme,
+            &entity.spki_der,
+            &tbs_der,
+        )?;
+        let crl = StoredCrl {
+            number,
+            this_update: now,
+            next_update,
+            der,
+        };
+        let audit = AuditEvent {
+            time: now,
+            action: "crl".into(),
+            actor: actor.to_string(),
+            subject: ca.to_string(),
+            detail: format!("number={number} entries={count}"),
+        };
+        self.store.put_crl(ca, &crl, &audit)?;
+        tracing::info!(ca, number, entries = count, "CRL published");
+        Ok(crl)
+    }
+
+    /// The CRL to serve for `ca`: the stored one while it is fresh, else a new one.
+    /// "Fresh" means younger than the refresh period and not past nextUpdate.
+    pub fn current_crl(&self, ca: &str) -> Result<StoredCrl> {
+        self.ca(ca)?;
+        let now = self.clock.now();
+        if let Some(crl) = self.store.latest_crl(ca)? {
+            if now < crl.this_update + self.settings.crl_refresh && now < crl.next_update {
+                return Ok(crl);
+            }
+        }
+        self.generate_crl(ca, "scheduler")
+    }
+}
+
+/// The CRLReason for a stored code.
+fn crl_reason(code: u8) -> Option<CrlReason> {
+    Some(match code {
+        0 => CrlReason::Unspecified,
+        1 => CrlReason::KeyCompromise,
+        2 => CrlReason::CaCompromise,
+        3 => CrlReason::AffiliationChanged,
+        4 => CrlReason::Superseded,
+        5 => CrlReason::CessationOfOperation,
+        6 => CrlReason::CertificateHold,
+        9 => CrlReason::PrivilegeWithdrawn,
+        10 => CrlReason::AaCompromise,
+        _ => return None,
+    })
+}

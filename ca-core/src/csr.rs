@@ -1,0 +1,148 @@
+//! Certificate signing requests (PKCS#10, RFC 2986): decoding, self-signature check, and
+//! the requested names and extensions.
+
+use der::{Decode, Encode};
+use hsm::KeyAlgorithm;
+use x509_cert::ext::Extension;
+use x509_cert::ext::pkix::SubjectAltName;
+use x509_cert::name::Name;
+use x509_cert::request::{CertReq, ExtensionReq};
+
+use crate::asn1::{self, SignedObject};
+use crate::profile::{San, sans_from_general_names};
+use crate::{Error, Result};
+
+/// Largest CSR accepted, DER or PEM (RSA-4096 CSRs with many SANs stay far below this).
+pub const MAX_CSR_BYTES: usize = 64 * 1024;
+
+/// id-ExtensionReq (PKCS#9, RFC 2985 §5.4.2).
+const EXTENSION_REQ: const_oid::ObjectIdentifier =
+    const_oid::ObjectIdentifier::new_unwrap("1.2.840.113549.1.9.14");
+/// challengePassword (RFC 2985 §5.4.1).
+const CHALLENGE_PASSWORD: const_oid::ObjectIdentifier =
+    const_oid::ObjectIdentifier::new_unwrap("1.2.840.113549.1.9.7");
+
+/// A decoded CSR whose self-signature has been verified.
+#[derive(Clone)]
+pub struct Csr {
+    /// The CSR, DER.
+    pub der: Vec<u8>,
+    /// Requested subject.
+    pub subject: Name,
+    /// SubjectPublicKeyInfo, DER.
+    pub spki_der: Vec<u8>,
+    /// Key algorithm of the requested key.
+    pub key_algorithm: KeyAlgorithm,
+    /// Requested SANs (from the extensionRequest attribute).
+    pub sans: Vec<San>,
+    /// Other requested extensions (everything but SAN).
+    pub extensions: Vec<Extension>,
+    /// The challengePassword attribute, if present (SCEP). Never logged.
+    pub challenge_password: Option<String>,
+}
+
+impl std::fmt::Debug for Csr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Csr")
+            .field("subject", &self.subject.to_string())
+            .field("key_algorithm", &self.key_algorithm)
+            .field("sans", &self.sans)
+            .field(
+                "challenge_password",
+                &self.challenge_password.as_ref().map(|_| "<redacted>"),
+            )
+            .finish()
+    }
+}
+
+/// Decodes a CSR from DER or PEM and verifies its self-signature (proof of possession).
+pub fn parse(input: &[u8]) -> Result<Csr> {
+    if input.len() > MAX_CSR_BYTES {
+        return Err(Error::BadRequest(format!(
+            "CSR is {} bytes; the limit is {MAX_CSR_BYTES}",
+            input.len()
+        )));
+    }
+    let der = if input.trim_ascii_start().starts_with(b"-----BEGIN") {
+        let text = std::str::from_utf8(input)
+            .map_err(|_| Error::BadRequest("CSR PEM is not text".into()))?;
+        let (label, der) = der::pem::decode_vec(text.trim().as_bytes())
+            .map_err(|e| Error::BadRequest(format!("CSR PEM: {e}")))?;
+        if label != "CERTIFICATE REQUEST" && label != "NEW CERTIFICATE REQUEST" {
+            return Err(Error::BadRequest(format!(
+                "expected a CERTIFICATE REQUEST, found {label}"
+            )));
+        }
+        der
+    } else {
+        input.to_vec()
+    };
+    let bad = |e: der::Error| Error::BadRequest(format!("CSR is not valid DER PKCS#10: {e}"));
+    let outer = SignedObject::from_der(&der).map_err(bad)?;
+    let req = CertReq::from_der(&der).map_err(bad)?;
+    let spki_der = req.info.public_key.to_der()?;
+    let key_algorithm = hsm::spki_algorithm(&spki_der)
+        .map_err(|e| Error::BadRequest(format!("CSR public key: {e}")))?;
+    let alg_ref = spki::AlgorithmIdentifierRef {
+        oid: req.algorithm.oid,
+        parameters: req.algorithm.parameters.as_ref().map(der::AnyRef::from),
+    };
+    let scheme = asn1::scheme_of(&alg_ref, key_algorithm).ok_or_else(|| {
+        Error::BadRequest(format!(
+            "CSR signature algorithm {} is not supported with a {key_algorithm} key",
+            req.algorithm.oid
+        ))
+    })?;
+    let tbs = outer.tbs.to_der()?;
+    let sig = req
+        .signature
+        .as_bytes()
+        .ok_or_else(|| Error::BadRequest("CSR signature has unused bits".into()))?;
+    hsm::verify(scheme, &spki_der, &tbs, sig)
+        .map_err(|_| Error::BadRequest("CSR signature does not verify".into()))?;
+
+    let mut sans = Vec::new();
+    let mut extensions = Vec::new();
+    let mut challenge_password = None;
+    for attr in req.info.attributes.iter() {
+        if attr.oid == EXTENSION_REQ {
+            for value in attr.values.iter() {
+                let exts: ExtensionReq = value
+                    .decode_as()
+                    .map_err(|e| Error::BadRequest(format!("CSR extensionRequest: {e}")))?;
+                for ext in exts.0 {
+                    if ext.extn_id == <SubjectAltName as const_oid::AssociatedOid>::OID {
+                        let san = SubjectAltName::from_der(ext.extn_value.as_bytes())
+                            .map_err(|e| Error::BadRequest(format!("CSR subjectAltName: {e}")))?;
+                        sans.extend(sans_from_general_names(&san.0)?);
+                    } else if extensions
+                        .iter()
+                        .any(|e: &Extension| e.extn_id == ext.extn_id)
+                    {
+                        return Err(Error::BadRequest(format!(
+                            "CSR requests extension {} twice",
+                            ext.extn_id
+                        )));
+                    } else {
+                        extensions.push(ext);
+                    }
+                }
+            }
+        } else if attr.oid == CHALLENGE_PASSWORD {
+            challenge_password = attr
+                .values
+                .iter()
+                .next()
+                .and_then(crate::profile::attribute_text);
+        }
+    }
+    Ok(Csr {
+        der,
+        subject: req.info.subject,
+        spki_der,
+        key_algorithm,
+        sans,
+        extensions,
+        challenge_password,
+    })
+}

@@ -1,0 +1,929 @@
+//! Certificate profiles: validated form of [`ProfileConfig`], the built-in profiles, and
+//! the policy checks a request must pass (key algorithm, subject template, SAN rules).
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use const_oid::ObjectIdentifier;
+use der::asn1::{Any, Ia5String, OctetString, PrintableString, Utf8StringRef};
+use der::flagset::FlagSet;
+use der::{Decode, Encode, Tag, Tagged};
+use hsm::KeyAlgorithm;
+use x509_cert::attr::AttributeTypeAndValue;
+use x509_cert::ext::pkix::KeyUsages;
+use x509_cert::ext::pkix::name::GeneralName;
+use x509_cert::name::{Name, RdnSequence, RelativeDistinguishedName};
+
+use crate::asn1::oid;
+use crate::config::{ProfileConfig, SanConfig, SubjectConfig};
+use crate::{Error, Result};
+
+/// Names of the profiles privca ships with.
+pub const BUILT_IN: [&str; 7] = [
+    "tls-server",
+    "tls-client",
+    "device",
+    "email",
+    "ra",
+    "ocsp-signing",
+    "sub-ca",
+];
+
+/// The configuration of a built-in profile.
+pub fn built_in(name: &str) -> Option<ProfileConfig> {
+    let any_san = SanConfig {
+        any_dns: true,
+        ip_ranges: vec!["0.0.0.0/0".into(), "::/0".into()],
+        email_domains: vec!["*".into()],
+        uri_prefixes: vec!["*".into()],
+        ..SanConfig::default()
+    };
+    let base = ProfileConfig {
+        issuer: None,
+        validity_days: 365,
+        backdate_seconds: 60,
+        key_usage: Vec::new(),
+        extended_key_usage: Vec::new(),
+        ca: false,
+        path_len: None,
+        key_algorithms: Vec::new(),
+        subject: SubjectConfig::default(),
+        san: SanConfig::default(),
+        copy_csr_extensions: false,
+        ocsp_nocheck: false,
+        revocation_urls: true,
+        crl_url: None,
+        ocsp_url: None,
+        ca_issuers_url: None,
+        policy_oids: Vec::new(),
+    };
+    let p = match name {
+        "tls-server" => ProfileConfig {
+            validity_days: 397,
+            extended_key_usage: vec!["serverAuth".into()],
+            san: SanConfig {
+                required: true,
+                any_dns: true,
+                wildcards: true,
+                ip_ranges: vec!["0.0.0.0/0".into(), "::/0".into()],
+                cn_as_dns: true,
+                ..SanConfig::default()
+            },
+            ..base
+        },
+        "tls-client" => ProfileConfig {
+            extended_key_usage: vec!["clientAuth".into()],
+            subject: SubjectConfig {
+                from_request: vec!["CN".into(), "O".into(), "OU".into()],
+                require_cn: true,
+                ..SubjectConfig::default()
+            },
+            san: any_san,
+            ..base
+        },
+        "device" => ProfileConfig {
+            extended_key_usage: vec!["clientAuth".into()],
+            subject: SubjectConfig {
+                from_request: vec!["CN".into(), "O".into(), "OU".into(), "serialNumber".into()],
+                ..SubjectConfig::default()
+            },
+            san: any_san,
+            ..base
+        },
+        "email" => ProfileConfig {
+            extended_key_usage: vec!["emailProtection".into()],
+            subject: SubjectConfig {
+                from_request: vec!["CN".into(), "emailAddress".into()],
+                ..SubjectConfig::default()
+            },
+            san: SanConfig {
+                required: true,
+                email_domains: vec!["*".into()],
+                ..SanConfig::default()
+            },
+            ..base
+        },
+        "ra" => ProfileConfig {
+            validity_days: 730,
+            key_usage: vec!["digitalSignature".into(), "keyEncipherment".into()],
+            key_algorithms: vec![
+                KeyAlgorithm::Rsa2048,
+                KeyAlgorithm::Rsa3072,
+                KeyAlgorithm::Rsa4096,
+            ],
+            subject: SubjectConfig {
+                from_request: vec!["CN".into(), "O".into(), "OU".into()],
+                require_cn: true,
+                ..SubjectConfig::default()
+            },
+            ..base
+        },
+        "ocsp-signing" => ProfileConfig {
+            validity_days: 365,
+            key_usage: vec!["digitalSignature".into()],
+            extended_key_usage: vec!["OCSPSigning".into()],
+            ocsp_nocheck: true,
+            revocation_urls: false,
+            subject: SubjectConfig {
+                from_request: vec!["CN".into(), "O".into(), "OU".into()],
+                require_cn: true,
+                ..SubjectConfig::default()
+            },
+            ..base
+        },
+        "sub-ca" => ProfileConfig {
+            validity_days: 1825,
+            key_usage: vec![
+                "digitalSignature".into(),
+                "keyCertSign".into(),
+                "cRLSign".into(),
+            ],
+            ca: true,
+            path_len: Some(0),
+            subject: SubjectConfig {
+                from_request: vec!["C".into(), "O".into(), "OU".into(), "CN".into()],
+                require_cn: true,
+                ..SubjectConfig::default()
+            },
+            ..base
+        },
+        _ => return None,
+    };
+    Some(p)
+}
+
+/// A subject alternative name the CA understands (RFC 5280 §4.2.1.6).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum San {
+    /// dNSName, lower-cased.
+    Dns(String),
+    /// iPAddress.
+    Ip(IpAddr),
+    /// rfc822Name.
+    Email(String),
+    /// uniformResourceIdentifier.
+    Uri(String),
+}
+
+impl San {
+    /// Parses the CLI form: `a.example` (DNS), `10.0.0.1` (IP), `me@a.example` (email),
+    /// `scheme:…` (URI), or with explicit prefix `dns:`, `ip:`, `email:`, `uri:`.
+    pub fn parse(text: &str) -> Result<San> {
+        let t = text.trim();
+        let lower = t.to_ascii_lowercase();
+        if let Some(v) = lower.strip_prefix("dns:") {
+            return Ok(San::Dns(v.to_string()));
+        }
+        if let Some(v) = lower.strip_prefix("ip:") {
+            return v
+                .parse()
+                .map(San::Ip)
+                .map_err(|_| Error::BadRequest(format!("{t:?} is not an IP address")));
+        }
+        if let Some(v) = t.strip_prefix("email:") {
+            return Ok(San::Email(v.to_string()));
+        }
+        if let Some(v) = t.strip_prefix("uri:") {
+            return Ok(San::Uri(v.to_string()));
+        }
+        if let Ok(ip) = t.parse() {
+            return Ok(San::Ip(ip));
+        }
+        if t.contains('@') {
+            return Ok(San::Email(t.to_string()));
+        }
+        if t.contains(':') {
+            return Ok(San::Uri(t.to_string()));
+        }
+        Ok(San::Dns(lower))
+    }
+
+    /// Reads a GeneralName; `None` for kinds the CA does not issue (otherName, …).
+    pub fn from_general_name(g: &GeneralName) -> Option<San> {
+        match g {
+            GeneralName::DnsName(s) => Some(San::Dns(s.to_string().to_ascii_lowercase())),
+            GeneralName::Rfc822Name(s) => Some(San::Email(s.to_string())),
+            GeneralName::UniformResourceIdentifier(s) => Some(San::Uri(s.to_string())),
+            GeneralName::IpAddress(o) => match o.as_bytes().len() {
+                4 => <[u8; 4]>::try_from(o.as_bytes())
+                    .ok()
+                    .map(|b| San::Ip(IpAddr::from(b))),
+                16 => <[u8; 16]>::try_from(o.as_bytes())
+                    .ok()
+                    .map(|b| San::Ip(IpAddr::from(b))),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
+    /// Encodes as a GeneralName.
+    pub fn to_general_name(&self) -> Result<GeneralName> {
+        let ia5 = |s: &str| {
+            Ia5String::new(s).map_err(|_| Error::BadRequest(format!("{s:?} is not ASCII")))
+        };
+        Ok(match self {
+            San::Dns(s) => GeneralName::DnsName(ia5(s)?),
+            San::Email(s) => GeneralName::Rfc822Name(ia5(s)?),
+            San::Uri(s) => GeneralName::UniformResourceIdentifier(ia5(s)?),
+            San::Ip(ip) => GeneralName::IpAddress(match ip {
+                IpAddr::V4(v) => OctetString::new(v.octets().to_vec())?,
+                IpAddr::V6(v) => OctetString::new(v.octets().to_vec())?,
+            }),
+        })
+    }
+
+    /// Display form stored in records: `DNS:…`, `IP:…`, `email:…`, `URI:…`.
+    pub fn display(&self) -> String {
+        match self {
+            San::Dns(s) => format!("DNS:{s}"),
+            San::Ip(ip) => format!("IP:{ip}"),
+            San::Email(s) => format!("email:{s}"),
+            San::Uri(s) => format!("URI:{s}"),
+        }
+    }
+}
+
+/// An IP range in CIDR form.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct IpRange {
+    net: IpAddr,
+    prefix: u8,
+}
+
+impl IpRange {
+    fn parse(text: &str) -> Result<IpRange> {
+        let bad = || {
+            Error::Config(format!(
+                "{text:?} is not an IP range (CIDR, e.g. 10.0.0.0/8)"
+            ))
+        };
+        let (addr, prefix) = text.split_once('/').ok_or_else(bad)?;
+        let net: IpAddr = addr.parse().map_err(|_| bad())?;
+        let prefix: u8 = prefix.parse().map_err(|_| bad())?;
+        let max = if net.is_ipv4() { 32 } else { 128 };
+        if prefix > max {
+            return Err(bad());
+        }
+        Ok(IpRange { net, prefix })
+    }
+
+    fn contains(&self, ip: &IpAddr) -> bool {
+        fn bits(a: &IpAddr) -> (u128, u32) {
+            match a {
+                IpAddr::V4(v) => (u128::from(u32::from(*v)), 32),
+                IpAddr::V6(v) => (u128::from(*v), 128),
+            }
+        }
+        let (n, nw) = bits(&self.net);
+        let (i, iw) = bits(ip);
+        if nw != iw {
+            return false;
+        }
+        if self.prefix == 0 {
+            return true;
+        }
+        let shift = nw - u32::from(self.prefix);
+        (n >> shift) == (i >> shift)
+    }
+}
+
+/// A validated profile.
+#[derive(Clone, Debug)]
+pub struct Profile {
+    /// Profile name.
+    pub name: String,
+    /// Issuing authority name.
+    pub issuer: String,
+    /// The configuration it was built from.
+    pub config: ProfileConfig,
+    key_usage: Option<FlagSet<KeyUsages>>,
+    ekus: Vec<ObjectIdentifier>,
+    policies: Vec<ObjectIdentifier>,
+    ip_ranges: Vec<IpRange>,
+    subject_from_request: Vec<ObjectIdentifier>,
+    subject_fixed: Vec<(ObjectIdentifier, String)>,
+}
+
+impl Profile {
+    /// Validates `config` as the profile `name`; `default_issuer` fills a missing issuer.
+    pub fn from_config(name: &str, config: ProfileConfig, default_issuer: &str) -> Result<Profile> {
+        let err = |m: String| Error::Config(format!("profile {name}: {m}"));
+        if config.validity_days == 0 {
+            return Err(err("validity_days must be at least 1".into()));
+        }
+        let key_usage = if config.key_usage.is_empty() {
+            None
+        } else {
+            let mut bits = FlagSet::<KeyUsages>::default();
+            for ku in &config.key_usage {
+                bits |=
+                    key_usage_bit(ku).ok_or_else(|| err(format!("unknown key usage {ku:?}")))?;
+            }
+            Some(bits)
+        };
+        if config.ca && key_usage.is_some_and(|b| !b.contains(KeyUsages::KeyCertSign)) {
+            return Err(err("a CA profile needs keyCertSign".into()));
+        }
+        if !config.ca
+            && key_usage.is_some_and(|b| {
+                b.contains(KeyUsages::KeyCertSign) || b.contains(KeyUsages::CRLSign)
+            })
+        {
+            return Err(err("keyCertSign/cRLSign need `ca = true`".into()));
+        }
+        let ekus = config
+            .extended_key_usage
+            .iter()
+            .map(|e| eku_oid(e).ok_or_else(|| err(format!("unknown extended key usage {e:?}"))))
+            .collect::<Result<Vec<_>>>()?;
+        let policies = config
+            .policy_oids
+            .iter()
+            .map(|p| {
+                ObjectIdentifier::new(p).map_err(|_| err(format!("policy {p:?} is not an OID")))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let ip_ranges = config
+            .san
+            .ip_ranges
+            .iter()
+            .map(|r| IpRange::parse(r))
+            .collect::<Result<Vec<_>>>()?;
+        let from = if config.subject.from_request.is_empty() {
+            vec!["CN".to_string()]
+        } else {
+            config.subject.from_request.clone()
+        };
+        let subject_from_request = from
+            .iter()
+            .map(|a| {
+                attribute_oid(a).ok_or_else(|| err(format!("unknown subject attribute {a:?}")))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let subject_fixed = config
+            .subject
+            .fixed
+            .iter()
+            .map(|(k, v)| {
+                attribute_oid(k)
+                    .map(|o| (o, v.clone()))
+                    .ok_or_else(|| err(format!("unknown subject attribute {k:?}")))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        for d in &config.san.dns {
+            let bare = d.strip_prefix('.').unwrap_or(d);
+            check_dns_syntax(bare, false).map_err(|e| err(e.to_string()))?;
+        }
+        if config.path_len.is_some() && !config.ca {
+            return Err(err("path_len needs `ca = true`".into()));
+        }
+        Ok(Profile {
+            name: name.to_string(),
+            issuer: config
+                .issuer
+                .clone()
+                .unwrap_or_else(|| default_issuer.to_string()),
+            key_usage,
+            ekus,
+            policies,
+            ip_ranges,
+            subject_from_request,
+            subject_fixed,
+            config,
+        })
+    }
+
+    /// Loads the built-in profiles, then the configured ones (replacing built-ins of the
+    /// same name).
+    pub fn load_all(
+        configured: &BTreeMap<String, ProfileConfig>,
+        default_issuer: &str,
+    ) -> Result<BTreeMap<String, Profile>> {
+        let mut out = BTreeMap::new();
+        for name in BUILT_IN {
+            if let Some(cfg) = built_in(name) {
+                out.insert(
+                    name.to_string(),
+                    Profile::from_config(name, cfg, default_issuer)?,
+                );
+            }
+        }
+        for (name, cfg) in configured {
+            out.insert(
+                name.clone(),
+                Profile::from_config(name, cfg.clone(), default_issuer)?,
+            );
+        }
+        Ok(out)
+    }
+
+    /// Refuses a key algorithm the profile does not allow.
+    pub fn check_key(&self, alg: KeyAlgorithm) -> Result<()> {
+        if self.config.key_algorithms.is_empty() || self.config.key_algorithms.contains(&alg) {
+            Ok(())
+        } else {
+            let allowed: Vec<&str> = self
+                .config
+                .key_algorithms
+                .iter()
+                .map(|a| a.name())
+                .collect();
+            Err(Error::PolicyRefused(format!(
+                "profile {} does not accept {alg} keys (allowed: {})",
+                self.name,
+                allowed.join(", ")
+            )))
+        }
+    }
+
+    /// Key usage bits for a key of `alg`: the configured ones, or the defaults for the
+    /// key type (RFC 5280 §4.2.1.3; RFC 8813 for EC keys).
+    pub fn key_usage_for(&self, alg: KeyAlgorithm) -> FlagSet<KeyUsages> {
+        if let Some(bits) = self.key_usage {
+            return bits;
+        }
+        let ds = FlagSet::from(KeyUsages::DigitalSignature);
+        if self.config.ca {
+            return ds | KeyUsages::KeyCertSign | KeyUsages::CRLSign;
+        }
+        if alg.is_rsa() {
+            ds | KeyUsages::KeyEncipherment
+        } else {
+            ds
+        }
+    }
+
+    /// Extended key usages.
+    pub fn ekus(&self) -> &[ObjectIdentifier] {
+        &self.ekus
+    }
+
+    /// Certificate policy OIDs.
+    pub fn policies(&self) -> &[ObjectIdentifier] {
+        &self.policies
+    }
+
+    /// Builds the certificate subject from the requested one by the template: attributes
+    /// in `from_request` are copied (value and string type as received), `fixed` ones set,
+    /// everything else dropped.
+    pub fn build_subject(&self, requested: &Name) -> Result<Name> {
+        let mut wanted: Vec<(ObjectIdentifier, Any)> = Vec::new();
+        for atv in requested.iter() {
+            if self.subject_from_request.contains(&atv.oid)
+                && !self.subject_fixed.iter().any(|(o, _)| *o == atv.oid)
+            {
+                check_attribute_value(atv)?;
+                wanted.push((atv.oid, atv.value.clone()));
+            }
+        }
+        for (o, v) in &self.subject_fixed {
+            wanted.push((*o, encode_attribute(*o, v)?));
+        }
+        // Conventional order: C, ST, L, O, OU, then the rest, CN last-but-identifiers.
+        wanted.sort_by_key(|(o, _)| attribute_rank(o));
+        if self.config.subject.require_cn && !wanted.iter().any(|(o, _)| *o == CN) {
+            return Err(Error::PolicyRefused(format!(
+                "profile {} requires a common name (CN) in the subject",
+                self.name
+            )));
+        }
+        let mut seq = RdnSequence::default();
+        for (o, value) in wanted {
+            let mut rdn = RelativeDistinguishedName::default();
+            rdn.insert(AttributeTypeAndValue { oid: o, value })?;
+            seq.push(rdn);
+        }
+        // Through DER: x509-cert only builds a Name from an RdnSequence by decoding.
+        Ok(Name::from_der(&seq.to_der()?)?)
+    }
+
+    /// Checks and normalises the requested SANs against the profile's rules; adds the CN
+    /// as a DNS SAN when `cn_as_dns` says so.
+    pub fn check_sans(&self, requested: &[San], subject: &Name) -> Result<Vec<San>> {
+        let rules = &self.config.san;
+        let refuse = |m: String| Err(Error::PolicyRefused(format!("profile {}: {m}", self.name)));
+        let mut out: Vec<San> = Vec::new();
+        for san in requested {
+            match san {
+                San::Dns(name) => {
+                    let is_wild = name.starts_with("*.");
+                    check_dns_syntax(name, rules.wildcards)?;
+                    if is_wild && !rules.wildcards {
+                        return refuse(format!("wildcard name {name} is not allowed"));
+                    }
+                    let base = name.strip_prefix("*.").unwrap_or(name);
+                    let allowed = rules.any_dns
+                        || rules.dns.iter().any(|d| match d.strip_prefix('.') {
+                            Some(suffix) => {
+                                base.ends_with(&format!(".{suffix}")) || (is_wild && base == suffix)
+                            }
+                            None => !is_wild && name == d,
+                        });
+                    if !allowed {
+                        return refuse(format!("DNS name {name} is not allowed"));
+                    }
+                }
+                San::Ip(ip) => {
+                    if !self.ip_ranges.iter().any(|r| r.contains(ip)) {
+                        return refuse(format!("IP address {ip} is not allowed"));
+                    }
+                }
+                San::Email(addr) => {
+                    let Some((local, domain)) = addr.rsplit_once('@') else {
+                        return Err(Error::BadRequest(format!(
+                            "{addr:?} is not an email address"
+                        )));
+                    };
+                    if local.is_empty()
+                        || !addr.is_ascii()
+                        || addr.chars().any(|c| c.is_whitespace())
+                    {
+                        return Err(Error::BadRequest(format!(
+                            "{addr:?} is not an email address"
+                        )));
+                    }
+                    check_dns_syntax(&domain.to_ascii_lowercase(), false)?;
+                    let d = domain.to_ascii_lowercase();
+                    if !rules
+                        .email_domains
+                        .iter()
+                        .any(|a| a == "*" || a.eq_ignore_ascii_case(&d))
+                    {
+                        return refuse(format!("email address {addr} is not allowed"));
+                    }
+                }
+                San::Uri(uri) => {
+                    if !uri.is_ascii()
+                        || uri.is_empty()
+                        || !uri.contains(':')
+                        || uri.chars().any(|c| c.is_whitespace())
+                    {
+                        return Err(Error::BadRequest(format!("{uri:?} is not a URI")));
+                    }
+                    if !rules
+                        .uri_prefixes
+                        .iter()
+                        .any(|p| p == "*" || uri.starts_with(p.as_str()))
+                    {
+                        return refuse(format!("URI {uri} is not allowed"));
+                    }
+                }
+            }
+            if !out.contains(san) {
+                out.push(san.clone());
+            }
+        }
+        if rules.cn_as_dns && !out.iter().any(|s| matches!(s, San::Dns(_))) {
+            if let Some(cn) = common_name(subject) {
+                let cn = cn.to_ascii_lowercase();
+                if check_dns_syntax(&cn, rules.wildcards).is_ok() && cn.contains('.') {
+                    return self.check_sans(&[San::Dns(cn)], subject).map(|mut v| {
+                        let mut all = out.clone();
+                        all.append(&mut v);
+                        all
+                    });
+                }
+            }
+        }
+        if out.len() > rules.max {
+            return refuse(format!(
+                "{} SANs requested, at most {} allowed",
+                out.len(),
+                rules.max
+            ));
+        }
+        if rules.required && out.is_empty() {
+            return refuse("a subject alternative name is required".into());
+        }
+        Ok(out)
+    }
+}
+
+const CN: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.4.3");
+
+/// The first common name of a Name, as text.
+pub fn common_name(name: &Name) -> Option<String> {
+    name.iter()
+        .find(|a| a.oid == CN)
+        .and_then(|a| attribute_text(&a.value))
+}
+
+/// The text of a DirectoryString-like attribute value.
+pub fn attribute_text(value: &Any) -> Option<String> {
+    match value.tag() {
+        Tag::Utf8String | Tag::PrintableString | Tag::Ia5String | Tag::TeletexString => {
+            std::str::from_utf8(value.value()).ok().map(str::to_string)
+        }
+        Tag::BmpString => {
+            let units: Vec<u16> = value
+                .value()
+                .chunks_exact(2)
+                .map(|c| u16::from_be_bytes([c[0], c[1]]))
+                .collect();
+            String::from_utf16(&units).ok()
+        }
+        _ => None,
+    }
+}
+
+fn attribute_rank(o: &ObjectIdentifier) -> u8 {
+    match o.to_string().as_str() {
+        "0.9.2342.19200300.100.1.25" => 0, // DC
+        "2.5.4.6" => 1,                    // C
+        "2.5.4.8" => 2,                    // ST
+        "2.5.4.7" => 3,                    // L
+        "2.5.4.10" => 4,                   // O
+        "2.5.4.11" => 5,                   // OU
+        "2.5.4.3" => 7,                    // CN
+        _ => 6,
+    }
+}
+
+/// Upper bounds of RFC 5280 Appendix A.1 (ub-*) for the attributes with one.
+fn attribute_upper_bound(o: &ObjectIdentifier) -> Option<usize> {
+    Some(match o.to_string().as_str() {
+        "2.5.4.3" | "2.5.4.10" | "2.5.4.11" | "2.5.4.5" => 64,
+        "2.5.4.7" | "2.5.4.8" => 128,
+        "2.5.4.6" => 2,
+        "1.2.840.113549.1.9.1" => 255,
+        _ => return None,
+    })
+}
+
+fn check_attribute_value(atv: &AttributeTypeAndValue) -> Result<()> {
+    let text = attribute_text(&atv.value).ok_or_else(|| {
+        Error::BadRequest(format!(
+            "subject attribute {} has an unsupported string type",
+            atv.oid
+        ))
+    })?;
+    if text.is_empty() {
+        return Err(Error::BadRequest(format!(
+            "subject attribute {} is empty",
+            atv.oid
+        )));
+    }
+    if let Some(max) = attribute_upper_bound(&atv.oid) {
+        if text.chars().count() > max {
+            return Err(Error::PolicyRefused(format!(
+                "subject attribute {} is longer than {max} characters",
+                atv.oid
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Encodes a configured subject value with the string type RFC 5280 expects for it.
+pub fn encode_attribute(o: ObjectIdentifier, value: &str) -> Result<Any> {
+    let bad = || Error::Config(format!("value {value:?} does not fit attribute {o}"));
+    let any = match o.to_string().as_str() {
+        "2.5.4.6" | "2.5.4.5" => {
+            Any::encode_from(&PrintableString::new(value).map_err(|_| bad())?)?
+        }
+        "1.2.840.113549.1.9.1" | "0.9.2342.19200300.100.1.25" => {
+            Any::encode_from(&Ia5String::new(value).map_err(|_| bad())?)?
+        }
+        _ => Any::encode_from(&Utf8StringRef::new(value).map_err(|_| bad())?)?,
+    };
+    if let Some(max) = attribute_upper_bound(&o) {
+        if value.chars().count() > max || value.is_empty() {
+            return Err(bad());
+        }
+    }
+    Ok(any)
+}
+
+/// OID of a subject attribute short name (RFC 4519 names).
+pub fn attribute_oid(name: &str) -> Option<ObjectIdentifier> {
+    let s = match name {
+        "CN" | "commonName" => "2.5.4.3",
+        "C" | "countryName" => "2.5.4.6",
+        "L" | "localityName" => "2.5.4.7",
+        "ST" | "stateOrProvinceName" => "2.5.4.8",
+        "O" | "organizationName" => "2.5.4.10",
+        "OU" | "organizationalUnitName" => "2.5.4.11",
+        "serialNumber" => "2.5.4.5",
+        "title" => "2.5.4.12",
+        "GN" | "givenName" => "2.5.4.42",
+        "SN" | "surname" => "2.5.4.4",
+        "DC" | "domainComponent" => "0.9.2342.19200300.100.1.25",
+        "UID" | "userId" => "0.9.2342.19200300.100.1.1",
+        "emailAddress" => "1.2.840.113549.1.9.1",
+        other => return ObjectIdentifier::new(other).ok(),
+    };
+    ObjectIdentifier::new(s).ok()
+}
+
+fn key_usage_bit(name: &str) -> Option<KeyUsages> {
+    Some(match name {
+        "digitalSignature" => KeyUsages::DigitalSignature,
+        "nonRepudiation" | "contentCommitment" => KeyUsages::NonRepudiation,
+        "keyEncipherment" => KeyUsages::KeyEncipherment,
+        "dataEncipherment" => KeyUsages::DataEncipherment,
+        "keyAgreement" => KeyUsages::KeyAgreement,
+        "keyCertSign" => KeyUsages::KeyCertSign,
+        "cRLSign" => KeyUsages::CRLSign,
+        _ => return None,
+    })
+}
+
+fn eku_oid(name: &str) -> Option<ObjectIdentifier> {
+    Some(match name {
+        "serverAuth" => oid::KP_SERVER_AUTH,
+        "clientAuth" => oid::KP_CLIENT_AUTH,
+        "codeSigning" => oid::KP_CODE_SIGNING,
+        "emailProtection" => oid::KP_EMAIL_PROTECTION,
+        "timeStamping" => oid::KP_TIME_STAMPING,
+        "OCSPSigning" => oid::KP_OCSP_SIGNING,
+        other => return ObjectIdentifier::new(other).ok(),
+    })
+}
+
+/// Checks DNS name syntax (RFC 1034 §3.5 preferred syntax, RFC 5280 §4.2.1.6): LDH labels
+/// of 1–63 octets, at most 253 octets, optionally a `*` as the whole left-most label.
+pub fn check_dns_syntax(name: &str, allow_wildcard: bool) -> Result<()> {
+    let bad = |why: &str| {
+        Err(Error::BadRequest(format!(
+            "DNS name {name:?} is invalid: {why}"
+        )))
+    };
+    if name.is_empty() || name.len() > 253 {
+        return bad("length");
+    }
+    let mut labels = name.split('.').peekable();
+    let mut first = true;
+    while let Some(label) = labels.next() {
+        if first && label == "*" {
+            if !allow_wildcard {
+                return bad("wildcards are not allowed");
+            }
+            if labels.peek().is_none() {
+                return bad("a wildcard needs a parent domain");
+            }
+            first = false;
+            continue;
+        }
+        first = false;
+        if label.is_empty() || label.len() > 63 {
+            return bad("empty or over-long label");
+        }
+        if !label
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        {
+            return bad("only letters, digits and hyphens are allowed");
+        }
+        if label.starts_with('-') || label.ends_with('-') {
+            return bad("a label may not start or end with a hyphen");
+        }
+    }
+    Ok(())
+}
+
+/// Parses a requested name list from decoded GeneralNames, refusing kinds the CA does not
+/// issue.
+pub fn sans_from_general_names(names: &[GeneralName]) -> Result<Vec<San>> {
+    names
+        .iter()
+        .map(|g| {
+            San::from_general_name(g).ok_or_else(|| {
+                Error::PolicyRefused(
+                    "the request carries a kind of subject alternative name privca does not issue"
+                        .into(),
+                )
+            })
+        })
+        .collect()
+}
+
+/// Decodes a DER Name (for tests and tools).
+pub fn name_from_der(der: &[u8]) -> Result<Name> {
+    Name::from_der(der).map_err(|e| Error::BadRequest(format!("name: {e}")))
+}
+
+/// Encodes a Name to DER.
+pub fn name_to_der(name: &Name) -> Result<Vec<u8>> {
+    Ok(name.to_der()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::str::FromStr;
+
+    fn profile(name: &str) -> Profile {
+        Profile::from_config(name, built_in(name).expect("built-in"), "issuing").expect("valid")
+    }
+
+    #[test]
+    fn all_built_ins_validate() {
+        for name in BUILT_IN {
+            profile(name);
+        }
+    }
+
+    #[test]
+    fn dns_syntax() {
+        assert!(check_dns_syntax("a.example.com", false).is_ok());
+        assert!(check_dns_syntax("*.example.com", true).is_ok());
+        assert!(check_dns_syntax("*.example.com", false).is_err());
+        assert!(check_dns_syntax("*", true).is_err());
+        assert!(check_dns_syntax("a..b", false).is_err());
+        assert!(check_dns_syntax("-a.b", false).is_err());
+        assert!(check_dns_syntax("a_b.c", false).is_err());
+        assert!(check_dns_syntax(&"a".repeat(64), false).is_err());
+    }
+
+    #[test]
+    fn san_rules() {
+        let mut cfg = built_in("tls-server").expect("built-in");
+        cfg.san.any_dns = false;
+        cfg.san.dns = vec![".corp.example".into(), "exact.example".into()];
+        cfg.san.ip_ranges = vec!["10.0.0.0/8".into()];
+        let p = Profile::from_config("t", cfg, "issuing").expect("valid");
+        let subject = Name::from_str("CN=x").expect("name");
+        assert!(
+            p.check_sans(&[San::Dns("a.corp.example".into())], &subject)
+                .is_ok()
+        );
+        assert!(
+            p.check_sans(&[San::Dns("exact.example".into())], &subject)
+                .is_ok()
+        );
+        assert!(
+            p.check_sans(&[San::Dns("corp.example.evil".into())], &subject)
+                .is_err()
+        );
+        assert!(
+            p.check_sans(&[San::Dns("xcorp.example".into())], &subject)
+                .is_err()
+        );
+        assert!(
+            p.check_sans(&[San::Dns("*.corp.example".into())], &subject)
+                .is_ok()
+        );
+        assert!(
+            p.check_sans(&[San::Ip("10.1.2.3".parse().expect("ip"))], &subject)
+                .is_ok()
+        );
+        assert!(
+            p.check_sans(&[San::Ip("11.1.2.3".parse().expect("ip"))], &subject)
+                .is_err()
+        );
+        assert!(
+            p.check_sans(&[San::Ip("::1".parse().expect("ip"))], &subject)
+                .is_err()
+        );
+        assert!(
+            p.check_sans(&[San::Email("a@b.example".into())], &subject)
+                .is_err()
+        );
+        // required
+        assert!(p.check_sans(&[], &subject).is_err());
+        // cn_as_dns
+        let subject = Name::from_str("CN=www.corp.example").expect("name");
+        assert_eq!(
+            p.check_sans(&[], &subject).expect("ok"),
+            vec![San::Dns("www.corp.example".into())]
+        );
+    }
+
+    #[test]
+    fn subject_template() {
+        let mut cfg = built_in("device").expect("built-in");
+        cfg.subject.fixed.insert("O".into(), "Example Corp".into());
+        let p = Profile::from_config("d", cfg, "issuing").expect("valid");
+        let req = Name::from_str("CN=phone1,O=Evil,L=Nowhere").expect("name");
+        let s = p.build_subject(&req).expect("subject");
+        assert_eq!(s.to_string(), "CN=phone1,O=Example Corp");
+    }
+
+    #[test]
+    fn key_policy() {
+        let p = profile("ra");
+        assert!(p.check_key(KeyAlgorithm::Rsa2048).is_ok());
+        assert!(p.check_key(KeyAlgorithm::EcdsaP256).is_err());
+        assert_eq!(
+            profile("tls-server").key_usage_for(KeyAlgorithm::EcdsaP256),
+            FlagSet::from(KeyUsages::DigitalSignature)
+        );
+    }
+
+    #[test]
+    fn bad_profile_configs_are_refused() {
+        let mut cfg = built_in("tls-server").expect("built-in");
+        cfg.key_usage = vec!["keyCertSign".into()];
+        assert!(Profile::from_config("x", cfg, "i").is_err());
+        let mut cfg = built_in("tls-server").expect("built-in");
+        cfg.extended_key_usage = vec!["nonsense".into()];
+        assert!(Profile::from_config("x", cfg, "i").is_err());
+        let mut cfg = built_in("tls-server").expect("built-in");
+        cfg.san.ip_ranges = vec!["10.0.0.0/33".into()];
+        assert!(Profile::from_config("x", cfg, "i").is_err());
+        let mut cfg = built_in("tls-server").expect("built-in");
+        cfg.validity_days = 0;
+        assert!(Profile::from_config("x", cfg, "i").is_err());
+    }
+}

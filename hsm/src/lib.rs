@@ -1,0 +1,214 @@
+//! Key custody for privca.
+//!
+//! Every private-key operation of the CA goes through this crate: signing certificates,
+//! CRLs and OCSP responses, and (for SCEP) decrypting RSA key-transport envelopes.
+//! The traits here are synchronous because PKCS#11 calls block; callers that live on an
+//! async runtime move calls to a blocking pool.
+//!
+//! Private-key operations never use the `rsa` crate (RUSTSEC-2023-0071, DESIGN.md
+//! decision 4): the software backend ([`soft`]) signs and decrypts with aws-lc-rs.
+
+use std::fmt;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+pub mod soft;
+
+mod error;
+mod secret;
+
+pub use error::Error;
+pub use secret::{Secret, SecretSource};
+pub use soft::{rsa_modulus_bits, spki_algorithm};
+
+/// Result type of this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// A key pair type the CA can hold.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum KeyAlgorithm {
+    /// RSA with a 2048-bit modulus.
+    Rsa2048,
+    /// RSA with a 3072-bit modulus.
+    Rsa3072,
+    /// RSA with a 4096-bit modulus.
+    Rsa4096,
+    /// ECDSA on NIST P-256 (secp256r1).
+    EcdsaP256,
+    /// ECDSA on NIST P-384 (secp384r1).
+    EcdsaP384,
+}
+
+impl KeyAlgorithm {
+    /// All algorithms, in the order they are listed to users.
+    pub const ALL: [KeyAlgorithm; 5] = [
+        KeyAlgorithm::Rsa2048,
+        KeyAlgorithm::Rsa3072,
+        KeyAlgorithm::Rsa4096,
+        KeyAlgorithm::EcdsaP256,
+        KeyAlgorithm::EcdsaP384,
+    ];
+
+    /// The name used in configuration files and on the command line (`rsa-2048`, `ecdsa-p256`).
+    pub fn name(self) -> &'static str {
+        match self {
+            KeyAlgorithm::Rsa2048 => "rsa-2048",
+            KeyAlgorithm::Rsa3072 => "rsa-3072",
+            KeyAlgorithm::Rsa4096 => "rsa-4096",
+            KeyAlgorithm::EcdsaP256 => "ecdsa-p256",
+            KeyAlgorithm::EcdsaP384 => "ecdsa-p384",
+        }
+    }
+
+    /// Parses a name as produced by [`KeyAlgorithm::name`].
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|a| a.name() == name)
+    }
+
+    /// True for the RSA algorithms.
+    pub fn is_rsa(self) -> bool {
+        matches!(
+            self,
+            KeyAlgorithm::Rsa2048 | KeyAlgorithm::Rsa3072 | KeyAlgorithm::Rsa4096
+        )
+    }
+
+    /// The signature scheme a CA with this key uses unless told otherwise:
+    /// RSA PKCS#1 v1.5 with SHA-256, ECDSA with the hash matching the curve.
+    pub fn default_scheme(self) -> SignatureScheme {
+        match self {
+            KeyAlgorithm::Rsa2048 | KeyAlgorithm::Rsa3072 | KeyAlgorithm::Rsa4096 => {
+                SignatureScheme::RsaPkcs1Sha256
+            }
+            KeyAlgorithm::EcdsaP256 => SignatureScheme::EcdsaP256Sha256,
+            KeyAlgorithm::EcdsaP384 => SignatureScheme::EcdsaP384Sha384,
+        }
+    }
+}
+
+impl fmt::Display for KeyAlgorithm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A signature scheme: the key type, padding and digest of a signature.
+///
+/// ECDSA signatures are returned DER-encoded (`Ecdsa-Sig-Value`, RFC 3279 §2.2.3), which is
+/// what X.509, CRLs, OCSP and CMS carry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SignatureScheme {
+    /// RSASSA-PKCS1-v1_5 with SHA-256 (RFC 8017 §8.2).
+    RsaPkcs1Sha256,
+    /// RSASSA-PKCS1-v1_5 with SHA-384.
+    RsaPkcs1Sha384,
+    /// RSASSA-PKCS1-v1_5 with SHA-512.
+    RsaPkcs1Sha512,
+    /// RSASSA-PSS with SHA-256, MGF1-SHA-256, 32-byte salt (RFC 8017 §8.1, RFC 4055).
+    RsaPssSha256,
+    /// RSASSA-PSS with SHA-384, MGF1-SHA-384, 48-byte salt.
+    RsaPssSha384,
+    /// RSASSA-PSS with SHA-512, MGF1-SHA-512, 64-byte salt.
+    RsaPssSha512,
+    /// ECDSA on P-256 with SHA-256 (RFC 5758 §3.2).
+    EcdsaP256Sha256,
+    /// ECDSA on P-384 with SHA-384.
+    EcdsaP384Sha384,
+}
+
+impl SignatureScheme {
+    /// True when a key of `alg` can make signatures of this scheme.
+    pub fn fits(self, alg: KeyAlgorithm) -> bool {
+        match self {
+            SignatureScheme::RsaPkcs1Sha256
+            | SignatureScheme::RsaPkcs1Sha384
+            | SignatureScheme::RsaPkcs1Sha512
+            | SignatureScheme::RsaPssSha256
+            | SignatureScheme::RsaPssSha384
+            | SignatureScheme::RsaPssSha512 => alg.is_rsa(),
+            SignatureScheme::EcdsaP256Sha256 => alg == KeyAlgorithm::EcdsaP256,
+            SignatureScheme::EcdsaP384Sha384 => alg == KeyAlgorithm::EcdsaP384,
+        }
+    }
+}
+
+/// Hash used by RSAES-OAEP (both the label hash and MGF1), RFC 8017 §7.1.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OaepHash {
+    /// SHA-1: the default of RFC 8017 and what Windows SCEP clients send.
+    Sha1,
+    /// SHA-256.
+    Sha256,
+    /// SHA-384.
+    Sha384,
+    /// SHA-512.
+    Sha512,
+}
+
+/// Public facts about a stored key.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct KeyInfo {
+    /// The label the key is found by.
+    pub label: String,
+    /// Its algorithm.
+    pub algorithm: KeyAlgorithm,
+    /// Its SubjectPublicKeyInfo, DER.
+    pub public_key_der: Vec<u8>,
+}
+
+/// A private key held by a backend. The private half never leaves the backend through
+/// this trait.
+pub trait PrivateKey: Send + Sync + fmt::Debug {
+    /// The label the key is stored under.
+    fn label(&self) -> &str;
+
+    /// The key's algorithm.
+    fn algorithm(&self) -> KeyAlgorithm;
+
+    /// The SubjectPublicKeyInfo (RFC 5280 §4.1.2.7), DER-encoded.
+    fn public_key_der(&self) -> &[u8];
+
+    /// Signs `message` (the whole message, hashed inside) with `scheme`.
+    ///
+    /// Fails with [`Error::Unsupported`] when the scheme does not fit the key.
+    fn sign(&self, scheme: SignatureScheme, message: &[u8]) -> Result<Vec<u8>>;
+
+    /// RSAES-PKCS1-v1_5 decryption (RFC 8017 §7.2.2) of a key-transport block.
+    ///
+    /// Callers must not reveal to a peer whether the padding was good: on any error they
+    /// continue with a random key and fail later on the same path (Bleichenbacher).
+    fn decrypt_pkcs1v15(&self, ciphertext: &[u8]) -> Result<Vec<u8>>;
+
+    /// RSAES-OAEP decryption (RFC 8017 §7.1.2) with the given hash and an empty label.
+    fn decrypt_oaep(&self, hash: OaepHash, ciphertext: &[u8]) -> Result<Vec<u8>>;
+}
+
+/// A place keys live: files on disk (software backend) or a token (PKCS#11).
+pub trait KeyStore: Send + Sync {
+    /// Creates a new key under `label`. Fails with [`Error::Exists`] if the label is taken.
+    fn generate(&self, label: &str, algorithm: KeyAlgorithm) -> Result<Arc<dyn PrivateKey>>;
+
+    /// Imports an unencrypted PKCS#8 `PrivateKeyInfo` (DER) under `label`.
+    fn import_pkcs8(&self, label: &str, pkcs8_der: &[u8]) -> Result<Arc<dyn PrivateKey>>;
+
+    /// Opens the key stored under `label`. Fails with [`Error::NotFound`] if there is none.
+    fn open(&self, label: &str) -> Result<Arc<dyn PrivateKey>>;
+
+    /// Lists the stored keys.
+    fn list(&self) -> Result<Vec<KeyInfo>>;
+}
+
+/// Verifies `signature` over `message` with the public key `spki_der` (a DER
+/// SubjectPublicKeyInfo). Used to check every signature right after it is made
+/// (DESIGN.md decision 2) and to check CSR self-signatures.
+pub fn verify(
+    scheme: SignatureScheme,
+    spki_der: &[u8],
+    message: &[u8],
+    signature: &[u8],
+) -> Result<()> {
+    soft::verify(scheme, spki_der, message, signature)
+}

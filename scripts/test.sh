@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Runs every test of privca on a fresh Debian machine with Rust installed:
+# installs what the interop tests need (OpenSSL, curl, a Python venv with pkilint),
+# then runs the cargo tests with the interop gate on.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { printf '\n== %s\n' "$*"; }
+
+SUDO=""
+if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
+
+# 1. System packages: OpenSSL and curl (real clients), Python venv (pkilint), gcc
+#    (aws-lc-sys builds C code).
+need=()
+command -v openssl >/dev/null || need+=(openssl)
+command -v curl >/dev/null || need+=(curl)
+command -v cc >/dev/null || need+=(gcc)
+command -v python3 >/dev/null || need+=(python3)
+python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || need+=(python3-venv)
+if [ ${#need[@]} -gt 0 ]; then
+  log "installing ${need[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}"
+fi
+
+# 2. pkilint in a project-local venv (pinned).
+PKILINT_VERSION=0.13.3
+if ! .venv/bin/python -c "import pkilint, sys; from importlib.metadata import version; sys.exit(version('pkilint') != '$PKILINT_VERSION')" >/dev/null 2>&1; then
+  log "installing pkilint $PKILINT_VERSION into .venv"
+  python3 -m venv .venv
+  .venv/bin/pip install -q --disable-pip-version-check "pkilint==$PKILINT_VERSION"
+fi
+export PATH="$PWD/.venv/bin:$PATH"
+
+log "tool versions"
+openssl version
+curl --version | head -1
+lint_pkix_cert --help >/dev/null && echo "pkilint $PKILINT_VERSION"
+cargo --version
+
+# 3. The tests, interop included.
+export PRIVCA_INTEROP=1
+log "cargo test --workspace"
+cargo test --workspace --locked 2>&1

@@ -1,0 +1,354 @@
+//! `privca bench …`: benchmark programs that print figures beside a baseline measured in
+//! the same run. Nothing here asserts on speed.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use ca_core::ceremony::{RootSpec, create_root};
+use ca_core::profile::San;
+use ca_core::{Authority, CaEntity, IssueRequest, Settings, SystemClock};
+use clap::Subcommand;
+use hsm::{KeyAlgorithm, KeyStore, PrivateKey, Secret};
+use store::{CertRecord, CertStatus, Revocation, Store};
+
+use crate::Error;
+
+/// Which benchmark.
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Issue certificates in-process through the whole pipeline (durable redb store),
+    /// beside the raw signing speed of the same key.
+    Issue {
+        /// Certificates per key algorithm.
+        #[arg(long, default_value_t = 5000)]
+        count: usize,
+        /// Concurrent issuing threads.
+        #[arg(long, default_value_t = 16)]
+        threads: usize,
+        /// Key algorithms of the issuing CA.
+        #[arg(long, value_delimiter = ',', default_value = "ecdsa-p256,rsa-2048")]
+        algs: Vec<String>,
+        /// Seconds spent measuring the raw signing speed.
+        #[arg(long, default_value_t = 3)]
+        sign_seconds: u64,
+    },
+    /// Build a CRL with many revoked entries.
+    Crl {
+        /// Entry counts.
+        #[arg(long, value_delimiter = ',', default_value = "100000,1000000")]
+        entries: Vec<usize>,
+        /// Key algorithm of the CA.
+        #[arg(long, default_value = "ecdsa-p256")]
+        alg: String,
+    },
+}
+
+/// Runs a benchmark.
+pub fn run(cmd: BenchCommand) -> Result<(), Error> {
+    match cmd {
+        BenchCommand::Issue {
+            count,
+            threads,
+            algs,
+            sign_seconds,
+        } => {
+            for a in algs {
+                let alg = KeyAlgorithm::from_name(&a)
+                    .ok_or_else(|| Error::Usage(format!("unknown algorithm {a}")))?;
+                bench_issue(
+                    alg,
+                    count,
+                    threads.max(1),
+                    Duration::from_secs(sign_seconds.max(1)),
+                )?;
+            }
+            Ok(())
+        }
+        BenchCommand::Crl { entries, alg } => {
+            let alg = KeyAlgorithm::from_name(&alg)
+                .ok_or_else(|| Error::Usage(format!("unknown algorithm {alg}")))?;
+            for n in entries {
+                bench_crl(alg, n)?;
+            }
+            Ok(())
+        }
+    }
+}
+
+/// A throw-away CA hierarchy in a temporary directory with a durable store.
+struct Fixture {
+    _dir: tempfile::TempDir,
+    auth: Authority,
+    issuing_key: Arc<dyn PrivateKey>,
+}
+
+fn fixture(alg: KeyAlgorithm) -> Result<Fixture, Error> {
+    let dir = tempfile::tempdir().map_err(|e| Error::io("temporary directory", e))?;
+    let keys = hsm::soft::SoftKeyStore::open(
+        dir.path().join("keys"),
+        Secret::new(b"bench passphrase".to_vec()),
+    )?;
+    let store: Arc<dyn Store> = Arc::new(store::RedbStore::open(
+        &dir.path().join("bench.redb"),
+        store::StoreOptions::default(),
+    )?);
+    let clock: Arc<dyn ca_core::Clock> = Arc::new(SystemClock);
+    let now = clock.now();
+    let root_key = keys.generate("root", alg)?;
+    let spec = RootSpec {
+        name: "root".into(),
+        subject: "CN=Bench Root"
+            .parse()
+            .map_err(|e| Error::Usage(format!("{e}")))?,
+        validity_days: 3650,
+        scheme: None,
+    };
+    let root_der = create_root(&store, &root_key, &spec, now, "bench")?;
+    let settings = |issuer: &str| Settings {
+        base_url: "http://127.0.0.1:8080".into(),
+        default_issuer: issuer.into(),
+        crl_validity: 86_400,
+        crl_refresh: 3600,
+        ocsp_validity: 86_400,
+    };
+    let no_profiles = BTreeMap::new();
+    let root_auth = Authority::from_parts(
+        vec![CaEntity::new(
+            "root",
+            root_der.clone(),
+            root_key.clone(),
+            None,
+            None,
+        )?],
+        &no_profiles,
+        settings("root"),
+        store.clone(),
+        clock.clone(),
+    )?;
+    let issuing_key = keys.generate("issuing", alg)?;
+    let req = IssueRequest {
+        profile: "sub-ca".into(),
+        subject: "CN=Bench Issuing"
+            .parse()
+            .map_err(|e| Error::Usage(format!("{e}")))?,
+        sans: Vec::new(),
+        spki_der: issuing_key.public_key_der().to_vec(),
+        key_algorithm: alg,
+        extensions: Vec::new(),
+        requester: "bench".into(),
+        validity_days: None,
+        issuer: Some("root".into()),
+    };
+    let issuing_der = root_auth.issue(&req)?.record.der;
+    drop(root_auth);
+    let auth = Authority::from_parts(
+        vec![
+            CaEntity::new("root", root_der, root_key, None, None)?,
+            CaEntity::new(
+                "issuing",
+                issuing_der,
+                issuing_key.clone(),
+                Some("root".into()),
+                None,
+            )?,
+        ],
+        &no_profiles,
+        settings("issuing"),
+        store,
+        clock,
+    )?;
+    Ok(Fixture {
+        _dir: dir,
+        auth,
+        issuing_key,
+    })
+}
+
+/// Signatures per second of `key` over a certificate-sized message with `threads` threads.
+fn raw_sign_rate(key: &Arc<dyn PrivateKey>, threads: usize, dur: Duration) -> Result<f64, Error> {
+    let msg = vec![0x5au8; 600];
+    let scheme = key.algorithm().default_scheme();
+    let count = Arc::new(AtomicUsize::new(0));
+    let start = Instant::now();
+    let errors = Arc::new(Mutex::new(None));
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            let (key, msg, count, errors) = (key.clone(), &msg, count.clone(), errors.clone());
+            s.spawn(move || {
+                while start.elapsed() < dur {
+                    if let Err(e) = key.sign(scheme, msg) {
+                        if let Ok(mut g) = errors.lock() {
+                            *g = Some(e.to_string());
+                        }
+                        return;
+                    }
+                    count.fetch_add(1, Ordering::Relaxed);
+                }
+            });
+        }
+    });
+    if let Ok(Some(e)) = errors.lock().map(|g| g.clone()) {
+        return Err(Error::Io(format!("signing failed: {e}")));
+    }
+    Ok(count.load(Ordering::Relaxed) as f64 / start.elapsed().as_secs_f64())
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[idx.min(sorted.len() - 1)]
+}
+
+fn bench_issue(
+    alg: KeyAlgorithm,
+    count: usize,
+    threads: usize,
+    sign_dur: Duration,
+) -> Result<(), Error> {
+    let fx = fixture(alg)?;
+    let leaf = hsm::soft::generate_exportable(KeyAlgorithm::EcdsaP256)?;
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    let raw_1 = raw_sign_rate(&fx.issuing_key, 1, sign_dur)?;
+    let raw_n = raw_sign_rate(&fx.issuing_key, cores, sign_dur)?;
+
+    let next = Arc::new(AtomicUsize::new(0));
+    let latencies = Arc::new(Mutex::new(Vec::with_capacity(count)));
+    let failures = Arc::new(AtomicUsize::new(0));
+    let start = Instant::now();
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            let (next, latencies, failures, auth, spki) = (
+                next.clone(),
+                latencies.clone(),
+                failures.clone(),
+                &fx.auth,
+                &leaf.spki_der,
+            );
+            s.spawn(move || {
+                let mut local = Vec::new();
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= count {
+                        break;
+                    }
+                    let name = format!("host{i}.bench.example");
+                    let req = IssueRequest {
+                        profile: "tls-server".into(),
+                        subject: x509_cert::name::Name::default(),
+                        sans: vec![San::Dns(name)],
+                        spki_der: spki.clone(),
+                        key_algorithm: KeyAlgorithm::EcdsaP256,
+                        extensions: Vec::new(),
+                        requester: "bench".into(),
+                        validity_days: None,
+                        issuer: None,
+                    };
+                    let t = Instant::now();
+                    match auth.issue(&req) {
+                        Ok(_) => local.push(t.elapsed()),
+                        Err(_) => {
+                            failures.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                }
+                if let Ok(mut g) = latencies.lock() {
+                    g.extend(local);
+                }
+            });
+        }
+    });
+    let elapsed = start.elapsed().as_secs_f64();
+    let mut lat = latencies.lock().map(|g| g.clone()).unwrap_or_default();
+    lat.sort();
+    let rate = lat.len() as f64 / elapsed;
+    println!(
+        "== bench issue: issuing CA key {alg}, {count} certificates, {threads} threads, durable redb store =="
+    );
+    println!(
+        "raw signing ({alg}, 600-byte message): {raw_1:.0}/s on 1 thread, {raw_n:.0}/s on {cores} threads"
+    );
+    println!(
+        "issuance through the pipeline: {rate:.0} certificates/s ({:.0}% of raw signing on {cores} threads), failures {}",
+        100.0 * rate / raw_n,
+        failures.load(Ordering::Relaxed)
+    );
+    println!(
+        "issuance latency: p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms",
+        percentile(&lat, 0.5).as_secs_f64() * 1e3,
+        percentile(&lat, 0.9).as_secs_f64() * 1e3,
+        percentile(&lat, 0.99).as_secs_f64() * 1e3
+    );
+    Ok(())
+}
+
+fn bench_crl(alg: KeyAlgorithm, entries: usize) -> Result<(), Error> {
+    let fx = fixture(alg)?;
+    let store = fx.auth.store().clone();
+    let now = fx.auth.now();
+    let t = Instant::now();
+    let chunk = 50_000;
+    let mut done = 0;
+    while done < entries {
+        let n = chunk.min(entries - done);
+        let records: Vec<CertRecord> = (0..n)
+            .map(|_| {
+                let serial = ca_core::asn1::random_serial();
+                let reason = [0u8, 1, 4, 5][serial[serial.len() - 1] as usize % 4];
+                CertRecord {
+                    serial,
+                    issuer: "issuing".into(),
+                    subject: String::new(),
+                    sans: Vec::new(),
+                    profile: "bench".into(),
+                    requester: "bench".into(),
+                    not_before: now - 86_400,
+                    not_after: now + 86_400 * 30,
+                    issued_at: now - 86_400,
+                    status: CertStatus::Revoked,
+                    revocation: Some(Revocation {
+                        time: now - 3600,
+                        reason,
+                    }),
+                    der: Vec::new(),
+                }
+            })
+            .collect();
+        let audit = store::AuditEvent {
+            time: now,
+            action: "bench-import".into(),
+            actor: "bench".into(),
+            subject: "issuing".into(),
+            detail: format!("{n} revoked records"),
+        };
+        store.import_certificates(&records, &audit)?;
+        done += n;
+    }
+    let fill = t.elapsed();
+    let mut times = Vec::new();
+    let mut size = 0;
+    for _ in 0..3 {
+        let t = Instant::now();
+        let crl = fx.auth.generate_crl("issuing", "bench")?;
+        times.push(t.elapsed());
+        size = crl.der.len();
+    }
+    times.sort();
+    println!("== bench crl: {entries} revoked entries, CA key {alg} ==");
+    println!(
+        "store filled in {:.1} s (bulk import, not part of the figure)",
+        fill.as_secs_f64()
+    );
+    println!(
+        "CRL build (read store, encode, lint, sign, verify, store): median {:.2} s, min {:.2} s, max {:.2} s over 3 runs; {size} bytes DER",
+        times[1].as_secs_f64(),
+        times[0].as_secs_f64(),
+        times[2].as_secs_f64()
+    );
+    Ok(())
+}

@@ -1,0 +1,261 @@
+//! privca.toml: one file composed of each crate's section (DESIGN.md decision 9).
+//! Unknown fields are errors; secrets are references to files or environment variables;
+//! relative paths are relative to the directory of the configuration file.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use ca_core::config::{CaConfig, ProfileConfig};
+use hsm::SecretSource;
+use serde::{Deserialize, Serialize};
+
+use crate::Error;
+
+/// The whole configuration file.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// `[server]`.
+    pub server: ServerConfig,
+    /// `[store]`.
+    pub store: StoreConfig,
+    /// `[keys]`.
+    pub keys: KeysConfig,
+    /// `[ca]`.
+    pub ca: CaConfig,
+    /// `[profiles.<name>]`.
+    #[serde(default)]
+    pub profiles: BTreeMap<String, ProfileConfig>,
+    /// The directory relative paths are resolved against (the config file's directory).
+    #[serde(skip)]
+    pub base_dir: PathBuf,
+}
+
+/// `[server]`: listeners and the admin API.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Plain-HTTP listener for CRLs, CA certificates, OCSP, health and the admin API.
+    pub listen: SocketAddr,
+    /// Bearer token of the admin API.
+    pub admin_token: SecretSource,
+    /// Serve the admin API only to loopback peers (default true).
+    #[serde(default = "default_true")]
+    pub admin_loopback_only: bool,
+    /// Largest request body accepted, in bytes.
+    #[serde(default = "default_max_body")]
+    pub max_body_bytes: usize,
+    /// Time allowed for a client to send its request headers, in seconds.
+    #[serde(default = "default_header_timeout")]
+    pub header_timeout_seconds: u64,
+    /// Time allowed for a whole request, in seconds.
+    #[serde(default = "default_request_timeout")]
+    pub request_timeout_seconds: u64,
+    /// Log format: `text` or `json`.
+    #[serde(default = "default_log_format")]
+    pub log_format: String,
+}
+
+fn default_true() -> bool {
+    true
+}
+fn default_max_body() -> usize {
+    256 * 1024
+}
+fn default_header_timeout() -> u64 {
+    10
+}
+fn default_request_timeout() -> u64 {
+    30
+}
+fn default_log_format() -> String {
+    "text".into()
+}
+
+/// `[store]`: where records live.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreConfig {
+    /// The redb database file.
+    pub path: PathBuf,
+}
+
+/// `[keys]`: the key backend.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeysConfig {
+    /// Backend: `soft` (encrypted PKCS#8 files).
+    #[serde(default = "default_backend")]
+    pub backend: String,
+    /// Directory of the key files.
+    pub dir: PathBuf,
+    /// Passphrase of the key files.
+    pub passphrase: SecretSource,
+}
+
+fn default_backend() -> String {
+    "soft".into()
+}
+
+impl Config {
+    /// Reads and validates a configuration file.
+    pub fn load(path: &Path) -> Result<Config, Error> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Error::Config(format!("reading {}: {e}", path.display())))?;
+        let mut cfg: Config =
+            toml::from_str(&text).map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;
+        cfg.base_dir = path
+            .parent()
+            .map(Path::to_path_buf)
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or_else(|| PathBuf::from("."));
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Checks what serde cannot: backend names, URLs, authority names.
+    pub fn validate(&self) -> Result<(), Error> {
+        if self.keys.backend != "soft" {
+            return Err(Error::Config(format!(
+                "[keys] backend {:?} is not supported (supported: soft)",
+                self.keys.backend
+            )));
+        }
+        if !(self.ca.base_url.starts_with("http://") || self.ca.base_url.starts_with("https://")) {
+            return Err(Error::Config(format!(
+                "[ca] base_url {:?} must start with http:// or https://",
+                self.ca.base_url
+            )));
+        }
+        if !matches!(self.server.log_format.as_str(), "text" | "json") {
+            return Err(Error::Config(
+                "[server] log_format must be text or json".into(),
+            ));
+        }
+        if self.server.max_body_bytes < 1024 {
+            return Err(Error::Config(
+                "[server] max_body_bytes must be at least 1024".into(),
+            ));
+        }
+        if self.ca.crl_validity_hours == 0 || self.ca.ocsp_validity_hours == 0 {
+            return Err(Error::Config(
+                "[ca] validity hours must be at least 1".into(),
+            ));
+        }
+        for (name, p) in &self.profiles {
+            ca_core::profile::Profile::from_config(name, p.clone(), &self.ca.default_issuer)?;
+        }
+        Ok(())
+    }
+
+    /// Resolves a path from the file against the config directory.
+    pub fn path(&self, p: &Path) -> PathBuf {
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            self.base_dir.join(p)
+        }
+    }
+
+    /// A secret source with a relative file path resolved.
+    pub fn secret(&self, s: &SecretSource) -> SecretSource {
+        match s {
+            SecretSource::File(p) => SecretSource::File(self.path(p)),
+            other => other.clone(),
+        }
+    }
+
+    /// Opens the key store.
+    pub fn open_keys(&self) -> Result<hsm::soft::SoftKeyStore, Error> {
+        let pass = self.secret(&self.keys.passphrase).load()?;
+        Ok(hsm::soft::SoftKeyStore::open(
+            self.path(&self.keys.dir),
+            pass,
+        )?)
+    }
+
+    /// Opens the store (fails with `store::Error::Locked` while a server holds it).
+    pub fn open_store(&self) -> Result<Arc<dyn store::Store>, Error> {
+        let s =
+            store::RedbStore::open(&self.path(&self.store.path), store::StoreOptions::default())?;
+        Ok(Arc::new(s))
+    }
+
+    /// Opens store and keys and loads the authority.
+    pub fn load_authority(&self) -> Result<ca_core::Authority, Error> {
+        // The store first: when a server holds it, the CLI learns so before it spends
+        // time decrypting keys.
+        let store = self.open_store()?;
+        let keys = self.open_keys()?;
+        Ok(ca_core::Authority::load(
+            &self.ca,
+            &self.profiles,
+            &self.base_dir,
+            &keys,
+            store,
+            Arc::new(ca_core::SystemClock),
+        )?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The annotated configuration `privca init` writes must load, so it cannot rot.
+    #[test]
+    fn the_annotated_config_init_writes_loads() {
+        let text = crate::init::render_config(
+            "127.0.0.1:8080",
+            "http://ca.example:8080",
+            "{ env = \"PRIVCA_KEY_PASSPHRASE\" }",
+        );
+        let cfg: Config = toml::from_str(&text).expect("parses");
+        cfg.validate().expect("valid");
+        assert_eq!(cfg.ca.authorities.len(), 2);
+        assert_eq!(cfg.ca.authorities[1].parent.as_deref(), Some("root"));
+        assert_eq!(
+            cfg.keys.passphrase,
+            SecretSource::Env("PRIVCA_KEY_PASSPHRASE".into())
+        );
+        // The commented example profile is valid once uncommented.
+        let example: String = text
+            .lines()
+            .skip_while(|l| !l.starts_with("# [profiles."))
+            .map(|l| l.trim_start_matches('#').trim_start())
+            .collect::<Vec<_>>()
+            .join("\n");
+        let with_example: Config =
+            toml::from_str(&format!("{text}\n{example}")).expect("example parses");
+        with_example.validate().expect("example profile valid");
+        assert!(with_example.profiles.contains_key("corp-server"));
+    }
+
+    #[test]
+    fn unknown_fields_are_errors() {
+        let text = crate::init::render_config("127.0.0.1:8080", "http://x", "{ file = \"p\" }")
+            .replace("[store]\n", "[store]\nbogus = 1\n");
+        let e = toml::from_str::<Config>(&text).expect_err("unknown field");
+        assert!(e.to_string().contains("bogus"), "{e}");
+    }
+
+    #[test]
+    fn inline_secrets_are_rejected() {
+        let text = crate::init::render_config("127.0.0.1:8080", "http://x", "\"hunter2\"");
+        assert!(toml::from_str::<Config>(&text).is_err());
+    }
+
+    #[test]
+    fn bad_values_are_reported() {
+        let base = crate::init::render_config("127.0.0.1:8080", "http://x", "{ file = \"p\" }");
+        let cfg: Config =
+            toml::from_str(&base.replace("base_url = \"http://x\"", "base_url = \"ftp://x\""))
+                .expect("parses");
+        assert!(cfg.validate().is_err());
+        let cfg: Config = toml::from_str(&base.replace("backend = \"soft\"", "backend = \"nope\""))
+            .expect("parses");
+        assert!(cfg.validate().is_err());
+    }
+}

@@ -1,0 +1,483 @@
+//! `privca init` and `privca ca add`: offline ceremonies that create (or import) CAs,
+//! issue the SCEP RA and OCSP responder certificates, and write privca.toml.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use base64::Engine;
+use ca_core::ceremony::{RootSpec, create_root};
+use ca_core::{Authority, CaEntity, IssueRequest, Settings, SystemClock};
+use hsm::{KeyAlgorithm, KeyStore, PrivateKey, Secret};
+use store::Store;
+
+use crate::Error;
+use crate::ops::pem;
+
+/// Parameters of `privca init`.
+#[derive(Clone, Debug)]
+pub struct InitParams {
+    /// Directory to create.
+    pub data_dir: PathBuf,
+    /// Root key algorithm.
+    pub root_key: KeyAlgorithm,
+    /// Issuing CA key algorithm.
+    pub issuing_key: KeyAlgorithm,
+    /// OCSP responder key algorithm.
+    pub ocsp_key: KeyAlgorithm,
+    /// RA key algorithm (RSA: SCEP clients encrypt to it).
+    pub ra_key: KeyAlgorithm,
+    /// Root subject (RFC 4514).
+    pub root_subject: String,
+    /// Issuing CA subject.
+    pub issuing_subject: String,
+    /// Root validity, days.
+    pub root_days: u32,
+    /// Issuing CA validity, days.
+    pub issuing_days: u32,
+    /// Base URL for CRL/OCSP/AIA.
+    pub base_url: String,
+    /// Listener address.
+    pub listen: String,
+    /// Key passphrase source: `None` generates one into `<data>/keys/passphrase`.
+    pub passphrase: Option<hsm::SecretSource>,
+    /// Import the root: certificate and PKCS#8 key files.
+    pub import_root: Option<(PathBuf, PathBuf)>,
+    /// Import the issuing CA: certificate and PKCS#8 key files.
+    pub import_issuing: Option<(PathBuf, PathBuf)>,
+}
+
+/// What `init` made.
+#[derive(Debug)]
+pub struct InitOutcome {
+    /// The configuration file written.
+    pub config_path: PathBuf,
+    /// Root certificate, DER.
+    pub root_der: Vec<u8>,
+    /// Issuing certificate, DER.
+    pub issuing_der: Vec<u8>,
+}
+
+/// Creates a directory with mode 0700.
+pub fn private_dir(p: &Path) -> Result<(), Error> {
+    std::fs::create_dir_all(p).map_err(|e| Error::io(format!("creating {}", p.display()), e))?;
+    std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o700))
+        .map_err(|e| Error::io(format!("chmod {}", p.display()), e))
+}
+
+/// Writes a file that must not exist yet, with `mode`.
+pub fn write_new(path: &Path, bytes: &[u8], mode: u32) -> Result<(), Error> {
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(path)
+        .map_err(|e| Error::io(format!("creating {}", path.display()), e))?;
+    f.write_all(bytes)
+        .and_then(|()| f.sync_all())
+        .map_err(|e| Error::io(format!("writing {}", path.display()), e))
+}
+
+fn random_secret() -> String {
+    let mut b = [0u8; 32];
+    rand::fill(&mut b);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b)
+}
+
+fn read_key_file(path: &Path) -> Result<Secret, Error> {
+    let bytes =
+        std::fs::read(path).map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
+    if bytes.trim_ascii_start().starts_with(b"-----BEGIN") {
+        let (label, der) = der::pem::decode_vec(bytes.trim_ascii())
+            .map_err(|e| Error::Usage(format!("{}: {e}", path.display())))?;
+        if label != "PRIVATE KEY" {
+            return Err(Error::Usage(format!(
+                "{}: expected an unencrypted PKCS#8 \"PRIVATE KEY\", found {label:?} (convert with `openssl pkcs8 -topk8 -nocrypt`)",
+                path.display()
+            )));
+        }
+        Ok(Secret::new(der))
+    } else {
+        Ok(Secret::new(bytes))
+    }
+}
+
+fn settings(base_url: &str, default_issuer: &str) -> Settings {
+    Settings {
+        base_url: base_url.trim_end_matches('/').to_string(),
+        default_issuer: default_issuer.to_string(),
+        crl_validity: 7 * 86_400,
+        crl_refresh: 3600,
+        ocsp_validity: 86_400,
+    }
+}
+
+/// Issues a certificate for a key held by `keys` through the normal pipeline.
+fn issue_for_key(
+    auth: &Authority,
+    key: &Arc<dyn PrivateKey>,
+    profile: &str,
+    subject: &str,
+    issuer: &str,
+    validity_days: Option<u32>,
+) -> Result<Vec<u8>, Error> {
+    let subject = subject
+        .parse()
+        .map_err(|e| Error::Usage(format!("subject {subject:?}: {e}")))?;
+    let req = IssueRequest {
+        profile: profile.to_string(),
+        subject,
+        sans: Vec::new(),
+        spki_der: key.public_key_der().to_vec(),
+        key_algorithm: key.algorithm(),
+        extensions: Vec::new(),
+        requester: "init".into(),
+        validity_days,
+        issuer: Some(issuer.to_string()),
+    };
+    Ok(auth.issue(&req)?.record.der)
+}
+
+/// Runs the `init` ceremony.
+pub fn init(p: &InitParams) -> Result<InitOutcome, Error> {
+    let config_path = p.data_dir.join("privca.toml");
+    let db_path = p.data_dir.join("privca.redb");
+    if config_path.exists() || db_path.exists() {
+        return Err(Error::Usage(format!(
+            "{} already holds a CA; privca init never overwrites one",
+            p.data_dir.display()
+        )));
+    }
+    let root_subject: x509_cert::name::Name = p
+        .root_subject
+        .parse()
+        .map_err(|e| Error::Usage(format!("root subject {:?}: {e}", p.root_subject)))?;
+    if !p.ra_key.is_rsa() {
+        return Err(Error::Usage(
+            "the SCEP RA key must be RSA (clients encrypt to it)".into(),
+        ));
+    }
+    private_dir(&p.data_dir)?;
+    private_dir(&p.data_dir.join("keys"))?;
+    private_dir(&p.data_dir.join("ca"))?;
+    let (pass_source, pass_toml) = match &p.passphrase {
+        Some(s) => (s.clone(), secret_toml(s)),
+        None => {
+            let path = p.data_dir.join("keys/passphrase");
+            write_new(&path, random_secret().as_bytes(), 0o600)?;
+            (
+                hsm::SecretSource::File(path),
+                "{ file = \"keys/passphrase\" }".to_string(),
+            )
+        }
+    };
+    write_new(
+        &p.data_dir.join("admin-token"),
+        random_secret().as_bytes(),
+        0o600,
+    )?;
+    let keys = hsm::soft::SoftKeyStore::open(p.data_dir.join("keys"), pass_source.load()?)?;
+    let store: Arc<dyn Store> = Arc::new(store::RedbStore::open(
+        &db_path,
+        store::StoreOptions::default(),
+    )?);
+    let now = ca_core::Clock::now(&SystemClock);
+
+    // Root: imported or created.
+    let (root_key, root_der) = match &p.import_root {
+        Some((cert, key)) => {
+            let der = ca_core::authority::read_cert_file(cert)?;
+            let key = keys.import_pkcs8("root", read_key_file(key)?.expose())?;
+            import_record(&store, "root", &der, "root", now)?;
+            (key, der)
+        }
+        None => {
+            let key = keys.generate("root", p.root_key)?;
+            let spec = RootSpec {
+                name: "root".into(),
+                subject: root_subject,
+                validity_days: p.root_days,
+                scheme: None,
+            };
+            let der = create_root(&store, &key, &spec, now, "init")?;
+            (key, der)
+        }
+    };
+    let root = CaEntity::new("root", root_der.clone(), root_key, None, None)?;
+    let profiles = BTreeMap::new();
+    let clock: Arc<dyn ca_core::Clock> = Arc::new(SystemClock);
+    let auth = Authority::from_parts(
+        vec![root],
+        &profiles,
+        settings(&p.base_url, "root"),
+        store.clone(),
+        clock.clone(),
+    )?;
+
+    // Issuing CA: imported or issued by the root through the pipeline.
+    let (issuing_key, issuing_der) = match &p.import_issuing {
+        Some((cert, key)) => {
+            let der = ca_core::authority::read_cert_file(cert)?;
+            let key = keys.import_pkcs8("issuing", read_key_file(key)?.expose())?;
+            import_record(&store, "root", &der, "sub-ca", now)?;
+            (key, der)
+        }
+        None => {
+            let key = keys.generate("issuing", p.issuing_key)?;
+            let der = issue_for_key(
+                &auth,
+                &key,
+                "sub-ca",
+                &p.issuing_subject,
+                "root",
+                Some(p.issuing_days),
+            )?;
+            (key, der)
+        }
+    };
+    drop(auth);
+    let root = CaEntity::new("root", root_der.clone(), keys.open("root")?, None, None)?;
+    let issuing = CaEntity::new(
+        "issuing",
+        issuing_der.clone(),
+        issuing_key,
+        Some("root".into()),
+        None,
+    )?;
+    let auth = Authority::from_parts(
+        vec![root, issuing],
+        &profiles,
+        settings(&p.base_url, "issuing"),
+        store.clone(),
+        clock,
+    )?;
+
+    // RA and OCSP responder certificates from the issuing CA.
+    let org = org_suffix(&p.issuing_subject);
+    let ra_key = keys.generate("issuing-ra", p.ra_key)?;
+    let ra_der = issue_for_key(
+        &auth,
+        &ra_key,
+        "ra",
+        &format!("CN=privca SCEP RA{org}"),
+        "issuing",
+        None,
+    )?;
+    let ocsp_key = keys.generate("issuing-ocsp", p.ocsp_key)?;
+    let ocsp_der = issue_for_key(
+        &auth,
+        &ocsp_key,
+        "ocsp-signing",
+        &format!("CN=privca OCSP Responder{org}"),
+        "issuing",
+        None,
+    )?;
+
+    let ca_dir = p.data_dir.join("ca");
+    write_new(
+        &ca_dir.join("root.crt"),
+        pem("CERTIFICATE", &root_der).as_bytes(),
+        0o644,
+    )?;
+    write_new(
+        &ca_dir.join("issuing.crt"),
+        pem("CERTIFICATE", &issuing_der).as_bytes(),
+        0o644,
+    )?;
+    write_new(
+        &ca_dir.join("issuing-ra.crt"),
+        pem("CERTIFICATE", &ra_der).as_bytes(),
+        0o644,
+    )?;
+    write_new(
+        &ca_dir.join("issuing-ocsp.crt"),
+        pem("CERTIFICATE", &ocsp_der).as_bytes(),
+        0o644,
+    )?;
+    for name in ["root", "issuing"] {
+        auth.generate_crl(name, "init")?;
+    }
+    let text = render_config(&p.listen, &p.base_url, &pass_toml);
+    write_new(&config_path, text.as_bytes(), 0o600)?;
+    Ok(InitOutcome {
+        config_path,
+        root_der,
+        issuing_der,
+    })
+}
+
+/// `, O=…` of a subject, to name the RA and OCSP certificates after the organisation.
+fn org_suffix(subject: &str) -> String {
+    subject
+        .split(',')
+        .map(str::trim)
+        .filter(|part| part.starts_with("O="))
+        .map(|o| format!(",{o}"))
+        .collect()
+}
+
+fn secret_toml(s: &hsm::SecretSource) -> String {
+    match s {
+        hsm::SecretSource::File(p) => format!("{{ file = {:?} }}", p.display().to_string()),
+        hsm::SecretSource::Env(v) => format!("{{ env = {v:?} }}"),
+    }
+}
+
+/// Records an imported CA certificate so that it can be revoked and listed like the rest.
+fn import_record(
+    store: &Arc<dyn Store>,
+    issuer: &str,
+    der: &[u8],
+    profile: &str,
+    now: i64,
+) -> Result<(), Error> {
+    use der::Decode;
+    let cert = x509_cert::Certificate::from_der(der)
+        .map_err(|e| Error::Usage(format!("imported certificate: {e}")))?;
+    let tbs = cert.tbs_certificate();
+    let serial = tbs.serial_number().as_bytes().to_vec();
+    store.reserve_serial(&serial, issuer)?;
+    let record = store::CertRecord {
+        serial: serial.clone(),
+        issuer: issuer.to_string(),
+        subject: tbs.subject().to_string(),
+        sans: Vec::new(),
+        profile: profile.to_string(),
+        requester: "import".into(),
+        not_before: ca_core::asn1::unix_of(&tbs.validity().not_before),
+        not_after: ca_core::asn1::unix_of(&tbs.validity().not_after),
+        issued_at: now,
+        status: store::CertStatus::Valid,
+        revocation: None,
+        der: der.to_vec(),
+    };
+    let audit = store::AuditEvent {
+        time: now,
+        action: "import-ca".into(),
+        actor: "init".into(),
+        subject: ca_core::asn1::serial_hex(&serial),
+        detail: format!("subject={}", record.subject),
+    };
+    store.record_issuance(&record, &audit)?;
+    Ok(())
+}
+
+/// Parameters of `privca ca add`.
+#[derive(Clone, Debug)]
+pub struct AddCaParams {
+    /// New authority name.
+    pub name: String,
+    /// Its subject.
+    pub subject: String,
+    /// Its key algorithm.
+    pub key: KeyAlgorithm,
+    /// Validity, days.
+    pub days: u32,
+    /// Parent (a root).
+    pub parent: String,
+}
+
+/// Creates a further issuing CA under an existing CA and appends it to privca.toml.
+pub fn add_ca(config_path: &Path, p: &AddCaParams) -> Result<Vec<u8>, Error> {
+    let cfg = crate::config::Config::load(config_path)?;
+    if cfg.ca.authorities.iter().any(|a| a.name == p.name) {
+        return Err(Error::Usage(format!("authority {} already exists", p.name)));
+    }
+    let keys = cfg.open_keys()?;
+    let auth = cfg.load_authority()?;
+    let key = keys.generate(&p.name, p.key)?;
+    let der = issue_for_key(&auth, &key, "sub-ca", &p.subject, &p.parent, Some(p.days))?;
+    let rel = PathBuf::from("ca").join(format!("{}.crt", p.name));
+    write_new(&cfg.path(&rel), pem("CERTIFICATE", &der).as_bytes(), 0o644)?;
+    let mut text = std::fs::read_to_string(config_path)
+        .map_err(|e| Error::io(format!("reading {}", config_path.display()), e))?;
+    text.push_str(&format!(
+        "\n# Added by `privca ca add`.\n[[ca.authority]]\nname = {:?}\ncertificate = {:?}\nkey = {:?}\nparent = {:?}\n",
+        p.name,
+        rel.display().to_string(),
+        p.name,
+        p.parent
+    ));
+    let tmp = config_path.with_extension("toml.new");
+    std::fs::write(&tmp, text).map_err(|e| Error::io(format!("writing {}", tmp.display()), e))?;
+    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600))
+        .map_err(|e| Error::io("chmod", e))?;
+    std::fs::rename(&tmp, config_path).map_err(|e| Error::io("replacing the configuration", e))?;
+    Ok(der)
+}
+
+/// The commented configuration `init` writes.
+pub fn render_config(listen: &str, base_url: &str, passphrase: &str) -> String {
+    format!(
+        r#"# privca configuration, written by `privca init`.
+# Relative paths are relative to this file's directory. Secrets are never written inline:
+# they are `{{ file = "path" }}` or `{{ env = "VARIABLE" }}` references.
+# Check a change with `privca config check --config <this file>`.
+
+[server]
+# Plain-HTTP listener for CRLs (/crl/<ca>.crl), CA certificates (/ca/<ca>.crt),
+# OCSP (/ocsp), /healthz and the admin API (/admin/v1, bearer token).
+listen = "{listen}"
+admin_token = {{ file = "admin-token" }}
+# The admin API answers loopback clients only.
+admin_loopback_only = true
+# Largest request body, bytes.
+max_body_bytes = 262144
+# Seconds a client has to send its request headers, and to finish a request.
+header_timeout_seconds = 10
+request_timeout_seconds = 30
+# text or json
+log_format = "text"
+
+[store]
+# The record database (redb). Only one process opens it at a time.
+path = "privca.redb"
+
+[keys]
+# soft: encrypted PKCS#8 files (mode 0600) under `dir`.
+backend = "soft"
+dir = "keys"
+passphrase = {passphrase}
+
+[ca]
+# Certificates point relying parties here for CRLs, OCSP and issuer certificates.
+base_url = "{base_url}"
+default_issuer = "issuing"
+# CRL: valid for a week, re-signed every hour and on every revocation.
+crl_validity_hours = 168
+crl_refresh_minutes = 60
+# OCSP responses are valid for a day.
+ocsp_validity_hours = 24
+
+[[ca.authority]]
+name = "root"
+certificate = "ca/root.crt"
+key = "root"
+
+[[ca.authority]]
+name = "issuing"
+certificate = "ca/issuing.crt"
+key = "issuing"
+parent = "root"
+# Delegated OCSP responder (id-kp-OCSPSigning + id-pkix-ocsp-nocheck).
+ocsp_certificate = "ca/issuing-ocsp.crt"
+ocsp_key = "issuing-ocsp"
+# SCEP registration authority (RSA; digitalSignature + keyEncipherment).
+ra_certificate = "ca/issuing-ra.crt"
+ra_key = "issuing-ra"
+
+# Built-in profiles: tls-server, tls-client, device, email, ra, ocsp-signing, sub-ca
+# (`privca profiles` lists them). A profile here with the same name replaces the built-in.
+# Example: servers under corp.example only, 90 days, ECDSA keys only.
+#
+# [profiles.corp-server]
+# validity_days = 90
+# extended_key_usage = ["serverAuth"]
+# key_algorithms = ["ecdsa-p256", "ecdsa-p384"]
+# subject = {{ from_request = ["CN"], fixed = {{ O = "Example Corp" }} }}
+# san = {{ required = true, dns = [".corp.example"], cn_as_dns = true }}
+"#
+    )
+}

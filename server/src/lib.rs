@@ -1,0 +1,30 @@
+//! The `privca` binary as a library: configuration, wiring, HTTP listeners, the admin
+//! API, the CLI and the benchmarks. It is the only crate that names concrete backends
+//! and owns sockets (DESIGN.md). Keeping it a library lets the workspace tests start a
+//! full server in-process.
+
+pub mod bench;
+pub mod cli;
+pub mod config;
+pub mod http;
+pub mod init;
+pub mod ops;
+pub mod serve;
+
+mod error;
+
+pub use error::Error;
+
+/// The entry point of the `privca` binary: parses arguments, runs, prints a one-line
+/// error and returns a non-zero exit code on failure.
+pub fn main_entry() -> std::process::ExitCode {
+    use clap::Parser;
+    let cli = cli::Cli::parse();
+    match cli::run(cli) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("privca: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

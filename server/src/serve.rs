@@ -1,0 +1,161 @@
+//! `privca serve`: wiring (config → store, keys, authority) and the listener, the CRL
+//! refresh task, and signal handling.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::Error;
+use crate::config::Config;
+use crate::http::{self, AppState, Limits};
+
+/// A running server (for tests and `serve`).
+pub struct Running {
+    /// The bound address.
+    pub addr: std::net::SocketAddr,
+    /// Stops the server when sent to.
+    pub shutdown: tokio::sync::oneshot::Sender<()>,
+    /// Finishes when the server has stopped.
+    pub done: tokio::task::JoinHandle<()>,
+}
+
+/// Loads the configuration, opens everything and starts serving on the configured
+/// listener (or `listen_override`). Must be called inside a tokio runtime.
+pub async fn start(
+    cfg: &Config,
+    listen_override: Option<std::net::SocketAddr>,
+) -> Result<Running, Error> {
+    let cfg2 = cfg.clone();
+    let auth = tokio::task::spawn_blocking(move || cfg2.load_authority())
+        .await
+        .map_err(|e| Error::io("loading", e))??;
+    let auth = Arc::new(auth);
+    let token = cfg.secret(&cfg.server.admin_token).load()?;
+    if token.expose().len() < 16 {
+        return Err(Error::Config(
+            "the admin token must be at least 16 bytes".into(),
+        ));
+    }
+    let state = Arc::new(AppState {
+        auth: auth.clone(),
+        admin_token_hash: http::token_hash(token.expose()),
+        admin_loopback_only: cfg.server.admin_loopback_only,
+    });
+    let limits = Limits {
+        max_body_bytes: cfg.server.max_body_bytes,
+        header_timeout: Duration::from_secs(cfg.server.header_timeout_seconds),
+        request_timeout: Duration::from_secs(cfg.server.request_timeout_seconds),
+    };
+    let addr = listen_override.unwrap_or(cfg.server.listen);
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| Error::io(format!("binding {addr}"), e))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| Error::io("local address", e))?;
+    let router = http::router(state, limits);
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let refresher = tokio::spawn(crl_refresher(auth.clone()));
+    let done = tokio::spawn(async move {
+        http::serve(
+            listener,
+            router,
+            limits,
+            async {
+                let _ = rx.await;
+            },
+            Duration::from_secs(20),
+        )
+        .await;
+        refresher.abort();
+    });
+    Ok(Running {
+        addr,
+        shutdown: tx,
+        done,
+    })
+}
+
+/// Keeps every CA's CRL fresh: checks once a minute, re-signs when the stored one is
+/// older than the refresh period (revocations re-sign at once, in `Authority::revoke`).
+async fn crl_refresher(auth: Arc<ca_core::Authority>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(60));
+    loop {
+        tick.tick().await;
+        let names: Vec<String> = auth.authorities().keys().cloned().collect();
+        for name in names {
+            let a = auth.clone();
+            let n = name.clone();
+            match tokio::task::spawn_blocking(move || a.current_crl(&n)).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => tracing::error!(ca = %name, error = %e, "CRL refresh failed"),
+                Err(e) => tracing::error!(ca = %name, error = %e, "CRL refresh task failed"),
+            }
+        }
+    }
+}
+
+fn init_logging(format: &str) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("PRIVCA_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = if format == "json" {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
+}
+
+/// `privca serve` / `quickstart`: runs until SIGTERM or Ctrl-C, then finishes in-flight
+/// requests and exits.
+pub fn serve_blocking(config_path: &Path, print_urls: bool) -> Result<(), Error> {
+    let cfg = Config::load(config_path)?;
+    init_logging(&cfg.server.log_format);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::io("runtime", e))?;
+    rt.block_on(async {
+        let running = start(&cfg, None).await?;
+        tracing::info!(addr = %running.addr, "privca listening");
+        if print_urls {
+            let base = cfg.ca.base_url.trim_end_matches('/');
+            println!("privca is serving on http://{}", running.addr);
+            for ca in cfg.ca.authorities.iter().map(|a| &a.name) {
+                println!("  CA certificate: {base}/ca/{ca}.crt   CRL: {base}/crl/{ca}.crl");
+            }
+            println!("  OCSP:           {base}/ocsp");
+            println!("  health:         http://{}/healthz", running.addr);
+            println!(
+                "  admin API:      http://{}/admin/v1 (token in {})",
+                running.addr,
+                cfg.path(Path::new("admin-token")).display()
+            );
+            println!("  configuration:  {}", config_path.display());
+        }
+        wait_for_signal().await;
+        tracing::info!("signal received, stopping");
+        let _ = running.shutdown.send(());
+        let _ = running.done.await;
+        tracing::info!("stopped");
+        Ok(())
+    })
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let term = async {
+        match signal(SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = term => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}

@@ -1,0 +1,296 @@
+//! Durable records for privca.
+//!
+//! The store keeps what the CA must never lose: issued certificates and their status,
+//! serial reservations, CRL numbers, pending enrollment requests and a hash-chained audit
+//! log. It holds no policy; `ca-core` decides, the store records.
+//!
+//! One backend exists today, [`RedbStore`] (DESIGN.md decision 5). Everything goes through
+//! the [`Store`] trait so a PostgreSQL backend can serve several nodes later.
+//!
+//! Durability contract: when a method that writes returns `Ok`, the write has been
+//! committed with an fsync and survives a crash or power cut. Writes are atomic: a record
+//! and the audit entry that describes it are committed together or not at all.
+
+use serde::{Deserialize, Serialize};
+
+mod error;
+mod redb_store;
+
+pub use error::Error;
+pub use redb_store::{RedbStore, StoreOptions, WriterStats};
+
+/// Result type of this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Seconds since the Unix epoch (UTC).
+pub type UnixTime = i64;
+
+/// Status of an issued certificate. Expiry is not a stored status: it follows from
+/// `not_after` and the current time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CertStatus {
+    /// Issued and not revoked.
+    Valid,
+    /// Revoked.
+    Revoked,
+}
+
+/// Revocation facts of a certificate.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Revocation {
+    /// When it was revoked.
+    pub time: UnixTime,
+    /// RFC 5280 §5.3.1 CRLReason code (0 = unspecified, 1 = keyCompromise, …).
+    pub reason: u8,
+}
+
+/// An issued certificate and what the CA knows about it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CertRecord {
+    /// Serial number: the DER INTEGER contents (big-endian, positive, at most 20 octets).
+    pub serial: Vec<u8>,
+    /// Identifier of the issuing CA (its name in the configuration).
+    pub issuer: String,
+    /// Subject distinguished name, RFC 4514 string form.
+    pub subject: String,
+    /// Subject alternative names in display form (`DNS:a.example`, `IP:10.0.0.1`, …).
+    pub sans: Vec<String>,
+    /// Profile the certificate was issued under.
+    pub profile: String,
+    /// Who asked for it (for example `cli:root`, `admin-api`, `scep:endpoint/account`).
+    pub requester: String,
+    /// notBefore.
+    pub not_before: UnixTime,
+    /// notAfter.
+    pub not_after: UnixTime,
+    /// When the record was written.
+    pub issued_at: UnixTime,
+    /// Current status.
+    pub status: CertStatus,
+    /// Set when `status` is `Revoked`.
+    pub revocation: Option<Revocation>,
+    /// The certificate, DER.
+    pub der: Vec<u8>,
+}
+
+/// A revoked certificate as a CRL lists it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RevokedEntry {
+    /// Serial number (DER INTEGER contents).
+    pub serial: Vec<u8>,
+    /// Revocation facts.
+    pub revocation: Revocation,
+}
+
+/// Which certificates [`Store::list_certs`] returns. Empty fields match everything.
+#[derive(Clone, Debug, Default)]
+pub struct CertFilter {
+    /// Only this status.
+    pub status: Option<CertStatus>,
+    /// Only certificates whose `not_after` is at or before this time.
+    pub expires_before: Option<UnixTime>,
+    /// Only certificates whose `not_after` is after this time (not yet expired).
+    pub expires_after: Option<UnixTime>,
+    /// Only this profile.
+    pub profile: Option<String>,
+    /// Only this issuer.
+    pub issuer: Option<String>,
+    /// Only certificates whose subject or SANs contain this text (case-insensitive).
+    pub text: Option<String>,
+    /// At most this many results (ordered by `not_after`, soonest first).
+    pub limit: Option<usize>,
+}
+
+/// State of a pending enrollment request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PendingState {
+    /// Waiting for an administrator.
+    Pending,
+    /// Approved; the certificate with `serial` was issued.
+    Issued,
+    /// Rejected by an administrator.
+    Rejected,
+}
+
+/// An enrollment request kept until it is approved or rejected (SCEP polling, EST 202).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingRequest {
+    /// Store-assigned identifier (set by [`Store::put_pending`]).
+    pub id: u64,
+    /// Protocol key used to find the request again (for SCEP: transaction ID plus signer
+    /// key hash; for EST: a hash of the CSR).
+    pub lookup_key: String,
+    /// The endpoint it came through.
+    pub endpoint: String,
+    /// Profile it asks for.
+    pub profile: String,
+    /// Requester identity.
+    pub requester: String,
+    /// The CSR, DER.
+    pub csr_der: Vec<u8>,
+    /// When it arrived.
+    pub created_at: UnixTime,
+    /// Current state.
+    pub state: PendingState,
+    /// Serial of the issued certificate once `state` is `Issued`.
+    pub serial: Option<Vec<u8>>,
+    /// Free-form reason given on rejection.
+    pub note: Option<String>,
+}
+
+/// One event for the audit log.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditEvent {
+    /// When it happened.
+    pub time: UnixTime,
+    /// What happened (`issue`, `issue-refused`, `revoke`, `crl`, `init`, …).
+    pub action: String,
+    /// Who did it.
+    pub actor: String,
+    /// What it concerns (a serial in hex, a CA name, a profile…).
+    pub subject: String,
+    /// Outcome and detail; never secrets.
+    pub detail: String,
+}
+
+/// An audit event as stored: numbered and chained to its predecessor.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    /// Position in the log, from 1.
+    pub seq: u64,
+    /// The event.
+    pub event: AuditEvent,
+    /// SHA-256 of the previous entry (all zero for the first), hex.
+    pub prev_hash: String,
+    /// SHA-256 over `seq`, `prev_hash` and the event (see [`AuditEntry::compute_hash`]), hex.
+    pub hash: String,
+}
+
+impl AuditEntry {
+    /// The chain hash of an entry: SHA-256 over the big-endian `seq`, the previous hash
+    /// (hex) and the canonical JSON of the event.
+    pub fn compute_hash(seq: u64, prev_hash: &str, event: &AuditEvent) -> Result<String> {
+        use sha2::{Digest, Sha256};
+        let json = serde_json::to_vec(event).map_err(|e| Error::Corrupt(e.to_string()))?;
+        let mut h = Sha256::new();
+        h.update(seq.to_be_bytes());
+        h.update(prev_hash.as_bytes());
+        h.update(&json);
+        Ok(hex::encode(h.finalize()))
+    }
+}
+
+/// Result of walking the whole audit chain.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct AuditVerification {
+    /// Entries checked.
+    pub entries: u64,
+    /// The first entry whose hash or link is wrong, if any.
+    pub first_bad: Option<u64>,
+}
+
+/// The latest CRL published for an issuer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredCrl {
+    /// Its cRLNumber.
+    pub number: u64,
+    /// thisUpdate.
+    pub this_update: UnixTime,
+    /// nextUpdate.
+    pub next_update: UnixTime,
+    /// The CRL, DER.
+    pub der: Vec<u8>,
+}
+
+/// Counts for `/healthz` and `privca status`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct StoreStats {
+    /// Certificates recorded.
+    pub certificates: u64,
+    /// Of which revoked.
+    pub revoked: u64,
+    /// Audit entries.
+    pub audit_entries: u64,
+}
+
+/// The durable record store.
+///
+/// All methods are blocking. Implementations are safe to share between threads and batch
+/// concurrent writers into shared commits (group commit) where they can.
+pub trait Store: Send + Sync {
+    /// Reserves `serial` durably before anything is signed with it (DESIGN.md decision 3).
+    /// Fails with [`Error::Conflict`] if the serial was ever reserved or used.
+    fn reserve_serial(&self, serial: &[u8], issuer: &str) -> Result<()>;
+
+    /// Records an issued certificate and its audit event in one atomic, durable commit.
+    /// The serial must have been reserved and not yet recorded ([`Error::Conflict`]
+    /// otherwise). Returns the audit sequence number.
+    fn record_issuance(&self, record: &CertRecord, audit: &AuditEvent) -> Result<u64>;
+
+    /// Records certificates issued elsewhere (a CA moved to privca, or benchmark
+    /// fixtures) in one atomic, durable commit with one audit entry: their serials are
+    /// marked used, revoked ones enter the revocation index. [`Error::Conflict`] if any
+    /// serial was used before; then nothing is written. Returns the audit sequence number.
+    fn import_certificates(&self, records: &[CertRecord], audit: &AuditEvent) -> Result<u64>;
+
+    /// Fetches a certificate by serial.
+    fn get_cert(&self, serial: &[u8]) -> Result<Option<CertRecord>>;
+
+    /// Lists certificates matching `filter`, soonest expiry first.
+    fn list_certs(&self, filter: &CertFilter) -> Result<Vec<CertRecord>>;
+
+    /// Marks a certificate revoked and appends `audit`, atomically and durably.
+    /// [`Error::NotFound`] for an unknown serial, [`Error::Conflict`] if already revoked.
+    fn revoke(
+        &self,
+        serial: &[u8],
+        revocation: Revocation,
+        audit: &AuditEvent,
+    ) -> Result<CertRecord>;
+
+    /// Calls `each` for every revoked certificate of `issuer` (for CRLs), in serial order.
+    fn for_each_revoked(
+        &self,
+        issuer: &str,
+        each: &mut dyn FnMut(RevokedEntry) -> Result<()>,
+    ) -> Result<()>;
+
+    /// Durably allocates the next CRL number of `issuer`; numbers start at 1 and strictly
+    /// increase (RFC 5280 §5.2.3), across restarts.
+    fn next_crl_number(&self, issuer: &str) -> Result<u64>;
+
+    /// Stores the latest CRL of `issuer` (replacing the previous one) with its audit event.
+    fn put_crl(&self, issuer: &str, crl: &StoredCrl, audit: &AuditEvent) -> Result<()>;
+
+    /// The latest stored CRL of `issuer`.
+    fn latest_crl(&self, issuer: &str) -> Result<Option<StoredCrl>>;
+
+    /// Appends one audit event on its own (refusals, administrative actions).
+    fn append_audit(&self, event: &AuditEvent) -> Result<u64>;
+
+    /// Audit entries with `seq >= from`, at most `limit`.
+    fn audit_entries(&self, from: u64, limit: usize) -> Result<Vec<AuditEntry>>;
+
+    /// Walks the whole audit chain and checks every hash and link.
+    fn verify_audit(&self) -> Result<AuditVerification>;
+
+    /// Stores a new pending request; assigns and returns its id.
+    fn put_pending(&self, request: &PendingRequest, audit: &AuditEvent) -> Result<u64>;
+
+    /// Fetches a pending request by id.
+    fn get_pending(&self, id: u64) -> Result<Option<PendingRequest>>;
+
+    /// Finds a pending request by its protocol lookup key.
+    fn find_pending(&self, lookup_key: &str) -> Result<Option<PendingRequest>>;
+
+    /// Lists pending requests, optionally only those in `state`.
+    fn list_pending(&self, state: Option<PendingState>) -> Result<Vec<PendingRequest>>;
+
+    /// Replaces a pending request (state changes), with its audit event.
+    fn update_pending(&self, request: &PendingRequest, audit: &AuditEvent) -> Result<()>;
+
+    /// Counts for health and status output.
+    fn stats(&self) -> Result<StoreStats>;
+}

@@ -1,0 +1,953 @@
+//! Tests of the public store API on the redb backend.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::HashSet;
+use std::path::Path;
+use std::sync::Arc;
+
+use redb::ReadableTable;
+
+use store::{
+    AuditEntry, AuditEvent, CertFilter, CertRecord, CertStatus, Error, PendingRequest,
+    PendingState, RedbStore, Revocation, Store, StoreOptions, StoredCrl,
+};
+
+fn event(action: &str, subject: &str) -> AuditEvent {
+    AuditEvent {
+        time: 1_700_000_000,
+        action: action.into(),
+        actor: "tester".into(),
+        subject: subject.into(),
+        detail: format!("{action} {subject}"),
+    }
+}
+
+fn record(serial: &[u8], issuer: &str, not_after: i64) -> CertRecord {
+    CertRecord {
+        serial: serial.to_vec(),
+        issuer: issuer.into(),
+        subject: format!("CN=host-{}.example", hex::encode(serial)),
+        sans: vec![format!("DNS:host-{}.example", hex::encode(serial))],
+        profile: "server".into(),
+        requester: "tester".into(),
+        not_before: 1_700_000_000,
+        not_after,
+        issued_at: 1_700_000_000,
+        status: CertStatus::Valid,
+        revocation: None,
+        der: vec![0x30, 0x03, 0x02, 0x01, serial[0]],
+    }
+}
+
+fn issue(store: &dyn Store, r: &CertRecord) -> u64 {
+    store.reserve_serial(&r.serial, &r.issuer).unwrap();
+    store
+        .record_issuance(r, &event("issue", &hex::encode(&r.serial)))
+        .unwrap()
+}
+
+fn pending(key: &str) -> PendingRequest {
+    PendingRequest {
+        id: 0,
+        lookup_key: key.into(),
+        endpoint: "scep/default".into(),
+        profile: "device".into(),
+        requester: "scep:default".into(),
+        csr_der: vec![0x30, 0x00],
+        created_at: 1_700_000_000,
+        state: PendingState::Pending,
+        serial: None,
+        note: None,
+    }
+}
+
+fn crl(number: u64) -> StoredCrl {
+    StoredCrl {
+        number,
+        this_update: 1_700_000_000,
+        next_update: 1_700_086_400,
+        der: vec![0x30, 0x01, number as u8],
+    }
+}
+
+fn temp_db() -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("privca.redb");
+    (dir, path)
+}
+
+#[test]
+fn reserve_record_get_roundtrip() {
+    let store = RedbStore::in_memory().unwrap();
+    let r = record(&[0x01, 0x02], "ca", 1_800_000_000);
+    assert!(store.get_cert(&r.serial).unwrap().is_none());
+    let seq = issue(&store, &r);
+    assert_eq!(seq, 1);
+    assert_eq!(store.get_cert(&r.serial).unwrap(), Some(r.clone()));
+    let entries = store.audit_entries(1, 10).unwrap();
+    assert_eq!(entries.len(), 1);
+    assert_eq!(entries[0].event.action, "issue");
+}
+
+#[test]
+fn double_reserve_conflicts() {
+    let store = RedbStore::in_memory().unwrap();
+    store.reserve_serial(&[7], "ca").unwrap();
+    assert!(matches!(
+        store.reserve_serial(&[7], "ca"),
+        Err(Error::Conflict(_))
+    ));
+    assert!(matches!(
+        store.reserve_serial(&[7], "other"),
+        Err(Error::Conflict(_))
+    ));
+    // Still refused after the serial was used.
+    store
+        .record_issuance(&record(&[7], "ca", 1), &event("issue", "07"))
+        .unwrap();
+    assert!(matches!(
+        store.reserve_serial(&[7], "ca"),
+        Err(Error::Conflict(_))
+    ));
+}
+
+#[test]
+fn record_without_reservation_conflicts() {
+    let store = RedbStore::in_memory().unwrap();
+    let r = record(&[9], "ca", 1);
+    assert!(matches!(
+        store.record_issuance(&r, &event("issue", "09")),
+        Err(Error::Conflict(_))
+    ));
+    assert!(store.get_cert(&[9]).unwrap().is_none());
+    assert_eq!(
+        store.stats().unwrap().audit_entries,
+        0,
+        "refusal leaves no audit entry"
+    );
+}
+
+#[test]
+fn record_for_another_issuer_conflicts() {
+    let store = RedbStore::in_memory().unwrap();
+    store.reserve_serial(&[9], "ca-a").unwrap();
+    let r = record(&[9], "ca-b", 1);
+    assert!(matches!(
+        store.record_issuance(&r, &event("issue", "09")),
+        Err(Error::Conflict(_))
+    ));
+}
+
+#[test]
+fn double_record_conflicts() {
+    let store = RedbStore::in_memory().unwrap();
+    let r = record(&[3], "ca", 1);
+    issue(&store, &r);
+    let mut again = r.clone();
+    again.subject = "CN=other".into();
+    assert!(matches!(
+        store.record_issuance(&again, &event("issue", "03")),
+        Err(Error::Conflict(_))
+    ));
+    assert_eq!(store.get_cert(&[3]).unwrap(), Some(r));
+    assert_eq!(store.stats().unwrap().audit_entries, 1);
+}
+
+#[test]
+fn malformed_serials_are_invalid() {
+    let store = RedbStore::in_memory().unwrap();
+    assert!(matches!(
+        store.reserve_serial(&[], "ca"),
+        Err(Error::Invalid(_))
+    ));
+    assert!(matches!(
+        store.reserve_serial(&[1; 21], "ca"),
+        Err(Error::Invalid(_))
+    ));
+    store.reserve_serial(&[1; 20], "ca").unwrap();
+}
+
+#[test]
+fn revoke_updates_record_and_index() {
+    let store = RedbStore::in_memory().unwrap();
+    let r = record(&[5], "ca", 1_800_000_000);
+    issue(&store, &r);
+    let rev = Revocation {
+        time: 1_700_000_500,
+        reason: 1,
+    };
+    let revoked = store.revoke(&[5], rev, &event("revoke", "05")).unwrap();
+    assert_eq!(revoked.status, CertStatus::Revoked);
+    assert_eq!(revoked.revocation, Some(rev));
+    assert_eq!(revoked.der, r.der);
+    assert_eq!(store.get_cert(&[5]).unwrap(), Some(revoked));
+
+    let mut seen = Vec::new();
+    store
+        .for_each_revoked("ca", &mut |e| {
+            seen.push(e);
+            Ok(())
+        })
+        .unwrap();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(seen[0].serial, vec![5]);
+    assert_eq!(seen[0].revocation, rev);
+    let stats = store.stats().unwrap();
+    assert_eq!(
+        (stats.certificates, stats.revoked, stats.audit_entries),
+        (1, 1, 2)
+    );
+}
+
+#[test]
+fn revoke_unknown_is_not_found() {
+    let store = RedbStore::in_memory().unwrap();
+    let rev = Revocation { time: 1, reason: 0 };
+    assert!(matches!(
+        store.revoke(&[1], rev, &event("revoke", "01")),
+        Err(Error::NotFound(_))
+    ));
+    // Reserved but never recorded is unknown too.
+    store.reserve_serial(&[2], "ca").unwrap();
+    assert!(matches!(
+        store.revoke(&[2], rev, &event("revoke", "02")),
+        Err(Error::NotFound(_))
+    ));
+    assert_eq!(store.stats().unwrap().audit_entries, 0);
+}
+
+#[test]
+fn revoke_twice_conflicts() {
+    let store = RedbStore::in_memory().unwrap();
+    issue(&store, &record(&[4], "ca", 1));
+    let first = Revocation {
+        time: 10,
+        reason: 1,
+    };
+    store.revoke(&[4], first, &event("revoke", "04")).unwrap();
+    let second = Revocation {
+        time: 20,
+        reason: 4,
+    };
+    assert!(matches!(
+        store.revoke(&[4], second, &event("revoke", "04")),
+        Err(Error::Conflict(_))
+    ));
+    assert_eq!(
+        store.get_cert(&[4]).unwrap().unwrap().revocation,
+        Some(first)
+    );
+    assert_eq!(store.stats().unwrap().audit_entries, 2);
+}
+
+#[test]
+fn for_each_revoked_is_per_issuer_and_propagates_errors() {
+    let store = RedbStore::in_memory().unwrap();
+    // Issuer names that prefix each other must not leak into each other's scan.
+    for (i, issuer) in ["ca", "ca-sub", "c", "cb"].iter().enumerate() {
+        for j in 0..3u8 {
+            let serial = [u8::try_from(i).unwrap() * 10 + j + 1];
+            issue(&store, &record(&serial, issuer, 1));
+            store
+                .revoke(
+                    &serial,
+                    Revocation { time: 1, reason: 0 },
+                    &event("revoke", "x"),
+                )
+                .unwrap();
+        }
+    }
+    let collect = |issuer: &str| {
+        let mut v = Vec::new();
+        store
+            .for_each_revoked(issuer, &mut |e| {
+                v.push(e.serial[0]);
+                Ok(())
+            })
+            .unwrap();
+        v
+    };
+    assert_eq!(collect("ca"), vec![1, 2, 3]);
+    assert_eq!(collect("ca-sub"), vec![11, 12, 13]);
+    assert_eq!(collect("c"), vec![21, 22, 23]);
+    assert_eq!(collect("cb"), vec![31, 32, 33]);
+    assert!(collect("nobody").is_empty());
+
+    let mut calls = 0;
+    let result = store.for_each_revoked("ca", &mut |_| {
+        calls += 1;
+        Err(Error::Corrupt("stop".into()))
+    });
+    assert!(matches!(result, Err(Error::Corrupt(m)) if m == "stop"));
+    assert_eq!(calls, 1);
+}
+
+#[test]
+fn crl_numbers_start_at_one_and_increase_per_issuer() {
+    let store = RedbStore::in_memory().unwrap();
+    assert_eq!(store.next_crl_number("a").unwrap(), 1);
+    assert_eq!(store.next_crl_number("a").unwrap(), 2);
+    assert_eq!(store.next_crl_number("b").unwrap(), 1);
+    assert_eq!(store.next_crl_number("a").unwrap(), 3);
+}
+
+#[test]
+fn put_and_latest_crl() {
+    let store = RedbStore::in_memory().unwrap();
+    assert!(store.latest_crl("ca").unwrap().is_none());
+    store.put_crl("ca", &crl(1), &event("crl", "ca")).unwrap();
+    store.put_crl("ca", &crl(2), &event("crl", "ca")).unwrap();
+    assert_eq!(store.latest_crl("ca").unwrap(), Some(crl(2)));
+    assert!(store.latest_crl("other").unwrap().is_none());
+    // An older CRL never replaces a newer one.
+    assert!(matches!(
+        store.put_crl("ca", &crl(1), &event("crl", "ca")),
+        Err(Error::Conflict(_))
+    ));
+    assert_eq!(store.latest_crl("ca").unwrap(), Some(crl(2)));
+    assert_eq!(store.stats().unwrap().audit_entries, 2);
+    // A big CRL (1 MiB) is stored as is.
+    let mut big = crl(3);
+    big.der = vec![0xab; 1 << 20];
+    store.put_crl("ca", &big, &event("crl", "ca")).unwrap();
+    assert_eq!(store.latest_crl("ca").unwrap(), Some(big));
+}
+
+#[test]
+fn audit_append_and_paging() {
+    let store = RedbStore::in_memory().unwrap();
+    for i in 1..=10u64 {
+        assert_eq!(
+            store.append_audit(&event("note", &i.to_string())).unwrap(),
+            i
+        );
+    }
+    let page = store.audit_entries(4, 3).unwrap();
+    assert_eq!(page.iter().map(|e| e.seq).collect::<Vec<_>>(), [4, 5, 6]);
+    assert_eq!(page[0].event.subject, "4");
+    assert!(store.audit_entries(11, 5).unwrap().is_empty());
+    assert!(store.audit_entries(1, 0).unwrap().is_empty());
+    let all = store.audit_entries(0, 100).unwrap();
+    assert_eq!(all.len(), 10);
+    assert_eq!(all[0].prev_hash, "0".repeat(64));
+    for pair in all.windows(2) {
+        assert_eq!(pair[1].prev_hash, pair[0].hash);
+    }
+    for e in &all {
+        assert_eq!(
+            e.hash,
+            AuditEntry::compute_hash(e.seq, &e.prev_hash, &e.event).unwrap()
+        );
+    }
+    let v = store.verify_audit().unwrap();
+    assert_eq!((v.entries, v.first_bad), (10, None));
+}
+
+#[test]
+fn pending_requests_lifecycle() {
+    let store = RedbStore::in_memory().unwrap();
+    let id1 = store
+        .put_pending(&pending("tx-1"), &event("pending", "tx-1"))
+        .unwrap();
+    let id2 = store
+        .put_pending(&pending("tx-2"), &event("pending", "tx-2"))
+        .unwrap();
+    assert_eq!((id1, id2), (1, 2));
+    let mut got = store.get_pending(id1).unwrap().unwrap();
+    assert_eq!(got.id, id1);
+    assert_eq!(got.lookup_key, "tx-1");
+    assert_eq!(store.find_pending("tx-2").unwrap().unwrap().id, id2);
+    assert!(store.find_pending("tx-3").unwrap().is_none());
+    assert!(store.get_pending(99).unwrap().is_none());
+
+    // The same key cannot be pending twice.
+    assert!(matches!(
+        store.put_pending(&pending("tx-1"), &event("pending", "tx-1")),
+        Err(Error::Conflict(_))
+    ));
+
+    // Approve 1, reject 2.
+    got.state = PendingState::Issued;
+    got.serial = Some(vec![1, 2, 3]);
+    store.update_pending(&got, &event("approve", "1")).unwrap();
+    let mut second = store.get_pending(id2).unwrap().unwrap();
+    second.state = PendingState::Rejected;
+    second.note = Some("no".into());
+    store
+        .update_pending(&second, &event("reject", "2"))
+        .unwrap();
+
+    assert_eq!(store.list_pending(None).unwrap().len(), 2);
+    assert_eq!(
+        store.list_pending(Some(PendingState::Issued)).unwrap(),
+        vec![got.clone()]
+    );
+    assert_eq!(
+        store.list_pending(Some(PendingState::Rejected)).unwrap(),
+        vec![second.clone()]
+    );
+    assert!(
+        store
+            .list_pending(Some(PendingState::Pending))
+            .unwrap()
+            .is_empty()
+    );
+
+    // A decided request cannot be decided again (no double approval).
+    assert!(matches!(
+        store.update_pending(&got, &event("approve", "1")),
+        Err(Error::Conflict(_))
+    ));
+    // Unknown id.
+    let mut ghost = got.clone();
+    ghost.id = 42;
+    assert!(matches!(
+        store.update_pending(&ghost, &event("approve", "42")),
+        Err(Error::NotFound(_))
+    ));
+    // Issued without a serial is invalid.
+    let id3 = store
+        .put_pending(&pending("tx-3"), &event("pending", "tx-3"))
+        .unwrap();
+    let mut third = store.get_pending(id3).unwrap().unwrap();
+    third.state = PendingState::Issued;
+    assert!(matches!(
+        store.update_pending(&third, &event("approve", "3")),
+        Err(Error::Invalid(_))
+    ));
+    // The key of a request cannot change.
+    third.state = PendingState::Pending;
+    third.lookup_key = "moved".into();
+    assert!(matches!(
+        store.update_pending(&third, &event("x", "3")),
+        Err(Error::Invalid(_))
+    ));
+
+    // After a rejection, the same key may come back as a new request; find_pending finds
+    // the newest one.
+    let id4 = store
+        .put_pending(&pending("tx-2"), &event("pending", "tx-2"))
+        .unwrap();
+    assert_eq!(id4, 4);
+    assert_eq!(store.find_pending("tx-2").unwrap().unwrap().id, id4);
+    assert_eq!(store.get_pending(id2).unwrap(), Some(second));
+    assert_eq!(store.verify_audit().unwrap().first_bad, None);
+}
+
+#[test]
+fn stats_count() {
+    let store = RedbStore::in_memory().unwrap();
+    assert_eq!(store.stats().unwrap(), store::StoreStats::default());
+    for s in 1..=5u8 {
+        issue(&store, &record(&[s], "ca", 1));
+    }
+    store
+        .revoke(
+            &[2],
+            Revocation { time: 1, reason: 0 },
+            &event("revoke", "02"),
+        )
+        .unwrap();
+    store.append_audit(&event("note", "x")).unwrap();
+    let stats = store.stats().unwrap();
+    assert_eq!(
+        (stats.certificates, stats.revoked, stats.audit_entries),
+        (5, 1, 7)
+    );
+}
+
+#[test]
+fn list_filters() {
+    let store = RedbStore::in_memory().unwrap();
+    // serial, issuer, profile, not_after, subject, san
+    let rows: [(u8, &str, &str, i64, &str, &str); 6] = [
+        (1, "ca", "server", 3_000, "CN=Alpha", "DNS:alpha.example"),
+        (2, "ca", "client", 1_000, "CN=beta", "DNS:beta.example"),
+        (3, "sub", "server", 2_000, "CN=gamma", "DNS:GAMMA.lan"),
+        (4, "sub", "device", 5_000, "CN=delta", "IP:10.0.0.4"),
+        (5, "ca", "server", 4_000, "CN=eps", "DNS:www.alpha.example"),
+        (6, "ca", "server", 2_000, "CN=zeta", "DNS:zeta.example"),
+    ];
+    for (s, issuer, profile, not_after, subject, san) in rows {
+        let mut r = record(&[s], issuer, not_after);
+        r.profile = profile.into();
+        r.subject = subject.into();
+        r.sans = vec![san.into()];
+        issue(&store, &r);
+    }
+    store
+        .revoke(
+            &[5],
+            Revocation { time: 1, reason: 0 },
+            &event("revoke", "05"),
+        )
+        .unwrap();
+    store
+        .revoke(
+            &[2],
+            Revocation { time: 1, reason: 0 },
+            &event("revoke", "02"),
+        )
+        .unwrap();
+
+    let serials = |f: CertFilter| -> Vec<u8> {
+        store
+            .list_certs(&f)
+            .unwrap()
+            .iter()
+            .map(|r| r.serial[0])
+            .collect()
+    };
+    // Everything, soonest expiry first (3 and 6 share not_after, either order).
+    let all = serials(CertFilter::default());
+    assert_eq!(all.len(), 6);
+    assert_eq!(all[0], 2);
+    assert_eq!(
+        all[1..3].iter().copied().collect::<HashSet<_>>(),
+        HashSet::from([3, 6])
+    );
+    assert_eq!(&all[3..], &[1, 5, 4]);
+    let listed = store.list_certs(&CertFilter::default()).unwrap();
+    assert!(listed.windows(2).all(|w| w[0].not_after <= w[1].not_after));
+    assert!(listed.iter().all(|r| !r.der.is_empty()), "DER is filled in");
+
+    assert_eq!(
+        serials(CertFilter {
+            status: Some(CertStatus::Revoked),
+            ..Default::default()
+        }),
+        [2, 5]
+    );
+    assert_eq!(
+        serials(CertFilter {
+            status: Some(CertStatus::Valid),
+            ..Default::default()
+        })
+        .len(),
+        4
+    );
+    // expires_before is inclusive, expires_after exclusive.
+    let mut before = serials(CertFilter {
+        expires_before: Some(2_000),
+        ..Default::default()
+    });
+    before.sort_unstable();
+    assert_eq!(before, [2, 3, 6]);
+    assert_eq!(
+        serials(CertFilter {
+            expires_after: Some(3_000),
+            ..Default::default()
+        }),
+        [5, 4]
+    );
+    assert_eq!(
+        serials(CertFilter {
+            expires_after: Some(2_000),
+            expires_before: Some(4_000),
+            ..Default::default()
+        }),
+        [1, 5]
+    );
+    assert!(
+        serials(CertFilter {
+            expires_after: Some(4_000),
+            expires_before: Some(4_000),
+            ..Default::default()
+        })
+        .is_empty()
+    );
+    assert_eq!(
+        serials(CertFilter {
+            expires_after: Some(i64::MAX),
+            ..Default::default()
+        }),
+        Vec::<u8>::new()
+    );
+    assert_eq!(
+        serials(CertFilter {
+            expires_before: Some(i64::MAX),
+            ..Default::default()
+        })
+        .len(),
+        6
+    );
+    assert_eq!(
+        serials(CertFilter {
+            expires_before: Some(i64::MIN),
+            ..Default::default()
+        }),
+        Vec::<u8>::new()
+    );
+
+    assert_eq!(
+        serials(CertFilter {
+            profile: Some("server".into()),
+            ..Default::default()
+        })
+        .len(),
+        4
+    );
+    assert_eq!(
+        serials(CertFilter {
+            profile: Some("device".into()),
+            ..Default::default()
+        }),
+        [4]
+    );
+    let mut sub = serials(CertFilter {
+        issuer: Some("sub".into()),
+        ..Default::default()
+    });
+    sub.sort_unstable();
+    assert_eq!(sub, [3, 4]);
+    // Case-insensitive over subject and SANs.
+    assert_eq!(
+        serials(CertFilter {
+            text: Some("ALPHA".into()),
+            ..Default::default()
+        }),
+        [1, 5]
+    );
+    assert_eq!(
+        serials(CertFilter {
+            text: Some("gamma.LAN".into()),
+            ..Default::default()
+        }),
+        [3]
+    );
+    assert_eq!(
+        serials(CertFilter {
+            text: Some("10.0.0".into()),
+            ..Default::default()
+        }),
+        [4]
+    );
+    assert_eq!(
+        serials(CertFilter {
+            text: Some("nomatch".into()),
+            ..Default::default()
+        }),
+        Vec::<u8>::new()
+    );
+    // Limit keeps the soonest.
+    assert_eq!(
+        serials(CertFilter {
+            limit: Some(1),
+            ..Default::default()
+        }),
+        [2]
+    );
+    assert_eq!(
+        serials(CertFilter {
+            limit: Some(0),
+            ..Default::default()
+        }),
+        Vec::<u8>::new()
+    );
+    // Combined.
+    assert_eq!(
+        serials(CertFilter {
+            status: Some(CertStatus::Valid),
+            issuer: Some("ca".into()),
+            profile: Some("server".into()),
+            text: Some("example".into()),
+            expires_after: Some(1_000),
+            limit: Some(5),
+            ..Default::default()
+        }),
+        [6, 1]
+    );
+}
+
+#[test]
+fn persistence_across_reopen() {
+    let (_dir, path) = temp_db();
+    let r1 = record(&[1], "ca", 2_000);
+    {
+        let store = RedbStore::open(&path, StoreOptions::default()).unwrap();
+        issue(&store, &r1);
+        store.reserve_serial(&[2], "ca").unwrap();
+        assert_eq!(store.next_crl_number("ca").unwrap(), 1);
+        assert_eq!(store.next_crl_number("ca").unwrap(), 2);
+        store.put_crl("ca", &crl(2), &event("crl", "ca")).unwrap();
+        store
+            .put_pending(&pending("tx"), &event("pending", "tx"))
+            .unwrap();
+        store.append_audit(&event("note", "before")).unwrap();
+    }
+    let store = RedbStore::open(&path, StoreOptions::default()).unwrap();
+    assert_eq!(store.get_cert(&[1]).unwrap(), Some(r1));
+    // The reservation survived: the serial cannot be reserved again, but can be recorded.
+    assert!(matches!(
+        store.reserve_serial(&[2], "ca"),
+        Err(Error::Conflict(_))
+    ));
+    store
+        .record_issuance(&record(&[2], "ca", 3_000), &event("issue", "02"))
+        .unwrap();
+    assert_eq!(store.next_crl_number("ca").unwrap(), 3);
+    assert_eq!(store.latest_crl("ca").unwrap(), Some(crl(2)));
+    assert_eq!(store.find_pending("tx").unwrap().unwrap().id, 1);
+    assert_eq!(
+        store
+            .put_pending(&pending("tx2"), &event("pending", "tx2"))
+            .unwrap(),
+        2
+    );
+    // The audit chain continues where it stopped.
+    let seq = store.append_audit(&event("note", "after")).unwrap();
+    assert_eq!(seq, 7);
+    let v = store.verify_audit().unwrap();
+    assert_eq!((v.entries, v.first_bad), (7, None));
+    let entries = store.audit_entries(4, 2).unwrap();
+    assert_eq!(entries[0].event.subject, "before");
+    assert_eq!(entries[1].prev_hash, entries[0].hash);
+    drop(store);
+
+    let store = RedbStore::open(&path, StoreOptions::default()).unwrap();
+    assert_eq!(store.stats().unwrap().certificates, 2);
+    assert_eq!(store.verify_audit().unwrap().entries, 7);
+}
+
+/// The audit table as the module documentation describes it.
+const AUDIT: redb::TableDefinition<u64, &[u8]> = redb::TableDefinition::new("audit");
+const META: redb::TableDefinition<&str, u64> = redb::TableDefinition::new("meta");
+
+fn tamper(path: &Path, seq: u64, change: impl FnOnce(&mut serde_json::Value)) {
+    let db = redb::Database::open(path).unwrap();
+    let txn = db.begin_write().unwrap();
+    {
+        let mut table = txn.open_table(AUDIT).unwrap();
+        let mut value: serde_json::Value =
+            serde_json::from_slice(table.get(seq).unwrap().unwrap().value()).unwrap();
+        change(&mut value);
+        let bytes = serde_json::to_vec(&value).unwrap();
+        table.insert(seq, bytes.as_slice()).unwrap();
+    }
+    txn.commit().unwrap();
+}
+
+#[test]
+fn audit_tamper_detected() {
+    let (_dir, path) = temp_db();
+    {
+        let store = RedbStore::open(&path, StoreOptions::default()).unwrap();
+        for i in 1..=5 {
+            store.append_audit(&event("note", &i.to_string())).unwrap();
+        }
+        assert_eq!(store.verify_audit().unwrap().first_bad, None);
+    }
+    tamper(&path, 3, |v| v["event"]["detail"] = "rewritten".into());
+    let store = RedbStore::open(&path, StoreOptions::default()).unwrap();
+    let v = store.verify_audit().unwrap();
+    assert_eq!((v.entries, v.first_bad), (5, Some(3)));
+    drop(store);
+
+    // Recomputing the tampered entry's own hash still breaks the link of the next one.
+    tamper(&path, 3, |v| {
+        let event: AuditEvent = serde_json::from_value(v["event"].clone()).unwrap();
+        let prev = v["prev_hash"].as_str().unwrap().to_string();
+        v["hash"] = AuditEntry::compute_hash(3, &prev, &event).unwrap().into();
+    });
+    let store = RedbStore::open(&path, StoreOptions::default()).unwrap();
+    assert_eq!(store.verify_audit().unwrap().first_bad, Some(4));
+}
+
+#[test]
+fn audit_gap_detected() {
+    let (_dir, path) = temp_db();
+    {
+        let store = RedbStore::open(&path, StoreOptions::default()).unwrap();
+        for i in 1..=4 {
+            store.append_audit(&event("note", &i.to_string())).unwrap();
+        }
+    }
+    {
+        let db = redb::Database::open(&path).unwrap();
+        let txn = db.begin_write().unwrap();
+        txn.open_table(AUDIT).unwrap().remove(2).unwrap();
+        txn.commit().unwrap();
+    }
+    let store = RedbStore::open(&path, StoreOptions::default()).unwrap();
+    assert_eq!(store.verify_audit().unwrap().first_bad, Some(3));
+}
+
+#[test]
+fn newer_schema_is_refused() {
+    let (_dir, path) = temp_db();
+    drop(RedbStore::open(&path, StoreOptions::default()).unwrap());
+    {
+        let db = redb::Database::open(&path).unwrap();
+        let txn = db.begin_write().unwrap();
+        txn.open_table(META)
+            .unwrap()
+            .insert("schema_version", 2)
+            .unwrap();
+        txn.commit().unwrap();
+    }
+    match RedbStore::open(&path, StoreOptions::default()) {
+        Err(Error::UnsupportedSchema {
+            found: 2,
+            supported: 1,
+        }) => {}
+        other => panic!("expected UnsupportedSchema, got {other:?}"),
+    }
+}
+
+#[test]
+fn locked_database_is_reported() {
+    let (_dir, path) = temp_db();
+    let first = RedbStore::open(&path, StoreOptions::default()).unwrap();
+    match RedbStore::open(&path, StoreOptions::default()) {
+        Err(Error::Locked(p)) => assert_eq!(p, path.display().to_string()),
+        other => panic!("expected Locked, got {other:?}"),
+    }
+    // Plain redb is refused too while the store holds it.
+    assert!(matches!(
+        redb::Database::open(&path),
+        Err(redb::DatabaseError::DatabaseAlreadyOpen)
+    ));
+    drop(first);
+    // Dropping the store releases the file.
+    RedbStore::open(&path, StoreOptions::default()).unwrap();
+}
+
+#[test]
+fn concurrent_writers_16_threads() {
+    let (_dir, path) = temp_db();
+    let store = Arc::new(RedbStore::open(&path, StoreOptions::default()).unwrap());
+    const THREADS: u8 = 16;
+    const PER_THREAD: u8 = 25;
+    let handles: Vec<_> = (0..THREADS)
+        .map(|t| {
+            let store = Arc::clone(&store);
+            std::thread::spawn(move || {
+                let mut seqs = Vec::new();
+                for i in 0..PER_THREAD {
+                    let r = record(&[t + 1, i, 0x55], "ca", i64::from(i) * 100);
+                    store.reserve_serial(&r.serial, "ca").unwrap();
+                    seqs.push(store.record_issuance(&r, &event("issue", "x")).unwrap());
+                    if i % 5 == 0 {
+                        store
+                            .revoke(
+                                &r.serial,
+                                Revocation { time: 1, reason: 0 },
+                                &event("revoke", "x"),
+                            )
+                            .unwrap();
+                    }
+                    // Contended refusals must not disturb the others.
+                    assert!(matches!(
+                        store.reserve_serial(&r.serial, "ca"),
+                        Err(Error::Conflict(_))
+                    ));
+                }
+                seqs
+            })
+        })
+        .collect();
+    let mut seqs: Vec<u64> = handles
+        .into_iter()
+        .flat_map(|h| h.join().unwrap())
+        .collect();
+    seqs.sort_unstable();
+    seqs.dedup();
+    let total = u64::from(THREADS) * u64::from(PER_THREAD);
+    assert_eq!(seqs.len() as u64, total, "every issuance got its own seq");
+
+    for t in 0..THREADS {
+        for i in 0..PER_THREAD {
+            assert!(store.get_cert(&[t + 1, i, 0x55]).unwrap().is_some());
+        }
+    }
+    let stats = store.stats().unwrap();
+    let revokes = u64::from(THREADS) * u64::from(PER_THREAD).div_ceil(5);
+    assert_eq!(stats.certificates, total);
+    assert_eq!(stats.revoked, revokes);
+    assert_eq!(stats.audit_entries, total + revokes);
+    let entries = store.audit_entries(1, usize::MAX).unwrap();
+    assert!(
+        entries
+            .iter()
+            .enumerate()
+            .all(|(i, e)| e.seq == i as u64 + 1),
+        "seqs contiguous"
+    );
+    let v = store.verify_audit().unwrap();
+    assert_eq!((v.entries, v.first_bad), (total + revokes, None));
+    let w = store.writer_stats();
+    println!(
+        "commits {} operations {} largest batch {}",
+        w.commits, w.operations, w.largest_batch
+    );
+    // Every successful write was part of a commit; refusals only when batched with others.
+    assert!(w.operations >= total * 2 + revokes);
+    assert!(w.operations <= total * 3 + revokes);
+}
+
+#[test]
+fn writer_stops_on_drop() {
+    let (_dir, path) = temp_db();
+    let store = RedbStore::open(
+        &path,
+        StoreOptions {
+            max_batch: 1,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    store.append_audit(&event("a", "b")).unwrap();
+    assert_eq!(store.writer_stats().largest_batch, 1);
+    drop(store);
+    // The writer released its handle on the database: the file opens again at once.
+    let again = RedbStore::open(&path, StoreOptions::default()).unwrap();
+    assert_eq!(again.verify_audit().unwrap().entries, 1);
+}
+
+/// Throughput of durable issuances (reserve + record) from 16 threads into a file.
+/// Run with `cargo test -p store --release -- --ignored --nocapture`.
+#[test]
+#[ignore = "benchmark; prints figures"]
+fn throughput_16_threads() {
+    const THREADS: u32 = 16;
+    const TOTAL: u32 = 20_000;
+    let (_dir, path) = temp_db();
+    let store = Arc::new(RedbStore::open(&path, StoreOptions::default()).unwrap());
+    let start = std::time::Instant::now();
+    let handles: Vec<_> = (0..THREADS)
+        .map(|t| {
+            let store = Arc::clone(&store);
+            std::thread::spawn(move || {
+                for i in 0..TOTAL / THREADS {
+                    let n = t * 1_000_000 + i + 1;
+                    let mut serial = vec![0x01];
+                    serial.extend_from_slice(&n.to_be_bytes());
+                    let mut r = record(&serial, "ca", 1_800_000_000 + i64::from(n));
+                    r.der = vec![0x5a; 1_200];
+                    store.reserve_serial(&r.serial, "ca").unwrap();
+                    store
+                        .record_issuance(&r, &event("issue", &hex::encode(&serial)))
+                        .unwrap();
+                }
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().unwrap();
+    }
+    let elapsed = start.elapsed();
+    let w = store.writer_stats();
+    println!(
+        "{TOTAL} issuances (reserve + record, each durable) from {THREADS} threads in {:.2} s: \
+         {:.0} issuances/s, {:.0} write ops/s; {} commits, mean batch {:.1} ops, largest {}",
+        elapsed.as_secs_f64(),
+        f64::from(TOTAL) / elapsed.as_secs_f64(),
+        w.operations as f64 / elapsed.as_secs_f64(),
+        w.commits,
+        w.operations as f64 / w.commits as f64,
+        w.largest_batch
+    );
+    assert_eq!(store.stats().unwrap().certificates, u64::from(TOTAL));
+    assert_eq!(store.verify_audit().unwrap().first_bad, None);
+}

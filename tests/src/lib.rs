@@ -1,0 +1,245 @@
+//! Helpers for the workspace tests: a CA in a temporary directory, the `privca` binary
+//! running as a server on a free loopback port, and runners for third-party tools.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// True when the interop gate is on (`PRIVCA_INTEROP=1`, set by `scripts/test.sh`, which
+/// installs the tools). With the gate on, a missing tool fails the test; with it off the
+/// interop tests print why they skip.
+pub fn interop_enabled(test: &str) -> bool {
+    if std::env::var("PRIVCA_INTEROP").is_ok_and(|v| v == "1") {
+        return true;
+    }
+    eprintln!(
+        "{test}: skipped (set PRIVCA_INTEROP=1, or run scripts/test.sh, to run interop tests)"
+    );
+    false
+}
+
+/// A free TCP port on 127.0.0.1.
+pub fn free_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
+    l.local_addr().expect("local address").port()
+}
+
+/// Runs a command and returns its output; panics with the command line if it cannot start.
+pub fn run(cmd: &mut Command) -> Output {
+    let shown = format!("{cmd:?}");
+    cmd.stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {shown}: {e}"))
+}
+
+/// Runs a command that must succeed; returns stdout as text.
+pub fn ok(cmd: &mut Command) -> String {
+    let shown = format!("{cmd:?}");
+    let out = run(cmd);
+    assert!(
+        out.status.success(),
+        "{shown} failed ({}):\nstdout: {}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Runs a command that must fail; returns stdout+stderr as text.
+pub fn fails(cmd: &mut Command) -> String {
+    let shown = format!("{cmd:?}");
+    let out = run(cmd);
+    assert!(
+        !out.status.success(),
+        "{shown} should have failed but succeeded:\n{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// A CA made by `privca init` in a temporary directory, optionally served.
+pub struct TestCa {
+    /// Holds the directory.
+    pub dir: tempfile::TempDir,
+    /// The data directory (`<dir>/data`).
+    pub data: PathBuf,
+    /// The port in the configuration.
+    pub port: u16,
+    /// The server process, when running.
+    pub server: Option<Child>,
+    /// Path of the `privca` binary.
+    pub bin: PathBuf,
+}
+
+impl TestCa {
+    /// Runs `privca init` with `extra` arguments in a new temporary directory.
+    pub fn init(bin: &Path, extra: &[&str]) -> TestCa {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let data = dir.path().join("data");
+        let port = free_port();
+        let listen = format!("127.0.0.1:{port}");
+        let base = format!("http://{listen}");
+        let mut args = vec![
+            "init",
+            "--data-dir",
+            data.to_str().expect("utf-8 path"),
+            "--listen",
+            &listen,
+            "--base-url",
+            &base,
+        ];
+        args.extend_from_slice(extra);
+        ok(Command::new(bin).args(&args));
+        TestCa {
+            dir,
+            data,
+            port,
+            server: None,
+            bin: bin.to_path_buf(),
+        }
+    }
+
+    /// The configuration file.
+    pub fn config(&self) -> PathBuf {
+        self.data.join("privca.toml")
+    }
+
+    /// A `privca` command with `--config` set.
+    pub fn cmd(&self) -> Command {
+        let mut c = Command::new(&self.bin);
+        c.arg("--config")
+            .arg(self.config())
+            .current_dir(self.dir.path());
+        c
+    }
+
+    /// The base URL.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    /// Starts `privca serve` and waits until /healthz answers.
+    pub fn start(&mut self) {
+        let log = std::fs::File::create(self.dir.path().join("server.log")).expect("log file");
+        let child = self
+            .cmd()
+            .arg("serve")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start privca serve");
+        self.server = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Ok(r) = reqwest::blocking::get(self.url("/healthz")) {
+                if r.status().is_success() {
+                    return;
+                }
+            }
+            if let Some(c) = self.server.as_mut() {
+                if let Ok(Some(status)) = c.try_wait() {
+                    panic!("server exited early ({status}):\n{}", self.server_log());
+                }
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("server did not come up:\n{}", self.server_log());
+    }
+
+    /// The server's log so far.
+    pub fn server_log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
+    }
+
+    /// Sends SIGTERM and waits for a clean exit; returns the exit status.
+    pub fn stop(&mut self) -> std::process::ExitStatus {
+        let mut child = self.server.take().expect("server running");
+        ok(Command::new("kill").args(["-TERM", &child.id().to_string()]));
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(Some(s)) = child.try_wait() {
+                return s;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("server did not stop on SIGTERM:\n{}", self.server_log());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Writes `bytes` to a file in the temporary directory and returns its path.
+    pub fn file(&self, name: &str, bytes: &[u8]) -> PathBuf {
+        let p = self.dir.path().join(name);
+        std::fs::write(&p, bytes).expect("write file");
+        p
+    }
+
+    /// A path in the temporary directory.
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+}
+
+impl Drop for TestCa {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.server.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// An `openssl` command.
+pub fn openssl() -> Command {
+    Command::new("openssl")
+}
+
+/// Runs a pkilint linter over `file` and returns the findings at ERROR or above
+/// (parsed from its JSON output; the exit code counts findings, so it is not trusted alone).
+pub fn pkilint(linter: &str, args: &[&str], file: &Path) -> Vec<String> {
+    let out = run(Command::new(linter)
+        .arg("lint")
+        .args(args)
+        .args(["-s", "ERROR", "-f", "JSON"])
+        .arg(file));
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let json: serde_json::Value = serde_json::from_str(&text).unwrap_or_else(|e| {
+        panic!(
+            "{linter} on {} gave no JSON ({e}): {text}\n{}",
+            file.display(),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    let mut found = Vec::new();
+    collect_findings(&json, &mut found);
+    found
+}
+
+fn collect_findings(v: &serde_json::Value, out: &mut Vec<String>) {
+    match v {
+        serde_json::Value::Object(m) => {
+            if let (Some(sev), Some(code)) = (m.get("severity"), m.get("code")) {
+                let sev = sev.as_str().unwrap_or("");
+                if matches!(sev, "ERROR" | "FATAL") {
+                    out.push(format!(
+                        "{sev} {} {}",
+                        code.as_str().unwrap_or(""),
+                        m.get("message").and_then(|x| x.as_str()).unwrap_or("")
+                    ));
+                }
+            }
+            for x in m.values() {
+                collect_findings(x, out);
+            }
+        }
+        serde_json::Value::Array(a) => a.iter().for_each(|x| collect_findings(x, out)),
+        _ => {}
+    }
+}
