@@ -185,35 +185,32 @@ pub fn signature_algorithm(scheme: SignatureScheme) -> Result<AlgorithmIdentifie
     })
 }
 
-/// The scheme a received AlgorithmIdentifier names, for verifying signatures made by
-/// others (CSRs). `None` for algorithms the CA does not accept.
-pub fn scheme_of(
+/// What a received signature AlgorithmIdentifier names, for verifying signatures made
+/// by others (CSRs, imported CA certificates). `None` for algorithms the CA does not
+/// accept: SHA-1 and MD5 are refused here.
+pub fn received_algorithm(
     alg: &spki::AlgorithmIdentifierRef<'_>,
-    key: hsm::KeyAlgorithm,
-) -> Option<SignatureScheme> {
-    let s = match alg.oid {
-        oid::SHA256_WITH_RSA => SignatureScheme::RsaPkcs1Sha256,
-        oid::SHA384_WITH_RSA => SignatureScheme::RsaPkcs1Sha384,
-        oid::SHA512_WITH_RSA => SignatureScheme::RsaPkcs1Sha512,
-        oid::ECDSA_WITH_SHA256 if key == hsm::KeyAlgorithm::EcdsaP256 => {
-            SignatureScheme::EcdsaP256Sha256
-        }
-        oid::ECDSA_WITH_SHA384 if key == hsm::KeyAlgorithm::EcdsaP384 => {
-            SignatureScheme::EcdsaP384Sha384
-        }
+) -> Option<hsm::ReceivedSignature> {
+    use hsm::{Digest, ReceivedSignature as R};
+    Some(match alg.oid {
+        oid::SHA256_WITH_RSA => R::RsaPkcs1(Digest::Sha256),
+        oid::SHA384_WITH_RSA => R::RsaPkcs1(Digest::Sha384),
+        oid::SHA512_WITH_RSA => R::RsaPkcs1(Digest::Sha512),
+        oid::ECDSA_WITH_SHA256 => R::Ecdsa(Digest::Sha256),
+        oid::ECDSA_WITH_SHA384 => R::Ecdsa(Digest::Sha384),
+        oid::ECDSA_WITH_SHA512 => R::Ecdsa(Digest::Sha512),
         oid::RSASSA_PSS => {
             let params = alg.parameters.as_ref()?;
             let p: RsaPssParams = params.decode_as().ok()?;
             match (p.hash.oid, p.salt_length) {
-                (oid::SHA256, 32) => SignatureScheme::RsaPssSha256,
-                (oid::SHA384, 48) => SignatureScheme::RsaPssSha384,
-                (oid::SHA512, 64) => SignatureScheme::RsaPssSha512,
+                (oid::SHA256, 32) => R::RsaPss(Digest::Sha256),
+                (oid::SHA384, 48) => R::RsaPss(Digest::Sha384),
+                (oid::SHA512, 64) => R::RsaPss(Digest::Sha512),
                 _ => return None,
             }
         }
         _ => return None,
-    };
-    s.fits(key).then_some(s)
+    })
 }
 
 /// Signs `tbs_der` with `key` and wraps it as a signed object (certificate or CRL),

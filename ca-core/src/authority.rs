@@ -889,18 +889,17 @@ pub(crate) fn sign_linted(
 }
 
 pub(crate) fn verify_cert_signature(facts: &CertFacts, issuer_spki: &[u8]) -> Result<()> {
-    let key_alg = hsm::spki_algorithm(issuer_spki)?;
     let alg_ref = spki::AlgorithmIdentifierRef {
         oid: facts.sig_alg.oid,
         parameters: facts.sig_alg.parameters.as_ref().map(der::AnyRef::from),
     };
-    let scheme = asn1::scheme_of(&alg_ref, key_alg).ok_or_else(|| {
+    let received = asn1::received_algorithm(&alg_ref).ok_or_else(|| {
         Error::BadRequest(format!(
             "signature algorithm {} is not supported",
             facts.sig_alg.oid
         ))
     })?;
-    hsm::verify(scheme, issuer_spki, &facts.tbs_der, &facts.signature)?;
+    hsm::verify_received(received, issuer_spki, &facts.tbs_der, &facts.signature)?;
     Ok(())
 }
 

@@ -87,9 +87,9 @@ pub fn parse(input: &[u8]) -> Result<Csr> {
         oid: req.algorithm.oid,
         parameters: req.algorithm.parameters.as_ref().map(der::AnyRef::from),
     };
-    let scheme = asn1::scheme_of(&alg_ref, key_algorithm).ok_or_else(|| {
+    let received = asn1::received_algorithm(&alg_ref).ok_or_else(|| {
         Error::BadRequest(format!(
-            "CSR signature algorithm {} is not supported with a {key_algorithm} key",
+            "CSR signature algorithm {} is not supported",
             req.algorithm.oid
         ))
     })?;
@@ -98,7 +98,7 @@ pub fn parse(input: &[u8]) -> Result<Csr> {
         .signature
         .as_bytes()
         .ok_or_else(|| Error::BadRequest("CSR signature has unused bits".into()))?;
-    hsm::verify(scheme, &spki_der, &tbs, sig)
+    hsm::verify_received(received, &spki_der, &tbs, sig)
         .map_err(|_| Error::BadRequest("CSR signature does not verify".into()))?;
 
     let mut sans = Vec::new();

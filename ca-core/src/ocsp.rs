@@ -146,7 +146,7 @@ struct SingleResponse {
 /// `ResponderID` (RFC 6960 §4.2.1): byKey only (the SHA-1 of the responder's key).
 #[derive(Clone, Debug, der::Choice)]
 enum ResponderId {
-    #[asn1(context_specific = "2", tag_mode = "EXPLICIT")]
+    #[asn1(context_specific = "2", tag_mode = "EXPLICIT", constructed = "true")]
     ByKey(OctetString),
 }
 

@@ -212,3 +212,39 @@ pub fn verify(
 ) -> Result<()> {
     soft::verify(scheme, spki_der, message, signature)
 }
+
+/// A digest named by a received signature algorithm.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Digest {
+    /// SHA-1: only where a caller accepts legacy signatures.
+    Sha1,
+    /// SHA-256.
+    Sha256,
+    /// SHA-384.
+    Sha384,
+    /// SHA-512.
+    Sha512,
+}
+
+/// How a signature someone else made was computed, as its AlgorithmIdentifier says
+/// (RFC 4055, RFC 5758). Unlike [`SignatureScheme`] the hash need not match the curve:
+/// OpenSSL, for one, signs P-384 CSRs with ecdsa-with-SHA256.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReceivedSignature {
+    /// RSASSA-PKCS1-v1_5.
+    RsaPkcs1(Digest),
+    /// RSASSA-PSS with MGF1 of the same digest.
+    RsaPss(Digest),
+    /// ECDSA on the key's curve.
+    Ecdsa(Digest),
+}
+
+/// Verifies a signature made by someone else (CSRs, certificates of imported CAs).
+pub fn verify_received(
+    algorithm: ReceivedSignature,
+    spki_der: &[u8],
+    message: &[u8],
+    signature: &[u8],
+) -> Result<()> {
+    soft::verify_received(algorithm, spki_der, message, signature)
+}

@@ -878,6 +878,53 @@ pub(crate) fn verify(
         .map_err(|_| Error::BadSignature)
 }
 
+/// Verifies a signature made by someone else (see [`crate::verify_received`]).
+pub(crate) fn verify_received(
+    algorithm: crate::ReceivedSignature,
+    spki_der: &[u8],
+    message: &[u8],
+    signature: &[u8],
+) -> Result<()> {
+    use crate::{Digest, ReceivedSignature as R};
+    let parsed = parse_spki(spki_der)?;
+    let (alg, key): (&'static dyn VerificationAlgorithm, &[u8]) = match (algorithm, parsed) {
+        (R::RsaPkcs1(Digest::Sha1), SpkiKey::Rsa(k)) => {
+            (&sig::RSA_PKCS1_2048_8192_SHA1_FOR_LEGACY_USE_ONLY, k)
+        }
+        (R::RsaPkcs1(Digest::Sha256), SpkiKey::Rsa(k)) => (&sig::RSA_PKCS1_2048_8192_SHA256, k),
+        (R::RsaPkcs1(Digest::Sha384), SpkiKey::Rsa(k)) => (&sig::RSA_PKCS1_2048_8192_SHA384, k),
+        (R::RsaPkcs1(Digest::Sha512), SpkiKey::Rsa(k)) => (&sig::RSA_PKCS1_2048_8192_SHA512, k),
+        (R::RsaPss(Digest::Sha256), SpkiKey::Rsa(k)) => (&sig::RSA_PSS_2048_8192_SHA256, k),
+        (R::RsaPss(Digest::Sha384), SpkiKey::Rsa(k)) => (&sig::RSA_PSS_2048_8192_SHA384, k),
+        (R::RsaPss(Digest::Sha512), SpkiKey::Rsa(k)) => (&sig::RSA_PSS_2048_8192_SHA512, k),
+        (R::Ecdsa(d), SpkiKey::Ec(curve, k)) => {
+            let a: &'static dyn VerificationAlgorithm = match (curve, d) {
+                (KeyAlgorithm::EcdsaP256, Digest::Sha1) => &sig::ECDSA_P256_SHA1_ASN1,
+                (KeyAlgorithm::EcdsaP256, Digest::Sha256) => &sig::ECDSA_P256_SHA256_ASN1,
+                (KeyAlgorithm::EcdsaP256, Digest::Sha384) => &sig::ECDSA_P256_SHA384_ASN1,
+                (KeyAlgorithm::EcdsaP256, Digest::Sha512) => &sig::ECDSA_P256_SHA512_ASN1,
+                (KeyAlgorithm::EcdsaP384, Digest::Sha256) => &sig::ECDSA_P384_SHA256_ASN1,
+                (KeyAlgorithm::EcdsaP384, Digest::Sha384) => &sig::ECDSA_P384_SHA384_ASN1,
+                (KeyAlgorithm::EcdsaP384, Digest::Sha512) => &sig::ECDSA_P384_SHA512_ASN1,
+                (curve, d) => {
+                    return Err(Error::Unsupported(format!(
+                        "ECDSA with {d:?} on a {curve} key"
+                    )));
+                }
+            };
+            (a, k)
+        }
+        (algorithm, _) => {
+            return Err(Error::Unsupported(format!(
+                "signature algorithm {algorithm:?} does not fit the key"
+            )));
+        }
+    };
+    UnparsedPublicKey::new(alg, key)
+        .verify(message, signature)
+        .map_err(|_| Error::BadSignature)
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
