@@ -845,11 +845,11 @@ impl Authority {
             }
         };
         tracing::info!(serial = %asn1::serial_hex(serial), reason = reason.code(), actor, "certificate revoked");
-        if self.cas.contains_key(&record.issuer) {
-            if let Err(e) = self.generate_crl(&record.issuer, actor) {
-                // The revocation is durable; the scheduled refresh will publish it.
-                tracing::error!(error = %e, issuer = %record.issuer, "CRL regeneration after revocation failed");
-            }
+        if self.cas.contains_key(&record.issuer)
+            && let Err(e) = self.generate_crl(&record.issuer, actor)
+        {
+            // The revocation is durable; the scheduled refresh will publish it.
+            tracing::error!(error = %e, issuer = %record.issuer, "CRL regeneration after revocation failed");
         }
         Ok(record)
     }

@@ -105,10 +105,11 @@ impl Authority {
     pub fn current_crl(&self, ca: &str) -> Result<StoredCrl> {
         self.ca(ca)?;
         let now = self.clock.now();
-        if let Some(crl) = self.store.latest_crl(ca)? {
-            if now < crl.this_update + self.settings.crl_refresh && now < crl.next_update {
-                return Ok(crl);
-            }
+        if let Some(crl) = self.store.latest_crl(ca)?
+            && now < crl.this_update + self.settings.crl_refresh
+            && now < crl.next_update
+        {
+            return Ok(crl);
         }
         self.generate_crl(ca, "scheduler")
     }

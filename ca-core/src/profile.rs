@@ -503,8 +503,18 @@ impl Profile {
     pub fn check_sans(&self, requested: &[San], subject: &Name) -> Result<Vec<San>> {
         let rules = &self.config.san;
         let refuse = |m: String| Err(Error::PolicyRefused(format!("profile {}: {m}", self.name)));
+        let mut requested = requested.to_vec();
+        if rules.cn_as_dns && !requested.iter().any(|s| matches!(s, San::Dns(_))) {
+            // A CN that is a DNS name becomes the SAN (RFC 6125 clients ignore the CN).
+            if let Some(cn) = common_name(subject).map(|c| c.to_ascii_lowercase())
+                && cn.contains('.')
+                && check_dns_syntax(&cn, rules.wildcards).is_ok()
+            {
+                requested.push(San::Dns(cn));
+            }
+        }
         let mut out: Vec<San> = Vec::new();
-        for san in requested {
+        for san in &requested {
             match san {
                 San::Dns(name) => {
                     let is_wild = name.starts_with("*.");
@@ -572,18 +582,6 @@ impl Profile {
             }
             if !out.contains(san) {
                 out.push(san.clone());
-            }
-        }
-        if rules.cn_as_dns && !out.iter().any(|s| matches!(s, San::Dns(_))) {
-            if let Some(cn) = common_name(subject) {
-                let cn = cn.to_ascii_lowercase();
-                if check_dns_syntax(&cn, rules.wildcards).is_ok() && cn.contains('.') {
-                    return self.check_sans(&[San::Dns(cn)], subject).map(|mut v| {
-                        let mut all = out.clone();
-                        all.append(&mut v);
-                        all
-                    });
-                }
             }
         }
         if out.len() > rules.max {
@@ -664,13 +662,13 @@ fn check_attribute_value(atv: &AttributeTypeAndValue) -> Result<()> {
             atv.oid
         )));
     }
-    if let Some(max) = attribute_upper_bound(&atv.oid) {
-        if text.chars().count() > max {
-            return Err(Error::PolicyRefused(format!(
-                "subject attribute {} is longer than {max} characters",
-                atv.oid
-            )));
-        }
+    if let Some(max) = attribute_upper_bound(&atv.oid)
+        && text.chars().count() > max
+    {
+        return Err(Error::PolicyRefused(format!(
+            "subject attribute {} is longer than {max} characters",
+            atv.oid
+        )));
     }
     Ok(())
 }
@@ -687,10 +685,10 @@ pub fn encode_attribute(o: ObjectIdentifier, value: &str) -> Result<Any> {
         }
         _ => Any::encode_from(&Utf8StringRef::new(value).map_err(|_| bad())?)?,
     };
-    if let Some(max) = attribute_upper_bound(&o) {
-        if value.chars().count() > max || value.is_empty() {
-            return Err(bad());
-        }
+    if let Some(max) = attribute_upper_bound(&o)
+        && (value.chars().count() > max || value.is_empty())
+    {
+        return Err(bad());
     }
     Ok(any)
 }

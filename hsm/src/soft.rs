@@ -925,6 +925,36 @@ pub(crate) fn verify_received(
         .map_err(|_| Error::BadSignature)
 }
 
+/// A key pair made for a subscriber (`privca issue --generate-key`): the CA hands the
+/// private key out once and keeps no copy.
+pub struct ExportableKey {
+    /// The private key, unencrypted PKCS#8 DER. Wiped on drop; never log it.
+    pub pkcs8_der: Secret,
+    /// Its SubjectPublicKeyInfo, DER.
+    pub spki_der: Vec<u8>,
+    /// Its algorithm.
+    pub algorithm: KeyAlgorithm,
+}
+
+impl fmt::Debug for ExportableKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ExportableKey")
+            .field("algorithm", &self.algorithm)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Generates a key pair to hand out (not stored, not a CA key).
+pub fn generate_exportable(algorithm: KeyAlgorithm) -> Result<ExportableKey> {
+    let pkcs8 = generate_pkcs8(algorithm)?;
+    let key = SoftKey::from_pkcs8("exportable", &pkcs8)?;
+    Ok(ExportableKey {
+        spki_der: key.public_key_der().to_vec(),
+        algorithm: key.algorithm(),
+        pkcs8_der: Secret::new(pkcs8.to_vec()),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -998,34 +1028,4 @@ mod tests {
             verify(scheme, key.public_key_der(), b"hello", &sig).unwrap();
         }
     }
-}
-
-/// A key pair made for a subscriber (`privca issue --generate-key`): the CA hands the
-/// private key out once and keeps no copy.
-pub struct ExportableKey {
-    /// The private key, unencrypted PKCS#8 DER. Wiped on drop; never log it.
-    pub pkcs8_der: Secret,
-    /// Its SubjectPublicKeyInfo, DER.
-    pub spki_der: Vec<u8>,
-    /// Its algorithm.
-    pub algorithm: KeyAlgorithm,
-}
-
-impl fmt::Debug for ExportableKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ExportableKey")
-            .field("algorithm", &self.algorithm)
-            .finish_non_exhaustive()
-    }
-}
-
-/// Generates a key pair to hand out (not stored, not a CA key).
-pub fn generate_exportable(algorithm: KeyAlgorithm) -> Result<ExportableKey> {
-    let pkcs8 = generate_pkcs8(algorithm)?;
-    let key = SoftKey::from_pkcs8("exportable", &pkcs8)?;
-    Ok(ExportableKey {
-        spki_der: key.public_key_der().to_vec(),
-        algorithm: key.algorithm(),
-        pkcs8_der: Secret::new(pkcs8.to_vec()),
-    })
 }

@@ -137,15 +137,15 @@ impl TestCa {
         self.server = Some(child);
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
-            if let Ok(r) = reqwest::blocking::get(self.url("/healthz")) {
-                if r.status().is_success() {
-                    return;
-                }
+            if let Ok(r) = reqwest::blocking::get(self.url("/healthz"))
+                && r.status().is_success()
+            {
+                return;
             }
-            if let Some(c) = self.server.as_mut() {
-                if let Ok(Some(status)) = c.try_wait() {
-                    panic!("server exited early ({status}):\n{}", self.server_log());
-                }
+            if let Some(c) = self.server.as_mut()
+                && let Ok(Some(status)) = c.try_wait()
+            {
+                panic!("server exited early ({status}):\n{}", self.server_log());
             }
             std::thread::sleep(Duration::from_millis(100));
         }

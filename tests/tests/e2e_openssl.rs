@@ -230,10 +230,10 @@ fn cli_server_openssl_end_to_end() {
             .arg(&key)
             .arg("-out")
             .arg(&csr);
-        if keyopt.starts_with("ec:") {
+        if let Some(curve) = keyopt.strip_prefix("ec:") {
             let params = ca.path("ecparams.pem");
             ok(openssl()
-                .args(["ecparam", "-name", &keyopt[3..], "-out"])
+                .args(["ecparam", "-name", curve, "-out"])
                 .arg(&params));
             cmd.arg("-newkey").arg(format!("ec:{}", params.display()));
         } else {
