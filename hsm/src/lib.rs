@@ -120,6 +120,29 @@ pub enum SignatureScheme {
 }
 
 impl SignatureScheme {
+    /// The curve an ECDSA scheme needs; `None` for the RSA schemes.
+    pub fn fits_key_type(self) -> Option<KeyAlgorithm> {
+        match self {
+            SignatureScheme::EcdsaP256Sha256 => Some(KeyAlgorithm::EcdsaP256),
+            SignatureScheme::EcdsaP384Sha384 => Some(KeyAlgorithm::EcdsaP384),
+            _ => None,
+        }
+    }
+
+    /// The same scheme described as a received signature algorithm.
+    pub fn received(self) -> ReceivedSignature {
+        match self {
+            SignatureScheme::RsaPkcs1Sha256 => ReceivedSignature::RsaPkcs1(Digest::Sha256),
+            SignatureScheme::RsaPkcs1Sha384 => ReceivedSignature::RsaPkcs1(Digest::Sha384),
+            SignatureScheme::RsaPkcs1Sha512 => ReceivedSignature::RsaPkcs1(Digest::Sha512),
+            SignatureScheme::RsaPssSha256 => ReceivedSignature::RsaPss(Digest::Sha256),
+            SignatureScheme::RsaPssSha384 => ReceivedSignature::RsaPss(Digest::Sha384),
+            SignatureScheme::RsaPssSha512 => ReceivedSignature::RsaPss(Digest::Sha512),
+            SignatureScheme::EcdsaP256Sha256 => ReceivedSignature::Ecdsa(Digest::Sha256),
+            SignatureScheme::EcdsaP384Sha384 => ReceivedSignature::Ecdsa(Digest::Sha384),
+        }
+    }
+
     /// True when a key of `alg` can make signatures of this scheme.
     pub fn fits(self, alg: KeyAlgorithm) -> bool {
         match self {

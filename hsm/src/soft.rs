@@ -848,34 +848,22 @@ pub(crate) fn verify(
     message: &[u8],
     signature: &[u8],
 ) -> Result<()> {
-    let parsed = parse_spki(spki_der)?;
-    let (algorithm, key): (&'static dyn VerificationAlgorithm, &[u8]) = match (scheme, parsed) {
-        (SignatureScheme::RsaPkcs1Sha256, SpkiKey::Rsa(k)) => (&sig::RSA_PKCS1_2048_8192_SHA256, k),
-        (SignatureScheme::RsaPkcs1Sha384, SpkiKey::Rsa(k)) => (&sig::RSA_PKCS1_2048_8192_SHA384, k),
-        (SignatureScheme::RsaPkcs1Sha512, SpkiKey::Rsa(k)) => (&sig::RSA_PKCS1_2048_8192_SHA512, k),
-        (SignatureScheme::RsaPssSha256, SpkiKey::Rsa(k)) => (&sig::RSA_PSS_2048_8192_SHA256, k),
-        (SignatureScheme::RsaPssSha384, SpkiKey::Rsa(k)) => (&sig::RSA_PSS_2048_8192_SHA384, k),
-        (SignatureScheme::RsaPssSha512, SpkiKey::Rsa(k)) => (&sig::RSA_PSS_2048_8192_SHA512, k),
-        (SignatureScheme::EcdsaP256Sha256, SpkiKey::Ec(KeyAlgorithm::EcdsaP256, k)) => {
-            (&sig::ECDSA_P256_SHA256_ASN1, k)
-        }
-        (SignatureScheme::EcdsaP384Sha384, SpkiKey::Ec(KeyAlgorithm::EcdsaP384, k)) => {
-            (&sig::ECDSA_P384_SHA384_ASN1, k)
-        }
-        (scheme, SpkiKey::Rsa(_)) => {
+    // A scheme also fixes the curve; check the key fits, then verify as received.
+    match (parse_spki(spki_der)?, scheme.fits_key_type()) {
+        (SpkiKey::Rsa(_), None) => {}
+        (SpkiKey::Ec(alg, _), Some(curve)) if alg == curve => {}
+        (SpkiKey::Rsa(_), Some(_)) => {
             return Err(Error::Unsupported(format!(
                 "signature scheme {scheme:?} does not fit an RSA key"
             )));
         }
-        (scheme, SpkiKey::Ec(alg, _)) => {
+        (SpkiKey::Ec(alg, _), _) => {
             return Err(Error::Unsupported(format!(
                 "signature scheme {scheme:?} does not fit an {alg} key"
             )));
         }
-    };
-    UnparsedPublicKey::new(algorithm, key)
-        .verify(message, signature)
-        .map_err(|_| Error::BadSignature)
+    }
+    verify_received(scheme.received(), spki_der, message, signature)
 }
 
 /// Verifies a signature made by someone else (see [`crate::verify_received`]).
