@@ -1,0 +1,138 @@
+//! How an enrollment is authenticated: the contract between the SCEP service and its
+//! challenge methods (none, static passwords, one-time challenges, a webhook, Microsoft
+//! Intune).
+//!
+//! The service decodes and verifies the pkiMessage, then asks the endpoint's method for a
+//! [`Verdict`] before it hands anything to ca-core. A method only authenticates and may
+//! choose among the endpoint's allowed profiles; what goes into the certificate is
+//! decided by ca-core (DESIGN.md decision 1).
+//!
+//! Call order for one PKCSReq/RenewalReq (RFC 8894 §3.3.1):
+//! 1. [`ChallengeMethod::verify`]; a [`Verdict::Reject`] ends the transaction with a
+//!    CertRep FAILURE and an audit entry, then [`ChallengeMethod::failed`] is called.
+//! 2. The authority issues (its own refusals also lead to `failed`).
+//! 3. [`ChallengeMethod::issued`] runs after the certificate is durable and before it is
+//!    delivered. If it returns an error the certificate is **not delivered**: the service
+//!    revokes it (reason `cessationOfOperation`, audited) and answers FAILURE. Intune
+//!    requires this for a failed successNotification.
+
+use std::future::Future;
+use std::pin::Pin;
+
+/// A boxed future, so that methods can be stored as `Box<dyn ChallengeMethod>`.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Which request message the enrollment came in (RFC 8894 §3.3.1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EnrollKind {
+    /// PKCSReq (messageType 19) signed by a self-signed certificate.
+    Initial,
+    /// RenewalReq (17), or a PKCSReq signed by a valid certificate this CA issued
+    /// (macOS and certnanny renew that way).
+    Renewal,
+}
+
+/// What a challenge method sees of one enrollment. Everything here has been decoded and
+/// the request's signature and the CSR's proof of possession have been verified.
+#[derive(Clone, Debug)]
+pub struct EnrollmentContext {
+    /// The endpoint's configured name (`[scep.endpoints.<name>]`).
+    pub endpoint: String,
+    /// The transactionID attribute (RFC 8894 §3.2.1.1), as received.
+    pub transaction_id: String,
+    /// Initial enrollment or renewal.
+    pub kind: EnrollKind,
+    /// For a renewal: the hex serial of the certificate that signed the request.
+    pub renewal_of: Option<String>,
+    /// The parsed, verified CSR: `csr.der` holds it as received, and
+    /// `csr.challenge_password` the challengePassword attribute (PKCS#9, RFC 2985 §5.4.1),
+    /// whose `Debug` is redacted.
+    pub csr: ca_core::csr::Csr,
+}
+
+/// failInfo values (RFC 8894 §3.2.1.4.5).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FailInfo {
+    /// badAlg (0): unrecognised or unsupported algorithm.
+    BadAlg = 0,
+    /// badMessageCheck (1): integrity check (signature) failed.
+    BadMessageCheck = 1,
+    /// badRequest (2): transaction not permitted or supported.
+    BadRequest = 2,
+    /// badTime (3): messageTime was not close enough to the system time.
+    BadTime = 3,
+    /// badCertId (4): no certificate could be identified matching the criteria.
+    BadCertId = 4,
+}
+
+/// A refusal: what the client is told, and what only the audit log sees.
+#[derive(Clone, Debug)]
+pub struct Rejection {
+    /// failInfo of the CertRep FAILURE.
+    pub fail_info: FailInfo,
+    /// failInfoText (id-scep-failInfoText, 1.3.6.1.5.5.7.24.1) for the client: short and
+    /// safe, never a secret or internal detail.
+    pub client_text: String,
+    /// Detail for the audit log and the server log (never a secret either).
+    pub detail: String,
+}
+
+impl Rejection {
+    /// A `badRequest` refusal with the same text for client and log.
+    pub fn bad_request(text: impl Into<String>) -> Rejection {
+        let text = text.into();
+        Rejection {
+            fail_info: FailInfo::BadRequest,
+            client_text: text.clone(),
+            detail: text,
+        }
+    }
+}
+
+/// What an accepted enrollment may carry over from its authentication.
+#[derive(Clone, Debug, Default)]
+pub struct Acceptance {
+    /// Use this profile instead of the endpoint's default (must be among the endpoint's
+    /// allowed profiles; the service checks).
+    pub profile: Option<String>,
+    /// Who the requester is, for the audit log and the certificate record (for example
+    /// `scep:<endpoint>:<account>` or `intune:<device id>`).
+    pub requester: String,
+}
+
+/// The outcome of [`ChallengeMethod::verify`].
+#[derive(Clone, Debug)]
+pub enum Verdict {
+    /// Go on and issue.
+    Accept(Acceptance),
+    /// Refuse with a CertRep FAILURE.
+    Reject(Rejection),
+}
+
+/// One way of authenticating enrollments. Implementations must never log the challenge.
+pub trait ChallengeMethod: Send + Sync + 'static {
+    /// A short name for logs and audit entries (`static`, `one-time`, `webhook`, `intune`).
+    fn name(&self) -> &'static str;
+
+    /// Decides whether the enrollment may proceed. Errors of the method itself (a
+    /// webhook that times out, Intune unreachable) are rejections, never acceptances.
+    fn verify<'a>(&'a self, ctx: &'a EnrollmentContext) -> BoxFuture<'a, Verdict>;
+
+    /// Called after the certificate is durable, before delivery; an error withholds it
+    /// (see the module documentation). `cert_der` is the issued certificate.
+    fn issued<'a>(
+        &'a self,
+        ctx: &'a EnrollmentContext,
+        cert_der: &'a [u8],
+    ) -> BoxFuture<'a, Result<(), Rejection>> {
+        let _ = (ctx, cert_der);
+        Box::pin(async { Ok(()) })
+    }
+
+    /// Called when the enrollment was refused after `verify` accepted it, or by `verify`
+    /// itself, so that the method can report the failure (Intune failureNotification).
+    fn failed<'a>(&'a self, ctx: &'a EnrollmentContext, why: &'a Rejection) -> BoxFuture<'a, ()> {
+        let _ = (ctx, why);
+        Box::pin(async {})
+    }
+}

@@ -1,0 +1,9 @@
+//! SCEP (RFC 8894): a sans-I/O message codec (bytes in, bytes out), the enrollment
+//! service, the challenge methods that authenticate requests, and a thin HTTP mapping.
+//! Policy stays in ca-core (DESIGN.md decision 1).
+
+pub mod challenge;
+
+mod error;
+
+pub use error::Error;
