@@ -22,6 +22,13 @@ const EXTENSION_REQ: const_oid::ObjectIdentifier =
 const CHALLENGE_PASSWORD: const_oid::ObjectIdentifier =
     const_oid::ObjectIdentifier::new_unwrap("1.2.840.113549.1.9.7");
 
+/// sha1WithRSAEncryption (RFC 3279 §2.2.1).
+const SHA1_WITH_RSA: const_oid::ObjectIdentifier =
+    const_oid::ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.5");
+/// ecdsa-with-SHA1 (RFC 3279 §2.2.3).
+const ECDSA_WITH_SHA1: const_oid::ObjectIdentifier =
+    const_oid::ObjectIdentifier::new_unwrap("1.2.840.10045.4.1");
+
 /// A decoded CSR whose self-signature has been verified.
 #[derive(Clone)]
 pub struct Csr {
@@ -55,8 +62,21 @@ impl std::fmt::Debug for Csr {
     }
 }
 
+/// Legacy signature algorithms a caller may accept on CSRs (SCEP clients sign with
+/// SHA-1; RFC 8894 §3.5.2 lists it). Off unless a protocol front end asks.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct CsrOptions {
+    /// Accept sha1WithRSAEncryption and ecdsa-with-SHA1.
+    pub allow_sha1: bool,
+}
+
 /// Decodes a CSR from DER or PEM and verifies its self-signature (proof of possession).
 pub fn parse(input: &[u8]) -> Result<Csr> {
+    parse_with(input, CsrOptions::default())
+}
+
+/// [`parse`] with legacy algorithms allowed as `options` says.
+pub fn parse_with(input: &[u8], options: CsrOptions) -> Result<Csr> {
     if input.len() > MAX_CSR_BYTES {
         return Err(Error::BadRequest(format!(
             "CSR is {} bytes; the limit is {MAX_CSR_BYTES}",
@@ -87,7 +107,12 @@ pub fn parse(input: &[u8]) -> Result<Csr> {
         oid: req.algorithm.oid,
         parameters: req.algorithm.parameters.as_ref().map(der::AnyRef::from),
     };
-    let received = asn1::received_algorithm(&alg_ref).ok_or_else(|| {
+    let legacy = match req.algorithm.oid {
+        SHA1_WITH_RSA if options.allow_sha1 => Some(hsm::ReceivedSignature::RsaPkcs1(hsm::Digest::Sha1)),
+        ECDSA_WITH_SHA1 if options.allow_sha1 => Some(hsm::ReceivedSignature::Ecdsa(hsm::Digest::Sha1)),
+        _ => None,
+    };
+    let received = legacy.or_else(|| asn1::received_algorithm(&alg_ref)).ok_or_else(|| {
         Error::BadRequest(format!(
             "CSR signature algorithm {} is not supported",
             req.algorithm.oid

@@ -7,9 +7,25 @@ pub enum Error {
     /// The configuration of an endpoint or a challenge method is wrong.
     #[error("configuration: {0}")]
     Config(String),
+    /// A message that cannot be decoded far enough to answer with a CertRep (HTTP 400).
+    #[error("malformed SCEP message: {0}")]
+    Malformed(String),
+    /// A reply could not be built or read (client side, or an internal encoding problem).
+    #[error("SCEP reply: {0}")]
+    Reply(String),
+    /// An error from the key backend.
+    #[error(transparent)]
+    Key(#[from] hsm::Error),
     /// An error from the authority.
     #[error(transparent)]
     Authority(#[from] ca_core::Error),
+}
+
+impl Error {
+    /// A [`Error::Malformed`] with a message.
+    pub fn malformed(msg: impl Into<String>) -> Error {
+        Error::Malformed(msg.into())
+    }
 }
 
 /// Result alias.

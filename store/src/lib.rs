@@ -140,6 +140,23 @@ pub struct PendingRequest {
     pub note: Option<String>,
 }
 
+/// A one-time enrollment challenge (SCEP, as NDES issues them): only a hash is stored.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OneTimeChallenge {
+    /// SHA-256 of the challenge text.
+    pub hash: Vec<u8>,
+    /// The endpoint it is valid for.
+    pub endpoint: String,
+    /// Who created it.
+    pub created_by: String,
+    /// When it was created.
+    pub created_at: UnixTime,
+    /// After this time it is refused.
+    pub expires_at: UnixTime,
+    /// When it was used; `None` while unused.
+    pub used_at: Option<UnixTime>,
+}
+
 /// One event for the audit log.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuditEvent {
@@ -290,6 +307,30 @@ pub trait Store: Send + Sync {
 
     /// Replaces a pending request (state changes), with its audit event.
     fn update_pending(&self, request: &PendingRequest, audit: &AuditEvent) -> Result<()>;
+
+    /// Stores a new one-time challenge with its audit event. [`Error::Conflict`] if
+    /// the hash exists.
+    fn put_challenge(&self, challenge: &OneTimeChallenge, audit: &AuditEvent) -> Result<()>;
+
+    /// Atomically marks the challenge with `hash` used at `now`, with its audit event,
+    /// and returns it as it was before. [`Error::NotFound`] if there is none for
+    /// `endpoint`, [`Error::Conflict`] if it was used, [`Error::Invalid`] if it expired;
+    /// then nothing is written. Of concurrent callers exactly one succeeds.
+    fn consume_challenge(
+        &self,
+        hash: &[u8],
+        endpoint: &str,
+        now: UnixTime,
+        audit: &AuditEvent,
+    ) -> Result<OneTimeChallenge>;
+
+    /// Records which certificate a protocol transaction produced (SCEP: endpoint,
+    /// transaction ID and signer key hash), so that a replay returns the same certificate.
+    /// Overwrites an earlier entry for the key.
+    fn put_transaction(&self, key: &str, serial: &[u8]) -> Result<()>;
+
+    /// The serial recorded for a protocol transaction.
+    fn find_transaction(&self, key: &str) -> Result<Option<Vec<u8>>>;
 
     /// Counts for health and status output.
     fn stats(&self) -> Result<StoreStats>;

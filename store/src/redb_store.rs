@@ -19,6 +19,8 @@
 //! | `pending`      | `u64` id                              | JSON of [`PendingRequest`]                     |
 //! | `pending_keys` | `&str` lookup key                     | `u64` id of the newest request with that key   |
 //! | `audit`        | `u64` seq                             | JSON of [`AuditEntry`]                         |
+//! | `challenges`   | `&[u8]` SHA-256 of a one-time challenge | JSON of [`OneTimeChallenge`]                 |
+//! | `transactions` | `&str` protocol transaction key       | `&[u8]` serial it produced                     |
 //!
 //! In `revoked` the serial element is prefixed with one byte holding its length, so that a
 //! range scan over one issuer yields minimally encoded positive serials in numeric order; the
@@ -61,7 +63,7 @@ use redb::{
 
 use crate::{
     AuditEntry, AuditEvent, AuditVerification, CertFilter, CertRecord, CertStatus, Error,
-    PendingRequest, PendingState, Result, Revocation, RevokedEntry, Store, StoreStats, StoredCrl,
+    OneTimeChallenge, PendingRequest, PendingState, Result, Revocation, RevokedEntry, Store, StoreStats, StoredCrl,
     UnixTime,
 };
 
@@ -85,6 +87,8 @@ const CRLS: TableDefinition<&str, (u64, i64, i64, &[u8])> = TableDefinition::new
 const PENDING: TableDefinition<u64, &[u8]> = TableDefinition::new("pending");
 const PENDING_KEYS: TableDefinition<&str, u64> = TableDefinition::new("pending_keys");
 const AUDIT: TableDefinition<u64, &[u8]> = TableDefinition::new("audit");
+const CHALLENGES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("challenges");
+const TRANSACTIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("transactions");
 
 /// Settings of a [`RedbStore`].
 #[derive(Clone, Debug)]
@@ -366,6 +370,20 @@ enum Op {
         records: Vec<CertRecord>,
         audit: AuditEvent,
     },
+    PutChallenge {
+        challenge: Box<OneTimeChallenge>,
+        audit: AuditEvent,
+    },
+    ConsumeChallenge {
+        hash: Vec<u8>,
+        endpoint: String,
+        now: UnixTime,
+        audit: AuditEvent,
+    },
+    PutTransaction {
+        key: String,
+        serial: Vec<u8>,
+    },
 }
 
 /// What a committed operation returns.
@@ -375,6 +393,7 @@ enum Reply {
     /// An audit seq, a CRL number or a pending id.
     Number(u64),
     Record(Box<CertRecord>),
+    Challenge(Box<OneTimeChallenge>),
 }
 
 fn unexpected(reply: Reply) -> Error {
@@ -430,6 +449,8 @@ struct Tables<'t> {
     pending: Table<'t, u64, &'static [u8]>,
     pending_keys: Table<'t, &'static str, u64>,
     audit: Table<'t, u64, &'static [u8]>,
+    challenges: Table<'t, &'static [u8], &'static [u8]>,
+    transactions: Table<'t, &'static str, &'static [u8]>,
 }
 
 impl<'t> Tables<'t> {
@@ -445,6 +466,8 @@ impl<'t> Tables<'t> {
             pending: txn.open_table(PENDING)?,
             pending_keys: txn.open_table(PENDING_KEYS)?,
             audit: txn.open_table(AUDIT)?,
+            challenges: txn.open_table(CHALLENGES)?,
+            transactions: txn.open_table(TRANSACTIONS)?,
         })
     }
 }
@@ -818,6 +841,53 @@ fn apply(t: &mut Tables<'_>, tip: &mut AuditTip, op: Op) -> Result<Reply, ApplyE
             Ok(Reply::Number(seq))
         }
 
+        Op::PutChallenge { challenge, audit } => {
+            if t.challenges.get(challenge.hash.as_slice()).fatal()?.is_some() {
+                return refused(Error::Conflict("this challenge exists".into()));
+            }
+            let json = encode(&*challenge).refuse()?;
+            let (entry, entry_json) = chain(tip, audit)?;
+            t.challenges
+                .insert(challenge.hash.as_slice(), json.as_slice())
+                .fatal()?;
+            t.audit.insert(entry.seq, entry_json.as_slice()).fatal()?;
+            advance(tip, entry);
+            Ok(Reply::Done)
+        }
+        Op::ConsumeChallenge {
+            hash,
+            endpoint,
+            now,
+            audit,
+        } => {
+            let found: Option<OneTimeChallenge> = match t.challenges.get(hash.as_slice()).fatal()? {
+                Some(g) => Some(decode("challenge", g.value()).refuse()?),
+                None => None,
+            };
+            let Some(before) = found.filter(|c| c.endpoint == endpoint) else {
+                return refused(Error::NotFound("no such challenge".into()));
+            };
+            if before.used_at.is_some() {
+                return refused(Error::Conflict("the challenge was already used".into()));
+            }
+            if now > before.expires_at {
+                return refused(Error::Invalid("the challenge has expired".into()));
+            }
+            let mut after = before.clone();
+            after.used_at = Some(now);
+            let json = encode(&after).refuse()?;
+            let (entry, entry_json) = chain(tip, audit)?;
+            t.challenges.insert(hash.as_slice(), json.as_slice()).fatal()?;
+            t.audit.insert(entry.seq, entry_json.as_slice()).fatal()?;
+            advance(tip, entry);
+            Ok(Reply::Challenge(Box::new(before)))
+        }
+        Op::PutTransaction { key, serial } => {
+            t.transactions
+                .insert(key.as_str(), serial.as_slice())
+                .fatal()?;
+            Ok(Reply::Done)
+        }
         Op::PutPending { mut request, audit } => {
             if request.state != PendingState::Pending {
                 return refused(Error::Invalid(
@@ -1232,6 +1302,51 @@ impl Store for RedbStore {
             Reply::Done => Ok(()),
             other => Err(unexpected(other)),
         }
+    }
+
+    fn put_challenge(&self, challenge: &OneTimeChallenge, audit: &AuditEvent) -> Result<()> {
+        match self.submit(Op::PutChallenge {
+            challenge: Box::new(challenge.clone()),
+            audit: audit.clone(),
+        })? {
+            Reply::Done => Ok(()),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    fn consume_challenge(
+        &self,
+        hash: &[u8],
+        endpoint: &str,
+        now: UnixTime,
+        audit: &AuditEvent,
+    ) -> Result<OneTimeChallenge> {
+        match self.submit(Op::ConsumeChallenge {
+            hash: hash.to_vec(),
+            endpoint: endpoint.to_string(),
+            now,
+            audit: audit.clone(),
+        })? {
+            Reply::Challenge(c) => Ok(*c),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    fn put_transaction(&self, key: &str, serial: &[u8]) -> Result<()> {
+        match self.submit(Op::PutTransaction {
+            key: key.to_string(),
+            serial: serial.to_vec(),
+        })? {
+            Reply::Done => Ok(()),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    fn find_transaction(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        let err = "reading a transaction";
+        let txn = self.read()?;
+        let table = txn.open_table(TRANSACTIONS).ctx(err)?;
+        Ok(table.get(key).ctx(err)?.map(|g| g.value().to_vec()))
     }
 
     fn stats(&self) -> Result<StoreStats> {

@@ -1,0 +1,119 @@
+//! State that protocol front ends keep through the authority (they never see the store):
+//! one-time enrollment challenges (SCEP, issued by an administrator as NDES does) and the
+//! transaction → certificate map that makes a replayed request return the same
+//! certificate (RFC 8894 §3.3.1: a repeated PKCSReq must not issue twice).
+
+use sha2::Digest;
+use store::{AuditEvent, OneTimeChallenge};
+
+use crate::{Authority, Error, Result};
+
+/// Longest lifetime of a one-time challenge (30 days).
+pub const MAX_CHALLENGE_TTL: i64 = 30 * 24 * 3600;
+
+/// A freshly created one-time challenge: the text is shown once and never stored.
+#[derive(Clone)]
+pub struct NewChallenge {
+    /// The challenge text (128 random bits, hex). Never log it.
+    pub challenge: String,
+    /// When it expires.
+    pub expires_at: i64,
+}
+
+impl std::fmt::Debug for NewChallenge {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewChallenge")
+            .field("challenge", &"<redacted>")
+            .field("expires_at", &self.expires_at)
+            .finish()
+    }
+}
+
+fn challenge_hash(challenge: &str) -> Vec<u8> {
+    sha2::Sha256::digest(challenge.trim().as_bytes()).to_vec()
+}
+
+impl Authority {
+    /// Creates a one-time challenge for `endpoint`, valid for `ttl_seconds`; only its
+    /// SHA-256 is stored (the text has 128 random bits, so a fast hash suffices).
+    pub fn create_challenge(
+        &self,
+        endpoint: &str,
+        ttl_seconds: i64,
+        actor: &str,
+    ) -> Result<NewChallenge> {
+        if !(1..=MAX_CHALLENGE_TTL).contains(&ttl_seconds) {
+            return Err(Error::BadRequest(format!(
+                "challenge lifetime must be between 1 second and {} days",
+                MAX_CHALLENGE_TTL / 86400
+            )));
+        }
+        let mut raw = [0u8; 16];
+        rand::fill(&mut raw);
+        let challenge = hex::encode(raw);
+        let now = self.clock.now();
+        let record = OneTimeChallenge {
+            hash: challenge_hash(&challenge),
+            endpoint: endpoint.to_string(),
+            created_by: actor.to_string(),
+            created_at: now,
+            expires_at: now + ttl_seconds,
+            used_at: None,
+        };
+        let audit = AuditEvent {
+            time: now,
+            action: "challenge-create".into(),
+            actor: actor.to_string(),
+            subject: endpoint.to_string(),
+            detail: format!("expires_at={}", record.expires_at),
+        };
+        self.store.put_challenge(&record, &audit)?;
+        Ok(NewChallenge {
+            challenge,
+            expires_at: record.expires_at,
+        })
+    }
+
+    /// Consumes a one-time challenge of `endpoint` (atomic and durable: of concurrent
+    /// uses exactly one succeeds). Wrong, used and expired challenges are
+    /// `Unauthorized`, with a reason fit for the client.
+    pub fn consume_challenge(&self, endpoint: &str, challenge: &str, actor: &str) -> Result<()> {
+        let now = self.clock.now();
+        let audit = AuditEvent {
+            time: now,
+            action: "challenge-use".into(),
+            actor: actor.to_string(),
+            subject: endpoint.to_string(),
+            detail: String::new(),
+        };
+        match self
+            .store
+            .consume_challenge(&challenge_hash(challenge), endpoint, now, &audit)
+        {
+            Ok(_) => Ok(()),
+            Err(store::Error::NotFound(_)) => {
+                Err(Error::Unauthorized("wrong challenge password".into()))
+            }
+            Err(store::Error::Conflict(_)) => Err(Error::Unauthorized(
+                "the challenge password was already used".into(),
+            )),
+            Err(store::Error::Invalid(_)) => Err(Error::Unauthorized(
+                "the challenge password has expired".into(),
+            )),
+            Err(e) => Err(Error::Store(e)),
+        }
+    }
+
+    /// Records that protocol transaction `key` produced certificate `serial`.
+    pub fn record_transaction(&self, key: &str, serial: &[u8]) -> Result<()> {
+        Ok(self.store.put_transaction(key, serial)?)
+    }
+
+    /// The certificate recorded for protocol transaction `key`, if any.
+    pub fn find_transaction(&self, key: &str) -> Result<Option<store::CertRecord>> {
+        match self.store.find_transaction(key)? {
+            Some(serial) => Ok(self.store.get_cert(&serial)?),
+            None => Ok(None),
+        }
+    }
+}
