@@ -1,0 +1,371 @@
+//! The SCEP service end to end in-process: our own client builds requests, the endpoint
+//! answers, the client verifies and decrypts the CertRep. Real clients are in
+//! tests/tests/e2e_scep.rs; this is the second check and covers every refusal.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use ca_core::ceremony::{RootSpec, create_root};
+use ca_core::{Authority, CaEntity, FixedClock, IssueRequest, KeyWithCert, Settings};
+use hsm::{KeyAlgorithm, PrivateKey, Secret};
+use scep::challenge::{
+    BoxFuture, ChallengeMethod, EnrollmentContext, FailInfo, Rejection, Verdict,
+};
+use scep::client::{self, Identity};
+use scep::codec::{ContentCipher, MessageType, PkiStatus};
+use scep::config::{ChallengeConfig, EndpointConfig};
+use scep::methods::{OneTimeChallenge, StaticChallenge};
+use scep::service::Endpoint;
+
+const NOW: i64 = 1_790_000_000;
+
+struct Fx {
+    _dir: tempfile::TempDir,
+    auth: Arc<Authority>,
+    ra: KeyWithCert,
+    store: Arc<dyn store::Store>,
+}
+
+fn fixture() -> Fx {
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn store::Store> = Arc::new(store::RedbStore::in_memory().unwrap());
+    let clock = Arc::new(FixedClock::new(NOW));
+    let root_key: Arc<dyn PrivateKey> =
+        Arc::new(hsm::soft::SoftKey::generate_ephemeral("root", KeyAlgorithm::EcdsaP256).unwrap());
+    let spec = RootSpec {
+        name: "root".into(),
+        subject: "CN=SCEP Test Root,O=Test".parse().unwrap(),
+        validity_days: 3650,
+        scheme: None,
+    };
+    let root_der = create_root(&store, &root_key, &spec, NOW, "test").unwrap();
+    let settings = Settings {
+        base_url: "http://127.0.0.1:9".into(),
+        default_issuer: "root".into(),
+        crl_validity: 7 * 86_400,
+        crl_refresh: 3600,
+        ocsp_validity: 86_400,
+    };
+    let a0 = Authority::from_parts(
+        vec![CaEntity::new("root", root_der.clone(), root_key.clone(), None, None).unwrap()],
+        &BTreeMap::new(),
+        settings.clone(),
+        store.clone(),
+        clock.clone(),
+    )
+    .unwrap();
+    let ra_key: Arc<dyn PrivateKey> =
+        Arc::new(hsm::soft::SoftKey::generate_ephemeral("ra", KeyAlgorithm::Rsa2048).unwrap());
+    let ra_der = a0
+        .issue(&IssueRequest {
+            profile: "ra".into(),
+            subject: "CN=SCEP Test RA,O=Test".parse().unwrap(),
+            sans: vec![],
+            spki_der: ra_key.public_key_der().to_vec(),
+            key_algorithm: KeyAlgorithm::Rsa2048,
+            extensions: vec![],
+            requester: "test".into(),
+            validity_days: None,
+            issuer: None,
+        })
+        .unwrap()
+        .record
+        .der;
+    drop(a0);
+    let ra = KeyWithCert {
+        cert_der: ra_der,
+        key: ra_key,
+    };
+    let mut root = CaEntity::new("root", root_der, root_key, None, None).unwrap();
+    root.ra = Some(ra.clone());
+    let auth = Arc::new(
+        Authority::from_parts(vec![root], &BTreeMap::new(), settings, store.clone(), clock).unwrap(),
+    );
+    Fx {
+        _dir: dir,
+        auth,
+        ra,
+        store,
+    }
+}
+
+fn endpoint_config(challenge: ChallengeConfig) -> EndpointConfig {
+    toml::from_str::<EndpointConfig>("profile = \"device\"\nchallenge = { method = \"none\" }")
+        .map(|mut c| {
+            c.challenge = challenge;
+            c
+        })
+        .unwrap()
+}
+
+fn static_endpoint(fx: &Fx, tweak: impl FnOnce(&mut EndpointConfig)) -> Arc<Endpoint> {
+    let mut cfg = endpoint_config(ChallengeConfig::Static { accounts: vec![] });
+    cfg.challenge = ChallengeConfig::None; // accounts are given to the method directly
+    tweak(&mut cfg);
+    let method = StaticChallenge::new(
+        "devices",
+        vec![("mdm".into(), Secret::new(b"s3cret".to_vec()), None)],
+    );
+    Arc::new(Endpoint::new("devices", cfg, fx.auth.clone(), None, Arc::new(method)).unwrap())
+}
+
+struct Requester {
+    key: Arc<dyn PrivateKey>,
+    cert: Vec<u8>,
+}
+
+fn requester(cn: &str) -> Requester {
+    let key: Arc<dyn PrivateKey> =
+        Arc::new(hsm::soft::SoftKey::generate_ephemeral("client", KeyAlgorithm::Rsa2048).unwrap());
+    let cert = client::self_signed(key.as_ref(), &format!("CN={cn}")).unwrap();
+    Requester { key, cert }
+}
+
+impl Requester {
+    fn id(&self) -> Identity<'_> {
+        Identity {
+            key: self.key.as_ref(),
+            cert_der: &self.cert,
+        }
+    }
+}
+
+async fn enroll(
+    ep: &Arc<Endpoint>,
+    fx: &Fx,
+    r: &Requester,
+    cn: &str,
+    challenge: Option<&str>,
+    cipher: ContentCipher,
+    mt: MessageType,
+) -> (client::Reply, Vec<u8>) {
+    let csr = client::csr(r.key.as_ref(), &format!("CN={cn}"), challenge).unwrap();
+    let tid = client::transaction_id_for(r.key.as_ref());
+    let req = client::build_request(mt, &tid, &csr, r.id(), &fx.ra.cert_der, cipher).unwrap();
+    let rep = ep.pki_operation(req.der.clone()).await.unwrap();
+    let reply = client::read_reply(&rep, r.id()).unwrap();
+    assert_eq!(reply.transaction_id, tid);
+    assert_eq!(reply.recipient_nonce, req.sender_nonce);
+    assert_eq!(reply.sender_nonce.len(), 16);
+    (reply, req.der)
+}
+
+fn audit_count(fx: &Fx) -> u64 {
+    fx.store.stats().unwrap().audit_entries
+}
+
+#[tokio::test]
+async fn static_challenge_enrolls_with_every_cipher_and_replays_return_the_same_certificate() {
+    let fx = fixture();
+    let ep = static_endpoint(&fx, |c| c.allow_des = true);
+    for cipher in [
+        ContentCipher::Aes128,
+        ContentCipher::Aes192,
+        ContentCipher::Aes256,
+        ContentCipher::Des3,
+        ContentCipher::Des,
+    ] {
+        let r = requester("dev1");
+        let (reply, req) = enroll(&ep, &fx, &r, "dev1", Some("s3cret"), cipher, MessageType::PkcsReq).await;
+        assert_eq!(reply.status, PkiStatus::Success, "{cipher:?}");
+        let cert = x509_cert::Certificate::from_der(&reply.certs[0]).unwrap();
+        use der::{Decode, Encode};
+        assert_eq!(
+            cert.tbs_certificate().subject_public_key_info().to_der().unwrap(),
+            r.key.public_key_der()
+        );
+        // The same request again: the same certificate, not a second one.
+        let before = fx.store.stats().unwrap().certificates;
+        let rep2 = ep.pki_operation(req).await.unwrap();
+        let reply2 = client::read_reply(&rep2, r.id()).unwrap();
+        assert_eq!(reply2.certs[0], reply.certs[0]);
+        assert_eq!(fx.store.stats().unwrap().certificates, before);
+    }
+}
+
+#[tokio::test]
+async fn refusals_answer_failure_and_are_audited() {
+    let fx = fixture();
+    let ep = static_endpoint(&fx, |_| {});
+    let r = requester("dev2");
+
+    // Wrong and missing challenge.
+    for ch in [Some("wrong"), None] {
+        let before = audit_count(&fx);
+        let (reply, _) = enroll(&ep, &fx, &r, "dev2", ch, ContentCipher::Aes128, MessageType::PkcsReq).await;
+        assert!(matches!(reply.status, PkiStatus::Failure(FailInfo::BadRequest, _)), "{:?}", reply.status);
+        assert!(audit_count(&fx) > before);
+    }
+    // Single DES is off by default.
+    let (reply, _) = enroll(&ep, &fx, &r, "dev2", Some("s3cret"), ContentCipher::Des, MessageType::PkcsReq).await;
+    assert!(matches!(reply.status, PkiStatus::Failure(FailInfo::BadAlg, _)));
+
+    // A renewal request signed by a self-signed certificate.
+    let (reply, _) = enroll(&ep, &fx, &r, "dev2", Some("s3cret"), ContentCipher::Aes128, MessageType::RenewalReq).await;
+    assert!(matches!(reply.status, PkiStatus::Failure(FailInfo::BadRequest, _)));
+
+    // Proof of possession: a CSR for another key.
+    let other = requester("other");
+    let csr = client::csr(other.key.as_ref(), "CN=dev2", Some("s3cret")).unwrap();
+    let req = client::build_request(MessageType::PkcsReq, "t-pop", &csr, r.id(), &fx.ra.cert_der, ContentCipher::Aes128).unwrap();
+    let reply = client::read_reply(&ep.pki_operation(req.der).await.unwrap(), r.id()).unwrap();
+    assert!(matches!(reply.status, PkiStatus::Failure(FailInfo::BadRequest, _)));
+
+    // A corrupt signature: flip a byte of the signature value at the end.
+    let csr = client::csr(r.key.as_ref(), "CN=dev2", Some("s3cret")).unwrap();
+    let mut req = client::build_request(MessageType::PkcsReq, "t-sig", &csr, r.id(), &fx.ra.cert_der, ContentCipher::Aes128).unwrap().der;
+    let n = req.len();
+    req[n - 5] ^= 0x55;
+    let reply = client::read_reply(&ep.pki_operation(req).await.unwrap(), r.id()).unwrap();
+    assert!(matches!(reply.status, PkiStatus::Failure(FailInfo::BadMessageCheck, _)));
+
+    // An envelope for someone else's certificate.
+    let req = client::build_request(MessageType::PkcsReq, "t-env", &csr, r.id(), &other.cert, ContentCipher::Aes128).unwrap();
+    let reply = client::read_reply(&ep.pki_operation(req.der).await.unwrap(), r.id()).unwrap();
+    assert!(matches!(reply.status, PkiStatus::Failure(FailInfo::BadMessageCheck, _)));
+
+    // Garbage: no CertRep can be built.
+    for body in [vec![], vec![0x30, 0x03, 0x02, 0x01, 0x01], vec![0xff; 1000], vec![0x30; 200_000]] {
+        let before = audit_count(&fx);
+        assert!(matches!(ep.pki_operation(body).await, Err(scep::Error::Malformed(_))));
+        assert!(audit_count(&fx) > before);
+    }
+    assert_eq!(fx.store.stats().unwrap().certificates, 2, "root + RA only: nothing was issued");
+}
+
+#[tokio::test]
+async fn one_time_challenges_work_once() {
+    let fx = fixture();
+    let cfg = endpoint_config(ChallengeConfig::OneTime { default_ttl_seconds: 60 });
+    let ep = Arc::new(
+        Endpoint::new("otp", cfg, fx.auth.clone(), None, Arc::new(OneTimeChallenge::new(fx.auth.clone()))).unwrap(),
+    );
+    let ch = fx.auth.create_challenge("otp", 60, "admin").unwrap();
+    let wrong_endpoint = fx.auth.create_challenge("elsewhere", 60, "admin").unwrap();
+    let r = requester("otp1");
+    let (reply, _) = enroll(&ep, &fx, &r, "otp1", Some(&ch.challenge), ContentCipher::Aes128, MessageType::PkcsReq).await;
+    assert_eq!(reply.status, PkiStatus::Success);
+    // A new transaction (another key) with the used challenge is refused.
+    let r2 = requester("otp2");
+    let (reply, _) = enroll(&ep, &fx, &r2, "otp2", Some(&ch.challenge), ContentCipher::Aes128, MessageType::PkcsReq).await;
+    match reply.status {
+        PkiStatus::Failure(FailInfo::BadRequest, Some(t)) => assert!(t.contains("already used"), "{t}"),
+        s => panic!("{s:?}"),
+    }
+    let (reply, _) = enroll(&ep, &fx, &r2, "otp2", Some(&wrong_endpoint.challenge), ContentCipher::Aes128, MessageType::PkcsReq).await;
+    assert!(matches!(reply.status, PkiStatus::Failure(FailInfo::BadRequest, _)));
+}
+
+#[tokio::test]
+async fn renewals_poll_getcert_and_getcrl() {
+    let fx = fixture();
+    let ep = static_endpoint(&fx, |_| {});
+    let r = requester("dev3");
+    let (reply, _) = enroll(&ep, &fx, &r, "dev3", Some("s3cret"), ContentCipher::Aes128, MessageType::PkcsReq).await;
+    assert_eq!(reply.status, PkiStatus::Success);
+    let issued = reply.certs[0].clone();
+
+    // CertPoll for the completed transaction returns the certificate.
+    use der::{Decode, Encode};
+    let root = x509_cert::Certificate::from_der(&fx.auth.ca("root").unwrap().cert_der).unwrap();
+    let root_name = root.tbs_certificate().subject().to_der().unwrap();
+    let ias = client::issuer_and_subject(&root_name, "CN=dev3").unwrap();
+    let tid = client::transaction_id_for(r.key.as_ref());
+    let req = client::build_request(MessageType::CertPoll, &tid, &ias, r.id(), &fx.ra.cert_der, ContentCipher::Aes128).unwrap();
+    let reply = client::read_reply(&ep.pki_operation(req.der).await.unwrap(), r.id()).unwrap();
+    assert_eq!(reply.certs.first(), Some(&issued));
+
+    // Renewal with RenewalReq and with PKCSReq, both signed by the issued certificate.
+    for mt in [MessageType::RenewalReq, MessageType::PkcsReq] {
+        let new_key: Arc<dyn PrivateKey> =
+            Arc::new(hsm::soft::SoftKey::generate_ephemeral("n", KeyAlgorithm::Rsa2048).unwrap());
+        let csr = client::csr(new_key.as_ref(), "CN=dev3", None).unwrap();
+        let id = Identity { key: r.key.as_ref(), cert_der: &issued };
+        let req = client::build_request(mt, &format!("renew-{mt:?}"), &csr, id, &fx.ra.cert_der, ContentCipher::Des3).unwrap();
+        let reply = client::read_reply(&ep.pki_operation(req.der).await.unwrap(), id).unwrap();
+        assert_eq!(reply.status, PkiStatus::Success, "{mt:?}");
+        assert_ne!(reply.certs[0], issued);
+        // A renewal may not change the subject.
+        let csr = client::csr(new_key.as_ref(), "CN=someone-else", None).unwrap();
+        let req = client::build_request(mt, &format!("renew2-{mt:?}"), &csr, id, &fx.ra.cert_der, ContentCipher::Aes128).unwrap();
+        let reply = client::read_reply(&ep.pki_operation(req.der).await.unwrap(), id).unwrap();
+        assert!(matches!(reply.status, PkiStatus::Failure(FailInfo::BadRequest, _)));
+    }
+
+    // GetCert by issuer and serial; an unknown serial is badCertId.
+    let cert = x509_cert::Certificate::from_der(&issued).unwrap();
+    let ias = scep::ber::seq(&[&root_name, &cert.tbs_certificate().serial_number().to_der().unwrap()]);
+    let req = client::build_request(MessageType::GetCert, "gc", &ias, r.id(), &fx.ra.cert_der, ContentCipher::Aes128).unwrap();
+    let reply = client::read_reply(&ep.pki_operation(req.der).await.unwrap(), r.id()).unwrap();
+    assert_eq!(reply.certs, vec![issued.clone()]);
+    let bad = scep::ber::seq(&[&root_name, &scep::ber::small_int(7)]);
+    let req = client::build_request(MessageType::GetCert, "gc2", &bad, r.id(), &fx.ra.cert_der, ContentCipher::Aes128).unwrap();
+    let reply = client::read_reply(&ep.pki_operation(req.der).await.unwrap(), r.id()).unwrap();
+    assert!(matches!(reply.status, PkiStatus::Failure(FailInfo::BadCertId, _)));
+
+    // GetCRL.
+    let req = client::build_request(MessageType::GetCrl, "crl", &ias, r.id(), &fx.ra.cert_der, ContentCipher::Aes128).unwrap();
+    let reply = client::read_reply(&ep.pki_operation(req.der).await.unwrap(), r.id()).unwrap();
+    assert_eq!(reply.crls.len(), 1);
+    <x509_cert::crl::CertificateList>::from_der(&reply.crls[0]).unwrap();
+}
+
+/// A method that accepts, then withholds the certificate in `issued` (like a failed
+/// Intune successNotification), and records `failed` calls.
+struct Withholding {
+    failed: AtomicBool,
+}
+
+impl ChallengeMethod for Withholding {
+    fn name(&self) -> &'static str {
+        "withholding"
+    }
+    fn verify<'a>(&'a self, _ctx: &'a EnrollmentContext) -> BoxFuture<'a, Verdict> {
+        Box::pin(async {
+            Verdict::Accept(scep::challenge::Acceptance {
+                profile: None,
+                requester: "test".into(),
+            })
+        })
+    }
+    fn issued<'a>(&'a self, _ctx: &'a EnrollmentContext, _der: &'a [u8]) -> BoxFuture<'a, Result<(), Rejection>> {
+        Box::pin(async { Err(Rejection::bad_request("notification failed")) })
+    }
+    fn failed<'a>(&'a self, _ctx: &'a EnrollmentContext, _why: &'a Rejection) -> BoxFuture<'a, ()> {
+        self.failed.store(true, Ordering::SeqCst);
+        Box::pin(async {})
+    }
+}
+
+#[tokio::test]
+async fn a_withheld_certificate_is_revoked_and_not_delivered() {
+    let fx = fixture();
+    let m = Arc::new(Withholding { failed: AtomicBool::new(false) });
+    let ep = Arc::new(
+        Endpoint::new("w", endpoint_config(ChallengeConfig::None), fx.auth.clone(), None, m.clone()).unwrap(),
+    );
+    let r = requester("dev4");
+    let (reply, _) = enroll(&ep, &fx, &r, "dev4", Some("x"), ContentCipher::Aes128, MessageType::PkcsReq).await;
+    assert!(matches!(reply.status, PkiStatus::Failure(FailInfo::BadRequest, _)));
+    assert!(reply.certs.is_empty());
+    assert!(m.failed.load(Ordering::SeqCst));
+    let st = fx.store.stats().unwrap();
+    assert_eq!((st.certificates, st.revoked), (3, 1));
+}
+
+#[tokio::test]
+async fn getcacert_puts_the_ra_first_and_caps_are_advertised() {
+    let fx = fixture();
+    let ep = static_endpoint(&fx, |_| {});
+    let a = ep.ca_cert().unwrap();
+    assert_eq!(a.content_type, "application/x-x509-ca-ra-cert");
+    let (certs, _) = scep::codec::certs_from_degenerate(&a.body).unwrap();
+    assert_eq!(certs, vec![fx.ra.cert_der.clone(), fx.auth.ca("root").unwrap().cert_der.clone()]);
+    let caps = ep.caps();
+    for c in ["AES", "DES3", "POSTPKIOperation", "Renewal", "SHA-1", "SHA-256", "SHA-512", "SCEPStandard"] {
+        assert!(caps.lines().any(|l| l == c), "{c}");
+    }
+    assert!(!caps.contains("GetNextCACert"));
+}
