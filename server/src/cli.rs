@@ -94,11 +94,32 @@ pub enum Command {
         #[command(subcommand)]
         action: CaAction,
     },
+    /// SCEP operations.
+    Scep {
+        /// What to do.
+        #[command(subcommand)]
+        action: ScepAction,
+    },
     /// Benchmarks (print figures; nothing is asserted).
     Bench {
         /// Which benchmark.
         #[command(subcommand)]
         which: crate::bench::BenchCommand,
+    },
+}
+
+/// `privca scep …`.
+#[derive(Debug, Subcommand)]
+pub enum ScepAction {
+    /// Create a one-time challenge password for an endpoint whose method is `one-time`
+    /// (printed once; only its hash is stored).
+    Challenge {
+        /// The endpoint name.
+        #[arg(long)]
+        endpoint: String,
+        /// Lifetime (`3600`, `30m`, `1h`, `7d`); default the endpoint's.
+        #[arg(long)]
+        ttl: Option<String>,
     },
 }
 
@@ -496,6 +517,27 @@ pub fn run(cli: Cli) -> Result<(), Error> {
             Ok(())
         }
         Command::Bench { which } => crate::bench::run(which),
+        Command::Scep {
+            action: ScepAction::Challenge { endpoint, ttl },
+        } => {
+            let cfg = Config::load(&cli.config)?;
+            let target = Target::open(&cfg)?;
+            let input = crate::scep_wiring::ChallengeInput { endpoint, ttl };
+            let out: crate::scep_wiring::ChallengeOutput = match &target {
+                Target::Local(auth) => {
+                    crate::scep_wiring::create_challenge(auth, &cfg.scep, &input, &cli_actor())?
+                }
+                Target::Remote { .. } => {
+                    target.call(reqwest::Method::POST, "/scep/challenges", Some(&input))?
+                }
+            };
+            println!("{}", out.challenge);
+            eprintln!(
+                "one-time challenge for SCEP endpoint {} (expires {}); it is shown only now",
+                out.endpoint, out.expires_at
+            );
+            Ok(())
+        }
         other => {
             let cfg = Config::load(&cli.config)?;
             let target = Target::open(&cfg)?;

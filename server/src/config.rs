@@ -28,6 +28,9 @@ pub struct Config {
     /// `[profiles.<name>]`.
     #[serde(default)]
     pub profiles: BTreeMap<String, ProfileConfig>,
+    /// `[scep.endpoints.<name>]` (owned by the scep crate).
+    #[serde(default)]
+    pub scep: scep::config::ScepConfig,
     /// The directory relative paths are resolved against (the config file's directory).
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -144,6 +147,9 @@ impl Config {
                 "[ca] validity hours must be at least 1".into(),
             ));
         }
+        self.scep
+            .validate()
+            .map_err(|e| Error::Config(e.to_string()))?;
         for (name, p) in &self.profiles {
             ca_core::profile::Profile::from_config(name, p.clone(), &self.ca.default_issuer)?;
         }
@@ -225,12 +231,15 @@ mod tests {
             .lines()
             .skip_while(|l| !l.starts_with("# [profiles."))
             .map(|l| l.trim_start_matches('#').trim_start())
+            // Prose between the examples stays out.
+            .filter(|l| l.is_empty() || l.starts_with('[') || l.contains(" = "))
             .collect::<Vec<_>>()
             .join("\n");
         let with_example: Config =
             toml::from_str(&format!("{text}\n{example}")).expect("example parses");
         with_example.validate().expect("example profile valid");
         assert!(with_example.profiles.contains_key("corp-server"));
+        assert_eq!(with_example.scep.endpoints.len(), 2, "the SCEP examples parse");
     }
 
     #[test]

@@ -33,6 +33,8 @@ pub struct AppState {
     pub admin_token_hash: [u8; 32],
     /// Admin API only for loopback peers.
     pub admin_loopback_only: bool,
+    /// `[scep]`, for the one-time challenge admin operation.
+    pub scep: scep::config::ScepConfig,
 }
 
 /// Listener limits.
@@ -53,6 +55,12 @@ pub fn token_hash(token: &[u8]) -> [u8; 32] {
 
 /// The router with every route.
 pub fn router(state: Arc<AppState>, limits: Limits) -> Router {
+    router_with(state, limits, Router::new())
+}
+
+/// The router with every route plus `extra` (protocol routes such as SCEP), all under
+/// the same limits.
+pub fn router_with(state: Arc<AppState>, limits: Limits, extra: Router) -> Router {
     let admin = Router::new()
         .route("/certificates", get(admin_list).post(admin_issue))
         .route("/certificates/{serial}", get(admin_show))
@@ -61,6 +69,7 @@ pub fn router(state: Arc<AppState>, limits: Limits) -> Router {
         .route("/crl/{ca}", post(admin_crl))
         .route("/profiles", get(admin_profiles))
         .route("/audit/verify", get(admin_audit_verify))
+        .route("/scep/challenges", post(admin_scep_challenge))
         .layer(middleware::from_fn_with_state(state.clone(), admin_auth));
     Router::new()
         .route("/healthz", get(healthz))
@@ -70,6 +79,7 @@ pub fn router(state: Arc<AppState>, limits: Limits) -> Router {
         .route("/ocsp/", post(ocsp_post))
         .route("/ocsp/{*request}", get(ocsp_get))
         .nest("/admin/v1", admin)
+        .merge(extra.with_state(()))
         .layer(DefaultBodyLimit::max(limits.max_body_bytes))
         .layer(middleware::from_fn(move |req: Request, next: Next| {
             let t = limits.request_timeout;
@@ -393,6 +403,22 @@ async fn admin_auth(
         return plain(StatusCode::UNAUTHORIZED, "wrong admin token");
     }
     next.run(req).await
+}
+
+async fn admin_scep_challenge(State(state): State<Arc<AppState>>, body: Bytes) -> Response {
+    let input: crate::scep_wiring::ChallengeInput = match serde_json::from_slice(&body) {
+        Ok(i) => i,
+        Err(e) => return error_response(&ca_core::Error::BadRequest(format!("request body: {e}"))),
+    };
+    let scep = state.scep.clone();
+    match blocking(&state, move |a| {
+        crate::scep_wiring::create_challenge(a, &scep, &input, "admin-api")
+    })
+    .await
+    {
+        Ok(v) => json(v),
+        Err(r) => r,
+    }
 }
 
 fn json<T: Serialize>(v: T) -> Response {

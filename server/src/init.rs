@@ -478,6 +478,22 @@ ra_key = "issuing-ra"
 # key_algorithms = ["ecdsa-p256", "ecdsa-p384"]
 # subject = {{ from_request = ["CN"], fixed = {{ O = "Example Corp" }} }}
 # san = {{ required = true, dns = [".corp.example"], cn_as_dns = true }}
+#
+# SCEP endpoints (RFC 8894), each served at /scep/<name> (and .../pkiclient.exe). They
+# decrypt with the issuing CA's RA above unless ra_certificate/ra_key are given.
+# Example: devices with a static password kept in a file (several accounts may each pick
+# a profile), and an endpoint for one-time challenges made by `privca scep challenge`.
+#
+# [scep.endpoints.devices]
+# profile = "device"
+# default = true            # also at /cgi-bin/pkiclient.exe and /scep
+# allow_des = false         # single-DES envelopes (old Cisco, micromdm scepclient)
+# require_approval = false
+# challenge = {{ method = "static", accounts = [{{ name = "mdm", secret = {{ file = "scep-mdm.secret" }} }}] }}
+#
+# [scep.endpoints.enroll-once]
+# profile = "device"
+# challenge = {{ method = "one-time", default_ttl_seconds = 3600 }}
 "#
     )
 }

@@ -9,6 +9,7 @@ pub mod config;
 pub mod http;
 pub mod init;
 pub mod ops;
+pub mod scep_wiring;
 pub mod serve;
 
 mod error;

@@ -40,7 +40,18 @@ pub async fn start(
         auth: auth.clone(),
         admin_token_hash: http::token_hash(token.expose()),
         admin_loopback_only: cfg.server.admin_loopback_only,
+        scep: cfg.scep.clone(),
     });
+    let scep_routes = {
+        let needs_keys = cfg.scep.endpoints.values().any(|e| e.ra_key.is_some());
+        let keys = if needs_keys { Some(cfg.open_keys()?) } else { None };
+        let eps = crate::scep_wiring::endpoints(
+            cfg,
+            &auth,
+            keys.as_ref().map(|k| k as &dyn hsm::KeyStore),
+        )?;
+        scep::http::router(eps)
+    };
     let limits = Limits {
         max_body_bytes: cfg.server.max_body_bytes,
         header_timeout: Duration::from_secs(cfg.server.header_timeout_seconds),
@@ -53,7 +64,7 @@ pub async fn start(
     let addr = listener
         .local_addr()
         .map_err(|e| Error::io("local address", e))?;
-    let router = http::router(state, limits);
+    let router = http::router_with(state, limits, scep_routes);
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let refresher = tokio::spawn(crl_refresher(auth.clone()));
     let done = tokio::spawn(async move {
