@@ -7,7 +7,7 @@
 //! cannot produce (protocols.md E.3).
 
 use const_oid::ObjectIdentifier as Oid;
-use der::{Decode, Encode};
+use der::Decode;
 use hsm::{Digest, OaepHash, PrivateKey, ReceivedSignature, SignatureScheme};
 use sha2::Digest as _;
 use x509_cert::Certificate;
@@ -482,21 +482,63 @@ fn issuer_and_serial<'a>(e: &Element<'a>) -> Result<(&'a [u8], &'a [u8])> {
     }
 }
 
-fn cert_ids(cert: &Certificate) -> Result<(Vec<u8>, Vec<u8>, Option<Vec<u8>>)> {
-    let issuer = cert
-        .tbs_certificate()
-        .issuer()
-        .to_der()
-        .map_err(|e| Error::malformed(format!("certificate issuer: {e}")))?;
-    let serial = cert.tbs_certificate().serial_number().as_bytes().to_vec();
-    let ski = cert
-        .tbs_certificate()
-        .get_extension::<x509_cert::ext::pkix::SubjectKeyIdentifier>()
-        .ok()
-        .flatten()
-        .map(|(_, s)| s.0.as_bytes().to_vec());
-    Ok((issuer, serial, ski))
+/// The parts of a certificate SCEP needs, read leniently (RFC 5280 §4.1): request signer
+/// certificates are only key containers and are often odd (certmonger: v1 with a 32-byte
+/// serial; Windows: critical AKI), so no profile checks apply here.
+#[derive(Clone, Copy, Debug)]
+pub struct CertParts<'a> {
+    /// issuer Name, DER as received.
+    pub issuer: &'a [u8],
+    /// serialNumber contents.
+    pub serial: &'a [u8],
+    /// subject Name, DER as received.
+    pub subject: &'a [u8],
+    /// SubjectPublicKeyInfo, DER as received.
+    pub spki: &'a [u8],
 }
+
+/// Reads [`CertParts`] from a certificate.
+pub fn cert_parts(der: &[u8]) -> Result<CertParts<'_>> {
+    let cert = ber::read_all(der)?.expect(tag::SEQUENCE, "Certificate")?;
+    let kids = cert.children()?;
+    let tbs = kids
+        .first()
+        .ok_or_else(|| Error::malformed("empty Certificate"))?
+        .expect(tag::SEQUENCE, "TBSCertificate")?;
+    let mut f = tbs.children()?.into_iter();
+    let mut serial = f.next().ok_or_else(|| Error::malformed("empty TBSCertificate"))?;
+    if serial.tag == tag::CTX0 {
+        serial = f.next().ok_or_else(|| Error::malformed("TBSCertificate has no serial"))?;
+    }
+    let serial = serial.expect(tag::INTEGER, "serialNumber")?;
+    let _sig = f.next().ok_or_else(|| Error::malformed("TBSCertificate is short"))?;
+    let issuer = f.next().ok_or_else(|| Error::malformed("TBSCertificate is short"))?;
+    let _validity = f.next().ok_or_else(|| Error::malformed("TBSCertificate is short"))?;
+    let subject = f.next().ok_or_else(|| Error::malformed("TBSCertificate is short"))?;
+    let spki = f
+        .next()
+        .ok_or_else(|| Error::malformed("TBSCertificate is short"))?
+        .expect(tag::SEQUENCE, "subjectPublicKeyInfo")?;
+    Ok(CertParts {
+        issuer: issuer.expect(tag::SEQUENCE, "issuer")?.raw,
+        serial: serial.content,
+        subject: subject.expect(tag::SEQUENCE, "subject")?.raw,
+        spki: spki.raw,
+    })
+}
+
+fn cert_ids(der: &[u8]) -> Result<(Vec<u8>, Vec<u8>, Option<Vec<u8>>)> {
+    let p = cert_parts(der)?;
+    let ski = Certificate::from_der(der).ok().and_then(|c| {
+        c.tbs_certificate()
+            .get_extension::<x509_cert::ext::pkix::SubjectKeyIdentifier>()
+            .ok()
+            .flatten()
+            .map(|(_, s)| s.0.as_bytes().to_vec())
+    });
+    Ok((p.issuer.to_vec(), p.serial.to_vec(), ski))
+}
+
 
 /// Strips leading zero octets of an INTEGER's contents for comparison.
 fn int_eq(a: &[u8], b: &[u8]) -> bool {
@@ -507,21 +549,14 @@ fn int_eq(a: &[u8], b: &[u8]) -> bool {
     strip(a) == strip(b)
 }
 
-fn signer_facts(cert_der: &[u8]) -> Result<(Certificate, SignerFacts)> {
-    let cert = Certificate::from_der(cert_der)
-        .map_err(|e| Error::malformed(format!("signer certificate: {e}")))?;
-    let tbs = cert.tbs_certificate();
-    let spki_der = tbs
-        .subject_public_key_info()
-        .to_der()
-        .map_err(|e| Error::malformed(format!("signer key: {e}")))?;
-    let facts = SignerFacts {
+fn signer_facts(cert_der: &[u8]) -> Result<SignerFacts> {
+    let p = cert_parts(cert_der)?;
+    Ok(SignerFacts {
         cert_der: cert_der.to_vec(),
-        spki_der,
-        serial: tbs.serial_number().as_bytes().to_vec(),
-        self_issued: tbs.issuer() == tbs.subject(),
-    };
-    Ok((cert, facts))
+        spki_der: p.spki.to_vec(),
+        serial: p.serial.to_vec(),
+        self_issued: p.issuer == p.subject,
+    })
 }
 
 /// Parses and verifies a SignedData pkiMessage (RFC 8894 §3.1, RFC 5652 §5). Structural
@@ -603,10 +638,9 @@ pub fn verify_signed(input: &[u8], options: &DecodeOptions) -> Result<VerifiedSi
     // The signer certificate: by IssuerAndSerialNumber or subjectKeyIdentifier.
     let mut signer = None;
     for der in &certificates {
-        let Ok(cert) = Certificate::from_der(der) else {
+        let Ok((issuer, serial, ski)) = cert_ids(der) else {
             continue;
         };
-        let (issuer, serial, ski) = cert_ids(&cert)?;
         let matches = if sid.tag == tag::SEQUENCE {
             let (i, s) = issuer_and_serial(&sid)?;
             i == issuer.as_slice() && int_eq(s, &serial)
@@ -623,7 +657,7 @@ pub fn verify_signed(input: &[u8], options: &DecodeOptions) -> Result<VerifiedSi
     let signer_der = signer.ok_or_else(|| {
         Error::malformed("the signer's certificate is not in the message")
     })?;
-    let (_, signer) = signer_facts(&signer_der)?;
+    let signer = signer_facts(&signer_der)?;
 
     // Signed attributes, kept as received.
     let mut v = VerifiedSignedData {
@@ -875,10 +909,7 @@ pub fn open_envelope(
     // Find the recipient info addressed to one of our certificates.
     let mut chosen = None;
     'outer: for r in recipients {
-        let Ok(cert) = Certificate::from_der(r.cert_der) else {
-            continue;
-        };
-        let Ok((issuer, serial, ski)) = cert_ids(&cert) else {
+        let Ok((issuer, serial, ski)) = cert_ids(r.cert_der) else {
             continue;
         };
         for (ias, rski, koid, params, ekey) in &env.recipients {
@@ -1011,10 +1042,8 @@ pub struct ReplySigner<'a> {
 
 /// DER IssuerAndSerialNumber of a certificate.
 pub fn issuer_and_serial_of(cert_der: &[u8]) -> Result<Vec<u8>> {
-    let cert = Certificate::from_der(cert_der)
-        .map_err(|e| Error::Reply(format!("certificate: {e}")))?;
-    let (issuer, serial, _) = cert_ids(&cert)?;
-    Ok(ber::seq(&[&issuer, &ber::tlv(tag::INTEGER, &serial)]))
+    let p = cert_parts(cert_der)?;
+    Ok(ber::seq(&[p.issuer, &ber::tlv(tag::INTEGER, p.serial)]))
 }
 
 fn attribute(o: &Oid, value: &[u8]) -> Vec<u8> {
@@ -1049,14 +1078,8 @@ pub fn certs_only(certs: &[&[u8]], crls: &[&[u8]]) -> Vec<u8> {
 /// PKCS#1 v1.5 key transport (a public-key operation) — an EnvelopedData ContentInfo.
 pub fn envelope(content: &[u8], recipient_cert_der: &[u8], cipher: ContentCipher) -> Result<Vec<u8>> {
     use rsa::pkcs8::DecodePublicKey;
-    let cert = Certificate::from_der(recipient_cert_der)
-        .map_err(|e| Error::Reply(format!("recipient certificate: {e}")))?;
-    let spki = cert
-        .tbs_certificate()
-        .subject_public_key_info()
-        .to_der()
-        .map_err(|e| Error::Reply(format!("recipient key: {e}")))?;
-    let pk = rsa::RsaPublicKey::from_public_key_der(&spki)
+    let spki = cert_parts(recipient_cert_der)?.spki;
+    let pk = rsa::RsaPublicKey::from_public_key_der(spki)
         .map_err(|_| Error::Reply("the recipient key is not RSA".into()))?;
     let mut cek = zeroize::Zeroizing::new(vec![0u8; cipher.key_len()]);
     rand::fill(&mut cek[..]);

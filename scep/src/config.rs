@@ -61,6 +61,16 @@ pub struct EndpointConfig {
     /// `application/x-x509-ra-ca-certs`).
     #[serde(default = "default_ca_ra_type")]
     pub ca_ra_content_type: String,
+    /// Advertise `AES` (and `SCEPStandard`, which implies it) in GetCACaps (default true).
+    /// AES requests are accepted either way; turning it off makes capability-driven
+    /// clients (certmonger, sscep) fall back to triple DES for devices that need it.
+    #[serde(default = "yes")]
+    pub advertise_aes: bool,
+    /// GetCACert sends the CA chain after the RA (default true). Set false for clients
+    /// that encrypt to every certificate they get and fail on non-RSA CA keys (micromdm
+    /// `scepclient` panics on an ECDSA CA certificate).
+    #[serde(default = "yes")]
+    pub ca_cert_chain: bool,
     /// Also serve this endpoint at `/cgi-bin/pkiclient.exe` and `/scep` (one endpoint at most).
     #[serde(default)]
     pub default: bool,

@@ -148,7 +148,11 @@ impl Endpoint {
 
     /// GetCACaps (RFC 8894 §3.5.2), one keyword per line.
     pub fn caps(&self) -> String {
-        let mut caps = vec!["AES", "DES3"];
+        let mut caps = if self.config.advertise_aes {
+            vec!["AES", "DES3"]
+        } else {
+            vec!["DES3"]
+        };
         if self.next.is_some() {
             caps.push("GetNextCACert");
         }
@@ -156,7 +160,10 @@ impl Endpoint {
         if self.config.renewal {
             caps.push("Renewal");
         }
-        caps.extend(["SHA-1", "SHA-256", "SHA-512", "SCEPStandard"]);
+        caps.extend(["SHA-1", "SHA-256", "SHA-512"]);
+        if self.config.advertise_aes {
+            caps.push("SCEPStandard");
+        }
         let mut s = caps.join("\n");
         s.push('\n');
         s
@@ -177,7 +184,9 @@ impl Endpoint {
         if !self.ra_is_ca {
             certs.push(&self.ra.cert_der);
         }
-        certs.extend(chain.iter().map(Vec::as_slice));
+        if self.config.ca_cert_chain || self.ra_is_ca {
+            certs.extend(chain.iter().map(Vec::as_slice));
+        }
         Ok(CaCertAnswer {
             content_type: self.config.ca_ra_content_type.clone(),
             body: codec::certs_only(&certs, &[]),
@@ -271,7 +280,17 @@ impl Endpoint {
                 self.reply(&reply_to, PkiStatus::Failure(fail_info, Some(text)), None)
                     .await
             }
-            Decoded::Request(req) => self.handle(*req).await,
+            Decoded::Request(req) => {
+                tracing::info!(
+                    endpoint = %self.name,
+                    message_type = ?req.message_type,
+                    transaction = %req.reply_to.transaction_id,
+                    cipher = ?req.reply_to.cipher,
+                    digest = ?req.reply_to.digest,
+                    "SCEP request"
+                );
+                self.handle(*req).await
+            }
         }
     }
 
@@ -350,6 +369,19 @@ impl Endpoint {
         )
     }
 
+    /// The key that recognises a retransmission of the same request: the transaction key
+    /// plus the hash of the signer certificate and of the CSR. A new request in the same
+    /// transaction (micromdm's transactionID is the key hash, so a re-enrollment or a
+    /// renewal with the same key reuses it) gets a new certificate.
+    fn replay_key(&self, req: &PkiRequest) -> String {
+        use sha2::Digest;
+        let mut h = sha2::Sha256::new();
+        h.update((req.signer.cert_der.len() as u64).to_be_bytes());
+        h.update(&req.signer.cert_der);
+        h.update(&req.message_data);
+        format!("{}:{}", self.transaction_key(req), hex::encode(h.finalize()))
+    }
+
     async fn handle(&self, req: PkiRequest) -> Result<Vec<u8>> {
         match req.message_type {
             MessageType::PkcsReq | MessageType::RenewalReq | MessageType::UpdateReq => {
@@ -367,8 +399,9 @@ impl Endpoint {
 
     async fn enroll(&self, req: PkiRequest) -> Result<Vec<u8>> {
         let key = self.transaction_key(&req);
-        // A replay of a completed transaction gets the same certificate.
-        let k2 = key.clone();
+        let replay = self.replay_key(&req);
+        // A replay of a completed request gets the same certificate.
+        let k2 = replay.clone();
         match self.blocking(move |a| a.find_transaction(&k2)).await {
             Ok(Some(record)) => {
                 tracing::info!(transaction = %req.reply_to.transaction_id, "replayed SCEP transaction answered with its certificate");
@@ -430,7 +463,15 @@ impl Endpoint {
                     Some(Rejection::bad_request("the signing certificate is revoked"))
                 } else if old.not_after < now {
                     Some(Rejection::bad_request("the signing certificate has expired"))
-                } else if old.subject != csr.subject.to_string() {
+                } else if !self
+                    .auth
+                    .profiles()
+                    .get(&old.profile)
+                    .and_then(|p| p.build_subject(&csr.subject).ok())
+                    .is_some_and(|n| n.to_string() == old.subject)
+                {
+                    // Compared as the profile builds it: the certificate's subject is
+                    // what the profile made of the original request.
                     Some(Rejection::bad_request(
                         "a renewal must keep the subject of the certificate being renewed",
                     ))
@@ -480,8 +521,15 @@ impl Endpoint {
             self.method.failed(&ctx, &why).await;
             return self.fail(&req, &why).await;
         }
-        self.issue_and_deliver(&req, &ctx, &csr, &profile, &acceptance.requester, &key)
-            .await
+        self.issue_and_deliver(
+            &req,
+            &ctx,
+            &csr,
+            &profile,
+            &acceptance.requester,
+            &[key, replay],
+        )
+        .await
     }
 
     async fn issue_and_deliver(
@@ -491,7 +539,7 @@ impl Endpoint {
         csr: &Csr,
         profile: &str,
         requester: &str,
-        key: &str,
+        keys: &[String],
     ) -> Result<Vec<u8>> {
         let ir = IssueRequest::from_csr(csr, profile, requester);
         let issued = match self.blocking(move |a| a.issue(&ir)).await {
@@ -520,9 +568,15 @@ impl Endpoint {
             self.method.failed(ctx, &why).await;
             return self.fail(req, &why).await;
         }
-        let k = key.to_string();
+        let keys = keys.to_vec();
         let serial = issued.record.serial.clone();
-        if let Err(e) = self.blocking(move |a| a.record_transaction(&k, &serial)).await {
+        if let Err(e) = self
+            .blocking(move |a| {
+                keys.iter()
+                    .try_for_each(|k| a.record_transaction(k, &serial))
+            })
+            .await
+        {
             // The certificate is durable; only replay detection is lost for it.
             tracing::error!(error = %e, "recording the SCEP transaction failed");
         }
