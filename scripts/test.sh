@@ -18,6 +18,11 @@ command -v curl >/dev/null || need+=(curl)
 command -v cc >/dev/null || need+=(gcc)
 command -v python3 >/dev/null || need+=(python3)
 python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || need+=(python3-venv)
+# SCEP interop (tests/tests/e2e_scep.rs): micromdm scepclient (Debian `scep`), certmonger
+# (its daemon runs on a private session bus, so dbus-daemon too).
+command -v scepclient >/dev/null || need+=(scep)
+command -v certmonger >/dev/null || need+=(certmonger)
+command -v dbus-daemon >/dev/null || need+=(dbus-daemon)
 if [ ${#need[@]} -gt 0 ]; then
   log "installing ${need[*]}"
   $SUDO apt-get update -qq
@@ -37,6 +42,8 @@ log "tool versions"
 openssl version
 curl --version | head -1
 lint_pkix_cert --help >/dev/null && echo "pkilint $PKILINT_VERSION"
+echo "scepclient $(scepclient -version)"
+dpkg-query -W -f='certmonger ${Version}\n' certmonger
 cargo --version
 
 # 3. The tests, interop included.
