@@ -34,6 +34,8 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 3)]
         sign_seconds: u64,
     },
+    /// SCEP enrollments per second against a running server (see `bench_scep`).
+    Scep(crate::bench_scep::ScepBenchArgs),
     /// Build a CRL with many revoked entries.
     Crl {
         /// Entry counts.
@@ -66,6 +68,7 @@ pub fn run(cmd: BenchCommand) -> Result<(), Error> {
             }
             Ok(())
         }
+        BenchCommand::Scep(a) => crate::bench_scep::run(a),
         BenchCommand::Crl { entries, alg } => {
             let alg = KeyAlgorithm::from_name(&alg)
                 .ok_or_else(|| Error::Usage(format!("unknown algorithm {alg}")))?;
