@@ -77,6 +77,18 @@ pub fn parse(input: &[u8]) -> Result<Csr> {
 
 /// [`parse`] with legacy algorithms allowed as `options` says.
 pub fn parse_with(input: &[u8], options: CsrOptions) -> Result<Csr> {
+    decode(input, Some(options))
+}
+
+/// Decodes a CSR whose proof of possession was verified when it was received (a request
+/// held for approval, [`crate::pending`]), without verifying the signature again: the
+/// front end may have accepted a signature algorithm that [`parse`] refuses (SCEP clients
+/// sign with SHA-1).
+pub fn decode_held(der: &[u8]) -> Result<Csr> {
+    decode(der, None)
+}
+
+fn decode(input: &[u8], verify: Option<CsrOptions>) -> Result<Csr> {
     if input.len() > MAX_CSR_BYTES {
         return Err(Error::BadRequest(format!(
             "CSR is {} bytes; the limit is {MAX_CSR_BYTES}",
@@ -107,24 +119,32 @@ pub fn parse_with(input: &[u8], options: CsrOptions) -> Result<Csr> {
         oid: req.algorithm.oid,
         parameters: req.algorithm.parameters.as_ref().map(der::AnyRef::from),
     };
-    let legacy = match req.algorithm.oid {
-        SHA1_WITH_RSA if options.allow_sha1 => Some(hsm::ReceivedSignature::RsaPkcs1(hsm::Digest::Sha1)),
-        ECDSA_WITH_SHA1 if options.allow_sha1 => Some(hsm::ReceivedSignature::Ecdsa(hsm::Digest::Sha1)),
-        _ => None,
-    };
-    let received = legacy.or_else(|| asn1::received_algorithm(&alg_ref)).ok_or_else(|| {
-        Error::BadRequest(format!(
-            "CSR signature algorithm {} is not supported",
-            req.algorithm.oid
-        ))
-    })?;
-    let tbs = outer.tbs.to_der()?;
-    let sig = req
-        .signature
-        .as_bytes()
-        .ok_or_else(|| Error::BadRequest("CSR signature has unused bits".into()))?;
-    hsm::verify_received(received, &spki_der, &tbs, sig)
-        .map_err(|_| Error::BadRequest("CSR signature does not verify".into()))?;
+    if let Some(options) = verify {
+        let legacy = match req.algorithm.oid {
+            SHA1_WITH_RSA if options.allow_sha1 => {
+                Some(hsm::ReceivedSignature::RsaPkcs1(hsm::Digest::Sha1))
+            }
+            ECDSA_WITH_SHA1 if options.allow_sha1 => {
+                Some(hsm::ReceivedSignature::Ecdsa(hsm::Digest::Sha1))
+            }
+            _ => None,
+        };
+        let received = legacy
+            .or_else(|| asn1::received_algorithm(&alg_ref))
+            .ok_or_else(|| {
+                Error::BadRequest(format!(
+                    "CSR signature algorithm {} is not supported",
+                    req.algorithm.oid
+                ))
+            })?;
+        let tbs = outer.tbs.to_der()?;
+        let sig = req
+            .signature
+            .as_bytes()
+            .ok_or_else(|| Error::BadRequest("CSR signature has unused bits".into()))?;
+        hsm::verify_received(received, &spki_der, &tbs, sig)
+            .map_err(|_| Error::BadRequest("CSR signature does not verify".into()))?;
+    }
 
     let mut sans = Vec::new();
     let mut extensions = Vec::new();

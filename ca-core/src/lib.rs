@@ -15,6 +15,7 @@ pub mod csr;
 pub mod enrollment;
 pub mod lint;
 pub mod ocsp;
+pub mod pending;
 pub mod profile;
 
 mod error;
