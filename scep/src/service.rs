@@ -521,6 +521,11 @@ impl Endpoint {
             self.method.failed(&ctx, &why).await;
             return self.fail(&req, &why).await;
         }
+        if self.config.require_approval && kind == EnrollKind::Initial {
+            return self
+                .hold(&req, &ctx, &csr, &profile, &acceptance.requester, &key)
+                .await;
+        }
         self.issue_and_deliver(
             &req,
             &ctx,
@@ -583,6 +588,78 @@ impl Endpoint {
         self.success_with_cert(req, &der).await
     }
 
+    /// Holds an initial enrollment for an administrator (RFC 8894 §3.3.2: PENDING, then
+    /// CertPoll). Idempotent per transaction: a repeated PKCSReq is answered from the
+    /// held request's state.
+    async fn hold(
+        &self,
+        req: &PkiRequest,
+        ctx: &EnrollmentContext,
+        csr: &Csr,
+        profile: &str,
+        requester: &str,
+        key: &str,
+    ) -> Result<Vec<u8>> {
+        let hr = ca_core::pending::HoldRequest {
+            lookup_key: key.to_string(),
+            endpoint: format!("scep:{}", self.name),
+            profile: profile.to_string(),
+            requester: requester.to_string(),
+            csr_der: csr.der.clone(),
+        };
+        match self.blocking(move |a| a.hold(hr)).await {
+            Ok(_) => self.answer_held(req, key).await,
+            Err(e) => {
+                let why = Rejection {
+                    fail_info: FailInfo::BadRequest,
+                    client_text: e.client_message(),
+                    detail: e.to_string(),
+                };
+                self.method.failed(ctx, &why).await;
+                self.fail(req, &why).await
+            }
+        }
+    }
+
+    /// Answers from a held request's state: PENDING, the certificate, or FAILURE.
+    async fn answer_held(&self, req: &PkiRequest, key: &str) -> Result<Vec<u8>> {
+        let k = key.to_string();
+        let held = self.blocking(move |a| a.find_held(&k)).await?;
+        let Some(held) = held else {
+            let why = Rejection {
+                fail_info: FailInfo::BadCertId,
+                client_text: "no request is known for this transaction".into(),
+                detail: "CertPoll for an unknown transaction".into(),
+            };
+            return self.fail(req, &why).await;
+        };
+        match ca_core::pending::state_name(held.state) {
+            "pending" => self.reply(&req.reply_to, PkiStatus::Pending, None).await,
+            "issued" => {
+                let Some(serial) = held.serial.clone() else {
+                    return Err(Error::Reply("an issued request has no serial".into()));
+                };
+                let (k, s2) = (key.to_string(), serial.clone());
+                let record = self
+                    .blocking(move |a| {
+                        a.record_transaction(&k, &s2)?;
+                        a.get(&s2)
+                    })
+                    .await?;
+                self.success_with_cert(req, &record.der).await
+            }
+            _ => {
+                let note = held.note.clone().unwrap_or_default();
+                let why = Rejection {
+                    fail_info: FailInfo::BadRequest,
+                    client_text: format!("the request was rejected: {note}"),
+                    detail: format!("held request {} was rejected", held.id),
+                };
+                self.fail(req, &why).await
+            }
+        }
+    }
+
     async fn poll(&self, req: PkiRequest) -> Result<Vec<u8>> {
         if let Err(e) = codec::parse_issuer_and_subject(&req.message_data) {
             return self.fail(&req, &Rejection::bad_request(e.to_string())).await;
@@ -591,6 +668,7 @@ impl Endpoint {
         let k2 = key.clone();
         match self.blocking(move |a| a.find_transaction(&k2)).await? {
             Some(record) => self.success_with_cert(&req, &record.der).await,
+            None if self.config.require_approval => self.answer_held(&req, &key).await,
             None => {
                 let why = Rejection {
                     fail_info: FailInfo::BadCertId,

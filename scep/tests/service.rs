@@ -369,3 +369,66 @@ async fn getcacert_puts_the_ra_first_and_caps_are_advertised() {
     }
     assert!(!caps.contains("GetNextCACert"));
 }
+
+#[tokio::test]
+async fn approval_holds_then_polls_get_the_certificate_or_a_failure() {
+    use der::{Decode, Encode};
+    let fx = fixture();
+    let ep = static_endpoint(&fx, |c| c.require_approval = true);
+    let root = x509_cert::Certificate::from_der(&fx.auth.ca("root").unwrap().cert_der).unwrap();
+    let root_name = root.tbs_certificate().subject().to_der().unwrap();
+    let poll = |r: &Requester, cn: &str| {
+        let ias = client::issuer_and_subject(&root_name, cn).unwrap();
+        let tid = client::transaction_id_for(r.key.as_ref());
+        client::build_request(MessageType::CertPoll, &tid, &ias, r.id(), &fx.ra.cert_der, ContentCipher::Aes128).unwrap()
+    };
+
+    let a = requester("held1");
+    let (reply, again) = enroll(&ep, &fx, &a, "held1", Some("s3cret"), ContentCipher::Aes128, MessageType::PkcsReq).await;
+    assert_eq!(reply.status, PkiStatus::Pending);
+    // The same PKCSReq again, and a poll: still pending, nothing issued, one request held.
+    let reply = client::read_reply(&ep.pki_operation(again).await.unwrap(), a.id()).unwrap();
+    assert_eq!(reply.status, PkiStatus::Pending);
+    let reply = client::read_reply(&ep.pki_operation(poll(&a, "CN=held1").der).await.unwrap(), a.id()).unwrap();
+    assert_eq!(reply.status, PkiStatus::Pending);
+    let held = fx.auth.list_held(None).unwrap();
+    assert_eq!(held.len(), 1);
+    assert_eq!(fx.store.stats().unwrap().certificates, 2);
+
+    // Approved: the next poll gets the certificate for the held key.
+    fx.auth.approve(held[0].id, "admin").unwrap();
+    let reply = client::read_reply(&ep.pki_operation(poll(&a, "CN=held1").der).await.unwrap(), a.id()).unwrap();
+    assert_eq!(reply.status, PkiStatus::Success);
+    let cert = x509_cert::Certificate::from_der(&reply.certs[0]).unwrap();
+    assert_eq!(cert.tbs_certificate().subject_public_key_info().to_der().unwrap(), a.key.public_key_der());
+
+    // Rejected: the next poll gets FAILURE with the reason.
+    let b = requester("held2");
+    let (reply, _) = enroll(&ep, &fx, &b, "held2", Some("s3cret"), ContentCipher::Aes128, MessageType::PkcsReq).await;
+    assert_eq!(reply.status, PkiStatus::Pending);
+    let id = fx.auth.list_held(None).unwrap().iter().find(|h| h.id != held[0].id).unwrap().id;
+    fx.auth.reject(id, "admin", "unknown device").unwrap();
+    let reply = client::read_reply(&ep.pki_operation(poll(&b, "CN=held2").der).await.unwrap(), b.id()).unwrap();
+    match reply.status {
+        PkiStatus::Failure(FailInfo::BadRequest, Some(t)) => assert!(t.contains("unknown device"), "{t}"),
+        s => panic!("{s:?}"),
+    }
+    // A wrong challenge is refused before anything is held.
+    let c = requester("held3");
+    let (reply, _) = enroll(&ep, &fx, &c, "held3", Some("nope"), ContentCipher::Aes128, MessageType::PkcsReq).await;
+    assert!(matches!(reply.status, PkiStatus::Failure(FailInfo::BadRequest, _)));
+    assert_eq!(fx.auth.list_held(None).unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn a_new_request_in_the_same_transaction_gets_a_new_certificate() {
+    // micromdm's transactionID is derived from the key: a second enrollment with the same
+    // key but another CSR is a new request, not a replay.
+    let fx = fixture();
+    let ep = static_endpoint(&fx, |_| {});
+    let r = requester("same");
+    let (a, _) = enroll(&ep, &fx, &r, "same-a", Some("s3cret"), ContentCipher::Aes128, MessageType::PkcsReq).await;
+    let (b, _) = enroll(&ep, &fx, &r, "same-b", Some("s3cret"), ContentCipher::Aes128, MessageType::PkcsReq).await;
+    assert_eq!((a.status.clone(), b.status.clone()), (PkiStatus::Success, PkiStatus::Success));
+    assert_ne!(a.certs[0], b.certs[0]);
+}
