@@ -27,6 +27,12 @@ profile = "device"
 allow_des = true
 challenge = { method = "one-time" }
 
+[scep.endpoints.held]
+profile = "device"
+allow_des = true
+require_approval = true
+challenge = { method = "static", accounts = [{ name = "mdm", secret = { file = "scep.secret" } }] }
+
 [scep.endpoints.legacy]
 profile = "device"
 advertise_aes = false       # capability-driven clients fall back to triple DES
@@ -251,7 +257,41 @@ fn scep_with_real_clients() {
     let e = fails(ca.cmd().args(["scep", "challenge", "--endpoint", "devices"]));
     assert!(e.contains("one-time"), "{e}");
 
-    // 5. certmonger: GET PKIOperation; AES where advertised, triple DES where not.
+    // 5. Approval: scepclient gets PENDING and retries every 30 s; the administrator
+    //    approves with `privca requests approve`; the retry gets the certificate.
+    let held_dir = ca.path("held");
+    std::fs::create_dir_all(&held_dir).expect("dir");
+    ok(openssl()
+        .args(["genrsa", "-traditional", "-out"])
+        .arg(held_dir.join("key.pem"))
+        .arg("2048"));
+    let waiting = Command::new("timeout")
+        .current_dir(&held_dir)
+        .args(["120", "scepclient", "-server-url", &ca.url("/scep/held")])
+        .args(["-private-key", "key.pem", "-certificate", "cert.pem", "-cn", "held1", "-challenge", "s3cret"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("scepclient");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let id = loop {
+        let list = ok(ca.cmd().args(["requests", "list", "--json"]));
+        let v: serde_json::Value = serde_json::from_str(&list).expect("JSON");
+        if let Some(r) = v.as_array().and_then(|a| a.iter().find(|r| r["endpoint"] == "scep:held")) {
+            assert_eq!(r["state"], "pending");
+            break r["id"].as_u64().expect("id");
+        }
+        assert!(Instant::now() < deadline, "the request was never held");
+        std::thread::sleep(Duration::from_millis(300));
+    };
+    assert!(!held_dir.join("cert.pem").exists());
+    ok(ca.cmd().args(["requests", "approve", &id.to_string()]));
+    let out = waiting.wait_with_output().expect("scepclient");
+    let t = text(&out);
+    assert!(out.status.success() && t.contains("PENDING") && t.contains("SUCCESS"), "{t}");
+    verify(&ca, &held_dir.join("cert.pem"));
+
+    // 6. certmonger: GET PKIOperation; AES where advertised, triple DES where not.
     let cm_dir = ca.path("certmonger");
     let cm = Certmonger::start(&cm_dir);
     for (name, url, id, cipher) in [
@@ -273,7 +313,7 @@ fn scep_with_real_clients() {
     }
     drop(cm);
 
-    // 6. Our own client over HTTP: POST and GET (raw + and /), AES-128 and 3DES.
+    // 7. Our own client over HTTP: POST and GET (raw + and /), AES-128 and 3DES.
     let ra_pem = std::fs::read(ca.data.join("ca/issuing-ra.crt")).expect("RA cert");
     let ra = ca_core::authority::cert_der_from_bytes(&ra_pem).expect("RA DER");
     let http = reqwest::blocking::Client::new();
@@ -321,7 +361,7 @@ fn scep_with_real_clients() {
         verify(&ca, &ca.file(&format!("rust{i}.pem"), pem.as_bytes()));
     }
 
-    // 7. HTTP/1.0 without Host on the default path, garbage, unknown operation.
+    // 8. HTTP/1.0 without Host on the default path, garbage, unknown operation.
     let r = raw_http(ca.port, "GET /cgi-bin/pkiclient.exe?operation=GetCACaps HTTP/1.0\r\n\r\n");
     assert!(r.starts_with("HTTP/1.0 200") && r.contains("SCEPStandard"), "{r}");
     let r = http
