@@ -277,10 +277,10 @@ impl DigestAlg {
         }
     }
 
-    /// Hashes `data`. MD5 is never computed (callers refuse it first).
+    /// Hashes `data`.
     pub fn hash(self, data: &[u8]) -> Vec<u8> {
         match self {
-            DigestAlg::Md5 => Vec::new(),
+            DigestAlg::Md5 => md5::Md5::digest(data).to_vec(),
             DigestAlg::Sha1 => sha1::Sha1::digest(data).to_vec(),
             DigestAlg::Sha256 => sha2::Sha256::digest(data).to_vec(),
             DigestAlg::Sha384 => sha2::Sha384::digest(data).to_vec(),
@@ -711,15 +711,8 @@ pub fn verify_signed(input: &[u8], options: &DecodeOptions) -> Result<VerifiedSi
         let digest = DigestAlg::from_oid(&dalg_oid)
             .ok_or((FailInfo::BadAlg, format!("digest algorithm {dalg_oid} is not supported")))?;
         v.digest = digest;
-        if digest == DigestAlg::Md5 {
-            return Err((
-                FailInfo::BadAlg,
-                if options.allow_md5 {
-                    "MD5 signatures are not implemented".to_string()
-                } else {
-                    "MD5 signatures are not accepted".to_string()
-                },
-            ));
+        if digest == DigestAlg::Md5 && !options.allow_md5 {
+            return Err((FailInfo::BadAlg, "MD5 signatures are not accepted".to_string()));
         }
         if content_type.is_some_and(|c| c != econtent_type) {
             return Err((FailInfo::BadMessageCheck, "contentType attribute does not match".into()));
@@ -736,6 +729,21 @@ pub fn verify_signed(input: &[u8], options: &DecodeOptions) -> Result<VerifiedSi
                 .ok_or((FailInfo::BadAlg, "empty signatureAlgorithm".to_string()))?,
         )
         .map_err(|_| (FailInfo::BadAlg, "bad signatureAlgorithm".to_string()))?;
+        let sig = signature
+            .octets(tag::OCTET_STRING)
+            .map_err(|_| (FailInfo::BadMessageCheck, "bad signature value".to_string()))?;
+        let mut signed = signed_attrs.raw.to_vec();
+        signed[0] = tag::SET;
+        if digest == DigestAlg::Md5 {
+            // Legacy clients only, where the endpoint enables it: a public-key check.
+            return if matches!(salg, oid::RSA_ENCRYPTION | oid::MD5_WITH_RSA)
+                && verify_rsa_md5(&v.signer.spki_der, &signed, &sig)
+            {
+                Ok(())
+            } else {
+                Err((FailInfo::BadMessageCheck, "the message signature does not verify".to_string()))
+            };
+        }
         let hd = digest.hsm().ok_or((FailInfo::BadAlg, "digest".to_string()))?;
         let received = match salg {
             oid::RSA_ENCRYPTION => ReceivedSignature::RsaPkcs1(hd),
@@ -751,17 +759,29 @@ pub fn verify_signed(input: &[u8], options: &DecodeOptions) -> Result<VerifiedSi
                 return Err((FailInfo::BadAlg, format!("signature algorithm {other} is not supported")));
             }
         };
-        let sig = signature
-            .octets(tag::OCTET_STRING)
-            .map_err(|_| (FailInfo::BadMessageCheck, "bad signature value".to_string()))?;
         // RFC 5652 §5.4: the signature covers the DER SET OF; the [0] IMPLICIT tag is
         // replaced by the SET tag, the rest verified exactly as received.
-        let mut signed = signed_attrs.raw.to_vec();
-        signed[0] = tag::SET;
         hsm::verify_received(received, &v.signer.spki_der, &signed, &sig)
             .map_err(|_| (FailInfo::BadMessageCheck, "the message signature does not verify".to_string()))
     })();
     Ok(v)
+}
+
+/// RSASSA-PKCS1-v1_5 with MD5 (RFC 8017 §9.2), a public-key operation with `rsa`.
+fn verify_rsa_md5(spki: &[u8], message: &[u8], sig: &[u8]) -> bool {
+    use rsa::pkcs8::DecodePublicKey;
+    const MD5_PREFIX: [u8; 18] = [
+        0x30, 0x20, 0x30, 0x0c, 0x06, 0x08, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x02, 0x05, 0x05,
+        0x00, 0x04, 0x10,
+    ];
+    let Ok(pk) = rsa::RsaPublicKey::from_public_key_der(spki) else {
+        return false;
+    };
+    let scheme = rsa::Pkcs1v15Sign {
+        hash_len: Some(16),
+        prefix: Box::new(MD5_PREFIX),
+    };
+    pk.verify(scheme, &md5::Md5::digest(message), sig).is_ok()
 }
 
 /// A decoded EnvelopedData (RFC 5652 §6) before decryption.
