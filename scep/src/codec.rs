@@ -1151,6 +1151,21 @@ pub fn sign_message(
     scheme: SignatureScheme,
     extra_certs: &[&[u8]],
 ) -> Result<Vec<u8>> {
+    sign_message_with(content, attrs, signer.cert_der, digest, extra_certs, |tbs| {
+        Ok(signer.key.sign(scheme, tbs)?)
+    })
+}
+
+/// [`sign_message`] with the signature made by `sign` over the DER signed attributes
+/// (tests use it for digests our keys never sign with, such as MD5).
+pub fn sign_message_with(
+    content: Option<&[u8]>,
+    attrs: &OutAttributes<'_>,
+    signer_cert_der: &[u8],
+    digest: DigestAlg,
+    extra_certs: &[&[u8]],
+    sign: impl FnOnce(&[u8]) -> Result<Vec<u8>>,
+) -> Result<Vec<u8>> {
     let printable = |s: &str| ber::tlv(tag::PRINTABLE_STRING, s.as_bytes());
     let mut list = vec![
         attribute(&oid::CONTENT_TYPE, &ber::oid(&oid::DATA)),
@@ -1180,12 +1195,12 @@ pub fn sign_message(
         }
     }
     let signed_set = ber::set_of(list);
-    let signature = signer.key.sign(scheme, &signed_set)?;
+    let signature = sign(&signed_set)?;
     let mut implicit = signed_set.clone();
     implicit[0] = tag::CTX0;
     let si = ber::seq(&[
         &ber::small_int(1),
-        &issuer_and_serial_of(signer.cert_der)?,
+        &issuer_and_serial_of(signer_cert_der)?,
         &ber::alg(&digest.oid(), true),
         &implicit,
         &ber::alg(&oid::RSA_ENCRYPTION, true),
@@ -1198,7 +1213,7 @@ pub fn sign_message(
         ]),
         None => ber::seq(&[&ber::oid(&oid::DATA)]),
     };
-    let mut certs: Vec<&[u8]> = vec![signer.cert_der];
+    let mut certs: Vec<&[u8]> = vec![signer_cert_der];
     certs.extend_from_slice(extra_certs);
     let sd = ber::seq(&[
         &ber::small_int(1),

@@ -432,3 +432,93 @@ async fn a_new_request_in_the_same_transaction_gets_a_new_certificate() {
     assert_eq!((a.status.clone(), b.status.clone()), (PkiStatus::Success, PkiStatus::Success));
     assert_ne!(a.certs[0], b.certs[0]);
 }
+
+/// A PKCSReq whose SignerInfo uses MD5, signed by `openssl pkeyutl` (our keys never sign
+/// with MD5).
+fn md5_request(fx: &Fx, dir: &std::path::Path) -> (Vec<u8>, Requester) {
+    use std::process::Command;
+    let pem = dir.join("k.pem");
+    assert!(Command::new("openssl").args(["genrsa", "-out"]).arg(&pem).arg("2048").output().unwrap().status.success());
+    let der = Command::new("openssl").args(["pkcs8", "-topk8", "-nocrypt", "-outform", "DER", "-in"]).arg(&pem).output().unwrap().stdout;
+    let key: Arc<dyn PrivateKey> = Arc::new(hsm::soft::SoftKey::from_pkcs8("md5", &der).unwrap());
+    let cert = client::self_signed(key.as_ref(), "CN=md5").unwrap();
+    let csr = client::csr(key.as_ref(), "CN=md5", Some("s3cret")).unwrap();
+    let env = scep::codec::envelope(&csr, &fx.ra.cert_der, ContentCipher::Aes128).unwrap();
+    let nonce = scep::codec::fresh_nonce();
+    let msg = scep::codec::sign_message_with(
+        Some(&env),
+        &scep::codec::OutAttributes {
+            message_type: MessageType::PkcsReq,
+            transaction_id: "md5",
+            sender_nonce: &nonce,
+            recipient_nonce: None,
+            status: None,
+        },
+        &cert,
+        scep::codec::DigestAlg::Md5,
+        &[],
+        |tbs| {
+            let h = dir.join("h.bin");
+            std::fs::write(&h, md5_digest(tbs)).unwrap();
+            let out = Command::new("openssl")
+                .args(["pkeyutl", "-sign", "-pkeyopt", "digest:md5", "-inkey"])
+                .arg(&pem)
+                .arg("-in")
+                .arg(&h)
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            Ok(out.stdout)
+        },
+    )
+    .unwrap();
+    (msg, Requester { key, cert })
+}
+
+fn md5_digest(data: &[u8]) -> Vec<u8> {
+    let out = std::process::Command::new("openssl")
+        .args(["dgst", "-md5", "-binary"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write;
+            c.stdin.take().unwrap().write_all(data)?;
+            c.wait_with_output()
+        })
+        .unwrap();
+    out.stdout
+}
+
+#[tokio::test]
+async fn md5_only_where_enabled() {
+    let fx = fixture();
+    let dir = tempfile::tempdir().unwrap();
+    let (msg, r) = md5_request(&fx, dir.path());
+    let off = static_endpoint(&fx, |_| {});
+    let reply = client::read_reply(&off.pki_operation(msg.clone()).await.unwrap(), r.id()).unwrap();
+    assert!(matches!(reply.status, PkiStatus::Failure(FailInfo::BadAlg, _)), "{:?}", reply.status);
+    let on = static_endpoint(&fx, |c| c.allow_md5 = true);
+    let reply = client::read_reply(&on.pki_operation(msg.clone()).await.unwrap(), r.id()).unwrap();
+    assert_eq!(reply.status, PkiStatus::Success);
+    // A corrupted MD5 signature still fails.
+    let mut bad = msg;
+    let n = bad.len();
+    bad[n - 3] ^= 1;
+    let reply = client::read_reply(&on.pki_operation(bad).await.unwrap(), r.id()).unwrap();
+    assert!(matches!(reply.status, PkiStatus::Failure(FailInfo::BadMessageCheck, _)));
+}
+
+#[tokio::test]
+async fn get_next_ca_cert_is_signed_by_the_ra() {
+    let fx = fixture();
+    let ep = static_endpoint(&fx, |c| c.next_ca = Some("root".into()));
+    assert!(ep.caps().lines().any(|l| l == "GetNextCACert"));
+    let body = ep.next_ca_cert().await.unwrap().unwrap();
+    let v = scep::codec::verify_signed(&body, &Default::default()).unwrap();
+    assert!(v.verified.is_ok());
+    assert_eq!(v.signer.cert_der, fx.ra.cert_der);
+    let (certs, _) = scep::codec::certs_from_degenerate(v.content.as_deref().unwrap()).unwrap();
+    assert_eq!(certs.last(), Some(&fx.auth.ca("root").unwrap().cert_der));
+    assert!(static_endpoint(&fx, |_| {}).next_ca_cert().await.unwrap().is_none());
+}
