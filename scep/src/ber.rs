@@ -151,7 +151,9 @@ fn read_at(input: &[u8], depth: usize) -> Result<(Element<'_>, &[u8]), DecodeErr
     let short = || DecodeError::malformed("truncated element");
     let &tag = input.first().ok_or_else(short)?;
     if tag & 0x1f == 0x1f {
-        return Err(DecodeError::malformed("high tag numbers are not used in SCEP"));
+        return Err(DecodeError::malformed(
+            "high tag numbers are not used in SCEP",
+        ));
     }
     let &first = input.get(1).ok_or_else(short)?;
     let mut pos = 2usize;
@@ -190,7 +192,9 @@ fn read_at(input: &[u8], depth: usize) -> Result<(Element<'_>, &[u8]), DecodeErr
         }
         let bytes = input.get(pos..pos + n).ok_or_else(short)?;
         pos += n;
-        bytes.iter().fold(0usize, |acc, &b| (acc << 8) | usize::from(b))
+        bytes
+            .iter()
+            .fold(0usize, |acc, &b| (acc << 8) | usize::from(b))
     };
     let end = pos.checked_add(len).ok_or_else(short)?;
     let content = input.get(pos..end).ok_or_else(short)?;

@@ -41,7 +41,9 @@ fn sign_wrap(key: &dyn PrivateKey, tbs: &[u8]) -> Result<Vec<u8>> {
 pub fn self_signed(key: &dyn PrivateKey, dn: &str) -> Result<Vec<u8>> {
     let name = name_der(dn)?;
     let now = time::OffsetDateTime::now_utc();
-    let fmt = time::macros::format_description!("[year repr:last_two][month][day][hour][minute][second]Z");
+    let fmt = time::macros::format_description!(
+        "[year repr:last_two][month][day][hour][minute][second]Z"
+    );
     let t = |d: time::OffsetDateTime| -> Result<Vec<u8>> {
         let s = d.format(fmt).map_err(|e| Error::Reply(e.to_string()))?;
         Ok(ber::tlv(tag::UTC_TIME, s.as_bytes()))

@@ -459,7 +459,10 @@ fn printable(e: &Element<'_>) -> Option<String> {
 fn content_info(input: &[u8]) -> Result<(Oid, Element<'_>)> {
     let ci = ber::read_all(input)?.expect(tag::SEQUENCE, "ContentInfo")?;
     let kids = ci.children()?;
-    let ct = ber::parse_oid(kids.first().ok_or_else(|| Error::malformed("empty ContentInfo"))?)?;
+    let ct = ber::parse_oid(
+        kids.first()
+            .ok_or_else(|| Error::malformed("empty ContentInfo"))?,
+    )?;
     let wrapped = kids
         .get(1)
         .ok_or_else(|| Error::malformed("ContentInfo has no content"))?
@@ -506,15 +509,27 @@ pub fn cert_parts(der: &[u8]) -> Result<CertParts<'_>> {
         .ok_or_else(|| Error::malformed("empty Certificate"))?
         .expect(tag::SEQUENCE, "TBSCertificate")?;
     let mut f = tbs.children()?.into_iter();
-    let mut serial = f.next().ok_or_else(|| Error::malformed("empty TBSCertificate"))?;
+    let mut serial = f
+        .next()
+        .ok_or_else(|| Error::malformed("empty TBSCertificate"))?;
     if serial.tag == tag::CTX0 {
-        serial = f.next().ok_or_else(|| Error::malformed("TBSCertificate has no serial"))?;
+        serial = f
+            .next()
+            .ok_or_else(|| Error::malformed("TBSCertificate has no serial"))?;
     }
     let serial = serial.expect(tag::INTEGER, "serialNumber")?;
-    let _sig = f.next().ok_or_else(|| Error::malformed("TBSCertificate is short"))?;
-    let issuer = f.next().ok_or_else(|| Error::malformed("TBSCertificate is short"))?;
-    let _validity = f.next().ok_or_else(|| Error::malformed("TBSCertificate is short"))?;
-    let subject = f.next().ok_or_else(|| Error::malformed("TBSCertificate is short"))?;
+    let _sig = f
+        .next()
+        .ok_or_else(|| Error::malformed("TBSCertificate is short"))?;
+    let issuer = f
+        .next()
+        .ok_or_else(|| Error::malformed("TBSCertificate is short"))?;
+    let _validity = f
+        .next()
+        .ok_or_else(|| Error::malformed("TBSCertificate is short"))?;
+    let subject = f
+        .next()
+        .ok_or_else(|| Error::malformed("TBSCertificate is short"))?;
     let spki = f
         .next()
         .ok_or_else(|| Error::malformed("TBSCertificate is short"))?
@@ -527,7 +542,10 @@ pub fn cert_parts(der: &[u8]) -> Result<CertParts<'_>> {
     })
 }
 
-fn cert_ids(der: &[u8]) -> Result<(Vec<u8>, Vec<u8>, Option<Vec<u8>>)> {
+/// (issuer Name DER, serial contents, subjectKeyIdentifier).
+type CertIds = (Vec<u8>, Vec<u8>, Option<Vec<u8>>);
+
+fn cert_ids(der: &[u8]) -> Result<CertIds> {
     let p = cert_parts(der)?;
     let ski = Certificate::from_der(der).ok().and_then(|c| {
         c.tbs_certificate()
@@ -538,7 +556,6 @@ fn cert_ids(der: &[u8]) -> Result<(Vec<u8>, Vec<u8>, Option<Vec<u8>>)> {
     });
     Ok((p.issuer.to_vec(), p.serial.to_vec(), ski))
 }
-
 
 /// Strips leading zero octets of an INTEGER's contents for comparison.
 fn int_eq(a: &[u8], b: &[u8]) -> bool {
@@ -571,7 +588,9 @@ pub fn verify_signed(input: &[u8], options: &DecodeOptions) -> Result<VerifiedSi
     }
     let (ct, sd) = content_info(input)?;
     if ct != oid::SIGNED_DATA {
-        return Err(Error::malformed(format!("content type {ct} is not signedData")));
+        return Err(Error::malformed(format!(
+            "content type {ct} is not signedData"
+        )));
     }
     let sd = sd.expect(tag::SEQUENCE, "SignedData")?;
     let mut kids = sd.children()?.into_iter();
@@ -617,7 +636,11 @@ pub fn verify_signed(input: &[u8], options: &DecodeOptions) -> Result<VerifiedSi
             }
             tag::CTX1 => {}
             tag::SET => signer_infos = Some(e),
-            t => return Err(Error::malformed(format!("unexpected tag 0x{t:02x} in SignedData"))),
+            t => {
+                return Err(Error::malformed(format!(
+                    "unexpected tag 0x{t:02x} in SignedData"
+                )));
+            }
         }
     }
     let signer_infos = signer_infos
@@ -654,9 +677,8 @@ pub fn verify_signed(input: &[u8], options: &DecodeOptions) -> Result<VerifiedSi
             break;
         }
     }
-    let signer_der = signer.ok_or_else(|| {
-        Error::malformed("the signer's certificate is not in the message")
-    })?;
+    let signer_der =
+        signer.ok_or_else(|| Error::malformed("the signer's certificate is not in the message"))?;
     let signer = signer_facts(&signer_der)?;
 
     // Signed attributes, kept as received.
@@ -687,7 +709,9 @@ pub fn verify_signed(input: &[u8], options: &DecodeOptions) -> Result<VerifiedSi
             return Err(Error::malformed("Attribute without a value"));
         };
         match aoid {
-            oid::MESSAGE_TYPE => v.message_type = printable(val).and_then(|s| MessageType::from_code(&s)),
+            oid::MESSAGE_TYPE => {
+                v.message_type = printable(val).and_then(|s| MessageType::from_code(&s))
+            }
             oid::TRANSACTION_ID => v.transaction_id = printable(val),
             oid::SENDER_NONCE => v.sender_nonce = Some(val.octets(tag::OCTET_STRING)?),
             oid::RECIPIENT_NONCE => v.recipient_nonce = Some(val.octets(tag::OCTET_STRING)?),
@@ -708,18 +732,29 @@ pub fn verify_signed(input: &[u8], options: &DecodeOptions) -> Result<VerifiedSi
             .ok_or_else(|| Error::malformed("empty digestAlgorithm"))?,
     )?;
     v.verified = (|| {
-        let digest = DigestAlg::from_oid(&dalg_oid)
-            .ok_or((FailInfo::BadAlg, format!("digest algorithm {dalg_oid} is not supported")))?;
+        let digest = DigestAlg::from_oid(&dalg_oid).ok_or((
+            FailInfo::BadAlg,
+            format!("digest algorithm {dalg_oid} is not supported"),
+        ))?;
         v.digest = digest;
         if digest == DigestAlg::Md5 && !options.allow_md5 {
-            return Err((FailInfo::BadAlg, "MD5 signatures are not accepted".to_string()));
+            return Err((
+                FailInfo::BadAlg,
+                "MD5 signatures are not accepted".to_string(),
+            ));
         }
         if content_type.is_some_and(|c| c != econtent_type) {
-            return Err((FailInfo::BadMessageCheck, "contentType attribute does not match".into()));
+            return Err((
+                FailInfo::BadMessageCheck,
+                "contentType attribute does not match".into(),
+            ));
         }
         let expected = digest.hash(v.content.as_deref().unwrap_or_default());
         if message_digest.as_deref() != Some(expected.as_slice()) {
-            return Err((FailInfo::BadMessageCheck, "messageDigest does not match the content".into()));
+            return Err((
+                FailInfo::BadMessageCheck,
+                "messageDigest does not match the content".into(),
+            ));
         }
         let salg = ber::parse_oid(
             sig_alg
@@ -741,10 +776,15 @@ pub fn verify_signed(input: &[u8], options: &DecodeOptions) -> Result<VerifiedSi
             {
                 Ok(())
             } else {
-                Err((FailInfo::BadMessageCheck, "the message signature does not verify".to_string()))
+                Err((
+                    FailInfo::BadMessageCheck,
+                    "the message signature does not verify".to_string(),
+                ))
             };
         }
-        let hd = digest.hsm().ok_or((FailInfo::BadAlg, "digest".to_string()))?;
+        let hd = digest
+            .hsm()
+            .ok_or((FailInfo::BadAlg, "digest".to_string()))?;
         let received = match salg {
             oid::RSA_ENCRYPTION => ReceivedSignature::RsaPkcs1(hd),
             oid::SHA1_WITH_RSA => ReceivedSignature::RsaPkcs1(Digest::Sha1),
@@ -756,13 +796,20 @@ pub fn verify_signed(input: &[u8], options: &DecodeOptions) -> Result<VerifiedSi
             oid::ECDSA_SHA512 => ReceivedSignature::Ecdsa(Digest::Sha512),
             oid::EC_PUBLIC_KEY => ReceivedSignature::Ecdsa(hd),
             other => {
-                return Err((FailInfo::BadAlg, format!("signature algorithm {other} is not supported")));
+                return Err((
+                    FailInfo::BadAlg,
+                    format!("signature algorithm {other} is not supported"),
+                ));
             }
         };
         // RFC 5652 §5.4: the signature covers the DER SET OF; the [0] IMPLICIT tag is
         // replaced by the SET tag, the rest verified exactly as received.
-        hsm::verify_received(received, &v.signer.spki_der, &signed, &sig)
-            .map_err(|_| (FailInfo::BadMessageCheck, "the message signature does not verify".to_string()))
+        hsm::verify_received(received, &v.signer.spki_der, &signed, &sig).map_err(|_| {
+            (
+                FailInfo::BadMessageCheck,
+                "the message signature does not verify".to_string(),
+            )
+        })
     })();
     Ok(v)
 }
@@ -784,9 +831,19 @@ fn verify_rsa_md5(spki: &[u8], message: &[u8], sig: &[u8]) -> bool {
     pk.verify(scheme, &md5::Md5::digest(message), sig).is_ok()
 }
 
+/// A KeyTransRecipientInfo: (issuer and serial | subjectKeyIdentifier, key-encryption
+/// algorithm, its parameters DER, encryptedKey).
+type Ktri = (
+    Option<(Vec<u8>, Vec<u8>)>,
+    Option<Vec<u8>>,
+    Oid,
+    Vec<u8>,
+    Vec<u8>,
+);
+
 /// A decoded EnvelopedData (RFC 5652 §6) before decryption.
 struct Envelope {
-    recipients: Vec<(Option<(Vec<u8>, Vec<u8>)>, Option<Vec<u8>>, Oid, Vec<u8>, Vec<u8>)>,
+    recipients: Vec<Ktri>,
     cipher: Option<ContentCipher>,
     cipher_oid: Oid,
     iv: Vec<u8>,
@@ -796,15 +853,23 @@ struct Envelope {
 fn parse_envelope(input: &[u8]) -> Result<Envelope> {
     let (ct, ed) = content_info(input)?;
     if ct != oid::ENVELOPED_DATA {
-        return Err(Error::malformed(format!("envelope content type {ct} is not envelopedData")));
+        return Err(Error::malformed(format!(
+            "envelope content type {ct} is not envelopedData"
+        )));
     }
     let kids = ed.expect(tag::SEQUENCE, "EnvelopedData")?.children()?;
     let mut it = kids.into_iter();
-    let _version = it.next().ok_or_else(|| Error::malformed("empty EnvelopedData"))?;
-    let mut ris = it.next().ok_or_else(|| Error::malformed("EnvelopedData has no recipients"))?;
+    let _version = it
+        .next()
+        .ok_or_else(|| Error::malformed("empty EnvelopedData"))?;
+    let mut ris = it
+        .next()
+        .ok_or_else(|| Error::malformed("EnvelopedData has no recipients"))?;
     if ris.tag == tag::CTX0 {
         // originatorInfo
-        ris = it.next().ok_or_else(|| Error::malformed("EnvelopedData has no recipients"))?;
+        ris = it
+            .next()
+            .ok_or_else(|| Error::malformed("EnvelopedData has no recipients"))?;
     }
     let mut recipients = Vec::new();
     for ri in ris.expect(tag::SET, "recipientInfos")?.children()? {
@@ -823,7 +888,9 @@ fn parse_envelope(input: &[u8]) -> Result<Envelope> {
         } else {
             return Err(Error::malformed("bad RecipientIdentifier"));
         };
-        let kalg_kids = kalg.expect(tag::SEQUENCE, "keyEncryptionAlgorithm")?.children()?;
+        let kalg_kids = kalg
+            .expect(tag::SEQUENCE, "keyEncryptionAlgorithm")?
+            .children()?;
         let koid = ber::parse_oid(
             kalg_kids
                 .first()
@@ -912,7 +979,8 @@ pub fn open_envelope(
         text: text.to_string(),
         cipher,
     };
-    let env = parse_envelope(input).map_err(|e| fail(FailInfo::BadRequest, &e.to_string(), None))?;
+    let env =
+        parse_envelope(input).map_err(|e| fail(FailInfo::BadRequest, &e.to_string(), None))?;
     let Some(cipher) = env.cipher else {
         return Err(fail(
             FailInfo::BadAlg,
@@ -921,10 +989,18 @@ pub fn open_envelope(
         ));
     };
     if cipher == ContentCipher::Des && !options.allow_des {
-        return Err(fail(FailInfo::BadAlg, "single DES is not accepted by this endpoint", Some(cipher)));
+        return Err(fail(
+            FailInfo::BadAlg,
+            "single DES is not accepted by this endpoint",
+            Some(cipher),
+        ));
     }
     if env.iv.len() != cipher.block_len() {
-        return Err(fail(FailInfo::BadRequest, "bad content-encryption IV", Some(cipher)));
+        return Err(fail(
+            FailInfo::BadRequest,
+            "bad content-encryption IV",
+            Some(cipher),
+        ));
     }
     // Find the recipient info addressed to one of our certificates.
     let mut chosen = None;
@@ -956,7 +1032,11 @@ pub fn open_envelope(
         oid::RSAES_OAEP => match oaep_hash(params) {
             Some(h) => key.decrypt_oaep(h, ekey).ok(),
             None => {
-                return Err(fail(FailInfo::BadAlg, "unsupported RSAES-OAEP parameters", Some(cipher)));
+                return Err(fail(
+                    FailInfo::BadAlg,
+                    "unsupported RSAES-OAEP parameters",
+                    Some(cipher),
+                ));
             }
         },
         other => {
@@ -976,7 +1056,11 @@ pub fn open_envelope(
     };
     match cipher.decrypt(&cek, &env.iv, &env.ciphertext) {
         Some(pt) => Ok((cipher, pt)),
-        None => Err(fail(FailInfo::BadMessageCheck, "the request cannot be decrypted", Some(cipher))),
+        None => Err(fail(
+            FailInfo::BadMessageCheck,
+            "the request cannot be decrypted",
+            Some(cipher),
+        )),
     }
 }
 
@@ -1017,17 +1101,33 @@ pub fn decode_request(
         return refused(reply_to, fi, text);
     }
     let Some(message_type) = v.message_type else {
-        return refused(reply_to, FailInfo::BadRequest, "unknown or missing messageType".into());
+        return refused(
+            reply_to,
+            FailInfo::BadRequest,
+            "unknown or missing messageType".into(),
+        );
     };
     if message_type == MessageType::CertRep {
-        return refused(reply_to, FailInfo::BadRequest, "a CertRep is not a request".into());
+        return refused(
+            reply_to,
+            FailInfo::BadRequest,
+            "a CertRep is not a request".into(),
+        );
     }
     if !hsm::spki_algorithm(&v.signer.spki_der).is_ok_and(|a| a.is_rsa()) {
         // The reply is encrypted to the signer's key (RSA key transport).
-        return refused(reply_to, FailInfo::BadAlg, "the request signer's key must be RSA".into());
+        return refused(
+            reply_to,
+            FailInfo::BadAlg,
+            "the request signer's key must be RSA".into(),
+        );
     }
     let Some(content) = v.content.as_deref() else {
-        return refused(reply_to, FailInfo::BadRequest, "the request has no content".into());
+        return refused(
+            reply_to,
+            FailInfo::BadRequest,
+            "the request has no content".into(),
+        );
     };
     match open_envelope(content, recipients, options) {
         Ok((cipher, message_data)) => {
@@ -1096,7 +1196,11 @@ pub fn certs_only(certs: &[&[u8]], crls: &[&[u8]]) -> Vec<u8> {
 
 /// Encrypts `content` to the holder of `recipient_cert_der` with `cipher` and RSA
 /// PKCS#1 v1.5 key transport (a public-key operation) — an EnvelopedData ContentInfo.
-pub fn envelope(content: &[u8], recipient_cert_der: &[u8], cipher: ContentCipher) -> Result<Vec<u8>> {
+pub fn envelope(
+    content: &[u8],
+    recipient_cert_der: &[u8],
+    cipher: ContentCipher,
+) -> Result<Vec<u8>> {
     use rsa::pkcs8::DecodePublicKey;
     let spki = cert_parts(recipient_cert_der)?.spki;
     let pk = rsa::RsaPublicKey::from_public_key_der(spki)
@@ -1151,9 +1255,14 @@ pub fn sign_message(
     scheme: SignatureScheme,
     extra_certs: &[&[u8]],
 ) -> Result<Vec<u8>> {
-    sign_message_with(content, attrs, signer.cert_der, digest, extra_certs, |tbs| {
-        Ok(signer.key.sign(scheme, tbs)?)
-    })
+    sign_message_with(
+        content,
+        attrs,
+        signer.cert_der,
+        digest,
+        extra_certs,
+        |tbs| Ok(signer.key.sign(scheme, tbs)?),
+    )
 }
 
 /// [`sign_message`] with the signature made by `sign` over the DER signed attributes
@@ -1175,10 +1284,16 @@ pub fn sign_message_with(
         ),
         attribute(&oid::MESSAGE_TYPE, &printable(attrs.message_type.code())),
         attribute(&oid::TRANSACTION_ID, &printable(attrs.transaction_id)),
-        attribute(&oid::SENDER_NONCE, &ber::tlv(tag::OCTET_STRING, attrs.sender_nonce)),
+        attribute(
+            &oid::SENDER_NONCE,
+            &ber::tlv(tag::OCTET_STRING, attrs.sender_nonce),
+        ),
     ];
     if let Some(n) = attrs.recipient_nonce {
-        list.push(attribute(&oid::RECIPIENT_NONCE, &ber::tlv(tag::OCTET_STRING, n)));
+        list.push(attribute(
+            &oid::RECIPIENT_NONCE,
+            &ber::tlv(tag::OCTET_STRING, n),
+        ));
     }
     if let Some(s) = attrs.status {
         let code = match s {
@@ -1188,9 +1303,15 @@ pub fn sign_message_with(
         };
         list.push(attribute(&oid::PKI_STATUS, &printable(code)));
         if let PkiStatus::Failure(fi, text) = s {
-            list.push(attribute(&oid::FAIL_INFO, &printable(&(*fi as u8).to_string())));
+            list.push(attribute(
+                &oid::FAIL_INFO,
+                &printable(&(*fi as u8).to_string()),
+            ));
             if let Some(t) = text {
-                list.push(attribute(&oid::FAIL_INFO_TEXT, &ber::tlv(tag::UTF8_STRING, t.as_bytes())));
+                list.push(attribute(
+                    &oid::FAIL_INFO_TEXT,
+                    &ber::tlv(tag::UTF8_STRING, t.as_bytes()),
+                ));
             }
         }
     }
@@ -1242,7 +1363,9 @@ pub fn cert_rep(
     signer: &ReplySigner<'_>,
 ) -> Result<Vec<u8>> {
     let content = match (status, degenerate) {
-        (PkiStatus::Success, Some(d)) => Some(envelope(d, &reply_to.signer_cert_der, reply_to.cipher)?),
+        (PkiStatus::Success, Some(d)) => {
+            Some(envelope(d, &reply_to.signer_cert_der, reply_to.cipher)?)
+        }
         (PkiStatus::Success, None) => {
             return Err(Error::Reply("a SUCCESS CertRep needs content".into()));
         }
@@ -1266,8 +1389,11 @@ pub fn cert_rep(
     )
 }
 
+/// Certificates and CRLs (DER), in order.
+pub type CertsAndCrls = (Vec<Vec<u8>>, Vec<Vec<u8>>);
+
 /// Certificates (DER) in a degenerate certs-only SignedData, in order.
-pub fn certs_from_degenerate(input: &[u8]) -> Result<(Vec<Vec<u8>>, Vec<Vec<u8>>)> {
+pub fn certs_from_degenerate(input: &[u8]) -> Result<CertsAndCrls> {
     let (ct, sd) = content_info(input)?;
     if ct != oid::SIGNED_DATA {
         return Err(Error::malformed("not a SignedData"));
@@ -1288,7 +1414,9 @@ pub fn certs_from_degenerate(input: &[u8]) -> Result<(Vec<Vec<u8>>, Vec<Vec<u8>>
 pub fn parse_issuer_and_subject(input: &[u8]) -> Result<(Vec<u8>, Vec<u8>)> {
     let e = ber::read_all(input)?.expect(tag::SEQUENCE, "IssuerAndSubject")?;
     match e.children()?.as_slice() {
-        [i, s] if i.tag == tag::SEQUENCE && s.tag == tag::SEQUENCE => Ok((i.raw.to_vec(), s.raw.to_vec())),
+        [i, s] if i.tag == tag::SEQUENCE && s.tag == tag::SEQUENCE => {
+            Ok((i.raw.to_vec(), s.raw.to_vec()))
+        }
         _ => Err(Error::malformed("bad IssuerAndSubject")),
     }
 }

@@ -146,11 +146,9 @@ async fn serve(ep: &Arc<Endpoint>, method: Method, query: Option<String>, body: 
         .map(|o| String::from_utf8_lossy(o).into_owned())
         .unwrap_or_default();
     match (operation.as_str(), &method) {
-        ("GetCACaps", &Method::GET) => (
-            [(header::CONTENT_TYPE, "text/plain")],
-            ep.caps(),
-        )
-            .into_response(),
+        ("GetCACaps", &Method::GET) => {
+            ([(header::CONTENT_TYPE, "text/plain")], ep.caps()).into_response()
+        }
         ("GetCACert", &Method::GET) => match ep.ca_cert() {
             Ok(a) => ([(header::CONTENT_TYPE, a.content_type)], a.body).into_response(),
             Err(e) => {
@@ -164,7 +162,10 @@ async fn serve(ep: &Arc<Endpoint>, method: Method, query: Option<String>, body: 
                 b,
             )
                 .into_response(),
-            Ok(None) => text(StatusCode::NOT_FOUND, "no next CA certificate is configured"),
+            Ok(None) => text(
+                StatusCode::NOT_FOUND,
+                "no next CA certificate is configured",
+            ),
             Err(e) => {
                 tracing::error!(error = %e, "GetNextCACert failed");
                 text(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
@@ -173,7 +174,10 @@ async fn serve(ep: &Arc<Endpoint>, method: Method, query: Option<String>, body: 
         ("PKIOperation", &Method::POST) => pki(ep, body.to_vec()).await,
         ("PKIOperation", &Method::GET) => {
             let Some(msg) = params.get("message") else {
-                return text(StatusCode::BAD_REQUEST, "PKIOperation by GET needs message=");
+                return text(
+                    StatusCode::BAD_REQUEST,
+                    "PKIOperation by GET needs message=",
+                );
             };
             if msg.len() > MAX_MESSAGE_BYTES * 4 / 3 + 1024 {
                 return text(StatusCode::PAYLOAD_TOO_LARGE, "message too large");
@@ -184,7 +188,9 @@ async fn serve(ep: &Arc<Endpoint>, method: Method, query: Option<String>, body: 
             }
         }
         ("", _) => text(StatusCode::BAD_REQUEST, "missing operation="),
-        (_, &Method::GET | &Method::POST) => text(StatusCode::BAD_REQUEST, "unknown SCEP operation"),
+        (_, &Method::GET | &Method::POST) => {
+            text(StatusCode::BAD_REQUEST, "unknown SCEP operation")
+        }
         _ => text(StatusCode::METHOD_NOT_ALLOWED, "use GET or POST"),
     }
 }
@@ -195,7 +201,10 @@ async fn pki(ep: &Arc<Endpoint>, der: Vec<u8>) -> Response {
     }
     match ep.pki_operation(der).await {
         Ok(rep) => ([(header::CONTENT_TYPE, "application/x-pki-message")], rep).into_response(),
-        Err(crate::Error::Malformed(m)) => text(StatusCode::BAD_REQUEST, &format!("malformed SCEP message: {m}")),
+        Err(crate::Error::Malformed(m)) => text(
+            StatusCode::BAD_REQUEST,
+            &format!("malformed SCEP message: {m}"),
+        ),
         Err(e) => {
             tracing::error!(error = %e, "PKIOperation failed");
             text(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
@@ -215,12 +224,21 @@ mod tests {
         // Raw + and / (macOS), %2B-escaped, a + turned into a space, %0A line breaks.
         for q in [
             format!("operation=PKIOperation&message={std}"),
-            format!("operation=PKIOperation&message={}", std.replace('+', "%2B").replace('/', "%2F").replace('=', "%3D")),
+            format!(
+                "operation=PKIOperation&message={}",
+                std.replace('+', "%2B")
+                    .replace('/', "%2F")
+                    .replace('=', "%3D")
+            ),
             format!("operation=PKIOperation&message={}", std.replace('+', " ")),
             format!("operation=PKIOperation&message={}%0A", &std),
         ] {
             let p = query_params(&q);
-            assert_eq!(lenient_base64(&p["message"]).as_deref(), Some(&der[..]), "{q}");
+            assert_eq!(
+                lenient_base64(&p["message"]).as_deref(),
+                Some(&der[..]),
+                "{q}"
+            );
         }
         assert!(lenient_base64(b"!!!").is_none());
     }

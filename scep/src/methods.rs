@@ -54,7 +54,10 @@ impl ChallengeMethod for NoChallenge {
 fn ct_eq(a: &[u8], b: &[u8]) -> bool {
     let ha = sha2::Sha256::digest(a);
     let hb = sha2::Sha256::digest(b);
-    ha.iter().zip(hb.iter()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    ha.iter()
+        .zip(hb.iter())
+        .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+        == 0
 }
 
 /// `static`: named accounts with shared passwords, each able to pick its own profile.
@@ -67,7 +70,10 @@ impl std::fmt::Debug for StaticChallenge {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("StaticChallenge")
             .field("endpoint", &self.endpoint)
-            .field("accounts", &self.accounts.iter().map(|a| &a.0).collect::<Vec<_>>())
+            .field(
+                "accounts",
+                &self.accounts.iter().map(|a| &a.0).collect::<Vec<_>>(),
+            )
             .finish()
     }
 }
@@ -78,10 +84,7 @@ impl StaticChallenge {
         let mut out = Vec::new();
         for a in accounts {
             let secret = a.secret.load().map_err(|e| {
-                Error::Config(format!(
-                    "SCEP endpoint {endpoint}, account {}: {e}",
-                    a.name
-                ))
+                Error::Config(format!("SCEP endpoint {endpoint}, account {}: {e}", a.name))
             })?;
             out.push((a.name.clone(), secret, a.profile.clone()));
         }
@@ -156,10 +159,9 @@ impl ChallengeMethod for OneTimeChallenge {
             let endpoint = ctx.endpoint.clone();
             let actor = format!("scep:{endpoint}:one-time");
             let a2 = actor.clone();
-            let r = tokio::task::spawn_blocking(move || {
-                auth.consume_challenge(&endpoint, &given, &a2)
-            })
-            .await;
+            let r =
+                tokio::task::spawn_blocking(move || auth.consume_challenge(&endpoint, &given, &a2))
+                    .await;
             match r {
                 Ok(Ok(())) => Verdict::Accept(Acceptance {
                     profile: None,

@@ -379,7 +379,11 @@ impl Endpoint {
         h.update((req.signer.cert_der.len() as u64).to_be_bytes());
         h.update(&req.signer.cert_der);
         h.update(&req.message_data);
-        format!("{}:{}", self.transaction_key(req), hex::encode(h.finalize()))
+        format!(
+            "{}:{}",
+            self.transaction_key(req),
+            hex::encode(h.finalize())
+        )
     }
 
     async fn handle(&self, req: PkiRequest) -> Result<Vec<u8>> {
@@ -410,14 +414,15 @@ impl Endpoint {
             Ok(None) => {}
             Err(e) => return Err(Error::Authority(e)),
         }
-        let csr = match ca_core::csr::parse_with(
-            &req.message_data,
-            CsrOptions { allow_sha1: true },
-        ) {
+        let csr = match ca_core::csr::parse_with(&req.message_data, CsrOptions { allow_sha1: true })
+        {
             Ok(c) => c,
             Err(e) => {
                 return self
-                    .fail(&req, &Rejection::bad_request(format!("CSR: {}", e.client_message())))
+                    .fail(
+                        &req,
+                        &Rejection::bad_request(format!("CSR: {}", e.client_message())),
+                    )
                     .await;
             }
         };
@@ -426,12 +431,14 @@ impl Endpoint {
         let serial = req.signer.serial.clone();
         let der = req.signer.cert_der.clone();
         let ours = self
-            .blocking(move |a| match a.get(&ca_core::asn1::minimal_positive(&serial)) {
-                Ok(r) if r.der == der => Ok(Some(r)),
-                Ok(_) => Ok(None),
-                Err(e) if e.kind() == ca_core::ErrorKind::NotFound => Ok(None),
-                Err(e) => Err(e),
-            })
+            .blocking(
+                move |a| match a.get(&ca_core::asn1::minimal_positive(&serial)) {
+                    Ok(r) if r.der == der => Ok(Some(r)),
+                    Ok(_) => Ok(None),
+                    Err(e) if e.kind() == ca_core::ErrorKind::NotFound => Ok(None),
+                    Err(e) => Err(e),
+                },
+            )
             .await?;
         let kind = if ours.is_some() {
             EnrollKind::Renewal
@@ -448,27 +455,33 @@ impl Endpoint {
         let refuse = |why: Rejection| why;
         // Checks that do not involve the method.
         let pre = match (&ours, req.message_type) {
-            (None, MessageType::RenewalReq | MessageType::UpdateReq) => Some(refuse(
-                Rejection::bad_request("a renewal must be signed by a valid certificate this CA issued"),
-            )),
-            (None, _) if req.signer.spki_der != csr.spki_der => Some(refuse(Rejection::bad_request(
-                "the request must be signed with the key of the CSR (proof of possession)",
-            ))),
-            (Some(_), _) if !self.config.renewal => {
-                Some(Rejection::bad_request("this endpoint does not accept renewals"))
+            (None, MessageType::RenewalReq | MessageType::UpdateReq) => {
+                Some(refuse(Rejection::bad_request(
+                    "a renewal must be signed by a valid certificate this CA issued",
+                )))
             }
+            (None, _) if req.signer.spki_der != csr.spki_der => {
+                Some(refuse(Rejection::bad_request(
+                    "the request must be signed with the key of the CSR (proof of possession)",
+                )))
+            }
+            (Some(_), _) if !self.config.renewal => Some(Rejection::bad_request(
+                "this endpoint does not accept renewals",
+            )),
             (Some(old), _) => {
                 let now = self.auth.now();
                 if old.revocation.is_some() {
                     Some(Rejection::bad_request("the signing certificate is revoked"))
                 } else if old.not_after < now {
-                    Some(Rejection::bad_request("the signing certificate has expired"))
-                } else if !self
+                    Some(Rejection::bad_request(
+                        "the signing certificate has expired",
+                    ))
+                } else if self
                     .auth
                     .profiles()
                     .get(&old.profile)
                     .and_then(|p| p.build_subject(&csr.subject).ok())
-                    .is_some_and(|n| n.to_string() == old.subject)
+                    .is_none_or(|n| n.to_string() != old.subject)
                 {
                     // Compared as the profile builds it: the certificate's subject is
                     // what the profile made of the original request.
@@ -565,7 +578,9 @@ impl Endpoint {
             let serial = issued.record.serial.clone();
             let actor = format!("scep:{}", self.name);
             if let Err(e) = self
-                .blocking(move |a| a.revoke(&serial, RevocationReason::CessationOfOperation, &actor))
+                .blocking(move |a| {
+                    a.revoke(&serial, RevocationReason::CessationOfOperation, &actor)
+                })
                 .await
             {
                 tracing::error!(error = %e, "revoking a withheld certificate failed");
@@ -662,7 +677,9 @@ impl Endpoint {
 
     async fn poll(&self, req: PkiRequest) -> Result<Vec<u8>> {
         if let Err(e) = codec::parse_issuer_and_subject(&req.message_data) {
-            return self.fail(&req, &Rejection::bad_request(e.to_string())).await;
+            return self
+                .fail(&req, &Rejection::bad_request(e.to_string()))
+                .await;
         }
         let key = self.transaction_key(&req);
         let k2 = key.clone();
@@ -683,7 +700,11 @@ impl Endpoint {
     async fn get_cert(&self, req: PkiRequest) -> Result<Vec<u8>> {
         let (issuer, serial) = match codec::parse_issuer_and_serial(&req.message_data) {
             Ok(v) => v,
-            Err(e) => return self.fail(&req, &Rejection::bad_request(e.to_string())).await,
+            Err(e) => {
+                return self
+                    .fail(&req, &Rejection::bad_request(e.to_string()))
+                    .await;
+            }
         };
         let s = ca_core::asn1::minimal_positive(&serial);
         let found = self
@@ -719,7 +740,11 @@ impl Endpoint {
     async fn get_crl(&self, req: PkiRequest) -> Result<Vec<u8>> {
         let (issuer, _) = match codec::parse_issuer_and_serial(&req.message_data) {
             Ok(v) => v,
-            Err(e) => return self.fail(&req, &Rejection::bad_request(e.to_string())).await,
+            Err(e) => {
+                return self
+                    .fail(&req, &Rejection::bad_request(e.to_string()))
+                    .await;
+            }
         };
         let ca = self
             .auth

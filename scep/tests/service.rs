@@ -81,7 +81,8 @@ fn fixture() -> Fx {
     let mut root = CaEntity::new("root", root_der, root_key, None, None).unwrap();
     root.ra = Some(ra.clone());
     let auth = Arc::new(
-        Authority::from_parts(vec![root], &BTreeMap::new(), settings, store.clone(), clock).unwrap(),
+        Authority::from_parts(vec![root], &BTreeMap::new(), settings, store.clone(), clock)
+            .unwrap(),
     );
     Fx {
         _dir: dir,
@@ -168,12 +169,24 @@ async fn static_challenge_enrolls_with_every_cipher_and_replays_return_the_same_
         ContentCipher::Des,
     ] {
         let r = requester("dev1");
-        let (reply, req) = enroll(&ep, &fx, &r, "dev1", Some("s3cret"), cipher, MessageType::PkcsReq).await;
+        let (reply, req) = enroll(
+            &ep,
+            &fx,
+            &r,
+            "dev1",
+            Some("s3cret"),
+            cipher,
+            MessageType::PkcsReq,
+        )
+        .await;
         assert_eq!(reply.status, PkiStatus::Success, "{cipher:?}");
         let cert = x509_cert::Certificate::from_der(&reply.certs[0]).unwrap();
         use der::{Decode, Encode};
         assert_eq!(
-            cert.tbs_certificate().subject_public_key_info().to_der().unwrap(),
+            cert.tbs_certificate()
+                .subject_public_key_info()
+                .to_der()
+                .unwrap(),
             r.key.public_key_der()
         );
         // The same request again: the same certificate, not a second one.
@@ -194,68 +207,192 @@ async fn refusals_answer_failure_and_are_audited() {
     // Wrong and missing challenge.
     for ch in [Some("wrong"), None] {
         let before = audit_count(&fx);
-        let (reply, _) = enroll(&ep, &fx, &r, "dev2", ch, ContentCipher::Aes128, MessageType::PkcsReq).await;
-        assert!(matches!(reply.status, PkiStatus::Failure(FailInfo::BadRequest, _)), "{:?}", reply.status);
+        let (reply, _) = enroll(
+            &ep,
+            &fx,
+            &r,
+            "dev2",
+            ch,
+            ContentCipher::Aes128,
+            MessageType::PkcsReq,
+        )
+        .await;
+        assert!(
+            matches!(reply.status, PkiStatus::Failure(FailInfo::BadRequest, _)),
+            "{:?}",
+            reply.status
+        );
         assert!(audit_count(&fx) > before);
     }
     // Single DES is off by default.
-    let (reply, _) = enroll(&ep, &fx, &r, "dev2", Some("s3cret"), ContentCipher::Des, MessageType::PkcsReq).await;
-    assert!(matches!(reply.status, PkiStatus::Failure(FailInfo::BadAlg, _)));
+    let (reply, _) = enroll(
+        &ep,
+        &fx,
+        &r,
+        "dev2",
+        Some("s3cret"),
+        ContentCipher::Des,
+        MessageType::PkcsReq,
+    )
+    .await;
+    assert!(matches!(
+        reply.status,
+        PkiStatus::Failure(FailInfo::BadAlg, _)
+    ));
 
     // A renewal request signed by a self-signed certificate.
-    let (reply, _) = enroll(&ep, &fx, &r, "dev2", Some("s3cret"), ContentCipher::Aes128, MessageType::RenewalReq).await;
-    assert!(matches!(reply.status, PkiStatus::Failure(FailInfo::BadRequest, _)));
+    let (reply, _) = enroll(
+        &ep,
+        &fx,
+        &r,
+        "dev2",
+        Some("s3cret"),
+        ContentCipher::Aes128,
+        MessageType::RenewalReq,
+    )
+    .await;
+    assert!(matches!(
+        reply.status,
+        PkiStatus::Failure(FailInfo::BadRequest, _)
+    ));
 
     // Proof of possession: a CSR for another key.
     let other = requester("other");
     let csr = client::csr(other.key.as_ref(), "CN=dev2", Some("s3cret")).unwrap();
-    let req = client::build_request(MessageType::PkcsReq, "t-pop", &csr, r.id(), &fx.ra.cert_der, ContentCipher::Aes128).unwrap();
+    let req = client::build_request(
+        MessageType::PkcsReq,
+        "t-pop",
+        &csr,
+        r.id(),
+        &fx.ra.cert_der,
+        ContentCipher::Aes128,
+    )
+    .unwrap();
     let reply = client::read_reply(&ep.pki_operation(req.der).await.unwrap(), r.id()).unwrap();
-    assert!(matches!(reply.status, PkiStatus::Failure(FailInfo::BadRequest, _)));
+    assert!(matches!(
+        reply.status,
+        PkiStatus::Failure(FailInfo::BadRequest, _)
+    ));
 
     // A corrupt signature: flip a byte of the signature value at the end.
     let csr = client::csr(r.key.as_ref(), "CN=dev2", Some("s3cret")).unwrap();
-    let mut req = client::build_request(MessageType::PkcsReq, "t-sig", &csr, r.id(), &fx.ra.cert_der, ContentCipher::Aes128).unwrap().der;
+    let mut req = client::build_request(
+        MessageType::PkcsReq,
+        "t-sig",
+        &csr,
+        r.id(),
+        &fx.ra.cert_der,
+        ContentCipher::Aes128,
+    )
+    .unwrap()
+    .der;
     let n = req.len();
     req[n - 5] ^= 0x55;
     let reply = client::read_reply(&ep.pki_operation(req).await.unwrap(), r.id()).unwrap();
-    assert!(matches!(reply.status, PkiStatus::Failure(FailInfo::BadMessageCheck, _)));
+    assert!(matches!(
+        reply.status,
+        PkiStatus::Failure(FailInfo::BadMessageCheck, _)
+    ));
 
     // An envelope for someone else's certificate.
-    let req = client::build_request(MessageType::PkcsReq, "t-env", &csr, r.id(), &other.cert, ContentCipher::Aes128).unwrap();
+    let req = client::build_request(
+        MessageType::PkcsReq,
+        "t-env",
+        &csr,
+        r.id(),
+        &other.cert,
+        ContentCipher::Aes128,
+    )
+    .unwrap();
     let reply = client::read_reply(&ep.pki_operation(req.der).await.unwrap(), r.id()).unwrap();
-    assert!(matches!(reply.status, PkiStatus::Failure(FailInfo::BadMessageCheck, _)));
+    assert!(matches!(
+        reply.status,
+        PkiStatus::Failure(FailInfo::BadMessageCheck, _)
+    ));
 
     // Garbage: no CertRep can be built.
-    for body in [vec![], vec![0x30, 0x03, 0x02, 0x01, 0x01], vec![0xff; 1000], vec![0x30; 200_000]] {
+    for body in [
+        vec![],
+        vec![0x30, 0x03, 0x02, 0x01, 0x01],
+        vec![0xff; 1000],
+        vec![0x30; 200_000],
+    ] {
         let before = audit_count(&fx);
-        assert!(matches!(ep.pki_operation(body).await, Err(scep::Error::Malformed(_))));
+        assert!(matches!(
+            ep.pki_operation(body).await,
+            Err(scep::Error::Malformed(_))
+        ));
         assert!(audit_count(&fx) > before);
     }
-    assert_eq!(fx.store.stats().unwrap().certificates, 2, "root + RA only: nothing was issued");
+    assert_eq!(
+        fx.store.stats().unwrap().certificates,
+        2,
+        "root + RA only: nothing was issued"
+    );
 }
 
 #[tokio::test]
 async fn one_time_challenges_work_once() {
     let fx = fixture();
-    let cfg = endpoint_config(ChallengeConfig::OneTime { default_ttl_seconds: 60 });
+    let cfg = endpoint_config(ChallengeConfig::OneTime {
+        default_ttl_seconds: 60,
+    });
     let ep = Arc::new(
-        Endpoint::new("otp", cfg, fx.auth.clone(), None, Arc::new(OneTimeChallenge::new(fx.auth.clone()))).unwrap(),
+        Endpoint::new(
+            "otp",
+            cfg,
+            fx.auth.clone(),
+            None,
+            Arc::new(OneTimeChallenge::new(fx.auth.clone())),
+        )
+        .unwrap(),
     );
     let ch = fx.auth.create_challenge("otp", 60, "admin").unwrap();
     let wrong_endpoint = fx.auth.create_challenge("elsewhere", 60, "admin").unwrap();
     let r = requester("otp1");
-    let (reply, _) = enroll(&ep, &fx, &r, "otp1", Some(&ch.challenge), ContentCipher::Aes128, MessageType::PkcsReq).await;
+    let (reply, _) = enroll(
+        &ep,
+        &fx,
+        &r,
+        "otp1",
+        Some(&ch.challenge),
+        ContentCipher::Aes128,
+        MessageType::PkcsReq,
+    )
+    .await;
     assert_eq!(reply.status, PkiStatus::Success);
     // A new transaction (another key) with the used challenge is refused.
     let r2 = requester("otp2");
-    let (reply, _) = enroll(&ep, &fx, &r2, "otp2", Some(&ch.challenge), ContentCipher::Aes128, MessageType::PkcsReq).await;
+    let (reply, _) = enroll(
+        &ep,
+        &fx,
+        &r2,
+        "otp2",
+        Some(&ch.challenge),
+        ContentCipher::Aes128,
+        MessageType::PkcsReq,
+    )
+    .await;
     match reply.status {
-        PkiStatus::Failure(FailInfo::BadRequest, Some(t)) => assert!(t.contains("already used"), "{t}"),
+        PkiStatus::Failure(FailInfo::BadRequest, Some(t)) => {
+            assert!(t.contains("already used"), "{t}")
+        }
         s => panic!("{s:?}"),
     }
-    let (reply, _) = enroll(&ep, &fx, &r2, "otp2", Some(&wrong_endpoint.challenge), ContentCipher::Aes128, MessageType::PkcsReq).await;
-    assert!(matches!(reply.status, PkiStatus::Failure(FailInfo::BadRequest, _)));
+    let (reply, _) = enroll(
+        &ep,
+        &fx,
+        &r2,
+        "otp2",
+        Some(&wrong_endpoint.challenge),
+        ContentCipher::Aes128,
+        MessageType::PkcsReq,
+    )
+    .await;
+    assert!(matches!(
+        reply.status,
+        PkiStatus::Failure(FailInfo::BadRequest, _)
+    ));
 }
 
 #[tokio::test]
@@ -263,7 +400,16 @@ async fn renewals_poll_getcert_and_getcrl() {
     let fx = fixture();
     let ep = static_endpoint(&fx, |_| {});
     let r = requester("dev3");
-    let (reply, _) = enroll(&ep, &fx, &r, "dev3", Some("s3cret"), ContentCipher::Aes128, MessageType::PkcsReq).await;
+    let (reply, _) = enroll(
+        &ep,
+        &fx,
+        &r,
+        "dev3",
+        Some("s3cret"),
+        ContentCipher::Aes128,
+        MessageType::PkcsReq,
+    )
+    .await;
     assert_eq!(reply.status, PkiStatus::Success);
     let issued = reply.certs[0].clone();
 
@@ -273,7 +419,15 @@ async fn renewals_poll_getcert_and_getcrl() {
     let root_name = root.tbs_certificate().subject().to_der().unwrap();
     let ias = client::issuer_and_subject(&root_name, "CN=dev3").unwrap();
     let tid = client::transaction_id_for(r.key.as_ref());
-    let req = client::build_request(MessageType::CertPoll, &tid, &ias, r.id(), &fx.ra.cert_der, ContentCipher::Aes128).unwrap();
+    let req = client::build_request(
+        MessageType::CertPoll,
+        &tid,
+        &ias,
+        r.id(),
+        &fx.ra.cert_der,
+        ContentCipher::Aes128,
+    )
+    .unwrap();
     let reply = client::read_reply(&ep.pki_operation(req.der).await.unwrap(), r.id()).unwrap();
     assert_eq!(reply.certs.first(), Some(&issued));
 
@@ -282,31 +436,83 @@ async fn renewals_poll_getcert_and_getcrl() {
         let new_key: Arc<dyn PrivateKey> =
             Arc::new(hsm::soft::SoftKey::generate_ephemeral("n", KeyAlgorithm::Rsa2048).unwrap());
         let csr = client::csr(new_key.as_ref(), "CN=dev3", None).unwrap();
-        let id = Identity { key: r.key.as_ref(), cert_der: &issued };
-        let req = client::build_request(mt, &format!("renew-{mt:?}"), &csr, id, &fx.ra.cert_der, ContentCipher::Des3).unwrap();
+        let id = Identity {
+            key: r.key.as_ref(),
+            cert_der: &issued,
+        };
+        let req = client::build_request(
+            mt,
+            &format!("renew-{mt:?}"),
+            &csr,
+            id,
+            &fx.ra.cert_der,
+            ContentCipher::Des3,
+        )
+        .unwrap();
         let reply = client::read_reply(&ep.pki_operation(req.der).await.unwrap(), id).unwrap();
         assert_eq!(reply.status, PkiStatus::Success, "{mt:?}");
         assert_ne!(reply.certs[0], issued);
         // A renewal may not change the subject.
         let csr = client::csr(new_key.as_ref(), "CN=someone-else", None).unwrap();
-        let req = client::build_request(mt, &format!("renew2-{mt:?}"), &csr, id, &fx.ra.cert_der, ContentCipher::Aes128).unwrap();
+        let req = client::build_request(
+            mt,
+            &format!("renew2-{mt:?}"),
+            &csr,
+            id,
+            &fx.ra.cert_der,
+            ContentCipher::Aes128,
+        )
+        .unwrap();
         let reply = client::read_reply(&ep.pki_operation(req.der).await.unwrap(), id).unwrap();
-        assert!(matches!(reply.status, PkiStatus::Failure(FailInfo::BadRequest, _)));
+        assert!(matches!(
+            reply.status,
+            PkiStatus::Failure(FailInfo::BadRequest, _)
+        ));
     }
 
     // GetCert by issuer and serial; an unknown serial is badCertId.
     let cert = x509_cert::Certificate::from_der(&issued).unwrap();
-    let ias = scep::ber::seq(&[&root_name, &cert.tbs_certificate().serial_number().to_der().unwrap()]);
-    let req = client::build_request(MessageType::GetCert, "gc", &ias, r.id(), &fx.ra.cert_der, ContentCipher::Aes128).unwrap();
+    let ias = scep::ber::seq(&[
+        &root_name,
+        &cert.tbs_certificate().serial_number().to_der().unwrap(),
+    ]);
+    let req = client::build_request(
+        MessageType::GetCert,
+        "gc",
+        &ias,
+        r.id(),
+        &fx.ra.cert_der,
+        ContentCipher::Aes128,
+    )
+    .unwrap();
     let reply = client::read_reply(&ep.pki_operation(req.der).await.unwrap(), r.id()).unwrap();
     assert_eq!(reply.certs, vec![issued.clone()]);
     let bad = scep::ber::seq(&[&root_name, &scep::ber::small_int(7)]);
-    let req = client::build_request(MessageType::GetCert, "gc2", &bad, r.id(), &fx.ra.cert_der, ContentCipher::Aes128).unwrap();
+    let req = client::build_request(
+        MessageType::GetCert,
+        "gc2",
+        &bad,
+        r.id(),
+        &fx.ra.cert_der,
+        ContentCipher::Aes128,
+    )
+    .unwrap();
     let reply = client::read_reply(&ep.pki_operation(req.der).await.unwrap(), r.id()).unwrap();
-    assert!(matches!(reply.status, PkiStatus::Failure(FailInfo::BadCertId, _)));
+    assert!(matches!(
+        reply.status,
+        PkiStatus::Failure(FailInfo::BadCertId, _)
+    ));
 
     // GetCRL.
-    let req = client::build_request(MessageType::GetCrl, "crl", &ias, r.id(), &fx.ra.cert_der, ContentCipher::Aes128).unwrap();
+    let req = client::build_request(
+        MessageType::GetCrl,
+        "crl",
+        &ias,
+        r.id(),
+        &fx.ra.cert_der,
+        ContentCipher::Aes128,
+    )
+    .unwrap();
     let reply = client::read_reply(&ep.pki_operation(req.der).await.unwrap(), r.id()).unwrap();
     assert_eq!(reply.crls.len(), 1);
     <x509_cert::crl::CertificateList>::from_der(&reply.crls[0]).unwrap();
@@ -330,7 +536,11 @@ impl ChallengeMethod for Withholding {
             })
         })
     }
-    fn issued<'a>(&'a self, _ctx: &'a EnrollmentContext, _der: &'a [u8]) -> BoxFuture<'a, Result<(), Rejection>> {
+    fn issued<'a>(
+        &'a self,
+        _ctx: &'a EnrollmentContext,
+        _der: &'a [u8],
+    ) -> BoxFuture<'a, Result<(), Rejection>> {
         Box::pin(async { Err(Rejection::bad_request("notification failed")) })
     }
     fn failed<'a>(&'a self, _ctx: &'a EnrollmentContext, _why: &'a Rejection) -> BoxFuture<'a, ()> {
@@ -342,13 +552,34 @@ impl ChallengeMethod for Withholding {
 #[tokio::test]
 async fn a_withheld_certificate_is_revoked_and_not_delivered() {
     let fx = fixture();
-    let m = Arc::new(Withholding { failed: AtomicBool::new(false) });
+    let m = Arc::new(Withholding {
+        failed: AtomicBool::new(false),
+    });
     let ep = Arc::new(
-        Endpoint::new("w", endpoint_config(ChallengeConfig::None), fx.auth.clone(), None, m.clone()).unwrap(),
+        Endpoint::new(
+            "w",
+            endpoint_config(ChallengeConfig::None),
+            fx.auth.clone(),
+            None,
+            m.clone(),
+        )
+        .unwrap(),
     );
     let r = requester("dev4");
-    let (reply, _) = enroll(&ep, &fx, &r, "dev4", Some("x"), ContentCipher::Aes128, MessageType::PkcsReq).await;
-    assert!(matches!(reply.status, PkiStatus::Failure(FailInfo::BadRequest, _)));
+    let (reply, _) = enroll(
+        &ep,
+        &fx,
+        &r,
+        "dev4",
+        Some("x"),
+        ContentCipher::Aes128,
+        MessageType::PkcsReq,
+    )
+    .await;
+    assert!(matches!(
+        reply.status,
+        PkiStatus::Failure(FailInfo::BadRequest, _)
+    ));
     assert!(reply.certs.is_empty());
     assert!(m.failed.load(Ordering::SeqCst));
     let st = fx.store.stats().unwrap();
@@ -362,9 +593,24 @@ async fn getcacert_puts_the_ra_first_and_caps_are_advertised() {
     let a = ep.ca_cert().unwrap();
     assert_eq!(a.content_type, "application/x-x509-ca-ra-cert");
     let (certs, _) = scep::codec::certs_from_degenerate(&a.body).unwrap();
-    assert_eq!(certs, vec![fx.ra.cert_der.clone(), fx.auth.ca("root").unwrap().cert_der.clone()]);
+    assert_eq!(
+        certs,
+        vec![
+            fx.ra.cert_der.clone(),
+            fx.auth.ca("root").unwrap().cert_der.clone()
+        ]
+    );
     let caps = ep.caps();
-    for c in ["AES", "DES3", "POSTPKIOperation", "Renewal", "SHA-1", "SHA-256", "SHA-512", "SCEPStandard"] {
+    for c in [
+        "AES",
+        "DES3",
+        "POSTPKIOperation",
+        "Renewal",
+        "SHA-1",
+        "SHA-256",
+        "SHA-512",
+        "SCEPStandard",
+    ] {
         assert!(caps.lines().any(|l| l == c), "{c}");
     }
     assert!(!caps.contains("GetNextCACert"));
@@ -380,16 +626,37 @@ async fn approval_holds_then_polls_get_the_certificate_or_a_failure() {
     let poll = |r: &Requester, cn: &str| {
         let ias = client::issuer_and_subject(&root_name, cn).unwrap();
         let tid = client::transaction_id_for(r.key.as_ref());
-        client::build_request(MessageType::CertPoll, &tid, &ias, r.id(), &fx.ra.cert_der, ContentCipher::Aes128).unwrap()
+        client::build_request(
+            MessageType::CertPoll,
+            &tid,
+            &ias,
+            r.id(),
+            &fx.ra.cert_der,
+            ContentCipher::Aes128,
+        )
+        .unwrap()
     };
 
     let a = requester("held1");
-    let (reply, again) = enroll(&ep, &fx, &a, "held1", Some("s3cret"), ContentCipher::Aes128, MessageType::PkcsReq).await;
+    let (reply, again) = enroll(
+        &ep,
+        &fx,
+        &a,
+        "held1",
+        Some("s3cret"),
+        ContentCipher::Aes128,
+        MessageType::PkcsReq,
+    )
+    .await;
     assert_eq!(reply.status, PkiStatus::Pending);
     // The same PKCSReq again, and a poll: still pending, nothing issued, one request held.
     let reply = client::read_reply(&ep.pki_operation(again).await.unwrap(), a.id()).unwrap();
     assert_eq!(reply.status, PkiStatus::Pending);
-    let reply = client::read_reply(&ep.pki_operation(poll(&a, "CN=held1").der).await.unwrap(), a.id()).unwrap();
+    let reply = client::read_reply(
+        &ep.pki_operation(poll(&a, "CN=held1").der).await.unwrap(),
+        a.id(),
+    )
+    .unwrap();
     assert_eq!(reply.status, PkiStatus::Pending);
     let held = fx.auth.list_held(None).unwrap();
     assert_eq!(held.len(), 1);
@@ -397,26 +664,70 @@ async fn approval_holds_then_polls_get_the_certificate_or_a_failure() {
 
     // Approved: the next poll gets the certificate for the held key.
     fx.auth.approve(held[0].id, "admin").unwrap();
-    let reply = client::read_reply(&ep.pki_operation(poll(&a, "CN=held1").der).await.unwrap(), a.id()).unwrap();
+    let reply = client::read_reply(
+        &ep.pki_operation(poll(&a, "CN=held1").der).await.unwrap(),
+        a.id(),
+    )
+    .unwrap();
     assert_eq!(reply.status, PkiStatus::Success);
     let cert = x509_cert::Certificate::from_der(&reply.certs[0]).unwrap();
-    assert_eq!(cert.tbs_certificate().subject_public_key_info().to_der().unwrap(), a.key.public_key_der());
+    assert_eq!(
+        cert.tbs_certificate()
+            .subject_public_key_info()
+            .to_der()
+            .unwrap(),
+        a.key.public_key_der()
+    );
 
     // Rejected: the next poll gets FAILURE with the reason.
     let b = requester("held2");
-    let (reply, _) = enroll(&ep, &fx, &b, "held2", Some("s3cret"), ContentCipher::Aes128, MessageType::PkcsReq).await;
+    let (reply, _) = enroll(
+        &ep,
+        &fx,
+        &b,
+        "held2",
+        Some("s3cret"),
+        ContentCipher::Aes128,
+        MessageType::PkcsReq,
+    )
+    .await;
     assert_eq!(reply.status, PkiStatus::Pending);
-    let id = fx.auth.list_held(None).unwrap().iter().find(|h| h.id != held[0].id).unwrap().id;
+    let id = fx
+        .auth
+        .list_held(None)
+        .unwrap()
+        .iter()
+        .find(|h| h.id != held[0].id)
+        .unwrap()
+        .id;
     fx.auth.reject(id, "admin", "unknown device").unwrap();
-    let reply = client::read_reply(&ep.pki_operation(poll(&b, "CN=held2").der).await.unwrap(), b.id()).unwrap();
+    let reply = client::read_reply(
+        &ep.pki_operation(poll(&b, "CN=held2").der).await.unwrap(),
+        b.id(),
+    )
+    .unwrap();
     match reply.status {
-        PkiStatus::Failure(FailInfo::BadRequest, Some(t)) => assert!(t.contains("unknown device"), "{t}"),
+        PkiStatus::Failure(FailInfo::BadRequest, Some(t)) => {
+            assert!(t.contains("unknown device"), "{t}")
+        }
         s => panic!("{s:?}"),
     }
     // A wrong challenge is refused before anything is held.
     let c = requester("held3");
-    let (reply, _) = enroll(&ep, &fx, &c, "held3", Some("nope"), ContentCipher::Aes128, MessageType::PkcsReq).await;
-    assert!(matches!(reply.status, PkiStatus::Failure(FailInfo::BadRequest, _)));
+    let (reply, _) = enroll(
+        &ep,
+        &fx,
+        &c,
+        "held3",
+        Some("nope"),
+        ContentCipher::Aes128,
+        MessageType::PkcsReq,
+    )
+    .await;
+    assert!(matches!(
+        reply.status,
+        PkiStatus::Failure(FailInfo::BadRequest, _)
+    ));
     assert_eq!(fx.auth.list_held(None).unwrap().len(), 2);
 }
 
@@ -427,9 +738,30 @@ async fn a_new_request_in_the_same_transaction_gets_a_new_certificate() {
     let fx = fixture();
     let ep = static_endpoint(&fx, |_| {});
     let r = requester("same");
-    let (a, _) = enroll(&ep, &fx, &r, "same-a", Some("s3cret"), ContentCipher::Aes128, MessageType::PkcsReq).await;
-    let (b, _) = enroll(&ep, &fx, &r, "same-b", Some("s3cret"), ContentCipher::Aes128, MessageType::PkcsReq).await;
-    assert_eq!((a.status.clone(), b.status.clone()), (PkiStatus::Success, PkiStatus::Success));
+    let (a, _) = enroll(
+        &ep,
+        &fx,
+        &r,
+        "same-a",
+        Some("s3cret"),
+        ContentCipher::Aes128,
+        MessageType::PkcsReq,
+    )
+    .await;
+    let (b, _) = enroll(
+        &ep,
+        &fx,
+        &r,
+        "same-b",
+        Some("s3cret"),
+        ContentCipher::Aes128,
+        MessageType::PkcsReq,
+    )
+    .await;
+    assert_eq!(
+        (a.status.clone(), b.status.clone()),
+        (PkiStatus::Success, PkiStatus::Success)
+    );
     assert_ne!(a.certs[0], b.certs[0]);
 }
 
@@ -438,8 +770,22 @@ async fn a_new_request_in_the_same_transaction_gets_a_new_certificate() {
 fn md5_request(fx: &Fx, dir: &std::path::Path) -> (Vec<u8>, Requester) {
     use std::process::Command;
     let pem = dir.join("k.pem");
-    assert!(Command::new("openssl").args(["genrsa", "-out"]).arg(&pem).arg("2048").output().unwrap().status.success());
-    let der = Command::new("openssl").args(["pkcs8", "-topk8", "-nocrypt", "-outform", "DER", "-in"]).arg(&pem).output().unwrap().stdout;
+    assert!(
+        Command::new("openssl")
+            .args(["genrsa", "-out"])
+            .arg(&pem)
+            .arg("2048")
+            .output()
+            .unwrap()
+            .status
+            .success()
+    );
+    let der = Command::new("openssl")
+        .args(["pkcs8", "-topk8", "-nocrypt", "-outform", "DER", "-in"])
+        .arg(&pem)
+        .output()
+        .unwrap()
+        .stdout;
     let key: Arc<dyn PrivateKey> = Arc::new(hsm::soft::SoftKey::from_pkcs8("md5", &der).unwrap());
     let cert = client::self_signed(key.as_ref(), "CN=md5").unwrap();
     let csr = client::csr(key.as_ref(), "CN=md5", Some("s3cret")).unwrap();
@@ -467,7 +813,11 @@ fn md5_request(fx: &Fx, dir: &std::path::Path) -> (Vec<u8>, Requester) {
                 .arg(&h)
                 .output()
                 .unwrap();
-            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
             Ok(out.stdout)
         },
     )
@@ -497,7 +847,11 @@ async fn md5_only_where_enabled() {
     let (msg, r) = md5_request(&fx, dir.path());
     let off = static_endpoint(&fx, |_| {});
     let reply = client::read_reply(&off.pki_operation(msg.clone()).await.unwrap(), r.id()).unwrap();
-    assert!(matches!(reply.status, PkiStatus::Failure(FailInfo::BadAlg, _)), "{:?}", reply.status);
+    assert!(
+        matches!(reply.status, PkiStatus::Failure(FailInfo::BadAlg, _)),
+        "{:?}",
+        reply.status
+    );
     let on = static_endpoint(&fx, |c| c.allow_md5 = true);
     let reply = client::read_reply(&on.pki_operation(msg.clone()).await.unwrap(), r.id()).unwrap();
     assert_eq!(reply.status, PkiStatus::Success);
@@ -506,7 +860,10 @@ async fn md5_only_where_enabled() {
     let n = bad.len();
     bad[n - 3] ^= 1;
     let reply = client::read_reply(&on.pki_operation(bad).await.unwrap(), r.id()).unwrap();
-    assert!(matches!(reply.status, PkiStatus::Failure(FailInfo::BadMessageCheck, _)));
+    assert!(matches!(
+        reply.status,
+        PkiStatus::Failure(FailInfo::BadMessageCheck, _)
+    ));
 }
 
 #[tokio::test]
@@ -520,5 +877,11 @@ async fn get_next_ca_cert_is_signed_by_the_ra() {
     assert_eq!(v.signer.cert_der, fx.ra.cert_der);
     let (certs, _) = scep::codec::certs_from_degenerate(v.content.as_deref().unwrap()).unwrap();
     assert_eq!(certs.last(), Some(&fx.auth.ca("root").unwrap().cert_der));
-    assert!(static_endpoint(&fx, |_| {}).next_ca_cert().await.unwrap().is_none());
+    assert!(
+        static_endpoint(&fx, |_| {})
+            .next_ca_cert()
+            .await
+            .unwrap()
+            .is_none()
+    );
 }

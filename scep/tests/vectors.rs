@@ -6,10 +6,14 @@ use std::path::PathBuf;
 
 use hsm::PrivateKey;
 use scep::client::{self, Identity};
-use scep::codec::{self, ContentCipher, DecodeOptions, Decoded, DigestAlg, MessageType, PkiStatus, Recipient};
+use scep::codec::{
+    self, ContentCipher, DecodeOptions, Decoded, DigestAlg, MessageType, PkiStatus, Recipient,
+};
 
 fn vector(name: &str) -> Vec<u8> {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/vectors/scep").join(name);
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/vectors/scep")
+        .join(name);
     std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
 }
 
@@ -22,8 +26,14 @@ fn decode(name: &str, allow_des: bool) -> Decoded {
     let ra_cert = vector("ra.crt.der");
     codec::decode_request(
         &vector(name),
-        &[Recipient { cert_der: &ra_cert, key: &ra }],
-        &DecodeOptions { allow_des, allow_md5: false },
+        &[Recipient {
+            cert_der: &ra_cert,
+            key: &ra,
+        }],
+        &DecodeOptions {
+            allow_des,
+            allow_md5: false,
+        },
     )
     .unwrap()
 }
@@ -42,12 +52,18 @@ fn scepclient_pkcsreq_decodes() {
     assert_eq!(r.reply_to.cipher, ContentCipher::Des);
     assert_eq!(r.reply_to.digest, DigestAlg::Sha1);
     assert!(r.signer.self_issued);
-    let csr = ca_core::csr::parse_with(&r.message_data, ca_core::csr::CsrOptions { allow_sha1: true }).unwrap();
+    let csr = ca_core::csr::parse_with(
+        &r.message_data,
+        ca_core::csr::CsrOptions { allow_sha1: true },
+    )
+    .unwrap();
     assert_eq!(csr.challenge_password.as_deref(), Some("s3cret"));
     assert_eq!(csr.spki_der, r.signer.spki_der, "proof of possession holds");
     // Single DES is refused unless the endpoint enables it.
     match decode("scepclient-2.1.0-pkcsreq-des-sha1.der", false) {
-        Decoded::Refused { fail_info, .. } => assert_eq!(fail_info, scep::challenge::FailInfo::BadAlg),
+        Decoded::Refused { fail_info, .. } => {
+            assert_eq!(fail_info, scep::challenge::FailInfo::BadAlg)
+        }
         Decoded::Request(_) => panic!("DES accepted while disabled"),
     }
 }
@@ -56,8 +72,15 @@ fn scepclient_pkcsreq_decodes() {
 fn scepclient_renewalreq_is_signed_by_an_issued_certificate() {
     let r = request("scepclient-2.1.0-renewalreq-des-sha1.der", true);
     assert_eq!(r.message_type, MessageType::RenewalReq);
-    assert!(!r.signer.self_issued, "signed by the certificate privca issued");
-    let csr = ca_core::csr::parse_with(&r.message_data, ca_core::csr::CsrOptions { allow_sha1: true }).unwrap();
+    assert!(
+        !r.signer.self_issued,
+        "signed by the certificate privca issued"
+    );
+    let csr = ca_core::csr::parse_with(
+        &r.message_data,
+        ca_core::csr::CsrOptions { allow_sha1: true },
+    )
+    .unwrap();
     // scepclient re-sends the CSR it saved (csr.pem), challenge included; the service
     // then checks the challenge like an initial enrollment (a blank one would be skipped).
     assert_eq!(csr.challenge_password.as_deref(), Some("s3cret"));
@@ -66,8 +89,14 @@ fn scepclient_renewalreq_is_signed_by_an_issued_certificate() {
 #[test]
 fn certmonger_requests_decode() {
     for (name, cipher) in [
-        ("certmonger-0.79.17-pkcsreq-aes256-sha256.der", ContentCipher::Aes256),
-        ("certmonger-0.79.17-pkcsreq-des3-sha256.der", ContentCipher::Des3),
+        (
+            "certmonger-0.79.17-pkcsreq-aes256-sha256.der",
+            ContentCipher::Aes256,
+        ),
+        (
+            "certmonger-0.79.17-pkcsreq-des3-sha256.der",
+            ContentCipher::Des3,
+        ),
     ] {
         let r = request(name, false);
         assert_eq!(r.message_type, MessageType::PkcsReq, "{name}");
@@ -75,7 +104,11 @@ fn certmonger_requests_decode() {
         assert_eq!(r.reply_to.digest, DigestAlg::Sha256, "{name}");
         // certmonger's signer: a v1 certificate with a 32-byte serial.
         assert!(r.signer.serial.len() > 20, "{name}");
-        let csr = ca_core::csr::parse_with(&r.message_data, ca_core::csr::CsrOptions { allow_sha1: true }).unwrap();
+        let csr = ca_core::csr::parse_with(
+            &r.message_data,
+            ca_core::csr::CsrOptions { allow_sha1: true },
+        )
+        .unwrap();
         assert_eq!(csr.challenge_password.as_deref(), Some("s3cret"));
     }
     // The GET query as certmonger sent it decodes to the same message.
@@ -90,17 +123,36 @@ fn certmonger_requests_decode() {
 #[test]
 fn our_certreps_to_real_clients_open_with_their_keys() {
     for (req, rep, k) in [
-        ("scepclient-2.1.0-pkcsreq-des-sha1.der", "privca-certrep-to-scepclient-pkcsreq.der", "scepclient-TEST-ONLY-key.pk8.der"),
-        ("certmonger-0.79.17-pkcsreq-aes256-sha256.der", "privca-certrep-to-certmonger.der", "certmonger-cm1-TEST-ONLY-key.pk8.der"),
+        (
+            "scepclient-2.1.0-pkcsreq-des-sha1.der",
+            "privca-certrep-to-scepclient-pkcsreq.der",
+            "scepclient-TEST-ONLY-key.pk8.der",
+        ),
+        (
+            "certmonger-0.79.17-pkcsreq-aes256-sha256.der",
+            "privca-certrep-to-certmonger.der",
+            "certmonger-cm1-TEST-ONLY-key.pk8.der",
+        ),
     ] {
         let r = request(req, true);
         let key = key(k);
         assert_eq!(key.public_key_der(), r.signer.spki_der.as_slice());
-        let reply = client::read_reply(&vector(rep), Identity { key: &key, cert_der: &r.signer.cert_der }).unwrap();
+        let reply = client::read_reply(
+            &vector(rep),
+            Identity {
+                key: &key,
+                cert_der: &r.signer.cert_der,
+            },
+        )
+        .unwrap();
         assert_eq!(reply.status, PkiStatus::Success);
         assert_eq!(reply.transaction_id, r.reply_to.transaction_id);
         assert_eq!(reply.recipient_nonce, r.reply_to.sender_nonce);
-        assert_eq!(reply.certs.len(), 3, "issued certificate + issuing CA + root");
+        assert_eq!(
+            reply.certs.len(),
+            3,
+            "issued certificate + issuing CA + root"
+        );
     }
 }
 
@@ -110,6 +162,13 @@ fn every_truncation_of_a_real_message_fails_cleanly() {
     let ra_cert = vector("ra.crt.der");
     let msg = vector("certmonger-0.79.17-pkcsreq-aes256-sha256.der");
     for n in (0..msg.len()).step_by(7) {
-        let _ = codec::decode_request(&msg[..n], &[Recipient { cert_der: &ra_cert, key: &ra }], &DecodeOptions::default());
+        let _ = codec::decode_request(
+            &msg[..n],
+            &[Recipient {
+                cert_der: &ra_cert,
+                key: &ra,
+            }],
+            &DecodeOptions::default(),
+        );
     }
 }

@@ -161,14 +161,21 @@ pub fn run(a: ScepBenchArgs) -> Result<(), Error> {
         let mut reqs = Vec::with_capacity(a.requests);
         for i in 0..a.requests {
             let (k, cert) = &keys[i % keys.len()];
-            let csr = scep::client::csr(k.as_ref(), &format!("CN=bench{}", i % keys.len()), Some(&challenge))
-                .map_err(|e| Error::Usage(e.to_string()))?;
+            let csr = scep::client::csr(
+                k.as_ref(),
+                &format!("CN=bench{}", i % keys.len()),
+                Some(&challenge),
+            )
+            .map_err(|e| Error::Usage(e.to_string()))?;
             let tid = format!("bench-{}-{run}-{i}", std::process::id());
             let r = scep::client::build_request(
                 MessageType::PkcsReq,
                 &tid,
                 &csr,
-                scep::client::Identity { key: k.as_ref(), cert_der: cert },
+                scep::client::Identity {
+                    key: k.as_ref(),
+                    cert_der: cert,
+                },
                 &ra,
                 cipher,
             )
@@ -182,7 +189,8 @@ pub fn run(a: ScepBenchArgs) -> Result<(), Error> {
         let results: Vec<(Duration, bool)> = rt.block_on(async {
             let mut tasks = Vec::new();
             for _ in 0..a.concurrency.max(1) {
-                let (reqs, next, http, url) = (reqs.clone(), next.clone(), http.clone(), url.clone());
+                let (reqs, next, http, url) =
+                    (reqs.clone(), next.clone(), http.clone(), url.clone());
                 tasks.push(tokio::spawn(async move {
                     let mut out = Vec::new();
                     loop {
@@ -193,7 +201,9 @@ pub fn run(a: ScepBenchArgs) -> Result<(), Error> {
                             Ok(r) => match r.bytes().await {
                                 // Check the signature and pkiStatus (public-key work only).
                                 Ok(b) => scep::codec::verify_signed(&b, &Default::default())
-                                    .is_ok_and(|v| v.verified.is_ok() && v.pki_status.as_deref() == Some("0")),
+                                    .is_ok_and(|v| {
+                                        v.verified.is_ok() && v.pki_status.as_deref() == Some("0")
+                                    }),
                                 Err(_) => false,
                             },
                             Err(_) => false,

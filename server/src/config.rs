@@ -239,7 +239,11 @@ mod tests {
             toml::from_str(&format!("{text}\n{example}")).expect("example parses");
         with_example.validate().expect("example profile valid");
         assert!(with_example.profiles.contains_key("corp-server"));
-        assert_eq!(with_example.scep.endpoints.len(), 2, "the SCEP examples parse");
+        assert_eq!(
+            with_example.scep.endpoints.len(),
+            2,
+            "the SCEP examples parse"
+        );
     }
 
     #[test]

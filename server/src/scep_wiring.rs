@@ -101,7 +101,9 @@ pub fn parse_ttl(s: &str) -> Result<i64, ca_core::Error> {
         .parse::<i64>()
         .ok()
         .and_then(|n| n.checked_mul(mult))
-        .ok_or_else(|| ca_core::Error::BadRequest(format!("bad lifetime {s:?} (e.g. 3600, 30m, 1h, 7d)")))
+        .ok_or_else(|| {
+            ca_core::Error::BadRequest(format!("bad lifetime {s:?} (e.g. 3600, 30m, 1h, 7d)"))
+        })
 }
 
 /// Creates a one-time challenge for a `one-time` endpoint.
@@ -130,7 +132,10 @@ pub fn create_challenge(
     let c = auth.create_challenge(&input.endpoint, ttl, actor)?;
     let expires = time::OffsetDateTime::from_unix_timestamp(c.expires_at)
         .ok()
-        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
         .unwrap_or_default();
     Ok(ChallengeOutput {
         endpoint: input.endpoint.clone(),

@@ -44,7 +44,11 @@ pub async fn start(
     });
     let scep_routes = {
         let needs_keys = cfg.scep.endpoints.values().any(|e| e.ra_key.is_some());
-        let keys = if needs_keys { Some(cfg.open_keys()?) } else { None };
+        let keys = if needs_keys {
+            Some(cfg.open_keys()?)
+        } else {
+            None
+        };
         let eps = crate::scep_wiring::endpoints(
             cfg,
             &auth,

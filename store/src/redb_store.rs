@@ -63,8 +63,8 @@ use redb::{
 
 use crate::{
     AuditEntry, AuditEvent, AuditVerification, CertFilter, CertRecord, CertStatus, Error,
-    OneTimeChallenge, PendingRequest, PendingState, Result, Revocation, RevokedEntry, Store, StoreStats, StoredCrl,
-    UnixTime,
+    OneTimeChallenge, PendingRequest, PendingState, Result, Revocation, RevokedEntry, Store,
+    StoreStats, StoredCrl, UnixTime,
 };
 
 /// The schema version this code writes and understands.
@@ -842,7 +842,11 @@ fn apply(t: &mut Tables<'_>, tip: &mut AuditTip, op: Op) -> Result<Reply, ApplyE
         }
 
         Op::PutChallenge { challenge, audit } => {
-            if t.challenges.get(challenge.hash.as_slice()).fatal()?.is_some() {
+            if t.challenges
+                .get(challenge.hash.as_slice())
+                .fatal()?
+                .is_some()
+            {
                 return refused(Error::Conflict("this challenge exists".into()));
             }
             let json = encode(&*challenge).refuse()?;
@@ -877,7 +881,9 @@ fn apply(t: &mut Tables<'_>, tip: &mut AuditTip, op: Op) -> Result<Reply, ApplyE
             after.used_at = Some(now);
             let json = encode(&after).refuse()?;
             let (entry, entry_json) = chain(tip, audit)?;
-            t.challenges.insert(hash.as_slice(), json.as_slice()).fatal()?;
+            t.challenges
+                .insert(hash.as_slice(), json.as_slice())
+                .fatal()?;
             t.audit.insert(entry.seq, entry_json.as_slice()).fatal()?;
             advance(tip, entry);
             Ok(Reply::Challenge(Box::new(before)))

@@ -50,7 +50,9 @@ fn verify(ca: &TestCa, cert: &Path) {
 }
 
 fn serial_of(cert: &Path) -> String {
-    ok(openssl().args(["x509", "-noout", "-serial", "-in"]).arg(cert))
+    ok(openssl()
+        .args(["x509", "-noout", "-serial", "-in"])
+        .arg(cert))
 }
 
 /// scepclient in its own directory (it keeps csr.pem beside the key).
@@ -63,8 +65,16 @@ fn scepclient(dir: &Path, url: &str, cn: &str, challenge: Option<&str>) -> std::
             .arg("2048"));
     }
     let mut c = Command::new("scepclient");
-    c.current_dir(dir)
-        .args(["-server-url", url, "-private-key", "key.pem", "-certificate", "cert.pem", "-cn", cn]);
+    c.current_dir(dir).args([
+        "-server-url",
+        url,
+        "-private-key",
+        "key.pem",
+        "-certificate",
+        "cert.pem",
+        "-cn",
+        cn,
+    ]);
     if let Some(ch) = challenge {
         c.args(["-challenge", ch]);
     }
@@ -199,7 +209,8 @@ fn strip_ansi(s: &str) -> String {
 
 fn raw_http(port: u16, request: &str) -> String {
     let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(20))).expect("timeout");
+    s.set_read_timeout(Some(Duration::from_secs(20)))
+        .expect("timeout");
     s.write_all(request.as_bytes()).expect("write");
     let mut out = Vec::new();
     let _ = s.read_to_end(&mut out);
@@ -227,34 +238,63 @@ fn scep_with_real_clients() {
     // 1. scepclient, static challenge (PKCSReq over POST, DES + SHA-1 as it always does).
     let c1 = ca.path("c1");
     let o = scepclient(&c1, &devices, "client1", Some("s3cret"));
-    assert!(o.status.success() && text(&o).contains("SUCCESS"), "{}", text(&o));
+    assert!(
+        o.status.success() && text(&o).contains("SUCCESS"),
+        "{}",
+        text(&o)
+    );
     verify(&ca, &c1.join("cert.pem"));
     let first = serial_of(&c1.join("cert.pem"));
 
     // 2. Renewal: with cert.pem present scepclient sends a RenewalReq signed by it.
     let o = scepclient(&c1, &devices, "client1", None);
-    assert!(o.status.success() && text(&o).contains("SUCCESS"), "{}", text(&o));
+    assert!(
+        o.status.success() && text(&o).contains("SUCCESS"),
+        "{}",
+        text(&o)
+    );
     verify(&ca, &c1.join("cert.pem"));
-    assert_ne!(serial_of(&c1.join("cert.pem")), first, "renewal issued a new certificate");
+    assert_ne!(
+        serial_of(&c1.join("cert.pem")),
+        first,
+        "renewal issued a new certificate"
+    );
 
     // 3. A wrong challenge is refused (CertRep FAILURE badRequest).
     let o = scepclient(&ca.path("c2"), &devices, "client2", Some("wrong"));
-    assert!(!o.status.success() && text(&o).contains("badRequest"), "{}", text(&o));
+    assert!(
+        !o.status.success() && text(&o).contains("badRequest"),
+        "{}",
+        text(&o)
+    );
     assert!(!ca.path("c2/cert.pem").exists());
 
     // 4. One-time challenge from the CLI (through the running server's admin API); the
     //    first enrollment succeeds, a second one with the same challenge is refused.
-    let otp = ok(ca.cmd().args(["scep", "challenge", "--endpoint", "otp", "--ttl", "1h"]));
+    let otp = ok(ca
+        .cmd()
+        .args(["scep", "challenge", "--endpoint", "otp", "--ttl", "1h"]));
     let otp = otp.trim().to_string();
     assert_eq!(otp.len(), 32, "{otp}");
     let otp_url = ca.url("/scep/otp");
     let o = scepclient(&ca.path("c3"), &otp_url, "client3", Some(&otp));
-    assert!(o.status.success() && text(&o).contains("SUCCESS"), "{}", text(&o));
+    assert!(
+        o.status.success() && text(&o).contains("SUCCESS"),
+        "{}",
+        text(&o)
+    );
     verify(&ca, &ca.path("c3/cert.pem"));
     let o = scepclient(&ca.path("c4"), &otp_url, "client4", Some(&otp));
-    assert!(!o.status.success() && text(&o).contains("badRequest"), "{}", text(&o));
+    assert!(
+        !o.status.success() && text(&o).contains("badRequest"),
+        "{}",
+        text(&o)
+    );
     // A challenge for an endpoint with another method is refused by the CLI.
-    let e = fails(ca.cmd().args(["scep", "challenge", "--endpoint", "devices"]));
+    let e = fails(
+        ca.cmd()
+            .args(["scep", "challenge", "--endpoint", "devices"]),
+    );
     assert!(e.contains("one-time"), "{e}");
 
     // 5. Approval: scepclient gets PENDING and retries every 30 s; the administrator
@@ -268,7 +308,16 @@ fn scep_with_real_clients() {
     let waiting = Command::new("timeout")
         .current_dir(&held_dir)
         .args(["120", "scepclient", "-server-url", &ca.url("/scep/held")])
-        .args(["-private-key", "key.pem", "-certificate", "cert.pem", "-cn", "held1", "-challenge", "s3cret"])
+        .args([
+            "-private-key",
+            "key.pem",
+            "-certificate",
+            "cert.pem",
+            "-cn",
+            "held1",
+            "-challenge",
+            "s3cret",
+        ])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -277,7 +326,10 @@ fn scep_with_real_clients() {
     let id = loop {
         let list = ok(ca.cmd().args(["requests", "list", "--json"]));
         let v: serde_json::Value = serde_json::from_str(&list).expect("JSON");
-        if let Some(r) = v.as_array().and_then(|a| a.iter().find(|r| r["endpoint"] == "scep:held")) {
+        if let Some(r) = v
+            .as_array()
+            .and_then(|a| a.iter().find(|r| r["endpoint"] == "scep:held"))
+        {
             assert_eq!(r["state"], "pending");
             break r["id"].as_u64().expect("id");
         }
@@ -288,7 +340,10 @@ fn scep_with_real_clients() {
     ok(ca.cmd().args(["requests", "approve", &id.to_string()]));
     let out = waiting.wait_with_output().expect("scepclient");
     let t = text(&out);
-    assert!(out.status.success() && t.contains("PENDING") && t.contains("SUCCESS"), "{t}");
+    assert!(
+        out.status.success() && t.contains("PENDING") && t.contains("SUCCESS"),
+        "{t}"
+    );
     verify(&ca, &held_dir.join("cert.pem"));
 
     // 6. certmonger: GET PKIOperation; AES where advertised, triple DES where not.
@@ -307,7 +362,8 @@ fn scep_with_real_clients() {
         verify(&ca, &crt);
         let log = strip_ansi(&ca.server_log());
         assert!(
-            log.lines().any(|l| l.contains("method=GET") && l.contains(cipher)),
+            log.lines()
+                .any(|l| l.contains("method=GET") && l.contains(cipher)),
             "no GET request with {cipher} in the server log"
         );
     }
@@ -317,16 +373,22 @@ fn scep_with_real_clients() {
     let ra_pem = std::fs::read(ca.data.join("ca/issuing-ra.crt")).expect("RA cert");
     let ra = ca_core::authority::cert_der_from_bytes(&ra_pem).expect("RA DER");
     let http = reqwest::blocking::Client::new();
-    for (i, cipher) in [scep::codec::ContentCipher::Aes128, scep::codec::ContentCipher::Des3]
-        .into_iter()
-        .enumerate()
+    for (i, cipher) in [
+        scep::codec::ContentCipher::Aes128,
+        scep::codec::ContentCipher::Des3,
+    ]
+    .into_iter()
+    .enumerate()
     {
         let key: Arc<dyn hsm::PrivateKey> = Arc::new(
             hsm::soft::SoftKey::generate_ephemeral("c", hsm::KeyAlgorithm::Rsa2048).expect("key"),
         );
         let cn = format!("CN=rust{i}");
         let cert = scep::client::self_signed(key.as_ref(), &cn).expect("self-signed");
-        let id = scep::client::Identity { key: key.as_ref(), cert_der: &cert };
+        let id = scep::client::Identity {
+            key: key.as_ref(),
+            cert_der: &cert,
+        };
         let csr = scep::client::csr(key.as_ref(), &cn, Some("s3cret")).expect("csr");
         let req = scep::client::build_request(
             scep::codec::MessageType::PkcsReq,
@@ -362,15 +424,24 @@ fn scep_with_real_clients() {
     }
 
     // 8. HTTP/1.0 without Host on the default path, garbage, unknown operation.
-    let r = raw_http(ca.port, "GET /cgi-bin/pkiclient.exe?operation=GetCACaps HTTP/1.0\r\n\r\n");
-    assert!(r.starts_with("HTTP/1.0 200") && r.contains("SCEPStandard"), "{r}");
+    let r = raw_http(
+        ca.port,
+        "GET /cgi-bin/pkiclient.exe?operation=GetCACaps HTTP/1.0\r\n\r\n",
+    );
+    assert!(
+        r.starts_with("HTTP/1.0 200") && r.contains("SCEPStandard"),
+        "{r}"
+    );
     let r = http
         .post(format!("{devices}?operation=PKIOperation"))
         .body(vec![0x30, 0x80, 0x01])
         .send()
         .expect("send");
     assert_eq!(r.status().as_u16(), 400);
-    let r = http.get(format!("{devices}?operation=Nonsense")).send().expect("send");
+    let r = http
+        .get(format!("{devices}?operation=Nonsense"))
+        .send()
+        .expect("send");
     assert_eq!(r.status().as_u16(), 400);
     let r = http
         .get(ca.url("/scep/devices?operation=GetCACert"))
