@@ -508,12 +508,19 @@ pub fn run(cli: Cli) -> Result<(), Error> {
         } => {
             let cfg = Config::load(&cli.config)?;
             match cfg.load_authority() {
-                Ok(a) => println!(
-                    "{}: valid ({} authorities, {} profiles)",
-                    cli.config.display(),
-                    a.authorities().len(),
-                    a.profiles().len()
-                ),
+                Ok(a) => {
+                    let a = std::sync::Arc::new(a);
+                    // SCEP endpoints: profiles, RA keys and challenge secrets load.
+                    let keys = cfg.open_keys()?;
+                    let eps = crate::scep_wiring::endpoints(&cfg, &a, Some(&keys))?;
+                    println!(
+                        "{}: valid ({} authorities, {} profiles, {} SCEP endpoints)",
+                        cli.config.display(),
+                        a.authorities().len(),
+                        a.profiles().len(),
+                        eps.by_name.len()
+                    )
+                }
                 Err(Error::Store(store::Error::Locked(_)))
                 | Err(Error::Core(ca_core::Error::Store(store::Error::Locked(_)))) => println!(
                     "{}: valid syntax (certificates and keys not loaded: the server holds the store)",
