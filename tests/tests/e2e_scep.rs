@@ -453,3 +453,56 @@ fn scep_with_real_clients() {
     );
     ca.stop();
 }
+
+/// The default hierarchy of `privca init` (ECDSA root and issuing CA, RSA RA):
+/// scepclient needs `ca_cert_chain = false` (it encrypts to every certificate of
+/// GetCACert and panics on an ECDSA one); certmonger takes the full CA+RA answer.
+#[test]
+fn scep_with_the_default_ecdsa_hierarchy() {
+    if !interop_enabled("scep_with_the_default_ecdsa_hierarchy") {
+        return;
+    }
+    let mut ca = TestCa::init(Path::new(BIN), &[]);
+    std::fs::write(ca.data.join("scep.secret"), "s3cret\n").expect("secret");
+    let mut cfg = std::fs::read_to_string(ca.config()).expect("config");
+    cfg.push_str(
+        r#"
+[scep.endpoints.ra-only]
+profile = "device"
+allow_des = true
+ca_cert_chain = false
+challenge = { method = "static", accounts = [{ name = "mdm", secret = { file = "scep.secret" } }] }
+
+[scep.endpoints.full]
+profile = "device"
+challenge = { method = "static", accounts = [{ name = "mdm", secret = { file = "scep.secret" } }] }
+"#,
+    );
+    std::fs::write(ca.config(), cfg).expect("config");
+    ca.start();
+    let dir = ca.path("e1");
+    let o = scepclient(
+        &dir,
+        &ca.url("/scep/ra-only"),
+        "ecdsa-ca-client",
+        Some("s3cret"),
+    );
+    assert!(
+        o.status.success() && text(&o).contains("SUCCESS"),
+        "{}",
+        text(&o)
+    );
+    verify(&ca, &dir.join("cert.pem"));
+
+    let cm_dir = ca.path("certmonger");
+    let cm = Certmonger::start(&cm_dir);
+    let (crt, status) = cm.obtain("privca-ecdsa", &ca.url("/scep/full"), &cm_dir, "cm3");
+    assert!(
+        status.contains("status: MONITORING") && crt.exists(),
+        "certmonger: {status}\n{}",
+        std::fs::read_to_string(cm_dir.join("certmonger.log")).unwrap_or_default()
+    );
+    verify(&ca, &crt);
+    drop(cm);
+    ca.stop();
+}
