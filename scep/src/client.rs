@@ -11,8 +11,8 @@ use x509_cert::name::Name;
 use crate::ber::{self, tag};
 use crate::challenge::FailInfo;
 use crate::codec::{
-    self, ContentCipher, DecodeOptions, DigestAlg, MessageType, OutAttributes, PkiStatus,
-    Recipient, ReplySigner, oid,
+    self, ContentCipher, DecodeOptions, DigestAlg, KeyTransport, MessageType, OutAttributes,
+    PkiStatus, Recipient, ReplySigner, oid,
 };
 use crate::{Error, Result};
 
@@ -114,7 +114,41 @@ pub fn build_request(
     ra_cert_der: &[u8],
     cipher: ContentCipher,
 ) -> Result<BuiltRequest> {
-    let env = codec::envelope(message_data, ra_cert_der, cipher)?;
+    build_request_with(
+        message_type,
+        transaction_id,
+        message_data,
+        identity,
+        ra_cert_der,
+        cipher,
+        KeyTransport::Pkcs1v15,
+        DigestAlg::Sha256,
+    )
+}
+
+/// [`build_request`] with a chosen key transport and digest (SHA-256/384/512).
+#[allow(clippy::too_many_arguments)]
+pub fn build_request_with(
+    message_type: MessageType,
+    transaction_id: &str,
+    message_data: &[u8],
+    identity: Identity<'_>,
+    ra_cert_der: &[u8],
+    cipher: ContentCipher,
+    transport: KeyTransport,
+    digest: DigestAlg,
+) -> Result<BuiltRequest> {
+    let scheme = match digest {
+        DigestAlg::Sha384 => SignatureScheme::RsaPkcs1Sha384,
+        DigestAlg::Sha512 => SignatureScheme::RsaPkcs1Sha512,
+        DigestAlg::Sha256 => SignatureScheme::RsaPkcs1Sha256,
+        other => {
+            return Err(Error::Reply(format!(
+                "{other:?} requests are not built here"
+            )));
+        }
+    };
+    let env = codec::envelope_with(message_data, ra_cert_der, cipher, transport)?;
     let nonce = codec::fresh_nonce();
     let der = codec::sign_message(
         Some(&env),
@@ -129,8 +163,8 @@ pub fn build_request(
             cert_der: identity.cert_der,
             key: identity.key,
         },
-        DigestAlg::Sha256,
-        SignatureScheme::RsaPkcs1Sha256,
+        digest,
+        scheme,
         &[],
     )?;
     Ok(BuiltRequest {

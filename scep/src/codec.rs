@@ -1201,6 +1201,28 @@ pub fn envelope(
     recipient_cert_der: &[u8],
     cipher: ContentCipher,
 ) -> Result<Vec<u8>> {
+    envelope_with(content, recipient_cert_der, cipher, KeyTransport::Pkcs1v15)
+}
+
+/// Key transport of an envelope (RFC 8017 §7): what replies use, and what requesters
+/// may choose (Windows clients use OAEP).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeyTransport {
+    /// RSAES-PKCS1-v1_5 (rsaEncryption).
+    Pkcs1v15,
+    /// RSAES-OAEP with SHA-1 and MGF1-SHA-1, the default parameters (empty SEQUENCE).
+    OaepSha1,
+    /// RSAES-OAEP with SHA-256 and MGF1-SHA-256, parameters written out.
+    OaepSha256,
+}
+
+/// [`envelope`] with a chosen key transport.
+pub fn envelope_with(
+    content: &[u8],
+    recipient_cert_der: &[u8],
+    cipher: ContentCipher,
+    transport: KeyTransport,
+) -> Result<Vec<u8>> {
     use rsa::pkcs8::DecodePublicKey;
     let spki = cert_parts(recipient_cert_der)?.spki;
     let pk = rsa::RsaPublicKey::from_public_key_der(spki)
@@ -1209,14 +1231,33 @@ pub fn envelope(
     rand::fill(&mut cek[..]);
     let mut iv = vec![0u8; cipher.block_len()];
     rand::fill(&mut iv[..]);
-    let encrypted_key = pk
-        .encrypt(&mut rand::rng(), rsa::Pkcs1v15Encrypt, &cek)
-        .map_err(|e| Error::Reply(format!("key transport: {e}")))?;
+    let (encrypted_key, key_alg) = match transport {
+        KeyTransport::Pkcs1v15 => (
+            pk.encrypt(&mut rand::rng(), rsa::Pkcs1v15Encrypt, &cek),
+            ber::alg(&oid::RSA_ENCRYPTION, true),
+        ),
+        KeyTransport::OaepSha1 => (
+            pk.encrypt(&mut rand::rng(), rsa::Oaep::<sha1::Sha1>::new(), &cek),
+            ber::seq(&[&ber::oid(&oid::RSAES_OAEP), &ber::seq(&[])]),
+        ),
+        KeyTransport::OaepSha256 => {
+            let sha256 = ber::alg(&oid::SHA256, true);
+            let params = ber::seq(&[
+                &ber::tlv(tag::CTX0, &sha256),
+                &ber::tlv(tag::CTX1, &ber::seq(&[&ber::oid(&oid::MGF1), &sha256])),
+            ]);
+            (
+                pk.encrypt(&mut rand::rng(), rsa::Oaep::<sha2::Sha256>::new(), &cek),
+                ber::seq(&[&ber::oid(&oid::RSAES_OAEP), &params]),
+            )
+        }
+    };
+    let encrypted_key = encrypted_key.map_err(|e| Error::Reply(format!("key transport: {e}")))?;
     let ciphertext = cipher.encrypt(&cek, &iv, content)?;
     let ktri = ber::seq(&[
         &ber::small_int(0),
         &issuer_and_serial_of(recipient_cert_der)?,
-        &ber::alg(&oid::RSA_ENCRYPTION, true),
+        &key_alg,
         &ber::tlv(tag::OCTET_STRING, &encrypted_key),
     ]);
     let eci = ber::seq(&[

@@ -885,3 +885,45 @@ async fn get_next_ca_cert_is_signed_by_the_ra() {
             .is_none()
     );
 }
+
+#[tokio::test]
+async fn oaep_key_transport_and_sha384_sha512_signatures() {
+    use scep::codec::{DigestAlg, KeyTransport};
+    let fx = fixture();
+    let ep = static_endpoint(&fx, |_| {});
+    for (i, (transport, digest)) in [
+        (KeyTransport::OaepSha1, DigestAlg::Sha256),
+        (KeyTransport::OaepSha256, DigestAlg::Sha384),
+        (KeyTransport::Pkcs1v15, DigestAlg::Sha512),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let r = requester(&format!("o{i}"));
+        let csr = client::csr(r.key.as_ref(), &format!("CN=o{i}"), Some("s3cret")).unwrap();
+        let req = client::build_request_with(
+            MessageType::PkcsReq,
+            &format!("oaep-{i}"),
+            &csr,
+            r.id(),
+            &fx.ra.cert_der,
+            ContentCipher::Aes256,
+            transport,
+            digest,
+        )
+        .unwrap();
+        let rep = ep.pki_operation(req.der).await.unwrap();
+        let v = scep::codec::verify_signed(&rep, &Default::default()).unwrap();
+        // The reply is signed with the client's SHA-384/512, or SHA-256.
+        assert_eq!(
+            v.digest,
+            if digest == DigestAlg::Sha256 {
+                DigestAlg::Sha256
+            } else {
+                digest
+            }
+        );
+        let reply = client::read_reply(&rep, r.id()).unwrap();
+        assert_eq!(reply.status, PkiStatus::Success, "{transport:?} {digest:?}");
+    }
+}

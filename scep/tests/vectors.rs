@@ -172,3 +172,64 @@ fn every_truncation_of_a_real_message_fails_cleanly() {
         );
     }
 }
+
+/// Re-encodes a real message in BER the way Java/BouncyCastle and `openssl -stream`
+/// write it: indefinite lengths on the outer structures and the eContent as a
+/// constructed OCTET STRING in 100-byte segments. The signature (over the signed
+/// attributes) and messageDigest (over the content octets) stay valid.
+#[test]
+fn ber_indefinite_lengths_and_constructed_octet_strings_decode() {
+    use scep::ber::{self, tag};
+    let der = vector("certmonger-0.79.17-pkcsreq-aes256-sha256.der");
+    let indef = |t: u8, parts: &[&[u8]]| -> Vec<u8> {
+        let mut v = vec![t, 0x80];
+        for p in parts {
+            v.extend_from_slice(p);
+        }
+        v.extend_from_slice(&[0, 0]);
+        v
+    };
+    let ci = ber::read_all(&der).unwrap();
+    let ci_kids = ci.children().unwrap();
+    let sd = ci_kids[1].children().unwrap()[0];
+    let sd_kids = sd.children().unwrap();
+    let encap = sd_kids[2].children().unwrap();
+    let content = encap[1].children().unwrap()[0]
+        .octets(tag::OCTET_STRING)
+        .unwrap();
+    let segments: Vec<Vec<u8>> = content
+        .chunks(100)
+        .map(|c| ber::tlv(tag::OCTET_STRING, c))
+        .collect();
+    let seg_refs: Vec<&[u8]> = segments.iter().map(Vec::as_slice).collect();
+    let constructed = indef(0x24, &seg_refs);
+    let new_encap = indef(
+        tag::SEQUENCE,
+        &[encap[0].raw, &indef(tag::CTX0, &[&constructed])],
+    );
+    let mut parts: Vec<&[u8]> = vec![sd_kids[0].raw, sd_kids[1].raw, &new_encap];
+    parts.extend(sd_kids[3..].iter().map(|e| e.raw));
+    let new_sd = indef(tag::SEQUENCE, &parts);
+    let ber_msg = indef(
+        tag::SEQUENCE,
+        &[ci_kids[0].raw, &indef(tag::CTX0, &[&new_sd])],
+    );
+    assert_ne!(ber_msg, der);
+
+    let ra = key("ra-TEST-ONLY-key.pk8.der");
+    let ra_cert = vector("ra.crt.der");
+    let decoded = codec::decode_request(
+        &ber_msg,
+        &[Recipient {
+            cert_der: &ra_cert,
+            key: &ra,
+        }],
+        &DecodeOptions::default(),
+    )
+    .unwrap();
+    let Decoded::Request(r) = decoded else {
+        panic!("BER message refused: {decoded:?}")
+    };
+    assert_eq!(r.message_type, MessageType::PkcsReq);
+    assert_eq!(r.reply_to.cipher, ContentCipher::Aes256);
+}
