@@ -927,3 +927,76 @@ async fn oaep_key_transport_and_sha384_sha512_signatures() {
         assert_eq!(reply.status, PkiStatus::Success, "{transport:?} {digest:?}");
     }
 }
+
+#[tokio::test]
+async fn a_per_endpoint_ra_replaces_the_cas() {
+    let fx = fixture();
+    let key: Arc<dyn PrivateKey> =
+        Arc::new(hsm::soft::SoftKey::generate_ephemeral("ra2", KeyAlgorithm::Rsa3072).unwrap());
+    let der = fx
+        .auth
+        .issue(&IssueRequest {
+            profile: "ra".into(),
+            subject: "CN=Endpoint RA".parse().unwrap(),
+            sans: vec![],
+            spki_der: key.public_key_der().to_vec(),
+            key_algorithm: KeyAlgorithm::Rsa3072,
+            extensions: vec![],
+            requester: "test".into(),
+            validity_days: None,
+            issuer: None,
+        })
+        .unwrap()
+        .record
+        .der;
+    let own = KeyWithCert {
+        cert_der: der.clone(),
+        key,
+    };
+    let method = StaticChallenge::new(
+        "own",
+        vec![("mdm".into(), Secret::new(b"s3cret".to_vec()), None)],
+    );
+    let ep = Arc::new(
+        Endpoint::new(
+            "own",
+            endpoint_config(ChallengeConfig::None),
+            fx.auth.clone(),
+            Some(own),
+            Arc::new(method),
+        )
+        .unwrap(),
+    );
+    let (certs, _) = scep::codec::certs_from_degenerate(&ep.ca_cert().unwrap().body).unwrap();
+    assert_eq!(certs[0], der);
+    let r = requester("own1");
+    let csr = client::csr(r.key.as_ref(), "CN=own1", Some("s3cret")).unwrap();
+    // Encrypted to the CA's RA: not for this endpoint.
+    let req = client::build_request(
+        MessageType::PkcsReq,
+        "own-a",
+        &csr,
+        r.id(),
+        &fx.ra.cert_der,
+        ContentCipher::Aes128,
+    )
+    .unwrap();
+    let reply = client::read_reply(&ep.pki_operation(req.der).await.unwrap(), r.id()).unwrap();
+    assert!(matches!(
+        reply.status,
+        PkiStatus::Failure(FailInfo::BadMessageCheck, _)
+    ));
+    // Encrypted to the endpoint's RA, and the reply is signed by it.
+    let req = client::build_request(
+        MessageType::PkcsReq,
+        "own-b",
+        &csr,
+        r.id(),
+        &der,
+        ContentCipher::Aes128,
+    )
+    .unwrap();
+    let reply = client::read_reply(&ep.pki_operation(req.der).await.unwrap(), r.id()).unwrap();
+    assert_eq!(reply.status, PkiStatus::Success);
+    assert_eq!(reply.signer_cert_der, der);
+}
