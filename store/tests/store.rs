@@ -951,3 +951,81 @@ fn throughput_16_threads() {
     assert_eq!(store.stats().unwrap().certificates, u64::from(TOTAL));
     assert_eq!(store.verify_audit().unwrap().first_bad, None);
 }
+
+fn challenge(hash: &[u8], endpoint: &str, expires_at: i64) -> store::OneTimeChallenge {
+    store::OneTimeChallenge {
+        hash: hash.to_vec(),
+        endpoint: endpoint.into(),
+        created_by: "admin".into(),
+        created_at: 1000,
+        expires_at,
+        used_at: None,
+    }
+}
+
+#[test]
+fn one_time_challenges_are_consumed_once_even_concurrently() {
+    let (_dir, path) = temp_db();
+    let s: Arc<dyn Store> =
+        Arc::new(RedbStore::open(&path, store::StoreOptions::default()).expect("open"));
+    s.put_challenge(
+        &challenge(b"h1", "ep", 5000),
+        &event("challenge-create", "ep"),
+    )
+    .expect("put");
+    assert!(matches!(
+        s.put_challenge(
+            &challenge(b"h1", "ep", 5000),
+            &event("challenge-create", "ep")
+        ),
+        Err(store::Error::Conflict(_))
+    ));
+    // Wrong endpoint and unknown hash: not found, nothing written.
+    for (h, ep) in [(&b"h1"[..], "other"), (&b"nope"[..], "ep")] {
+        assert!(matches!(
+            s.consume_challenge(h, ep, 2000, &event("challenge-use", ep)),
+            Err(store::Error::NotFound(_))
+        ));
+    }
+    // Expired.
+    s.put_challenge(
+        &challenge(b"old", "ep", 1500),
+        &event("challenge-create", "ep"),
+    )
+    .expect("put");
+    assert!(matches!(
+        s.consume_challenge(b"old", "ep", 2000, &event("challenge-use", "ep")),
+        Err(store::Error::Invalid(_))
+    ));
+    // Sixteen threads race for one challenge: exactly one wins.
+    let wins: usize = std::thread::scope(|sc| {
+        let hs: Vec<_> = (0..16)
+            .map(|_| {
+                let s = s.clone();
+                sc.spawn(move || {
+                    s.consume_challenge(b"h1", "ep", 2000, &event("challenge-use", "ep"))
+                        .is_ok() as usize
+                })
+            })
+            .collect();
+        hs.into_iter().map(|h| h.join().expect("thread")).sum()
+    });
+    assert_eq!(wins, 1);
+    assert!(matches!(
+        s.consume_challenge(b"h1", "ep", 2001, &event("challenge-use", "ep")),
+        Err(store::Error::Conflict(_))
+    ));
+    // Durable across a reopen.
+    drop(s);
+    let s = RedbStore::open(&path, store::StoreOptions::default()).expect("reopen");
+    assert!(matches!(
+        s.consume_challenge(b"h1", "ep", 2002, &event("challenge-use", "ep")),
+        Err(store::Error::Conflict(_))
+    ));
+    s.put_transaction("scep:ep:t:k", b"\x01\x02").expect("tx");
+    assert_eq!(
+        s.find_transaction("scep:ep:t:k").expect("find"),
+        Some(vec![1, 2])
+    );
+    assert_eq!(s.find_transaction("other").expect("find"), None);
+}
