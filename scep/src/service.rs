@@ -90,6 +90,17 @@ impl Endpoint {
         }
         let ca_name = config.ca.clone().unwrap_or_else(|| profile.issuer.clone());
         let ca = auth.ca(&ca_name)?.clone();
+        // GetCACert must announce the CA that actually issues.
+        for p in config.profiles() {
+            if let Some(pr) = auth.profiles().get(p)
+                && pr.issuer != ca.name
+            {
+                return Err(Error::Config(format!(
+                    "SCEP endpoint {name}: profile {p} issues from {}, not from the endpoint's CA {}",
+                    pr.issuer, ca.name
+                )));
+            }
+        }
         let (ra, ra_is_ca) = match ra.or_else(|| ca.ra.clone()) {
             Some(ra) => (ra, false),
             None => (
