@@ -104,9 +104,10 @@ impl Authority {
         }
     }
 
-    /// Records that protocol transaction `key` produced certificate `serial`.
-    pub fn record_transaction(&self, key: &str, serial: &[u8]) -> Result<()> {
-        Ok(self.store.put_transaction(key, serial)?)
+    /// Records that the protocol transaction known by each of `keys` produced
+    /// certificate `serial` (one durable commit).
+    pub fn record_transaction(&self, keys: &[String], serial: &[u8]) -> Result<()> {
+        Ok(self.store.put_transaction(keys, serial)?)
     }
 
     /// The certificate recorded for protocol transaction `key`, if any.

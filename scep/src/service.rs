@@ -416,19 +416,37 @@ impl Endpoint {
         let key = self.transaction_key(&req);
         let replay = self.replay_key(&req);
         // A replay of a completed request gets the same certificate.
+        // One trip to the blocking pool: the replay lookup, the CSR (its signature check
+        // is public-key work) and whether a certificate we issued signed the request.
         let k2 = replay.clone();
-        match self.blocking(move |a| a.find_transaction(&k2)).await {
-            Ok(Some(record)) => {
-                tracing::info!(transaction = %req.reply_to.transaction_id, "replayed SCEP transaction answered with its certificate");
-                return self.success_with_cert(&req, &record.der).await;
-            }
-            Ok(None) => {}
-            Err(e) => return Err(Error::Authority(e)),
+        let data = req.message_data.clone();
+        let serial = req.signer.serial.clone();
+        let der = req.signer.cert_der.clone();
+        let (done, csr, ours) = self
+            .blocking(move |a| {
+                if let Some(record) = a.find_transaction(&k2)? {
+                    return Ok((Some(record), None, None));
+                }
+                let csr = ca_core::csr::parse_with(&data, CsrOptions { allow_sha1: true });
+                // Initial enrollment or renewal: a request signed by a certificate we
+                // issued is a renewal whatever its messageType (macOS and certnanny renew
+                // with PKCSReq).
+                let ours = match a.get(&ca_core::asn1::minimal_positive(&serial)) {
+                    Ok(r) if r.der == der => Some(r),
+                    Ok(_) => None,
+                    Err(e) if e.kind() == ca_core::ErrorKind::NotFound => None,
+                    Err(e) => return Err(e),
+                };
+                Ok((None, Some(csr), ours))
+            })
+            .await?;
+        if let Some(record) = done {
+            tracing::info!(transaction = %req.reply_to.transaction_id, "replayed SCEP transaction answered with its certificate");
+            return self.success_with_cert(&req, &record.der).await;
         }
-        let csr = match ca_core::csr::parse_with(&req.message_data, CsrOptions { allow_sha1: true })
-        {
-            Ok(c) => c,
-            Err(e) => {
+        let csr = match csr {
+            Some(Ok(c)) => c,
+            Some(Err(e)) => {
                 return self
                     .fail(
                         &req,
@@ -436,21 +454,8 @@ impl Endpoint {
                     )
                     .await;
             }
+            None => return Err(Error::Reply("internal: no CSR result".into())),
         };
-        // Initial enrollment or renewal: a request signed by a certificate we issued is a
-        // renewal whatever its messageType (macOS and certnanny renew with PKCSReq).
-        let serial = req.signer.serial.clone();
-        let der = req.signer.cert_der.clone();
-        let ours = self
-            .blocking(
-                move |a| match a.get(&ca_core::asn1::minimal_positive(&serial)) {
-                    Ok(r) if r.der == der => Ok(Some(r)),
-                    Ok(_) => Ok(None),
-                    Err(e) if e.kind() == ca_core::ErrorKind::NotFound => Ok(None),
-                    Err(e) => Err(e),
-                },
-            )
-            .await?;
         let kind = if ours.is_some() {
             EnrollKind::Renewal
         } else {
@@ -601,17 +606,16 @@ impl Endpoint {
         }
         let keys = keys.to_vec();
         let serial = issued.record.serial.clone();
-        if let Err(e) = self
-            .blocking(move |a| {
-                keys.iter()
-                    .try_for_each(|k| a.record_transaction(k, &serial))
-            })
-            .await
-        {
+        // The transaction record commits while the reply is signed.
+        let (recorded, reply) = tokio::join!(
+            self.blocking(move |a| a.record_transaction(&keys, &serial)),
+            self.success_with_cert(req, &der)
+        );
+        if let Err(e) = recorded {
             // The certificate is durable; only replay detection is lost for it.
             tracing::error!(error = %e, "recording the SCEP transaction failed");
         }
-        self.success_with_cert(req, &der).await
+        reply
     }
 
     /// Holds an initial enrollment for an administrator (RFC 8894 §3.3.2: PENDING, then
@@ -668,7 +672,7 @@ impl Endpoint {
                 let (k, s2) = (key.to_string(), serial.clone());
                 let record = self
                     .blocking(move |a| {
-                        a.record_transaction(&k, &s2)?;
+                        a.record_transaction(&[k], &s2)?;
                         a.get(&s2)
                     })
                     .await?;

@@ -326,8 +326,8 @@ pub trait Store: Send + Sync {
 
     /// Records which certificate a protocol transaction produced (SCEP: endpoint,
     /// transaction ID and signer key hash), so that a replay returns the same certificate.
-    /// Overwrites an earlier entry for the key.
-    fn put_transaction(&self, key: &str, serial: &[u8]) -> Result<()>;
+    /// Every key of `keys` maps to `serial`, in one commit; earlier entries are replaced.
+    fn put_transaction(&self, keys: &[String], serial: &[u8]) -> Result<()>;
 
     /// The serial recorded for a protocol transaction.
     fn find_transaction(&self, key: &str) -> Result<Option<Vec<u8>>>;

@@ -381,7 +381,7 @@ enum Op {
         audit: AuditEvent,
     },
     PutTransaction {
-        key: String,
+        keys: Vec<String>,
         serial: Vec<u8>,
     },
 }
@@ -888,10 +888,12 @@ fn apply(t: &mut Tables<'_>, tip: &mut AuditTip, op: Op) -> Result<Reply, ApplyE
             advance(tip, entry);
             Ok(Reply::Challenge(Box::new(before)))
         }
-        Op::PutTransaction { key, serial } => {
-            t.transactions
-                .insert(key.as_str(), serial.as_slice())
-                .fatal()?;
+        Op::PutTransaction { keys, serial } => {
+            for key in &keys {
+                t.transactions
+                    .insert(key.as_str(), serial.as_slice())
+                    .fatal()?;
+            }
             Ok(Reply::Done)
         }
         Op::PutPending { mut request, audit } => {
@@ -1338,9 +1340,9 @@ impl Store for RedbStore {
         }
     }
 
-    fn put_transaction(&self, key: &str, serial: &[u8]) -> Result<()> {
+    fn put_transaction(&self, keys: &[String], serial: &[u8]) -> Result<()> {
         match self.submit(Op::PutTransaction {
-            key: key.to_string(),
+            keys: keys.to_vec(),
             serial: serial.to_vec(),
         })? {
             Reply::Done => Ok(()),

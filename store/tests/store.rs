@@ -1022,7 +1022,9 @@ fn one_time_challenges_are_consumed_once_even_concurrently() {
         s.consume_challenge(b"h1", "ep", 2002, &event("challenge-use", "ep")),
         Err(store::Error::Conflict(_))
     ));
-    s.put_transaction("scep:ep:t:k", b"\x01\x02").expect("tx");
+    s.put_transaction(&["scep:ep:t:k".into(), "k2".into()], b"\x01\x02")
+        .expect("tx");
+    assert_eq!(s.find_transaction("k2").expect("find"), Some(vec![1, 2]));
     assert_eq!(
         s.find_transaction("scep:ep:t:k").expect("find"),
         Some(vec![1, 2])
