@@ -104,6 +104,21 @@ impl Authority {
         }
     }
 
+    /// Makes a challenge consumed by an enrollment that then failed usable again, so
+    /// that it is spent only by a successful enrollment.
+    pub fn release_challenge(&self, endpoint: &str, challenge: &str, actor: &str) -> Result<()> {
+        let audit = AuditEvent {
+            time: self.clock.now(),
+            action: "challenge-release".into(),
+            actor: actor.to_string(),
+            subject: endpoint.to_string(),
+            detail: "the enrollment failed; the challenge may be used again".into(),
+        };
+        self.store
+            .release_challenge(&challenge_hash(challenge), endpoint, &audit)?;
+        Ok(())
+    }
+
     /// Records that the protocol transaction known by each of `keys` produced
     /// certificate `serial` (one durable commit).
     pub fn record_transaction(&self, keys: &[String], serial: &[u8]) -> Result<()> {

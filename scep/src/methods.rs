@@ -131,17 +131,40 @@ impl ChallengeMethod for StaticChallenge {
     }
 }
 
-/// `one-time`: challenges created by an administrator, each consumed by its first use
-/// (durably and atomically, through the authority).
+/// `one-time`: challenges created by an administrator, each spent by the first
+/// successful enrollment. `verify` consumes the challenge atomically and durably (so two
+/// concurrent enrollments can never both pass); if the enrollment then fails, `failed`
+/// releases it again.
 #[derive(Debug)]
 pub struct OneTimeChallenge {
     auth: Arc<Authority>,
+    /// Enrollments (endpoint, transactionID, signer key) that consumed a challenge and
+    /// have not finished yet.
+    consumed: std::sync::Mutex<std::collections::HashSet<(String, String, Vec<u8>)>>,
 }
 
 impl OneTimeChallenge {
     /// A method backed by the authority's challenge records.
     pub fn new(auth: Arc<Authority>) -> Self {
-        OneTimeChallenge { auth }
+        OneTimeChallenge {
+            auth,
+            consumed: std::sync::Mutex::new(Default::default()),
+        }
+    }
+
+    fn id(ctx: &EnrollmentContext) -> (String, String, Vec<u8>) {
+        (
+            ctx.endpoint.clone(),
+            ctx.transaction_id.clone(),
+            ctx.csr.spki_der.clone(),
+        )
+    }
+
+    fn take(&self, ctx: &EnrollmentContext) -> bool {
+        match self.consumed.lock() {
+            Ok(mut set) => set.remove(&Self::id(ctx)),
+            Err(_) => false,
+        }
     }
 }
 
@@ -163,10 +186,15 @@ impl ChallengeMethod for OneTimeChallenge {
                 tokio::task::spawn_blocking(move || auth.consume_challenge(&endpoint, &given, &a2))
                     .await;
             match r {
-                Ok(Ok(())) => Verdict::Accept(Acceptance {
-                    profile: None,
-                    requester: actor,
-                }),
+                Ok(Ok(())) => {
+                    if let Ok(mut set) = self.consumed.lock() {
+                        set.insert(Self::id(ctx));
+                    }
+                    Verdict::Accept(Acceptance {
+                        profile: None,
+                        requester: actor,
+                    })
+                }
                 Ok(Err(e)) if e.kind() == ca_core::ErrorKind::Unauthorized => {
                     let text = e.client_message();
                     let text = text.trim_start_matches("unauthorized: ").to_string();
@@ -189,6 +217,41 @@ impl ChallengeMethod for OneTimeChallenge {
                     client_text: "the challenge could not be checked".into(),
                     detail: format!("one-time challenge task: {e}"),
                 }),
+            }
+        })
+    }
+
+    fn issued<'a>(
+        &'a self,
+        ctx: &'a EnrollmentContext,
+        _cert_der: &'a [u8],
+    ) -> BoxFuture<'a, Result<(), Rejection>> {
+        // Spent for good.
+        self.take(ctx);
+        Box::pin(async { Ok(()) })
+    }
+
+    fn failed<'a>(&'a self, ctx: &'a EnrollmentContext, _why: &'a Rejection) -> BoxFuture<'a, ()> {
+        Box::pin(async move {
+            // Only a challenge this enrollment consumed is released; a refusal by verify
+            // itself (wrong, used, expired) consumed nothing.
+            if !self.take(ctx) {
+                return;
+            }
+            let Some(given) = ctx.csr.challenge_password.clone() else {
+                return;
+            };
+            let auth = self.auth.clone();
+            let endpoint = ctx.endpoint.clone();
+            let actor = format!("scep:{endpoint}:one-time");
+            match tokio::task::spawn_blocking(move || {
+                auth.release_challenge(&endpoint, &given, &actor)
+            })
+            .await
+            {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::warn!(error = %e, "could not release a one-time challenge"),
+                Err(e) => tracing::warn!(error = %e, "could not release a one-time challenge"),
             }
         })
     }

@@ -1000,3 +1000,84 @@ async fn a_per_endpoint_ra_replaces_the_cas() {
     assert_eq!(reply.status, PkiStatus::Success);
     assert_eq!(reply.signer_cert_der, der);
 }
+
+#[tokio::test]
+async fn a_one_time_challenge_survives_a_failed_enrollment() {
+    let fx = fixture();
+    let cfg = endpoint_config(ChallengeConfig::OneTime {
+        default_ttl_seconds: 60,
+    });
+    let ep = Arc::new(
+        Endpoint::new(
+            "otp",
+            cfg,
+            fx.auth.clone(),
+            None,
+            Arc::new(OneTimeChallenge::new(fx.auth.clone())),
+        )
+        .unwrap(),
+    );
+    let ch = fx.auth.create_challenge("otp", 60, "admin").unwrap();
+    // The profile refuses this name (CN longer than 64 characters) after the challenge
+    // was accepted: the challenge is released, not spent.
+    let r = requester("x");
+    let long = "x".repeat(100);
+    let (reply, _) = enroll(
+        &ep,
+        &fx,
+        &r,
+        &long,
+        Some(&ch.challenge),
+        ContentCipher::Aes128,
+        MessageType::PkcsReq,
+    )
+    .await;
+    assert!(
+        matches!(reply.status, PkiStatus::Failure(FailInfo::BadRequest, _)),
+        "{:?}",
+        reply.status
+    );
+    let actions: Vec<String> = fx
+        .store
+        .audit_entries(1, 10_000)
+        .unwrap()
+        .into_iter()
+        .map(|e| e.event.action)
+        .collect();
+    let used = actions
+        .iter()
+        .position(|a| a == "challenge-use")
+        .expect("consumed");
+    let released = actions
+        .iter()
+        .position(|a| a == "challenge-release")
+        .expect("released");
+    assert!(used < released, "{actions:?}");
+    let (reply, _) = enroll(
+        &ep,
+        &fx,
+        &r,
+        "fine",
+        Some(&ch.challenge),
+        ContentCipher::Aes128,
+        MessageType::PkcsReq,
+    )
+    .await;
+    assert_eq!(reply.status, PkiStatus::Success);
+    // Now it is spent.
+    let r2 = requester("y");
+    let (reply, _) = enroll(
+        &ep,
+        &fx,
+        &r2,
+        "again",
+        Some(&ch.challenge),
+        ContentCipher::Aes128,
+        MessageType::PkcsReq,
+    )
+    .await;
+    assert!(matches!(
+        reply.status,
+        PkiStatus::Failure(FailInfo::BadRequest, _)
+    ));
+}

@@ -324,6 +324,11 @@ pub trait Store: Send + Sync {
         audit: &AuditEvent,
     ) -> Result<OneTimeChallenge>;
 
+    /// Makes a consumed challenge usable again (its enrollment failed after consuming it),
+    /// with its audit event. [`Error::NotFound`] if there is none for `endpoint`,
+    /// [`Error::Conflict`] if it is not marked used.
+    fn release_challenge(&self, hash: &[u8], endpoint: &str, audit: &AuditEvent) -> Result<()>;
+
     /// Records which certificate a protocol transaction produced (SCEP: endpoint,
     /// transaction ID and signer key hash), so that a replay returns the same certificate.
     /// Every key of `keys` maps to `serial`, in one commit; earlier entries are replaced.

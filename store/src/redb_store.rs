@@ -380,6 +380,11 @@ enum Op {
         now: UnixTime,
         audit: AuditEvent,
     },
+    ReleaseChallenge {
+        hash: Vec<u8>,
+        endpoint: String,
+        audit: AuditEvent,
+    },
     PutTransaction {
         keys: Vec<String>,
         serial: Vec<u8>,
@@ -888,6 +893,31 @@ fn apply(t: &mut Tables<'_>, tip: &mut AuditTip, op: Op) -> Result<Reply, ApplyE
             advance(tip, entry);
             Ok(Reply::Challenge(Box::new(before)))
         }
+        Op::ReleaseChallenge {
+            hash,
+            endpoint,
+            audit,
+        } => {
+            let found: Option<OneTimeChallenge> = match t.challenges.get(hash.as_slice()).fatal()? {
+                Some(g) => Some(decode("challenge", g.value()).refuse()?),
+                None => None,
+            };
+            let Some(mut c) = found.filter(|c| c.endpoint == endpoint) else {
+                return refused(Error::NotFound("no such challenge".into()));
+            };
+            if c.used_at.is_none() {
+                return refused(Error::Conflict("the challenge is not used".into()));
+            }
+            c.used_at = None;
+            let json = encode(&c).refuse()?;
+            let (entry, entry_json) = chain(tip, audit)?;
+            t.challenges
+                .insert(hash.as_slice(), json.as_slice())
+                .fatal()?;
+            t.audit.insert(entry.seq, entry_json.as_slice()).fatal()?;
+            advance(tip, entry);
+            Ok(Reply::Done)
+        }
         Op::PutTransaction { keys, serial } => {
             for key in &keys {
                 t.transactions
@@ -1336,6 +1366,17 @@ impl Store for RedbStore {
             audit: audit.clone(),
         })? {
             Reply::Challenge(c) => Ok(*c),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    fn release_challenge(&self, hash: &[u8], endpoint: &str, audit: &AuditEvent) -> Result<()> {
+        match self.submit(Op::ReleaseChallenge {
+            hash: hash.to_vec(),
+            endpoint: endpoint.to_string(),
+            audit: audit.clone(),
+        })? {
+            Reply::Done => Ok(()),
             other => Err(unexpected(other)),
         }
     }
