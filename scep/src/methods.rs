@@ -138,9 +138,11 @@ impl ChallengeMethod for StaticChallenge {
 #[derive(Debug)]
 pub struct OneTimeChallenge {
     auth: Arc<Authority>,
-    /// Enrollments (endpoint, transactionID, signer key) that consumed a challenge and
-    /// have not finished yet.
-    consumed: std::sync::Mutex<std::collections::HashSet<(String, String, Vec<u8>)>>,
+    /// Enrollments (endpoint, transactionID, CSR key) that consumed a challenge and have
+    /// not finished yet, with when. Entries of enrollments that never report back (held
+    /// for approval: the held request spends the challenge) are pruned after an hour.
+    consumed:
+        std::sync::Mutex<std::collections::HashMap<(String, String, Vec<u8>), std::time::Instant>>,
 }
 
 impl OneTimeChallenge {
@@ -162,7 +164,7 @@ impl OneTimeChallenge {
 
     fn take(&self, ctx: &EnrollmentContext) -> bool {
         match self.consumed.lock() {
-            Ok(mut set) => set.remove(&Self::id(ctx)),
+            Ok(mut set) => set.remove(&Self::id(ctx)).is_some(),
             Err(_) => false,
         }
     }
@@ -188,7 +190,9 @@ impl ChallengeMethod for OneTimeChallenge {
             match r {
                 Ok(Ok(())) => {
                     if let Ok(mut set) = self.consumed.lock() {
-                        set.insert(Self::id(ctx));
+                        let now = std::time::Instant::now();
+                        set.retain(|_, t| now.duration_since(*t).as_secs() < 3600);
+                        set.insert(Self::id(ctx), now);
                     }
                     Verdict::Accept(Acceptance {
                         profile: None,
