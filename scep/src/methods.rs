@@ -131,6 +131,9 @@ impl ChallengeMethod for StaticChallenge {
     }
 }
 
+/// (endpoint, transactionID, CSR public key) of one enrollment.
+type EnrollmentId = (String, String, Vec<u8>);
+
 /// `one-time`: challenges created by an administrator, each spent by the first
 /// successful enrollment. `verify` consumes the challenge atomically and durably (so two
 /// concurrent enrollments can never both pass); if the enrollment then fails, `failed`
@@ -141,8 +144,7 @@ pub struct OneTimeChallenge {
     /// Enrollments (endpoint, transactionID, CSR key) that consumed a challenge and have
     /// not finished yet, with when. Entries of enrollments that never report back (held
     /// for approval: the held request spends the challenge) are pruned after an hour.
-    consumed:
-        std::sync::Mutex<std::collections::HashMap<(String, String, Vec<u8>), std::time::Instant>>,
+    consumed: std::sync::Mutex<std::collections::HashMap<EnrollmentId, std::time::Instant>>,
 }
 
 impl OneTimeChallenge {
@@ -154,7 +156,7 @@ impl OneTimeChallenge {
         }
     }
 
-    fn id(ctx: &EnrollmentContext) -> (String, String, Vec<u8>) {
+    fn id(ctx: &EnrollmentContext) -> EnrollmentId {
         (
             ctx.endpoint.clone(),
             ctx.transaction_id.clone(),
