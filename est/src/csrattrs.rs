@@ -122,7 +122,7 @@ mod tests {
         // It is one DER SEQUENCE.
         use der::Decode;
         let any = der::Any::from_der(&der_bytes).unwrap();
-        assert_eq!(any.tag(), der::Tag::Sequence);
+        assert_eq!(der::Tagged::tag(&any), der::Tag::Sequence);
         let hay = der_bytes.windows(5).any(|w| w == [0x06, 0x03, 0x55, 0x1d, 0x11]);
         assert!(hay, "subjectAltName OID present");
         let mut ec = ca_core::profile::built_in("tls-client").unwrap();

@@ -177,7 +177,7 @@ mod tests {
         use der::Decode;
         let p7 = certs_only(&[vec![0x30, 0x00], vec![0x30, 0x01, 0x00]]);
         let any = der::Any::from_der(&p7).unwrap();
-        assert_eq!(any.tag(), der::Tag::Sequence);
+        assert_eq!(der::Tagged::tag(&any), der::Tag::Sequence);
         assert_eq!(&p7[p7.len() - 7..], &[0x30, 0x00, 0x30, 0x01, 0x00, 0x31, 0x00]);
     }
 }

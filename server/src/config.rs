@@ -28,6 +28,9 @@ pub struct Config {
     /// `[profiles.<name>]`.
     #[serde(default)]
     pub profiles: BTreeMap<String, ProfileConfig>,
+    /// `[est]`: EST endpoints (served on the HTTPS listener, `[server.tls]`).
+    #[serde(default)]
+    pub est: est::EstConfig,
     /// The directory relative paths are resolved against (the config file's directory).
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -56,6 +59,31 @@ pub struct ServerConfig {
     /// Log format: `text` or `json`.
     #[serde(default = "default_log_format")]
     pub log_format: String,
+    /// `[server.tls]`: the HTTPS listener (EST, and everything the plain one serves).
+    #[serde(default)]
+    pub tls: Option<TlsConfig>,
+}
+
+/// `[server.tls]`: the HTTPS listener. It serves the same routes as the plain listener
+/// plus EST, asks clients for a certificate (optional) whose trust anchors are collected
+/// from the EST endpoints, and uses the same body limit and timeouts.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// Listen address.
+    pub listen: SocketAddr,
+    /// PEM certificate chain, leaf first (`privca init` writes `ca/tls-server.crt`).
+    pub certificate: PathBuf,
+    /// Label of the key in the key store (`privca init` makes `tls-server`).
+    #[serde(default)]
+    pub key: Option<String>,
+    /// Or: an unencrypted PKCS#8 PEM key file (mode 0600) for a certificate the operator
+    /// brings.
+    #[serde(default)]
+    pub key_file: Option<PathBuf>,
+    /// Seconds a client has to finish the TLS handshake.
+    #[serde(default = "default_header_timeout")]
+    pub handshake_timeout_seconds: u64,
 }
 
 fn default_true() -> bool {
@@ -142,6 +170,19 @@ impl Config {
         if self.ca.crl_validity_hours == 0 || self.ca.ocsp_validity_hours == 0 {
             return Err(Error::Config(
                 "[ca] validity hours must be at least 1".into(),
+            ));
+        }
+        if let Some(t) = &self.server.tls
+            && t.key.is_some() == t.key_file.is_some()
+        {
+            return Err(Error::Config(
+                "[server.tls] needs exactly one of key (key store label) and key_file".into(),
+            ));
+        }
+        self.est.validate()?;
+        if !self.est.endpoints.is_empty() && self.server.tls.is_none() {
+            return Err(Error::Config(
+                "[est] endpoints need the HTTPS listener: add [server.tls]".into(),
             ));
         }
         for (name, p) in &self.profiles {

@@ -51,6 +51,20 @@ pub fn token_hash(token: &[u8]) -> [u8; 32] {
     sha2::Sha256::digest(token).into()
 }
 
+/// Adds the per-request limits every listener applies (request timeout, request span).
+pub fn with_limits<S: Clone + Send + Sync + 'static>(r: Router<S>, limits: Limits) -> Router<S> {
+    r.layer(middleware::from_fn(move |req: Request, next: Next| {
+        let t = limits.request_timeout;
+        async move {
+            match tokio::time::timeout(t, next.run(req)).await {
+                Ok(r) => r,
+                Err(_) => plain(StatusCode::SERVICE_UNAVAILABLE, "request timed out"),
+            }
+        }
+    }))
+    .layer(middleware::from_fn(trace_request))
+}
+
 /// The router with every route.
 pub fn router(state: Arc<AppState>, limits: Limits) -> Router {
     let admin = Router::new()
@@ -62,7 +76,7 @@ pub fn router(state: Arc<AppState>, limits: Limits) -> Router {
         .route("/profiles", get(admin_profiles))
         .route("/audit/verify", get(admin_audit_verify))
         .layer(middleware::from_fn_with_state(state.clone(), admin_auth));
-    Router::new()
+    let routes = Router::new()
         .route("/healthz", get(healthz))
         .route("/crl/{file}", get(crl))
         .route("/ca/{file}", get(ca_cert))
@@ -70,18 +84,8 @@ pub fn router(state: Arc<AppState>, limits: Limits) -> Router {
         .route("/ocsp/", post(ocsp_post))
         .route("/ocsp/{*request}", get(ocsp_get))
         .nest("/admin/v1", admin)
-        .layer(DefaultBodyLimit::max(limits.max_body_bytes))
-        .layer(middleware::from_fn(move |req: Request, next: Next| {
-            let t = limits.request_timeout;
-            async move {
-                match tokio::time::timeout(t, next.run(req)).await {
-                    Ok(r) => r,
-                    Err(_) => plain(StatusCode::SERVICE_UNAVAILABLE, "request timed out"),
-                }
-            }
-        }))
-        .layer(middleware::from_fn(trace_request))
-        .with_state(state)
+        .layer(DefaultBodyLimit::max(limits.max_body_bytes));
+    with_limits(routes, limits).with_state(state)
 }
 
 async fn trace_request(req: Request, next: Next) -> Response {
@@ -489,6 +493,30 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()>,
     grace: Duration,
 ) {
+    serve_with(listener, router, limits, shutdown, grace, None).await
+}
+
+/// TLS for [`serve_with`]: the acceptor and the time a client has for its handshake.
+#[derive(Clone)]
+pub struct TlsAccept {
+    /// The rustls acceptor.
+    pub acceptor: tokio_rustls::TlsAcceptor,
+    /// Handshake timeout (slow clients are dropped, others keep being served).
+    pub handshake_timeout: Duration,
+}
+
+/// The one accept loop of every listener, plain or TLS: per connection it (for TLS)
+/// completes the handshake within its timeout and puts [`est::TlsInfo`] (peer chain,
+/// RFC 9266 exporter) into each request's extensions, then serves HTTP with the header
+/// timeout, keep-alive and graceful shutdown of `limits`.
+pub async fn serve_with(
+    listener: TcpListener,
+    router: Router,
+    limits: Limits,
+    shutdown: impl std::future::Future<Output = ()>,
+    grace: Duration,
+    tls: Option<TlsAccept>,
+) {
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
@@ -509,17 +537,28 @@ pub async fn serve(
                         continue;
                     }
                 };
-                let svc = router.clone().map_request(move |req: hyper::Request<hyper::body::Incoming>| {
-                    let mut req = req.map(axum::body::Body::new);
-                    req.extensions_mut().insert(ConnectInfo(peer));
-                    req
-                });
-                let conn = builder.serve_connection(TokioIo::new(stream), TowerToHyperService::new(svc));
-                let conn = graceful.watch(conn.into_owned());
+                let router = router.clone();
+                let builder = builder.clone();
+                let watcher = graceful.watcher();
+                let tls = tls.clone();
                 tokio::spawn(async move {
-                    if let Err(e) = conn.await {
-                        tracing::debug!(error = %e, %peer, "connection ended with an error");
-                    }
+                    let Some(tls) = tls else {
+                        serve_connection(&builder, watcher, TokioIo::new(stream), router, peer, None).await;
+                        return;
+                    };
+                    let stream = match tokio::time::timeout(tls.handshake_timeout, tls.acceptor.accept(stream)).await {
+                        Ok(Ok(s)) => s,
+                        Ok(Err(e)) => {
+                            tracing::debug!(error = %e, %peer, "TLS handshake failed");
+                            return;
+                        }
+                        Err(_) => {
+                            tracing::debug!(%peer, "TLS handshake timed out");
+                            return;
+                        }
+                    };
+                    let info = crate::tls::connection_info(stream.get_ref().1);
+                    serve_connection(&builder, watcher, TokioIo::new(stream), router, peer, Some(info)).await;
                 });
             }
             () = &mut shutdown => break,
@@ -532,5 +571,30 @@ pub async fn serve(
         .is_err()
     {
         tracing::warn!("some connections did not finish in time");
+    }
+}
+
+async fn serve_connection<I>(
+    builder: &auto::Builder<TokioExecutor>,
+    watcher: hyper_util::server::graceful::Watcher,
+    io: TokioIo<I>,
+    router: Router,
+    peer: SocketAddr,
+    tls: Option<est::TlsInfo>,
+) where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let svc = router.map_request(move |req: hyper::Request<hyper::body::Incoming>| {
+        let mut req = req.map(axum::body::Body::new);
+        req.extensions_mut().insert(ConnectInfo(peer));
+        if let Some(info) = &tls {
+            req.extensions_mut().insert(info.clone());
+        }
+        req
+    });
+    let conn = builder.serve_connection(io, TowerToHyperService::new(svc));
+    let conn = watcher.watch(conn.into_owned());
+    if let Err(e) = conn.await {
+        tracing::debug!(error = %e, %peer, "connection ended with an error");
     }
 }

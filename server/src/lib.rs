@@ -10,6 +10,7 @@ pub mod http;
 pub mod init;
 pub mod ops;
 pub mod serve;
+pub mod tls;
 
 mod error;
 
