@@ -94,12 +94,53 @@ pub enum Command {
         #[command(subcommand)]
         action: CaAction,
     },
+    /// EST helpers.
+    Est {
+        /// What to do.
+        #[command(subcommand)]
+        action: EstAction,
+    },
     /// Benchmarks (print figures; nothing is asserted).
     Bench {
         /// Which benchmark.
         #[command(subcommand)]
         which: crate::bench::BenchCommand,
     },
+}
+
+/// `privca est …`.
+#[derive(Debug, Subcommand)]
+pub enum EstAction {
+    /// Print a password hash for `[est.endpoints.<label>] accounts`; the password is read
+    /// from standard input (first line) or from `--file`, never from the command line.
+    HashPassword {
+        /// Read the password from this file (first line) instead of standard input.
+        #[arg(long)]
+        file: Option<PathBuf>,
+        /// PBKDF2 iterations.
+        #[arg(long, default_value_t = est::password::DEFAULT_ITERATIONS)]
+        iterations: u32,
+    },
+}
+
+/// `privca est hash-password`.
+pub fn hash_password(file: Option<&Path>, iterations: u32) -> Result<String, Error> {
+    let text = match file {
+        Some(f) => std::fs::read_to_string(f)
+            .map_err(|e| Error::io(format!("reading {}", f.display()), e))?,
+        None => {
+            let mut s = String::new();
+            std::io::stdin()
+                .read_line(&mut s)
+                .map_err(|e| Error::io("reading standard input", e))?;
+            s
+        }
+    };
+    let password = text.lines().next().unwrap_or("");
+    if password.is_empty() {
+        return Err(Error::Usage("the password is empty".into()));
+    }
+    Ok(est::password::PasswordHash::new(password.as_bytes(), iterations)?.to_string())
 }
 
 /// `privca audit …`.
@@ -200,6 +241,13 @@ pub struct InitArgs {
     /// Import an existing issuing CA: its unencrypted PKCS#8 key.
     #[arg(long, requires = "import_issuing_cert")]
     pub import_issuing_key: Option<PathBuf>,
+    /// HTTPS listener address ([server.tls], serves EST); init issues its certificate.
+    #[arg(long)]
+    pub tls_listen: Option<String>,
+    /// Name for the HTTPS certificate (DNS name or IP; repeatable). Default: localhost
+    /// and the listener's IP.
+    #[arg(long = "hostname")]
+    pub hostnames: Vec<String>,
 }
 
 /// `privca quickstart` options.
@@ -496,6 +544,12 @@ pub fn run(cli: Cli) -> Result<(), Error> {
             Ok(())
         }
         Command::Bench { which } => crate::bench::run(which),
+        Command::Est {
+            action: EstAction::HashPassword { file, iterations },
+        } => {
+            println!("{}", hash_password(file.as_deref(), iterations)?);
+            Ok(())
+        }
         other => {
             let cfg = Config::load(&cli.config)?;
             let target = Target::open(&cfg)?;
@@ -524,6 +578,8 @@ impl InitArgs {
             import_root_key: None,
             import_issuing_cert: None,
             import_issuing_key: None,
+            tls_listen: None,
+            hostnames: Vec::new(),
         }
     }
 }
@@ -551,6 +607,8 @@ fn init_params(a: &InitArgs) -> InitParams {
             .import_issuing_cert
             .clone()
             .zip(a.import_issuing_key.clone()),
+        tls_listen: a.tls_listen.clone(),
+        hostnames: a.hostnames.clone(),
     }
 }
 

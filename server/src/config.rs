@@ -265,6 +265,7 @@ mod tests {
         let example: String = text
             .lines()
             .skip_while(|l| !l.starts_with("# [profiles."))
+            .take_while(|l| !l.starts_with("# EST (RFC 7030)"))
             .map(|l| l.trim_start_matches('#').trim_start())
             .collect::<Vec<_>>()
             .join("\n");
@@ -272,6 +273,34 @@ mod tests {
             toml::from_str(&format!("{text}\n{example}")).expect("example parses");
         with_example.validate().expect("example profile valid");
         assert!(with_example.profiles.contains_key("corp-server"));
+    }
+
+    /// The commented EST example is valid once uncommented, with the `[server.tls]`
+    /// section `init --tls-listen` writes; EST without TLS is refused.
+    #[test]
+    fn the_est_example_and_tls_section_load() {
+        let text = crate::init::render_config("127.0.0.1:8080", "http://x", "{ file = \"p\" }");
+        let example: String = text
+            .lines()
+            .skip_while(|l| !l.starts_with("# [est]"))
+            .map(|l| l.trim_start_matches('#').trim_start())
+            .collect::<Vec<_>>()
+            .join("\n");
+        let base = text
+            .lines()
+            .take_while(|l| !l.starts_with("# [profiles."))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let no_tls: Config = toml::from_str(&format!("{base}\n{example}")).expect("parses");
+        assert!(no_tls.validate().is_err(), "EST needs [server.tls]");
+        let tls = crate::init::render_tls_section("127.0.0.1:8443");
+        let cfg: Config =
+            toml::from_str(&format!("{base}\n{tls}\n{example}")).expect("example parses");
+        cfg.validate().expect("valid");
+        assert_eq!(cfg.est.default_label(), Some("devices"));
+        let ep = &cfg.est.endpoints["devices"];
+        assert_eq!(ep.auth, est::config::AuthMode::Either);
+        assert_eq!(cfg.server.tls.as_ref().map(|t| t.listen.port()), Some(8443));
     }
 
     #[test]

@@ -47,6 +47,10 @@ pub struct InitParams {
     pub import_root: Option<(PathBuf, PathBuf)>,
     /// Import the issuing CA: certificate and PKCS#8 key files.
     pub import_issuing: Option<(PathBuf, PathBuf)>,
+    /// HTTPS listener address (`[server.tls]`); when set, init issues its certificate.
+    pub tls_listen: Option<String>,
+    /// Names for the HTTPS certificate (DNS names or IP addresses).
+    pub hostnames: Vec<String>,
 }
 
 /// What `init` made.
@@ -299,13 +303,84 @@ pub fn init(p: &InitParams) -> Result<InitOutcome, Error> {
     for name in ["root", "issuing"] {
         auth.generate_crl(name, "init")?;
     }
-    let text = render_config(&p.listen, &p.base_url, &pass_toml);
+    let mut text = render_config(&p.listen, &p.base_url, &pass_toml);
+    if let Some(tls_listen) = &p.tls_listen {
+        issue_tls_server(&auth, &keys, &ca_dir, &issuing_der, tls_listen, &p.hostnames, p.issuing_key)?;
+        text.push_str(&render_tls_section(tls_listen));
+    }
     write_new(&config_path, text.as_bytes(), 0o600)?;
     Ok(InitOutcome {
         config_path,
         root_der,
         issuing_der,
     })
+}
+
+/// Issues the HTTPS listener's certificate (profile tls-server) for a key made in the
+/// key store (label `tls-server`), and writes the chain to `ca/tls-server.crt`.
+fn issue_tls_server(
+    auth: &Authority,
+    keys: &hsm::soft::SoftKeyStore,
+    ca_dir: &Path,
+    issuing_der: &[u8],
+    tls_listen: &str,
+    hostnames: &[String],
+    alg: KeyAlgorithm,
+) -> Result<(), Error> {
+    let mut names: Vec<String> = hostnames.to_vec();
+    if names.is_empty() {
+        names.push("localhost".into());
+        if let Ok(addr) = tls_listen.parse::<std::net::SocketAddr>()
+            && !addr.ip().is_unspecified()
+        {
+            names.push(addr.ip().to_string());
+        }
+    }
+    let sans = names
+        .iter()
+        .map(|n| ca_core::profile::San::parse(n))
+        .collect::<Result<Vec<_>, _>>()?;
+    let key = keys.generate("tls-server", alg)?;
+    let cn = names.first().cloned().unwrap_or_default();
+    let req = IssueRequest {
+        profile: "tls-server".into(),
+        subject: format!("CN={cn}")
+            .parse()
+            .map_err(|e| Error::Usage(format!("hostname {cn:?}: {e}")))?,
+        sans,
+        spki_der: key.public_key_der().to_vec(),
+        key_algorithm: key.algorithm(),
+        extensions: Vec::new(),
+        requester: "init".into(),
+        validity_days: None,
+        issuer: Some("issuing".into()),
+    };
+    let der = auth.issue(&req)?.record.der;
+    let chain = format!(
+        "{}{}",
+        pem("CERTIFICATE", &der),
+        pem("CERTIFICATE", issuing_der)
+    );
+    write_new(&ca_dir.join("tls-server.crt"), chain.as_bytes(), 0o644)
+}
+
+/// The `[server.tls]` section `init --tls-listen` appends.
+pub fn render_tls_section(tls_listen: &str) -> String {
+    format!(
+        r#"
+[server.tls]
+# HTTPS listener: everything the plain listener serves plus EST (/.well-known/est/).
+# TLS 1.2 (with Extended Master Secret) and 1.3, ECDHE + AEAD suites only.
+listen = "{tls_listen}"
+# Chain, leaf first, issued by `privca init` (profile tls-server).
+certificate = "ca/tls-server.crt"
+# Key store label; or `key_file = "path.pem"` (unencrypted PKCS#8, mode 0600) for a
+# certificate you bring.
+key = "tls-server"
+# Seconds a client has to finish the TLS handshake.
+handshake_timeout_seconds = 10
+"#
+    )
 }
 
 /// `, O=…` of a subject, to name the RA and OCSP certificates after the organisation.
@@ -478,6 +553,25 @@ ra_key = "issuing-ra"
 # key_algorithms = ["ecdsa-p256", "ecdsa-p384"]
 # subject = {{ from_request = ["CN"], fixed = {{ O = "Example Corp" }} }}
 # san = {{ required = true, dns = [".corp.example"], cn_as_dns = true }}
+
+# EST (RFC 7030) endpoints, served on the HTTPS listener ([server.tls]) at
+# /.well-known/est/<label>/ and, for `default_endpoint`, /.well-known/est/.
+# auth: client-cert, basic, both or either. Password hashes come from
+# `privca est hash-password` (never plain passwords). simplereenroll always needs the
+# current privca certificate as TLS client certificate. See docs/est.md.
+#
+# [est]
+# default_endpoint = "devices"
+# [est.endpoints.devices]
+# profile = "device"
+# auth = "either"
+# accounts = [{{ username = "provisioner", password_hash = "$pbkdf2-sha256$i=600000$c2FsdHNhbHRzYWx0$PWKc7tv9UlQAHvfXVLV8vqFz0jkuqP8RHhuZEUCfCXI" }}]
+# trust_privca = true
+# client_ca_files = ["ca/manufacturer.pem"]
+# require_approval = false
+# retry_after_seconds = 60
+# server_keygen = true
+# channel_binding = "optional"
 "#
     )
 }
