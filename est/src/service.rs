@@ -318,8 +318,18 @@ impl EstService {
             let id = who.cert.as_ref().ok_or_else(|| {
                 Error::Forbidden("re-enrollment needs the current certificate as TLS client certificate".into())
             })?;
+            // Byte-equal, or equal once the profile's subject template is applied (the
+            // CA may reorder or drop attributes: a client that copies its request
+            // subject rather than its certificate's must not be refused for that).
+            let cert_subject = id.subject_der()?;
             let csr_subject = csr.subject.to_der().map_err(ca_core::Error::from)?;
-            if csr_subject != id.subject_der()? {
+            let templated = self
+                .auth
+                .profiles()
+                .get(&ep.cfg.profile)
+                .and_then(|p| p.build_subject(&csr.subject).ok())
+                .and_then(|n| n.to_der().ok());
+            if csr_subject != cert_subject && templated.as_deref() != Some(&cert_subject[..]) {
                 return Err(Error::Forbidden(
                     "re-enrollment CSR subject differs from the client certificate's (RFC 7030 §4.2.2)".into(),
                 ));
