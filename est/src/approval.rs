@@ -24,7 +24,8 @@ pub fn lookup_key(label: &str, csr_der: &[u8]) -> String {
     format!("est:{label}:{hex}")
 }
 
-/// Finds the request held for this CSR, or holds it.
+/// Finds the request held for this CSR, or holds it (idempotent per lookup key, so a
+/// client's retry finds its request again).
 pub fn check(
     auth: &Authority,
     label: &str,
@@ -32,8 +33,29 @@ pub fn check(
     requester: &str,
     csr_der: &[u8],
 ) -> Result<Decision> {
-    let _ = (auth, profile, requester, lookup_key(label, csr_der));
-    Err(crate::Error::NotImplemented(
-        "this endpoint requires approval, but this build has no approval queue (ca-core pending.rs)".into(),
-    ))
+    let key = lookup_key(label, csr_der);
+    let held = match auth.find_held(&key)? {
+        Some(p) => p,
+        None => auth.hold(ca_core::pending::HoldRequest {
+            lookup_key: key,
+            endpoint: format!("est:{label}"),
+            profile: profile.to_string(),
+            requester: requester.to_string(),
+            csr_der: csr_der.to_vec(),
+        })?,
+    };
+    // The state by name keeps this crate off `store` (DESIGN.md dependency rule).
+    Ok(match ca_core::pending::state_name(held.state) {
+        "issued" => match &held.serial {
+            Some(serial) => Decision::Issued(auth.get(serial)?.der),
+            None => {
+                return Err(crate::Error::Core(ca_core::Error::Internal(format!(
+                    "held request {} is issued without a serial",
+                    held.id
+                ))));
+            }
+        },
+        "rejected" => Decision::Rejected(held.note.clone()),
+        _ => Decision::Pending,
+    })
 }

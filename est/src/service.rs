@@ -302,6 +302,12 @@ impl EstService {
                 ep.label
             )));
         }
+        if op == Operation::ServerKeyGen && ep.cfg.require_approval {
+            return Err(Error::NotImplemented(format!(
+                "serverkeygen is not offered on endpoint {} because it holds requests for approval (the server keeps no private keys)",
+                ep.label
+            )));
+        }
         let tls = req.tls.as_ref().ok_or_else(|| {
             Error::Forbidden("EST enrollment is served over HTTPS only (RFC 7030 §3.3)".into())
         })?;

@@ -6,4 +6,4 @@ pub mod challenge;
 
 mod error;
 
-pub use error::Error;
+pub use error::{Error, Result};

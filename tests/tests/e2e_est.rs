@@ -98,6 +98,13 @@ profile = "tls-client"
 auth = "basic"
 accounts = [{{ username = "alice", password_hash = "{hash}" }}]
 
+[est.endpoints.held]
+profile = "tls-client"
+auth = "basic"
+accounts = [{{ username = "alice", password_hash = "{hash}" }}]
+require_approval = true
+retry_after_seconds = 7
+
 [est.endpoints.certs]
 profile = "device"
 auth = "client-cert"
@@ -372,6 +379,37 @@ fn est_with_curl_and_openssl() {
     let r = est.curl("certs/simpleenroll", &dev_args, Some(&r4));
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
     verify(ca, &p7_to_pem(ca, "dev-issued", &r.body));
+
+    // Approval: 202 with Retry-After until `privca requests approve`; the retry with the
+    // same CSR gets the certificate. A rejected one gets 403 with the reason.
+    let (_, rh) = csr(ca, "held1", "/CN=held-client", None);
+    let r = est.curl("held/simpleenroll", &["--user", &user], Some(&rh));
+    assert_eq!(r.status, 202, "{}", String::from_utf8_lossy(&r.body));
+    assert!(r.headers.to_lowercase().contains("retry-after: 7"), "{}", r.headers);
+    assert_eq!(est.curl("held/simpleenroll", &["--user", &user], Some(&rh)).status, 202);
+    let (_, rj) = csr(ca, "held2", "/CN=held-rejected", None);
+    assert_eq!(est.curl("held/simpleenroll", &["--user", &user], Some(&rj)).status, 202);
+    let list: serde_json::Value = serde_json::from_str(&ok(est
+        .ca
+        .cmd()
+        .args(["requests", "list", "--state", "pending", "--json"])))
+    .expect("requests json");
+    let ids: Vec<u64> = list
+        .as_array()
+        .expect("array")
+        .iter()
+        .filter(|p| p["endpoint"] == "est:held")
+        .map(|p| p["id"].as_u64().expect("id"))
+        .collect();
+    assert_eq!(ids.len(), 2, "one held request per CSR: {list}");
+    ok(est.ca.cmd().args(["requests", "approve", &ids[0].to_string()]));
+    ok(est.ca.cmd().args(["requests", "reject", &ids[1].to_string(), "--reason", "unknown device"]));
+    let r = est.curl("held/simpleenroll", &["--user", &user], Some(&rh));
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let held = p7_to_pem(ca, "held1", &r.body);
+    verify(ca, &held);
+    assert!(subject_of(&held).contains("held-client"));
+    assert_refused(&est.curl("held/simpleenroll", &["--user", &user], Some(&rj)), 403, "unknown device");
 
     // fullcmc is not offered.
     let (_, r5) = csr(ca, "c5", "/CN=cmc", None);
