@@ -34,6 +34,8 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 3)]
         sign_seconds: u64,
     },
+    /// EST enrollments per second over HTTPS (new TLS connection each, and keep-alive).
+    Est(crate::bench_est::EstBenchArgs),
     /// Build a CRL with many revoked entries.
     Crl {
         /// Entry counts.
@@ -66,6 +68,7 @@ pub fn run(cmd: BenchCommand) -> Result<(), Error> {
             }
             Ok(())
         }
+        BenchCommand::Est(a) => crate::bench_est::run(&a),
         BenchCommand::Crl { entries, alg } => {
             let alg = KeyAlgorithm::from_name(&alg)
                 .ok_or_else(|| Error::Usage(format!("unknown algorithm {alg}")))?;
@@ -167,7 +170,7 @@ fn fixture(alg: KeyAlgorithm) -> Result<Fixture, Error> {
 }
 
 /// Signatures per second of `key` over a certificate-sized message with `threads` threads.
-fn raw_sign_rate(key: &Arc<dyn PrivateKey>, threads: usize, dur: Duration) -> Result<f64, Error> {
+pub(crate) fn raw_sign_rate(key: &Arc<dyn PrivateKey>, threads: usize, dur: Duration) -> Result<f64, Error> {
     let msg = vec![0x5au8; 600];
     let scheme = key.algorithm().default_scheme();
     let count = Arc::new(AtomicUsize::new(0));
@@ -195,7 +198,7 @@ fn raw_sign_rate(key: &Arc<dyn PrivateKey>, threads: usize, dur: Duration) -> Re
     Ok(count.load(Ordering::Relaxed) as f64 / start.elapsed().as_secs_f64())
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
+pub(crate) fn percentile(sorted: &[Duration], p: f64) -> Duration {
     if sorted.is_empty() {
         return Duration::ZERO;
     }

@@ -4,6 +4,7 @@
 //! full server in-process.
 
 pub mod bench;
+pub mod bench_est;
 pub mod cli;
 pub mod config;
 pub mod http;
