@@ -121,15 +121,18 @@ impl EstConfig {
                     "endpoint label {label:?}: letters, digits, '-', '_', '.' only, not an operation name"
                 )));
             }
-            let needs_basic = matches!(ep.auth, AuthMode::Basic | AuthMode::Both | AuthMode::Either);
+            let needs_basic =
+                matches!(ep.auth, AuthMode::Basic | AuthMode::Both | AuthMode::Either);
             if needs_basic && ep.accounts.is_empty() && ep.auth != AuthMode::Either {
                 return Err(err(format!(
                     "endpoint {label}: auth {:?} needs at least one account",
                     ep.auth
                 )));
             }
-            let needs_cert =
-                matches!(ep.auth, AuthMode::ClientCert | AuthMode::Both | AuthMode::Either);
+            let needs_cert = matches!(
+                ep.auth,
+                AuthMode::ClientCert | AuthMode::Both | AuthMode::Either
+            );
             if needs_cert && !ep.trust_privca && ep.client_ca_files.is_empty() {
                 return Err(err(format!(
                     "endpoint {label}: client-certificate auth needs trust_privca or client_ca_files"
@@ -142,9 +145,8 @@ impl EstConfig {
                         a.username
                     )));
                 }
-                crate::password::PasswordHash::parse(&a.password_hash).map_err(|e| {
-                    err(format!("endpoint {label}: account {}: {e}", a.username))
-                })?;
+                crate::password::PasswordHash::parse(&a.password_hash)
+                    .map_err(|e| err(format!("endpoint {label}: account {}: {e}", a.username)))?;
             }
         }
         if let Some(d) = &self.default_endpoint
@@ -159,10 +161,7 @@ impl EstConfig {
     pub fn default_label(&self) -> Option<&str> {
         match &self.default_endpoint {
             Some(d) => Some(d.as_str()),
-            None => self
-                .endpoints
-                .contains_key("default")
-                .then_some("default"),
+            None => self.endpoints.contains_key("default").then_some("default"),
         }
     }
 }

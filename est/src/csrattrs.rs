@@ -26,8 +26,7 @@ const RSA_ENCRYPTION: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.1
 const ECDSA_SHA256: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.4.3.2");
 const ECDSA_SHA384: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.4.3.3");
 const SHA256_RSA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.11");
-const EXTENSION_REQUEST: ObjectIdentifier =
-    ObjectIdentifier::new_unwrap("1.2.840.113549.1.9.14");
+const EXTENSION_REQUEST: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.9.14");
 const SUBJECT_ALT_NAME: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.29.17");
 const COMMON_NAME: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.4.3");
 
@@ -123,13 +122,21 @@ mod tests {
         use der::Decode;
         let any = der::Any::from_der(&der_bytes).unwrap();
         assert_eq!(der::Tagged::tag(&any), der::Tag::Sequence);
-        let hay = der_bytes.windows(5).any(|w| w == [0x06, 0x03, 0x55, 0x1d, 0x11]);
+        let hay = der_bytes
+            .windows(5)
+            .any(|w| w == [0x06, 0x03, 0x55, 0x1d, 0x11]);
         assert!(hay, "subjectAltName OID present");
         let mut ec = ca_core::profile::built_in("tls-client").unwrap();
         ec.key_algorithms = vec![KeyAlgorithm::EcdsaP384];
         let p = ca_core::profile::Profile::from_config("x", ec, "issuing").unwrap();
         let d = for_profile(&p).unwrap();
-        assert!(d.windows(7).any(|w| w == [0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x22]));
-        assert!(!d.windows(11).any(|w| w[..3] == [0x06, 0x09, 0x2a] && w[9] == 0x01 && w[10] == 0x01));
+        assert!(
+            d.windows(7)
+                .any(|w| w == [0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x22])
+        );
+        assert!(
+            !d.windows(11)
+                .any(|w| w[..3] == [0x06, 0x09, 0x2a] && w[9] == 0x01 && w[10] == 0x01)
+        );
     }
 }

@@ -148,7 +148,9 @@ mod tests {
             b64.clone(),
             format!("{b64}\n"),
             format!("{}\r\n{}\r\n", &b64[..3], &b64[3..]),
-            format!("-----BEGIN CERTIFICATE REQUEST-----\r\n{b64}\r\n-----END CERTIFICATE REQUEST-----\r\n"),
+            format!(
+                "-----BEGIN CERTIFICATE REQUEST-----\r\n{b64}\r\n-----END CERTIFICATE REQUEST-----\r\n"
+            ),
             format!(" {} ", b64.trim_end_matches('=')),
         ];
         for s in shapes {
@@ -178,6 +180,9 @@ mod tests {
         let p7 = certs_only(&[vec![0x30, 0x00], vec![0x30, 0x01, 0x00]]);
         let any = der::Any::from_der(&p7).unwrap();
         assert_eq!(der::Tagged::tag(&any), der::Tag::Sequence);
-        assert_eq!(&p7[p7.len() - 7..], &[0x30, 0x00, 0x30, 0x01, 0x00, 0x31, 0x00]);
+        assert_eq!(
+            &p7[p7.len() - 7..],
+            &[0x30, 0x00, 0x30, 0x01, 0x00, 0x31, 0x00]
+        );
     }
 }

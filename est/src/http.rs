@@ -57,7 +57,11 @@ async fn dispatch(service: Arc<EstService>, req: Request) -> Response {
     let Some(op) = Operation::parse(&op) else {
         return plain(StatusCode::NOT_FOUND, "no such EST operation");
     };
-    let want = if op.is_post() { Method::POST } else { Method::GET };
+    let want = if op.is_post() {
+        Method::POST
+    } else {
+        Method::GET
+    };
     if req.method() != want && !(want == Method::GET && req.method() == Method::HEAD) {
         let mut r = plain(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -109,10 +113,8 @@ async fn dispatch(service: Arc<EstService>, req: Request) -> Response {
         peer,
     };
     let label2 = label.clone();
-    let result = tokio::task::spawn_blocking(move || {
-        service.handle(label2.as_deref(), op, &est_req)
-    })
-    .await;
+    let result =
+        tokio::task::spawn_blocking(move || service.handle(label2.as_deref(), op, &est_req)).await;
     match result {
         Ok(Ok(answer)) => answer_response(answer),
         Ok(Err(e)) => error_response(&e, label.as_deref()),

@@ -59,7 +59,13 @@ impl ClientIdentity {
     /// The certificate's subject alternative names, sorted.
     pub fn sans(&self) -> Result<Vec<ca_core::profile::San>> {
         let mut out = Vec::new();
-        for ext in self.cert.tbs_certificate().extensions().into_iter().flatten() {
+        for ext in self
+            .cert
+            .tbs_certificate()
+            .extensions()
+            .into_iter()
+            .flatten()
+        {
             if ext.extn_id == <SubjectAltName as const_oid::AssociatedOid>::OID {
                 let san = SubjectAltName::from_der(ext.extn_value.as_bytes())
                     .map_err(ca_core::Error::from)?;

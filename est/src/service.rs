@@ -317,12 +317,18 @@ impl EstService {
         let der = encoding::decode_body(&req.body)?;
         let csr = ca_core::csr::parse(&der).map_err(|e| Error::BadRequest(e.client_message()))?;
         // 3. Channel binding (RFC 7030 §3.5 with RFC 9266 tls-exporter).
-        check_binding(ep.cfg.channel_binding, csr.challenge_password.as_deref(), tls)?;
+        check_binding(
+            ep.cfg.channel_binding,
+            csr.challenge_password.as_deref(),
+            tls,
+        )?;
         // 4. Re-enrollment: same subject and SANs as the certificate being renewed
         //    (RFC 7030 §4.2.2); a new key is allowed (rekey).
         if op == Operation::SimpleReenroll {
             let id = who.cert.as_ref().ok_or_else(|| {
-                Error::Forbidden("re-enrollment needs the current certificate as TLS client certificate".into())
+                Error::Forbidden(
+                    "re-enrollment needs the current certificate as TLS client certificate".into(),
+                )
             })?;
             // Byte-equal, or equal once the profile's subject template is applied (the
             // CA may reorder or drop attributes: a client that copies its request
@@ -351,7 +357,13 @@ impl EstService {
         let requester = format!("est:{}/{}", ep.label, who.name());
         // 5. Approval, when the endpoint holds requests.
         if ep.cfg.require_approval {
-            return match crate::approval::check(&self.auth, &ep.label, &ep.cfg.profile, &requester, &csr.der)? {
+            return match crate::approval::check(
+                &self.auth,
+                &ep.label,
+                &ep.cfg.profile,
+                &requester,
+                &csr.der,
+            )? {
                 crate::approval::Decision::Pending => Ok(EstAnswer::Pending {
                     retry_after: ep.cfg.retry_after_seconds,
                 }),
@@ -480,9 +492,8 @@ impl EstService {
     }
 
     fn check_basic(&self, ep: &Endpoint, basic: Option<BasicCredentials>) -> Result<String> {
-        let creds = basic.ok_or_else(|| {
-            Error::Unauthenticated("HTTP Basic credentials are required".into())
-        })?;
+        let creds = basic
+            .ok_or_else(|| Error::Unauthenticated("HTTP Basic credentials are required".into()))?;
         let found = ep.accounts.iter().find(|(u, _)| *u == creds.username);
         // Hash even for an unknown user, so that timing does not tell which users exist.
         let ok = match found {
@@ -523,11 +534,7 @@ impl Who {
 
 /// Checks a CSR's challengePassword against the connection's RFC 9266 tls-exporter
 /// value (base64, the form RFC 7030 §3.5 uses for tls-unique).
-pub fn check_binding(
-    policy: ChannelBinding,
-    challenge: Option<&str>,
-    tls: &TlsInfo,
-) -> Result<()> {
+pub fn check_binding(policy: ChannelBinding, challenge: Option<&str>, tls: &TlsInfo) -> Result<()> {
     if policy == ChannelBinding::Off {
         return Ok(());
     }
@@ -542,7 +549,8 @@ pub fn check_binding(
     };
     let Some(exporter) = tls.exporter else {
         return Err(Error::Forbidden(
-            "the CSR carries a channel binding but this connection has no tls-exporter value".into(),
+            "the CSR carries a channel binding but this connection has no tls-exporter value"
+                .into(),
         ));
     };
     let presented = base64::engine::general_purpose::STANDARD

@@ -170,7 +170,11 @@ fn fixture(alg: KeyAlgorithm) -> Result<Fixture, Error> {
 }
 
 /// Signatures per second of `key` over a certificate-sized message with `threads` threads.
-pub(crate) fn raw_sign_rate(key: &Arc<dyn PrivateKey>, threads: usize, dur: Duration) -> Result<f64, Error> {
+pub(crate) fn raw_sign_rate(
+    key: &Arc<dyn PrivateKey>,
+    threads: usize,
+    dur: Duration,
+) -> Result<f64, Error> {
     let msg = vec![0x5au8; 600];
     let scheme = key.algorithm().default_scheme();
     let count = Arc::new(AtomicUsize::new(0));

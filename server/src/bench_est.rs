@@ -103,8 +103,8 @@ pub fn run(a: &EstBenchArgs) -> Result<(), Error> {
         .tls_addr
         .ok_or_else(|| Error::Config("no HTTPS listener".into()))?;
     let url = format!("https://{tls_addr}/.well-known/est/simpleenroll");
-    let root_pem = std::fs::read(data.join("ca/root.crt"))
-        .map_err(|e| Error::io("reading the root", e))?;
+    let root_pem =
+        std::fs::read(data.join("ca/root.crt")).map_err(|e| Error::io("reading the root", e))?;
     let root = reqwest::Certificate::from_pem(&root_pem)
         .map_err(|e| Error::Usage(format!("root certificate: {e}")))?;
     let body = {

@@ -305,7 +305,15 @@ pub fn init(p: &InitParams) -> Result<InitOutcome, Error> {
     }
     let mut text = render_config(&p.listen, &p.base_url, &pass_toml);
     if let Some(tls_listen) = &p.tls_listen {
-        issue_tls_server(&auth, &keys, &ca_dir, &issuing_der, tls_listen, &p.hostnames, p.issuing_key)?;
+        issue_tls_server(
+            &auth,
+            &keys,
+            &ca_dir,
+            &issuing_der,
+            tls_listen,
+            &p.hostnames,
+            p.issuing_key,
+        )?;
         text.push_str(&render_tls_section(tls_listen));
     }
     write_new(&config_path, text.as_bytes(), 0o600)?;

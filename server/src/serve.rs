@@ -60,7 +60,17 @@ pub async fn start(
     // One stop signal for every listener.
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let https = match &cfg.server.tls {
-        Some(t) => Some(start_tls(cfg, t, auth.clone(), router.clone(), limits, stop_rx.clone()).await?),
+        Some(t) => Some(
+            start_tls(
+                cfg,
+                t,
+                auth.clone(),
+                router.clone(),
+                limits,
+                stop_rx.clone(),
+            )
+            .await?,
+        ),
         None => None,
     };
     let tls_addr = https.as_ref().map(|(a, _)| *a);

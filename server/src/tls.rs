@@ -44,8 +44,12 @@ impl SigningKey for StoreSigningKey {
     fn choose_scheme(&self, offered: &[SignatureScheme]) -> Option<Box<dyn Signer>> {
         use hsm::SignatureScheme as H;
         let candidates: &[(SignatureScheme, H)] = match self.key.algorithm() {
-            KeyAlgorithm::EcdsaP256 => &[(SignatureScheme::ECDSA_NISTP256_SHA256, H::EcdsaP256Sha256)],
-            KeyAlgorithm::EcdsaP384 => &[(SignatureScheme::ECDSA_NISTP384_SHA384, H::EcdsaP384Sha384)],
+            KeyAlgorithm::EcdsaP256 => {
+                &[(SignatureScheme::ECDSA_NISTP256_SHA256, H::EcdsaP256Sha256)]
+            }
+            KeyAlgorithm::EcdsaP384 => {
+                &[(SignatureScheme::ECDSA_NISTP384_SHA384, H::EcdsaP384Sha384)]
+            }
             _ => &[
                 (SignatureScheme::RSA_PSS_SHA256, H::RsaPssSha256),
                 (SignatureScheme::RSA_PSS_SHA384, H::RsaPssSha384),
@@ -160,9 +164,9 @@ pub fn server_config(
     client_anchors: &[Vec<u8>],
 ) -> Result<rustls::ServerConfig, Error> {
     use der::{Decode, Encode};
-    let leaf = chain
-        .first()
-        .ok_or_else(|| Error::Config("[server.tls] certificate file holds no certificate".into()))?;
+    let leaf = chain.first().ok_or_else(|| {
+        Error::Config("[server.tls] certificate file holds no certificate".into())
+    })?;
     let leaf_cert = x509_cert::Certificate::from_der(leaf)
         .map_err(|e| Error::Config(format!("[server.tls] certificate: {e}")))?;
     let spki = leaf_cert

@@ -56,7 +56,14 @@ impl Est {
         let mfg_key = ca.path("mfg.key");
         let mfg_crt = ca.path("mfg.crt");
         ok(openssl()
-            .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"])
+            .args([
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+            ])
             .args(["-nodes", "-days", "30", "-subj", "/CN=Test Manufacturer CA"])
             .args(["-addext", "basicConstraints=critical,CA:TRUE"])
             .args(["-addext", "keyUsage=critical,keyCertSign,cRLSign"])
@@ -87,7 +94,10 @@ impl Est {
         let mut text = std::fs::read_to_string(&cfg).expect("config");
         text = text
             .replace("header_timeout_seconds = 10", "header_timeout_seconds = 2")
-            .replace("handshake_timeout_seconds = 10", "handshake_timeout_seconds = 2");
+            .replace(
+                "handshake_timeout_seconds = 10",
+                "handshake_timeout_seconds = 2",
+            );
         text.push_str(&format!(
             r#"
 [est]
@@ -134,7 +144,10 @@ client_ca_files = ["{}"]
         let mut cmd = Command::new("curl");
         cmd.args(["-sS", "--cacert"])
             .arg(self.root())
-            .args(["--resolve", &format!("localhost:{}:127.0.0.1", self.tls_port)])
+            .args([
+                "--resolve",
+                &format!("localhost:{}:127.0.0.1", self.tls_port),
+            ])
             .arg("-D")
             .arg(&hdr)
             .arg("-o")
@@ -188,8 +201,15 @@ fn csr(ca: &TestCa, name: &str, subj: &str, key: Option<&Path>) -> (PathBuf, Pat
     if key.is_some() {
         cmd.arg("-key").arg(&key_path);
     } else {
-        cmd.args(["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout"])
-            .arg(&key_path);
+        cmd.args([
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+        ])
+        .arg(&key_path);
     }
     ok(&mut cmd);
     let bytes = std::fs::read(&der).expect("csr");
@@ -209,7 +229,11 @@ fn p7_to_pem(ca: &TestCa, name: &str, body: &[u8]) -> PathBuf {
     let b64 = ca.path(&format!("{name}.p7.b64"));
     std::fs::write(&b64, body).expect("p7");
     let der = ca.path(&format!("{name}.p7.der"));
-    ok(openssl().args(["base64", "-d", "-in"]).arg(&b64).arg("-out").arg(&der));
+    ok(openssl()
+        .args(["base64", "-d", "-in"])
+        .arg(&b64)
+        .arg("-out")
+        .arg(&der));
     let pem = ca.path(&format!("{name}.pem"));
     ok(openssl()
         .args(["pkcs7", "-inform", "DER", "-print_certs", "-in"])
@@ -230,7 +254,9 @@ fn verify(ca: &TestCa, pem: &Path) {
 }
 
 fn subject_of(pem: &Path) -> String {
-    ok(openssl().args(["x509", "-noout", "-subject", "-in"]).arg(pem))
+    ok(openssl()
+        .args(["x509", "-noout", "-subject", "-in"])
+        .arg(pem))
 }
 
 fn assert_refused(r: &Reply, status: u16, reason: &str) {
@@ -240,7 +266,13 @@ fn assert_refused(r: &Reply, status: u16, reason: &str) {
         body.to_lowercase().contains(&reason.to_lowercase()),
         "reason {reason:?} not in {body:?}"
     );
-    assert!(r.headers.to_lowercase().contains("content-type: text/plain"), "{}", r.headers);
+    assert!(
+        r.headers
+            .to_lowercase()
+            .contains("content-type: text/plain"),
+        "{}",
+        r.headers
+    );
 }
 
 /// Splits the serverkeygen multipart/mixed body (RFC 7030 §4.4.2) into (content type,
@@ -251,14 +283,22 @@ fn multipart(headers: &str, body: &[u8]) -> Vec<(String, Vec<u8>)> {
         .find(|l| l.to_lowercase().starts_with("content-type:"))
         .expect("content-type");
     assert!(ct.contains("multipart/mixed"), "{ct}");
-    let boundary = ct.split("boundary=").nth(1).expect("boundary").trim().trim_matches('"');
+    let boundary = ct
+        .split("boundary=")
+        .nth(1)
+        .expect("boundary")
+        .trim()
+        .trim_matches('"');
     let text = String::from_utf8_lossy(body).replace('\r', "");
     let mut parts = Vec::new();
     for chunk in text.split(&format!("--{boundary}")).skip(1) {
         if chunk.starts_with("--") {
             break;
         }
-        let (head, content) = chunk.trim_start_matches('\n').split_once("\n\n").expect("part");
+        let (head, content) = chunk
+            .trim_start_matches('\n')
+            .split_once("\n\n")
+            .expect("part");
         let pct = head
             .lines()
             .find(|l| l.to_lowercase().starts_with("content-type:"))
@@ -287,26 +327,51 @@ fn est_with_curl_and_openssl() {
     let r = est.curl("cacerts", &[], None);
     assert_eq!(r.status, 200, "{}", r.headers);
     let h = r.headers.to_lowercase();
-    assert!(h.contains("content-type: application/pkcs7-mime; smime-type=certs-only"), "{h}");
+    assert!(
+        h.contains("content-type: application/pkcs7-mime; smime-type=certs-only"),
+        "{h}"
+    );
     assert!(h.contains("content-transfer-encoding: base64"), "{h}");
     let text = String::from_utf8_lossy(&r.body);
     assert!(text.lines().all(|l| l.trim_end().len() <= 64), "{text}");
     let cacerts = p7_to_pem(ca, "cacerts", &r.body);
-    assert_eq!(std::fs::read_to_string(&cacerts).expect("pem").matches("BEGIN CERTIFICATE").count(), 2);
+    assert_eq!(
+        std::fs::read_to_string(&cacerts)
+            .expect("pem")
+            .matches("BEGIN CERTIFICATE")
+            .count(),
+        2
+    );
     // The labelled path answers too.
     assert_eq!(est.curl("certs/cacerts", &[], None).status, 200);
 
     // csrattrs from the profile: OpenSSL parses it and it names key types and the hash.
     let r = est.curl("csrattrs", &[], None);
     assert_eq!(r.status, 200);
-    assert!(r.headers.to_lowercase().contains("content-type: application/csrattrs"));
+    assert!(
+        r.headers
+            .to_lowercase()
+            .contains("content-type: application/csrattrs")
+    );
     let attrs = ca.path("csrattrs.b64");
     std::fs::write(&attrs, &r.body).expect("attrs");
     let der = ca.path("csrattrs.der");
-    ok(openssl().args(["base64", "-d", "-in"]).arg(&attrs).arg("-out").arg(&der));
-    let parsed = ok(openssl().args(["asn1parse", "-inform", "DER", "-in"]).arg(&der));
-    assert!(parsed.contains("id-ecPublicKey") && parsed.contains("prime256v1"), "{parsed}");
-    assert!(parsed.contains("rsaEncryption") && parsed.contains("ecdsa-with-SHA256"), "{parsed}");
+    ok(openssl()
+        .args(["base64", "-d", "-in"])
+        .arg(&attrs)
+        .arg("-out")
+        .arg(&der));
+    let parsed = ok(openssl()
+        .args(["asn1parse", "-inform", "DER", "-in"])
+        .arg(&der));
+    assert!(
+        parsed.contains("id-ecPublicKey") && parsed.contains("prime256v1"),
+        "{parsed}"
+    );
+    assert!(
+        parsed.contains("rsaEncryption") && parsed.contains("ecdsa-with-SHA256"),
+        "{parsed}"
+    );
     assert!(parsed.contains("commonName"), "{parsed}");
     assert!(!parsed.contains("challengePassword"), "{parsed}");
 
@@ -323,8 +388,14 @@ fn est_with_curl_and_openssl() {
     let (_, r1b) = csr(ca, "c1b", "/CN=est-client-1b", None);
     let der = std::fs::read(ca.path("c1b.csr.der")).expect("der");
     let b64 = base64::engine::general_purpose::STANDARD.encode(&der);
-    let pem_crlf = format!("-----BEGIN CERTIFICATE REQUEST-----\r\n{}\r\n-----END CERTIFICATE REQUEST-----\r\n",
-        b64.as_bytes().chunks(64).map(|c| String::from_utf8_lossy(c).into_owned()).collect::<Vec<_>>().join("\r\n"));
+    let pem_crlf = format!(
+        "-----BEGIN CERTIFICATE REQUEST-----\r\n{}\r\n-----END CERTIFICATE REQUEST-----\r\n",
+        b64.as_bytes()
+            .chunks(64)
+            .map(|c| String::from_utf8_lossy(c).into_owned())
+            .collect::<Vec<_>>()
+            .join("\r\n")
+    );
     std::fs::write(&r1b, pem_crlf).expect("pem");
     let r = est.curl("basic/simpleenroll", &["--user", &user], Some(&r1b));
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
@@ -335,7 +406,12 @@ fn est_with_curl_and_openssl() {
 
     // simplereenroll with the issued certificate as TLS client certificate; a new key.
     let (k2, r2) = csr(ca, "c2", "/CN=est-client-1/O=Example", None);
-    let cert_args = ["--cert", c1.to_str().expect("p"), "--key", k1.to_str().expect("p")];
+    let cert_args = [
+        "--cert",
+        c1.to_str().expect("p"),
+        "--key",
+        k1.to_str().expect("p"),
+    ];
     let r = est.curl("simplereenroll", &cert_args, Some(&r2));
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
     let c2 = p7_to_pem(ca, "c2", &r.body);
@@ -349,16 +425,31 @@ fn est_with_curl_and_openssl() {
     let parts = multipart(&r.headers, &r.body);
     assert_eq!(parts.len(), 2);
     assert!(parts[0].0.contains("application/pkcs8"), "{:?}", parts[0].0);
-    assert!(parts[1].0.contains("smime-type=certs-only"), "{:?}", parts[1].0);
+    assert!(
+        parts[1].0.contains("smime-type=certs-only"),
+        "{:?}",
+        parts[1].0
+    );
     let key_der = ca.path("kg.key.der");
     std::fs::write(&key_der, &parts[0].1).expect("key");
-    let key_pub = ok(openssl().args(["pkey", "-inform", "DER", "-pubout", "-in"]).arg(&key_der));
+    let key_pub = ok(openssl()
+        .args(["pkey", "-inform", "DER", "-pubout", "-in"])
+        .arg(&key_der));
     let p7 = ca.path("kg.p7.der");
     std::fs::write(&p7, &parts[1].1).expect("p7");
     let kg = ca.path("kg.pem");
-    ok(openssl().args(["pkcs7", "-inform", "DER", "-print_certs", "-in"]).arg(&p7).arg("-out").arg(&kg));
+    ok(openssl()
+        .args(["pkcs7", "-inform", "DER", "-print_certs", "-in"])
+        .arg(&p7)
+        .arg("-out")
+        .arg(&kg));
     verify(ca, &kg);
-    assert_eq!(ok(openssl().args(["x509", "-noout", "-pubkey", "-in"]).arg(&kg)), key_pub);
+    assert_eq!(
+        ok(openssl()
+            .args(["x509", "-noout", "-pubkey", "-in"])
+            .arg(&kg)),
+        key_pub
+    );
 
     // First enrollment with a manufacturer certificate on the client-cert endpoint.
     let (dk, _) = csr(ca, "dev", "/CN=device-0001", None);
@@ -371,11 +462,19 @@ fn est_with_curl_and_openssl() {
         .arg("-CAkey")
         .arg(ca.path("mfg.key"))
         .arg("-extfile")
-        .arg(ca.file("dev.ext", b"keyUsage=critical,digitalSignature\nextendedKeyUsage=clientAuth\n"))
+        .arg(ca.file(
+            "dev.ext",
+            b"keyUsage=critical,digitalSignature\nextendedKeyUsage=clientAuth\n",
+        ))
         .arg("-out")
         .arg(&dev_crt));
     let (_, r4) = csr(ca, "dev2", "/CN=device-0001", None);
-    let dev_args = ["--cert", dev_crt.to_str().expect("p"), "--key", dk.to_str().expect("p")];
+    let dev_args = [
+        "--cert",
+        dev_crt.to_str().expect("p"),
+        "--key",
+        dk.to_str().expect("p"),
+    ];
     let r = est.curl("certs/simpleenroll", &dev_args, Some(&r4));
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
     verify(ca, &p7_to_pem(ca, "dev-issued", &r.body));
@@ -385,10 +484,22 @@ fn est_with_curl_and_openssl() {
     let (_, rh) = csr(ca, "held1", "/CN=held-client", None);
     let r = est.curl("held/simpleenroll", &["--user", &user], Some(&rh));
     assert_eq!(r.status, 202, "{}", String::from_utf8_lossy(&r.body));
-    assert!(r.headers.to_lowercase().contains("retry-after: 7"), "{}", r.headers);
-    assert_eq!(est.curl("held/simpleenroll", &["--user", &user], Some(&rh)).status, 202);
+    assert!(
+        r.headers.to_lowercase().contains("retry-after: 7"),
+        "{}",
+        r.headers
+    );
+    assert_eq!(
+        est.curl("held/simpleenroll", &["--user", &user], Some(&rh))
+            .status,
+        202
+    );
     let (_, rj) = csr(ca, "held2", "/CN=held-rejected", None);
-    assert_eq!(est.curl("held/simpleenroll", &["--user", &user], Some(&rj)).status, 202);
+    assert_eq!(
+        est.curl("held/simpleenroll", &["--user", &user], Some(&rj))
+            .status,
+        202
+    );
     let list: serde_json::Value = serde_json::from_str(&ok(est
         .ca
         .cmd()
@@ -402,18 +513,34 @@ fn est_with_curl_and_openssl() {
         .map(|p| p["id"].as_u64().expect("id"))
         .collect();
     assert_eq!(ids.len(), 2, "one held request per CSR: {list}");
-    ok(est.ca.cmd().args(["requests", "approve", &ids[0].to_string()]));
-    ok(est.ca.cmd().args(["requests", "reject", &ids[1].to_string(), "--reason", "unknown device"]));
+    ok(est
+        .ca
+        .cmd()
+        .args(["requests", "approve", &ids[0].to_string()]));
+    ok(est.ca.cmd().args([
+        "requests",
+        "reject",
+        &ids[1].to_string(),
+        "--reason",
+        "unknown device",
+    ]));
     let r = est.curl("held/simpleenroll", &["--user", &user], Some(&rh));
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
     let held = p7_to_pem(ca, "held1", &r.body);
     verify(ca, &held);
     assert!(subject_of(&held).contains("held-client"));
-    assert_refused(&est.curl("held/simpleenroll", &["--user", &user], Some(&rj)), 403, "unknown device");
+    assert_refused(
+        &est.curl("held/simpleenroll", &["--user", &user], Some(&rj)),
+        403,
+        "unknown device",
+    );
 
     // fullcmc is not offered.
     let (_, r5) = csr(ca, "c5", "/CN=cmc", None);
-    assert_eq!(est.curl("fullcmc", &["--user", &user], Some(&r5)).status, 501);
+    assert_eq!(
+        est.curl("fullcmc", &["--user", &user], Some(&r5)).status,
+        501
+    );
 
     // ---- refusals: the right status with a reason, nothing issued, audited ----
     let (certs_before, audit_before) = est.counts();
@@ -421,14 +548,24 @@ fn est_with_curl_and_openssl() {
     // No credentials: 401 with WWW-Authenticate.
     let r = est.curl("simpleenroll", &[], Some(&r5));
     assert_refused(&r, 401, "credentials are required");
-    assert!(r.headers.to_lowercase().contains("www-authenticate: basic realm="), "{}", r.headers);
+    assert!(
+        r.headers
+            .to_lowercase()
+            .contains("www-authenticate: basic realm="),
+        "{}",
+        r.headers
+    );
     refusals += 1;
     // Wrong password.
     let r = est.curl("simpleenroll", &["--user", "alice:wrong"], Some(&r5));
     assert_refused(&r, 401, "wrong user name or password");
     refusals += 1;
     // Unknown user.
-    let r = est.curl("simpleenroll", &["--user", &format!("mallory:{PASSWORD}")], Some(&r5));
+    let r = est.curl(
+        "simpleenroll",
+        &["--user", &format!("mallory:{PASSWORD}")],
+        Some(&r5),
+    );
     assert_refused(&r, 401, "wrong user name or password");
     refusals += 1;
     // Re-enrollment without a client certificate.
@@ -437,7 +574,12 @@ fn est_with_curl_and_openssl() {
     refusals += 1;
     // Re-enrollment with a different subject.
     let (_, r6) = csr(ca, "c6", "/CN=somebody-else/O=Example", None);
-    let c2_args = ["--cert", c2.to_str().expect("p"), "--key", k2.to_str().expect("p")];
+    let c2_args = [
+        "--cert",
+        c2.to_str().expect("p"),
+        "--key",
+        k2.to_str().expect("p"),
+    ];
     let r = est.curl("simplereenroll", &c2_args, Some(&r6));
     assert_refused(&r, 403, "subject differs");
     refusals += 1;
@@ -447,15 +589,28 @@ fn est_with_curl_and_openssl() {
     refusals += 1;
     // Garbage CSR, mis-signed CSR.
     let garbage = ca.file("garbage.b64", b"TUlJQmdhcmJhZ2U=\n");
-    assert_refused(&est.curl("simpleenroll", &["--user", &user], Some(&garbage)), 400, "CSR");
+    assert_refused(
+        &est.curl("simpleenroll", &["--user", &user], Some(&garbage)),
+        400,
+        "CSR",
+    );
     refusals += 1;
     let not_b64 = ca.file("notb64.txt", b"this is not base64 at all!\n");
-    assert_refused(&est.curl("simpleenroll", &["--user", &user], Some(&not_b64)), 400, "base64");
+    assert_refused(
+        &est.curl("simpleenroll", &["--user", &user], Some(&not_b64)),
+        400,
+        "base64",
+    );
     refusals += 1;
     let mut bad = std::fs::read(ca.path("c5.csr.der")).expect("der");
     let n = bad.len();
     bad[n - 5] ^= 0x55;
-    let bad_b64 = ca.file("bad.b64", base64::engine::general_purpose::STANDARD.encode(&bad).as_bytes());
+    let bad_b64 = ca.file(
+        "bad.b64",
+        base64::engine::general_purpose::STANDARD
+            .encode(&bad)
+            .as_bytes(),
+    );
     let r = est.curl("simpleenroll", &["--user", &user], Some(&bad_b64));
     assert_eq!(r.status, 400, "{}", String::from_utf8_lossy(&r.body));
     refusals += 1;
@@ -468,14 +623,45 @@ fn est_with_curl_and_openssl() {
     let fk = ca.path("foreign.key");
     let fc = ca.path("foreign.crt");
     ok(openssl()
-        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"])
-        .args(["-days", "5", "-subj", "/CN=foreign", "-addext", "basicConstraints=critical,CA:FALSE"])
-        .arg("-keyout").arg(&fk).arg("-out").arg(&fc));
-    let f_args = ["--cert", fc.to_str().expect("p"), "--key", fk.to_str().expect("p")];
-    assert_refused(&est.curl("certs/simpleenroll", &f_args, Some(&r4)), 403, "does not chain");
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+        ])
+        .args([
+            "-days",
+            "5",
+            "-subj",
+            "/CN=foreign",
+            "-addext",
+            "basicConstraints=critical,CA:FALSE",
+        ])
+        .arg("-keyout")
+        .arg(&fk)
+        .arg("-out")
+        .arg(&fc));
+    let f_args = [
+        "--cert",
+        fc.to_str().expect("p"),
+        "--key",
+        fk.to_str().expect("p"),
+    ];
+    assert_refused(
+        &est.curl("certs/simpleenroll", &f_args, Some(&r4)),
+        403,
+        "does not chain",
+    );
     refusals += 1;
     // No certificate on the client-cert endpoint.
-    assert_refused(&est.curl("certs/simpleenroll", &[], Some(&r4)), 403, "client certificate");
+    assert_refused(
+        &est.curl("certs/simpleenroll", &[], Some(&r4)),
+        403,
+        "client certificate",
+    );
     refusals += 1;
     // An expired manufacturer certificate (OpenSSL `ca` with explicit dates).
     let cnf = ca.file(
@@ -489,37 +675,72 @@ fn est_with_curl_and_openssl() {
         .current_dir(ca.dir.path())
         .args(["ca", "-batch", "-notext", "-config"])
         .arg(&cnf)
-        .arg("-cert").arg(ca.path("mfg.crt"))
-        .arg("-keyfile").arg(ca.path("mfg.key"))
-        .args(["-startdate", "20200101000000Z", "-enddate", "20210101000000Z", "-in"])
+        .arg("-cert")
+        .arg(ca.path("mfg.crt"))
+        .arg("-keyfile")
+        .arg(ca.path("mfg.key"))
+        .args([
+            "-startdate",
+            "20200101000000Z",
+            "-enddate",
+            "20210101000000Z",
+            "-in",
+        ])
         .arg(ca.path("dev.csr.der"))
         .args(["-inform", "DER", "-out"])
         .arg(&expired));
-    let e_args = ["--cert", expired.to_str().expect("p"), "--key", dk.to_str().expect("p")];
-    assert_refused(&est.curl("certs/simpleenroll", &e_args, Some(&r4)), 403, "expired");
+    let e_args = [
+        "--cert",
+        expired.to_str().expect("p"),
+        "--key",
+        dk.to_str().expect("p"),
+    ];
+    assert_refused(
+        &est.curl("certs/simpleenroll", &e_args, Some(&r4)),
+        403,
+        "expired",
+    );
     refusals += 1;
     // A revoked privca certificate cannot re-enroll.
-    let serial = ok(openssl().args(["x509", "-noout", "-serial", "-in"]).arg(&c2));
+    let serial = ok(openssl()
+        .args(["x509", "-noout", "-serial", "-in"])
+        .arg(&c2));
     let serial = serial.trim().trim_start_matches("serial=").to_string();
-    ok(est.ca.cmd().args(["revoke", &serial, "--reason", "keyCompromise"]));
+    ok(est
+        .ca
+        .cmd()
+        .args(["revoke", &serial, "--reason", "keyCompromise"]));
     let (certs_before, audit_before) = {
         let (c, a) = est.counts();
         assert_eq!(c, certs_before);
         (c, a.max(audit_before))
     };
     let (_, r7) = csr(ca, "c7", "/CN=est-client-1/O=Example", None);
-    assert_refused(&est.curl("simplereenroll", &c2_args, Some(&r7)), 403, "revoked");
+    assert_refused(
+        &est.curl("simplereenroll", &c2_args, Some(&r7)),
+        403,
+        "revoked",
+    );
     let (certs_after, audit_after) = est.counts();
     assert_eq!(certs_after, certs_before, "a refusal issued a certificate");
-    assert!(audit_after > audit_before, "the revoked re-enrollment was not audited");
+    assert!(
+        audit_after > audit_before,
+        "the revoked re-enrollment was not audited"
+    );
     let _ = refusals;
 
     // Slow clients: a TCP connection that never starts TLS, and a TLS client that never
     // finishes its headers, are both dropped; others are served meanwhile.
     let mut idle = TcpStream::connect(("127.0.0.1", est.tls_port)).expect("connect");
-    idle.set_read_timeout(Some(Duration::from_secs(20))).expect("timeout");
+    idle.set_read_timeout(Some(Duration::from_secs(20)))
+        .expect("timeout");
     let mut slow = Command::new("openssl")
-        .args(["s_client", "-quiet", "-connect", &format!("127.0.0.1:{}", est.tls_port)])
+        .args([
+            "s_client",
+            "-quiet",
+            "-connect",
+            &format!("127.0.0.1:{}", est.tls_port),
+        ])
         .arg("-CAfile")
         .arg(est.root())
         .stdin(Stdio::piped())
@@ -528,8 +749,14 @@ fn est_with_curl_and_openssl() {
         .spawn()
         .expect("s_client");
     let mut slow_in = slow.stdin.take().expect("stdin");
-    slow_in.write_all(b"GET /.well-known/est/cacerts HTTP/1.1\r\nHost: localhost\r\n").expect("partial");
-    assert_eq!(est.curl("cacerts", &[], None).status, 200, "served while slow clients wait");
+    slow_in
+        .write_all(b"GET /.well-known/est/cacerts HTTP/1.1\r\nHost: localhost\r\n")
+        .expect("partial");
+    assert_eq!(
+        est.curl("cacerts", &[], None).status,
+        200,
+        "served while slow clients wait"
+    );
     let start = Instant::now();
     let mut buf = [0u8; 16];
     let n = idle.read(&mut buf).unwrap_or(0);
@@ -540,7 +767,10 @@ fn est_with_curl_and_openssl() {
         if let Ok(Some(_)) = slow.try_wait() {
             break;
         }
-        assert!(Instant::now() < deadline, "a client that never finished its headers was not dropped");
+        assert!(
+            Instant::now() < deadline,
+            "a client that never finished its headers was not dropped"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
     drop(slow_in);
@@ -559,10 +789,21 @@ fn tls_versions_and_suites_with_openssl_s_client() {
     let connect = format!("127.0.0.1:{}", est.tls_port);
     let try_tls = |args: &[&str]| -> (bool, String) {
         let out = run(Command::new("openssl")
-            .args(["s_client", "-connect", &connect, "-servername", "localhost", "-CAfile"])
+            .args([
+                "s_client",
+                "-connect",
+                &connect,
+                "-servername",
+                "localhost",
+                "-CAfile",
+            ])
             .arg(est.root())
             .args(args));
-        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
         let ok = out.status.success() && text.contains("Verify return code: 0 (ok)");
         (ok, text)
     };
@@ -578,12 +819,21 @@ fn tls_versions_and_suites_with_openssl_s_client() {
     let (ok13, text) = try_tls(&["-tls1_3"]);
     assert!(ok13 && text.contains("TLSv1.3"), "{text}");
     // Weak suites refused: static RSA key exchange, CBC (with and without ECDHE).
-    for suite in ["AES128-GCM-SHA256", "AES256-SHA256", "ECDHE-ECDSA-AES128-SHA", "ECDHE-ECDSA-AES256-SHA384", "ECDHE-RSA-AES128-SHA"] {
+    for suite in [
+        "AES128-GCM-SHA256",
+        "AES256-SHA256",
+        "ECDHE-ECDSA-AES128-SHA",
+        "ECDHE-ECDSA-AES256-SHA384",
+        "ECDHE-RSA-AES128-SHA",
+    ] {
         let (ok, text) = try_tls(&["-tls1_2", "-cipher", &format!("{suite}@SECLEVEL=0")]);
         assert!(!ok, "{suite} was accepted:\n{text}");
     }
     // ECDHE + AEAD accepted.
-    for suite in ["ECDHE-ECDSA-AES128-GCM-SHA256", "ECDHE-ECDSA-CHACHA20-POLY1305"] {
+    for suite in [
+        "ECDHE-ECDSA-AES128-GCM-SHA256",
+        "ECDHE-ECDSA-CHACHA20-POLY1305",
+    ] {
         let (ok, text) = try_tls(&["-tls1_2", "-cipher", suite]);
         assert!(ok, "{suite} was refused:\n{text}");
     }
