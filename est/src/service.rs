@@ -153,7 +153,7 @@ pub fn read_cert_bundle(path: &Path) -> Result<Vec<Vec<u8>>> {
             continue;
         };
         out.push(
-            ca_core::authority::cert_der_from_bytes(block[start..].as_bytes())
+            ca_core::authority::cert_der_from_bytes(&block.as_bytes()[start..])
                 .map_err(|e| Error::Config(format!("{}: {e}", path.display())))?,
         );
     }
