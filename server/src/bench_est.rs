@@ -34,18 +34,34 @@ pub struct EstBenchArgs {
     pub sign_seconds: u64,
 }
 
-/// A PKCS#10 CSR (RFC 2986) for `CN=<cn>` signed by an ephemeral key.
-fn make_csr(cn: &str) -> Result<Vec<u8>, Error> {
+/// A PKCS#10 CSR (RFC 2986) for `CN=<cn>` signed by an ephemeral P-256 key, with an
+/// optional challengePassword attribute (PKCS#9, RFC 2985 §5.4.1) — used by the
+/// benchmark and by the channel-binding test.
+pub fn make_csr(cn: &str, challenge: Option<&str>) -> Result<Vec<u8>, Error> {
+    use x509_cert::attr::Attribute;
     use x509_cert::request::{CertReq, CertReqInfo, Version};
     let key = hsm::soft::SoftKey::generate_ephemeral("bench-client", KeyAlgorithm::EcdsaP256)?;
     let bad = |e: der::Error| Error::Usage(format!("CSR: {e}"));
+    let mut attributes = der::asn1::SetOfVec::new();
+    if let Some(c) = challenge {
+        let value =
+            der::Any::encode_from(&der::asn1::Utf8StringRef::new(c).map_err(bad)?).map_err(bad)?;
+        let mut values = der::asn1::SetOfVec::new();
+        values.insert(value).map_err(bad)?;
+        attributes
+            .insert(Attribute {
+                oid: const_oid::ObjectIdentifier::new_unwrap("1.2.840.113549.1.9.7"),
+                values,
+            })
+            .map_err(bad)?;
+    }
     let info = CertReqInfo {
         version: Version::V1,
         subject: format!("CN={cn}")
             .parse()
             .map_err(|e| Error::Usage(format!("{e}")))?,
         public_key: der::Decode::from_der(key.public_key_der()).map_err(bad)?,
-        attributes: Default::default(),
+        attributes,
     };
     let tbs = info.to_der().map_err(bad)?;
     let sig = key.sign(hsm::SignatureScheme::EcdsaP256Sha256, &tbs)?;
@@ -108,7 +124,7 @@ pub fn run(a: &EstBenchArgs) -> Result<(), Error> {
     let root = reqwest::Certificate::from_pem(&root_pem)
         .map_err(|e| Error::Usage(format!("root certificate: {e}")))?;
     let body = {
-        let der = make_csr("bench-client")?;
+        let der = make_csr("bench-client", None)?;
         est::encoding::base64_lines(&der)
     };
     let auth = format!(

@@ -701,6 +701,14 @@ fn est_with_curl_and_openssl() {
         "expired",
     );
     refusals += 1;
+    // Nothing was issued and each refusal left an audit entry.
+    let (certs_now, audit_now) = est.counts();
+    assert_eq!(certs_now, certs_before, "a refusal issued a certificate");
+    assert!(
+        audit_now >= audit_before + refusals,
+        "{refusals} refusals but only {} new audit entries",
+        audit_now - audit_before
+    );
     // A revoked privca certificate cannot re-enroll.
     let serial = ok(openssl()
         .args(["x509", "-noout", "-serial", "-in"])
@@ -727,7 +735,6 @@ fn est_with_curl_and_openssl() {
         audit_after > audit_before,
         "the revoked re-enrollment was not audited"
     );
-    let _ = refusals;
 
     // Slow clients: a TCP connection that never starts TLS, and a TLS client that never
     // finishes its headers, are both dropped; others are served meanwhile.
@@ -837,4 +844,99 @@ fn tls_versions_and_suites_with_openssl_s_client() {
         let (ok, text) = try_tls(&["-tls1_2", "-cipher", suite]);
         assert!(ok, "{suite} was refused:\n{text}");
     }
+}
+
+/// One HTTP/1.1 POST of a base64 CSR to `simpleenroll` over an already open TLS stream;
+/// returns (status, body).
+async fn post_enroll(
+    tls: &mut tokio_rustls::client::TlsStream<tokio::net::TcpStream>,
+    user: &str,
+    csr_der: &[u8],
+) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let body = base64::engine::general_purpose::STANDARD.encode(csr_der);
+    let auth = base64::engine::general_purpose::STANDARD.encode(user);
+    let req = format!(
+        "POST /.well-known/est/simpleenroll HTTP/1.1\r\nHost: localhost\r\nAuthorization: Basic {auth}\r\nContent-Type: application/pkcs10\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    tls.write_all(req.as_bytes()).await.expect("send");
+    let mut out = Vec::new();
+    let _ = tls.read_to_end(&mut out).await;
+    let text = String::from_utf8_lossy(&out).into_owned();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, text)
+}
+
+/// RFC 9266 tls-exporter channel binding in the CSR's challengePassword, with our own
+/// rustls client (OpenSSL's command line cannot put an exporter value into a CSR made
+/// on the same connection): the right value is accepted on TLS 1.3 and TLS 1.2 (with
+/// EMS), a value from another connection is refused.
+#[test]
+fn channel_binding_with_a_rustls_client() {
+    if !interop_enabled("channel_binding_with_a_rustls_client") {
+        return;
+    }
+    let est = Est::start();
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let root_pem = std::fs::read(est.root()).expect("root");
+    let (_, root_der) = der::pem::decode_vec(&root_pem).expect("root pem");
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(rustls_pki_types::CertificateDer::from(root_der))
+        .expect("root");
+    let user = format!("alice:{PASSWORD}");
+    let connect = |version: &'static rustls::SupportedProtocolVersion| {
+        let cfg = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+            rustls::crypto::aws_lc_rs::default_provider(),
+        ))
+        .with_protocol_versions(&[version])
+        .expect("versions")
+        .with_root_certificates(roots.clone())
+        .with_no_client_auth();
+        let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(cfg));
+        let port = est.tls_port;
+        async move {
+            let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .expect("tcp");
+            let name = rustls_pki_types::ServerName::try_from("localhost").expect("name");
+            connector.connect(name, tcp).await.expect("handshake")
+        }
+    };
+    let exporter = |s: &tokio_rustls::client::TlsStream<tokio::net::TcpStream>| {
+        let v = s
+            .get_ref()
+            .1
+            .export_keying_material([0u8; 32], b"EXPORTER-Channel-Binding", Some(&[]))
+            .expect("exporter");
+        base64::engine::general_purpose::STANDARD.encode(v)
+    };
+    rt.block_on(async {
+        for (version, name) in [
+            (&rustls::version::TLS13, "tls13"),
+            (&rustls::version::TLS12, "tls12"),
+        ] {
+            let mut s = connect(version).await;
+            let binding = exporter(&s);
+            let csr = privca_server::bench_est::make_csr(&format!("bound-{name}"), Some(&binding))
+                .expect("csr");
+            let (status, text) = post_enroll(&mut s, &user, &csr).await;
+            assert_eq!(status, 200, "{name}: {text}");
+            // The value of one connection does not bind another.
+            let other = connect(version).await;
+            let stale = exporter(&other);
+            drop(other);
+            let mut s2 = connect(version).await;
+            let csr = privca_server::bench_est::make_csr(&format!("stale-{name}"), Some(&stale))
+                .expect("csr");
+            let (status, text) = post_enroll(&mut s2, &user, &csr).await;
+            assert_eq!(status, 403, "{name}: {text}");
+            assert!(text.contains("channel binding mismatch"), "{text}");
+        }
+    });
 }
