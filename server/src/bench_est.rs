@@ -32,6 +32,32 @@ pub struct EstBenchArgs {
     /// Seconds spent measuring the raw signing speed.
     #[arg(long, default_value_t = 3)]
     pub sign_seconds: u64,
+    /// Enroll against a running server instead of one started in-process: the
+    /// `simpleenroll` URL (e.g. `https://127.0.0.1:8443/.well-known/est/simpleenroll`).
+    /// The raw-signing baseline then uses a fresh local key of `--alg`.
+    #[arg(long, requires = "cacert")]
+    pub url: Option<String>,
+    /// With `--url`: the PEM root certificate that the server's chain ends in.
+    #[arg(long)]
+    pub cacert: Option<std::path::PathBuf>,
+    /// With `--url`: the HTTP Basic user; the password is read from the environment
+    /// variable PRIVCA_BENCH_EST_PASSWORD.
+    #[arg(long, default_value = "bench")]
+    pub user: String,
+}
+
+/// What the enrollments run against.
+struct Target {
+    url: String,
+    root_pem: Vec<u8>,
+    auth: String,
+    key: std::sync::Arc<dyn PrivateKey>,
+    what: String,
+    server: Option<(
+        tokio::runtime::Runtime,
+        crate::serve::Running,
+        tempfile::TempDir,
+    )>,
 }
 
 /// A PKCS#10 CSR (RFC 2986) for `CN=<cn>` signed by an ephemeral P-256 key, with an
@@ -77,60 +103,18 @@ pub fn make_csr(cn: &str, challenge: Option<&str>) -> Result<Vec<u8>, Error> {
 pub fn run(a: &EstBenchArgs) -> Result<(), Error> {
     let alg = KeyAlgorithm::from_name(&a.alg)
         .ok_or_else(|| Error::Usage(format!("unknown algorithm {}", a.alg)))?;
-    let dir = tempfile::tempdir().map_err(|e| Error::io("temporary directory", e))?;
-    let data = dir.path().join("data");
-    let params = crate::init::InitParams {
-        data_dir: data.clone(),
-        root_key: alg,
-        issuing_key: alg,
-        ocsp_key: alg,
-        ra_key: KeyAlgorithm::Rsa2048,
-        root_subject: "CN=Bench Root".into(),
-        issuing_subject: "CN=Bench Issuing".into(),
-        root_days: 3650,
-        issuing_days: 1825,
-        base_url: "http://127.0.0.1:8080".into(),
-        listen: "127.0.0.1:0".into(),
-        passphrase: None,
-        import_root: None,
-        import_issuing: None,
-        tls_listen: Some("127.0.0.1:0".into()),
-        hostnames: vec!["127.0.0.1".into()],
+    let t = match &a.url {
+        Some(url) => remote(a, url, alg)?,
+        None => in_process(a, alg)?,
     };
-    let out = crate::init::init(&params)?;
-    let password = "bench password";
-    let hash = est::password::PasswordHash::new(password.as_bytes(), a.pbkdf2_iterations)?;
-    let mut text = std::fs::read_to_string(&out.config_path)
-        .map_err(|e| Error::io("reading the bench config", e))?;
-    text.push_str(&format!(
-        "\n[est]\ndefault_endpoint = \"bench\"\n[est.endpoints.bench]\nprofile = \"tls-client\"\nauth = \"basic\"\naccounts = [{{ username = \"bench\", password_hash = \"{hash}\" }}]\n"
-    ));
-    std::fs::write(&out.config_path, text).map_err(|e| Error::io("writing the bench config", e))?;
-    let cfg = crate::config::Config::load(&out.config_path)?;
-    let issuing_key = cfg.open_keys()?.open("issuing")?;
-
-    // The server, on its own runtime thread.
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Error::io("runtime", e))?;
-    let running = rt.block_on(crate::serve::start(&cfg, None))?;
-    let tls_addr = running
-        .tls_addr
-        .ok_or_else(|| Error::Config("no HTTPS listener".into()))?;
-    let url = format!("https://{tls_addr}/.well-known/est/simpleenroll");
-    let root_pem =
-        std::fs::read(data.join("ca/root.crt")).map_err(|e| Error::io("reading the root", e))?;
-    let root = reqwest::Certificate::from_pem(&root_pem)
+    let issuing_key = t.key.clone();
+    let (url, auth) = (t.url.clone(), t.auth.clone());
+    let root = reqwest::Certificate::from_pem(&t.root_pem)
         .map_err(|e| Error::Usage(format!("root certificate: {e}")))?;
     let body = {
         let der = make_csr("bench-client", None)?;
         est::encoding::base64_lines(&der)
     };
-    let auth = format!(
-        "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode(format!("bench:{password}"))
-    );
 
     let cores = std::thread::available_parallelism()
         .map(|n| n.get())
@@ -139,8 +123,8 @@ pub fn run(a: &EstBenchArgs) -> Result<(), Error> {
     let raw_1 = crate::bench::raw_sign_rate(&issuing_key, 1, sign_dur)?;
     let raw_n = crate::bench::raw_sign_rate(&issuing_key, cores, sign_dur)?;
     println!(
-        "== bench est: issuing CA key {alg}, {} enrollments per mode, {} clients, HTTPS (rustls), HTTP Basic with PBKDF2 i={}, durable redb store ==",
-        a.count, a.clients, a.pbkdf2_iterations
+        "== bench est: {}, issuing CA key {alg}, {} enrollments per mode, {} clients ==",
+        t.what, a.count, a.clients
     );
     println!(
         "raw signing ({alg}, 600-byte message): {raw_1:.0}/s on 1 thread, {raw_n:.0}/s on {cores} threads"
@@ -204,7 +188,7 @@ pub fn run(a: &EstBenchArgs) -> Result<(), Error> {
         let rate = l.len() as f64 / elapsed;
         let p = |q| crate::bench::percentile(&l, q).as_secs_f64() * 1e3;
         println!(
-            "{}: {rate:.0} enrollments/s ({:.0}% of raw signing on {cores} threads), latency p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, failures {}",
+            "{}: {rate:.0} enrollments/s ({:.1}% of raw signing on {cores} threads), latency p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, failures {}",
             if keep_alive {
                 "keep-alive          "
             } else {
@@ -217,7 +201,100 @@ pub fn run(a: &EstBenchArgs) -> Result<(), Error> {
             failures.load(Ordering::Relaxed)
         );
     }
-    let _ = running.shutdown.send(());
-    let _ = rt.block_on(running.done);
+    if let Some((rt, running, dir)) = t.server {
+        let _ = running.shutdown.send(());
+        let _ = rt.block_on(running.done);
+        drop(dir);
+    }
     Ok(())
+}
+
+/// A fresh CA with an EST endpoint, served in-process.
+fn in_process(a: &EstBenchArgs, alg: KeyAlgorithm) -> Result<Target, Error> {
+    let dir = tempfile::tempdir().map_err(|e| Error::io("temporary directory", e))?;
+    let data = dir.path().join("data");
+    let params = crate::init::InitParams {
+        data_dir: data.clone(),
+        root_key: alg,
+        issuing_key: alg,
+        ocsp_key: alg,
+        ra_key: KeyAlgorithm::Rsa2048,
+        root_subject: "CN=Bench Root".into(),
+        issuing_subject: "CN=Bench Issuing".into(),
+        root_days: 3650,
+        issuing_days: 1825,
+        base_url: "http://127.0.0.1:8080".into(),
+        listen: "127.0.0.1:0".into(),
+        passphrase: None,
+        import_root: None,
+        import_issuing: None,
+        tls_listen: Some("127.0.0.1:0".into()),
+        hostnames: vec!["127.0.0.1".into()],
+    };
+    let out = crate::init::init(&params)?;
+    let password = "bench password";
+    let hash = est::password::PasswordHash::new(password.as_bytes(), a.pbkdf2_iterations)?;
+    let mut text = std::fs::read_to_string(&out.config_path)
+        .map_err(|e| Error::io("reading the bench config", e))?;
+    text.push_str(&format!(
+        "\n[est]\ndefault_endpoint = \"bench\"\n[est.endpoints.bench]\nprofile = \"tls-client\"\nauth = \"basic\"\naccounts = [{{ username = \"bench\", password_hash = \"{hash}\" }}]\n"
+    ));
+    std::fs::write(&out.config_path, text).map_err(|e| Error::io("writing the bench config", e))?;
+    let cfg = crate::config::Config::load(&out.config_path)?;
+    let issuing_key = cfg.open_keys()?.open("issuing")?;
+
+    // The server, on its own runtime thread.
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::io("runtime", e))?;
+    let running = rt.block_on(crate::serve::start(&cfg, None))?;
+    let tls_addr = running
+        .tls_addr
+        .ok_or_else(|| Error::Config("no HTTPS listener".into()))?;
+    let url = format!("https://{tls_addr}/.well-known/est/simpleenroll");
+    let root_pem =
+        std::fs::read(data.join("ca/root.crt")).map_err(|e| Error::io("reading the root", e))?;
+    let auth = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("bench:{password}"))
+    );
+    Ok(Target {
+        url,
+        root_pem,
+        auth,
+        key: issuing_key,
+        what: format!(
+            "in-process server, HTTPS (rustls), HTTP Basic with PBKDF2 i={}, durable redb store",
+            a.pbkdf2_iterations
+        ),
+        server: Some((rt, running, dir)),
+    })
+}
+
+/// A running server at `url`.
+fn remote(a: &EstBenchArgs, url: &str, alg: KeyAlgorithm) -> Result<Target, Error> {
+    let cacert = a
+        .cacert
+        .as_ref()
+        .ok_or_else(|| Error::Usage("--url needs --cacert".into()))?;
+    let root_pem =
+        std::fs::read(cacert).map_err(|e| Error::io(format!("reading {}", cacert.display()), e))?;
+    let password = hsm::SecretSource::Env("PRIVCA_BENCH_EST_PASSWORD".into()).load()?;
+    let creds = [a.user.as_bytes(), b":", password.expose()].concat();
+    let auth = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(creds)
+    );
+    let key: std::sync::Arc<dyn PrivateKey> = std::sync::Arc::new(
+        hsm::soft::SoftKey::generate_ephemeral("bench-baseline", alg)?,
+    );
+    Ok(Target {
+        url: url.to_string(),
+        root_pem,
+        auth,
+        key,
+        what: format!("server at {url} (baseline: a local {alg} key)"),
+        server: None,
+    })
 }
