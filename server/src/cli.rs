@@ -514,6 +514,12 @@ pub fn run(cli: Cli) -> Result<(), Error> {
                 "issuing CA: {}",
                 a.data_dir.join("ca/issuing.crt").display()
             );
+            if let Some(l) = &a.tls_listen {
+                println!(
+                    "HTTPS:      {l} (certificate {}; add [est.endpoints.<label>] for EST, see docs/est.md)",
+                    a.data_dir.join("ca/tls-server.crt").display()
+                );
+            }
             println!(
                 "start it with: privca serve --config {}",
                 out.config_path.display()
@@ -535,12 +541,17 @@ pub fn run(cli: Cli) -> Result<(), Error> {
         } => {
             let cfg = Config::load(&cli.config)?;
             match cfg.load_authority() {
-                Ok(a) => println!(
-                    "{}: valid ({} authorities, {} profiles)",
-                    cli.config.display(),
-                    a.authorities().len(),
-                    a.profiles().len()
-                ),
+                Ok(a) => {
+                    let (cas, profiles) = (a.authorities().len(), a.profiles().len());
+                    // EST endpoints name profiles and client CA files: check them too.
+                    let est =
+                        est::EstService::new(&cfg.est, &cfg.base_dir, std::sync::Arc::new(a))?;
+                    println!(
+                        "{}: valid ({cas} authorities, {profiles} profiles, {} EST endpoints)",
+                        cli.config.display(),
+                        est.labels().len()
+                    )
+                }
                 Err(Error::Store(store::Error::Locked(_)))
                 | Err(Error::Core(ca_core::Error::Store(store::Error::Locked(_)))) => println!(
                     "{}: valid syntax (certificates and keys not loaded: the server holds the store)",
