@@ -344,6 +344,21 @@ fn est_with_curl_and_openssl() {
     );
     // The labelled path answers too.
     assert_eq!(est.curl("certs/cacerts", &[], None).status, 200);
+    // The plain-HTTP listener does not serve EST (RFC 7030 §3.3: TLS only), but the HTTPS
+    // one serves everything the plain one does.
+    let plain = reqwest::blocking::get(ca.url("/.well-known/est/cacerts")).expect("plain");
+    assert_eq!(plain.status().as_u16(), 404);
+    let r = Command::new("curl")
+        .args(["-sS", "-o", "/dev/null", "-w", "%{http_code}", "--cacert"])
+        .arg(est.root())
+        .args([
+            "--resolve",
+            &format!("localhost:{}:127.0.0.1", est.tls_port),
+        ])
+        .arg(format!("https://localhost:{}/healthz", est.tls_port))
+        .output()
+        .expect("curl healthz");
+    assert_eq!(String::from_utf8_lossy(&r.stdout), "200");
 
     // csrattrs from the profile: OpenSSL parses it and it names key types and the hash.
     let r = est.curl("csrattrs", &[], None);
