@@ -123,6 +123,18 @@ async fn start_tls(
         }
         (None, Some(file)) => {
             let path = cfg.path(file);
+            let mode = std::os::unix::fs::PermissionsExt::mode(
+                &std::fs::metadata(&path)
+                    .map_err(|e| Error::io(format!("reading {}", path.display()), e))?
+                    .permissions(),
+            );
+            if mode & 0o077 != 0 {
+                return Err(Error::Config(format!(
+                    "{} is readable by others (mode {:o}); chmod 600 it",
+                    path.display(),
+                    mode & 0o777
+                )));
+            }
             let bytes = std::fs::read(&path)
                 .map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
             let text = String::from_utf8_lossy(&bytes);

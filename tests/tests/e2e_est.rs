@@ -859,6 +859,62 @@ fn tls_versions_and_suites_with_openssl_s_client() {
         let (ok, text) = try_tls(&["-tls1_2", "-cipher", suite]);
         assert!(ok, "{suite} was refused:\n{text}");
     }
+
+    // A certificate the operator brings: an RSA key file and its chain (`key_file`).
+    let mut est = est;
+    est.ca.stop();
+    let key = est.ca.path("own.key");
+    let crt = est.ca.path("own.crt");
+    ok(openssl()
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "5",
+        ])
+        .args([
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=DNS:localhost",
+        ])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&crt));
+    let cfg = est.ca.config();
+    let text = std::fs::read_to_string(&cfg).expect("config").replace(
+        "certificate = \"ca/tls-server.crt\"\n",
+        &format!("certificate = \"{}\"\n", crt.display()),
+    );
+    let text = text.replace(
+        "key = \"tls-server\"\n",
+        &format!("key_file = \"{}\"\n", key.display()),
+    );
+    std::fs::write(&cfg, text).expect("config");
+    // A key file others can read is refused.
+    std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o644))
+        .expect("chmod");
+    let refused = privca_tests::fails(est.ca.cmd().arg("serve"));
+    assert!(refused.contains("chmod 600"), "{refused}");
+    std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+        .expect("chmod");
+    est.ca.start();
+    for v in ["-tls1_2", "-tls1_3"] {
+        let out = run(Command::new("openssl")
+            .args([
+                "s_client",
+                "-connect",
+                &connect,
+                "-servername",
+                "localhost",
+                "-CAfile",
+            ])
+            .arg(&crt)
+            .arg(v));
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            text.contains("Verify return code: 0 (ok)") && text.contains("CN = localhost"),
+            "{v} with the operator's RSA certificate:\n{text}"
+        );
+    }
 }
 
 /// One HTTP/1.1 POST of a base64 CSR to `simpleenroll` over an already open TLS stream;
