@@ -13,6 +13,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+pub mod pkcs11;
 pub mod soft;
 
 mod error;
@@ -222,6 +223,18 @@ pub trait KeyStore: Send + Sync {
 
     /// Lists the stored keys.
     fn list(&self) -> Result<Vec<KeyInfo>>;
+
+    /// A short name of the backend (`soft`, `pkcs11`), for health reports.
+    fn backend_name(&self) -> &'static str {
+        "soft"
+    }
+
+    /// Checks that the backend can serve key operations now (for `/healthz`). A backend
+    /// that can lose its device (PKCS#11) probes it, within bounded time; files are always
+    /// there.
+    fn health(&self) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// Verifies `signature` over `message` with the public key `spki_der` (a DER
