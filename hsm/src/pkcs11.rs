@@ -61,7 +61,7 @@ use cryptoki::error::{Error as CkError, RvError};
 use cryptoki::mechanism::rsa::{PkcsMgfType, PkcsOaepParams, PkcsOaepSource, PkcsPssParams};
 use cryptoki::mechanism::{Mechanism, MechanismType};
 use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHandle};
-use cryptoki::session::{Session, UserType};
+use cryptoki::session::{Session, SessionState, UserType};
 use cryptoki::slot::Slot;
 use cryptoki::types::{RawAuthPin, Ulong};
 use der::asn1::{Any, OctetStringRef, UintRef};
@@ -1230,14 +1230,18 @@ impl Pkcs11Key {
         key_ref: &KeyRef,
         generation: u64,
     ) -> Result<ObjectHandle, CkError> {
-        let h = find(s, ObjectClass::PRIVATE_KEY, key_ref)?
-            .first()
-            .copied()
-            // The key was deleted from the token: report it as the token would.
-            .ok_or(CkError::Pkcs11(
-                RvError::KeyHandleInvalid,
-                Function::FindObjects,
-            ))?;
+        let Some(h) = find(s, ObjectClass::PRIVATE_KEY, key_ref)?.first().copied() else {
+            // Private objects are invisible without a login: when the login was lost
+            // (someone called C_Logout, the token was reset) say so, so that the caller
+            // reconnects. Otherwise the key was deleted: report it as the token would.
+            let state = s.get_session_info()?.session_state();
+            let rv = if matches!(state, SessionState::RwUser | SessionState::RoUser) {
+                RvError::KeyHandleInvalid
+            } else {
+                RvError::UserNotLoggedIn
+            };
+            return Err(CkError::Pkcs11(rv, Function::FindObjects));
+        };
         *self.handle.lock().unwrap_or_else(|p| p.into_inner()) = Some((generation, h));
         Ok(h)
     }
@@ -1262,7 +1266,7 @@ impl Pkcs11Key {
             // parameters not supported by the token) is a configuration matter.
             Err(OpError::Token(e @ CkError::Pkcs11(_, Function::DecryptInit))) => {
                 Err(Error::Unsupported(format!(
-                    "the token refuses {:?} decryption with key {:?}: {}",
+                    "the token refuses {} decryption with key {:?}: {}",
                     mechanism.mechanism_type(),
                     self.label,
                     ck(&e)
