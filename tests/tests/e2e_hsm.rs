@@ -314,7 +314,7 @@ fn healthz_follows_the_token() {
         let running = rt
             .block_on(privca_server::serve::start(
                 &cfg,
-                Some("127.0.0.1:0".parse().unwrap()),
+                Some(format!("127.0.0.1:{}", ca.port).parse().unwrap()),
             ))
             .unwrap();
         let url = format!("http://{}/healthz", running.addr);
