@@ -153,6 +153,48 @@ fn init_hsm_issue_crl_ocsp_with_openssl() {
             serde_json::from_str(&ok(ca.cmd().args(["keys", "list", "--json"]))).unwrap();
         assert_eq!(json.as_array().map(Vec::len), Some(4), "{json}");
 
+        // OpenSC's pkcs11-tool sees the same keys, with the same attributes, and the public
+        // key on the token is the one in the issuing CA certificate.
+        let tool = |extra: &[&str]| {
+            let mut c = Command::new("pkcs11-tool");
+            c.arg("--module")
+                .arg(module)
+                .args(["--token-label", TOKEN, "--login", "--pin", PIN])
+                .args(extra);
+            ok(&mut c)
+        };
+        let objects = tool(&["--list-objects", "--type", "privkey"]);
+        let issuing_obj = objects
+            .split("Private Key Object")
+            .find(|o| o.contains("label:      issuing\n"))
+            .unwrap_or_else(|| panic!("issuing not on the token:\n{objects}"));
+        assert!(issuing_obj.contains("RSA"), "{issuing_obj}");
+        for a in [
+            "sensitive",
+            "always sensitive",
+            "never extractable",
+            "local",
+        ] {
+            assert!(issuing_obj.contains(a), "{a}: {issuing_obj}");
+        }
+        let pub_der = ca.path("issuing-pub.der");
+        tool(&[
+            "--read-object",
+            "--type",
+            "pubkey",
+            "--label",
+            "issuing",
+            "--output-file",
+            pub_der.to_str().unwrap(),
+        ]);
+        let from_token = ok(openssl()
+            .args(["pkey", "-pubin", "-inform", "DER", "-in"])
+            .arg(&pub_der));
+        let from_cert = ok(openssl()
+            .args(["x509", "-noout", "-pubkey", "-in"])
+            .arg(ca.data.join("ca/issuing.crt")));
+        assert_eq!(from_token, from_cert);
+
         let ca_dir = ca.data.join("ca");
         let chain = format!(
             "{}{}",
