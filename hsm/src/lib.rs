@@ -6,7 +6,8 @@
 //! async runtime move calls to a blocking pool.
 //!
 //! Private-key operations never use the `rsa` crate (RUSTSEC-2023-0071, DESIGN.md
-//! decision 4): the software backend ([`soft`]) signs and decrypts with aws-lc-rs.
+//! decision 4): the software backend ([`soft`]) signs and decrypts with aws-lc-rs, the
+//! PKCS#11 backend ([`pkcs11`]) asks a hardware security module through `cryptoki`.
 
 use std::fmt;
 use std::sync::Arc;

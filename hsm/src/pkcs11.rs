@@ -67,7 +67,6 @@ use cryptoki::types::{RawAuthPin, Ulong};
 use der::asn1::{Any, OctetStringRef, UintRef};
 use der::{Decode, Encode};
 use serde::{Deserialize, Serialize};
-use zeroize::Zeroizing;
 
 use crate::soft::{build_spki, ec_algorithm, rsa_algorithm, uint_bits, validate_label};
 use crate::{
@@ -171,8 +170,20 @@ fn rv_name(rv: RvError) -> String {
     out
 }
 
-/// Errors that mean the connection (module, token, sessions or login) is gone.
+/// Errors that mean the connection (module, token, sessions or login) is gone, or that
+/// the token is in a state only a new connection can fix.
+///
+/// `CKR_GENERAL_ERROR` ("the token may be in an inconsistent state", PKCS#11 §5.1.6) counts
+/// too (SoftHSM answers it to a signature started while the user is being logged out),
+/// except from `C_Decrypt`: there a token might use it to reject a ciphertext, and
+/// reconnecting (slower, a different error) would tell an attacker so.
 fn connection_lost(e: &CkError) -> bool {
+    if let CkError::Pkcs11(RvError::GeneralError, f) = e {
+        return !matches!(
+            f,
+            Function::Decrypt | Function::DecryptUpdate | Function::DecryptFinal
+        );
+    }
     matches!(
         e,
         CkError::Pkcs11(
@@ -1305,17 +1316,19 @@ impl PrivateKey for Pkcs11Key {
             return Err(self.unfit(scheme));
         }
         use aws_lc_rs::digest;
-        let (mechanism, data): (Mechanism<'_>, Zeroizing<Vec<u8>>) = match scheme {
-            SignatureScheme::RsaPkcs1Sha256 => (Mechanism::Sha256RsaPkcs, message.to_vec().into()),
-            SignatureScheme::RsaPkcs1Sha384 => (Mechanism::Sha384RsaPkcs, message.to_vec().into()),
-            SignatureScheme::RsaPkcs1Sha512 => (Mechanism::Sha512RsaPkcs, message.to_vec().into()),
+        // RSA mechanisms hash on the token; CKM_ECDSA signs a digest made here.
+        let ecdsa_digest;
+        let (mechanism, data): (Mechanism<'_>, &[u8]) = match scheme {
+            SignatureScheme::RsaPkcs1Sha256 => (Mechanism::Sha256RsaPkcs, message),
+            SignatureScheme::RsaPkcs1Sha384 => (Mechanism::Sha384RsaPkcs, message),
+            SignatureScheme::RsaPkcs1Sha512 => (Mechanism::Sha512RsaPkcs, message),
             SignatureScheme::RsaPssSha256 => (
                 Mechanism::Sha256RsaPkcsPss(pss(
                     MechanismType::SHA256,
                     PkcsMgfType::MGF1_SHA256,
                     32,
                 )),
-                message.to_vec().into(),
+                message,
             ),
             SignatureScheme::RsaPssSha384 => (
                 Mechanism::Sha384RsaPkcsPss(pss(
@@ -1323,7 +1336,7 @@ impl PrivateKey for Pkcs11Key {
                     PkcsMgfType::MGF1_SHA384,
                     48,
                 )),
-                message.to_vec().into(),
+                message,
             ),
             SignatureScheme::RsaPssSha512 => (
                 Mechanism::Sha512RsaPkcsPss(pss(
@@ -1331,25 +1344,19 @@ impl PrivateKey for Pkcs11Key {
                     PkcsMgfType::MGF1_SHA512,
                     64,
                 )),
-                message.to_vec().into(),
+                message,
             ),
-            SignatureScheme::EcdsaP256Sha256 => (
-                Mechanism::Ecdsa,
-                digest::digest(&digest::SHA256, message)
-                    .as_ref()
-                    .to_vec()
-                    .into(),
-            ),
-            SignatureScheme::EcdsaP384Sha384 => (
-                Mechanism::Ecdsa,
-                digest::digest(&digest::SHA384, message)
-                    .as_ref()
-                    .to_vec()
-                    .into(),
-            ),
+            SignatureScheme::EcdsaP256Sha256 => {
+                ecdsa_digest = digest::digest(&digest::SHA256, message);
+                (Mechanism::Ecdsa, ecdsa_digest.as_ref())
+            }
+            SignatureScheme::EcdsaP384Sha384 => {
+                ecdsa_digest = digest::digest(&digest::SHA384, message);
+                (Mechanism::Ecdsa, ecdsa_digest.as_ref())
+            }
         };
         let signature = self
-            .with_key(|s, h| s.sign(&mechanism, h, &data))
+            .with_key(|s, h| s.sign(&mechanism, h, data))
             .map_err(|e| e.into_error(&format!("signing with key {:?}", self.label)))?;
         if matches!(
             scheme,

@@ -6,6 +6,7 @@
 
 mod common;
 
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
@@ -116,6 +117,39 @@ fn the_backend_reconnects_and_fails_fast_while_the_token_is_gone() {
             eprintln!("token back after {:?}", t.elapsed());
             signs(&*key, "after the token came back");
             store.health().unwrap();
+
+            // 5. Under load: four threads sign while the application is logged out three
+            //    times under them. Every signature must still succeed and verify.
+            //    (Not C_Finalize: finalising while other threads are inside calls is
+            //    undefined in PKCS#11 §5.4, and SoftHSM then crashes.)
+            let other = other_handle(&env.module);
+            let slot = other.get_slots_with_token().unwrap()[0];
+            let stop = AtomicBool::new(false);
+            let signed = AtomicUsize::new(0);
+            std::thread::scope(|sc| {
+                for t in 0..4 {
+                    let (key, stop, signed) = (&key, &stop, &signed);
+                    sc.spawn(move || {
+                        let mut i = 0;
+                        while !stop.load(Ordering::Relaxed) {
+                            signs(&**key, &format!("load {t} {i}"));
+                            signed.fetch_add(1, Ordering::Relaxed);
+                            i += 1;
+                        }
+                    });
+                }
+                for _ in 0..3 {
+                    std::thread::sleep(Duration::from_millis(150));
+                    let s = other.open_rw_session(slot).unwrap();
+                    // May race with a reconnection that has not logged in yet.
+                    let _ = s.logout();
+                }
+                std::thread::sleep(Duration::from_millis(150));
+                stop.store(true, Ordering::Relaxed);
+            });
+            let n = signed.load(Ordering::Relaxed);
+            eprintln!("{n} signatures by 4 threads across 3 logouts, none failed");
+            assert!(n > 0);
         },
     );
 }

@@ -127,7 +127,8 @@ pub fn with_softhsm(test: &str, body: impl FnOnce(&Env)) {
     eprintln!("--- {test} (child) ---\n{stdout}{stderr}");
     assert!(
         out.status.success(),
-        "{test} failed in its SoftHSM child process"
+        "{test} failed in its SoftHSM child process ({})",
+        out.status
     );
     assert!(stdout.contains("1 passed"), "{test}: the child ran no test");
 }
