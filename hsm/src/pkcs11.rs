@@ -976,7 +976,7 @@ struct EcdsaSigValue<'a> {
 
 /// Converts the raw `r‖s` of `CKM_ECDSA` (PKCS#11 §2.3.1) into DER.
 pub fn ecdsa_raw_to_der(raw: &[u8]) -> Result<Vec<u8>> {
-    if raw.is_empty() || raw.len() % 2 != 0 {
+    if raw.is_empty() || !raw.len().is_multiple_of(2) {
         return Err(Error::Crypto(format!(
             "ECDSA signature from the token has odd length {}",
             raw.len()
@@ -1140,7 +1140,7 @@ fn hex(b: &[u8]) -> String {
 }
 
 fn decode_hex(s: &str) -> Option<Vec<u8>> {
-    if s.is_empty() || s.len() % 2 != 0 || s.len() > 128 {
+    if s.is_empty() || !s.len().is_multiple_of(2) || s.len() > 128 {
         return None;
     }
     (0..s.len())

@@ -10,7 +10,6 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
-use cryptoki::session::UserType;
 use hsm::pkcs11::Pkcs11KeyStore;
 use hsm::{Error, KeyAlgorithm, KeyStore, PrivateKey, SignatureScheme};
 

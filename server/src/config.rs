@@ -295,11 +295,9 @@ mod tests {
             .collect::<Vec<_>>()
             .join("\n");
         assert!(hsm_example.contains("[keys.pkcs11]"), "{hsm_example}");
-        let soft_lines = format!(
-            "backend = \"soft\"\ndir = \"keys\"\npassphrase = {{ env = \"PRIVCA_KEY_PASSPHRASE\" }}\n"
-        );
-        assert!(text.contains(&soft_lines));
-        let (head, tail) = text.split_once(&soft_lines).expect("soft lines");
+        let soft_lines = "backend = \"soft\"\ndir = \"keys\"\npassphrase = { env = \"PRIVCA_KEY_PASSPHRASE\" }\n";
+        assert!(text.contains(soft_lines));
+        let (head, tail) = text.split_once(soft_lines).expect("soft lines");
         let (_, after_keys) = tail.split_once("\n[ca]\n").expect("[ca] follows");
         let with_hsm: Config =
             toml::from_str(&format!("{head}{hsm_example}\n\n[ca]\n{after_keys}"))
