@@ -320,6 +320,42 @@ mod tests {
     }
 
     #[test]
+    fn keys_sections_are_checked() {
+        let base = crate::init::render_config("127.0.0.1:8080", "http://x", "{ file = \"p\" }");
+        let soft = "backend = \"soft\"\ndir = \"keys\"\npassphrase = { file = \"p\" }\n";
+        let with = |keys: &str| base.replace(soft, keys);
+        let table =
+            "[keys.pkcs11]\nmodule = \"/m.so\"\ntoken_label = \"t\"\npin = { env = \"PIN\" }\n";
+        // pkcs11 with its table: fine; relative module paths resolve against the file.
+        let cfg: Config =
+            toml::from_str(&with(&format!("backend = \"pkcs11\"\n{table}"))).expect("parses");
+        cfg.validate().expect("valid");
+        assert_eq!(cfg.pkcs11_config().expect("pkcs11").sessions, 4);
+        // pkcs11 without the table, soft with it, soft settings with pkcs11: refused.
+        for bad in [
+            "backend = \"pkcs11\"\n".to_string(),
+            format!("{soft}{table}"),
+            format!("backend = \"pkcs11\"\ndir = \"keys\"\n{table}"),
+            format!(
+                "backend = \"pkcs11\"\n{}",
+                table.replace("token_label = \"t\"\n", "")
+            ),
+        ] {
+            let cfg: Config = toml::from_str(&with(&bad)).expect("parses");
+            assert!(cfg.validate().is_err(), "{bad}");
+        }
+        // Inline PINs and unknown fields do not parse.
+        for bad in [
+            table.replace("{ env = \"PIN\" }", "\"1234\""),
+            table.replace("[keys.pkcs11]\n", "[keys.pkcs11]\nbogus = 1\n"),
+        ] {
+            assert!(
+                toml::from_str::<Config>(&with(&format!("backend = \"pkcs11\"\n{bad}"))).is_err()
+            );
+        }
+    }
+
+    #[test]
     fn unknown_fields_are_errors() {
         let text = crate::init::render_config("127.0.0.1:8080", "http://x", "{ file = \"p\" }")
             .replace("[store]\n", "[store]\nbogus = 1\n");
