@@ -149,6 +149,43 @@ fn the_backend_reconnects_and_fails_fast_while_the_token_is_gone() {
             let n = signed.load(Ordering::Relaxed);
             eprintln!("{n} signatures by 4 threads across 3 logouts, none failed");
             assert!(n > 0);
+
+            // 6. The PIN changes under a running store to a wrong one: the reconnection
+            //    fails with a clear error, and the same wrong PIN is not tried again (a real
+            //    HSM locks the user after a few failures) until the PIN source changes.
+            let pin_file = env.dir.join("pin");
+            std::fs::write(&pin_file, format!("{}\n", common::PIN)).unwrap();
+            let mut cfg = env.config();
+            cfg.pin = hsm::SecretSource::File(pin_file.clone());
+            let filed = Pkcs11KeyStore::open(cfg).unwrap();
+            let key = filed.open("ca").unwrap();
+            signs(&*key, "file PIN");
+            std::fs::write(&pin_file, "0000\n").unwrap();
+            other_handle(&env.module).finalize().unwrap();
+            let e = key.sign(SignatureScheme::RsaPkcs1Sha256, b"x").unwrap_err();
+            assert!(
+                matches!(e, Error::Secret(_)) || e.to_string().contains("CKR_PIN_INCORRECT"),
+                "{e:?}"
+            );
+            eprintln!("wrong PIN: {e}");
+            std::thread::sleep(hsm::pkcs11::BACKOFF_START * 2);
+            let e = key.sign(SignatureScheme::RsaPkcs1Sha256, b"x").unwrap_err();
+            assert!(
+                e.to_string()
+                    .contains("rejected this PIN before; not trying it again"),
+                "{e}"
+            );
+            eprintln!("same wrong PIN again: {e}");
+            std::fs::write(&pin_file, format!("{}\n", common::PIN)).unwrap();
+            let t = Instant::now();
+            while key.sign(SignatureScheme::RsaPkcs1Sha256, b"x").is_err() {
+                assert!(
+                    t.elapsed() < Duration::from_secs(30),
+                    "the fixed PIN was never used"
+                );
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            signs(&*key, "fixed PIN");
         },
     );
 }
