@@ -303,7 +303,7 @@ impl Pool {
             }
             if st.lent < self.cfg.sessions {
                 let (Some(module), Some(slot)) = (st.module.clone(), st.slot) else {
-                    continue;
+                    return Err(Error::Unavailable("not connected to the token".into()));
                 };
                 st.lent += 1;
                 drop(st);
@@ -907,6 +907,14 @@ impl Pkcs11KeyStore {
     /// Probes the token: borrows a session and asks for its state. Bounded: when
     /// reconnection is backing off it fails at once.
     pub fn probe(&self) -> Result<()> {
+        {
+            // Every session busy with an operation: the token is working; do not queue
+            // behind them.
+            let st = self.pool.lock();
+            if st.slot.is_some() && st.idle.is_empty() && st.lent >= self.pool.cfg.sessions {
+                return Ok(());
+            }
+        }
         self.pool
             .run(|s, _| s.get_session_info().map(|_| ()))
             .map_err(|e| e.into_error("probing the token"))
