@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine;
 use der::Encode;
-use hsm::{KeyAlgorithm, KeyStore, PrivateKey};
+use hsm::{KeyAlgorithm, PrivateKey};
 
 use crate::Error;
 
@@ -230,6 +230,7 @@ fn in_process(a: &EstBenchArgs, alg: KeyAlgorithm) -> Result<Target, Error> {
         import_issuing: None,
         tls_listen: Some("127.0.0.1:0".into()),
         hostnames: vec!["127.0.0.1".into()],
+        hsm: None,
     };
     let out = crate::init::init(&params)?;
     let password = "bench password";

@@ -28,7 +28,7 @@ pub async fn start(
     listen_override: Option<std::net::SocketAddr>,
 ) -> Result<Running, Error> {
     let cfg2 = cfg.clone();
-    let auth = tokio::task::spawn_blocking(move || cfg2.load_authority())
+    let (auth, keys) = tokio::task::spawn_blocking(move || cfg2.load_authority_and_keys())
         .await
         .map_err(|e| Error::io("loading", e))??;
     let auth = Arc::new(auth);
@@ -42,6 +42,7 @@ pub async fn start(
         auth: auth.clone(),
         admin_token_hash: http::token_hash(token.expose()),
         admin_loopback_only: cfg.server.admin_loopback_only,
+        keys: Some(keys),
     });
     let limits = Limits {
         max_body_bytes: cfg.server.max_body_bytes,
@@ -117,10 +118,7 @@ async fn start_tls(
     let est = Arc::new(est::EstService::new(&cfg.est, &cfg.base_dir, auth)?);
     let chain = crate::tls::read_chain(&cfg.path(&t.certificate))?;
     let key: Arc<dyn hsm::PrivateKey> = match (&t.key, &t.key_file) {
-        (Some(label), _) => {
-            let keys = cfg.open_keys()?;
-            hsm::KeyStore::open(&keys, label)?
-        }
+        (Some(label), _) => cfg.open_keys()?.open(label)?,
         (None, Some(file)) => {
             let path = cfg.path(file);
             let mode = std::os::unix::fs::PermissionsExt::mode(
