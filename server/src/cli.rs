@@ -38,7 +38,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Create a CA hierarchy (root, issuing CA, SCEP RA, OCSP responder) and privca.toml.
-    Init(InitArgs),
+    Init(Box<InitArgs>),
     /// Init a CA in ./privca-data if there is none, then serve, printing the URLs.
     Quickstart(QuickstartArgs),
     /// Run the server.
