@@ -23,6 +23,9 @@ python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || need+=(python3-venv)
 command -v scepclient >/dev/null || need+=(scep)
 command -v certmonger >/dev/null || need+=(certmonger)
 command -v dbus-daemon >/dev/null || need+=(dbus-daemon)
+# PKCS#11: SoftHSM2 (the token of the HSM tests) and OpenSC's pkcs11-tool.
+command -v softhsm2-util >/dev/null || need+=(softhsm2)
+command -v pkcs11-tool >/dev/null || need+=(opensc)
 if [ ${#need[@]} -gt 0 ]; then
   log "installing ${need[*]}"
   $SUDO apt-get update -qq
@@ -44,6 +47,7 @@ curl --version | head -1
 lint_pkix_cert --help >/dev/null && echo "pkilint $PKILINT_VERSION"
 echo "scepclient $(scepclient -version)"
 dpkg-query -W -f='certmonger ${Version}\n' certmonger
+softhsm2-util --version | sed 's/^/softhsm2 /'
 cargo --version
 
 # 3. The tests, interop included.

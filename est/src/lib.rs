@@ -1,2 +1,25 @@
 //! EST (RFC 7030, RFC 8951): the enrollment service, its encodings and authentication,
 //! and the HTTP mapping. Policy stays in ca-core (DESIGN.md decision 1).
+//!
+//! * [`config`]: `[est.endpoints.<label>]` (profile, authentication, approval).
+//! * [`encoding`]: base64/PEM bodies in, 64-column base64 and certs-only PKCS#7 out.
+//! * [`password`]: HTTP Basic and PBKDF2 password hashes.
+//! * [`peer`]: TLS connection facts and client-certificate validation.
+//! * [`csrattrs`]: the csrattrs answer derived from the profile.
+//! * [`service`]: the operations; [`http`]: their axum routes.
+
+pub mod approval;
+pub mod config;
+pub mod csrattrs;
+pub mod encoding;
+pub mod http;
+pub mod password;
+pub mod peer;
+pub mod service;
+
+mod error;
+
+pub use config::{EndpointConfig, EstConfig};
+pub use error::{Error, Result};
+pub use peer::TlsInfo;
+pub use service::{EstService, Operation};

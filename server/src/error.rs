@@ -16,6 +16,9 @@ pub enum Error {
     /// Store failure.
     #[error("store: {0}")]
     Store(#[from] store::Error),
+    /// EST configuration or service error.
+    #[error(transparent)]
+    Est(#[from] est::Error),
     /// File or socket failure.
     #[error("{0}")]
     Io(String),

@@ -4,6 +4,7 @@
 //! full server in-process.
 
 pub mod bench;
+pub mod bench_est;
 pub mod bench_scep;
 pub mod cli;
 pub mod config;
@@ -12,6 +13,7 @@ pub mod init;
 pub mod ops;
 pub mod scep_wiring;
 pub mod serve;
+pub mod tls;
 
 mod error;
 

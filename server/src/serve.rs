@@ -13,6 +13,8 @@ use crate::http::{self, AppState, Limits};
 pub struct Running {
     /// The bound address.
     pub addr: std::net::SocketAddr,
+    /// The bound address of the HTTPS listener, when `[server.tls]` is configured.
+    pub tls_addr: Option<std::net::SocketAddr>,
     /// Stops the server when sent to.
     pub shutdown: tokio::sync::oneshot::Sender<()>,
     /// Finishes when the server has stopped.
@@ -26,7 +28,7 @@ pub async fn start(
     listen_override: Option<std::net::SocketAddr>,
 ) -> Result<Running, Error> {
     let cfg2 = cfg.clone();
-    let auth = tokio::task::spawn_blocking(move || cfg2.load_authority())
+    let (auth, keys) = tokio::task::spawn_blocking(move || cfg2.load_authority_and_keys())
         .await
         .map_err(|e| Error::io("loading", e))??;
     let auth = Arc::new(auth);
@@ -41,21 +43,14 @@ pub async fn start(
         admin_token_hash: http::token_hash(token.expose()),
         admin_loopback_only: cfg.server.admin_loopback_only,
         scep: cfg.scep.clone(),
+        keys: Some(keys.clone()),
     });
-    let scep_routes = {
-        let needs_keys = cfg.scep.endpoints.values().any(|e| e.ra_key.is_some());
-        let keys = if needs_keys {
-            Some(cfg.open_keys()?)
-        } else {
-            None
-        };
-        let eps = crate::scep_wiring::endpoints(
-            cfg,
-            &auth,
-            keys.as_ref().map(|k| k as &dyn hsm::KeyStore),
-        )?;
-        scep::http::router(eps)
-    };
+    // SCEP on every listener (the HTTPS one clones this router).
+    let scep_routes = scep::http::router(crate::scep_wiring::endpoints(
+        cfg,
+        &auth,
+        Some(keys.as_ref()),
+    )?);
     let limits = Limits {
         max_body_bytes: cfg.server.max_body_bytes,
         header_timeout: Duration::from_secs(cfg.server.header_timeout_seconds),
@@ -70,25 +65,125 @@ pub async fn start(
         .map_err(|e| Error::io("local address", e))?;
     let router = http::router_with(state, limits, scep_routes);
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    // One stop signal for every listener.
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let https = match &cfg.server.tls {
+        Some(t) => Some(
+            start_tls(
+                cfg,
+                t,
+                auth.clone(),
+                router.clone(),
+                limits,
+                stop_rx.clone(),
+            )
+            .await?,
+        ),
+        None => None,
+    };
+    let tls_addr = https.as_ref().map(|(a, _)| *a);
     let refresher = tokio::spawn(crl_refresher(auth.clone()));
     let done = tokio::spawn(async move {
+        let mut plain_stop = stop_rx;
+        tokio::spawn(async move {
+            let _ = rx.await;
+            let _ = stop_tx.send(true);
+        });
         http::serve(
             listener,
             router,
             limits,
-            async {
-                let _ = rx.await;
+            async move {
+                let _ = plain_stop.wait_for(|s| *s).await;
             },
             Duration::from_secs(20),
         )
         .await;
+        if let Some((_, h)) = https {
+            let _ = h.await;
+        }
         refresher.abort();
     });
     Ok(Running {
         addr,
+        tls_addr,
         shutdown: tx,
         done,
     })
+}
+
+/// Starts the HTTPS listener (`[server.tls]`): the plain listener's routes plus EST,
+/// through the same accept loop with a TLS handshake timeout.
+async fn start_tls(
+    cfg: &Config,
+    t: &crate::config::TlsConfig,
+    auth: Arc<ca_core::Authority>,
+    router: axum::Router,
+    limits: Limits,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> Result<(std::net::SocketAddr, tokio::task::JoinHandle<()>), Error> {
+    let est = Arc::new(est::EstService::new(&cfg.est, &cfg.base_dir, auth)?);
+    let chain = crate::tls::read_chain(&cfg.path(&t.certificate))?;
+    let key: Arc<dyn hsm::PrivateKey> = match (&t.key, &t.key_file) {
+        (Some(label), _) => cfg.open_keys()?.open(label)?,
+        (None, Some(file)) => {
+            let path = cfg.path(file);
+            let mode = std::os::unix::fs::PermissionsExt::mode(
+                &std::fs::metadata(&path)
+                    .map_err(|e| Error::io(format!("reading {}", path.display()), e))?
+                    .permissions(),
+            );
+            if mode & 0o077 != 0 {
+                return Err(Error::Config(format!(
+                    "{} is readable by others (mode {:o}); chmod 600 it",
+                    path.display(),
+                    mode & 0o777
+                )));
+            }
+            let bytes = std::fs::read(&path)
+                .map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
+            let text = String::from_utf8_lossy(&bytes);
+            let (label, der) = der::pem::decode_vec(text.trim().as_bytes())
+                .map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;
+            if label != "PRIVATE KEY" {
+                return Err(Error::Config(format!(
+                    "{}: expected an unencrypted PKCS#8 PRIVATE KEY",
+                    path.display()
+                )));
+            }
+            Arc::new(hsm::soft::SoftKey::from_pkcs8("tls-server-file", &der)?)
+        }
+        (None, None) => {
+            return Err(Error::Config("[server.tls] needs key or key_file".into()));
+        }
+    };
+    let server_cfg = crate::tls::server_config(chain, key, &est.client_trust_anchors())?;
+    let listener = tokio::net::TcpListener::bind(t.listen)
+        .await
+        .map_err(|e| Error::io(format!("binding {}", t.listen), e))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| Error::io("local address", e))?;
+    let router = router.merge(http::with_limits(est::http::router(est), limits));
+    let tls = http::TlsAccept {
+        acceptor: tokio_rustls::TlsAcceptor::from(Arc::new(server_cfg)),
+        handshake_timeout: Duration::from_secs(t.handshake_timeout_seconds.max(1)),
+    };
+    let handle = tokio::spawn(async move {
+        http::serve_with(
+            listener,
+            router,
+            limits,
+            async move {
+                let _ = stop.wait_for(|s| *s).await;
+            },
+            Duration::from_secs(20),
+            Some(tls),
+        )
+        .await;
+    });
+    tracing::info!(%addr, "privca HTTPS listening");
+    Ok((addr, handle))
 }
 
 /// Keeps every CA's CRL fresh: checks once a minute, re-signs when the stored one is

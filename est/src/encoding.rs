@@ -1,0 +1,188 @@
+//! EST payload encodings (RFC 7030 §4, RFC 8951 §3): base64 bodies, certs-only PKCS#7,
+//! and the multipart/mixed answer of serverkeygen.
+//!
+//! Liberal in what is accepted (whitespace, CRLF, PEM armour, with or without
+//! `Content-Transfer-Encoding`), conservative in what is sent: base64 in 64-column lines
+//! (libest needs line breaks) with `Content-Transfer-Encoding: base64`.
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+
+use crate::{Error, Result};
+
+/// Largest EST request body accepted before decoding (a CSR is at most
+/// [`ca_core::csr::MAX_CSR_BYTES`] DER, a third more in base64, plus line breaks).
+pub const MAX_BODY_BYTES: usize = ca_core::csr::MAX_CSR_BYTES * 3 / 2;
+
+/// `application/pkcs7-mime; smime-type=certs-only` (RFC 7030 §4.1.3, §4.2.3, RFC 8551).
+pub const CT_CERTS_ONLY: &str = "application/pkcs7-mime; smime-type=certs-only";
+/// `application/csrattrs` (RFC 7030 §4.5.2).
+pub const CT_CSRATTRS: &str = "application/csrattrs";
+/// `application/pkcs8` (RFC 7030 §4.4.2, RFC 5958).
+pub const CT_PKCS8: &str = "application/pkcs8";
+
+/// Decodes an EST request body to DER. Accepts base64 with any whitespace (RFC 8951 §3),
+/// PEM armour (any label, as Azure IoT Edge sends `CERTIFICATE REQUEST`), and raw DER
+/// (a body that starts with a SEQUENCE tag and is not base64 text).
+pub fn decode_body(body: &[u8]) -> Result<Vec<u8>> {
+    if body.len() > MAX_BODY_BYTES {
+        return Err(Error::BadRequest(format!(
+            "body is {} bytes; the limit is {MAX_BODY_BYTES}",
+            body.len()
+        )));
+    }
+    let trimmed = body.trim_ascii();
+    if trimmed.is_empty() {
+        return Err(Error::BadRequest("empty body".into()));
+    }
+    if trimmed[0] == 0x30 {
+        return Ok(trimmed.to_vec());
+    }
+    let text = std::str::from_utf8(trimmed)
+        .map_err(|_| Error::BadRequest("body is neither base64 text nor DER".into()))?;
+    let inner = if text.starts_with("-----BEGIN ") {
+        let after = text
+            .find('\n')
+            .map(|i| &text[i + 1..])
+            .ok_or_else(|| Error::BadRequest("PEM armour without content".into()))?;
+        let end = after
+            .find("-----END ")
+            .ok_or_else(|| Error::BadRequest("PEM armour without an END line".into()))?;
+        &after[..end]
+    } else {
+        text
+    };
+    let compact: String = inner.chars().filter(|c| !c.is_ascii_whitespace()).collect();
+    if compact.is_empty() {
+        return Err(Error::BadRequest("empty body".into()));
+    }
+    STANDARD
+        .decode(&compact)
+        .or_else(|_| {
+            base64::engine::general_purpose::STANDARD_NO_PAD.decode(compact.trim_end_matches('='))
+        })
+        .map_err(|_| Error::BadRequest("body is not valid base64".into()))
+}
+
+/// base64 in 64-column lines, each ended by CRLF (RFC 2045 §6.8 line length).
+pub fn base64_lines(der: &[u8]) -> String {
+    let b = STANDARD.encode(der);
+    let mut out = String::with_capacity(b.len() + b.len() / 32 + 2);
+    for chunk in b.as_bytes().chunks(64) {
+        // base64 output is ASCII.
+        out.push_str(std::str::from_utf8(chunk).unwrap_or_default());
+        out.push_str("\r\n");
+    }
+    out
+}
+
+fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
+    let mut out = vec![tag];
+    let n = content.len();
+    if n < 0x80 {
+        out.push(n as u8);
+    } else {
+        let bytes = n.to_be_bytes();
+        let skip = bytes.iter().take_while(|b| **b == 0).count();
+        out.push(0x80 | (bytes.len() - skip) as u8);
+        out.extend_from_slice(&bytes[skip..]);
+    }
+    out.extend_from_slice(content);
+    out
+}
+
+/// A degenerate certs-only SignedData (RFC 5652 §5, RFC 8551 §3.2.2 "certs-only"): no
+/// signers, no content, the certificates in the order given.
+pub fn certs_only(certs: &[Vec<u8>]) -> Vec<u8> {
+    // id-signedData 1.2.840.113549.1.7.2, id-data 1.2.840.113549.1.7.1
+    const SIGNED_DATA: [u8; 11] = [
+        0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x07, 0x02,
+    ];
+    const DATA: [u8; 11] = [
+        0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x07, 0x01,
+    ];
+    let mut sd = Vec::new();
+    sd.extend_from_slice(&[0x02, 0x01, 0x01]); // version 1
+    sd.extend_from_slice(&[0x31, 0x00]); // digestAlgorithms: empty SET
+    sd.extend(tlv(0x30, &DATA)); // encapContentInfo without content
+    sd.extend(tlv(0xa0, &certs.concat())); // [0] IMPLICIT CertificateSet
+    sd.extend_from_slice(&[0x31, 0x00]); // signerInfos: empty SET
+    let signed = tlv(0x30, &sd);
+    let mut ci = SIGNED_DATA.to_vec();
+    ci.extend(tlv(0xa0, &signed));
+    tlv(0x30, &ci)
+}
+
+/// The serverkeygen answer (RFC 7030 §4.4.2): multipart/mixed with the PKCS#8 private
+/// key and the certs-only certificate, each base64. Returns the content type (with its
+/// boundary) and the body.
+pub fn serverkeygen_multipart(pkcs8_der: &[u8], certs_only_der: &[u8]) -> (String, String) {
+    let mut r = [0u8; 12];
+    let _ = aws_lc_rs::rand::fill(&mut r);
+    let boundary = format!("privca-est-{}", hex_lower(&r));
+    let mut body = String::new();
+    for (ct, der) in [(CT_PKCS8, pkcs8_der), (CT_CERTS_ONLY, certs_only_der)] {
+        body.push_str(&format!(
+            "--{boundary}\r\nContent-Type: {ct}\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+        ));
+        body.push_str(&base64_lines(der));
+    }
+    body.push_str(&format!("--{boundary}--\r\n"));
+    (format!("multipart/mixed; boundary={boundary}"), body)
+}
+
+fn hex_lower(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn bodies_in_every_shape_decode_to_the_same_der() {
+        let der = vec![0x30, 0x03, 0x02, 0x01, 0x05];
+        let b64 = STANDARD.encode(&der);
+        let shapes = [
+            b64.clone(),
+            format!("{b64}\n"),
+            format!("{}\r\n{}\r\n", &b64[..3], &b64[3..]),
+            format!(
+                "-----BEGIN CERTIFICATE REQUEST-----\r\n{b64}\r\n-----END CERTIFICATE REQUEST-----\r\n"
+            ),
+            format!(" {} ", b64.trim_end_matches('=')),
+        ];
+        for s in shapes {
+            assert_eq!(decode_body(s.as_bytes()).unwrap(), der, "{s:?}");
+        }
+        assert_eq!(decode_body(&der).unwrap(), der);
+        assert!(decode_body(b"").is_err());
+        assert!(decode_body(b"  \r\n").is_err());
+        assert!(decode_body(b"!!!!").is_err());
+        assert!(decode_body(&[0xff, 0xfe]).is_err());
+        assert!(decode_body(b"-----BEGIN X-----\nAAAA").is_err());
+        assert!(decode_body(&vec![b'A'; MAX_BODY_BYTES + 1]).is_err());
+    }
+
+    #[test]
+    fn output_lines_are_64_columns() {
+        let text = base64_lines(&[7u8; 200]);
+        let lines: Vec<&str> = text.split("\r\n").collect();
+        assert!(lines.iter().all(|l| l.len() <= 64));
+        assert_eq!(lines[0].len(), 64);
+        assert_eq!(decode_body(text.as_bytes()).unwrap(), vec![7u8; 200]);
+    }
+
+    #[test]
+    fn certs_only_is_der_signed_data() {
+        use der::Decode;
+        let p7 = certs_only(&[vec![0x30, 0x00], vec![0x30, 0x01, 0x00]]);
+        let any = der::Any::from_der(&p7).unwrap();
+        assert_eq!(der::Tagged::tag(&any), der::Tag::Sequence);
+        assert_eq!(
+            &p7[p7.len() - 7..],
+            &[0x30, 0x00, 0x30, 0x01, 0x00, 0x31, 0x00]
+        );
+    }
+}

@@ -1,0 +1,596 @@
+//! The EST service (RFC 7030 §4): endpoints, authentication and the operations, free of
+//! HTTP so that it can be tested directly. [`crate::http`] maps it onto axum.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use base64::Engine;
+use ca_core::{Authority, IssueRequest};
+use der::Encode;
+
+use crate::config::{AuthMode, ChannelBinding, EndpointConfig, EstConfig};
+use crate::password::{BasicCredentials, PasswordHash, parse_basic};
+use crate::peer::{ClientIdentity, TlsInfo, validate_client};
+use crate::{Error, Result, encoding};
+
+/// The operation path segments (RFC 7030 §3.2.2, Table 1).
+pub const OPERATIONS: [&str; 6] = [
+    "cacerts",
+    "simpleenroll",
+    "simplereenroll",
+    "fullcmc",
+    "serverkeygen",
+    "csrattrs",
+];
+
+/// An EST operation (RFC 7030 §3.2.2).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Operation {
+    /// `cacerts` (§4.1).
+    CaCerts,
+    /// `simpleenroll` (§4.2.1).
+    SimpleEnroll,
+    /// `simplereenroll` (§4.2.2).
+    SimpleReenroll,
+    /// `fullcmc` (§4.3): not offered.
+    FullCmc,
+    /// `serverkeygen` (§4.4).
+    ServerKeyGen,
+    /// `csrattrs` (§4.5).
+    CsrAttrs,
+}
+
+impl Operation {
+    /// From a path segment.
+    pub fn parse(s: &str) -> Option<Operation> {
+        Some(match s {
+            "cacerts" => Operation::CaCerts,
+            "simpleenroll" => Operation::SimpleEnroll,
+            "simplereenroll" => Operation::SimpleReenroll,
+            "fullcmc" => Operation::FullCmc,
+            "serverkeygen" => Operation::ServerKeyGen,
+            "csrattrs" => Operation::CsrAttrs,
+            _ => return None,
+        })
+    }
+
+    /// The path segment.
+    pub fn name(self) -> &'static str {
+        match self {
+            Operation::CaCerts => "cacerts",
+            Operation::SimpleEnroll => "simpleenroll",
+            Operation::SimpleReenroll => "simplereenroll",
+            Operation::FullCmc => "fullcmc",
+            Operation::ServerKeyGen => "serverkeygen",
+            Operation::CsrAttrs => "csrattrs",
+        }
+    }
+
+    /// True for the operations that take a POSTed CSR.
+    pub fn is_post(self) -> bool {
+        matches!(
+            self,
+            Operation::SimpleEnroll
+                | Operation::SimpleReenroll
+                | Operation::FullCmc
+                | Operation::ServerKeyGen
+        )
+    }
+}
+
+/// One request as the HTTP layer hands it over.
+#[derive(Clone, Debug, Default)]
+pub struct EstRequest {
+    /// The `Authorization` header, as received.
+    pub authorization: Option<Vec<u8>>,
+    /// The TLS connection facts (`None` on plain HTTP).
+    pub tls: Option<TlsInfo>,
+    /// The body.
+    pub body: Vec<u8>,
+    /// The peer address, for the audit log.
+    pub peer: String,
+}
+
+/// What an operation answers.
+#[derive(Debug)]
+pub enum EstAnswer {
+    /// certs-only PKCS#7, DER (cacerts, simpleenroll, simplereenroll).
+    Certs(Vec<u8>),
+    /// CsrAttrs, DER.
+    CsrAttrs(Vec<u8>),
+    /// serverkeygen: the PKCS#8 key (wiped on drop) and the certs-only PKCS#7.
+    KeyAndCert {
+        /// Unencrypted PKCS#8 PrivateKeyInfo (protected by TLS only, RFC 7030 §4.4.2).
+        pkcs8: hsm::Secret,
+        /// certs-only PKCS#7, DER.
+        certs: Vec<u8>,
+    },
+    /// Held for approval: 202 with Retry-After (RFC 7030 §4.2.3).
+    Pending {
+        /// Seconds.
+        retry_after: u32,
+    },
+}
+
+/// A configured endpoint, ready to serve.
+struct Endpoint {
+    label: String,
+    cfg: EndpointConfig,
+    accounts: Vec<(String, PasswordHash)>,
+    extra_anchors: Vec<Vec<u8>>,
+    cacerts: Vec<u8>,
+    csrattrs: Vec<u8>,
+}
+
+/// The EST service: every endpoint, over one authority.
+pub struct EstService {
+    auth: Arc<Authority>,
+    endpoints: BTreeMap<String, Endpoint>,
+    default_label: Option<String>,
+}
+
+impl std::fmt::Debug for EstService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EstService")
+            .field("endpoints", &self.endpoints.keys().collect::<Vec<_>>())
+            .field("default", &self.default_label)
+            .finish()
+    }
+}
+
+/// Reads every certificate of a PEM (or single DER) file.
+pub fn read_cert_bundle(path: &Path) -> Result<Vec<Vec<u8>>> {
+    let bytes = std::fs::read(path)
+        .map_err(|e| Error::Config(format!("reading {}: {e}", path.display())))?;
+    if !bytes.trim_ascii_start().starts_with(b"-----BEGIN") {
+        return Ok(vec![ca_core::authority::cert_der_from_bytes(&bytes)?]);
+    }
+    let text = String::from_utf8_lossy(&bytes);
+    let mut out = Vec::new();
+    for block in text.split_inclusive("-----END CERTIFICATE-----") {
+        let Some(start) = block.find("-----BEGIN CERTIFICATE-----") else {
+            continue;
+        };
+        out.push(
+            ca_core::authority::cert_der_from_bytes(&block.as_bytes()[start..])
+                .map_err(|e| Error::Config(format!("{}: {e}", path.display())))?,
+        );
+    }
+    if out.is_empty() {
+        return Err(Error::Config(format!(
+            "{} holds no certificate",
+            path.display()
+        )));
+    }
+    Ok(out)
+}
+
+impl EstService {
+    /// Builds the service: checks profiles against the authority, reads the client CA
+    /// files (relative to `base_dir`), prepares cacerts and csrattrs.
+    pub fn new(cfg: &EstConfig, base_dir: &Path, auth: Arc<Authority>) -> Result<EstService> {
+        cfg.validate()?;
+        let mut endpoints = BTreeMap::new();
+        for (label, ep) in &cfg.endpoints {
+            let profile = auth.profiles().get(&ep.profile).ok_or_else(|| {
+                Error::Config(format!(
+                    "endpoint {label}: no profile named {:?}",
+                    ep.profile
+                ))
+            })?;
+            if profile.config.ca {
+                return Err(Error::Config(format!(
+                    "endpoint {label}: profile {} issues CA certificates; EST endpoints may not",
+                    ep.profile
+                )));
+            }
+            let chain = auth.chain(&profile.issuer)?;
+            let mut extra = Vec::new();
+            for f in &ep.client_ca_files {
+                let p = if f.is_absolute() {
+                    f.clone()
+                } else {
+                    base_dir.join(f)
+                };
+                extra.extend(read_cert_bundle(&p)?);
+            }
+            let accounts = ep
+                .accounts
+                .iter()
+                .map(|a| Ok((a.username.clone(), PasswordHash::parse(&a.password_hash)?)))
+                .collect::<Result<Vec<_>>>()?;
+            endpoints.insert(
+                label.clone(),
+                Endpoint {
+                    label: label.clone(),
+                    cfg: ep.clone(),
+                    accounts,
+                    extra_anchors: extra,
+                    cacerts: encoding::certs_only(&chain),
+                    csrattrs: crate::csrattrs::for_profile(profile)?,
+                },
+            );
+        }
+        Ok(EstService {
+            auth,
+            endpoints,
+            default_label: cfg.default_label().map(str::to_string),
+        })
+    }
+
+    /// The authority.
+    pub fn authority(&self) -> &Arc<Authority> {
+        &self.auth
+    }
+
+    /// Every certificate a client certificate may chain to on some endpoint: privca's
+    /// CAs (when an endpoint trusts them) and the configured client CA files. The HTTPS
+    /// listener sends their subjects as acceptable CA names (RFC 8446 §4.2.4).
+    pub fn client_trust_anchors(&self) -> Vec<Vec<u8>> {
+        let mut out: Vec<Vec<u8>> = Vec::new();
+        if self.endpoints.values().any(|e| e.cfg.trust_privca) {
+            out.extend(self.auth.authorities().values().map(|c| c.cert_der.clone()));
+        }
+        for e in self.endpoints.values() {
+            for a in &e.extra_anchors {
+                if !out.contains(a) {
+                    out.push(a.clone());
+                }
+            }
+        }
+        out
+    }
+
+    /// Labels of the configured endpoints.
+    pub fn labels(&self) -> Vec<String> {
+        self.endpoints.keys().cloned().collect()
+    }
+
+    fn endpoint(&self, label: Option<&str>) -> Result<&Endpoint> {
+        let label = match label {
+            Some(l) => l,
+            None => self.default_label.as_deref().ok_or_else(|| {
+                Error::NotFound("no default EST endpoint; use /.well-known/est/<label>/".into())
+            })?,
+        };
+        self.endpoints
+            .get(label)
+            .ok_or_else(|| Error::NotFound(format!("no EST endpoint {label:?}")))
+    }
+
+    /// Handles one operation; refusals are audited. Blocking (password hashing,
+    /// signing, the store): call it from a blocking pool.
+    pub fn handle(
+        &self,
+        label: Option<&str>,
+        op: Operation,
+        req: &EstRequest,
+    ) -> Result<EstAnswer> {
+        let subject = format!("{}/{}", label.unwrap_or("-"), op.name());
+        let result = self
+            .endpoint(label)
+            .and_then(|ep| self.handle_at(ep, op, req));
+        if let Err(e) = &result {
+            // ca-core audits its own refusals (issue-refused); audit the rest here.
+            if !matches!(e, Error::Core(_)) {
+                let actor = format!("est peer {}", req.peer);
+                self.auth
+                    .audit_refusal("est-refused", &actor, &subject, &e.to_core());
+            }
+        }
+        result
+    }
+
+    fn handle_at(&self, ep: &Endpoint, op: Operation, req: &EstRequest) -> Result<EstAnswer> {
+        match op {
+            Operation::CaCerts => Ok(EstAnswer::Certs(ep.cacerts.clone())),
+            Operation::CsrAttrs => Ok(EstAnswer::CsrAttrs(ep.csrattrs.clone())),
+            Operation::FullCmc => Err(Error::NotImplemented(
+                "fullcmc is not offered by this server (RFC 7030 §4.3 is optional)".into(),
+            )),
+            Operation::SimpleEnroll | Operation::SimpleReenroll | Operation::ServerKeyGen => {
+                self.enroll(ep, op, req)
+            }
+        }
+    }
+
+    fn enroll(&self, ep: &Endpoint, op: Operation, req: &EstRequest) -> Result<EstAnswer> {
+        if op == Operation::ServerKeyGen && !ep.cfg.server_keygen {
+            return Err(Error::NotImplemented(format!(
+                "serverkeygen is turned off on endpoint {}",
+                ep.label
+            )));
+        }
+        if op == Operation::ServerKeyGen && ep.cfg.require_approval {
+            return Err(Error::NotImplemented(format!(
+                "serverkeygen is not offered on endpoint {} because it holds requests for approval (the server keeps no private keys)",
+                ep.label
+            )));
+        }
+        let tls = req.tls.as_ref().ok_or_else(|| {
+            Error::Forbidden("EST enrollment is served over HTTPS only (RFC 7030 §3.3)".into())
+        })?;
+        // 1. Authenticate (RFC 7030 §3.2.3, §3.3).
+        let who = self.authenticate(ep, op, req, tls)?;
+        // 2. Decode and verify the CSR (proof of possession by its self-signature).
+        let der = encoding::decode_body(&req.body)?;
+        let csr = ca_core::csr::parse(&der).map_err(|e| Error::BadRequest(e.client_message()))?;
+        // 3. Channel binding (RFC 7030 §3.5 with RFC 9266 tls-exporter).
+        check_binding(
+            ep.cfg.channel_binding,
+            csr.challenge_password.as_deref(),
+            tls,
+        )?;
+        // 4. Re-enrollment: same subject and SANs as the certificate being renewed
+        //    (RFC 7030 §4.2.2); a new key is allowed (rekey).
+        if op == Operation::SimpleReenroll {
+            let id = who.cert.as_ref().ok_or_else(|| {
+                Error::Forbidden(
+                    "re-enrollment needs the current certificate as TLS client certificate".into(),
+                )
+            })?;
+            // Byte-equal, or equal once the profile's subject template is applied (the
+            // CA may reorder or drop attributes: a client that copies its request
+            // subject rather than its certificate's must not be refused for that).
+            let cert_subject = id.subject_der()?;
+            let csr_subject = csr.subject.to_der().map_err(ca_core::Error::from)?;
+            let templated = self
+                .auth
+                .profiles()
+                .get(&ep.cfg.profile)
+                .and_then(|p| p.build_subject(&csr.subject).ok())
+                .and_then(|n| n.to_der().ok());
+            if csr_subject != cert_subject && templated.as_deref() != Some(&cert_subject[..]) {
+                return Err(Error::Forbidden(
+                    "re-enrollment CSR subject differs from the client certificate's (RFC 7030 §4.2.2)".into(),
+                ));
+            }
+            let mut csr_sans = csr.sans.clone();
+            csr_sans.sort();
+            if csr_sans != id.sans()? {
+                return Err(Error::Forbidden(
+                    "re-enrollment CSR subjectAltName differs from the client certificate's (RFC 7030 §4.2.2)".into(),
+                ));
+            }
+        }
+        let requester = format!("est:{}/{}", ep.label, who.name());
+        // 5. Approval, when the endpoint holds requests.
+        if ep.cfg.require_approval {
+            return match crate::approval::check(
+                &self.auth,
+                &ep.label,
+                &ep.cfg.profile,
+                &requester,
+                &csr.der,
+            )? {
+                crate::approval::Decision::Pending => Ok(EstAnswer::Pending {
+                    retry_after: ep.cfg.retry_after_seconds,
+                }),
+                crate::approval::Decision::Issued(cert) => {
+                    Ok(EstAnswer::Certs(encoding::certs_only(&[cert])))
+                }
+                crate::approval::Decision::Rejected(note) => Err(Error::Forbidden(format!(
+                    "the request was rejected by an administrator{}",
+                    note.map(|n| format!(": {n}")).unwrap_or_default()
+                ))),
+            };
+        }
+        // 6. Issue through the authority (all policy lives there).
+        if op == Operation::ServerKeyGen {
+            let profile = self
+                .auth
+                .profiles()
+                .get(&ep.cfg.profile)
+                .ok_or_else(|| Error::Config(format!("no profile {}", ep.cfg.profile)))?;
+            let alg = if profile.config.key_algorithms.is_empty()
+                || profile.config.key_algorithms.contains(&csr.key_algorithm)
+            {
+                csr.key_algorithm
+            } else {
+                profile.config.key_algorithms[0]
+            };
+            let key = hsm::soft::generate_exportable(alg)?;
+            let mut ir = IssueRequest::from_csr(&csr, &ep.cfg.profile, &requester);
+            ir.spki_der = key.spki_der.clone();
+            ir.key_algorithm = key.algorithm;
+            let issued = self.auth.issue(&ir)?;
+            return Ok(EstAnswer::KeyAndCert {
+                pkcs8: key.pkcs8_der,
+                certs: encoding::certs_only(&[issued.record.der]),
+            });
+        }
+        let issued = self
+            .auth
+            .issue(&IssueRequest::from_csr(&csr, &ep.cfg.profile, &requester))?;
+        Ok(EstAnswer::Certs(encoding::certs_only(&[issued.record.der])))
+    }
+
+    fn authenticate(
+        &self,
+        ep: &Endpoint,
+        op: Operation,
+        req: &EstRequest,
+        tls: &TlsInfo,
+    ) -> Result<Who> {
+        let basic = match &req.authorization {
+            Some(v) => parse_basic(v)?,
+            None => None,
+        };
+        let uses_cert = op == Operation::SimpleReenroll || ep.cfg.auth != AuthMode::Basic;
+        let cert = if tls.unverified_chain.is_empty() || !uses_cert {
+            None
+        } else {
+            Some(validate_client(
+                &self.auth,
+                &tls.unverified_chain,
+                ep.cfg.trust_privca || op == Operation::SimpleReenroll,
+                if op == Operation::SimpleReenroll {
+                    &[]
+                } else {
+                    &ep.extra_anchors
+                },
+            )?)
+        };
+        if op == Operation::SimpleReenroll {
+            // RFC 7030 §4.2.2 / §3.3.2: the certificate being renewed authenticates.
+            let Some(id) = cert else {
+                return Err(Error::Unauthenticated(
+                    "re-enrollment needs the current certificate as TLS client certificate".into(),
+                ));
+            };
+            if id.privca_serial.is_none() {
+                return Err(Error::Forbidden(
+                    "re-enrollment needs a certificate issued by this CA".into(),
+                ));
+            }
+            let user = if ep.cfg.auth == AuthMode::Both {
+                Some(self.check_basic(ep, basic)?)
+            } else {
+                None
+            };
+            return Ok(Who {
+                cert: Some(id),
+                user,
+            });
+        }
+        match ep.cfg.auth {
+            AuthMode::ClientCert => match cert {
+                Some(id) => Ok(Who {
+                    cert: Some(id),
+                    user: None,
+                }),
+                None => Err(Error::Forbidden(
+                    "this endpoint needs a TLS client certificate".into(),
+                )),
+            },
+            AuthMode::Basic => Ok(Who {
+                cert: None,
+                user: Some(self.check_basic(ep, basic)?),
+            }),
+            AuthMode::Both => {
+                let user = self.check_basic(ep, basic)?;
+                let id = cert.ok_or_else(|| {
+                    Error::Forbidden("this endpoint needs a TLS client certificate as well".into())
+                })?;
+                Ok(Who {
+                    cert: Some(id),
+                    user: Some(user),
+                })
+            }
+            AuthMode::Either => match cert {
+                Some(id) => Ok(Who {
+                    cert: Some(id),
+                    user: None,
+                }),
+                None => Ok(Who {
+                    cert: None,
+                    user: Some(self.check_basic(ep, basic)?),
+                }),
+            },
+        }
+    }
+
+    fn check_basic(&self, ep: &Endpoint, basic: Option<BasicCredentials>) -> Result<String> {
+        let creds = basic
+            .ok_or_else(|| Error::Unauthenticated("HTTP Basic credentials are required".into()))?;
+        let found = ep.accounts.iter().find(|(u, _)| *u == creds.username);
+        // Hash even for an unknown user, so that timing does not tell which users exist.
+        let ok = match found {
+            Some((_, h)) => h.verify(creds.password.as_bytes()),
+            None => {
+                if let Some((_, h)) = ep.accounts.first() {
+                    let _ = h.verify(creds.password.as_bytes());
+                }
+                false
+            }
+        };
+        if ok {
+            Ok(creds.username)
+        } else {
+            Err(Error::Unauthenticated("wrong user name or password".into()))
+        }
+    }
+}
+
+/// Who an enrollment was authenticated as.
+struct Who {
+    cert: Option<ClientIdentity>,
+    user: Option<String>,
+}
+
+impl Who {
+    fn name(&self) -> String {
+        match (&self.user, &self.cert) {
+            (Some(u), _) => u.clone(),
+            (None, Some(c)) => match &c.privca_serial {
+                Some(s) => format!("cert:{s}"),
+                None => format!("cert:{}", c.subject),
+            },
+            (None, None) => "anonymous".into(),
+        }
+    }
+}
+
+/// Checks a CSR's challengePassword against the connection's RFC 9266 tls-exporter
+/// value (base64, the form RFC 7030 §3.5 uses for tls-unique).
+pub fn check_binding(policy: ChannelBinding, challenge: Option<&str>, tls: &TlsInfo) -> Result<()> {
+    if policy == ChannelBinding::Off {
+        return Ok(());
+    }
+    let Some(value) = challenge else {
+        return if policy == ChannelBinding::Required {
+            Err(Error::Forbidden(
+                "this endpoint requires the tls-exporter channel binding in challengePassword (see docs/est.md)".into(),
+            ))
+        } else {
+            Ok(())
+        };
+    };
+    let Some(exporter) = tls.exporter else {
+        return Err(Error::Forbidden(
+            "the CSR carries a channel binding but this connection has no tls-exporter value"
+                .into(),
+        ));
+    };
+    let presented = base64::engine::general_purpose::STANDARD
+        .decode(value.trim())
+        .map_err(|_| {
+            Error::Forbidden("challengePassword is not a base64 tls-exporter value".into())
+        })?;
+    let diff = presented.len() != exporter.len()
+        || presented
+            .iter()
+            .zip(exporter.iter())
+            .fold(0u8, |a, (x, y)| a | (x ^ y))
+            != 0;
+    if diff {
+        return Err(Error::Forbidden(
+            "channel binding mismatch: challengePassword is not this connection's tls-exporter value".into(),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn binding_rules() {
+        let tls = TlsInfo {
+            exporter: Some([7u8; 32]),
+            ..TlsInfo::default()
+        };
+        let good = base64::engine::general_purpose::STANDARD.encode([7u8; 32]);
+        let bad = base64::engine::general_purpose::STANDARD.encode([8u8; 32]);
+        assert!(check_binding(ChannelBinding::Optional, None, &tls).is_ok());
+        assert!(check_binding(ChannelBinding::Required, None, &tls).is_err());
+        assert!(check_binding(ChannelBinding::Required, Some(&good), &tls).is_ok());
+        assert!(check_binding(ChannelBinding::Optional, Some(&bad), &tls).is_err());
+        assert!(check_binding(ChannelBinding::Optional, Some("x"), &tls).is_err());
+        assert!(check_binding(ChannelBinding::Off, Some("x"), &tls).is_ok());
+        assert!(check_binding(ChannelBinding::Optional, Some(&good), &TlsInfo::default()).is_err());
+    }
+}

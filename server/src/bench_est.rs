@@ -1,0 +1,301 @@
+//! `privca bench est`: EST enrollments per second over HTTPS against a server started
+//! in-process (a fresh CA in a temporary directory, durable store), once with a new TLS
+//! connection per enrollment and once with keep-alive, beside the raw signing speed of
+//! the issuing key measured in the same run. Nothing is asserted.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use der::Encode;
+use hsm::{KeyAlgorithm, PrivateKey};
+
+use crate::Error;
+
+/// Options of `privca bench est`.
+#[derive(Debug, clap::Args)]
+pub struct EstBenchArgs {
+    /// Enrollments per mode.
+    #[arg(long, default_value_t = 400)]
+    pub count: usize,
+    /// Concurrent clients.
+    #[arg(long, default_value_t = 4)]
+    pub clients: usize,
+    /// Issuing CA key algorithm.
+    #[arg(long, default_value = "ecdsa-p256")]
+    pub alg: String,
+    /// PBKDF2 iterations of the bench account's password hash (HTTP Basic is checked on
+    /// every enrollment; production hashes use 600000).
+    #[arg(long, default_value_t = 1000)]
+    pub pbkdf2_iterations: u32,
+    /// Seconds spent measuring the raw signing speed.
+    #[arg(long, default_value_t = 3)]
+    pub sign_seconds: u64,
+    /// Enroll against a running server instead of one started in-process: the
+    /// `simpleenroll` URL (e.g. `https://127.0.0.1:8443/.well-known/est/simpleenroll`).
+    /// The raw-signing baseline then uses a fresh local key of `--alg`.
+    #[arg(long, requires = "cacert")]
+    pub url: Option<String>,
+    /// With `--url`: the PEM root certificate that the server's chain ends in.
+    #[arg(long)]
+    pub cacert: Option<std::path::PathBuf>,
+    /// With `--url`: the HTTP Basic user; the password is read from the environment
+    /// variable PRIVCA_BENCH_EST_PASSWORD.
+    #[arg(long, default_value = "bench")]
+    pub user: String,
+}
+
+/// What the enrollments run against.
+struct Target {
+    url: String,
+    root_pem: Vec<u8>,
+    auth: String,
+    key: std::sync::Arc<dyn PrivateKey>,
+    what: String,
+    server: Option<(
+        tokio::runtime::Runtime,
+        crate::serve::Running,
+        tempfile::TempDir,
+    )>,
+}
+
+/// A PKCS#10 CSR (RFC 2986) for `CN=<cn>` signed by an ephemeral P-256 key, with an
+/// optional challengePassword attribute (PKCS#9, RFC 2985 §5.4.1) — used by the
+/// benchmark and by the channel-binding test.
+pub fn make_csr(cn: &str, challenge: Option<&str>) -> Result<Vec<u8>, Error> {
+    use x509_cert::attr::Attribute;
+    use x509_cert::request::{CertReq, CertReqInfo, Version};
+    let key = hsm::soft::SoftKey::generate_ephemeral("bench-client", KeyAlgorithm::EcdsaP256)?;
+    let bad = |e: der::Error| Error::Usage(format!("CSR: {e}"));
+    let mut attributes = der::asn1::SetOfVec::new();
+    if let Some(c) = challenge {
+        let value =
+            der::Any::encode_from(&der::asn1::Utf8StringRef::new(c).map_err(bad)?).map_err(bad)?;
+        let mut values = der::asn1::SetOfVec::new();
+        values.insert(value).map_err(bad)?;
+        attributes
+            .insert(Attribute {
+                oid: const_oid::ObjectIdentifier::new_unwrap("1.2.840.113549.1.9.7"),
+                values,
+            })
+            .map_err(bad)?;
+    }
+    let info = CertReqInfo {
+        version: Version::V1,
+        subject: format!("CN={cn}")
+            .parse()
+            .map_err(|e| Error::Usage(format!("{e}")))?,
+        public_key: der::Decode::from_der(key.public_key_der()).map_err(bad)?,
+        attributes,
+    };
+    let tbs = info.to_der().map_err(bad)?;
+    let sig = key.sign(hsm::SignatureScheme::EcdsaP256Sha256, &tbs)?;
+    let req = CertReq {
+        info,
+        algorithm: ca_core::asn1::signature_algorithm(hsm::SignatureScheme::EcdsaP256Sha256)?,
+        signature: der::asn1::BitString::from_bytes(&sig).map_err(bad)?,
+    };
+    req.to_der().map_err(bad)
+}
+
+/// Runs the benchmark.
+pub fn run(a: &EstBenchArgs) -> Result<(), Error> {
+    let alg = KeyAlgorithm::from_name(&a.alg)
+        .ok_or_else(|| Error::Usage(format!("unknown algorithm {}", a.alg)))?;
+    let t = match &a.url {
+        Some(url) => remote(a, url, alg)?,
+        None => in_process(a, alg)?,
+    };
+    let issuing_key = t.key.clone();
+    let (url, auth) = (t.url.clone(), t.auth.clone());
+    let root = reqwest::Certificate::from_pem(&t.root_pem)
+        .map_err(|e| Error::Usage(format!("root certificate: {e}")))?;
+    let body = {
+        let der = make_csr("bench-client", None)?;
+        est::encoding::base64_lines(&der)
+    };
+
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    let sign_dur = Duration::from_secs(a.sign_seconds.max(1));
+    let raw_1 = crate::bench::raw_sign_rate(&issuing_key, 1, sign_dur)?;
+    let raw_n = crate::bench::raw_sign_rate(&issuing_key, cores, sign_dur)?;
+    println!(
+        "== bench est: {}, issuing CA key {alg}, {} enrollments per mode, {} clients ==",
+        t.what, a.count, a.clients
+    );
+    println!(
+        "raw signing ({alg}, 600-byte message): {raw_1:.0}/s on 1 thread, {raw_n:.0}/s on {cores} threads"
+    );
+    for keep_alive in [false, true] {
+        let next = Arc::new(AtomicUsize::new(0));
+        let lat = Arc::new(Mutex::new(Vec::with_capacity(a.count)));
+        let failures = Arc::new(AtomicUsize::new(0));
+        let start = Instant::now();
+        std::thread::scope(|s| {
+            for _ in 0..a.clients.max(1) {
+                let (next, lat, failures, url, body, auth, root) = (
+                    next.clone(),
+                    lat.clone(),
+                    failures.clone(),
+                    &url,
+                    &body,
+                    &auth,
+                    root.clone(),
+                );
+                s.spawn(move || {
+                    let mut b = reqwest::blocking::Client::builder()
+                        .tls_certs_only([root])
+                        .timeout(Duration::from_secs(30));
+                    if !keep_alive {
+                        b = b.pool_max_idle_per_host(0);
+                    }
+                    let Ok(client) = b.build() else {
+                        failures.fetch_add(1, Ordering::Relaxed);
+                        return;
+                    };
+                    let mut local = Vec::new();
+                    while next.fetch_add(1, Ordering::Relaxed) < a.count {
+                        let t = Instant::now();
+                        let r = client
+                            .post(url.as_str())
+                            .header("Content-Type", "application/pkcs10")
+                            .header("Authorization", auth.as_str())
+                            .body(body.clone())
+                            .send()
+                            .and_then(|r| {
+                                let ok = r.status().is_success();
+                                r.bytes().map(|_| ok)
+                            });
+                        match r {
+                            Ok(true) => local.push(t.elapsed()),
+                            _ => {
+                                failures.fetch_add(1, Ordering::Relaxed);
+                            }
+                        }
+                    }
+                    if let Ok(mut g) = lat.lock() {
+                        g.extend(local);
+                    }
+                });
+            }
+        });
+        let elapsed = start.elapsed().as_secs_f64();
+        let mut l = lat.lock().map(|g| g.clone()).unwrap_or_default();
+        l.sort();
+        let rate = l.len() as f64 / elapsed;
+        let p = |q| crate::bench::percentile(&l, q).as_secs_f64() * 1e3;
+        println!(
+            "{}: {rate:.0} enrollments/s ({:.1}% of raw signing on {cores} threads), latency p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, failures {}",
+            if keep_alive {
+                "keep-alive          "
+            } else {
+                "new TLS conn each   "
+            },
+            100.0 * rate / raw_n,
+            p(0.5),
+            p(0.9),
+            p(0.99),
+            failures.load(Ordering::Relaxed)
+        );
+    }
+    if let Some((rt, running, dir)) = t.server {
+        let _ = running.shutdown.send(());
+        let _ = rt.block_on(running.done);
+        drop(dir);
+    }
+    Ok(())
+}
+
+/// A fresh CA with an EST endpoint, served in-process.
+fn in_process(a: &EstBenchArgs, alg: KeyAlgorithm) -> Result<Target, Error> {
+    let dir = tempfile::tempdir().map_err(|e| Error::io("temporary directory", e))?;
+    let data = dir.path().join("data");
+    let params = crate::init::InitParams {
+        data_dir: data.clone(),
+        root_key: alg,
+        issuing_key: alg,
+        ocsp_key: alg,
+        ra_key: KeyAlgorithm::Rsa2048,
+        root_subject: "CN=Bench Root".into(),
+        issuing_subject: "CN=Bench Issuing".into(),
+        root_days: 3650,
+        issuing_days: 1825,
+        base_url: "http://127.0.0.1:8080".into(),
+        listen: "127.0.0.1:0".into(),
+        passphrase: None,
+        import_root: None,
+        import_issuing: None,
+        tls_listen: Some("127.0.0.1:0".into()),
+        hostnames: vec!["127.0.0.1".into()],
+        hsm: None,
+    };
+    let out = crate::init::init(&params)?;
+    let password = "bench password";
+    let hash = est::password::PasswordHash::new(password.as_bytes(), a.pbkdf2_iterations)?;
+    let mut text = std::fs::read_to_string(&out.config_path)
+        .map_err(|e| Error::io("reading the bench config", e))?;
+    text.push_str(&format!(
+        "\n[est]\ndefault_endpoint = \"bench\"\n[est.endpoints.bench]\nprofile = \"tls-client\"\nauth = \"basic\"\naccounts = [{{ username = \"bench\", password_hash = \"{hash}\" }}]\n"
+    ));
+    std::fs::write(&out.config_path, text).map_err(|e| Error::io("writing the bench config", e))?;
+    let cfg = crate::config::Config::load(&out.config_path)?;
+    let issuing_key = cfg.open_keys()?.open("issuing")?;
+
+    // The server, on its own runtime thread.
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::io("runtime", e))?;
+    let running = rt.block_on(crate::serve::start(&cfg, None))?;
+    let tls_addr = running
+        .tls_addr
+        .ok_or_else(|| Error::Config("no HTTPS listener".into()))?;
+    let url = format!("https://{tls_addr}/.well-known/est/simpleenroll");
+    let root_pem =
+        std::fs::read(data.join("ca/root.crt")).map_err(|e| Error::io("reading the root", e))?;
+    let auth = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("bench:{password}"))
+    );
+    Ok(Target {
+        url,
+        root_pem,
+        auth,
+        key: issuing_key,
+        what: format!(
+            "in-process server, HTTPS (rustls), HTTP Basic with PBKDF2 i={}, durable redb store",
+            a.pbkdf2_iterations
+        ),
+        server: Some((rt, running, dir)),
+    })
+}
+
+/// A running server at `url`.
+fn remote(a: &EstBenchArgs, url: &str, alg: KeyAlgorithm) -> Result<Target, Error> {
+    let cacert = a
+        .cacert
+        .as_ref()
+        .ok_or_else(|| Error::Usage("--url needs --cacert".into()))?;
+    let root_pem =
+        std::fs::read(cacert).map_err(|e| Error::io(format!("reading {}", cacert.display()), e))?;
+    let password = hsm::SecretSource::Env("PRIVCA_BENCH_EST_PASSWORD".into()).load()?;
+    let creds = [a.user.as_bytes(), b":", password.expose()].concat();
+    let auth = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(creds)
+    );
+    let key: std::sync::Arc<dyn PrivateKey> = std::sync::Arc::new(
+        hsm::soft::SoftKey::generate_ephemeral("bench-baseline", alg)?,
+    );
+    Ok(Target {
+        url: url.to_string(),
+        root_pem,
+        auth,
+        key,
+        what: format!("server at {url} (baseline: a local {alg} key)"),
+        server: None,
+    })
+}
