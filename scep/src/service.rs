@@ -670,12 +670,42 @@ impl Endpoint {
                     return Err(Error::Reply("an issued request has no serial".into()));
                 };
                 let (k, s2) = (key.to_string(), serial.clone());
-                let record = self
-                    .blocking(move |a| {
-                        a.record_transaction(&[k], &s2)?;
-                        a.get(&s2)
-                    })
+                let (delivered, record) = self
+                    .blocking(move |a| Ok((a.find_transaction(&k)?.is_some(), a.get(&s2)?)))
                     .await?;
+                if !delivered {
+                    // First delivery of an approved certificate: the method may still
+                    // withhold it (Intune successNotification), as for direct issuance.
+                    let csr = ca_core::csr::decode_held(&held.csr_der)?;
+                    let ctx = EnrollmentContext {
+                        endpoint: self.name.clone(),
+                        transaction_id: req.reply_to.transaction_id.clone(),
+                        kind: EnrollKind::Initial,
+                        renewal_of: None,
+                        csr,
+                    };
+                    if let Err(why) = self.method.issued(&ctx, &record.der).await {
+                        let actor = format!("scep:{}", self.name);
+                        let s3 = serial.clone();
+                        if let Err(e) = self
+                            .blocking(move |a| {
+                                a.revoke(&s3, RevocationReason::CessationOfOperation, &actor)
+                            })
+                            .await
+                        {
+                            tracing::error!(error = %e, "revoking a withheld certificate failed");
+                        }
+                        self.method.failed(&ctx, &why).await;
+                        return self.fail(req, &why).await;
+                    }
+                    let (k, s2) = (key.to_string(), serial.clone());
+                    self.blocking(move |a| a.record_transaction(&[k], &s2))
+                        .await?;
+                }
+                if record.revocation.is_some() {
+                    let why = Rejection::bad_request("the certificate was revoked");
+                    return self.fail(req, &why).await;
+                }
                 self.success_with_cert(req, &record.der).await
             }
             _ => {

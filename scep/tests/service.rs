@@ -1081,3 +1081,56 @@ async fn a_one_time_challenge_survives_a_failed_enrollment() {
         PkiStatus::Failure(FailInfo::BadRequest, _)
     ));
 }
+
+#[tokio::test]
+async fn an_approved_certificate_is_still_withheld_when_the_method_says_so() {
+    use der::{Decode, Encode};
+    let fx = fixture();
+    let m = Arc::new(Withholding {
+        failed: AtomicBool::new(false),
+    });
+    let mut cfg = endpoint_config(ChallengeConfig::None);
+    cfg.require_approval = true;
+    let ep = Arc::new(Endpoint::new("w", cfg, fx.auth.clone(), None, m.clone()).unwrap());
+    let r = requester("held-w");
+    let (reply, _) = enroll(
+        &ep,
+        &fx,
+        &r,
+        "held-w",
+        Some("x"),
+        ContentCipher::Aes128,
+        MessageType::PkcsReq,
+    )
+    .await;
+    assert_eq!(reply.status, PkiStatus::Pending);
+    let id = fx.auth.list_held(None).unwrap()[0].id;
+    fx.auth.approve(id, "admin").unwrap();
+    let root = x509_cert::Certificate::from_der(&fx.auth.ca("root").unwrap().cert_der).unwrap();
+    let ias = client::issuer_and_subject(
+        &root.tbs_certificate().subject().to_der().unwrap(),
+        "CN=held-w",
+    )
+    .unwrap();
+    let tid = client::transaction_id_for(r.key.as_ref());
+    for _ in 0..2 {
+        let req = client::build_request(
+            MessageType::CertPoll,
+            &tid,
+            &ias,
+            r.id(),
+            &fx.ra.cert_der,
+            ContentCipher::Aes128,
+        )
+        .unwrap();
+        let reply = client::read_reply(&ep.pki_operation(req.der).await.unwrap(), r.id()).unwrap();
+        assert!(
+            matches!(reply.status, PkiStatus::Failure(FailInfo::BadRequest, _)),
+            "{:?}",
+            reply.status
+        );
+        assert!(reply.certs.is_empty());
+    }
+    assert!(m.failed.load(Ordering::SeqCst));
+    assert_eq!(fx.store.stats().unwrap().revoked, 1);
+}
