@@ -3,7 +3,10 @@
 //! Policy stays in ca-core (DESIGN.md decision 1).
 
 pub mod challenge;
+pub mod intune;
+pub mod webhook;
 
 mod error;
+mod outbound;
 
 pub use error::Error;
