@@ -376,7 +376,12 @@ impl Intune {
             .form(&form)
             .send()
             .await
-            .map_err(|e| Unavailable(format!("Entra ID token request: {}", outbound::describe(&e))))?;
+            .map_err(|e| {
+                Unavailable(format!(
+                    "Entra ID token request: {}",
+                    outbound::describe(&e)
+                ))
+            })?;
         let status = resp.status();
         let body = outbound::read_limited(resp, MAX_RESPONSE_BYTES)
             .await
@@ -398,9 +403,10 @@ impl Intune {
             .map_err(|e| Unavailable(format!("Entra ID token response is not valid: {e}")))?;
         let lifetime = match parsed.expires_in {
             ExpiresIn::Number(n) => n,
-            ExpiresIn::Text(t) => t.trim().parse().map_err(|_| {
-                Unavailable("Entra ID token response has a bad expires_in".into())
-            })?,
+            ExpiresIn::Text(t) => t
+                .trim()
+                .parse()
+                .map_err(|_| Unavailable("Entra ID token response has a bad expires_in".into()))?,
         };
         if parsed.access_token.is_empty() || lifetime == 0 {
             return Err(Unavailable(
@@ -545,7 +551,8 @@ impl Intune {
                 }
                 Ok(resp) => {
                     let status = resp.status();
-                    let retryable = status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS;
+                    let retryable =
+                        status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS;
                     // The library clears the location on every HTTP failure (B.3).
                     self.forget_service().await;
                     if !retryable {
@@ -592,7 +599,12 @@ impl Intune {
     }
 
     async fn validate(&self, ctx: &EnrollmentContext) -> Verdict {
-        if ctx.csr.challenge_password.as_deref().is_none_or(str::is_empty) {
+        if ctx
+            .csr
+            .challenge_password
+            .as_deref()
+            .is_none_or(str::is_empty)
+        {
             return Verdict::Reject(Rejection {
                 fail_info: FailInfo::BadRequest,
                 client_text: "the request has no Intune challenge".into(),
@@ -659,7 +671,12 @@ impl Intune {
         }
         let body = serde_json::json!({ "notification": n });
         match self
-            .action("ScepActions/successNotification", &body, &ctx.transaction_id, 0)
+            .action(
+                "ScepActions/successNotification",
+                &body,
+                &ctx.transaction_id,
+                0,
+            )
             .await
         {
             Ok(a) if a.code == "Success" => Ok(()),
@@ -691,7 +708,12 @@ impl Intune {
             }
         });
         match self
-            .action("ScepActions/failureNotification", &body, &ctx.transaction_id, 0)
+            .action(
+                "ScepActions/failureNotification",
+                &body,
+                &ctx.transaction_id,
+                0,
+            )
             .await
         {
             Ok(a) if a.code == "Success" => {}

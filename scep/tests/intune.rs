@@ -166,7 +166,15 @@ async fn token(
             .into_response();
     }
     let lifetime = fake.lifetime.load(Ordering::SeqCst);
-    let value = format!("tok-{}-{}", st.token_requests.len(), if scope == INTUNE_SCOPE { "intune" } else { "graph" });
+    let value = format!(
+        "tok-{}-{}",
+        st.token_requests.len(),
+        if scope == INTUNE_SCOPE {
+            "intune"
+        } else {
+            "graph"
+        }
+    );
     st.tokens.insert(
         value.clone(),
         TokenInfo {
@@ -176,8 +184,10 @@ async fn token(
             revoked: false,
         },
     );
-    axum::Json(json!({"token_type": "Bearer", "expires_in": lifetime, "ext_expires_in": lifetime,
-        "access_token": value}))
+    axum::Json(
+        json!({"token_type": "Bearer", "expires_in": lifetime, "ext_expires_in": lifetime,
+        "access_token": value}),
+    )
     .into_response()
 }
 
@@ -338,9 +348,13 @@ fn header<'a>(c: &'a Call, name: &str) -> &'a str {
 
 fn is_guid(s: &str) -> bool {
     s.len() == 36
-        && s.chars()
-            .enumerate()
-            .all(|(i, c)| if [8, 13, 18, 23].contains(&i) { c == '-' } else { c.is_ascii_hexdigit() })
+        && s.chars().enumerate().all(|(i, c)| {
+            if [8, 13, 18, 23].contains(&i) {
+                c == '-'
+            } else {
+                c.is_ascii_hexdigit()
+            }
+        })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -365,14 +379,25 @@ async fn success_validates_then_notifies_with_exact_bodies() {
     );
     // The CSR Intune receives carries the whole challenge as challengePassword.
     let sent = base64::engine::general_purpose::STANDARD
-        .decode(v[0].body["request"]["certificateRequest"].as_str().expect("csr"))
+        .decode(
+            v[0].body["request"]["certificateRequest"]
+                .as_str()
+                .expect("csr"),
+        )
         .expect("base64");
     let parsed = ca_core::csr::parse(&sent).expect("a CSR");
-    assert_eq!(parsed.challenge_password.as_deref(), Some(intune_challenge().as_str()));
+    assert_eq!(
+        parsed.challenge_password.as_deref(),
+        Some(intune_challenge().as_str())
+    );
     assert_eq!(header(&v[0], "api-version"), "2018-02-20");
     assert_eq!(header(&v[0], "UserAgent"), CALLER);
     assert!(header(&v[0], "content-type").starts_with("application/json"));
-    assert!(is_guid(header(&v[0], "client-request-id")), "{:?}", v[0].headers);
+    assert!(
+        is_guid(header(&v[0], "client-request-id")),
+        "{:?}",
+        v[0].headers
+    );
     assert!(header(&v[0], "authorization").ends_with("-intune"));
 
     // Both tokens came from the token endpoint, with the double-slash Intune scope.
@@ -421,7 +446,10 @@ async fn refusal_by_validate_request_sends_failure_notification() {
     fake.queue("validateRequest", &[Mode::Code("ChallengeExpired")]);
 
     let r = rejected(method.verify(&ctx).await);
-    assert_eq!(r.client_text, "Intune refused the request: ChallengeExpired");
+    assert_eq!(
+        r.client_text,
+        "Intune refused the request: ChallengeExpired"
+    );
     assert!(r.detail.contains("ChallengeExpired"), "{}", r.detail);
     assert!(!r.detail.contains("unknown"), "{}", r.detail);
     // The service reports the refusal to the method, which tells Intune.
@@ -478,12 +506,23 @@ async fn service_errors_are_refusals() {
     assert!(r.detail.contains("not the expected JSON"), "{}", r.detail);
 
     // A result code privca does not know: a refusal, not a crash, not an acceptance.
-    fake.queue("validateRequest", &[Mode::Code("SomethingIntuneAddedLater")]);
+    fake.queue(
+        "validateRequest",
+        &[Mode::Code("SomethingIntuneAddedLater")],
+    );
     let ctx = device(&pki, 5);
     let r = rejected(method.verify(&ctx).await);
-    assert!(r.detail.contains("unknown code SomethingIntuneAddedLater"), "{}", r.detail);
+    assert!(
+        r.detail.contains("unknown code SomethingIntuneAddedLater"),
+        "{}",
+        r.detail
+    );
     method.failed(&ctx, &r).await;
-    assert_eq!(fake.calls("failureNotification").len(), 1, "Intune answered: report it");
+    assert_eq!(
+        fake.calls("failureNotification").len(),
+        1,
+        "Intune answered: report it"
+    );
 
     // Too slow: the fake would answer Success after 4 s, the client gives up at 1.5 s.
     fake.queue("validateRequest", &[Mode::Slow(4000)]);
@@ -524,7 +563,11 @@ async fn tokens_are_renewed_before_expiry_and_after_a_401() {
     // Past half of the lifetime privca renews before using the token again.
     tokio::time::sleep(Duration::from_millis(1300)).await;
     accepted(method.verify(&device(&pki, 11)).await);
-    assert_eq!(fake.token_requests(INTUNE_SCOPE), 2, "a new token was fetched");
+    assert_eq!(
+        fake.token_requests(INTUNE_SCOPE),
+        2,
+        "a new token was fetched"
+    );
     let v = fake.calls("validateRequest");
     assert_eq!(v.len(), 2, "no call was refused for a stale token");
     assert_ne!(header(&v[1], "authorization"), first);
@@ -561,7 +604,10 @@ async fn discovery_is_cached_and_redone_after_a_failure() {
     // The failure cleared the cache: the next enrollment discovers the new location.
     accepted(method.verify(&device(&pki, 23)).await);
     assert_eq!(fake.discoveries(), 2);
-    assert_eq!(fake.calls("validateRequest").last().expect("call").service, "svc2");
+    assert_eq!(
+        fake.calls("validateRequest").last().expect("call").service,
+        "svc2"
+    );
 
     // With a retry allowed, a move (old location answering 503) heals within one enrollment.
     let retrying = intune(&base, 5000, 1);
@@ -656,6 +702,12 @@ async fn secrets_tokens_and_challenges_never_reach_the_log() {
     assert!(log.contains("ChallengeExpired"));
     assert!(!log.contains(CLIENT_SECRET));
     assert!(!log.contains("tok-"), "a token was logged: {log}");
-    assert!(!log.contains(&intune_challenge()[..40]), "the challenge was logged");
-    assert!(!log.contains(&b64(&ctx.csr.der)[..60]), "the CSR body was logged");
+    assert!(
+        !log.contains(&intune_challenge()[..40]),
+        "the challenge was logged"
+    );
+    assert!(
+        !log.contains(&b64(&ctx.csr.der)[..60]),
+        "the CSR body was logged"
+    );
 }

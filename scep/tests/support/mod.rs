@@ -62,9 +62,21 @@ impl Pki {
         let dir = tempfile::tempdir().expect("tempdir");
         openssl(
             &[
-                "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
-                "-nodes", "-subj", "/O=privca tests/CN=Test Intune Issuing CA", "-keyout",
-                "ca.key", "-out", "ca.pem", "-days", "30",
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+                "-nodes",
+                "-subj",
+                "/O=privca tests/CN=Test Intune Issuing CA",
+                "-keyout",
+                "ca.key",
+                "-out",
+                "ca.pem",
+                "-days",
+                "30",
             ],
             dir.path(),
         );
@@ -99,8 +111,21 @@ impl Pki {
         let out = format!("{name}.csr.der");
         openssl(
             &[
-                "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-                "-keyout", &key, "-config", &cnf, "-outform", "DER", "-out", &out,
+                "req",
+                "-new",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+                "-nodes",
+                "-keyout",
+                &key,
+                "-config",
+                &cnf,
+                "-outform",
+                "DER",
+                "-out",
+                &out,
             ],
             self.dir.path(),
         );
@@ -114,9 +139,24 @@ impl Pki {
         let crt = format!("{name}.crt.der");
         openssl(
             &[
-                "x509", "-req", "-inform", "DER", "-in", &csr, "-CA", "ca.pem", "-CAkey",
-                "ca.key", "-set_serial", &format!("0x{serial}"), "-days", "20", "-outform",
-                "DER", "-out", &crt,
+                "x509",
+                "-req",
+                "-inform",
+                "DER",
+                "-in",
+                &csr,
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca.key",
+                "-set_serial",
+                &format!("0x{serial}"),
+                "-days",
+                "20",
+                "-outform",
+                "DER",
+                "-out",
+                &crt,
             ],
             self.dir.path(),
         );
@@ -134,7 +174,11 @@ impl Pki {
         let serial_out = facts(&["-serial"]);
         let end = facts(&["-enddate", "-dateopt", "iso_8601"]);
         // "notAfter=2026-12-13 10:51:29Z"
-        let end = end.split_once('=').expect("enddate line").1.replace(' ', "T");
+        let end = end
+            .split_once('=')
+            .expect("enddate line")
+            .1
+            .replace(' ', "T");
         let not_after = end.replace('Z', ".000Z");
         let issuer = facts(&["-issuer", "-nameopt", "RFC2253"]);
         Issued {
