@@ -343,6 +343,12 @@ impl Intune {
         })
     }
 
+    /// Loads the client secret and builds the method: what the server calls for an
+    /// endpoint with `challenge = { method = "intune", … }`.
+    pub fn load(config: &IntuneConfig) -> Result<Intune> {
+        Intune::new(config, config.load_client_secret()?)
+    }
+
     fn token_slot(&self, audience: Audience) -> &tokio::sync::Mutex<Option<Token>> {
         match audience {
             Audience::Graph => &self.graph_token,

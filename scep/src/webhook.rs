@@ -140,6 +140,12 @@ impl Webhook {
         })
     }
 
+    /// Loads the bearer token (if any) and builds the method: what the server calls for
+    /// an endpoint with `challenge = { method = "webhook", … }`.
+    pub fn load(config: &WebhookConfig) -> Result<Webhook> {
+        Webhook::new(config, config.load_bearer_token()?)
+    }
+
     fn post(&self, url: &Url, body: &impl Serialize) -> reqwest::RequestBuilder {
         let mut req = self.client.post(url.clone()).json(body);
         if let Some(token) = &self.bearer {

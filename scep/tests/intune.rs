@@ -639,7 +639,7 @@ async fn failed_success_notification_withholds_the_certificate() {
         let ctx = device(&pki, n);
         accepted(method.verify(&ctx).await);
         let cert = pki.issue(&format!("dev{n}"), &ctx.csr.der, "0A0B0C");
-        fake.queue("successNotification", &[mode.clone()]);
+        fake.queue("successNotification", std::slice::from_ref(&mode));
         let r = method
             .issued(&ctx, &cert.der)
             .await
