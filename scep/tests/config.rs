@@ -10,7 +10,7 @@ use serde::Deserialize;
 #[serde(tag = "method", rename_all = "kebab-case", deny_unknown_fields)]
 enum Challenge {
     Webhook(WebhookConfig),
-    Intune(IntuneConfig),
+    Intune(Box<IntuneConfig>),
 }
 
 #[derive(Debug, Deserialize)]
