@@ -70,3 +70,44 @@ fn unknown_fields_and_inline_secrets_are_refused() {
     let extra = EXAMPLE.replace("timeout_ms = 5000", "timeout_ms = 5000, retries = 3");
     assert!(toml::from_str::<std::collections::BTreeMap<String, Endpoint>>(&extra).is_err());
 }
+
+/// The TOML blocks of docs/intune.md parse: the profile with ca-core's rules, the
+/// endpoint's challenge with the Intune settings (so the guide cannot rot).
+#[test]
+fn the_intune_guide_examples_parse() {
+    let guide = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/intune.md"))
+        .expect("docs/intune.md");
+    let blocks: Vec<&str> = guide
+        .split("```toml\n")
+        .skip(1)
+        .filter_map(|b| b.split("```").next())
+        .collect();
+    assert_eq!(blocks.len(), 2, "a profile block and an endpoint block");
+
+    #[derive(Deserialize)]
+    struct Profiles {
+        profiles: std::collections::BTreeMap<String, ca_core::config::ProfileConfig>,
+    }
+    let p: Profiles = toml::from_str(blocks[0]).expect("profile block parses");
+    let cfg = p.profiles["intune-device"].clone();
+    let profile =
+        ca_core::profile::Profile::from_config("intune-device", cfg, "issuing").expect("valid");
+    drop(profile);
+
+    #[derive(Deserialize)]
+    struct Scep {
+        scep: ScepSection,
+    }
+    #[derive(Deserialize)]
+    struct ScepSection {
+        endpoints: std::collections::BTreeMap<String, Endpoint>,
+    }
+    let s: Scep = toml::from_str(blocks[1]).expect("endpoint block parses");
+    let e = &s.scep.endpoints["intune"];
+    assert_eq!(e.profile, "intune-device");
+    let Challenge::Intune(i) = &e.challenge else {
+        panic!("intune")
+    };
+    let secret = hsm::Secret::new(b"x".to_vec());
+    Intune::new(i, secret).expect("the documented settings build a method");
+}
