@@ -405,26 +405,10 @@ impl Intune {
                 self.tenant
             )));
         }
-        let parsed: TokenResponse = serde_json::from_slice(&body)
-            .map_err(|e| Unavailable(format!("Entra ID token response is not valid: {e}")))?;
-        let lifetime = match parsed.expires_in {
-            ExpiresIn::Number(n) => n,
-            ExpiresIn::Text(t) => t
-                .trim()
-                .parse()
-                .map_err(|_| Unavailable("Entra ID token response has a bad expires_in".into()))?,
-        };
-        if parsed.access_token.is_empty() || lifetime == 0 {
-            return Err(Unavailable(
-                "Entra ID token response has no usable token".into(),
-            ));
-        }
-        // Renew ahead of expiry: five minutes early, or at half-life for short tokens.
-        let margin = (lifetime / 2).min(300);
-        let value = Secret::new(parsed.access_token.into_bytes());
+        let (value, lifetime, renew_after) = parse_token(&body)?;
         *slot = Some(Token {
             value: value.clone(),
-            renew_at: Instant::now() + Duration::from_secs(lifetime - margin),
+            renew_at: Instant::now() + renew_after,
         });
         info!(audience = ?audience, lifetime_seconds = lifetime, "obtained an Entra ID token");
         Ok(value)
@@ -475,27 +459,7 @@ impl Intune {
                 .await
                 .map_err(|e| Unavailable(format!("Graph service discovery: {e}")))?;
         };
-        let list: EndpointList = serde_json::from_slice(&body)
-            .map_err(|e| Unavailable(format!("Graph service discovery answer: {e}")))?;
-        let uri = list
-            .value
-            .iter()
-            .find(|e| {
-                e.provider_name
-                    .as_deref()
-                    .or(e.service_name.as_deref())
-                    .is_some_and(|n| n.eq_ignore_ascii_case(VALIDATION_SERVICE))
-            })
-            .and_then(|e| e.uri.as_deref())
-            .ok_or_else(|| {
-                Unavailable(format!(
-                    "Graph lists no {VALIDATION_SERVICE} for this tenant (is Intune licensed?)"
-                ))
-            })?;
-        let url = Url::parse(uri)
-            .map_err(|e| Unavailable(format!("discovered {VALIDATION_SERVICE} URI: {e}")))?;
-        outbound::check_parsed("discovered validation service", &url)
-            .map_err(|e| Unavailable(e.to_string()))?;
+        let url = parse_endpoints(&body)?;
         info!(service = %url, "discovered the Intune validation service");
         *cached = Some(url.clone());
         Ok(url)
@@ -537,11 +501,8 @@ impl Intune {
                     let bytes = outbound::read_limited(resp, MAX_RESPONSE_BYTES)
                         .await
                         .map_err(|e| Unavailable(format!("{suffix} ({request_id}): {e}")))?;
-                    let answer: ActionResponse = serde_json::from_slice(&bytes).map_err(|e| {
-                        Unavailable(format!(
-                            "{suffix} ({request_id}): the answer is not the expected JSON: {e}"
-                        ))
-                    })?;
+                    let answer = parse_action(&bytes)
+                        .map_err(|e| Unavailable(format!("{suffix} ({request_id}): {}", e.0)))?;
                     info!(
                         client_request_id = %request_id,
                         transaction_id = %transaction_id,
@@ -774,6 +735,79 @@ impl ChallengeMethod for Intune {
     }
 }
 
+/// Longest token lifetime believed (Entra ID issues 60–90 minutes).
+const MAX_TOKEN_LIFETIME: u64 = 24 * 3600;
+
+/// Reads a token response (RFC 6749 §5.1): the token, its lifetime in seconds, and when
+/// to renew it: five minutes before expiry, or at half-life for short-lived tokens.
+fn parse_token(body: &[u8]) -> std::result::Result<(Secret, u64, Duration), Unavailable> {
+    let parsed: TokenResponse = serde_json::from_slice(body)
+        .map_err(|e| Unavailable(format!("Entra ID token response is not valid: {e}")))?;
+    let lifetime = match parsed.expires_in {
+        ExpiresIn::Number(n) => n,
+        ExpiresIn::Text(t) => t
+            .trim()
+            .parse()
+            .map_err(|_| Unavailable("Entra ID token response has a bad expires_in".into()))?,
+    };
+    if parsed.access_token.is_empty() || lifetime == 0 {
+        return Err(Unavailable(
+            "Entra ID token response has no usable token".into(),
+        ));
+    }
+    let lifetime = lifetime.min(MAX_TOKEN_LIFETIME);
+    let margin = (lifetime / 2).min(300);
+    Ok((
+        Secret::new(parsed.access_token.into_bytes()),
+        lifetime,
+        Duration::from_secs(lifetime - margin),
+    ))
+}
+
+/// Finds the validation service in Graph's endpoint list (protocols.md B.3): the entry
+/// whose providerName (or serviceName) is [`VALIDATION_SERVICE`], case-insensitively.
+fn parse_endpoints(body: &[u8]) -> std::result::Result<Url, Unavailable> {
+    let list: EndpointList = serde_json::from_slice(body)
+        .map_err(|e| Unavailable(format!("Graph service discovery answer: {e}")))?;
+    let uri = list
+        .value
+        .iter()
+        .find(|e| {
+            e.provider_name
+                .as_deref()
+                .or(e.service_name.as_deref())
+                .is_some_and(|n| n.eq_ignore_ascii_case(VALIDATION_SERVICE))
+        })
+        .and_then(|e| e.uri.as_deref())
+        .ok_or_else(|| {
+            Unavailable(format!(
+                "Graph lists no {VALIDATION_SERVICE} for this tenant (is Intune licensed?)"
+            ))
+        })?;
+    let url = Url::parse(uri)
+        .map_err(|e| Unavailable(format!("discovered {VALIDATION_SERVICE} URI: {e}")))?;
+    outbound::check_parsed("discovered validation service", &url)
+        .map_err(|e| Unavailable(e.to_string()))?;
+    Ok(url)
+}
+
+/// Reads the answer of a ScepActions call (protocols.md B.4).
+fn parse_action(body: &[u8]) -> std::result::Result<ActionResponse, Unavailable> {
+    serde_json::from_slice(body)
+        .map_err(|e| Unavailable(format!("the answer is not the expected JSON: {e}")))
+}
+
+/// Runs every parser of Microsoft's answers on `data` (for the fuzz target
+/// `fuzz/fuzz_targets/challenge_answers.rs`); must never panic.
+#[doc(hidden)]
+pub fn fuzz_answers(data: &[u8]) {
+    let _ = parse_token(data);
+    let _ = parse_endpoints(data);
+    if let Ok(a) = parse_action(data) {
+        let _ = refusal("validateRequest", &a);
+    }
+}
+
 /// The audit requester: the endpoint, and the SID Intune vouched for when the CSR
 /// carries the strong-mapping SAN URI (Intune checks the SAN against its challenge).
 fn requester(ctx: &EnrollmentContext) -> String {
@@ -879,6 +913,43 @@ mod tests {
         );
         let c = config(&format!(r#"{{"tenant": "t", {base}}}"#));
         assert!(Intune::new(&c, Secret::new(vec![0xff, 0xfe])).is_err());
+    }
+
+    #[test]
+    fn token_lifetimes_are_bounded_and_renewed_early() {
+        let (_, life, renew) =
+            parse_token(br#"{"access_token":"t","expires_in":3599}"#).expect("token");
+        assert_eq!((life, renew), (3599, Duration::from_secs(3299)));
+        let (_, _, renew) =
+            parse_token(br#"{"access_token":"t","expires_in":"10"}"#).expect("token");
+        assert_eq!(renew, Duration::from_secs(5));
+        // A huge lifetime must not overflow the clock arithmetic.
+        let (_, life, _) =
+            parse_token(br#"{"access_token":"t","expires_in":18446744073709551615}"#)
+                .expect("token");
+        assert_eq!(life, MAX_TOKEN_LIFETIME);
+        assert!(parse_token(br#"{"access_token":"","expires_in":10}"#).is_err());
+        assert!(parse_token(br#"{"access_token":"t","expires_in":0}"#).is_err());
+        assert!(parse_token(br#"{"access_token":"t","expires_in":"soon"}"#).is_err());
+        assert!(parse_token(b"<html>").is_err());
+    }
+
+    #[test]
+    fn discovery_finds_the_service_case_insensitively_and_checks_its_url() {
+        let u = parse_endpoints(
+            br#"{"value":[{"providerName":"PkiConnectorFEService","uri":"https://a/x"},
+                {"serviceName":"SCEPREQUESTVALIDATIONFESERVICE","uri":"https://b.example/svc"}]}"#,
+        )
+        .expect("found");
+        assert_eq!(u.as_str(), "https://b.example/svc");
+        assert!(parse_endpoints(br#"{"value":[]}"#).is_err());
+        assert!(
+            parse_endpoints(
+                br#"{"value":[{"providerName":"ScepRequestValidationFEService","uri":"http://evil.example/"}]}"#
+            )
+            .is_err(),
+            "plain http to a remote host is refused"
+        );
     }
 
     #[test]

@@ -188,38 +188,7 @@ impl Webhook {
         let bytes = outbound::read_limited(resp, MAX_RESPONSE_BYTES)
             .await
             .map_err(|e| unavailable(format!("webhook answer: {e}")))?;
-        let answer: DecisionResponse = serde_json::from_slice(&bytes)
-            .map_err(|e| unavailable(format!("webhook answer is not the expected JSON: {e}")))?;
-        if !answer.allow {
-            let reason = answer
-                .reason
-                .map(|r| clean(&r, MAX_REASON))
-                .filter(|r| !r.is_empty())
-                .unwrap_or_else(|| "enrollment refused".into());
-            return Err(Rejection {
-                fail_info: FailInfo::BadRequest,
-                client_text: reason.clone(),
-                detail: format!("webhook refused: {reason}"),
-            });
-        }
-        let profile = match answer.profile {
-            Some(p) if !valid_name(&p) => {
-                return Err(unavailable(
-                    "webhook answer has an invalid profile name".into(),
-                ));
-            }
-            p => p,
-        };
-        let requester = match answer.requester {
-            Some(r) if !valid_name(&r) => {
-                return Err(unavailable(
-                    "webhook answer has an invalid requester".into(),
-                ));
-            }
-            Some(r) => format!("webhook:{}:{r}", ctx.endpoint),
-            None => format!("webhook:{}", ctx.endpoint),
-        };
-        Ok(Acceptance { profile, requester })
+        parse_decision(&bytes, &ctx.endpoint)
     }
 
     async fn notify(&self, ctx: &EnrollmentContext, event: serde_json::Value) {
@@ -299,6 +268,49 @@ impl ChallengeMethod for Webhook {
             self.notify(ctx, event).await;
         })
     }
+}
+
+/// Reads the webhook's answer: only `{"allow": true, …}` with sane names accepts.
+fn parse_decision(bytes: &[u8], endpoint: &str) -> std::result::Result<Acceptance, Rejection> {
+    let answer: DecisionResponse = serde_json::from_slice(&bytes)
+        .map_err(|e| unavailable(format!("webhook answer is not the expected JSON: {e}")))?;
+    if !answer.allow {
+        let reason = answer
+            .reason
+            .map(|r| clean(&r, MAX_REASON))
+            .filter(|r| !r.is_empty())
+            .unwrap_or_else(|| "enrollment refused".into());
+        return Err(Rejection {
+            fail_info: FailInfo::BadRequest,
+            client_text: reason.clone(),
+            detail: format!("webhook refused: {reason}"),
+        });
+    }
+    let profile = match answer.profile {
+        Some(p) if !valid_name(&p) => {
+            return Err(unavailable(
+                "webhook answer has an invalid profile name".into(),
+            ));
+        }
+        p => p,
+    };
+    let requester = match answer.requester {
+        Some(r) if !valid_name(&r) => {
+            return Err(unavailable(
+                "webhook answer has an invalid requester".into(),
+            ));
+        }
+        Some(r) => format!("webhook:{}:{r}", endpoint),
+        None => format!("webhook:{}", endpoint),
+    };
+    Ok(Acceptance { profile, requester })
+}
+
+/// Runs the answer parser on `data` (for the fuzz target
+/// `fuzz/fuzz_targets/challenge_answers.rs`); must never panic.
+#[doc(hidden)]
+pub fn fuzz_answer(data: &[u8]) {
+    let _ = parse_decision(data, "fuzz");
 }
 
 fn fail_info_name(f: FailInfo) -> &'static str {
