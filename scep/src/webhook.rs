@@ -272,7 +272,7 @@ impl ChallengeMethod for Webhook {
 
 /// Reads the webhook's answer: only `{"allow": true, …}` with sane names accepts.
 fn parse_decision(bytes: &[u8], endpoint: &str) -> std::result::Result<Acceptance, Rejection> {
-    let answer: DecisionResponse = serde_json::from_slice(&bytes)
+    let answer: DecisionResponse = serde_json::from_slice(bytes)
         .map_err(|e| unavailable(format!("webhook answer is not the expected JSON: {e}")))?;
     if !answer.allow {
         let reason = answer
