@@ -305,6 +305,8 @@ pub struct Authority {
     pub(crate) settings: Settings,
     pub(crate) crl_locks: BTreeMap<String, Mutex<()>>,
     pub(crate) ocsp_index: crate::ocsp::OcspIndex,
+    /// Serialises approvals of held requests so that one request is issued once.
+    pub(crate) approvals: Mutex<()>,
 }
 
 impl std::fmt::Debug for Authority {
@@ -524,6 +526,7 @@ impl Authority {
             clock,
             settings,
             crl_locks,
+            approvals: Mutex::new(()),
             ocsp_index,
         })
     }

@@ -57,6 +57,18 @@ impl std::fmt::Debug for Csr {
 
 /// Decodes a CSR from DER or PEM and verifies its self-signature (proof of possession).
 pub fn parse(input: &[u8]) -> Result<Csr> {
+    decode(input, true)
+}
+
+/// Decodes a CSR whose proof of possession was verified when it was received (a request
+/// held for approval, [`crate::pending`]), without verifying the signature again: the
+/// front end may have accepted a signature algorithm that [`parse`] refuses (SCEP clients
+/// sign with SHA-1).
+pub fn decode_held(der: &[u8]) -> Result<Csr> {
+    decode(der, false)
+}
+
+fn decode(input: &[u8], verify_signature: bool) -> Result<Csr> {
     if input.len() > MAX_CSR_BYTES {
         return Err(Error::BadRequest(format!(
             "CSR is {} bytes; the limit is {MAX_CSR_BYTES}",
@@ -87,19 +99,21 @@ pub fn parse(input: &[u8]) -> Result<Csr> {
         oid: req.algorithm.oid,
         parameters: req.algorithm.parameters.as_ref().map(der::AnyRef::from),
     };
-    let received = asn1::received_algorithm(&alg_ref).ok_or_else(|| {
-        Error::BadRequest(format!(
-            "CSR signature algorithm {} is not supported",
-            req.algorithm.oid
-        ))
-    })?;
-    let tbs = outer.tbs.to_der()?;
-    let sig = req
-        .signature
-        .as_bytes()
-        .ok_or_else(|| Error::BadRequest("CSR signature has unused bits".into()))?;
-    hsm::verify_received(received, &spki_der, &tbs, sig)
-        .map_err(|_| Error::BadRequest("CSR signature does not verify".into()))?;
+    if verify_signature {
+        let received = asn1::received_algorithm(&alg_ref).ok_or_else(|| {
+            Error::BadRequest(format!(
+                "CSR signature algorithm {} is not supported",
+                req.algorithm.oid
+            ))
+        })?;
+        let tbs = outer.tbs.to_der()?;
+        let sig = req
+            .signature
+            .as_bytes()
+            .ok_or_else(|| Error::BadRequest("CSR signature has unused bits".into()))?;
+        hsm::verify_received(received, &spki_der, &tbs, sig)
+            .map_err(|_| Error::BadRequest("CSR signature does not verify".into()))?;
+    }
 
     let mut sans = Vec::new();
     let mut extensions = Vec::new();

@@ -14,6 +14,7 @@ pub mod crl;
 pub mod csr;
 pub mod lint;
 pub mod ocsp;
+pub mod pending;
 pub mod profile;
 
 mod error;

@@ -574,3 +574,114 @@ fn ocsp_request(issuer_der: &[u8], serials: &[&[u8]], nonce: Option<&[u8]>) -> V
     .to_der()
     .expect("request der")
 }
+
+fn hold(fx: &Fx, key_name: &str, profile: &str, dns_name: &str) -> store::PendingRequest {
+    let key = match fx.keys.open(key_name) {
+        Ok(k) => k,
+        Err(_) => fx
+            .keys
+            .generate(key_name, KeyAlgorithm::EcdsaP256)
+            .expect("key"),
+    };
+    fx.auth
+        .hold(ca_core::pending::HoldRequest {
+            lookup_key: format!("tx-{key_name}"),
+            endpoint: "est:test".into(),
+            profile: profile.into(),
+            requester: "device-1".into(),
+            csr_der: csr(&key, &format!("CN={dns_name}"), &[dns(dns_name)]),
+        })
+        .expect("held")
+}
+
+#[test]
+fn held_requests_are_approved_once_or_rejected() {
+    use store::PendingState;
+    let fx = fixture();
+    let before = fx.store.stats().expect("stats").certificates;
+    let held = hold(&fx, "a", "tls-server", "a.example.com");
+    assert_eq!(held.state, PendingState::Pending);
+    // The client repeats itself: the same request comes back, nothing new is stored.
+    let again = hold(&fx, "a", "tls-server", "a.example.com");
+    assert_eq!(again.id, held.id);
+    assert_eq!(fx.auth.list_held(None).expect("list").len(), 1);
+    assert_eq!(fx.store.stats().expect("stats").certificates, before);
+
+    let issued = fx.auth.approve(held.id, "admin").expect("approved");
+    let found = fx.auth.find_held("tx-a").expect("find").expect("present");
+    assert_eq!(found.state, PendingState::Issued);
+    assert_eq!(
+        found.serial.as_deref(),
+        Some(issued.record.serial.as_slice())
+    );
+    assert_eq!(issued.record.sans, vec!["DNS:a.example.com".to_string()]);
+    // A second approval is a conflict and issues nothing.
+    let e = fx.auth.approve(held.id, "admin").expect_err("twice");
+    assert_eq!(e.kind(), ErrorKind::Conflict);
+    assert_eq!(fx.store.stats().expect("stats").certificates, before + 1);
+
+    let other = hold(&fx, "b", "tls-server", "b.example.com");
+    let rejected = fx
+        .auth
+        .reject(other.id, "admin", "unknown device")
+        .expect("rejected");
+    assert_eq!(rejected.state, PendingState::Rejected);
+    assert_eq!(rejected.note.as_deref(), Some("unknown device"));
+    assert_eq!(
+        fx.auth
+            .approve(other.id, "admin")
+            .expect_err("rejected")
+            .kind(),
+        ErrorKind::Conflict
+    );
+    assert_eq!(
+        fx.auth.approve(99, "admin").expect_err("missing").kind(),
+        ErrorKind::NotFound
+    );
+    let pending = fx
+        .auth
+        .list_held(Some(PendingState::Pending))
+        .expect("list");
+    assert!(pending.is_empty());
+    let actions: Vec<String> = fx
+        .store
+        .audit_entries(1, 1000)
+        .expect("audit")
+        .into_iter()
+        .map(|e| e.event.action)
+        .collect();
+    for a in ["hold", "approve", "reject", "approve-refused"] {
+        assert!(actions.iter().any(|x| x == a), "audit has {a}");
+    }
+}
+
+#[test]
+fn a_held_request_that_policy_refuses_stays_pending() {
+    let fx = fixture();
+    // The email profile refuses a DNS SAN: approval fails, the request stays pending.
+    let held = hold(&fx, "c", "email", "c.example.com");
+    let e = fx.auth.approve(held.id, "admin").expect_err("refused");
+    assert_ne!(e.kind(), ErrorKind::Conflict);
+    assert_eq!(
+        fx.auth.held(held.id).expect("held").state,
+        store::PendingState::Pending
+    );
+    // Unknown profiles and garbage CSRs are refused before anything is held.
+    let refused = fx.auth.hold(ca_core::pending::HoldRequest {
+        lookup_key: "x".into(),
+        endpoint: "est:test".into(),
+        profile: "nope".into(),
+        requester: "r".into(),
+        csr_der: vec![0x30, 0x00],
+    });
+    assert_eq!(refused.expect_err("profile").kind(), ErrorKind::NotFound);
+    let refused = fx.auth.hold(ca_core::pending::HoldRequest {
+        lookup_key: "y".into(),
+        endpoint: "est:test".into(),
+        profile: "tls-server".into(),
+        requester: "r".into(),
+        csr_der: vec![0x30, 0x00],
+    });
+    assert_eq!(refused.expect_err("garbage").kind(), ErrorKind::BadRequest);
+    assert_eq!(fx.auth.list_held(None).expect("list").len(), 1);
+}

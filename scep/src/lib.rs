@@ -9,4 +9,4 @@ pub mod webhook;
 mod error;
 mod outbound;
 
-pub use error::Error;
+pub use error::{Error, Result};

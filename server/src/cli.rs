@@ -76,6 +76,12 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Enrollment requests held for approval (SCEP PENDING, EST 202).
+    Requests {
+        /// What to do.
+        #[command(subcommand)]
+        action: RequestsAction,
+    },
     /// Audit log operations.
     Audit {
         /// What to do.
@@ -99,6 +105,33 @@ pub enum Command {
         /// Which benchmark.
         #[command(subcommand)]
         which: crate::bench::BenchCommand,
+    },
+}
+
+/// `privca requests …`.
+#[derive(Debug, Subcommand)]
+pub enum RequestsAction {
+    /// List held requests.
+    List {
+        /// Only requests in this state: pending, issued, rejected.
+        #[arg(long)]
+        state: Option<String>,
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Approve a request: its certificate is issued and the client's next poll gets it.
+    Approve {
+        /// Request id (from `privca requests list`).
+        id: u64,
+    },
+    /// Reject a request: the client's next poll gets a failure.
+    Reject {
+        /// Request id.
+        id: u64,
+        /// Why (the client may be told).
+        #[arg(long)]
+        reason: String,
     },
 }
 
@@ -684,6 +717,7 @@ fn online(cmd: Command, target: &Target) -> Result<(), Error> {
             }
             Ok(())
         }
+        Command::Requests { action } => requests(action, target),
         Command::Profiles { json } => {
             let v: Vec<ops::ProfileView> = match target {
                 Target::Local(auth) => ops::profiles(auth),
@@ -734,6 +768,68 @@ fn online(cmd: Command, target: &Target) -> Result<(), Error> {
             }
         }
         _ => Err(Error::Usage("unexpected command".into())),
+    }
+}
+
+fn requests(action: RequestsAction, target: &Target) -> Result<(), Error> {
+    use reqwest::Method;
+    match action {
+        RequestsAction::List { state, json } => {
+            let v: Vec<ops::RequestView> = match target {
+                Target::Local(auth) => ops::list_requests(auth, state.as_deref())?,
+                Target::Remote { .. } => {
+                    let q = state
+                        .as_deref()
+                        .map(|s| format!("?state={}", url_seg(s)))
+                        .unwrap_or_default();
+                    target.call::<_, ()>(Method::GET, &format!("/requests{q}"), None)?
+                }
+            };
+            if json {
+                return print_json(&v);
+            }
+            println!(
+                "{:>6} {:<9} {:<16} {:<12} {:<20} SUBJECT / SANS",
+                "ID", "STATE", "ENDPOINT", "PROFILE", "RECEIVED"
+            );
+            for r in &v {
+                println!(
+                    "{:>6} {:<9} {:<16} {:<12} {:<20} {} {}",
+                    r.id,
+                    r.state,
+                    r.endpoint,
+                    r.profile,
+                    r.created_at,
+                    r.subject,
+                    r.sans.join(",")
+                );
+            }
+            eprintln!("{} request(s)", v.len());
+            Ok(())
+        }
+        RequestsAction::Approve { id } => {
+            let v: ops::CertView = match target {
+                Target::Local(auth) => ops::approve_request(auth, id, &cli_actor())?,
+                Target::Remote { .. } => {
+                    target.call::<_, ()>(Method::POST, &format!("/requests/{id}/approve"), None)?
+                }
+            };
+            println!("approved request {id}: issued serial {}", v.serial);
+            Ok(())
+        }
+        RequestsAction::Reject { id, reason } => {
+            let input = ops::RejectInput { reason };
+            let v: ops::RequestView = match target {
+                Target::Local(auth) => ops::reject_request(auth, id, &input, &cli_actor())?,
+                Target::Remote { .. } => target.call(
+                    Method::POST,
+                    &format!("/requests/{id}/reject"),
+                    Some(&input),
+                )?,
+            };
+            println!("rejected request {}", v.id);
+            Ok(())
+        }
     }
 }
 

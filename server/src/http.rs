@@ -61,6 +61,9 @@ pub fn router(state: Arc<AppState>, limits: Limits) -> Router {
         .route("/crl/{ca}", post(admin_crl))
         .route("/profiles", get(admin_profiles))
         .route("/audit/verify", get(admin_audit_verify))
+        .route("/requests", get(admin_requests))
+        .route("/requests/{id}/approve", post(admin_approve))
+        .route("/requests/{id}/reject", post(admin_reject))
         .layer(middleware::from_fn_with_state(state.clone(), admin_auth));
     Router::new()
         .route("/healthz", get(healthz))
@@ -416,6 +419,47 @@ async fn admin_issue(State(state): State<Arc<AppState>>, body: Bytes) -> Respons
     };
     match blocking(&state, move |a| ops::issue(a, &input, "admin-api")).await {
         Ok(v) => (StatusCode::CREATED, axum::Json(v)).into_response(),
+        Err(r) => r,
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct RequestsQuery {
+    state: Option<String>,
+}
+
+async fn admin_requests(
+    State(state): State<Arc<AppState>>,
+    Query(q): Query<RequestsQuery>,
+) -> Response {
+    match blocking(&state, move |a| ops::list_requests(a, q.state.as_deref())).await {
+        Ok(v) => json(v),
+        Err(r) => r,
+    }
+}
+
+async fn admin_approve(State(state): State<Arc<AppState>>, Path(id): Path<u64>) -> Response {
+    match blocking(&state, move |a| ops::approve_request(a, id, "admin-api")).await {
+        Ok(v) => json(v),
+        Err(r) => r,
+    }
+}
+
+async fn admin_reject(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<u64>,
+    body: Bytes,
+) -> Response {
+    let input: ops::RejectInput = match serde_json::from_slice(&body) {
+        Ok(i) => i,
+        Err(e) => return error_response(&ca_core::Error::BadRequest(format!("request body: {e}"))),
+    };
+    match blocking(&state, move |a| {
+        ops::reject_request(a, id, &input, "admin-api")
+    })
+    .await
+    {
+        Ok(v) => json(v),
         Err(r) => r,
     }
 }

@@ -369,3 +369,95 @@ pub fn profiles(auth: &Authority) -> Vec<ProfileView> {
 pub fn audit_verify(auth: &Authority) -> Result<AuditVerification, ca_core::Error> {
     Ok(auth.store().verify_audit()?)
 }
+
+/// A held enrollment request as the admin API and CLI show it
+/// (`GET /admin/v1/requests`, `privca requests list`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RequestView {
+    /// Request id.
+    pub id: u64,
+    /// `pending`, `issued` or `rejected`.
+    pub state: String,
+    /// Endpoint it came through.
+    pub endpoint: String,
+    /// Profile.
+    pub profile: String,
+    /// Requester.
+    pub requester: String,
+    /// Requested subject.
+    pub subject: String,
+    /// Requested SANs.
+    pub sans: Vec<String>,
+    /// Arrival time, RFC 3339.
+    pub created_at: String,
+    /// Serial of the issued certificate, hex.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub serial: Option<String>,
+    /// Reason given on rejection.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+/// Body of `POST /admin/v1/requests/{id}/reject`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RejectInput {
+    /// Why (the SCEP client sees it as failInfoText).
+    pub reason: String,
+}
+
+fn request_view(p: &store::PendingRequest) -> RequestView {
+    let (subject, sans) = match ca_core::csr::decode_held(&p.csr_der) {
+        Ok(csr) => (
+            csr.subject.to_string(),
+            csr.sans.iter().map(San::display).collect(),
+        ),
+        Err(_) => ("(undecodable CSR)".into(), Vec::new()),
+    };
+    RequestView {
+        id: p.id,
+        state: ca_core::pending::state_name(p.state).into(),
+        endpoint: p.endpoint.clone(),
+        profile: p.profile.clone(),
+        requester: p.requester.clone(),
+        subject,
+        sans,
+        created_at: rfc3339(p.created_at),
+        serial: p.serial.as_deref().map(serial_hex),
+        note: p.note.clone(),
+    }
+}
+
+/// Lists held requests, optionally in one state (`pending`, `issued`, `rejected`).
+pub fn list_requests(
+    auth: &Authority,
+    state: Option<&str>,
+) -> Result<Vec<RequestView>, ca_core::Error> {
+    let state = state.map(ca_core::pending::parse_state).transpose()?;
+    Ok(auth.list_held(state)?.iter().map(request_view).collect())
+}
+
+/// Approves a held request; returns the issued certificate's view.
+pub fn approve_request(auth: &Authority, id: u64, actor: &str) -> Result<CertView, ca_core::Error> {
+    let issued = auth.approve(id, actor)?;
+    Ok(view(&issued.record, auth.now(), false))
+}
+
+/// Rejects a held request.
+pub fn reject_request(
+    auth: &Authority,
+    id: u64,
+    input: &RejectInput,
+    actor: &str,
+) -> Result<RequestView, ca_core::Error> {
+    if input.reason.trim().is_empty() || input.reason.len() > 200 {
+        return Err(ca_core::Error::BadRequest(
+            "give a reason of 1 to 200 characters".into(),
+        ));
+    }
+    Ok(request_view(&auth.reject(
+        id,
+        actor,
+        input.reason.trim(),
+    )?))
+}
