@@ -91,8 +91,9 @@ pub mod hresult {
     pub const NOT_FOUND: u32 = 0x8009_2004;
 }
 
-/// How many refused transactions are remembered as "do not send failureNotification".
-const MAX_SUPPRESSED: usize = 4096;
+/// How many transactions each bookkeeping set remembers (validated and awaiting
+/// issuance; refused without notification).
+const MAX_REMEMBERED: usize = 4096;
 /// errorDescription is limited to 255 characters by the Intune API.
 const MAX_ERROR_DESCRIPTION: usize = 255;
 
@@ -260,7 +261,11 @@ pub struct Intune {
     graph_token: tokio::sync::Mutex<Option<Token>>,
     intune_token: tokio::sync::Mutex<Option<Token>>,
     service: tokio::sync::Mutex<Option<Url>>,
-    suppressed: std::sync::Mutex<VecDeque<String>>,
+    /// Transactions whose refusal must not be reported (Intune unreachable, or the
+    /// failure came from a notification call).
+    suppressed: KeySet,
+    /// Transactions Intune validated and that await their successNotification.
+    validated: KeySet,
 }
 
 impl Intune {
@@ -339,7 +344,8 @@ impl Intune {
             graph_token: tokio::sync::Mutex::new(None),
             intune_token: tokio::sync::Mutex::new(None),
             service: tokio::sync::Mutex::new(None),
-            suppressed: std::sync::Mutex::new(VecDeque::new()),
+            suppressed: KeySet::default(),
+            validated: KeySet::default(),
         })
     }
 
@@ -542,29 +548,6 @@ impl Intune {
         }
     }
 
-    fn suppress_failure_notification(&self, ctx: &EnrollmentContext) {
-        if let Ok(mut s) = self.suppressed.lock() {
-            if s.len() >= MAX_SUPPRESSED {
-                s.pop_front();
-            }
-            s.push_back(suppress_key(ctx));
-        }
-    }
-
-    fn take_suppressed(&self, ctx: &EnrollmentContext) -> bool {
-        let key = suppress_key(ctx);
-        match self.suppressed.lock() {
-            Ok(mut s) => match s.iter().position(|k| *k == key) {
-                Some(i) => {
-                    s.remove(i);
-                    true
-                }
-                None => false,
-            },
-            Err(_) => false,
-        }
-    }
-
     async fn validate(&self, ctx: &EnrollmentContext) -> Verdict {
         if ctx
             .csr
@@ -594,13 +577,16 @@ impl Intune {
             )
             .await
         {
-            Ok(a) if a.code == "Success" => Verdict::Accept(Acceptance {
-                profile: None,
-                requester: requester(ctx),
-            }),
+            Ok(a) if a.code == "Success" => {
+                self.validated.insert(ctx);
+                Verdict::Accept(Acceptance {
+                    profile: None,
+                    requester: requester(ctx),
+                })
+            }
             Ok(a) => Verdict::Reject(refusal("validateRequest", &a)),
             Err(Unavailable(why)) => {
-                self.suppress_failure_notification(ctx);
+                self.suppressed.insert(ctx);
                 Verdict::Reject(Rejection {
                     fail_info: FailInfo::BadRequest,
                     client_text: "Intune validation is unavailable; try again later".into(),
@@ -714,10 +700,25 @@ impl ChallengeMethod for Intune {
         cert_der: &'a [u8],
     ) -> BoxFuture<'a, std::result::Result<(), Rejection>> {
         Box::pin(async move {
+            // Defence in depth: a certificate for a request Intune did not validate here
+            // (for example a renewal the service let through without a challenge) is
+            // never delivered, and Intune is not told about a transaction it never saw.
+            if !self.validated.take(ctx) {
+                self.suppressed.insert(ctx);
+                warn!(endpoint = %ctx.endpoint, transaction_id = %ctx.transaction_id,
+                    "certificate withheld: the request was not validated by Intune");
+                return Err(Rejection {
+                    fail_info: FailInfo::BadRequest,
+                    client_text: "the request was not validated by Intune".into(),
+                    detail: "Intune endpoint: issued() without a successful validateRequest \
+                             (a renewal without challenge?)"
+                        .into(),
+                });
+            }
             let r = self.notify_success(ctx, cert_der).await;
             if let Err(e) = &r {
                 // Microsoft's rule: no failureNotification for a failed notification call.
-                self.suppress_failure_notification(ctx);
+                self.suppressed.insert(ctx);
                 warn!(endpoint = %ctx.endpoint, transaction_id = %ctx.transaction_id,
                     "certificate withheld: {}", e.detail);
             }
@@ -727,7 +728,7 @@ impl ChallengeMethod for Intune {
 
     fn failed<'a>(&'a self, ctx: &'a EnrollmentContext, why: &'a Rejection) -> BoxFuture<'a, ()> {
         Box::pin(async move {
-            if self.take_suppressed(ctx) {
+            if self.suppressed.take(ctx) {
                 return;
             }
             self.notify_failure(ctx, why).await;
@@ -845,7 +846,38 @@ fn refusal(call: &str, a: &ActionResponse) -> Rejection {
     }
 }
 
-fn suppress_key(ctx: &EnrollmentContext) -> String {
+/// A bounded set of transactions, keyed on transaction ID and CSR (transaction IDs alone
+/// are not unique in practice, protocols.md F.2).
+#[derive(Default)]
+struct KeySet(std::sync::Mutex<VecDeque<String>>);
+
+impl KeySet {
+    fn insert(&self, ctx: &EnrollmentContext) {
+        if let Ok(mut s) = self.0.lock() {
+            if s.len() >= MAX_REMEMBERED {
+                s.pop_front();
+            }
+            s.push_back(transaction_key(ctx));
+        }
+    }
+
+    /// Removes the transaction; true if it was there.
+    fn take(&self, ctx: &EnrollmentContext) -> bool {
+        let key = transaction_key(ctx);
+        let Ok(mut s) = self.0.lock() else {
+            return false;
+        };
+        match s.iter().position(|k| *k == key) {
+            Some(i) => {
+                s.remove(i);
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+fn transaction_key(ctx: &EnrollmentContext) -> String {
     use sha1::Digest;
     format!(
         "{}\u{0}{}",

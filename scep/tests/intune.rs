@@ -659,6 +659,24 @@ async fn failed_success_notification_withholds_the_certificate() {
     let ctx = device(&pki, 34);
     accepted(method.verify(&ctx).await);
     assert!(method.issued(&ctx, b"\x30\x03\x02\x01\x01").await.is_err());
+
+    // A certificate for a request Intune never validated (e.g. a renewal the service let
+    // through without a challenge) is withheld without telling Intune anything.
+    let before = fake.calls("successNotification").len();
+    let ctx = device(&pki, 35);
+    let cert = pki.issue("dev35", &ctx.csr.der, "0A0B0D");
+    let r = method.issued(&ctx, &cert.der).await.expect_err("withheld");
+    assert_eq!(r.client_text, "the request was not validated by Intune");
+    method.failed(&ctx, &r).await;
+    assert_eq!(fake.calls("successNotification").len(), before);
+    assert!(fake.calls("failureNotification").is_empty());
+    // Validation is consumed by one issuance: a second issued() for it is refused too.
+    accepted(method.verify(&ctx).await);
+    method
+        .issued(&ctx, &cert.der)
+        .await
+        .expect("validated once");
+    assert!(method.issued(&ctx, &cert.der).await.is_err());
 }
 
 #[tokio::test]
