@@ -117,6 +117,14 @@ impl Webhook {
                 "webhook: bearer_token configured but not loaded (or the reverse)".into(),
             ));
         }
+        if bearer_token
+            .as_ref()
+            .is_some_and(|t| !t.expose().iter().all(|b| b.is_ascii_graphic()))
+        {
+            return Err(Error::Config(
+                "webhook bearer_token must be printable ASCII without spaces".into(),
+            ));
+        }
         if config.timeout_ms == 0 || config.timeout_ms > 120_000 {
             return Err(Error::Config(
                 "webhook timeout_ms must be between 1 and 120000".into(),
@@ -354,6 +362,12 @@ mod tests {
         let c: WebhookConfig = toml_like(r#"{"url": "https://h.example/x"}"#).expect("parses");
         assert_eq!(c.timeout_ms, 10_000);
         assert!(Webhook::new(&c, None).is_ok());
+        // A token that cannot go into an HTTP header is refused at start.
+        let with_token: WebhookConfig =
+            toml_like(r#"{"url": "https://h.example/x", "bearer_token": {"env": "X"}}"#)
+                .expect("parses");
+        assert!(Webhook::new(&with_token, Some(Secret::new(b"a\nb".to_vec()))).is_err());
+        assert!(Webhook::new(&with_token, Some(Secret::new(b"abc".to_vec()))).is_ok());
         // A configured token that was not loaded is a wiring error.
         let c: WebhookConfig =
             toml_like(r#"{"url": "https://h.example/x", "bearer_token": {"env": "X"}}"#)
