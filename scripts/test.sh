@@ -18,6 +18,9 @@ command -v curl >/dev/null || need+=(curl)
 command -v cc >/dev/null || need+=(gcc)
 command -v python3 >/dev/null || need+=(python3)
 python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || need+=(python3-venv)
+# PKCS#11: SoftHSM2 (the token of the HSM tests) and OpenSC's pkcs11-tool.
+command -v softhsm2-util >/dev/null || need+=(softhsm2)
+command -v pkcs11-tool >/dev/null || need+=(opensc)
 if [ ${#need[@]} -gt 0 ]; then
   log "installing ${need[*]}"
   $SUDO apt-get update -qq
@@ -37,6 +40,7 @@ log "tool versions"
 openssl version
 curl --version | head -1
 lint_pkix_cert --help >/dev/null && echo "pkilint $PKILINT_VERSION"
+softhsm2-util --version | sed 's/^/softhsm2 /'
 cargo --version
 
 # 3. The tests, interop included.

@@ -41,6 +41,14 @@ pub enum Error {
     /// The cryptographic library reported a failure.
     #[error("crypto operation failed: {0}")]
     Crypto(String),
+    /// The key backend cannot be reached (PKCS#11 module not loadable, token absent, all
+    /// reconnection attempts failed). Retrying later may succeed.
+    #[error("key backend unavailable: {0}")]
+    Unavailable(String),
+    /// The PKCS#11 token refused an operation (the message names the function and the
+    /// `CKR_…` code).
+    #[error("PKCS#11: {0}")]
+    Token(String),
     /// File system error.
     #[error("{context}: {source}")]
     Io {

@@ -6,13 +6,15 @@
 //! async runtime move calls to a blocking pool.
 //!
 //! Private-key operations never use the `rsa` crate (RUSTSEC-2023-0071, DESIGN.md
-//! decision 4): the software backend ([`soft`]) signs and decrypts with aws-lc-rs.
+//! decision 4): the software backend ([`soft`]) signs and decrypts with aws-lc-rs, the
+//! PKCS#11 backend ([`pkcs11`]) asks a hardware security module through `cryptoki`.
 
 use std::fmt;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+pub mod pkcs11;
 pub mod soft;
 
 mod error;
@@ -222,6 +224,18 @@ pub trait KeyStore: Send + Sync {
 
     /// Lists the stored keys.
     fn list(&self) -> Result<Vec<KeyInfo>>;
+
+    /// A short name of the backend (`soft`, `pkcs11`), for health reports.
+    fn backend_name(&self) -> &'static str {
+        "soft"
+    }
+
+    /// Checks that the backend can serve key operations now (for `/healthz`). A backend
+    /// that can lose its device (PKCS#11) probes it, within bounded time; files are always
+    /// there.
+    fn health(&self) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// Verifies `signature` over `message` with the public key `spki_der` (a DER

@@ -615,7 +615,7 @@ fn not_pkcs8_hint(der_bytes: &[u8]) -> &'static str {
 }
 
 /// Encodes a SubjectPublicKeyInfo from its parts.
-fn build_spki(oid: ObjectIdentifier, params: Any, key: &[u8]) -> Result<Vec<u8>> {
+pub(crate) fn build_spki(oid: ObjectIdentifier, params: Any, key: &[u8]) -> Result<Vec<u8>> {
     let spki = SubjectPublicKeyInfoOwned {
         algorithm: AlgorithmIdentifierOwned {
             oid,
@@ -731,7 +731,7 @@ impl PrivateKey for SoftKey {
 // ---------------------------------------------------------------------------------------------
 
 /// Number of significant bits of a big-endian unsigned integer.
-fn uint_bits(bytes: &[u8]) -> usize {
+pub(crate) fn uint_bits(bytes: &[u8]) -> usize {
     let bytes = match bytes.iter().position(|&b| b != 0) {
         Some(i) => &bytes[i..],
         None => return 0,
@@ -742,7 +742,7 @@ fn uint_bits(bytes: &[u8]) -> usize {
     }
 }
 
-fn rsa_algorithm(bits: usize) -> Result<KeyAlgorithm> {
+pub(crate) fn rsa_algorithm(bits: usize) -> Result<KeyAlgorithm> {
     match bits {
         2048 => Ok(KeyAlgorithm::Rsa2048),
         3072 => Ok(KeyAlgorithm::Rsa3072),
@@ -753,7 +753,7 @@ fn rsa_algorithm(bits: usize) -> Result<KeyAlgorithm> {
     }
 }
 
-fn ec_algorithm(curve: ObjectIdentifier) -> Result<KeyAlgorithm> {
+pub(crate) fn ec_algorithm(curve: ObjectIdentifier) -> Result<KeyAlgorithm> {
     if curve == SECP_256_R_1 {
         Ok(KeyAlgorithm::EcdsaP256)
     } else if curve == SECP_384_R_1 {

@@ -33,6 +33,26 @@ pub enum BenchCommand {
         /// Seconds spent measuring the raw signing speed.
         #[arg(long, default_value_t = 3)]
         sign_seconds: u64,
+        /// Keep the root and issuing CA keys on this PKCS#11 token.
+        #[command(flatten)]
+        hsm: BenchHsm,
+    },
+    /// Raw signing speed through each key backend, measured in one run: the software
+    /// backend (aws-lc-rs in process) and, with --hsm, a PKCS#11 token.
+    Sign {
+        /// Key algorithms.
+        #[arg(long, value_delimiter = ',', default_value = "rsa-2048,ecdsa-p256")]
+        algs: Vec<String>,
+        /// Signing threads (the PKCS#11 session pool gets as many sessions unless
+        /// --hsm-sessions says otherwise).
+        #[arg(long, default_value_t = 4)]
+        threads: usize,
+        /// Seconds per measurement.
+        #[arg(long, default_value_t = 3)]
+        seconds: u64,
+        /// The PKCS#11 token.
+        #[command(flatten)]
+        hsm: BenchHsm,
     },
     /// Build a CRL with many revoked entries.
     Crl {
@@ -45,6 +65,59 @@ pub enum BenchCommand {
     },
 }
 
+/// `--hsm …` of the benchmarks: a PKCS#11 token to make throw-away keys on (they are
+/// deleted afterwards).
+#[derive(Debug, Default, clap::Args)]
+pub struct BenchHsm {
+    /// PKCS#11 module path, e.g. /usr/lib/softhsm/libsofthsm2.so.
+    #[arg(long = "hsm", value_name = "MODULE")]
+    pub module: Option<std::path::PathBuf>,
+    /// Token label.
+    #[arg(long = "hsm-token-label", default_value = "privca")]
+    pub token_label: String,
+    /// Environment variable holding the user PIN.
+    #[arg(long = "hsm-pin-env", default_value = "PRIVCA_HSM_PIN")]
+    pub pin_env: String,
+    /// Session pool size (default: the thread count).
+    #[arg(long = "hsm-sessions")]
+    pub sessions: Option<usize>,
+}
+
+impl BenchHsm {
+    fn open(&self, threads: usize) -> Result<Option<hsm::pkcs11::Pkcs11KeyStore>, Error> {
+        let Some(module) = &self.module else {
+            return Ok(None);
+        };
+        let mut prefix = [0u8; 4];
+        rand::fill(&mut prefix);
+        Ok(Some(hsm::pkcs11::Pkcs11KeyStore::open(
+            hsm::pkcs11::Pkcs11Config {
+                module: module.clone(),
+                token_label: Some(self.token_label.clone()),
+                slot: None,
+                pin: hsm::SecretSource::Env(self.pin_env.clone()),
+                sessions: self.sessions.unwrap_or(threads).max(1),
+                // Throw-away keys under a random prefix, never clashing with real ones.
+                label_prefix: format!("bench-{}.", hex::encode(prefix)),
+                wait_timeout_seconds: 30,
+            },
+        )?))
+    }
+}
+
+/// Deletes the throw-away token keys when the benchmark ends, however it ends.
+struct TokenCleanup(hsm::pkcs11::Pkcs11KeyStore, Vec<String>);
+
+impl Drop for TokenCleanup {
+    fn drop(&mut self) {
+        for label in &self.1 {
+            if let Err(e) = self.0.delete(label) {
+                eprintln!("could not delete bench key {label} from the token: {e}");
+            }
+        }
+    }
+}
+
 /// Runs a benchmark.
 pub fn run(cmd: BenchCommand) -> Result<(), Error> {
     match cmd {
@@ -53,7 +126,9 @@ pub fn run(cmd: BenchCommand) -> Result<(), Error> {
             threads,
             algs,
             sign_seconds,
+            hsm,
         } => {
+            let token = hsm.open(threads.max(1))?;
             for a in algs {
                 let alg = KeyAlgorithm::from_name(&a)
                     .ok_or_else(|| Error::Usage(format!("unknown algorithm {a}")))?;
@@ -62,6 +137,26 @@ pub fn run(cmd: BenchCommand) -> Result<(), Error> {
                     count,
                     threads.max(1),
                     Duration::from_secs(sign_seconds.max(1)),
+                    token.as_ref(),
+                )?;
+            }
+            Ok(())
+        }
+        BenchCommand::Sign {
+            algs,
+            threads,
+            seconds,
+            hsm,
+        } => {
+            let token = hsm.open(threads.max(1))?;
+            for a in algs {
+                let alg = KeyAlgorithm::from_name(&a)
+                    .ok_or_else(|| Error::Usage(format!("unknown algorithm {a}")))?;
+                bench_sign(
+                    alg,
+                    threads.max(1),
+                    Duration::from_secs(seconds.max(1)),
+                    token.as_ref(),
                 )?;
             }
             Ok(())
@@ -90,13 +185,22 @@ fn fixture(alg: KeyAlgorithm) -> Result<Fixture, Error> {
         dir.path().join("keys"),
         Secret::new(b"bench passphrase".to_vec()),
     )?;
+    fixture_in(dir, &keys, alg)
+}
+
+/// [`fixture`] with the CA keys in `keys` (a PKCS#11 token for `bench issue --hsm`).
+fn fixture_in(
+    dir: tempfile::TempDir,
+    keys: &dyn KeyStore,
+    alg: KeyAlgorithm,
+) -> Result<Fixture, Error> {
     let store: Arc<dyn Store> = Arc::new(store::RedbStore::open(
         &dir.path().join("bench.redb"),
         store::StoreOptions::default(),
     )?);
     let clock: Arc<dyn ca_core::Clock> = Arc::new(SystemClock);
     let now = clock.now();
-    let root_key = keys.generate("root", alg)?;
+    let root_key = keys.generate(&format!("root-{alg}"), alg)?;
     let spec = RootSpec {
         name: "root".into(),
         subject: "CN=Bench Root"
@@ -127,7 +231,7 @@ fn fixture(alg: KeyAlgorithm) -> Result<Fixture, Error> {
         store.clone(),
         clock.clone(),
     )?;
-    let issuing_key = keys.generate("issuing", alg)?;
+    let issuing_key = keys.generate(&format!("issuing-{alg}"), alg)?;
     let req = IssueRequest {
         profile: "sub-ca".into(),
         subject: "CN=Bench Issuing"
@@ -195,6 +299,49 @@ fn raw_sign_rate(key: &Arc<dyn PrivateKey>, threads: usize, dur: Duration) -> Re
     Ok(count.load(Ordering::Relaxed) as f64 / start.elapsed().as_secs_f64())
 }
 
+/// `bench sign`: the same algorithm through the software backend and (with a token)
+/// through PKCS#11, on 1 and on `threads` threads, in one run.
+fn bench_sign(
+    alg: KeyAlgorithm,
+    threads: usize,
+    dur: Duration,
+    token: Option<&hsm::pkcs11::Pkcs11KeyStore>,
+) -> Result<(), Error> {
+    let soft: Arc<dyn PrivateKey> = Arc::new(hsm::soft::SoftKey::generate_ephemeral("bench", alg)?);
+    println!(
+        "== bench sign: {alg} ({:?}), 600-byte message, {:.0} s per figure ==",
+        alg.default_scheme(),
+        dur.as_secs_f64()
+    );
+    let soft_1 = raw_sign_rate(&soft, 1, dur)?;
+    let soft_n = raw_sign_rate(&soft, threads, dur)?;
+    println!(
+        "software (aws-lc-rs):   {soft_1:>9.0}/s on 1 thread, {soft_n:>9.0}/s on {threads} threads"
+    );
+    if let Some(t) = token {
+        let label = format!("sign-{alg}");
+        let _cleanup = TokenCleanup(t.clone(), vec![label.clone()]);
+        let key: Arc<dyn PrivateKey> = t.generate_key(&label, alg)?;
+        let sessions = t.config().sessions;
+        // The figures are of real signatures: check one first.
+        let scheme = alg.default_scheme();
+        let sig = key.sign(scheme, b"bench check")?;
+        hsm::verify(scheme, key.public_key_der(), b"bench check", &sig)?;
+        let hsm_1 = raw_sign_rate(&key, 1, dur)?;
+        let hsm_n = raw_sign_rate(&key, threads, dur)?;
+        println!(
+            "PKCS#11 ({}): {hsm_1:>9.0}/s on 1 thread, {hsm_n:>9.0}/s on {threads} threads ({sessions} sessions)",
+            t.config().module.display()
+        );
+        println!(
+            "software/PKCS#11 ratio: {:.2}x on 1 thread, {:.2}x on {threads} threads",
+            soft_1 / hsm_1,
+            soft_n / hsm_n
+        );
+    }
+    Ok(())
+}
+
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     if sorted.is_empty() {
         return Duration::ZERO;
@@ -208,8 +355,24 @@ fn bench_issue(
     count: usize,
     threads: usize,
     sign_dur: Duration,
+    token: Option<&hsm::pkcs11::Pkcs11KeyStore>,
 ) -> Result<(), Error> {
-    let fx = fixture(alg)?;
+    let (fx, _cleanup) = match token {
+        Some(t) => {
+            let cleanup = TokenCleanup(
+                t.clone(),
+                vec![format!("root-{alg}"), format!("issuing-{alg}")],
+            );
+            let dir = tempfile::tempdir().map_err(|e| Error::io("temporary directory", e))?;
+            (fixture_in(dir, t, alg)?, Some(cleanup))
+        }
+        None => (fixture(alg)?, None),
+    };
+    let backend = if token.is_some() {
+        "PKCS#11 token"
+    } else {
+        "software"
+    };
     let leaf = hsm::soft::generate_exportable(KeyAlgorithm::EcdsaP256)?;
     let cores = std::thread::available_parallelism()
         .map(|n| n.get())
@@ -268,7 +431,7 @@ fn bench_issue(
     lat.sort();
     let rate = lat.len() as f64 / elapsed;
     println!(
-        "== bench issue: issuing CA key {alg}, {count} certificates, {threads} threads, durable redb store =="
+        "== bench issue: issuing CA key {alg} ({backend} backend), {count} certificates, {threads} threads, durable redb store =="
     );
     println!(
         "raw signing ({alg}, 600-byte message): {raw_1:.0}/s on 1 thread, {raw_n:.0}/s on {cores} threads"

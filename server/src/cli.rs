@@ -100,6 +100,12 @@ pub enum Command {
         #[command(subcommand)]
         action: CaAction,
     },
+    /// Key backend operations: list keys, import a key (onto the HSM with pkcs11).
+    Keys {
+        /// What to do.
+        #[command(subcommand)]
+        action: KeysAction,
+    },
     /// Benchmarks (print figures; nothing is asserted).
     Bench {
         /// Which benchmark.
@@ -233,6 +239,88 @@ pub struct InitArgs {
     /// Import an existing issuing CA: its unencrypted PKCS#8 key.
     #[arg(long, requires = "import_issuing_cert")]
     pub import_issuing_key: Option<PathBuf>,
+    /// PKCS#11 options: keep every key on a hardware security module.
+    #[command(flatten)]
+    pub hsm: HsmArgs,
+}
+
+/// `privca init --hsm …`: the token the keys are generated on.
+#[derive(Debug, Default, Args)]
+pub struct HsmArgs {
+    /// Generate (or import) the CA, RA and OCSP keys on a PKCS#11 token: the path of the
+    /// module, e.g. /usr/lib/softhsm/libsofthsm2.so.
+    #[arg(long = "hsm", value_name = "MODULE", conflicts_with_all = ["passphrase_file", "passphrase_env"])]
+    pub module: Option<PathBuf>,
+    /// Label of the token.
+    #[arg(long = "hsm-token-label", requires = "module", conflicts_with = "slot")]
+    pub token_label: Option<String>,
+    /// Slot ID of the token (instead of its label).
+    #[arg(long = "hsm-slot", requires = "module")]
+    pub slot: Option<u64>,
+    /// File holding the user PIN.
+    #[arg(long = "hsm-pin-file", requires = "module", conflicts_with = "pin_env")]
+    pub pin_file: Option<PathBuf>,
+    /// Environment variable holding the user PIN.
+    #[arg(long = "hsm-pin-env", requires = "module")]
+    pub pin_env: Option<String>,
+    /// Size of the session pool.
+    #[arg(long = "hsm-sessions", default_value_t = 4)]
+    pub sessions: usize,
+    /// Prefix of the key labels on the token.
+    #[arg(long = "hsm-label-prefix", default_value = "")]
+    pub label_prefix: String,
+}
+
+impl HsmArgs {
+    /// The `[keys.pkcs11]` configuration these options describe, when `--hsm` is given.
+    pub fn config(&self) -> Result<Option<hsm::pkcs11::Pkcs11Config>, Error> {
+        let Some(module) = &self.module else {
+            return Ok(None);
+        };
+        let pin = match (&self.pin_file, &self.pin_env) {
+            (Some(f), _) => hsm::SecretSource::File(
+                std::path::absolute(f).map_err(|e| Error::io("PIN file path", e))?,
+            ),
+            (None, Some(v)) => hsm::SecretSource::Env(v.clone()),
+            (None, None) => {
+                return Err(Error::Usage(
+                    "--hsm needs --hsm-pin-file or --hsm-pin-env (PINs are never given on the command line)".into(),
+                ));
+            }
+        };
+        let cfg = hsm::pkcs11::Pkcs11Config {
+            module: std::path::absolute(module).map_err(|e| Error::io("module path", e))?,
+            token_label: self.token_label.clone(),
+            slot: self.slot,
+            pin,
+            sessions: self.sessions,
+            label_prefix: self.label_prefix.clone(),
+            wait_timeout_seconds: 30,
+        };
+        cfg.validate()?;
+        Ok(Some(cfg))
+    }
+}
+
+/// `privca keys …`: the key backend (offline; works beside a running server).
+#[derive(Debug, Subcommand)]
+pub enum KeysAction {
+    /// List the keys of the configured backend.
+    List {
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Import an unencrypted PKCS#8 key (PEM or DER) under a label: onto the token with
+    /// the pkcs11 backend (sensitive, not extractable; the token must allow key import).
+    Import {
+        /// Label to store it under.
+        #[arg(long)]
+        label: String,
+        /// The key file.
+        #[arg(long)]
+        key: PathBuf,
+    },
 }
 
 /// `privca quickstart` options.
@@ -459,7 +547,7 @@ fn write_out(path: &Path, text: &str, mode: u32) -> Result<(), Error> {
 pub fn run(cli: Cli) -> Result<(), Error> {
     match cli.command {
         Command::Init(a) => {
-            let out = crate::init::init(&init_params(&a))?;
+            let out = crate::init::init(&init_params(&a)?)?;
             println!("created {}", out.config_path.display());
             println!("root CA:    {}", a.data_dir.join("ca/root.crt").display());
             println!(
@@ -476,7 +564,7 @@ pub fn run(cli: Cli) -> Result<(), Error> {
             let cfg_path = q.data_dir.join("privca.toml");
             if !cfg_path.exists() {
                 let args = InitArgs::parse_defaults(&q);
-                crate::init::init(&init_params(&args))?;
+                crate::init::init(&init_params(&args)?)?;
                 println!("initialised a new CA in {}", q.data_dir.display());
             }
             crate::serve::serve_blocking(&cfg_path, true)
@@ -529,6 +617,7 @@ pub fn run(cli: Cli) -> Result<(), Error> {
             Ok(())
         }
         Command::Bench { which } => crate::bench::run(which),
+        Command::Keys { action } => keys_command(&Config::load(&cli.config)?, action),
         other => {
             let cfg = Config::load(&cli.config)?;
             let target = Target::open(&cfg)?;
@@ -557,12 +646,13 @@ impl InitArgs {
             import_root_key: None,
             import_issuing_cert: None,
             import_issuing_key: None,
+            hsm: HsmArgs::default(),
         }
     }
 }
 
-fn init_params(a: &InitArgs) -> InitParams {
-    InitParams {
+fn init_params(a: &InitArgs) -> Result<InitParams, Error> {
+    Ok(InitParams {
         data_dir: a.data_dir.clone(),
         root_key: a.root_key,
         issuing_key: a.issuing_key,
@@ -584,6 +674,102 @@ fn init_params(a: &InitArgs) -> InitParams {
             .import_issuing_cert
             .clone()
             .zip(a.import_issuing_key.clone()),
+        hsm: a.hsm.config()?,
+    })
+}
+
+/// One row of `privca keys list`.
+#[derive(Serialize)]
+struct KeyRow {
+    label: String,
+    algorithm: String,
+    /// SHA-256 of the SubjectPublicKeyInfo, hex.
+    spki_sha256: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sensitive: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    extractable: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    generated_on_token: Option<bool>,
+}
+
+fn spki_sha256(spki: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(spki))
+}
+
+fn keys_command(cfg: &Config, action: KeysAction) -> Result<(), Error> {
+    match action {
+        KeysAction::List { json } => {
+            let rows: Vec<KeyRow> = match cfg.pkcs11_config() {
+                Some(p) => hsm::pkcs11::Pkcs11KeyStore::open(p)?
+                    .list_details()?
+                    .into_iter()
+                    .map(|k| KeyRow {
+                        spki_sha256: spki_sha256(&k.info.public_key_der),
+                        label: k.info.label,
+                        algorithm: k.info.algorithm.to_string(),
+                        id: Some(k.id),
+                        sensitive: Some(k.sensitive),
+                        extractable: Some(k.extractable),
+                        generated_on_token: Some(k.local),
+                    })
+                    .collect(),
+                None => cfg
+                    .open_keys()?
+                    .list()?
+                    .into_iter()
+                    .map(|k| KeyRow {
+                        spki_sha256: spki_sha256(&k.public_key_der),
+                        label: k.label,
+                        algorithm: k.algorithm.to_string(),
+                        id: None,
+                        sensitive: None,
+                        extractable: None,
+                        generated_on_token: None,
+                    })
+                    .collect(),
+            };
+            if json {
+                return print_json(&rows);
+            }
+            println!("backend: {}", cfg.keys.backend);
+            for r in rows {
+                let mut line = format!(
+                    "{:<24} {:<11} spki-sha256:{}",
+                    r.label,
+                    r.algorithm,
+                    &r.spki_sha256[..16]
+                );
+                if let Some(id) = r.id {
+                    line.push_str(&format!(" id:{id}"));
+                }
+                if let (Some(s), Some(e), Some(l)) =
+                    (r.sensitive, r.extractable, r.generated_on_token)
+                {
+                    line.push_str(&format!(
+                        " sensitive={s} extractable={e} {}",
+                        if l { "generated-on-token" } else { "imported" }
+                    ));
+                }
+                println!("{line}");
+            }
+            Ok(())
+        }
+        KeysAction::Import { label, key } => {
+            let pkcs8 = crate::init::read_key_file(&key)?;
+            let k = cfg.open_keys()?.import_pkcs8(&label, pkcs8.expose())?;
+            println!(
+                "imported {} key {:?} into the {} backend (spki-sha256:{})",
+                k.algorithm(),
+                k.label(),
+                cfg.keys.backend,
+                &spki_sha256(k.public_key_der())[..16]
+            );
+            Ok(())
+        }
     }
 }
 

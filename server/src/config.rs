@@ -86,13 +86,18 @@ pub struct StoreConfig {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct KeysConfig {
-    /// Backend: `soft` (encrypted PKCS#8 files).
+    /// Backend: `soft` (encrypted PKCS#8 files) or `pkcs11` (a hardware security module).
     #[serde(default = "default_backend")]
     pub backend: String,
-    /// Directory of the key files.
-    pub dir: PathBuf,
-    /// Passphrase of the key files.
-    pub passphrase: SecretSource,
+    /// `soft`: directory of the key files.
+    #[serde(default)]
+    pub dir: Option<PathBuf>,
+    /// `soft`: passphrase of the key files.
+    #[serde(default)]
+    pub passphrase: Option<SecretSource>,
+    /// `pkcs11`: the `[keys.pkcs11]` table (module, token, PIN, session pool).
+    #[serde(default)]
+    pub pkcs11: Option<hsm::pkcs11::Pkcs11Config>,
 }
 
 fn default_backend() -> String {
@@ -117,12 +122,7 @@ impl Config {
 
     /// Checks what serde cannot: backend names, URLs, authority names.
     pub fn validate(&self) -> Result<(), Error> {
-        if self.keys.backend != "soft" {
-            return Err(Error::Config(format!(
-                "[keys] backend {:?} is not supported (supported: soft)",
-                self.keys.backend
-            )));
-        }
+        self.validate_keys()?;
         if !(self.ca.base_url.starts_with("http://") || self.ca.base_url.starts_with("https://")) {
             return Err(Error::Config(format!(
                 "[ca] base_url {:?} must start with http:// or https://",
@@ -167,13 +167,70 @@ impl Config {
         }
     }
 
-    /// Opens the key store.
-    pub fn open_keys(&self) -> Result<hsm::soft::SoftKeyStore, Error> {
-        let pass = self.secret(&self.keys.passphrase).load()?;
-        Ok(hsm::soft::SoftKeyStore::open(
-            self.path(&self.keys.dir),
+    /// Checks `[keys]`: the backend's own settings are present and only those.
+    fn validate_keys(&self) -> Result<(), Error> {
+        let k = &self.keys;
+        match k.backend.as_str() {
+            "soft" => {
+                if k.dir.is_none() || k.passphrase.is_none() {
+                    return Err(Error::Config(
+                        "[keys] backend \"soft\" needs dir and passphrase".into(),
+                    ));
+                }
+                if k.pkcs11.is_some() {
+                    return Err(Error::Config(
+                        "[keys.pkcs11] is set but backend is \"soft\"".into(),
+                    ));
+                }
+                Ok(())
+            }
+            "pkcs11" => {
+                let Some(p) = &k.pkcs11 else {
+                    return Err(Error::Config(
+                        "[keys] backend \"pkcs11\" needs a [keys.pkcs11] table".into(),
+                    ));
+                };
+                if k.dir.is_some() || k.passphrase.is_some() {
+                    return Err(Error::Config(
+                        "[keys] dir and passphrase belong to the soft backend; remove them".into(),
+                    ));
+                }
+                p.validate().map_err(|e| Error::Config(e.to_string()))
+            }
+            other => Err(Error::Config(format!(
+                "[keys] backend {other:?} is not supported (supported: soft, pkcs11)"
+            ))),
+        }
+    }
+
+    /// The `[keys.pkcs11]` settings with relative paths resolved, when that is the backend.
+    pub fn pkcs11_config(&self) -> Option<hsm::pkcs11::Pkcs11Config> {
+        let p = self
+            .keys
+            .pkcs11
+            .as_ref()
+            .filter(|_| self.keys.backend == "pkcs11")?;
+        let mut p = p.clone();
+        p.module = self.path(&p.module);
+        p.pin = self.secret(&p.pin);
+        Some(p)
+    }
+
+    /// Opens the key store of the configured backend.
+    pub fn open_keys(&self) -> Result<Arc<dyn hsm::KeyStore>, Error> {
+        if let Some(p) = self.pkcs11_config() {
+            return Ok(Arc::new(hsm::pkcs11::Pkcs11KeyStore::open(p)?));
+        }
+        let (Some(dir), Some(pass)) = (&self.keys.dir, &self.keys.passphrase) else {
+            return Err(Error::Config(
+                "[keys] backend \"soft\" needs dir and passphrase".into(),
+            ));
+        };
+        let pass = self.secret(pass).load()?;
+        Ok(Arc::new(hsm::soft::SoftKeyStore::open(
+            self.path(dir),
             pass,
-        )?)
+        )?))
     }
 
     /// Opens the store (fails with `store::Error::Locked` while a server holds it).
@@ -185,18 +242,27 @@ impl Config {
 
     /// Opens store and keys and loads the authority.
     pub fn load_authority(&self) -> Result<ca_core::Authority, Error> {
+        Ok(self.load_authority_and_keys()?.0)
+    }
+
+    /// Opens store and keys and loads the authority; also returns the key store (the
+    /// server reports its health).
+    pub fn load_authority_and_keys(
+        &self,
+    ) -> Result<(ca_core::Authority, Arc<dyn hsm::KeyStore>), Error> {
         // The store first: when a server holds it, the CLI learns so before it spends
         // time decrypting keys.
         let store = self.open_store()?;
         let keys = self.open_keys()?;
-        Ok(ca_core::Authority::load(
+        let auth = ca_core::Authority::load(
             &self.ca,
             &self.profiles,
             &self.base_dir,
-            &keys,
+            &*keys,
             store,
             Arc::new(ca_core::SystemClock),
-        )?)
+        )?;
+        Ok((auth, keys))
     }
 }
 
@@ -218,8 +284,28 @@ mod tests {
         assert_eq!(cfg.ca.authorities[1].parent.as_deref(), Some("root"));
         assert_eq!(
             cfg.keys.passphrase,
-            SecretSource::Env("PRIVCA_KEY_PASSPHRASE".into())
+            Some(SecretSource::Env("PRIVCA_KEY_PASSPHRASE".into()))
         );
+        // The commented PKCS#11 example is valid once uncommented in place of the soft lines.
+        let hsm_example: String = text
+            .lines()
+            .skip_while(|l| !l.starts_with("# backend = \"pkcs11\""))
+            .take_while(|l| l.starts_with('#'))
+            .map(|l| l.trim_start_matches('#').trim_start())
+            .collect::<Vec<_>>()
+            .join("\n");
+        assert!(hsm_example.contains("[keys.pkcs11]"), "{hsm_example}");
+        let soft_lines = "backend = \"soft\"\ndir = \"keys\"\npassphrase = { env = \"PRIVCA_KEY_PASSPHRASE\" }\n";
+        assert!(text.contains(soft_lines));
+        let (head, tail) = text.split_once(soft_lines).expect("soft lines");
+        let (_, after_keys) = tail.split_once("\n[ca]\n").expect("[ca] follows");
+        let with_hsm: Config =
+            toml::from_str(&format!("{head}{hsm_example}\n\n[ca]\n{after_keys}"))
+                .expect("hsm example parses");
+        with_hsm.validate().expect("hsm example valid");
+        let p = with_hsm.pkcs11_config().expect("pkcs11 backend");
+        assert_eq!(p.token_label.as_deref(), Some("privca"));
+        assert_eq!(p.pin, SecretSource::Env("PRIVCA_HSM_PIN".into()));
         // The commented example profile is valid once uncommented.
         let example: String = text
             .lines()
@@ -231,6 +317,42 @@ mod tests {
             toml::from_str(&format!("{text}\n{example}")).expect("example parses");
         with_example.validate().expect("example profile valid");
         assert!(with_example.profiles.contains_key("corp-server"));
+    }
+
+    #[test]
+    fn keys_sections_are_checked() {
+        let base = crate::init::render_config("127.0.0.1:8080", "http://x", "{ file = \"p\" }");
+        let soft = "backend = \"soft\"\ndir = \"keys\"\npassphrase = { file = \"p\" }\n";
+        let with = |keys: &str| base.replace(soft, keys);
+        let table =
+            "[keys.pkcs11]\nmodule = \"/m.so\"\ntoken_label = \"t\"\npin = { env = \"PIN\" }\n";
+        // pkcs11 with its table: fine; relative module paths resolve against the file.
+        let cfg: Config =
+            toml::from_str(&with(&format!("backend = \"pkcs11\"\n{table}"))).expect("parses");
+        cfg.validate().expect("valid");
+        assert_eq!(cfg.pkcs11_config().expect("pkcs11").sessions, 4);
+        // pkcs11 without the table, soft with it, soft settings with pkcs11: refused.
+        for bad in [
+            "backend = \"pkcs11\"\n".to_string(),
+            format!("{soft}{table}"),
+            format!("backend = \"pkcs11\"\ndir = \"keys\"\n{table}"),
+            format!(
+                "backend = \"pkcs11\"\n{}",
+                table.replace("token_label = \"t\"\n", "")
+            ),
+        ] {
+            let cfg: Config = toml::from_str(&with(&bad)).expect("parses");
+            assert!(cfg.validate().is_err(), "{bad}");
+        }
+        // Inline PINs and unknown fields do not parse.
+        for bad in [
+            table.replace("{ env = \"PIN\" }", "\"1234\""),
+            table.replace("[keys.pkcs11]\n", "[keys.pkcs11]\nbogus = 1\n"),
+        ] {
+            assert!(
+                toml::from_str::<Config>(&with(&format!("backend = \"pkcs11\"\n{bad}"))).is_err()
+            );
+        }
     }
 
     #[test]

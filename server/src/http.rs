@@ -33,6 +33,8 @@ pub struct AppState {
     pub admin_token_hash: [u8; 32],
     /// Admin API only for loopback peers.
     pub admin_loopback_only: bool,
+    /// The key store, probed by `/healthz` (a PKCS#11 token can go away).
+    pub keys: Option<Arc<dyn hsm::KeyStore>>,
 }
 
 /// Listener limits.
@@ -166,9 +168,50 @@ struct Health {
     certificates: u64,
     revoked: u64,
     audit_entries: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    keys: Option<KeysHealth>,
 }
 
+/// The key backend's state in `/healthz`.
+#[derive(Serialize)]
+struct KeysHealth {
+    /// `soft` or `pkcs11`.
+    backend: &'static str,
+    /// `ok` or `unavailable`.
+    status: &'static str,
+    /// Why it is unavailable (no secrets: module, token and `CKR_…` codes only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+}
+
+/// Probes the key backend on the blocking pool (PKCS#11 calls block); bounded by the
+/// backend's own backoff and by the request timeout.
+async fn keys_health(keys: Option<Arc<dyn hsm::KeyStore>>) -> Option<KeysHealth> {
+    let keys = keys?;
+    let backend = keys.backend_name();
+    let probe = tokio::task::spawn_blocking(move || keys.health()).await;
+    Some(match probe {
+        Ok(Ok(())) => KeysHealth {
+            backend,
+            status: "ok",
+            error: None,
+        },
+        Ok(Err(e)) => KeysHealth {
+            backend,
+            status: "unavailable",
+            error: Some(e.to_string()),
+        },
+        Err(e) => KeysHealth {
+            backend,
+            status: "unavailable",
+            error: Some(format!("probe failed: {e}")),
+        },
+    })
+}
+
+/// `/healthz`: 200 with JSON when the store and the key backend work, 503 otherwise.
 async fn healthz(State(state): State<Arc<AppState>>) -> Response {
+    let keys = keys_health(state.keys.clone()).await;
     match blocking(&state, |a| {
         let s = a.store().stats()?;
         Ok(Health {
@@ -177,11 +220,21 @@ async fn healthz(State(state): State<Arc<AppState>>) -> Response {
             certificates: s.certificates,
             revoked: s.revoked,
             audit_entries: s.audit_entries,
+            keys: None,
         })
     })
     .await
     {
-        Ok(h) => axum::Json(h).into_response(),
+        Ok(mut h) => {
+            let keys_down = keys.as_ref().is_some_and(|k| k.status != "ok");
+            h.keys = keys;
+            if keys_down {
+                h.status = "unavailable";
+                (StatusCode::SERVICE_UNAVAILABLE, axum::Json(h)).into_response()
+            } else {
+                axum::Json(h).into_response()
+            }
+        }
         Err(_) => plain(StatusCode::SERVICE_UNAVAILABLE, "store unavailable"),
     }
 }

@@ -47,6 +47,8 @@ pub struct InitParams {
     pub import_root: Option<(PathBuf, PathBuf)>,
     /// Import the issuing CA: certificate and PKCS#8 key files.
     pub import_issuing: Option<(PathBuf, PathBuf)>,
+    /// Keep every key on this PKCS#11 token instead of in files (`--hsm`).
+    pub hsm: Option<hsm::pkcs11::Pkcs11Config>,
 }
 
 /// What `init` made.
@@ -86,7 +88,7 @@ fn random_secret() -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b)
 }
 
-fn read_key_file(path: &Path) -> Result<Secret, Error> {
+pub(crate) fn read_key_file(path: &Path) -> Result<Secret, Error> {
     let bytes =
         std::fs::read(path).map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
     if bytes.trim_ascii_start().starts_with(b"-----BEGIN") {
@@ -160,17 +162,29 @@ pub fn init(p: &InitParams) -> Result<InitOutcome, Error> {
         ));
     }
     private_dir(&p.data_dir)?;
-    private_dir(&p.data_dir.join("keys"))?;
     private_dir(&p.data_dir.join("ca"))?;
-    let (pass_source, pass_toml) = match &p.passphrase {
-        Some(s) => (s.clone(), secret_toml(s)),
+    // The key backend: a PKCS#11 token (`--hsm`) or encrypted files under keys/.
+    let (keys, keys_toml): (Arc<dyn KeyStore>, String) = match &p.hsm {
+        Some(h) => {
+            let store = hsm::pkcs11::Pkcs11KeyStore::open(h.clone())?;
+            (Arc::new(store), pkcs11_keys_toml(h))
+        }
         None => {
-            let path = p.data_dir.join("keys/passphrase");
-            write_new(&path, random_secret().as_bytes(), 0o600)?;
-            (
-                hsm::SecretSource::File(path),
-                "{ file = \"keys/passphrase\" }".to_string(),
-            )
+            private_dir(&p.data_dir.join("keys"))?;
+            let (pass_source, pass_toml) = match &p.passphrase {
+                Some(s) => (s.clone(), secret_toml(s)),
+                None => {
+                    let path = p.data_dir.join("keys/passphrase");
+                    write_new(&path, random_secret().as_bytes(), 0o600)?;
+                    (
+                        hsm::SecretSource::File(path),
+                        "{ file = \"keys/passphrase\" }".to_string(),
+                    )
+                }
+            };
+            let store =
+                hsm::soft::SoftKeyStore::open(p.data_dir.join("keys"), pass_source.load()?)?;
+            (Arc::new(store), soft_keys_toml(&pass_toml))
         }
     };
     write_new(
@@ -178,7 +192,6 @@ pub fn init(p: &InitParams) -> Result<InitOutcome, Error> {
         random_secret().as_bytes(),
         0o600,
     )?;
-    let keys = hsm::soft::SoftKeyStore::open(p.data_dir.join("keys"), pass_source.load()?)?;
     let store: Arc<dyn Store> = Arc::new(store::RedbStore::open(
         &db_path,
         store::StoreOptions::default(),
@@ -299,7 +312,7 @@ pub fn init(p: &InitParams) -> Result<InitOutcome, Error> {
     for name in ["root", "issuing"] {
         auth.generate_crl(name, "init")?;
     }
-    let text = render_config(&p.listen, &p.base_url, &pass_toml);
+    let text = render_config_with_keys(&p.listen, &p.base_url, &keys_toml);
     write_new(&config_path, text.as_bytes(), 0o600)?;
     Ok(InitOutcome {
         config_path,
@@ -408,8 +421,60 @@ pub fn add_ca(config_path: &Path, p: &AddCaParams) -> Result<Vec<u8>, Error> {
     Ok(der)
 }
 
-/// The commented configuration `init` writes.
+/// The commented configuration `init` writes, with software keys (`passphrase` is the
+/// TOML of the passphrase's secret source).
 pub fn render_config(listen: &str, base_url: &str, passphrase: &str) -> String {
+    render_config_with_keys(listen, base_url, &soft_keys_toml(passphrase))
+}
+
+/// The body of `[keys]` for the software backend, with a commented PKCS#11 example.
+pub fn soft_keys_toml(passphrase: &str) -> String {
+    format!(
+        r#"# soft: encrypted PKCS#8 files (mode 0600) under `dir`.
+backend = "soft"
+dir = "keys"
+passphrase = {passphrase}
+# pkcs11: keys on a hardware security module (see docs/operations.md, "Keys in an HSM").
+# The CA, RA and OCSP keys are then generated on the token (sensitive, not extractable).
+# backend = "pkcs11"
+# [keys.pkcs11]
+# module = "/usr/lib/softhsm/libsofthsm2.so"
+# token_label = "privca"            # or: slot = 0
+# pin = {{ env = "PRIVCA_HSM_PIN" }}  # or {{ file = "hsm-pin" }}; never inline
+# sessions = 4                      # concurrent operations on the token
+# label_prefix = ""                 # put in front of every key label on the token
+# wait_timeout_seconds = 30         # longest wait for a free session
+"#
+    )
+}
+
+/// The body of `[keys]` for a PKCS#11 token (written by `privca init --hsm`).
+pub fn pkcs11_keys_toml(p: &hsm::pkcs11::Pkcs11Config) -> String {
+    let mut t = String::from(
+        "# pkcs11: the CA, RA and OCSP keys live on a hardware security module\n\
+         # (see docs/operations.md, \"Keys in an HSM\").\n\
+         backend = \"pkcs11\"\n\n[keys.pkcs11]\n",
+    );
+    t.push_str(&format!("module = {:?}\n", p.module.display().to_string()));
+    if let Some(l) = &p.token_label {
+        t.push_str(&format!("token_label = {l:?}\n"));
+    }
+    if let Some(s) = p.slot {
+        t.push_str(&format!("slot = {s}\n"));
+    }
+    t.push_str(&format!("pin = {}\n", secret_toml(&p.pin)));
+    t.push_str("# Concurrent operations on the token.\n");
+    t.push_str(&format!("sessions = {}\n", p.sessions));
+    t.push_str(&format!("label_prefix = {:?}\n", p.label_prefix));
+    t.push_str(&format!(
+        "wait_timeout_seconds = {}\n",
+        p.wait_timeout_seconds
+    ));
+    t
+}
+
+/// The commented configuration `init` writes, with `keys` as the body of `[keys]`.
+pub fn render_config_with_keys(listen: &str, base_url: &str, keys: &str) -> String {
     format!(
         r#"# privca configuration, written by `privca init`.
 # Relative paths are relative to this file's directory. Secrets are never written inline:
@@ -436,11 +501,7 @@ log_format = "text"
 path = "privca.redb"
 
 [keys]
-# soft: encrypted PKCS#8 files (mode 0600) under `dir`.
-backend = "soft"
-dir = "keys"
-passphrase = {passphrase}
-
+{keys}
 [ca]
 # Certificates point relying parties here for CRLs, OCSP and issuer certificates.
 base_url = "{base_url}"

@@ -26,7 +26,7 @@ pub async fn start(
     listen_override: Option<std::net::SocketAddr>,
 ) -> Result<Running, Error> {
     let cfg2 = cfg.clone();
-    let auth = tokio::task::spawn_blocking(move || cfg2.load_authority())
+    let (auth, keys) = tokio::task::spawn_blocking(move || cfg2.load_authority_and_keys())
         .await
         .map_err(|e| Error::io("loading", e))??;
     let auth = Arc::new(auth);
@@ -40,6 +40,7 @@ pub async fn start(
         auth: auth.clone(),
         admin_token_hash: http::token_hash(token.expose()),
         admin_loopback_only: cfg.server.admin_loopback_only,
+        keys: Some(keys),
     });
     let limits = Limits {
         max_body_bytes: cfg.server.max_body_bytes,

@@ -1,0 +1,451 @@
+//! End to end with the CA keys on a PKCS#11 token (SoftHSM2): `privca init --hsm`, keys
+//! listed with their token attributes, certificates, CRLs and OCSP responses signed on the
+//! token and checked by OpenSSL (`verify -crl_check`, `ocsp`), and `/healthz` following the
+//! token going away and coming back. Runs when `PRIVCA_INTEROP=1` (scripts/test.sh
+//! installs softhsm2 and sets it).
+//!
+//! SoftHSM reads `SOFTHSM2_CONF` when it is initialised and a test cannot safely set its
+//! own environment, so each test re-runs itself in a child process with a fresh token
+//! directory in its environment (inherited by every `privca` it starts).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use privca_tests::{TestCa, interop_enabled, ok, openssl, run};
+
+const BIN: &str = env!("CARGO_BIN_EXE_privca-under-test");
+const TOKEN: &str = "privca-e2e";
+const PIN: &str = "4321";
+
+fn module() -> Option<PathBuf> {
+    [
+        "/usr/lib/softhsm/libsofthsm2.so",
+        "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so",
+    ]
+    .into_iter()
+    .map(PathBuf::from)
+    .find(|p| p.exists())
+}
+
+/// Runs `body` in a child process whose environment points SoftHSM at a new token.
+fn with_token(test: &str, body: impl FnOnce(&Path, &Path)) {
+    if let Ok(dir) = std::env::var("PRIVCA_E2E_HSM_DIR") {
+        body(&module().expect("module"), Path::new(&dir));
+        return;
+    }
+    if !interop_enabled(test) {
+        return;
+    }
+    let module = module()
+        .expect("SoftHSM2 is not installed but PRIVCA_INTEROP=1 (apt-get install softhsm2)");
+    let dir = tempfile::tempdir().unwrap();
+    let tokens = dir.path().join("tokens");
+    std::fs::create_dir(&tokens).unwrap();
+    let conf = dir.path().join("softhsm2.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n",
+            tokens.display()
+        ),
+    )
+    .unwrap();
+    ok(Command::new("softhsm2-util")
+        .args([
+            "--init-token",
+            "--free",
+            "--label",
+            TOKEN,
+            "--pin",
+            PIN,
+            "--so-pin",
+            "8765",
+        ])
+        .env("SOFTHSM2_CONF", &conf));
+    let _ = module;
+    let out = run(Command::new(std::env::current_exe().unwrap())
+        .args([test, "--exact", "--nocapture", "--test-threads=1"])
+        .env("SOFTHSM2_CONF", &conf)
+        .env("PRIVCA_E2E_HSM_DIR", dir.path())
+        .env("PRIVCA_HSM_PIN", PIN));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    eprintln!(
+        "--- {test} (child) ---\n{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{test} failed in its child process");
+    assert!(stdout.contains("1 passed"), "{test}: the child ran no test");
+}
+
+fn hsm_args(module: &Path) -> Vec<String> {
+    vec![
+        "--hsm".into(),
+        module.display().to_string(),
+        "--hsm-token-label".into(),
+        TOKEN.into(),
+        "--hsm-pin-env".into(),
+        "PRIVCA_HSM_PIN".into(),
+    ]
+}
+
+fn serial_of(cert: &Path) -> String {
+    ok(openssl()
+        .args(["x509", "-noout", "-serial", "-in"])
+        .arg(cert))
+    .trim()
+    .trim_start_matches("serial=")
+    .to_string()
+}
+
+#[test]
+fn init_hsm_issue_crl_ocsp_with_openssl() {
+    with_token("init_hsm_issue_crl_ocsp_with_openssl", |module, _dir| {
+        // Root ECDSA P-384, issuing CA RSA-2048, OCSP responder ECDSA P-256, RA RSA-2048:
+        // every signing path of the token backend is used below.
+        let mut args = hsm_args(module);
+        args.extend(
+            [
+                "--root-key",
+                "ecdsa-p384",
+                "--issuing-key",
+                "rsa-2048",
+                "--ocsp-key",
+                "ecdsa-p256",
+            ]
+            .map(String::from),
+        );
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let mut ca = TestCa::init(Path::new(BIN), &args);
+        assert!(!ca.data.join("keys").exists(), "no key files with --hsm");
+        let toml = std::fs::read_to_string(ca.config()).unwrap();
+        assert!(
+            toml.contains("backend = \"pkcs11\"")
+                && toml.contains("pin = { env = \"PRIVCA_HSM_PIN\" }"),
+            "{toml}"
+        );
+        assert!(
+            !toml.contains(PIN),
+            "the PIN must not be written to the configuration"
+        );
+
+        let list = ok(ca.cmd().args(["keys", "list"]));
+        eprintln!("{list}");
+        for (label, alg) in [
+            ("root", "ecdsa-p384"),
+            ("issuing", "rsa-2048"),
+            ("issuing-ocsp", "ecdsa-p256"),
+            ("issuing-ra", "rsa-2048"),
+        ] {
+            let line = list
+                .lines()
+                .find(|l| l.split_whitespace().next() == Some(label))
+                .unwrap_or_else(|| panic!("{label} not listed:\n{list}"));
+            assert!(line.contains(alg), "{line}");
+            assert!(
+                line.contains("sensitive=true extractable=false generated-on-token"),
+                "{line}"
+            );
+        }
+        let json: serde_json::Value =
+            serde_json::from_str(&ok(ca.cmd().args(["keys", "list", "--json"]))).unwrap();
+        assert_eq!(json.as_array().map(Vec::len), Some(4), "{json}");
+
+        // OpenSC's pkcs11-tool sees the same keys, with the same attributes, and the public
+        // key on the token is the one in the issuing CA certificate.
+        let tool = |extra: &[&str]| {
+            let mut c = Command::new("pkcs11-tool");
+            c.arg("--module")
+                .arg(module)
+                .args(["--token-label", TOKEN, "--login", "--pin", PIN])
+                .args(extra);
+            ok(&mut c)
+        };
+        let objects = tool(&["--list-objects", "--type", "privkey"]);
+        let issuing_obj = objects
+            .split("Private Key Object")
+            .find(|o| o.contains("label:      issuing\n"))
+            .unwrap_or_else(|| panic!("issuing not on the token:\n{objects}"));
+        assert!(issuing_obj.contains("RSA"), "{issuing_obj}");
+        for a in [
+            "sensitive",
+            "always sensitive",
+            "never extractable",
+            "local",
+        ] {
+            assert!(issuing_obj.contains(a), "{a}: {issuing_obj}");
+        }
+        let pub_der = ca.path("issuing-pub.der");
+        tool(&[
+            "--read-object",
+            "--type",
+            "pubkey",
+            "--label",
+            "issuing",
+            "--output-file",
+            pub_der.to_str().unwrap(),
+        ]);
+        let from_token = ok(openssl()
+            .args(["pkey", "-pubin", "-inform", "DER", "-in"])
+            .arg(&pub_der));
+        let from_cert = ok(openssl()
+            .args(["x509", "-noout", "-pubkey", "-in"])
+            .arg(ca.data.join("ca/issuing.crt")));
+        assert_eq!(from_token, from_cert);
+
+        let ca_dir = ca.data.join("ca");
+        let chain = format!(
+            "{}{}",
+            std::fs::read_to_string(ca_dir.join("issuing.crt")).unwrap(),
+            std::fs::read_to_string(ca_dir.join("root.crt")).unwrap()
+        );
+        let chain_pem = ca.file("chain.pem", chain.as_bytes());
+        ok(openssl()
+            .args(["verify", "-CAfile"])
+            .arg(ca_dir.join("root.crt"))
+            .arg(ca_dir.join("issuing.crt")));
+
+        // Import a software key onto the token (offline command).
+        let soft_key = ca.path("soft.key");
+        ok(openssl()
+            .args([
+                "genpkey",
+                "-algorithm",
+                "EC",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+                "-out",
+            ])
+            .arg(&soft_key));
+        let imp = ok(ca
+            .cmd()
+            .args(["keys", "import", "--label", "imported"])
+            .arg("--key")
+            .arg(&soft_key));
+        assert!(
+            imp.contains("imported ecdsa-p256 key \"imported\""),
+            "{imp}"
+        );
+        let list = ok(ca.cmd().args(["keys", "list"]));
+        assert!(
+            list.lines().any(|l| l.starts_with("imported")
+                && l.contains("sensitive=true extractable=false imported")),
+            "{list}"
+        );
+
+        ca.start();
+        let health: serde_json::Value = reqwest::blocking::get(ca.url("/healthz"))
+            .unwrap()
+            .json()
+            .unwrap();
+        assert_eq!(health["keys"]["backend"], "pkcs11", "{health}");
+        assert_eq!(health["keys"]["status"], "ok", "{health}");
+
+        // Issue two certificates from the CLI (through the admin API), revoke one.
+        for name in ["good", "bad"] {
+            let out = ok(ca
+                .cmd()
+                .args([
+                    "issue",
+                    "--profile",
+                    "tls-server",
+                    "--generate-key",
+                    "--dns",
+                    &format!("{name}.example.com"),
+                    "--out",
+                ])
+                .arg(ca.path(name)));
+            assert!(out.contains("issued serial"), "{out}");
+            let v = ok(openssl()
+                .args(["verify", "-CAfile"])
+                .arg(&chain_pem)
+                .arg(ca.path(&format!("{name}.crt"))));
+            assert!(v.contains("OK"), "{v}");
+        }
+        let good = ca.path("good.crt");
+        let bad = ca.path("bad.crt");
+        ok(ca
+            .cmd()
+            .args(["revoke", &serial_of(&bad), "--reason", "keyCompromise"]));
+
+        // The CRL, signed on the token (RSA PKCS#1 v1.5), checked by OpenSSL.
+        let crl_der = ca.path("issuing.crl");
+        let bytes = reqwest::blocking::get(ca.url("/crl/issuing.crl"))
+            .unwrap()
+            .bytes()
+            .unwrap();
+        std::fs::write(&crl_der, &bytes).unwrap();
+        let crl_pem = ca.path("issuing-crl.pem");
+        ok(openssl()
+            .args(["crl", "-inform", "DER", "-in"])
+            .arg(&crl_der)
+            .arg("-out")
+            .arg(&crl_pem));
+        ok(openssl()
+            .args(["crl", "-noout", "-CAfile"])
+            .arg(&chain_pem)
+            .arg("-in")
+            .arg(&crl_pem));
+        let verify = |cert: &Path| {
+            run(openssl()
+                .args(["verify", "-crl_check", "-CAfile"])
+                .arg(&chain_pem)
+                .arg("-CRLfile")
+                .arg(&crl_pem)
+                .arg(cert))
+        };
+        let v = verify(&good);
+        assert!(
+            v.status.success(),
+            "good with -crl_check: {}",
+            String::from_utf8_lossy(&v.stderr)
+        );
+        let v = verify(&bad);
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&v.stdout),
+            String::from_utf8_lossy(&v.stderr)
+        );
+        assert!(
+            !v.status.success() && text.contains("certificate revoked"),
+            "{text}"
+        );
+
+        // OCSP, signed on the token by the delegated responder (ECDSA P-256).
+        let ocsp = |cert: &Path| {
+            let out = run(openssl()
+                .arg("ocsp")
+                .arg("-issuer")
+                .arg(ca_dir.join("issuing.crt"))
+                .arg("-cert")
+                .arg(cert)
+                .args(["-url", &ca.url("/ocsp"), "-CAfile"])
+                .arg(&chain_pem));
+            let text = format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert!(
+                out.status.success() && text.contains("Response verify OK"),
+                "{text}"
+            );
+            text
+        };
+        let t = ocsp(&good);
+        assert!(t.contains(": good"), "{t}");
+        let t = ocsp(&bad);
+        assert!(t.contains(": revoked"), "{t}");
+        assert_eq!(ca.stop().code(), Some(0));
+    });
+}
+
+/// `/healthz` says 503 with the token's error while the token is gone, and 200 again once
+/// it is back, without restarting the server (which runs in this process, so that the test
+/// can finalise the module under it as a removed device would).
+#[test]
+fn healthz_follows_the_token() {
+    with_token("healthz_follows_the_token", |module, dir| {
+        let args = hsm_args(module);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let ca = TestCa::init(Path::new(BIN), &args);
+        let cfg = privca_server::config::Config::load(&ca.config()).unwrap();
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let running = rt
+            .block_on(privca_server::serve::start(
+                &cfg,
+                Some(format!("127.0.0.1:{}", ca.port).parse().unwrap()),
+            ))
+            .unwrap();
+        let url = format!("http://{}/healthz", running.addr);
+        let client = reqwest::blocking::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .unwrap();
+        let get = || {
+            let r = client.get(&url).send().unwrap();
+            let status = r.status().as_u16();
+            (status, r.json::<serde_json::Value>().unwrap())
+        };
+        let (s, h) = get();
+        assert_eq!(
+            (s, &h["keys"]["status"]),
+            (200, &serde_json::json!("ok")),
+            "{h}"
+        );
+
+        // The device goes away: the module is finalised and the token directory emptied.
+        let finalize = || {
+            let p = cryptoki::context::Pkcs11::new(module).unwrap();
+            let _ = p.initialize(cryptoki::context::CInitializeArgs::new(
+                cryptoki::context::CInitializeFlags::OS_LOCKING_OK,
+            ));
+            p.finalize().unwrap();
+        };
+        let tokens = dir.join("tokens");
+        let away = dir.join("tokens.away");
+        finalize();
+        std::fs::rename(&tokens, &away).unwrap();
+        std::fs::create_dir(&tokens).unwrap();
+        let t = Instant::now();
+        let (s, h) = get();
+        eprintln!("token gone: {s} {h} in {:?}", t.elapsed());
+        assert_eq!(s, 503, "{h}");
+        assert_eq!(h["keys"]["status"], "unavailable", "{h}");
+        assert!(
+            h["keys"]["error"]
+                .as_str()
+                .unwrap_or_default()
+                .contains(TOKEN),
+            "{h}"
+        );
+        assert!(!h.to_string().contains(PIN));
+
+        // It comes back: healthz turns 200 within the backoff, no restart.
+        finalize();
+        std::fs::remove_dir(&tokens).unwrap();
+        std::fs::rename(&away, &tokens).unwrap();
+        let t = Instant::now();
+        loop {
+            let (s, h) = get();
+            if s == 200 {
+                assert_eq!(h["keys"]["status"], "ok");
+                break;
+            }
+            assert!(
+                t.elapsed() < Duration::from_secs(60),
+                "token never came back: {h}"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        eprintln!("token back: healthz 200 after {:?}", t.elapsed());
+        // And the server signs with the token again (the CLI goes through the admin API).
+        let out = ok(ca
+            .cmd()
+            .args([
+                "issue",
+                "--profile",
+                "tls-server",
+                "--generate-key",
+                "--dns",
+                "after.example.com",
+                "--out",
+            ])
+            .arg(ca.path("after")));
+        assert!(out.contains("issued serial"), "{out}");
+        let chain = format!(
+            "{}{}",
+            std::fs::read_to_string(ca.data.join("ca/issuing.crt")).unwrap(),
+            std::fs::read_to_string(ca.data.join("ca/root.crt")).unwrap()
+        );
+        let chain_pem = ca.file("chain.pem", chain.as_bytes());
+        ok(openssl()
+            .args(["verify", "-CAfile"])
+            .arg(&chain_pem)
+            .arg(ca.path("after.crt")));
+        let _ = running.shutdown.send(());
+        rt.block_on(running.done).unwrap();
+    });
+}
