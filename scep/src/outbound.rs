@@ -51,7 +51,17 @@ pub(crate) fn client(timeout: Duration, user_agent: &str) -> Result<reqwest::Cli
         .redirect(reqwest::redirect::Policy::none())
         .user_agent(user_agent)
         .build()
-        .map_err(|e| Error::Config(format!("HTTP client: {e}")))
+        .map_err(|e| {
+            // reqwest's Display says only "builder error"; the cause is in the chain
+            // (for example no trusted root certificates on the system).
+            let mut text = format!("HTTP client: {e}");
+            let mut cause = std::error::Error::source(&e);
+            while let Some(c) = cause {
+                text.push_str(&format!(": {c}"));
+                cause = c.source();
+            }
+            Error::Config(text)
+        })
 }
 
 /// Reads a response body, refusing more than `limit` bytes.
@@ -76,18 +86,27 @@ pub(crate) async fn read_limited(
     Ok(body)
 }
 
-/// A short description of a transport error (never includes request bodies or headers).
+/// A description of a transport error with its causes (for example "invalid peer
+/// certificate: UnknownIssuer"); never includes request bodies or headers.
 pub(crate) fn describe(e: &reqwest::Error) -> String {
-    if e.is_timeout() {
-        "timed out".into()
-    } else if e.is_connect() {
-        "connection failed".into()
+    let mut text = if e.is_timeout() {
+        "timed out".to_string()
     } else if e.is_redirect() {
-        "redirect refused".into()
+        "redirect refused".to_string()
     } else {
-        // reqwest's Display names the URL and the kind of failure, never the body.
+        // reqwest's Display names the kind of failure and the URL, never the body.
         e.to_string()
+    };
+    let mut cause = std::error::Error::source(e);
+    while let Some(c) = cause {
+        let c_text = c.to_string();
+        if !text.contains(&c_text) {
+            text.push_str(": ");
+            text.push_str(&c_text);
+        }
+        cause = c.source();
     }
+    text
 }
 
 /// A fresh random GUID (RFC 9562 version 4) for `client-request-id` headers.
