@@ -17,7 +17,10 @@ pub mod config;
 pub mod http;
 pub mod methods;
 pub mod service;
+pub mod intune;
+pub mod webhook;
 
 mod error;
+mod outbound;
 
 pub use error::{Error, Result};
