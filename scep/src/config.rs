@@ -102,6 +102,10 @@ pub enum ChallengeConfig {
         #[serde(default = "default_ttl")]
         default_ttl_seconds: i64,
     },
+    /// An external HTTP service decides ([`crate::webhook`]).
+    Webhook(crate::webhook::WebhookConfig),
+    /// Microsoft Intune validates the challenge ([`crate::intune`]).
+    Intune(Box<crate::intune::IntuneConfig>),
 }
 
 fn default_ttl() -> i64 {

@@ -369,7 +369,7 @@ mod tests {
         assert!(with_example.profiles.contains_key("corp-server"));
         assert_eq!(
             with_example.scep.endpoints.len(),
-            2,
+            4,
             "the SCEP examples parse"
         );
     }

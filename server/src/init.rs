@@ -638,6 +638,17 @@ ra_key = "issuing-ra"
 # [scep.endpoints.enroll-once]
 # profile = "device"
 # challenge = {{ method = "one-time", default_ttl_seconds = 3600 }}
+#
+# Microsoft Intune validates each request's challenge (see docs/intune.md), and an
+# external decision service (webhook) that gets every enrollment as JSON.
+#
+# [scep.endpoints.intune]
+# profile = "device"
+# challenge = {{ method = "intune", tenant = "contoso.onmicrosoft.com", client_id = "11111111-2222-3333-4444-555555555555", client_secret = {{ file = "intune-client.secret" }} }}
+#
+# [scep.endpoints.nac]
+# profile = "device"
+# challenge = {{ method = "webhook", url = "https://nac.example/privca/decide", bearer_token = {{ file = "nac-hook.token" }}, timeout_ms = 5000 }}
 
 # EST (RFC 7030) endpoints, served on the HTTPS listener ([server.tls]) at
 # /.well-known/est/<label>/ and, for `default_endpoint`, /.well-known/est/.

@@ -49,6 +49,16 @@ pub fn endpoints(
             ChallengeConfig::OneTime { .. } => {
                 Arc::new(scep::methods::OneTimeChallenge::new(auth.clone()))
             }
+            ChallengeConfig::Webhook(c) => {
+                let mut c = c.clone();
+                c.bearer_token = c.bearer_token.as_ref().map(|s| cfg.secret(s));
+                Arc::new(scep::webhook::Webhook::load(&c).map_err(scep_err)?)
+            }
+            ChallengeConfig::Intune(c) => {
+                let mut c = (**c).clone();
+                c.client_secret = cfg.secret(&c.client_secret);
+                Arc::new(scep::intune::Intune::load(&c).map_err(scep_err)?)
+            }
         };
         let ep = scep::service::Endpoint::new(name, ec.clone(), auth.clone(), ra, method)
             .map_err(scep_err)?;
