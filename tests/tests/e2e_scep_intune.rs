@@ -250,6 +250,32 @@ challenge = {{ method = "webhook", url = "{base}/hook", timeout_ms = 5000 }}
         v[0]["request"]["transactionId"]
     );
 
+    // 1b. A renewal without challenge (scepclient sends a RenewalReq signed by cert.pem;
+    //     it would reuse csr.pem, which holds the challenge, so that goes first): the
+    //     service lets it through to issuance, but the Intune method withholds the
+    //     certificate because Intune never validated it; it is revoked at once.
+    std::fs::remove_file(d1.join("csr.pem")).expect("remove csr.pem");
+    let o = run(Command::new("scepclient").current_dir(&d1).args([
+        "-server-url",
+        &intune,
+        "-private-key",
+        "key.pem",
+        "-certificate",
+        "cert.pem",
+        "-cn",
+        "laptop-1",
+    ]));
+    assert!(!o.status.success(), "{}", text(&o));
+    assert_eq!(
+        calls(&fake, "successNotification").len(),
+        1,
+        "Intune was not told"
+    );
+    assert!(calls(&fake, "failureNotification").is_empty());
+    let revoked = ok(ca.cmd().args(["list", "--status", "revoked", "--json"]));
+    let withheld: Value = serde_json::from_str(&revoked).expect("json");
+    assert_eq!(withheld.as_array().map(Vec::len), Some(1), "{revoked}");
+
     // 2. Intune refuses: FAILURE, and the refusal is reported back to Intune.
     let o = scepclient(&ca.path("i2"), &intune, "laptop-2", "intune-stale");
     assert!(
@@ -273,15 +299,12 @@ challenge = {{ method = "webhook", url = "{base}/hook", timeout_ms = 5000 }}
     let revoked = ok(ca.cmd().args(["list", "--status", "revoked", "--json"]));
     let list: Value = serde_json::from_str(&revoked).expect("json");
     let list = list.as_array().expect("array");
-    assert_eq!(list.len(), 1, "{revoked}");
-    assert!(
-        list[0]["subject"]
-            .as_str()
-            .unwrap_or("")
-            .contains("laptop-3"),
-        "{revoked}"
-    );
-    assert_eq!(list[0]["reason"], "cessationOfOperation", "{revoked}");
+    assert_eq!(list.len(), 2, "{revoked}");
+    let laptop3 = list
+        .iter()
+        .find(|c| c["subject"].as_str().unwrap_or("").contains("laptop-3"))
+        .expect("laptop-3 revoked");
+    assert_eq!(laptop3["reason"], "cessationOfOperation", "{revoked}");
     assert_eq!(
         calls(&fake, "failureNotification").len(),
         1,
