@@ -114,6 +114,15 @@ pub trait ChallengeMethod: Send + Sync + 'static {
     /// A short name for logs and audit entries (`static`, `one-time`, `webhook`, `intune`).
     fn name(&self) -> &'static str;
 
+    /// Whether renewals must pass [`ChallengeMethod::verify`] too. When false (the
+    /// default), a renewal without a challenge is authenticated by its signer certificate
+    /// alone (RFC 8894 §3.3.1.2). Methods whose service must see every enrollment (Intune,
+    /// a webhook) return true, so that such a renewal is refused up front instead of being
+    /// issued and then withheld.
+    fn verifies_renewals(&self) -> bool {
+        false
+    }
+
     /// Decides whether the enrollment may proceed. Errors of the method itself (a
     /// webhook that times out, Intune unreachable) are rejections, never acceptances.
     fn verify<'a>(&'a self, ctx: &'a EnrollmentContext) -> BoxFuture<'a, Verdict>;

@@ -553,8 +553,10 @@ impl Intune {
             .csr
             .challenge_password
             .as_deref()
-            .is_none_or(str::is_empty)
+            .is_none_or(|p| p.trim().is_empty())
         {
+            // Not an Intune transaction: Intune is not told about it either.
+            self.suppressed.insert(ctx);
             return Verdict::Reject(Rejection {
                 fail_info: FailInfo::BadRequest,
                 client_text: "the request has no Intune challenge".into(),
@@ -681,6 +683,10 @@ impl Intune {
 impl ChallengeMethod for Intune {
     fn name(&self) -> &'static str {
         "intune"
+    }
+
+    fn verifies_renewals(&self) -> bool {
+        true
     }
 
     fn verify<'a>(&'a self, ctx: &'a EnrollmentContext) -> BoxFuture<'a, Verdict> {

@@ -15,9 +15,9 @@ pub mod client;
 pub mod codec;
 pub mod config;
 pub mod http;
+pub mod intune;
 pub mod methods;
 pub mod service;
-pub mod intune;
 pub mod webhook;
 
 mod error;

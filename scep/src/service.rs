@@ -515,12 +515,14 @@ impl Endpoint {
             return self.fail(&req, &why).await;
         }
         // Authentication: the challenge method; a renewal without a (non-blank) challenge
-        // is authenticated by its signer certificate alone.
+        // is authenticated by its signer certificate alone, unless the method wants to see
+        // every enrollment (Intune, webhook).
         let blank = csr
             .challenge_password
             .as_deref()
             .is_none_or(|p| p.trim().is_empty());
-        let acceptance = if kind == EnrollKind::Renewal && blank {
+        let acceptance = if kind == EnrollKind::Renewal && blank && !self.method.verifies_renewals()
+        {
             ctx.csr.challenge_password = None;
             crate::challenge::Acceptance {
                 profile: ours.as_ref().map(|r| r.profile.clone()),

@@ -221,6 +221,10 @@ impl ChallengeMethod for Webhook {
         "webhook"
     }
 
+    fn verifies_renewals(&self) -> bool {
+        true
+    }
+
     fn verify<'a>(&'a self, ctx: &'a EnrollmentContext) -> BoxFuture<'a, Verdict> {
         Box::pin(async move {
             match self.decide(ctx).await {

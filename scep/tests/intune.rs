@@ -469,14 +469,15 @@ async fn refusal_by_validate_request_sends_failure_notification() {
     assert_eq!(header(&f[0], "UserAgent"), CALLER);
     assert!(fake.calls("successNotification").is_empty());
 
-    // A CSR without challenge is refused without asking Intune; the refusal is reported.
+    // A CSR without challenge is refused without asking Intune, and Intune is not told
+    // about a transaction it never saw.
     let bare = pki.csr("bare", "device-bare", None, Some(SID));
     let ctx = context("intune-devices", "TXBARE", &bare);
     let r = rejected(method.verify(&ctx).await);
     assert_eq!(r.client_text, "the request has no Intune challenge");
     assert_eq!(fake.calls("validateRequest").len(), 1);
     method.failed(&ctx, &r).await;
-    assert_eq!(fake.calls("failureNotification").len(), 2);
+    assert_eq!(fake.calls("failureNotification").len(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

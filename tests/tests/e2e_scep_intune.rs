@@ -252,8 +252,8 @@ challenge = {{ method = "webhook", url = "{base}/hook", timeout_ms = 5000 }}
 
     // 1b. A renewal without challenge (scepclient sends a RenewalReq signed by cert.pem;
     //     it would reuse csr.pem, which holds the challenge, so that goes first): the
-    //     service lets it through to issuance, but the Intune method withholds the
-    //     certificate because Intune never validated it; it is revoked at once.
+    //     Intune method verifies renewals too, so it is refused before anything is
+    //     issued, and Intune is never told of a success.
     std::fs::remove_file(d1.join("csr.pem")).expect("remove csr.pem");
     let o = run(Command::new("scepclient").current_dir(&d1).args([
         "-server-url",
@@ -271,10 +271,17 @@ challenge = {{ method = "webhook", url = "{base}/hook", timeout_ms = 5000 }}
         1,
         "Intune was not told"
     );
-    assert!(calls(&fake, "failureNotification").is_empty());
     let revoked = ok(ca.cmd().args(["list", "--status", "revoked", "--json"]));
     let withheld: Value = serde_json::from_str(&revoked).expect("json");
-    assert_eq!(withheld.as_array().map(Vec::len), Some(1), "{revoked}");
+    assert_eq!(withheld.as_array().map(Vec::len), Some(0), "{revoked}");
+    let all: Value = serde_json::from_str(&ok(ca.cmd().args(["list", "--json"]))).expect("json");
+    let laptop1 = all
+        .as_array()
+        .expect("array")
+        .iter()
+        .filter(|c| c["subject"].as_str().unwrap_or("").contains("laptop-1"))
+        .count();
+    assert_eq!(laptop1, 1, "nothing issued for the renewal");
 
     // 2. Intune refuses: FAILURE, and the refusal is reported back to Intune.
     let o = scepclient(&ca.path("i2"), &intune, "laptop-2", "intune-stale");
@@ -299,7 +306,7 @@ challenge = {{ method = "webhook", url = "{base}/hook", timeout_ms = 5000 }}
     let revoked = ok(ca.cmd().args(["list", "--status", "revoked", "--json"]));
     let list: Value = serde_json::from_str(&revoked).expect("json");
     let list = list.as_array().expect("array");
-    assert_eq!(list.len(), 2, "{revoked}");
+    assert_eq!(list.len(), 1, "{revoked}");
     let laptop3 = list
         .iter()
         .find(|c| c["subject"].as_str().unwrap_or("").contains("laptop-3"))
