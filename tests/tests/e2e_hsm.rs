@@ -1,7 +1,8 @@
 //! End to end with the CA keys on a PKCS#11 token (SoftHSM2): `privca init --hsm`, keys
 //! listed with their token attributes, certificates, CRLs and OCSP responses signed on the
 //! token and checked by OpenSSL (`verify -crl_check`, `ocsp`), and `/healthz` following the
-//! token going away and coming back. Runs when `PRIVCA_INTEROP=1` (scripts/test.sh
+//! token going away and coming back; enrollment over SCEP (micromdm `scepclient`, the RA
+//! key decrypting on the token) and over EST (curl, the HTTPS key on the token). Runs when `PRIVCA_INTEROP=1` (scripts/test.sh
 //! installs softhsm2 and sets it).
 //!
 //! SoftHSM reads `SOFTHSM2_CONF` when it is initialised and a test cannot safely set its
@@ -447,5 +448,201 @@ fn healthz_follows_the_token() {
             .arg(ca.path("after.crt")));
         let _ = running.shutdown.send(());
         rt.block_on(running.done).unwrap();
+    });
+}
+
+/// A file holding `b64` of `der`, wrapped at 64 columns (an EST request body).
+fn base64_file(path: &Path, der: &[u8]) {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+    let wrapped: String = b64
+        .as_bytes()
+        .chunks(64)
+        .map(|c| format!("{}\n", String::from_utf8_lossy(c)))
+        .collect();
+    std::fs::write(path, wrapped).unwrap();
+}
+
+/// Every key on the token: the SCEP RA key decrypts the client's envelope through
+/// PKCS#11 (micromdm `scepclient`), the HTTPS certificate's key and the issuing CA key
+/// sign for an EST enrollment by curl, and OpenSSL verifies what both clients got.
+#[test]
+fn scep_and_est_with_token_keys() {
+    with_token("scep_and_est_with_token_keys", |module, _dir| {
+        let tls_port = privca_tests::free_port();
+        let listen = format!("127.0.0.1:{tls_port}");
+        let mut args = hsm_args(module);
+        // scepclient encrypts to every certificate GetCACert returns and fails on ECDSA
+        // ones, so this hierarchy is RSA (see tests/vectors/scep/README.md).
+        args.extend(
+            [
+                "--root-key",
+                "rsa-2048",
+                "--issuing-key",
+                "rsa-2048",
+                "--tls-listen",
+                &listen,
+                "--hostname",
+                "localhost",
+            ]
+            .map(String::from),
+        );
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let mut ca = TestCa::init(Path::new(BIN), &args);
+        assert!(!ca.data.join("keys").exists(), "no key files with --hsm");
+        let list = ok(ca.cmd().args(["keys", "list"]));
+        assert!(
+            list.lines().any(|l| l.starts_with("tls-server")),
+            "the HTTPS key is on the token:\n{list}"
+        );
+
+        // The EST password hash from the CLI (password on stdin).
+        let mut child = ca
+            .cmd()
+            .args(["est", "hash-password", "--iterations", "10000"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::io::Write::write_all(&mut child.stdin.take().unwrap(), b"est-pass\n").unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success());
+        let hash = String::from_utf8(out.stdout).unwrap();
+        std::fs::write(ca.data.join("scep.secret"), "s3cret\n").unwrap();
+        let mut cfg = std::fs::read_to_string(ca.config()).unwrap();
+        cfg.push_str(&format!(
+            r#"
+[scep.endpoints.devices]
+profile = "device"
+default = true
+allow_des = true            # micromdm scepclient 2.1.0 only encrypts with DES-CBC
+challenge = {{ method = "static", accounts = [{{ name = "mdm", secret = {{ file = "scep.secret" }} }}] }}
+
+[est]
+default_endpoint = "basic"
+
+[est.endpoints.basic]
+profile = "tls-client"
+auth = "basic"
+accounts = [{{ username = "alice", password_hash = "{}" }}]
+"#,
+            hash.trim()
+        ));
+        std::fs::write(ca.config(), cfg).unwrap();
+        ca.start();
+
+        let verify = |pem: &Path| {
+            let out = ok(openssl()
+                .args(["verify", "-CAfile"])
+                .arg(ca.data.join("ca/root.crt"))
+                .arg("-untrusted")
+                .arg(ca.data.join("ca/issuing.crt"))
+                .arg(pem));
+            assert!(out.contains(": OK"), "{out}");
+        };
+
+        // SCEP: the RA key on the token decrypts the envelope, the issuing key signs.
+        let dir = ca.path("scep");
+        std::fs::create_dir_all(&dir).unwrap();
+        ok(openssl()
+            .args(["genrsa", "-traditional", "-out"])
+            .arg(dir.join("key.pem"))
+            .arg("2048"));
+        let o = run(Command::new("scepclient").current_dir(&dir).args([
+            "-server-url",
+            &ca.url("/scep/devices"),
+            "-private-key",
+            "key.pem",
+            "-certificate",
+            "cert.pem",
+            "-cn",
+            "hsm-device",
+            "-challenge",
+            "s3cret",
+        ]));
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        assert!(o.status.success() && text.contains("SUCCESS"), "{text}");
+        verify(&dir.join("cert.pem"));
+        // A wrong challenge still decrypts on the token and is refused.
+        let bad = ca.path("scep-bad");
+        std::fs::create_dir_all(&bad).unwrap();
+        std::fs::copy(dir.join("key.pem"), bad.join("key.pem")).unwrap();
+        let o = run(Command::new("scepclient").current_dir(&bad).args([
+            "-server-url",
+            &ca.url("/scep/devices"),
+            "-private-key",
+            "key.pem",
+            "-certificate",
+            "cert.pem",
+            "-cn",
+            "hsm-device-2",
+            "-challenge",
+            "wrong",
+        ]));
+        assert!(!o.status.success() && !bad.join("cert.pem").exists());
+
+        // EST over HTTPS (TLS key on the token): curl with Basic auth, OpenSSL's CSR.
+        let csr_der = ca.path("est.csr.der");
+        ok(openssl()
+            .args([
+                "req",
+                "-new",
+                "-subj",
+                "/CN=hsm-est-client",
+                "-newkey",
+                "ec",
+            ])
+            .args(["-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout"])
+            .arg(ca.path("est.key"))
+            .args(["-outform", "DER", "-out"])
+            .arg(&csr_der));
+        let body = ca.path("est.csr.b64");
+        base64_file(&body, &std::fs::read(&csr_der).unwrap());
+        let p7 = ca.path("est.p7.b64");
+        let code = ok(Command::new("curl")
+            .args(["-sS", "--cacert"])
+            .arg(ca.data.join("ca/root.crt"))
+            .args(["--resolve", &format!("localhost:{tls_port}:127.0.0.1")])
+            .args(["--user", "alice:est-pass", "-o"])
+            .arg(&p7)
+            .args([
+                "-w",
+                "%{http_code}",
+                "-H",
+                "Content-Type: application/pkcs10",
+            ])
+            .arg("--data-binary")
+            .arg(format!("@{}", body.display()))
+            .arg(format!(
+                "https://localhost:{tls_port}/.well-known/est/simpleenroll"
+            )));
+        assert_eq!(
+            code.trim(),
+            "200",
+            "{}",
+            std::fs::read_to_string(&p7).unwrap_or_default()
+        );
+        let p7_der = ca.path("est.p7.der");
+        ok(openssl()
+            .args(["base64", "-d", "-in"])
+            .arg(&p7)
+            .arg("-out")
+            .arg(&p7_der));
+        let pem = ca.path("est.pem");
+        ok(openssl()
+            .args(["pkcs7", "-inform", "DER", "-print_certs", "-in"])
+            .arg(&p7_der)
+            .arg("-out")
+            .arg(&pem));
+        verify(&pem);
+        let subject = ok(openssl()
+            .args(["x509", "-noout", "-subject", "-in"])
+            .arg(&pem));
+        assert!(subject.contains("hsm-est-client"), "{subject}");
+        assert!(ca.stop().success());
     });
 }
