@@ -2,8 +2,8 @@
 //! listed with their token attributes, certificates, CRLs and OCSP responses signed on the
 //! token and checked by OpenSSL (`verify -crl_check`, `ocsp`), and `/healthz` following the
 //! token going away and coming back; enrollment over SCEP (micromdm `scepclient`, the RA
-//! key decrypting on the token) and over EST (curl, the HTTPS key on the token). Runs when `PRIVCA_INTEROP=1` (scripts/test.sh
-//! installs softhsm2 and sets it).
+//! key decrypting on the token) and over EST (curl, the HTTPS key on the token). Runs
+//! when `PRIVCA_INTEROP=1` (scripts/test.sh installs softhsm2 and sets it).
 //!
 //! SoftHSM reads `SOFTHSM2_CONF` when it is initialised and a test cannot safely set its
 //! own environment, so each test re-runs itself in a child process with a fresh token
