@@ -2,7 +2,8 @@
 //! listed with their token attributes, certificates, CRLs and OCSP responses signed on the
 //! token and checked by OpenSSL (`verify -crl_check`, `ocsp`), and `/healthz` following the
 //! token going away and coming back; enrollment over SCEP (micromdm `scepclient`, the RA
-//! key decrypting on the token) and over EST (curl, the HTTPS key on the token). Runs
+//! key decrypting on the token, over HTTP and HTTPS) and over EST (curl, the HTTPS key on
+//! the token). Runs
 //! when `PRIVCA_INTEROP=1` (scripts/test.sh installs softhsm2 and sets it).
 //!
 //! SoftHSM reads `SOFTHSM2_CONF` when it is initialised and a test cannot safely set its
@@ -584,6 +585,44 @@ accounts = [{{ username = "alice", password_hash = "{}" }}]
             "wrong",
         ]));
         assert!(!o.status.success() && !bad.join("cert.pem").exists());
+
+        // SCEP is served on the HTTPS listener too (Intune and Android need HTTPS).
+        let caps = ok(Command::new("curl")
+            .args(["-sS", "--cacert"])
+            .arg(ca.data.join("ca/root.crt"))
+            .args(["--resolve", &format!("localhost:{tls_port}:127.0.0.1")])
+            .arg(format!(
+                "https://localhost:{tls_port}/scep/devices?operation=GetCACaps"
+            )));
+        assert!(
+            caps.contains("POSTPKIOperation") && caps.contains("SHA-256"),
+            "{caps}"
+        );
+        let https_dir = ca.path("scep-https");
+        std::fs::create_dir_all(&https_dir).unwrap();
+        std::fs::copy(dir.join("key.pem"), https_dir.join("key.pem")).unwrap();
+        let o = run(Command::new("scepclient")
+            .current_dir(&https_dir)
+            .env("SSL_CERT_FILE", ca.data.join("ca/root.crt"))
+            .args([
+                "-server-url",
+                &format!("https://localhost:{tls_port}/scep/devices"),
+                "-private-key",
+                "key.pem",
+                "-certificate",
+                "cert.pem",
+                "-cn",
+                "hsm-device-https",
+                "-challenge",
+                "s3cret",
+            ]));
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        assert!(o.status.success() && text.contains("SUCCESS"), "{text}");
+        verify(&https_dir.join("cert.pem"));
 
         // EST over HTTPS (TLS key on the token): curl with Basic auth, OpenSSL's CSR.
         let csr_der = ca.path("est.csr.der");
