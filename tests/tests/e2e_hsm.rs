@@ -3,8 +3,8 @@
 //! token and checked by OpenSSL (`verify -crl_check`, `ocsp`), and `/healthz` following the
 //! token going away and coming back; enrollment over SCEP (micromdm `scepclient`, the RA
 //! key decrypting on the token, over HTTP and HTTPS) and over EST (curl, the HTTPS key on
-//! the token). Runs
-//! when `PRIVCA_INTEROP=1` (scripts/test.sh installs softhsm2 and sets it).
+//! the token). Runs when `PRIVCA_INTEROP=1` (scripts/test.sh installs softhsm2 and sets
+//! it).
 //!
 //! SoftHSM reads `SOFTHSM2_CONF` when it is initialised and a test cannot safely set its
 //! own environment, so each test re-runs itself in a child process with a fresh token
