@@ -32,10 +32,13 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[serde(rename_all = "kebab-case")]
 pub enum KeyAlgorithm {
     /// RSA with a 2048-bit modulus.
+    #[serde(rename = "rsa-2048", alias = "rsa2048")]
     Rsa2048,
     /// RSA with a 3072-bit modulus.
+    #[serde(rename = "rsa-3072", alias = "rsa3072")]
     Rsa3072,
     /// RSA with a 4096-bit modulus.
+    #[serde(rename = "rsa-4096", alias = "rsa4096")]
     Rsa4096,
     /// ECDSA on NIST P-256 (secp256r1).
     EcdsaP256,
@@ -284,4 +287,23 @@ pub fn verify_received(
     signature: &[u8],
 ) -> Result<()> {
     soft::verify_received(algorithm, spki_der, message, signature)
+}
+
+#[cfg(test)]
+mod key_algorithm_names {
+    use super::KeyAlgorithm;
+
+    /// The configuration, the admin API and the CLI spell algorithms the same way
+    /// (`rsa-2048`); the spelling `rsa2048` that earlier files used still parses.
+    #[test]
+    fn serde_names_are_the_cli_names() {
+        for alg in KeyAlgorithm::ALL {
+            let json = serde_json::to_string(&alg).expect("serialise");
+            assert_eq!(json, format!("\"{}\"", alg.name()));
+            let back: KeyAlgorithm = serde_json::from_str(&json).expect("parse");
+            assert_eq!(back, alg);
+        }
+        let old: KeyAlgorithm = serde_json::from_str("\"rsa3072\"").expect("alias");
+        assert_eq!(old, KeyAlgorithm::Rsa3072);
+    }
 }
