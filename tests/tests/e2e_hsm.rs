@@ -549,42 +549,49 @@ accounts = [{{ username = "alice", password_hash = "{}" }}]
             .args(["genrsa", "-traditional", "-out"])
             .arg(dir.join("key.pem"))
             .arg("2048"));
-        let o = run(Command::new("scepclient").current_dir(&dir).args([
-            "-server-url",
-            &ca.url("/scep/devices"),
-            "-private-key",
-            "key.pem",
-            "-certificate",
-            "cert.pem",
-            "-cn",
-            "hsm-device",
-            "-challenge",
-            "s3cret",
-        ]));
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&o.stdout),
-            String::from_utf8_lossy(&o.stderr)
-        );
-        assert!(o.status.success() && text.contains("SUCCESS"), "{text}");
-        verify(&dir.join("cert.pem"));
+        // One enrollment with scepclient in its own directory (it keeps its files there),
+        // with the key made above; answers whether it succeeded and what it printed.
+        let enroll = |name: &str, url: &str, cn: &str, challenge: &str| {
+            let d = ca.path(name);
+            std::fs::create_dir_all(&d).unwrap();
+            if d != dir {
+                std::fs::copy(dir.join("key.pem"), d.join("key.pem")).unwrap();
+            }
+            let o = run(Command::new("scepclient")
+                .current_dir(&d)
+                .env("SSL_CERT_FILE", ca.data.join("ca/root.crt"))
+                .args(["-server-url", url, "-private-key", "key.pem"])
+                .args([
+                    "-certificate",
+                    "cert.pem",
+                    "-cn",
+                    cn,
+                    "-challenge",
+                    challenge,
+                ]));
+            let text = format!(
+                "{}{}",
+                String::from_utf8_lossy(&o.stdout),
+                String::from_utf8_lossy(&o.stderr)
+            );
+            (
+                o.status.success() && text.contains("SUCCESS"),
+                text,
+                d.join("cert.pem"),
+            )
+        };
+        let (enrolled, text, cert) =
+            enroll("scep", &ca.url("/scep/devices"), "hsm-device", "s3cret");
+        assert!(enrolled, "{text}");
+        verify(&cert);
         // A wrong challenge still decrypts on the token and is refused.
-        let bad = ca.path("scep-bad");
-        std::fs::create_dir_all(&bad).unwrap();
-        std::fs::copy(dir.join("key.pem"), bad.join("key.pem")).unwrap();
-        let o = run(Command::new("scepclient").current_dir(&bad).args([
-            "-server-url",
+        let (enrolled, text, cert) = enroll(
+            "scep-bad",
             &ca.url("/scep/devices"),
-            "-private-key",
-            "key.pem",
-            "-certificate",
-            "cert.pem",
-            "-cn",
             "hsm-device-2",
-            "-challenge",
             "wrong",
-        ]));
-        assert!(!o.status.success() && !bad.join("cert.pem").exists());
+        );
+        assert!(!enrolled && !cert.exists(), "{text}");
 
         // SCEP is served on the HTTPS listener too (Intune and Android need HTTPS).
         let caps = ok(Command::new("curl")
@@ -598,31 +605,10 @@ accounts = [{{ username = "alice", password_hash = "{}" }}]
             caps.contains("POSTPKIOperation") && caps.contains("SHA-256"),
             "{caps}"
         );
-        let https_dir = ca.path("scep-https");
-        std::fs::create_dir_all(&https_dir).unwrap();
-        std::fs::copy(dir.join("key.pem"), https_dir.join("key.pem")).unwrap();
-        let o = run(Command::new("scepclient")
-            .current_dir(&https_dir)
-            .env("SSL_CERT_FILE", ca.data.join("ca/root.crt"))
-            .args([
-                "-server-url",
-                &format!("https://localhost:{tls_port}/scep/devices"),
-                "-private-key",
-                "key.pem",
-                "-certificate",
-                "cert.pem",
-                "-cn",
-                "hsm-device-https",
-                "-challenge",
-                "s3cret",
-            ]));
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&o.stdout),
-            String::from_utf8_lossy(&o.stderr)
-        );
-        assert!(o.status.success() && text.contains("SUCCESS"), "{text}");
-        verify(&https_dir.join("cert.pem"));
+        let https = format!("https://localhost:{tls_port}/scep/devices");
+        let (enrolled, text, cert) = enroll("scep-https", &https, "hsm-device-https", "s3cret");
+        assert!(enrolled, "{text}");
+        verify(&cert);
 
         // EST over HTTPS (TLS key on the token): curl with Basic auth, OpenSSL's CSR.
         let csr_der = ca.path("est.csr.der");
