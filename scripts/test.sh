@@ -50,7 +50,13 @@ dpkg-query -W -f='certmonger ${Version}\n' certmonger
 softhsm2-util --version | sed 's/^/softhsm2 /'
 cargo --version
 
-# 3. The tests, interop included.
+# 3. Formatting and lints are gates too.
+log "cargo fmt --check"
+cargo fmt --all -- --check
+log "cargo clippy -D warnings"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+# 4. The tests, interop included.
 export PRIVCA_INTEROP=1
 log "cargo test --workspace"
 cargo test --workspace --locked 2>&1
