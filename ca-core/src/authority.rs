@@ -632,10 +632,21 @@ impl Authority {
             ));
         }
 
-        // 2. Check profile and policy: key, subject template, names, validity.
+        // 2. Check profile and policy: key, subject template, names (the SANs and the
+        //    names the subject carries), validity.
         profile.check_key(req.key_algorithm)?;
+        profile.check_public_key(&req.spki_der)?;
         let subject = profile.build_subject(&req.subject)?;
         let sans = profile.check_sans(&req.sans, &subject)?;
+        profile.check_subject_names(&subject, &sans)?;
+        if subject.is_empty() && sans.is_empty() {
+            // RFC 5280 §4.1.2.6: a certificate must name its subject somewhere.
+            return Err(Error::BadRequest(format!(
+                "the certificate would name nobody: the request has no subject attribute \
+                 profile {} keeps and no subjectAltName",
+                profile.name
+            )));
+        }
         let now = self.clock.now();
         if now >= ca.not_after {
             return Err(Error::PolicyRefused(format!(

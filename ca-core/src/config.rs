@@ -134,10 +134,21 @@ pub struct ProfileConfig {
     /// Certificate policy OIDs.
     #[serde(default)]
     pub policy_oids: Vec<String>,
+    /// Smallest RSA public exponent accepted (FIPS 186-5 §A.1.1 and the CA/Browser Forum
+    /// BR §6.1.6 want 65537 or more; an exponent of 3 makes textbook-RSA and padding
+    /// mistakes exploitable). A profile may opt in to smaller odd exponents (at least 3)
+    /// for legacy devices. Even exponents and exponents of 2^256 or more are always
+    /// refused.
+    #[serde(default = "default_rsa_min_exponent")]
+    pub rsa_min_exponent: u32,
 }
 
 fn default_backdate() -> u32 {
     60
+}
+/// 65537 (F4), the smallest exponent FIPS 186-5 allows.
+pub fn default_rsa_min_exponent() -> u32 {
+    65537
 }
 fn default_true() -> bool {
     true

@@ -146,17 +146,38 @@ fn decode(input: &[u8], verify: Option<CsrOptions>) -> Result<Csr> {
             .map_err(|_| Error::BadRequest("CSR signature does not verify".into()))?;
     }
 
+    // extensionRequest and challengePassword are SINGLE VALUE attributes (RFC 2985
+    // §5.4.1, §5.4.2) and an attribute type appears once in a SET OF Attribute (X.501):
+    // a second one is refused, never merged, so no part of the request is read twice
+    // or overlooked. The same holds for each extension inside (RFC 5280 §4.2), the
+    // subjectAltName included.
     let mut sans = Vec::new();
+    let mut san_seen = false;
     let mut extensions = Vec::new();
     let mut challenge_password = None;
+    let mut ext_req_seen = false;
+    let mut challenge_seen = false;
     for attr in req.info.attributes.iter() {
         if attr.oid == EXTENSION_REQ {
+            if ext_req_seen || attr.values.len() != 1 {
+                return Err(Error::BadRequest(
+                    "CSR carries more than one extensionRequest (RFC 2985 §5.4.2: single value)"
+                        .into(),
+                ));
+            }
+            ext_req_seen = true;
             for value in attr.values.iter() {
                 let exts: ExtensionReq = value
                     .decode_as()
                     .map_err(|e| Error::BadRequest(format!("CSR extensionRequest: {e}")))?;
                 for ext in exts.0 {
                     if ext.extn_id == <SubjectAltName as const_oid::AssociatedOid>::OID {
+                        if san_seen {
+                            return Err(Error::BadRequest(
+                                "CSR requests the subjectAltName extension twice".into(),
+                            ));
+                        }
+                        san_seen = true;
                         let san = SubjectAltName::from_der(ext.extn_value.as_bytes())
                             .map_err(|e| Error::BadRequest(format!("CSR subjectAltName: {e}")))?;
                         sans.extend(sans_from_general_names(&san.0)?);
@@ -174,6 +195,13 @@ fn decode(input: &[u8], verify: Option<CsrOptions>) -> Result<Csr> {
                 }
             }
         } else if attr.oid == CHALLENGE_PASSWORD {
+            if challenge_seen || attr.values.len() != 1 {
+                return Err(Error::BadRequest(
+                    "CSR carries more than one challengePassword (RFC 2985 §5.4.1: single value)"
+                        .into(),
+                ));
+            }
+            challenge_seen = true;
             challenge_password = attr
                 .values
                 .iter()

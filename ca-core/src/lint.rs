@@ -54,12 +54,20 @@ fn serial_findings(contents: &[u8], findings: &mut Vec<String>) {
 }
 
 /// Lints a TBSCertificate (RFC 5280 §4.1 and §4.2 rules the CA relies on).
+///
+/// A finding about what the request put in (its subject, names or key type; policy
+/// checks normally refuse these first) is the client's fault: when every finding is of
+/// that kind the error is [`Error::BadRequest`], so that every channel answers a client
+/// error (HTTP 400, SCEP badRequest). Any other finding is a CA bug or a bad profile:
+/// [`Error::Lint`], an internal error.
 pub fn lint_certificate(
     tbs: TbsCertificate,
     issuer: &IssuerFacts<'_>,
     self_signed: bool,
 ) -> Result<LintedTbs> {
     let mut f: Vec<String> = Vec::new();
+    // Findings about request content.
+    let mut r: Vec<String> = Vec::new();
     if tbs.version != 2 {
         f.push("version is not v3".into());
     }
@@ -142,10 +150,10 @@ pub fn lint_certificate(
                     && (bits.contains(KeyUsages::KeyEncipherment)
                         || bits.contains(KeyUsages::DataEncipherment))
                 {
-                    f.push("key encipherment on an EC key".into());
+                    r.push("key encipherment on an EC key".into());
                 }
                 if rsa && bits.contains(KeyUsages::KeyAgreement) {
-                    f.push("keyAgreement on an RSA key".into());
+                    r.push("keyAgreement on an RSA key".into());
                 }
             }
             Err(_) => f.push("keyUsage does not decode".into()),
@@ -170,13 +178,19 @@ pub fn lint_certificate(
         },
         None => {
             if tbs.subject.is_empty() {
-                f.push("the subject is empty and there is no subjectAltName".into());
+                r.push("the subject is empty and there is no subjectAltName".into());
             }
         }
     }
-    if f.is_empty() {
+    if f.is_empty() && r.is_empty() {
         Ok(LintedTbs(tbs))
+    } else if f.is_empty() {
+        Err(Error::BadRequest(format!(
+            "the request cannot be issued: {}",
+            r.join("; ")
+        )))
     } else {
+        f.extend(r);
         Err(Error::Lint {
             object: "certificate",
             findings: f.join("; "),
@@ -242,5 +256,68 @@ pub fn lint_crl(tbs: &TbsCertList, issuer_key_id: &[u8]) -> Result<()> {
             object: "CRL",
             findings: f.join("; "),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ErrorKind;
+    use der::Decode;
+    use hsm::{KeyAlgorithm, SignatureScheme};
+    use spki::SubjectPublicKeyInfoOwned;
+    use x509_cert::name::Name;
+    use x509_cert::time::Validity;
+
+    fn tbs(subject: Name, with_ski: bool) -> TbsCertificate {
+        let key = hsm::soft::generate_exportable(KeyAlgorithm::EcdsaP256).expect("key");
+        let mut extensions = vec![
+            crate::authority::key_usage_ext(KeyUsages::DigitalSignature.into()).expect("ku"),
+            crate::authority::aki_ext(&[7; 20]).expect("aki"),
+        ];
+        if with_ski {
+            extensions.push(crate::authority::ski_ext(&key.spki_der).expect("ski"));
+        }
+        TbsCertificate {
+            version: 2,
+            serial_number: crate::asn1::serial_number(&[0x42; 16]).expect("serial"),
+            signature: crate::asn1::signature_algorithm(SignatureScheme::EcdsaP256Sha256)
+                .expect("alg"),
+            issuer: "CN=issuer".parse().expect("issuer"),
+            validity: Validity::new(
+                crate::asn1::x509_time(1_000).expect("nb"),
+                crate::asn1::x509_time(2_000).expect("na"),
+            ),
+            subject,
+            subject_public_key_info: SubjectPublicKeyInfoOwned::from_der(&key.spki_der)
+                .expect("spki"),
+            extensions,
+        }
+    }
+
+    const ISSUER: IssuerFacts<'static> = IssuerFacts {
+        not_before: 0,
+        not_after: 10_000,
+        key_id: &[7; 20],
+    };
+
+    /// Issue 9 item 15: a finding about request content is a client error; a finding
+    /// about what the CA built stays internal, whatever else is found with it.
+    #[test]
+    fn request_findings_are_client_errors_and_ca_findings_internal() {
+        let named: Name = "CN=device-1".parse().expect("name");
+        assert!(lint_certificate(tbs(named.clone(), true), &ISSUER, false).is_ok());
+        let e = lint_certificate(tbs(Name::default(), true), &ISSUER, false).expect_err("empty");
+        assert_eq!(e.kind(), ErrorKind::BadRequest, "{e}");
+        assert!(e.to_string().contains("the subject is empty"), "{e}");
+        let e = lint_certificate(tbs(named, false), &ISSUER, false).expect_err("no SKI");
+        assert_eq!(e.kind(), ErrorKind::Internal, "{e}");
+        let e = lint_certificate(tbs(Name::default(), false), &ISSUER, false).expect_err("both");
+        assert_eq!(e.kind(), ErrorKind::Internal, "{e}");
+        assert!(
+            e.to_string().contains("subjectKeyIdentifier is missing")
+                && e.to_string().contains("the subject is empty"),
+            "{e}"
+        );
     }
 }

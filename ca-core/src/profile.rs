@@ -56,6 +56,7 @@ pub fn built_in(name: &str) -> Option<ProfileConfig> {
         ocsp_url: None,
         ca_issuers_url: None,
         policy_oids: Vec::new(),
+        rsa_min_exponent: crate::config::default_rsa_min_exponent(),
     };
     let p = match name {
         "tls-server" => ProfileConfig {
@@ -378,6 +379,12 @@ impl Profile {
         if config.path_len.is_some() && !config.ca {
             return Err(err("path_len needs `ca = true`".into()));
         }
+        if config.rsa_min_exponent < 3 || config.rsa_min_exponent % 2 == 0 {
+            return Err(err(format!(
+                "rsa_min_exponent must be an odd number of at least 3, not {}",
+                config.rsa_min_exponent
+            )));
+        }
         Ok(Profile {
             name: name.to_string(),
             issuer: config
@@ -418,8 +425,28 @@ impl Profile {
         Ok(out)
     }
 
-    /// Refuses a key algorithm the profile does not allow.
+    /// Refuses a key algorithm the profile does not allow, and a key type the profile's
+    /// configured key usage cannot go with (RFC 5480 §3 and RFC 8813: an EC key has no
+    /// keyEncipherment or dataEncipherment; RFC 4055 §1.2: an RSA key has no
+    /// keyAgreement). Refusing here makes it a policy answer to the client rather than
+    /// a lint failure after the certificate was built.
     pub fn check_key(&self, alg: KeyAlgorithm) -> Result<()> {
+        let bits = self.key_usage_for(alg);
+        let clash = if alg.is_rsa() {
+            bits.contains(KeyUsages::KeyAgreement)
+                .then_some("keyAgreement")
+        } else if bits.contains(KeyUsages::KeyEncipherment) {
+            Some("keyEncipherment")
+        } else {
+            bits.contains(KeyUsages::DataEncipherment)
+                .then_some("dataEncipherment")
+        };
+        if let Some(usage) = clash {
+            return Err(Error::PolicyRefused(format!(
+                "profile {} sets key usage {usage}, which a {alg} key cannot have",
+                self.name
+            )));
+        }
         if self.config.key_algorithms.is_empty() || self.config.key_algorithms.contains(&alg) {
             Ok(())
         } else {
@@ -435,6 +462,51 @@ impl Profile {
                 allowed.join(", ")
             )))
         }
+    }
+
+    /// Refuses an RSA public key whose exponent is even, 2^256 or more, or below the
+    /// profile's `rsa_min_exponent` (65537 unless the profile opts in to less; FIPS 186-5
+    /// §A.1.1, CA/Browser Forum BR §6.1.6). Other keys pass.
+    pub fn check_public_key(&self, spki_der: &[u8]) -> Result<()> {
+        let spki = spki::SubjectPublicKeyInfoRef::from_der(spki_der)
+            .map_err(|e| Error::BadRequest(format!("public key: {e}")))?;
+        if spki.algorithm.oid != oid::RSA_ENCRYPTION {
+            return Ok(());
+        }
+        let bits = spki
+            .subject_public_key
+            .as_bytes()
+            .ok_or_else(|| Error::BadRequest("RSA public key has unused bits".into()))?;
+        let key = pkcs1::RsaPublicKey::<der::asn1::UintRef<'_>>::from_der(bits)
+            .map_err(|e| Error::BadRequest(format!("RSA public key: {e}")))?;
+        let e = key.public_exponent.as_bytes();
+        let e = match e.iter().position(|b| *b != 0) {
+            Some(i) => &e[i..],
+            None => &[][..],
+        };
+        let even = e.last().is_none_or(|b| b % 2 == 0);
+        if even {
+            return Err(Error::BadRequest(
+                "the RSA public exponent is even, which no RSA key can have".into(),
+            ));
+        }
+        if e.len() > 32 {
+            return Err(Error::PolicyRefused(format!(
+                "profile {}: the RSA public exponent is 2^256 or more (FIPS 186-5 §A.1.1)",
+                self.name
+            )));
+        }
+        let min = self.config.rsa_min_exponent;
+        let small = e.len() <= 4 && e.iter().fold(0u32, |a, b| (a << 8) | u32::from(*b)) < min;
+        if small {
+            let value = e.iter().fold(0u64, |a, b| (a << 8) | u64::from(*b));
+            return Err(Error::PolicyRefused(format!(
+                "profile {}: RSA public exponent {value} is below {min} (FIPS 186-5 §A.1.1; \
+                 a profile may lower rsa_min_exponent)",
+                self.name
+            )));
+        }
+        Ok(())
     }
 
     /// Key usage bits for a key of `alg`: the configured ones, or the defaults for the
@@ -464,122 +536,79 @@ impl Profile {
         &self.policies
     }
 
-    /// Builds the certificate subject from the requested one by the template: attributes
-    /// in `from_request` are copied (value and string type as received), `fixed` ones set,
-    /// everything else dropped.
+    /// Builds the certificate subject from the requested one by the template (issue 9
+    /// item 19): first the profile's `fixed` attributes, one RDN each, in the order DC,
+    /// C, ST, L, O, OU, others, CN; then the request's RDNs **in the request's order**,
+    /// each keeping those of its attributes that are in `from_request` (and not fixed),
+    /// with the value and string type as received. Attributes not in `from_request` are
+    /// dropped. Every kept value must be a well-formed string of its type without control
+    /// characters ([`check_attribute_value`]).
     pub fn build_subject(&self, requested: &Name) -> Result<Name> {
-        let mut wanted: Vec<(ObjectIdentifier, Any)> = Vec::new();
-        for atv in requested.iter() {
-            if self.subject_from_request.contains(&atv.oid)
-                && !self.subject_fixed.iter().any(|(o, _)| *o == atv.oid)
-            {
-                check_attribute_value(atv)?;
-                wanted.push((atv.oid, atv.value.clone()));
+        let mut fixed: Vec<(ObjectIdentifier, Any)> = Vec::new();
+        for (o, v) in &self.subject_fixed {
+            fixed.push((*o, encode_attribute(*o, v)?));
+        }
+        fixed.sort_by_key(|(o, _)| attribute_rank(o));
+        let mut seq = RdnSequence::default();
+        let mut has_cn = false;
+        for (o, value) in fixed {
+            has_cn |= o == CN;
+            let mut rdn = RelativeDistinguishedName::default();
+            rdn.insert(AttributeTypeAndValue { oid: o, value })?;
+            seq.push(rdn);
+        }
+        for requested_rdn in requested.iter_rdn() {
+            let mut rdn = RelativeDistinguishedName::default();
+            for atv in requested_rdn.iter() {
+                if self.subject_from_request.contains(&atv.oid)
+                    && !self.subject_fixed.iter().any(|(o, _)| *o == atv.oid)
+                {
+                    check_attribute_value(atv)?;
+                    has_cn |= atv.oid == CN;
+                    rdn.insert(atv.clone()).map_err(|_| {
+                        Error::BadRequest(format!(
+                            "subject attribute {} appears twice in one RDN",
+                            atv.oid
+                        ))
+                    })?;
+                }
+            }
+            if !rdn.is_empty() {
+                seq.push(rdn);
             }
         }
-        for (o, v) in &self.subject_fixed {
-            wanted.push((*o, encode_attribute(*o, v)?));
-        }
-        // Conventional order: C, ST, L, O, OU, then the rest, CN last-but-identifiers.
-        wanted.sort_by_key(|(o, _)| attribute_rank(o));
-        if self.config.subject.require_cn && !wanted.iter().any(|(o, _)| *o == CN) {
+        if self.config.subject.require_cn && !has_cn {
             return Err(Error::PolicyRefused(format!(
                 "profile {} requires a common name (CN) in the subject",
                 self.name
             )));
         }
-        let mut seq = RdnSequence::default();
-        for (o, value) in wanted {
-            let mut rdn = RelativeDistinguishedName::default();
-            rdn.insert(AttributeTypeAndValue { oid: o, value })?;
-            seq.push(rdn);
-        }
         // Through DER: x509-cert only builds a Name from an RdnSequence by decoding.
         Ok(Name::from_der(&seq.to_der()?)?)
     }
 
-    /// Checks and normalises the requested SANs against the profile's rules; adds the CN
-    /// as a DNS SAN when `cn_as_dns` says so.
+    /// Checks and normalises the requested SANs against the profile's rules; with
+    /// `cn_as_dns`, adds a CN that is a DNS name (or an IP address) and is not among the
+    /// requested SANs, so that the name rules and RFC 9525 clients see it as a SAN.
     pub fn check_sans(&self, requested: &[San], subject: &Name) -> Result<Vec<San>> {
         let rules = &self.config.san;
         let refuse = |m: String| Err(Error::PolicyRefused(format!("profile {}: {m}", self.name)));
         let mut requested = requested.to_vec();
-        if rules.cn_as_dns && !requested.iter().any(|s| matches!(s, San::Dns(_))) {
-            // A CN that is a DNS name becomes the SAN (RFC 6125 clients ignore the CN).
-            if let Some(cn) = common_name(subject).map(|c| c.to_ascii_lowercase())
-                && cn.contains('.')
-                && check_dns_syntax(&cn, rules.wildcards).is_ok()
-            {
-                requested.push(San::Dns(cn));
+        if rules.cn_as_dns {
+            for cn in common_names(subject) {
+                let san = match classify_name(&cn) {
+                    NameShape::Dns(d) => San::Dns(d),
+                    NameShape::Ip(ip) => San::Ip(ip),
+                    _ => continue,
+                };
+                if !requested.contains(&san) {
+                    requested.push(san);
+                }
             }
         }
         let mut out: Vec<San> = Vec::new();
         for san in &requested {
-            match san {
-                San::Dns(name) => {
-                    let is_wild = name.starts_with("*.");
-                    check_dns_syntax(name, rules.wildcards)?;
-                    if is_wild && !rules.wildcards {
-                        return refuse(format!("wildcard name {name} is not allowed"));
-                    }
-                    let base = name.strip_prefix("*.").unwrap_or(name);
-                    let allowed = rules.any_dns
-                        || rules.dns.iter().any(|d| match d.strip_prefix('.') {
-                            Some(suffix) => {
-                                base.ends_with(&format!(".{suffix}")) || (is_wild && base == suffix)
-                            }
-                            None => !is_wild && name == d,
-                        });
-                    if !allowed {
-                        return refuse(format!("DNS name {name} is not allowed"));
-                    }
-                }
-                San::Ip(ip) => {
-                    if !self.ip_ranges.iter().any(|r| r.contains(ip)) {
-                        return refuse(format!("IP address {ip} is not allowed"));
-                    }
-                }
-                San::Email(addr) => {
-                    let Some((local, domain)) = addr.rsplit_once('@') else {
-                        return Err(Error::BadRequest(format!(
-                            "{addr:?} is not an email address"
-                        )));
-                    };
-                    if local.is_empty()
-                        || !addr.is_ascii()
-                        || addr.chars().any(|c| c.is_whitespace())
-                    {
-                        return Err(Error::BadRequest(format!(
-                            "{addr:?} is not an email address"
-                        )));
-                    }
-                    check_dns_syntax(&domain.to_ascii_lowercase(), false)?;
-                    let d = domain.to_ascii_lowercase();
-                    if !rules
-                        .email_domains
-                        .iter()
-                        .any(|a| a == "*" || a.eq_ignore_ascii_case(&d))
-                    {
-                        return refuse(format!("email address {addr} is not allowed"));
-                    }
-                }
-                San::Uri(uri) => {
-                    if !uri.is_ascii()
-                        || uri.is_empty()
-                        || !uri.contains(':')
-                        || uri.chars().any(|c| c.is_whitespace())
-                    {
-                        return Err(Error::BadRequest(format!("{uri:?} is not a URI")));
-                    }
-                    if !rules
-                        .uri_prefixes
-                        .iter()
-                        .any(|p| p == "*" || uri.starts_with(p.as_str()))
-                    {
-                        return refuse(format!("URI {uri} is not allowed"));
-                    }
-                }
-            }
+            self.check_name(san)?;
             if !out.contains(san) {
                 out.push(san.clone());
             }
@@ -596,6 +625,238 @@ impl Profile {
         }
         Ok(out)
     }
+
+    /// Checks one name (a SAN, or a name carried by a subject attribute) against the
+    /// profile's SAN rules (RFC 5280 §4.2.1.6 syntax; the profile's allow lists).
+    /// Malformed names are `BadRequest`, names the rules do not allow `PolicyRefused`.
+    pub fn check_name(&self, san: &San) -> Result<()> {
+        let rules = &self.config.san;
+        let refuse = |m: String| Err(Error::PolicyRefused(format!("profile {}: {m}", self.name)));
+        match san {
+            San::Dns(name) => {
+                let is_wild = name.starts_with("*.");
+                // Syntax first (a wildcard is well-formed); whether it is allowed is policy.
+                check_dns_syntax(name, true)?;
+                if is_wild && !rules.wildcards {
+                    return refuse(format!("wildcard name {name} is not allowed"));
+                }
+                let base = name.strip_prefix("*.").unwrap_or(name);
+                let allowed = rules.any_dns
+                    || rules.dns.iter().any(|d| match d.strip_prefix('.') {
+                        Some(suffix) => {
+                            base.ends_with(&format!(".{suffix}")) || (is_wild && base == suffix)
+                        }
+                        None => !is_wild && name == d,
+                    });
+                if !allowed {
+                    return refuse(format!("DNS name {name} is not allowed"));
+                }
+            }
+            San::Ip(ip) => {
+                if !self.ip_ranges.iter().any(|r| r.contains(ip)) {
+                    return refuse(format!("IP address {ip} is not allowed"));
+                }
+            }
+            San::Email(addr) => {
+                check_mailbox_syntax(addr)?;
+                let d = addr
+                    .rsplit_once('@')
+                    .map(|(_, d)| d.to_ascii_lowercase())
+                    .unwrap_or_default();
+                if !rules
+                    .email_domains
+                    .iter()
+                    .any(|a| a == "*" || a.eq_ignore_ascii_case(&d))
+                {
+                    return refuse(format!("email address {addr} is not allowed"));
+                }
+            }
+            San::Uri(uri) => {
+                // IA5String without controls or spaces (RFC 3986 §2 has neither).
+                if uri.is_empty()
+                    || !uri.contains(':')
+                    || !uri.bytes().all(|b| b.is_ascii_graphic())
+                {
+                    return Err(Error::BadRequest(format!("{uri:?} is not a URI")));
+                }
+                if !rules
+                    .uri_prefixes
+                    .iter()
+                    .any(|p| p == "*" || uri.starts_with(p.as_str()))
+                {
+                    return refuse(format!("URI {uri} is not allowed"));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies the name rules to the names the subject carries (issue 9 item 1): a
+    /// subject must not name what the profile would refuse as a SAN.
+    ///
+    /// - Every `CN` is classified by its form ([`classify_name`]). A CN that is a DNS
+    ///   name or an IP address must pass the SAN rules for that kind (allowed DNS
+    ///   suffixes, the wildcard rule, IP ranges) and must also be one of the SANs: RFC
+    ///   9525 §6.2.1 clients ignore the CN when SANs are present, so a CN that is not a
+    ///   SAN names something no relying party was asked to check (CA/Browser Forum BR
+    ///   §7.1.4.3 requires the same). An email address must pass the email rules; a URI
+    ///   the URI rules; other text (`Jane Doe`, `phone-17`) is not a name.
+    /// - `emailAddress` (PKCS#9, deprecated by RFC 5280 §4.1.2.6 in favour of the
+    ///   rfc822Name SAN, still read by legacy mail clients) must pass the email rules and
+    ///   be one of the rfc822Name SANs.
+    ///
+    /// CA profiles are exempt: a CA certificate's CN is the CA's name, not a service
+    /// identity (RFC 9525 §1.3 covers end-entity service certificates).
+    pub fn check_subject_names(&self, subject: &Name, sans: &[San]) -> Result<()> {
+        if self.config.ca {
+            return Ok(());
+        }
+        let refuse = |m: String| Err(Error::PolicyRefused(format!("profile {}: {m}", self.name)));
+        for atv in subject.iter() {
+            let Some(text) = attribute_text(&atv.value) else {
+                continue;
+            };
+            if atv.oid == CN {
+                match classify_name(&text) {
+                    NameShape::Dns(d) => {
+                        let san = San::Dns(d);
+                        self.check_name(&san)?;
+                        if !sans.contains(&san) {
+                            return refuse(format!(
+                                "the common name {text} is a DNS name but not one of the \
+                                 subjectAltNames (RFC 9525): request it as a DNS SAN too"
+                            ));
+                        }
+                    }
+                    NameShape::Ip(ip) => {
+                        let san = San::Ip(ip);
+                        self.check_name(&san)?;
+                        if !sans.contains(&san) {
+                            return refuse(format!(
+                                "the common name {text} is an IP address but not one of \
+                                 the subjectAltNames (RFC 9525): request it as an IP SAN too"
+                            ));
+                        }
+                    }
+                    NameShape::Email(e) => self.check_name(&San::Email(e))?,
+                    NameShape::Uri(u) => self.check_name(&San::Uri(u))?,
+                    NameShape::Malformed(why) => {
+                        return Err(Error::BadRequest(format!("the common name {text:?} {why}")));
+                    }
+                    NameShape::Text => {}
+                }
+            } else if atv.oid == EMAIL_ADDRESS {
+                let san = San::Email(text.clone());
+                self.check_name(&san)?;
+                let listed = sans.iter().any(|s| match s {
+                    San::Email(e) => same_mailbox(e, &text),
+                    _ => false,
+                });
+                if !listed {
+                    return refuse(format!(
+                        "the subject emailAddress {text} is not one of the rfc822Name \
+                         subjectAltNames (RFC 5280 §4.1.2.6): request it as an email SAN too"
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// emailAddress (PKCS#9, RFC 2985 §5.2.1).
+const EMAIL_ADDRESS: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.9.1");
+
+/// Two mailboxes are the same when the local parts are equal and the domains are equal
+/// ignoring case (RFC 5280 §7.5).
+fn same_mailbox(a: &str, b: &str) -> bool {
+    match (a.rsplit_once('@'), b.rsplit_once('@')) {
+        (Some((la, da)), Some((lb, db))) => la == lb && da.eq_ignore_ascii_case(db),
+        _ => false,
+    }
+}
+
+/// Checks rfc822Name syntax: `local@domain`, printable ASCII without spaces in the local
+/// part (RFC 5280 §4.2.1.6: an IA5String Mailbox of RFC 5321 §4.1.2), a DNS domain.
+fn check_mailbox_syntax(addr: &str) -> Result<()> {
+    let bad = || Error::BadRequest(format!("{addr:?} is not an email address"));
+    let (local, domain) = addr.rsplit_once('@').ok_or_else(bad)?;
+    if local.is_empty() || !local.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(bad());
+    }
+    check_dns_syntax(&domain.to_ascii_lowercase(), false)
+}
+
+/// What a text (a CN) names, judged by its form the way relying parties would read it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum NameShape {
+    /// A DNS name (lower-cased; a single trailing dot is removed).
+    Dns(String),
+    /// An IP address.
+    Ip(IpAddr),
+    /// An email address.
+    Email(String),
+    /// A URI (`scheme://…`).
+    Uri(String),
+    /// Looks like a name but cannot be one (e.g. `10.1`, which resolvers read as an IPv4
+    /// address in a legacy form); the text says why.
+    Malformed(&'static str),
+    /// Free text, not a name.
+    Text,
+}
+
+/// Classifies a text by its form: an IP address; `local@domain` without spaces; a
+/// `scheme://` URI; a dotted string of letters, digits, `-`, `_` and `*` (a DNS name,
+/// perhaps malformed, which [`check_dns_syntax`] then judges); otherwise text.
+pub fn classify_name(text: &str) -> NameShape {
+    if let Ok(ip) = text.parse::<IpAddr>() {
+        return NameShape::Ip(ip);
+    }
+    if text.chars().any(char::is_whitespace) || text.is_empty() {
+        return NameShape::Text;
+    }
+    if let Some((scheme, _)) = text.split_once("://")
+        && !scheme.is_empty()
+        && scheme
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
+    {
+        return NameShape::Uri(text.to_string());
+    }
+    if let Some((local, domain)) = text.rsplit_once('@') {
+        if !local.is_empty() && domain.contains('.') {
+            return NameShape::Email(text.to_string());
+        }
+        return NameShape::Text;
+    }
+    let bare = text.strip_suffix('.').unwrap_or(text);
+    if !bare.contains('.')
+        || !bare
+            .chars()
+            .all(|c| c.is_alphanumeric() || matches!(c, '.' | '-' | '_' | '*'))
+    {
+        return NameShape::Text;
+    }
+    if bare
+        .split('.')
+        .all(|l| l.bytes().all(|b| b.is_ascii_digit()))
+    {
+        // `10.1`, `1.2.3`: inet_aton reads these as IPv4 addresses.
+        return NameShape::Malformed("is a dotted number but not an IP address");
+    }
+    if bare.len() != text.len() {
+        // A trailing dot: the absolute form of a DNS name, never a valid SAN.
+        return NameShape::Malformed("is a DNS name with a trailing dot");
+    }
+    NameShape::Dns(bare.to_lowercase())
+}
+
+/// Every common name of a Name, as text, in order.
+pub fn common_names(name: &Name) -> Vec<String> {
+    name.iter()
+        .filter(|a| a.oid == CN)
+        .filter_map(|a| attribute_text(&a.value))
+        .collect()
 }
 
 const CN: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.4.3");
@@ -613,7 +874,7 @@ pub fn attribute_text(value: &Any) -> Option<String> {
         Tag::Utf8String | Tag::PrintableString | Tag::Ia5String | Tag::TeletexString => {
             std::str::from_utf8(value.value()).ok().map(str::to_string)
         }
-        Tag::BmpString => {
+        Tag::BmpString if value.value().len() % 2 == 0 => {
             let units: Vec<u16> = value
                 .value()
                 .chunks_exact(2)
@@ -649,31 +910,138 @@ fn attribute_upper_bound(o: &ObjectIdentifier) -> Option<usize> {
     })
 }
 
-fn check_attribute_value(atv: &AttributeTypeAndValue) -> Result<()> {
-    let text = attribute_text(&atv.value).ok_or_else(|| {
-        Error::BadRequest(format!(
-            "subject attribute {} has an unsupported string type",
-            atv.oid
-        ))
-    })?;
+/// Checks a subject attribute value (issue 9 item 2): the bytes must be a well-formed
+/// string of its ASN.1 type and carry only characters that type may carry and a
+/// certificate should show, within the attribute's upper bound.
+///
+/// - PrintableString: `A–Z a–z 0–9 space ' ( ) + , - . / : = ?` (X.680 §41.4).
+/// - IA5String: ASCII (X.680 §41.2), without controls.
+/// - UTF8String: valid UTF-8 (RFC 3629); BMPString: UTF-16 without lone surrogates;
+///   TeletexString: printable ASCII only (its T.61 repertoire is not Unicode).
+/// - None of them may carry C0 or C1 controls or DEL (NUL truncates the name in C
+///   clients, CR/LF and ESC forge log and terminal output), nor the bidirectional
+///   overrides and isolates, line/paragraph separators and BOM, which make a displayed
+///   name read differently from its bytes (Unicode TR 36 §2.1).
+/// - `C` and `serialNumber` must be PrintableString characters and `emailAddress` and
+///   `DC` IA5 characters whatever type carries them (RFC 5280 Appendix A.1); `C` is two
+///   letters (ISO 3166-1 alpha-2).
+pub fn check_attribute_value(atv: &AttributeTypeAndValue) -> Result<()> {
+    let bad = |why: &str| {
+        Err(Error::BadRequest(format!(
+            "subject attribute {} {why}",
+            attribute_label(&atv.oid)
+        )))
+    };
+    let bytes = atv.value.value();
+    let text = match atv.value.tag() {
+        Tag::PrintableString => match std::str::from_utf8(bytes) {
+            Ok(t) if t.chars().all(is_printable_string_char) => t.to_string(),
+            _ => return bad("has characters a PrintableString cannot carry"),
+        },
+        Tag::Ia5String => match std::str::from_utf8(bytes) {
+            Ok(t) if t.is_ascii() => t.to_string(),
+            _ => return bad("has characters an IA5String cannot carry"),
+        },
+        Tag::TeletexString => match std::str::from_utf8(bytes) {
+            Ok(t) if t.bytes().all(|b| b.is_ascii_graphic() || b == b' ') => t.to_string(),
+            _ => return bad("is a TeletexString with characters other than printable ASCII"),
+        },
+        Tag::Utf8String => match std::str::from_utf8(bytes) {
+            Ok(t) => t.to_string(),
+            Err(_) => return bad("is not valid UTF-8"),
+        },
+        Tag::BmpString => {
+            if bytes.len() % 2 != 0 {
+                return bad("is a BMPString with an odd number of bytes");
+            }
+            let units: Vec<u16> = bytes
+                .chunks_exact(2)
+                .map(|c| u16::from_be_bytes([c[0], c[1]]))
+                .collect();
+            match String::from_utf16(&units) {
+                Ok(t) => t,
+                Err(_) => return bad("is not valid UTF-16"),
+            }
+        }
+        _ => return bad("has an unsupported string type"),
+    };
     if text.is_empty() {
-        return Err(Error::BadRequest(format!(
-            "subject attribute {} is empty",
-            atv.oid
-        )));
+        return bad("is empty");
+    }
+    if let Some(c) = text.chars().find(|c| is_forbidden_char(*c)) {
+        return bad(&format!(
+            "contains the control or formatting character U+{:04X}",
+            u32::from(c)
+        ));
+    }
+    match atv.oid.to_string().as_str() {
+        "2.5.4.6" if !(text.len() == 2 && text.bytes().all(|b| b.is_ascii_alphabetic())) => {
+            return bad("must be a two-letter country code");
+        }
+        "2.5.4.5" if !text.chars().all(is_printable_string_char) => {
+            return bad("has characters a PrintableString cannot carry");
+        }
+        "1.2.840.113549.1.9.1" | "0.9.2342.19200300.100.1.25" if !text.is_ascii() => {
+            return bad("has characters an IA5String cannot carry");
+        }
+        _ => {}
     }
     if let Some(max) = attribute_upper_bound(&atv.oid)
         && text.chars().count() > max
     {
         return Err(Error::PolicyRefused(format!(
             "subject attribute {} is longer than {max} characters",
-            atv.oid
+            attribute_label(&atv.oid)
         )));
     }
     Ok(())
 }
 
-/// Encodes a configured subject value with the string type RFC 5280 expects for it.
+/// PrintableString's repertoire (X.680 §41.4, Table 10).
+fn is_printable_string_char(c: char) -> bool {
+    c.is_ascii_alphanumeric()
+        || matches!(
+            c,
+            ' ' | '\'' | '(' | ')' | '+' | ',' | '-' | '.' | '/' | ':' | '=' | '?'
+        )
+}
+
+/// Characters no subject attribute may carry: C0, DEL, C1, and the Unicode formatting
+/// characters that reorder or hide text (bidi embeddings, overrides and isolates,
+/// LRM/RLM/ALM, line and paragraph separators, zero-width no-break space / BOM).
+fn is_forbidden_char(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{061C}'
+                | '\u{200E}'
+                | '\u{200F}'
+                | '\u{2028}'
+                | '\u{2029}'
+                | '\u{202A}'..='\u{202E}'
+                | '\u{2066}'..='\u{2069}'
+                | '\u{FEFF}'
+        )
+}
+
+/// A short name for an attribute type in messages (`CN`, `O`, …, or the OID).
+fn attribute_label(o: &ObjectIdentifier) -> String {
+    match o.to_string().as_str() {
+        "2.5.4.3" => "CN".into(),
+        "2.5.4.6" => "C".into(),
+        "2.5.4.7" => "L".into(),
+        "2.5.4.8" => "ST".into(),
+        "2.5.4.10" => "O".into(),
+        "2.5.4.11" => "OU".into(),
+        "2.5.4.5" => "serialNumber".into(),
+        "1.2.840.113549.1.9.1" => "emailAddress".into(),
+        "0.9.2342.19200300.100.1.25" => "DC".into(),
+        other => other.to_string(),
+    }
+}
+
+/// Encodes a configured subject value with the string type RFC 5280 expects for it; the
+/// value must pass [`check_attribute_value`].
 pub fn encode_attribute(o: ObjectIdentifier, value: &str) -> Result<Any> {
     let bad = || Error::Config(format!("value {value:?} does not fit attribute {o}"));
     let any = match o.to_string().as_str() {
@@ -685,11 +1053,11 @@ pub fn encode_attribute(o: ObjectIdentifier, value: &str) -> Result<Any> {
         }
         _ => Any::encode_from(&Utf8StringRef::new(value).map_err(|_| bad())?)?,
     };
-    if let Some(max) = attribute_upper_bound(&o)
-        && (value.chars().count() > max || value.is_empty())
-    {
-        return Err(bad());
-    }
+    check_attribute_value(&AttributeTypeAndValue {
+        oid: o,
+        value: any.clone(),
+    })
+    .map_err(|e| Error::Config(format!("value {value:?} of attribute {o}: {e}")))?;
     Ok(any)
 }
 

@@ -45,6 +45,9 @@ fn settings(issuer: &str) -> Settings {
 }
 
 fn name(s: &str) -> Name {
+    if s.is_empty() {
+        return Name::default();
+    }
     s.parse().expect("name")
 }
 
@@ -273,8 +276,9 @@ fn refusals_are_audited_and_never_signed() {
 }
 
 #[test]
-fn a_lint_finding_refuses_before_signing() {
-    // A profile that would put keyEncipherment on an EC key: the lint refuses it.
+fn a_key_usage_the_key_cannot_have_is_refused_before_signing() {
+    // A profile that would put keyEncipherment on an EC key: policy refuses it (the lint
+    // would too), as a client error naming the clash.
     let mut profiles = BTreeMap::new();
     let mut p = ca_core::profile::built_in("tls-client").expect("built-in");
     p.key_usage = vec!["digitalSignature".into(), "keyEncipherment".into()];
@@ -286,10 +290,8 @@ fn a_lint_finding_refuses_before_signing() {
         .generate("leaf", KeyAlgorithm::EcdsaP256)
         .expect("key");
     let e = issue_csr(&fx, "bad", &csr(&key, "CN=client", &[])).expect_err("lint");
-    assert!(
-        e.to_string().contains("key encipherment on an EC key"),
-        "{e}"
-    );
+    assert_eq!(e.kind(), ErrorKind::PolicyRefused, "{e}");
+    assert!(e.to_string().contains("keyEncipherment"), "{e}");
     assert_eq!(fx.store.stats().expect("stats").certificates, before);
 }
 
@@ -684,4 +686,688 @@ fn a_held_request_that_policy_refuses_stays_pending() {
     });
     assert_eq!(refused.expect_err("garbage").kind(), ErrorKind::BadRequest);
     assert_eq!(fx.auth.list_held(None).expect("list").len(), 1);
+}
+
+// --- Names in the subject, subject strings, RSA exponents, lint kinds, RDN order -------
+// (issue 9 items 1, 2, 8, 15, 19). Every channel (CLI, admin API, EST, SCEP) hands the
+// authority an IssueRequest, from a CSR or from a subject and SANs given as text, so the
+// policy is proved here on both forms.
+
+/// A profile like the issue's: `san = { dns = [".example.com"] }`, wildcards off; plus
+/// IPs in 10.0.0.0/8 and email addresses at example.com.
+fn names_fixture() -> Fx {
+    let mut profiles = BTreeMap::new();
+    let mut p = ca_core::profile::built_in("tls-client").expect("built-in");
+    p.subject.from_request = vec!["CN".into(), "O".into(), "emailAddress".into()];
+    p.subject.require_cn = false;
+    p.san = ca_core::config::SanConfig {
+        dns: vec![".example.com".into()],
+        ip_ranges: vec!["10.0.0.0/8".into()],
+        email_domains: vec!["example.com".into()],
+        ..ca_core::config::SanConfig::default()
+    };
+    profiles.insert("corp".to_string(), p);
+    fixture_with(profiles, KeyAlgorithm::EcdsaP256)
+}
+
+fn text_request(fx: &Fx, profile: &str, subject: Name, sans: Vec<San>) -> IssueRequest {
+    let key = match fx.keys.open("names") {
+        Ok(k) => k,
+        Err(_) => fx
+            .keys
+            .generate("names", KeyAlgorithm::EcdsaP256)
+            .expect("key"),
+    };
+    IssueRequest {
+        profile: profile.into(),
+        subject,
+        sans,
+        spki_der: key.public_key_der().to_vec(),
+        key_algorithm: KeyAlgorithm::EcdsaP256,
+        extensions: vec![],
+        requester: "test".into(),
+        validity_days: None,
+        issuer: None,
+    }
+}
+
+/// The error of a refused issuance; a certificate issued instead fails the test, naming
+/// its subject and SANs (not its DER).
+trait Refused {
+    fn refused(self, what: &str) -> ca_core::Error;
+}
+
+impl Refused for ca_core::Result<ca_core::Issued> {
+    fn refused(self, what: &str) -> ca_core::Error {
+        match self {
+            Ok(i) => panic!(
+                "{what} was issued: subject {:?}, SANs {:?}",
+                i.record.subject, i.record.sans
+            ),
+            Err(e) => e,
+        }
+    }
+}
+
+fn cert_count(fx: &Fx) -> u64 {
+    fx.store.stats().expect("stats").certificates
+}
+
+#[test]
+fn the_common_name_obeys_the_profile_name_rules() {
+    let fx = names_fixture();
+    let key = fx
+        .keys
+        .generate("leaf", KeyAlgorithm::EcdsaP256)
+        .expect("key");
+    let before = cert_count(&fx);
+    // (subject, SANs, expected kind) through a CSR, as EST and SCEP hand it over.
+    let refused: &[(&str, &[&str], ErrorKind)] = &[
+        // The issue's case: a CN outside the allowed suffix beside an allowed SAN.
+        (
+            "CN=www.evil.com",
+            &["ok.example.com"],
+            ErrorKind::PolicyRefused,
+        ),
+        // A wildcard CN with wildcards off.
+        (
+            "CN=*.example.com",
+            &["ok.example.com"],
+            ErrorKind::PolicyRefused,
+        ),
+        // Allowed, but not one of the SANs (RFC 9525).
+        (
+            "CN=a.example.com",
+            &["b.example.com"],
+            ErrorKind::PolicyRefused,
+        ),
+        // No SAN at all.
+        ("CN=a.example.com", &[], ErrorKind::PolicyRefused),
+        // Upper case does not hide it.
+        (
+            "CN=WWW.EVIL.COM",
+            &["ok.example.com"],
+            ErrorKind::PolicyRefused,
+        ),
+        // A second CN (some clients read the last one).
+        (
+            "CN=www.evil.com,CN=ok.example.com",
+            &["ok.example.com"],
+            ErrorKind::PolicyRefused,
+        ),
+        // An IP address outside the ranges, and one inside that is not a SAN.
+        (
+            "CN=192.168.1.1",
+            &["ok.example.com"],
+            ErrorKind::PolicyRefused,
+        ),
+        ("CN=10.1.2.3", &["ok.example.com"], ErrorKind::PolicyRefused),
+        // An email address outside the allowed domains.
+        (
+            "CN=ceo@evil.com",
+            &["ok.example.com"],
+            ErrorKind::PolicyRefused,
+        ),
+        // Forms that name something ambiguously or invalidly.
+        ("CN=10.1", &["ok.example.com"], ErrorKind::BadRequest),
+        (
+            "CN=ok.example.com.",
+            &["ok.example.com"],
+            ErrorKind::BadRequest,
+        ),
+        (
+            "CN=w*.example.com",
+            &["ok.example.com"],
+            ErrorKind::BadRequest,
+        ),
+        (
+            "CN=a_b.example.com",
+            &["ok.example.com"],
+            ErrorKind::BadRequest,
+        ),
+    ];
+    for (subject, sans, kind) in refused {
+        let names: Vec<GeneralName> = sans.iter().map(|d| dns(d)).collect();
+        let e = issue_csr(&fx, "corp", &csr(&key, subject, &names))
+            .refused(&format!("{subject} with {sans:?} must be refused"));
+        assert_eq!(e.kind(), *kind, "{subject} with {sans:?}: {e}");
+    }
+    assert_eq!(cert_count(&fx), before, "a refused request was issued");
+
+    // Allowed: the CN is an allowed SAN (any case), an IP SAN, or not a name at all.
+    let allowed: &[(&str, Vec<GeneralName>)] = &[
+        ("CN=ok.example.com", vec![dns("ok.example.com")]),
+        ("CN=WWW.Example.COM", vec![dns("www.example.com")]),
+        (
+            "CN=10.1.2.3",
+            vec![GeneralName::IpAddress(
+                OctetString::new(vec![10, 1, 2, 3]).expect("ip"),
+            )],
+        ),
+        ("CN=Jane Doe", vec![dns("ok.example.com")]),
+        ("CN=phone-17", vec![]),
+        ("CN=alice@example.com", vec![]),
+    ];
+    for (subject, names) in allowed {
+        issue_csr(&fx, "corp", &csr(&key, subject, names))
+            .unwrap_or_else(|e| panic!("{subject}: {e}"));
+    }
+    assert_eq!(cert_count(&fx), before + allowed.len() as u64);
+}
+
+#[test]
+fn names_given_as_text_obey_the_same_rules() {
+    // The admin API and the CLI pass a subject and SANs as text, not a CSR.
+    let fx = names_fixture();
+    let before = cert_count(&fx);
+    for (subject, sans) in [
+        ("CN=www.evil.com", vec![San::Dns("ok.example.com".into())]),
+        ("CN=*.example.com", vec![San::Dns("ok.example.com".into())]),
+        // emailAddress must be an allowed rfc822Name SAN too (RFC 5280 §4.1.2.6).
+        (
+            "emailAddress=ceo@example.com,CN=Jane",
+            vec![San::Email("jane@example.com".into())],
+        ),
+        (
+            "emailAddress=jane@evil.com,CN=Jane",
+            vec![San::Email("jane@evil.com".into())],
+        ),
+    ] {
+        let e = fx
+            .auth
+            .issue(&text_request(&fx, "corp", name(subject), sans))
+            .refused(subject);
+        assert_eq!(e.kind(), ErrorKind::PolicyRefused, "{subject}: {e}");
+    }
+    assert_eq!(cert_count(&fx), before);
+    fx.auth
+        .issue(&text_request(
+            &fx,
+            "corp",
+            name("emailAddress=Jane@EXAMPLE.com,CN=Jane"),
+            vec![San::Email("Jane@example.com".into())],
+        ))
+        .expect("emailAddress that is a SAN");
+    // A profile that copies the CN as SAN (tls-server) adds it when missing, and the
+    // rules then judge it: a wildcard CN is refused when wildcards are off.
+    let mut profiles = BTreeMap::new();
+    let mut p = ca_core::profile::built_in("tls-server").expect("built-in");
+    p.san.any_dns = false;
+    p.san.wildcards = false;
+    p.san.dns = vec![".example.com".into()];
+    profiles.insert("srv".to_string(), p);
+    let fx = fixture_with(profiles, KeyAlgorithm::EcdsaP256);
+    let issued = fx
+        .auth
+        .issue(&text_request(
+            &fx,
+            "srv",
+            name("CN=a.example.com"),
+            vec![San::Dns("b.example.com".into())],
+        ))
+        .expect("cn_as_dns adds the CN");
+    assert_eq!(
+        issued.record.sans,
+        vec!["DNS:b.example.com".to_string(), "DNS:a.example.com".into()]
+    );
+    for subject in ["CN=*.example.com", "CN=www.evil.com"] {
+        let e = fx
+            .auth
+            .issue(&text_request(
+                &fx,
+                "srv",
+                name(subject),
+                vec![San::Dns("ok.example.com".into())],
+            ))
+            .refused(subject);
+        assert_eq!(e.kind(), ErrorKind::PolicyRefused, "{subject}: {e}");
+    }
+}
+
+/// A Name of one RDN holding one attribute with the given string type and raw bytes.
+fn raw_name(oid: &str, tag: der::Tag, bytes: &[u8]) -> Name {
+    let atv = x509_cert::attr::AttributeTypeAndValue {
+        oid: const_oid::ObjectIdentifier::new(oid).expect("oid"),
+        value: der::asn1::Any::new(tag, bytes.to_vec()).expect("any"),
+    };
+    let mut rdn = x509_cert::name::RelativeDistinguishedName::default();
+    rdn.insert(atv).expect("rdn");
+    let mut seq = x509_cert::name::RdnSequence::default();
+    seq.push(rdn);
+    Name::from_der(&seq.to_der().expect("der")).expect("name")
+}
+
+#[test]
+fn control_characters_and_foreign_characters_are_refused_in_subjects_and_sans() {
+    let fx = fixture();
+    let key = fx
+        .keys
+        .generate("leaf", KeyAlgorithm::EcdsaP256)
+        .expect("key");
+    let before = cert_count(&fx);
+    use der::Tag;
+    const CN: &str = "2.5.4.3";
+    let bad_subjects: Vec<(&str, Name)> = vec![
+        (
+            "NUL in a UTF8String CN",
+            raw_name(CN, Tag::Utf8String, b"www.example.com\0.evil.com"),
+        ),
+        ("CR LF ESC", raw_name(CN, Tag::Utf8String, b"a\r\nb\x1b")),
+        ("DEL", raw_name(CN, Tag::Utf8String, b"a\x7fb")),
+        (
+            "C1 control (U+0085)",
+            raw_name(CN, Tag::Utf8String, "a\u{85}b".as_bytes()),
+        ),
+        (
+            "right-to-left override",
+            raw_name(CN, Tag::Utf8String, "evil\u{202e}moc.elpmaxe".as_bytes()),
+        ),
+        ("invalid UTF-8", raw_name(CN, Tag::Utf8String, b"a\xffb")),
+        (
+            "@ in a PrintableString",
+            raw_name(CN, Tag::PrintableString, b"a@b"),
+        ),
+        (
+            "* in a PrintableString",
+            raw_name(CN, Tag::PrintableString, b"*.example"),
+        ),
+        (
+            "non-ASCII in an IA5String",
+            raw_name(CN, Tag::Ia5String, b"caf\xc3\xa9"),
+        ),
+        ("NUL in an IA5String", raw_name(CN, Tag::Ia5String, b"a\0b")),
+        (
+            "odd-length BMPString",
+            raw_name(CN, Tag::BmpString, b"\0a\0"),
+        ),
+        (
+            "lone surrogate in a BMPString",
+            raw_name(CN, Tag::BmpString, b"\xd8\x00"),
+        ),
+        (
+            "NUL in a BMPString",
+            raw_name(CN, Tag::BmpString, b"\0a\0\0\0b"),
+        ),
+        // Through the RFC 4514 text form the admin API and the CLI parse.
+        ("NUL through RFC 4514 text", name("CN=a\u{0}b")),
+        ("ESC through RFC 4514 text", name("CN=a\u{1b}[31mred")),
+    ];
+    for (what, subject) in bad_subjects {
+        // As text (admin API, CLI) ...
+        let e = fx
+            .auth
+            .issue(&text_request(&fx, "device", subject.clone(), vec![]))
+            .refused(what);
+        assert_eq!(e.kind(), ErrorKind::BadRequest, "{what}: {e}");
+        // ... and in a CSR (EST, SCEP).
+        let info_der = {
+            // Re-sign a CSR with this subject.
+            let info = CertReqInfo {
+                version: x509_cert::request::Version::V1,
+                subject: subject.clone(),
+                public_key: spki::SubjectPublicKeyInfoOwned::from_der(key.public_key_der())
+                    .expect("spki"),
+                attributes: SetOfVec::new(),
+            };
+            let tbs = info.to_der().expect("der");
+            let scheme = key.algorithm().default_scheme();
+            let sig = key.sign(scheme, &tbs).expect("sign");
+            CertReq {
+                info,
+                algorithm: ca_core::asn1::signature_algorithm(scheme).expect("alg"),
+                signature: der::asn1::BitString::from_bytes(&sig).expect("bits"),
+            }
+            .to_der()
+            .expect("csr der")
+        };
+        let e = issue_csr(&fx, "device", &info_der).refused(what);
+        assert_eq!(e.kind(), ErrorKind::BadRequest, "{what} in a CSR: {e}");
+    }
+    // Attributes whose type fixes the repertoire: C is two letters, emailAddress ASCII.
+    let mut profiles = BTreeMap::new();
+    let mut p = ca_core::profile::built_in("device").expect("built-in");
+    p.subject.from_request = vec!["CN".into(), "C".into(), "emailAddress".into()];
+    profiles.insert("wide".to_string(), p);
+    let fx2 = fixture_with(profiles, KeyAlgorithm::EcdsaP256);
+    for (what, subject) in [
+        (
+            "three-letter country",
+            raw_name("2.5.4.6", Tag::PrintableString, b"USA"),
+        ),
+        (
+            "UTF-8 country",
+            raw_name("2.5.4.6", Tag::Utf8String, "D\u{c9}".as_bytes()),
+        ),
+        (
+            "non-ASCII emailAddress",
+            raw_name(
+                "1.2.840.113549.1.9.1",
+                Tag::Utf8String,
+                "j\u{f6}@example.com".as_bytes(),
+            ),
+        ),
+    ] {
+        let e = fx2
+            .auth
+            .issue(&text_request(&fx2, "wide", subject, vec![]))
+            .refused(what);
+        assert_eq!(e.kind(), ErrorKind::BadRequest, "{what}: {e}");
+    }
+    // SAN values: rfc822Name and URI without NUL or controls, dNSName LDH only.
+    for san in [
+        San::Email("a\0@example.com".into()),
+        San::Email("a\r\nb@example.com".into()),
+        San::Uri("https://example.com/\0x".into()),
+        San::Uri("https://example.com/\x1b[2J".into()),
+        San::Dns("a\0.example.com".into()),
+        San::Dns("a b.example.com".into()),
+    ] {
+        let e = fx
+            .auth
+            .issue(&text_request(
+                &fx,
+                "device",
+                name("CN=phone"),
+                vec![san.clone()],
+            ))
+            .refused(&format!("{san:?}"));
+        assert_eq!(e.kind(), ErrorKind::BadRequest, "{san:?}: {e}");
+    }
+    // A NUL in a CSR's rfc822Name SAN.
+    let nul_email =
+        GeneralName::Rfc822Name(der::asn1::Ia5String::new("a\0@example.com").expect("ia5"));
+    let e = issue_csr(&fx, "device", &csr(&key, "CN=phone", &[nul_email])).refused("NUL email");
+    assert_eq!(e.kind(), ErrorKind::BadRequest, "{e}");
+    assert_eq!(cert_count(&fx), before, "a refused request was issued");
+    // Ordinary international text is fine.
+    fx.auth
+        .issue(&text_request(
+            &fx,
+            "device",
+            name("CN=Jürgen Müller,O=Ça va"),
+            vec![],
+        ))
+        .expect("UTF-8 text");
+}
+
+/// The SubjectPublicKeyInfo of `spki_der` (RSA) with its public exponent replaced.
+fn with_exponent(spki_der: &[u8], exponent: &[u8]) -> Vec<u8> {
+    let spki = spki::SubjectPublicKeyInfoOwned::from_der(spki_der).expect("spki");
+    let key = pkcs1::RsaPublicKey::<der::asn1::UintRef<'_>>::from_der(
+        spki.subject_public_key.raw_bytes(),
+    )
+    .expect("rsa key");
+    let modulus = key.modulus.as_bytes().to_vec();
+    let new = pkcs1::RsaPublicKey {
+        modulus: der::asn1::UintRef::new(&modulus).expect("n"),
+        public_exponent: der::asn1::UintRef::new(exponent).expect("e"),
+    }
+    .to_der()
+    .expect("der");
+    spki::SubjectPublicKeyInfoOwned {
+        algorithm: spki.algorithm.clone(),
+        subject_public_key: der::asn1::BitString::from_bytes(&new).expect("bits"),
+    }
+    .to_der()
+    .expect("spki der")
+}
+
+#[test]
+fn rsa_public_exponents_below_65537_or_even_are_refused() {
+    let fx = fixture();
+    let key = fx.keys.generate("rsa", KeyAlgorithm::Rsa2048).expect("key");
+    let before = cert_count(&fx);
+    let request = |spki_der: Vec<u8>| IssueRequest {
+        profile: "tls-client".into(),
+        subject: name("CN=client"),
+        sans: vec![],
+        spki_der,
+        key_algorithm: KeyAlgorithm::Rsa2048,
+        extensions: vec![],
+        requester: "test".into(),
+        validity_days: None,
+        issuer: None,
+    };
+    for (e, kind) in [
+        (&[3u8][..], ErrorKind::PolicyRefused),
+        (&[0xff, 0xff][..], ErrorKind::PolicyRefused), // 65535
+        (&[0x01, 0x00, 0x00][..], ErrorKind::BadRequest), // 65536: even
+        (&[4u8][..], ErrorKind::BadRequest),
+        (&[1u8][..], ErrorKind::PolicyRefused),
+        (&[0x01; 33][..], ErrorKind::PolicyRefused), // 2^256 or more
+    ] {
+        let err = fx
+            .auth
+            .issue(&request(with_exponent(key.public_key_der(), e)))
+            .refused(&format!("exponent {e:02x?}"));
+        assert_eq!(err.kind(), kind, "exponent {e:02x?}: {err}");
+    }
+    assert_eq!(cert_count(&fx), before);
+    // 65537 and larger odd exponents are fine.
+    fx.auth
+        .issue(&request(key.public_key_der().to_vec()))
+        .expect("e = 65537");
+    fx.auth
+        .issue(&request(with_exponent(
+            key.public_key_der(),
+            &[0x01, 0x00, 0x03],
+        )))
+        .expect("e = 65539");
+}
+
+#[test]
+fn a_profile_may_opt_in_to_small_rsa_exponents() {
+    let mut profiles = BTreeMap::new();
+    let mut p = ca_core::profile::built_in("tls-client").expect("built-in");
+    p.rsa_min_exponent = 3;
+    profiles.insert("legacy".to_string(), p.clone());
+    let fx = fixture_with(profiles, KeyAlgorithm::EcdsaP256);
+    let key = fx.keys.generate("rsa", KeyAlgorithm::Rsa2048).expect("key");
+    let mut req = IssueRequest {
+        profile: "legacy".into(),
+        subject: name("CN=old device"),
+        sans: vec![],
+        spki_der: with_exponent(key.public_key_der(), &[3]),
+        key_algorithm: KeyAlgorithm::Rsa2048,
+        extensions: vec![],
+        requester: "test".into(),
+        validity_days: None,
+        issuer: None,
+    };
+    fx.auth
+        .issue(&req)
+        .expect("e = 3 where the profile allows it");
+    // Even exponents stay refused; so does an even or too small minimum in the config.
+    req.spki_der = with_exponent(key.public_key_der(), &[4]);
+    assert_eq!(
+        fx.auth.issue(&req).refused("even").kind(),
+        ErrorKind::BadRequest
+    );
+    for bad in [0, 1, 2, 4, 65536] {
+        p.rsa_min_exponent = bad;
+        assert!(
+            ca_core::profile::Profile::from_config("x", p.clone(), "issuing").is_err(),
+            "rsa_min_exponent = {bad} accepted"
+        );
+    }
+}
+
+#[test]
+fn a_request_that_names_nobody_is_a_client_error() {
+    // Empty subject, no SAN, profile device: once a lint failure answered as internal
+    // (HTTP 500); it is the request's fault.
+    let fx = fixture();
+    let key = fx
+        .keys
+        .generate("leaf", KeyAlgorithm::EcdsaP256)
+        .expect("key");
+    let before = cert_count(&fx);
+    let e = issue_csr(&fx, "device", &csr(&key, "", &[])).refused("empty");
+    assert_eq!(e.kind(), ErrorKind::BadRequest, "{e}");
+    // Also when the template drops everything the request has.
+    let e = issue_csr(&fx, "device", &csr(&key, "L=Nowhere", &[])).refused("dropped");
+    assert_eq!(e.kind(), ErrorKind::BadRequest, "{e}");
+    assert_eq!(cert_count(&fx), before);
+}
+
+/// A CSR with the given attributes (already built), signed by `key`.
+fn csr_with_attributes(
+    key: &Arc<dyn PrivateKey>,
+    subject: &str,
+    attributes: SetOfVec<x509_cert::attr::Attribute>,
+) -> Vec<u8> {
+    let info = CertReqInfo {
+        version: x509_cert::request::Version::V1,
+        subject: name(subject),
+        public_key: spki::SubjectPublicKeyInfoOwned::from_der(key.public_key_der()).expect("spki"),
+        attributes,
+    };
+    let tbs = info.to_der().expect("der");
+    let scheme = key.algorithm().default_scheme();
+    let sig = key.sign(scheme, &tbs).expect("sign");
+    CertReq {
+        info,
+        algorithm: ca_core::asn1::signature_algorithm(scheme).expect("alg"),
+        signature: der::asn1::BitString::from_bytes(&sig).expect("bits"),
+    }
+    .to_der()
+    .expect("csr der")
+}
+
+fn san_ext(names: &[&str]) -> x509_cert::ext::Extension {
+    ca_core::asn1::extension(
+        SubjectAltName::OID,
+        false,
+        &SubjectAltName(names.iter().map(|n| dns(n)).collect()),
+    )
+    .expect("ext")
+}
+
+#[test]
+fn duplicated_subject_alt_names_and_extension_requests_are_refused() {
+    let fx = fixture();
+    let key = fx
+        .keys
+        .generate("leaf", KeyAlgorithm::EcdsaP256)
+        .expect("key");
+    // Two subjectAltName extensions in one extensionRequest.
+    let mut attrs = SetOfVec::new();
+    attrs
+        .insert(
+            ExtensionReq(vec![
+                san_ext(&["a.example.com"]),
+                san_ext(&["b.example.com"]),
+            ])
+            .try_into()
+            .expect("attr"),
+        )
+        .expect("insert");
+    let two_sans = csr_with_attributes(&key, "CN=a.example.com", attrs);
+    // Two extensionRequest attributes, each with one subjectAltName.
+    let mut attrs = SetOfVec::new();
+    for n in ["a.example.com", "b.example.com"] {
+        attrs
+            .insert(ExtensionReq(vec![san_ext(&[n])]).try_into().expect("attr"))
+            .expect("insert");
+    }
+    let two_attrs = csr_with_attributes(&key, "CN=a.example.com", attrs);
+    // One extensionRequest attribute with two values.
+    let mut values = SetOfVec::new();
+    for n in ["a.example.com", "b.example.com"] {
+        values
+            .insert(der::asn1::Any::encode_from(&ExtensionReq(vec![san_ext(&[n])])).expect("any"))
+            .expect("insert");
+    }
+    let mut attrs = SetOfVec::new();
+    attrs
+        .insert(x509_cert::attr::Attribute {
+            oid: const_oid::ObjectIdentifier::new_unwrap("1.2.840.113549.1.9.14"),
+            values,
+        })
+        .expect("insert");
+    let two_values = csr_with_attributes(&key, "CN=a.example.com", attrs);
+    let before = cert_count(&fx);
+    for (what, der) in [
+        ("two subjectAltName extensions", two_sans),
+        ("two extensionRequest attributes", two_attrs),
+        ("an extensionRequest with two values", two_values),
+    ] {
+        let e = ca_core::csr::parse(&der)
+            .err()
+            .unwrap_or_else(|| panic!("{what} parsed"));
+        assert_eq!(e.kind(), ErrorKind::BadRequest, "{what}: {e}");
+        assert!(issue_csr(&fx, "tls-server", &der).is_err(), "{what} issued");
+    }
+    assert_eq!(cert_count(&fx), before);
+    // One of each still works.
+    let mut attrs = SetOfVec::new();
+    attrs
+        .insert(
+            ExtensionReq(vec![san_ext(&["a.example.com", "b.example.com"])])
+                .try_into()
+                .expect("attr"),
+        )
+        .expect("insert");
+    issue_csr(
+        &fx,
+        "tls-server",
+        &csr_with_attributes(&key, "CN=a.example.com", attrs),
+    )
+    .expect("one SAN extension");
+}
+
+#[test]
+fn the_subject_keeps_the_order_of_the_request() {
+    let fx = fixture();
+    let key = fx
+        .keys
+        .generate("leaf", KeyAlgorithm::EcdsaP256)
+        .expect("key");
+    // `openssl req -subj /CN=x/O=y` puts CN first in the DER; RFC 4514 text lists RDNs
+    // last first, so that is "O=y,CN=x".
+    for subject in [
+        "O=Example,CN=client-1",
+        "CN=client-1,O=Example",
+        "OU=Ops,CN=c,O=Example,OU=Dev",
+    ] {
+        let der = csr(&key, subject, &[]);
+        let issued = issue_csr(&fx, "tls-client", &der).expect(subject);
+        let cert = Certificate::from_der(&issued.record.der).expect("decodes");
+        assert_eq!(
+            cert.tbs_certificate().subject().to_der().expect("der"),
+            name(subject).to_der().expect("der"),
+            "{subject}"
+        );
+    }
+    // Attributes the template drops leave the order of the others; a multi-valued RDN
+    // stays one RDN.
+    let issued = issue_csr(
+        &fx,
+        "tls-client",
+        &csr(&key, "CN=a+OU=b,L=Nowhere,O=y", &[]),
+    )
+    .expect("multi");
+    let cert = Certificate::from_der(&issued.record.der).expect("decodes");
+    assert_eq!(
+        cert.tbs_certificate().subject().to_der().expect("der"),
+        name("CN=a+OU=b,O=y").to_der().expect("der")
+    );
+    // Fixed attributes come first (C, ST, L, O, OU, others, CN), then the request's.
+    let mut profiles = BTreeMap::new();
+    let mut p = ca_core::profile::built_in("tls-client").expect("built-in");
+    p.subject.fixed.insert("O".into(), "Example Corp".into());
+    p.subject.fixed.insert("C".into(), "DE".into());
+    profiles.insert("fixed".to_string(), p);
+    let fx = fixture_with(profiles, KeyAlgorithm::EcdsaP256);
+    let key = fx
+        .keys
+        .generate("leaf", KeyAlgorithm::EcdsaP256)
+        .expect("key");
+    let issued =
+        issue_csr(&fx, "fixed", &csr(&key, "O=Evil,OU=Dev,CN=client-2", &[])).expect("fixed");
+    let cert = Certificate::from_der(&issued.record.der).expect("decodes");
+    assert_eq!(
+        cert.tbs_certificate().subject().to_string(),
+        "OU=Dev,CN=client-2,O=Example Corp,C=DE"
+    );
 }

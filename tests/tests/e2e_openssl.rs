@@ -653,3 +653,192 @@ fn cli_server_openssl_end_to_end() {
         "the admin token appears in the log"
     );
 }
+
+/// An OpenSSL CSR (`openssl req -new -subj … [-addext …]`) with a new key of `newkey`
+/// (`ec` for P-256, or `rsa:2048`, with `pkeyopt` when given); returns the CSR path.
+fn openssl_csr(
+    ca: &TestCa,
+    name: &str,
+    subj: &str,
+    addext: Option<&str>,
+    newkey: &str,
+    pkeyopt: Option<&str>,
+) -> std::path::PathBuf {
+    let csr = ca.path(&format!("{name}.csr"));
+    let mut cmd = openssl();
+    cmd.args(["req", "-new", "-nodes", "-subj", subj, "-newkey", newkey])
+        .arg("-keyout")
+        .arg(ca.path(&format!("{name}.key")))
+        .arg("-out")
+        .arg(&csr);
+    if newkey == "ec" {
+        cmd.args(["-pkeyopt", "ec_paramgen_curve:P-256"]);
+    }
+    if let Some(o) = pkeyopt {
+        cmd.args(["-pkeyopt", o]);
+    }
+    if let Some(e) = addext {
+        cmd.args(["-addext", e]);
+    }
+    ok(&mut cmd);
+    csr
+}
+
+/// Issue 9 items 1, 2, 8 and 19 through the CLI (which goes through the admin API) and
+/// the admin API's JSON form, with OpenSSL-made CSRs: a CN outside the profile's DNS
+/// rules or a wildcard CN is refused although the SAN is fine; control characters in
+/// the subject are refused from a CSR, from `--subject` and from JSON; an RSA key with
+/// e = 3 is refused; an accepted CSR keeps its subject's RDN order. Nothing refused is
+/// issued.
+#[test]
+fn subject_names_strings_and_exponents_through_the_cli_and_admin_api() {
+    if !interop_enabled("subject_names_strings_and_exponents_through_the_cli_and_admin_api") {
+        return;
+    }
+    let mut ca = TestCa::init(std::path::Path::new(BIN), &[]);
+    let mut text = std::fs::read_to_string(ca.config()).expect("config");
+    // The issue's profile: DNS names below example.com only, wildcards off.
+    text.push_str(
+        r#"
+[profiles.corp]
+validity_days = 30
+extended_key_usage = ["clientAuth"]
+subject = { from_request = ["CN", "O", "OU"] }
+san = { dns = [".example.com"] }
+"#,
+    );
+    std::fs::write(ca.config(), text).expect("write config");
+    ok(ca.cmd().args(["config", "check"]));
+    ca.start();
+    let count = || -> u64 {
+        let h: serde_json::Value = reqwest::blocking::get(ca.url("/healthz"))
+            .expect("healthz")
+            .json()
+            .expect("json");
+        h["certificates"].as_u64().expect("certificates")
+    };
+    let before = count();
+    let san_ok = Some("subjectAltName=DNS:ok.example.com");
+    for (name, subj, addext, newkey, pkeyopt, profile, reason) in [
+        (
+            "evil",
+            "/CN=www.evil.com",
+            san_ok,
+            "ec",
+            None,
+            "corp",
+            "www.evil.com is not allowed",
+        ),
+        (
+            "wild",
+            "/CN=*.example.com",
+            san_ok,
+            "ec",
+            None,
+            "corp",
+            "wildcard",
+        ),
+        (
+            "notsan",
+            "/CN=a.example.com",
+            san_ok,
+            "ec",
+            None,
+            "corp",
+            "not one of the subjectAltNames",
+        ),
+        (
+            "ctl",
+            "/CN=a\r\nb\x1b",
+            None,
+            "ec",
+            None,
+            "tls-client",
+            "control",
+        ),
+        (
+            "e3",
+            "/CN=legacy",
+            None,
+            "rsa:2048",
+            Some("rsa_keygen_pubexp:3"),
+            "tls-client",
+            "exponent 3",
+        ),
+    ] {
+        let csr = openssl_csr(&ca, name, subj, addext, newkey, pkeyopt);
+        let out = fails(
+            ca.cmd()
+                .args(["issue", "--profile", profile, "--csr"])
+                .arg(&csr)
+                .arg("--out")
+                .arg(ca.path(name)),
+        );
+        assert!(out.contains(reason), "{name}: {reason:?} not in {out}");
+    }
+    // A generated key with a subject given as text: the same rules.
+    let out = fails(
+        ca.cmd()
+            .args(["issue", "--profile", "corp", "--generate-key"])
+            .args(["--subject", "CN=www.evil.com", "--dns", "ok.example.com"])
+            .arg("--out")
+            .arg(ca.path("gen-evil")),
+    );
+    assert!(out.contains("www.evil.com is not allowed"), "{out}");
+    let out = fails(
+        ca.cmd()
+            .args(["issue", "--profile", "tls-client", "--generate-key"])
+            .args(["--subject", "CN=a\x1b[31mred"])
+            .arg("--out")
+            .arg(ca.path("gen-esc")),
+    );
+    assert!(out.contains("control"), "{out}");
+    // The admin API's JSON: a NUL in the subject string is a 400, not a certificate.
+    let token = std::fs::read_to_string(ca.data.join("admin-token")).expect("token");
+    let r = reqwest::blocking::Client::new()
+        .post(ca.url("/admin/v1/certificates"))
+        .bearer_auth(token.trim())
+        .json(&serde_json::json!({
+            "profile": "device",
+            "generate_key": "ecdsa-p256",
+            "subject": "CN=a\u{0}b",
+        }))
+        .send()
+        .expect("post");
+    assert_eq!(r.status().as_u16(), 400);
+    let body: serde_json::Value = r.json().expect("json");
+    assert!(
+        body["error"].as_str().is_some_and(|e| e.contains("U+0000")),
+        "{body}"
+    );
+    assert_eq!(count(), before, "a refused request was issued");
+
+    // Accepted: the CN is an allowed SAN; the certificate keeps the CSR's RDN order
+    // (OpenSSL prints both in DER order).
+    let csr = openssl_csr(
+        &ca,
+        "good",
+        "/CN=ok.example.com/O=Example/OU=Ops",
+        san_ok,
+        "ec",
+        None,
+    );
+    ok(ca
+        .cmd()
+        .args(["issue", "--profile", "corp", "--csr"])
+        .arg(&csr)
+        .arg("--out")
+        .arg(ca.path("good")));
+    let want = ok(openssl()
+        .args(["req", "-noout", "-subject", "-in"])
+        .arg(&csr));
+    let got = ok(openssl()
+        .args(["x509", "-noout", "-subject", "-in"])
+        .arg(ca.path("good.crt")));
+    assert_eq!(got, want);
+    assert!(
+        got.contains("CN = ok.example.com, O = Example, OU = Ops"),
+        "{got}"
+    );
+    assert_eq!(count(), before + 1);
+}
