@@ -1257,6 +1257,37 @@ mod tests {
     }
 
     #[test]
+    fn names_are_classified_by_form() {
+        use NameShape::*;
+        let ip = |s: &str| Ip(s.parse().expect("ip"));
+        for (text, shape) in [
+            ("www.example.com", Dns("www.example.com".into())),
+            ("WWW.Example.COM", Dns("www.example.com".into())),
+            ("*.example.com", Dns("*.example.com".into())),
+            ("a_b.example", Dns("a_b.example".into())),
+            ("10.0.0.1", ip("10.0.0.1")),
+            ("::1", ip("::1")),
+            ("alice@example.com", Email("alice@example.com".into())),
+            ("spiffe://trust/x", Uri("spiffe://trust/x".into())),
+            (
+                "10.1",
+                Malformed("is a dotted number but not an IP address"),
+            ),
+            (
+                "host.example.",
+                Malformed("is a DNS name with a trailing dot"),
+            ),
+            ("Jane Doe", Text),
+            ("phone-17", Text),
+            ("v1.2 beta", Text),
+            ("alice@localhost", Text),
+            ("", Text),
+        ] {
+            assert_eq!(classify_name(text), shape, "{text:?}");
+        }
+    }
+
+    #[test]
     fn subject_template() {
         let mut cfg = built_in("device").expect("built-in");
         cfg.subject.fixed.insert("O".into(), "Example Corp".into());
