@@ -43,6 +43,10 @@ pub fn create_root(
     if spec.subject.is_empty() {
         return Err(Error::BadRequest("a root needs a subject name".into()));
     }
+    // The same string rules as every issued subject (no controls, type repertoires).
+    for atv in spec.subject.iter() {
+        crate::profile::check_attribute_value(atv)?;
+    }
     if spec.validity_days == 0 {
         return Err(Error::BadRequest(
             "validity must be at least one day".into(),

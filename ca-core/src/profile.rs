@@ -379,7 +379,7 @@ impl Profile {
         if config.path_len.is_some() && !config.ca {
             return Err(err("path_len needs `ca = true`".into()));
         }
-        if config.rsa_min_exponent < 3 || config.rsa_min_exponent % 2 == 0 {
+        if config.rsa_min_exponent < 3 || config.rsa_min_exponent.is_multiple_of(2) {
             return Err(err(format!(
                 "rsa_min_exponent must be an odd number of at least 3, not {}",
                 config.rsa_min_exponent
@@ -874,7 +874,7 @@ pub fn attribute_text(value: &Any) -> Option<String> {
         Tag::Utf8String | Tag::PrintableString | Tag::Ia5String | Tag::TeletexString => {
             std::str::from_utf8(value.value()).ok().map(str::to_string)
         }
-        Tag::BmpString if value.value().len() % 2 == 0 => {
+        Tag::BmpString if value.value().len().is_multiple_of(2) => {
             let units: Vec<u16> = value
                 .value()
                 .chunks_exact(2)
@@ -951,7 +951,7 @@ pub fn check_attribute_value(atv: &AttributeTypeAndValue) -> Result<()> {
             Err(_) => return bad("is not valid UTF-8"),
         },
         Tag::BmpString => {
-            if bytes.len() % 2 != 0 {
+            if !bytes.len().is_multiple_of(2) {
                 return bad("is a BMPString with an odd number of bytes");
             }
             let units: Vec<u16> = bytes
@@ -1254,6 +1254,37 @@ mod tests {
             p.check_sans(&[], &subject).expect("ok"),
             vec![San::Dns("www.corp.example".into())]
         );
+    }
+
+    #[test]
+    fn names_are_classified_by_form() {
+        use NameShape::*;
+        let ip = |s: &str| Ip(s.parse().expect("ip"));
+        for (text, shape) in [
+            ("www.example.com", Dns("www.example.com".into())),
+            ("WWW.Example.COM", Dns("www.example.com".into())),
+            ("*.example.com", Dns("*.example.com".into())),
+            ("a_b.example", Dns("a_b.example".into())),
+            ("10.0.0.1", ip("10.0.0.1")),
+            ("::1", ip("::1")),
+            ("alice@example.com", Email("alice@example.com".into())),
+            ("spiffe://trust/x", Uri("spiffe://trust/x".into())),
+            (
+                "10.1",
+                Malformed("is a dotted number but not an IP address"),
+            ),
+            (
+                "host.example.",
+                Malformed("is a DNS name with a trailing dot"),
+            ),
+            ("Jane Doe", Text),
+            ("phone-17", Text),
+            ("v1.2 beta", Text),
+            ("alice@localhost", Text),
+            ("", Text),
+        ] {
+            assert_eq!(classify_name(text), shape, "{text:?}");
+        }
     }
 
     #[test]

@@ -1371,3 +1371,29 @@ fn the_subject_keeps_the_order_of_the_request() {
         "OU=Dev,CN=client-2,O=Example Corp,C=DE"
     );
 }
+
+#[test]
+fn a_root_subject_with_control_characters_is_refused() {
+    // `privca init --root-subject` makes the root outside the issuance pipeline; the
+    // subject string rules apply there too.
+    let fx = fixture();
+    let key = fx
+        .keys
+        .generate("root2", KeyAlgorithm::EcdsaP256)
+        .expect("key");
+    let before = cert_count(&fx);
+    for subject in [
+        name("CN=Root\u{0}CA"),
+        raw_name("2.5.4.3", der::Tag::Utf8String, b"a\x1bb"),
+    ] {
+        let spec = RootSpec {
+            name: "root2".into(),
+            subject,
+            validity_days: 10,
+            scheme: None,
+        };
+        let e = create_root(&fx.store, &key, &spec, NOW, "test").expect_err("control");
+        assert_eq!(e.kind(), ErrorKind::BadRequest, "{e}");
+    }
+    assert_eq!(cert_count(&fx), before);
+}

@@ -842,7 +842,9 @@ accounts = [{ username = "alice", password_hash = "@HASH@" }]
     let user = format!("alice:{PASSWORD}");
     let (certs_before, _) = est.counts();
     let san_ok = ["-addext", "subjectAltName=DNS:ok.example.com"];
-    let cases: [(&str, &str, &[&str], &str, u16, &str); 7] = [
+    // (name, -subj, further openssl arguments, endpoint, status, reason)
+    type Case<'a> = (&'a str, &'a str, &'a [&'a str], &'a str, u16, &'a str);
+    let cases: [Case; 7] = [
         (
             "evil",
             "/CN=www.evil.com",
