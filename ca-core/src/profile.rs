@@ -506,8 +506,11 @@ impl Profile {
         let mut requested = requested.to_vec();
         if rules.cn_as_dns && !requested.iter().any(|s| matches!(s, San::Dns(_))) {
             // A CN that is a DNS name becomes the SAN (RFC 6125 clients ignore the CN).
+            // An IP address in the CN is not a DNS name (RFC 5280 §4.2.1.6 puts it in an
+            // iPAddress SAN), though its digits pass the LDH check.
             if let Some(cn) = common_name(subject).map(|c| c.to_ascii_lowercase())
                 && cn.contains('.')
+                && cn.parse::<IpAddr>().is_err()
                 && check_dns_syntax(&cn, rules.wildcards).is_ok()
             {
                 requested.push(San::Dns(cn));
@@ -885,6 +888,14 @@ mod tests {
         assert_eq!(
             p.check_sans(&[], &subject).expect("ok"),
             vec![San::Dns("www.corp.example".into())]
+        );
+        // An address in the CN is not copied as a DNS name (issue 9 item 24).
+        let subject = Name::from_str("CN=10.1.2.3").expect("name");
+        let ip = San::Ip("10.1.2.3".parse().expect("ip"));
+        assert_eq!(
+            p.check_sans(std::slice::from_ref(&ip), &subject)
+                .expect("ok"),
+            vec![ip]
         );
     }
 

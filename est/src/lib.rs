@@ -13,6 +13,7 @@ pub mod config;
 pub mod csrattrs;
 pub mod encoding;
 pub mod http;
+pub mod limits;
 pub mod password;
 pub mod peer;
 pub mod service;
