@@ -426,6 +426,11 @@ mod tests {
         assert_eq!(cfg.est.default_label(), Some("devices"));
         let ep = &cfg.est.endpoints["devices"];
         assert_eq!(ep.auth, est::config::AuthMode::Either);
+        assert!(!ep.has_ra());
+        assert_eq!(
+            cfg.est.password_limits,
+            est::config::PasswordLimits::default()
+        );
         assert_eq!(cfg.server.tls.as_ref().map(|t| t.listen.port()), Some(8443));
     }
 

@@ -815,6 +815,13 @@ ra_key = "issuing-ra"
 # retry_after_seconds = 60
 # server_keygen = true
 # channel_binding = "optional"
+# ra_eku = false            # true: client certificates with id-kp-cmcRA are EST proxies (RAs)
+# ra_certificates = []      # or these certificates (PEM files); see docs/est.md
+# [est.password_limits]
+# address_failures = 10     # wrong passwords from one address (IPv6: /64) ...
+# account_failures = 30     # ... or for one account, within the window: then 429
+# window_seconds = 300
+# max_entries = 10000
 "#
     )
 }

@@ -1279,3 +1279,57 @@ fn a_registration_authority_enrolls_and_reenrolls_for_others() {
         "only the plain client's enrollment"
     );
 }
+
+/// Issue 9 item 25: the serverkeygen recipe in docs/est.md (curl, coreutils `base64 -d`
+/// after stripping the CRLF line ends, awk, OpenSSL) runs verbatim against the server
+/// and yields a key and the certificate for it.
+#[test]
+fn serverkeygen_recipe_in_the_docs_works() {
+    if !interop_enabled("serverkeygen_recipe_in_the_docs_works") {
+        return;
+    }
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/est.md"))
+        .expect("docs/est.md");
+    let recipe = doc
+        .split("<!-- serverkeygen-recipe -->")
+        .nth(1)
+        .and_then(|s| s.split("<!-- /serverkeygen-recipe -->").next())
+        .expect("recipe markers");
+    let script = recipe
+        .trim()
+        .strip_prefix("```sh")
+        .and_then(|s| s.strip_suffix("```"))
+        .expect("a sh block");
+    let est = Est::start();
+    let ca = &est.ca;
+    let work = ca.path("recipe");
+    std::fs::create_dir(&work).expect("dir");
+    std::fs::copy(est.root(), work.join("root.crt")).expect("root");
+    let (_, r3) = csr(ca, "recipe", "/CN=recipe-device", None);
+    std::fs::copy(&r3, work.join("r3.b64")).expect("csr");
+    let out = ok(Command::new("bash")
+        .args(["-euo", "pipefail", "-c", script])
+        .current_dir(&work)
+        .env(
+            "B",
+            format!("https://127.0.0.1:{}/.well-known/est/basic", est.tls_port),
+        )
+        .env("EST_USER", "alice")
+        .env("PASSWORD", PASSWORD));
+    assert!(out.contains("recipe-device"), "{out}");
+    let cert = work.join("cert.pem");
+    verify(ca, &cert);
+    let from_key = ok(openssl()
+        .args(["pkey", "-pubout", "-in"])
+        .arg(work.join("key.pem")));
+    let from_cert = ok(openssl()
+        .args(["x509", "-noout", "-pubkey", "-in"])
+        .arg(&cert));
+    assert_eq!(from_key, from_cert, "the key is the certificate's");
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(work.join("key.pem"))
+            .expect("key")
+            .permissions(),
+    );
+    assert_eq!(mode & 0o077, 0, "key.pem mode {mode:o}");
+}
