@@ -426,16 +426,7 @@ pub fn init(p: &InitParams) -> Result<InitOutcome, Error> {
     }
     let mut text = render_config_with_keys(&p.listen, &p.base_url, &keys_toml);
     if let Some(tls_listen) = &p.tls_listen {
-        issue_tls_server(
-            &auth,
-            keys.as_ref(),
-            &ca_dir,
-            &issuing_der,
-            tls_listen,
-            &p.hostnames,
-            p.issuing_key,
-            p.tls_days,
-        )?;
+        issue_tls_server(&auth, keys.as_ref(), &ca_dir, &issuing_der, tls_listen, p)?;
         text.push_str(&render_tls_section(tls_listen));
     }
     write_new(&config_path, text.as_bytes(), 0o600)?;
@@ -466,10 +457,9 @@ fn issue_tls_server(
     ca_dir: &Path,
     issuing_der: &[u8],
     tls_listen: &str,
-    hostnames: &[String],
-    alg: KeyAlgorithm,
-    days: u32,
+    p: &InitParams,
 ) -> Result<(), Error> {
+    let (hostnames, alg, days) = (&p.hostnames, p.issuing_key, p.tls_days);
     let mut names: Vec<String> = hostnames.to_vec();
     if names.is_empty() {
         names.push("localhost".into());

@@ -218,10 +218,9 @@ fn init_derives_urls_from_listen_and_makes_a_90_day_tls_certificate() {
             "30",
         ],
     );
-    let v = cert(&data2.join("ca/tls-server.crt"))
+    let v = *cert(&data2.join("ca/tls-server.crt"))
         .tbs_certificate()
-        .validity()
-        .clone();
+        .validity();
     let days = (v.not_after.to_unix_duration().as_secs()
         - v.not_before.to_unix_duration().as_secs())
         / 86_400;
