@@ -1254,6 +1254,14 @@ mod tests {
             p.check_sans(&[], &subject).expect("ok"),
             vec![San::Dns("www.corp.example".into())]
         );
+        // An address in the CN is not copied as a DNS name (issue 9 item 24).
+        let subject = Name::from_str("CN=10.1.2.3").expect("name");
+        let ip = San::Ip("10.1.2.3".parse().expect("ip"));
+        assert_eq!(
+            p.check_sans(std::slice::from_ref(&ip), &subject)
+                .expect("ok"),
+            vec![ip]
+        );
     }
 
     #[test]

@@ -17,6 +17,60 @@ pub struct EstConfig {
     /// `[est.endpoints.<label>]`: served at `/.well-known/est/<label>/<op>`.
     #[serde(default)]
     pub endpoints: BTreeMap<String, EndpointConfig>,
+    /// `[est.password_limits]`: how many wrong HTTP Basic passwords are tolerated.
+    #[serde(default)]
+    pub password_limits: PasswordLimits,
+}
+
+/// `[est.password_limits]`: limits on failed HTTP Basic password checks, per client
+/// address and per account, over all endpoints. Once a client address or an account is
+/// limited, its password checks are refused with 429 and `Retry-After` without running
+/// PBKDF2, until `window_seconds` after the failure that reached the limit.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordLimits {
+    /// Wrong passwords from one client address (an IPv4 address, an IPv6 /64) within
+    /// the window before that address is limited.
+    #[serde(default = "default_address_failures")]
+    pub address_failures: u32,
+    /// Wrong passwords for one account of one endpoint (from any address) within the
+    /// window before the account is limited. Addresses that logged in to the account
+    /// successfully before keep their access to it, so that an attacker cannot lock out
+    /// its known clients.
+    #[serde(default = "default_account_failures")]
+    pub account_failures: u32,
+    /// The window, seconds: failures older than this are forgotten, and a limit lasts
+    /// this long after the failure that reached it.
+    #[serde(default = "default_window")]
+    pub window_seconds: u64,
+    /// Most addresses and accounts tracked at once; when full, expired entries go first,
+    /// then the least recently used one.
+    #[serde(default = "default_max_entries")]
+    pub max_entries: usize,
+}
+
+impl Default for PasswordLimits {
+    fn default() -> Self {
+        PasswordLimits {
+            address_failures: default_address_failures(),
+            account_failures: default_account_failures(),
+            window_seconds: default_window(),
+            max_entries: default_max_entries(),
+        }
+    }
+}
+
+fn default_address_failures() -> u32 {
+    10
+}
+fn default_account_failures() -> u32 {
+    30
+}
+fn default_window() -> u64 {
+    300
+}
+fn default_max_entries() -> usize {
+    10_000
 }
 
 /// How an endpoint authenticates enrollments (RFC 7030 §3.2.3, §3.3).
@@ -91,6 +145,25 @@ pub struct EndpointConfig {
     /// Channel binding policy.
     #[serde(default)]
     pub channel_binding: ChannelBinding,
+    /// Registration authorities (RFC 7030 §2.2, §3.7): accept as an RA a client
+    /// certificate with the id-kp-cmcRA extended key usage (RFC 6402 §2.10) that passes
+    /// this endpoint's client-certificate checks (`trust_privca`, `client_ca_files`). An
+    /// RA may enroll and re-enroll on behalf of others: its CSRs' subjects need not match
+    /// its own certificate. Default false.
+    #[serde(default)]
+    pub ra_eku: bool,
+    /// Registration authorities by certificate: PEM files whose certificates are
+    /// accepted as RAs when presented (byte-equal) as TLS client certificate, within
+    /// their validity and, when privca issued them, not revoked.
+    #[serde(default)]
+    pub ra_certificates: Vec<PathBuf>,
+}
+
+impl EndpointConfig {
+    /// Whether registration authorities are configured for this endpoint.
+    pub fn has_ra(&self) -> bool {
+        self.ra_eku || !self.ra_certificates.is_empty()
+    }
 }
 
 fn default_true() -> bool {
@@ -153,6 +226,22 @@ impl EstConfig {
             && !self.endpoints.contains_key(d)
         {
             return Err(err(format!("default_endpoint {d:?} is not an endpoint")));
+        }
+        let l = &self.password_limits;
+        if l.address_failures == 0 || l.account_failures == 0 {
+            return Err(err(
+                "password_limits: address_failures and account_failures must be at least 1".into(),
+            ));
+        }
+        if !(1..=86_400).contains(&l.window_seconds) {
+            return Err(err(
+                "password_limits: window_seconds must be between 1 and 86400".into(),
+            ));
+        }
+        if !(16..=1_000_000).contains(&l.max_entries) {
+            return Err(err(
+                "password_limits: max_entries must be between 16 and 1000000".into(),
+            ));
         }
         Ok(())
     }

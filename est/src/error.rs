@@ -8,6 +8,13 @@ pub enum Error {
     /// No usable credentials: 401 with `WWW-Authenticate` (RFC 7030 §3.2.3).
     #[error("{0}")]
     Unauthenticated(String),
+    /// Too many failed password checks from this address or for this account: 429 with
+    /// `Retry-After` (RFC 6585 §4), answered without checking the password.
+    #[error("too many failed password attempts; retry in {retry_after} seconds")]
+    RateLimited {
+        /// Seconds until the limit ends.
+        retry_after: u64,
+    },
     /// Credentials were given but do not allow this: 403.
     #[error("{0}")]
     Forbidden(String),
@@ -36,6 +43,7 @@ impl Error {
     pub fn to_core(&self) -> ca_core::Error {
         match self {
             Error::Unauthenticated(m) => ca_core::Error::Unauthorized(m.clone()),
+            Error::RateLimited { .. } => ca_core::Error::Unauthorized(self.to_string()),
             Error::Forbidden(m) => ca_core::Error::PolicyRefused(m.clone()),
             Error::BadRequest(m) | Error::NotFound(m) | Error::NotImplemented(m) => {
                 ca_core::Error::BadRequest(m.clone())

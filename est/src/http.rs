@@ -170,6 +170,7 @@ fn answer_response(a: EstAnswer) -> Response {
 pub fn status_of(e: &Error) -> StatusCode {
     match e {
         Error::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
+        Error::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
         Error::Forbidden(_) => StatusCode::FORBIDDEN,
         Error::BadRequest(_) => StatusCode::BAD_REQUEST,
         Error::NotFound(_) => StatusCode::NOT_FOUND,
@@ -197,6 +198,11 @@ fn error_response(e: &Error, label: Option<&str>) -> Response {
         other => other.to_string(),
     };
     let mut r = plain(status, &msg);
+    if let Error::RateLimited { retry_after } = e
+        && let Ok(v) = HeaderValue::from_str(&retry_after.to_string())
+    {
+        r.headers_mut().insert(header::RETRY_AFTER, v);
+    }
     if status == StatusCode::UNAUTHORIZED {
         let realm = format!("Basic realm=\"privca EST {}\"", label.unwrap_or("default"));
         if let Ok(v) = HeaderValue::from_str(&realm) {

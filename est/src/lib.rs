@@ -4,6 +4,7 @@
 //! * [`config`]: `[est.endpoints.<label>]` (profile, authentication, approval).
 //! * [`encoding`]: base64/PEM bodies in, 64-column base64 and certs-only PKCS#7 out.
 //! * [`password`]: HTTP Basic and PBKDF2 password hashes.
+//! * [`limits`]: limits on failed password checks per client address and account.
 //! * [`peer`]: TLS connection facts and client-certificate validation.
 //! * [`csrattrs`]: the csrattrs answer derived from the profile.
 //! * [`service`]: the operations; [`http`]: their axum routes.
@@ -13,6 +14,7 @@ pub mod config;
 pub mod csrattrs;
 pub mod encoding;
 pub mod http;
+pub mod limits;
 pub mod password;
 pub mod peer;
 pub mod service;

@@ -91,6 +91,25 @@ impl PasswordHash {
         })
     }
 
+    /// A hash no password matches, costing what `self` costs to check: what an unknown
+    /// user name is checked against, so that its answer takes as long as a known one's.
+    pub fn decoy(&self) -> PasswordHash {
+        let mut salt = vec![0u8; self.salt.len()];
+        // Without randomness the salt stays zero; the decoy still matches nothing
+        // (its hash is all zero bytes, which no PBKDF2 output is expected to be).
+        let _ = aws_lc_rs::rand::fill(&mut salt);
+        PasswordHash {
+            iterations: self.iterations,
+            salt,
+            hash: vec![0u8; self.hash.len()],
+        }
+    }
+
+    /// PBKDF2 iterations.
+    pub fn iterations(&self) -> u32 {
+        self.iterations.get()
+    }
+
     /// Checks `password` in constant time.
     pub fn verify(&self, password: &[u8]) -> bool {
         pbkdf2::verify(

@@ -9,7 +9,7 @@
 use der::{Decode, Encode};
 use rustls_pki_types::{CertificateDer, UnixTime};
 use x509_cert::Certificate;
-use x509_cert::ext::pkix::SubjectAltName;
+use x509_cert::ext::pkix::{ExtendedKeyUsage, SubjectAltName};
 
 use crate::{Error, Result};
 
@@ -17,6 +17,22 @@ use crate::{Error, Result};
 pub const EXPORTER_LABEL: &[u8] = b"EXPORTER-Channel-Binding";
 /// RFC 9266 §2: its length.
 pub const EXPORTER_LEN: usize = 32;
+
+/// id-kp-cmcRA (RFC 6402 §2.10): the extended key usage of a registration authority
+/// that RFC 7030 §3.7 lets enroll on behalf of others.
+pub const ID_KP_CMC_RA: const_oid::ObjectIdentifier =
+    const_oid::ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.3.28");
+
+/// Whether `cert` has an extendedKeyUsage extension that lists `oid`.
+pub fn has_eku(cert: &Certificate, oid: const_oid::ObjectIdentifier) -> bool {
+    cert.tbs_certificate()
+        .extensions()
+        .into_iter()
+        .flatten()
+        .filter(|e| e.extn_id == <ExtendedKeyUsage as const_oid::AssociatedOid>::OID)
+        .filter_map(|e| ExtendedKeyUsage::from_der(e.extn_value.as_bytes()).ok())
+        .any(|eku| eku.0.contains(&oid))
+}
 
 /// Facts of the TLS connection a request came in on; a request extension set by the
 /// HTTPS listener.

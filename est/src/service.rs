@@ -2,14 +2,17 @@
 //! HTTP so that it can be tested directly. [`crate::http`] maps it onto axum.
 
 use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Instant;
 
 use base64::Engine;
 use ca_core::{Authority, IssueRequest};
 use der::Encode;
 
 use crate::config::{AuthMode, ChannelBinding, EndpointConfig, EstConfig};
+use crate::limits::PasswordLimiter;
 use crate::password::{BasicCredentials, PasswordHash, parse_basic};
 use crate::peer::{ClientIdentity, TlsInfo, validate_client};
 use crate::{Error, Result, encoding};
@@ -118,7 +121,11 @@ struct Endpoint {
     label: String,
     cfg: EndpointConfig,
     accounts: Vec<(String, PasswordHash)>,
+    /// What an unknown user name is checked against (as costly as the dearest account).
+    decoy: Option<PasswordHash>,
     extra_anchors: Vec<Vec<u8>>,
+    /// Certificates accepted as registration authorities (`ra_certificates`), DER.
+    ra_certs: Vec<Vec<u8>>,
     cacerts: Vec<u8>,
     csrattrs: Vec<u8>,
 }
@@ -128,6 +135,7 @@ pub struct EstService {
     auth: Arc<Authority>,
     endpoints: BTreeMap<String, Endpoint>,
     default_label: Option<String>,
+    limiter: PasswordLimiter,
 }
 
 impl std::fmt::Debug for EstService {
@@ -143,8 +151,23 @@ impl std::fmt::Debug for EstService {
 pub fn read_cert_bundle(path: &Path) -> Result<Vec<Vec<u8>>> {
     let bytes = std::fs::read(path)
         .map_err(|e| Error::Config(format!("reading {}: {e}", path.display())))?;
+    // Every failure names the file (an empty file, say, is otherwise "certificate: …").
+    if bytes.trim_ascii().is_empty() {
+        return Err(Error::Config(format!(
+            "{} is empty; it must hold one or more PEM certificates",
+            path.display()
+        )));
+    }
     if !bytes.trim_ascii_start().starts_with(b"-----BEGIN") {
-        return Ok(vec![ca_core::authority::cert_der_from_bytes(&bytes)?]);
+        return Ok(vec![
+            ca_core::authority::cert_der_from_bytes(&bytes).map_err(|e| {
+                Error::Config(format!(
+                    "{}: neither PEM nor a DER certificate: {}",
+                    path.display(),
+                    e.client_message()
+                ))
+            })?,
+        ]);
     }
     let text = String::from_utf8_lossy(&bytes);
     let mut out = Vec::new();
@@ -200,12 +223,39 @@ impl EstService {
                 .iter()
                 .map(|a| Ok((a.username.clone(), PasswordHash::parse(&a.password_hash)?)))
                 .collect::<Result<Vec<_>>>()?;
+            // An unknown user costs one hash like the dearest known one; accounts with
+            // different iteration counts can be told apart by timing, so say so.
+            let decoy = accounts
+                .iter()
+                .map(|(_, h)| h)
+                .max_by_key(|h| h.iterations())
+                .map(PasswordHash::decoy);
+            if accounts
+                .iter()
+                .any(|(_, h)| Some(h.iterations()) != decoy.as_ref().map(|d| d.iterations()))
+            {
+                tracing::warn!(
+                    endpoint = %label,
+                    "EST accounts use different PBKDF2 iteration counts; response times tell them apart (re-hash them with one count)"
+                );
+            }
+            let mut ra_certs = Vec::new();
+            for f in &ep.ra_certificates {
+                let p = if f.is_absolute() {
+                    f.clone()
+                } else {
+                    base_dir.join(f)
+                };
+                ra_certs.extend(read_cert_bundle(&p)?);
+            }
             endpoints.insert(
                 label.clone(),
                 Endpoint {
                     label: label.clone(),
                     cfg: ep.clone(),
                     accounts,
+                    decoy,
+                    ra_certs,
                     extra_anchors: extra,
                     cacerts: encoding::certs_only(&chain),
                     csrattrs: crate::csrattrs::for_profile(profile)?,
@@ -216,6 +266,7 @@ impl EstService {
             auth,
             endpoints,
             default_label: cfg.default_label().map(str::to_string),
+            limiter: PasswordLimiter::new(cfg.password_limits.clone()),
         })
     }
 
@@ -272,8 +323,13 @@ impl EstService {
             .endpoint(label)
             .and_then(|ep| self.handle_at(ep, op, req));
         if let Err(e) = &result {
-            // ca-core audits its own refusals (issue-refused); audit the rest here.
-            if !matches!(e, Error::Core(_)) {
+            // ca-core audits its own refusals (issue-refused); audit the rest here. A
+            // rate-limited attempt is not written to the store (it would let an
+            // anonymous client grow it at the rate it guesses); the limit itself is
+            // logged when it starts, and each refusal at debug level.
+            if matches!(e, Error::RateLimited { .. }) {
+                tracing::debug!(peer = %req.peer, %subject, "EST password check refused: limited");
+            } else if !matches!(e, Error::Core(_)) {
                 let actor = format!("est peer {}", req.peer);
                 self.auth
                     .audit_refusal("est-refused", &actor, &subject, &e.to_core());
@@ -316,15 +372,22 @@ impl EstService {
         // 2. Decode and verify the CSR (proof of possession by its self-signature).
         let der = encoding::decode_body(&req.body)?;
         let csr = ca_core::csr::parse(&der).map_err(|e| Error::BadRequest(e.client_message()))?;
-        // 3. Channel binding (RFC 7030 §3.5 with RFC 9266 tls-exporter).
-        check_binding(
-            ep.cfg.channel_binding,
-            csr.challenge_password.as_deref(),
-            tls,
-        )?;
+        // 3. Channel binding (RFC 7030 §3.5 with RFC 9266 tls-exporter). A CSR that a
+        //    registration authority forwards was bound (if at all) to the device's TLS
+        //    session with the RA, which the RA checked (RFC 7030 §3.7); it cannot carry
+        //    this connection's value.
+        if !who.ra {
+            check_binding(
+                ep.cfg.channel_binding,
+                csr.challenge_password.as_deref(),
+                tls,
+            )?;
+        }
         // 4. Re-enrollment: same subject and SANs as the certificate being renewed
         //    (RFC 7030 §4.2.2); a new key is allowed (rekey).
-        if op == Operation::SimpleReenroll {
+        //    A registration authority re-enrolls on behalf of others (RFC 7030 §3.7):
+        //    its CSRs carry the device's subject, not its own.
+        if op == Operation::SimpleReenroll && !who.ra {
             let id = who.cert.as_ref().ok_or_else(|| {
                 Error::Forbidden(
                     "re-enrollment needs the current certificate as TLS client certificate".into(),
@@ -355,6 +418,15 @@ impl EstService {
             }
         }
         let requester = format!("est:{}/{}", ep.label, who.name());
+        if who.ra {
+            tracing::info!(
+                endpoint = %ep.label,
+                ra = %who.name(),
+                operation = op.name(),
+                subject = %csr.subject,
+                "EST request by a registration authority on behalf of another subject"
+            );
+        }
         // 5. Approval, when the endpoint holds requests.
         if ep.cfg.require_approval {
             return match crate::approval::check(
@@ -417,6 +489,28 @@ impl EstService {
             Some(v) => parse_basic(v)?,
             None => None,
         };
+        let ip = req
+            .peer
+            .parse::<SocketAddr>()
+            .map(|a| a.ip())
+            .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+        // A registration authority (RFC 7030 §2.2, §3.7) authenticates by its TLS client
+        // certificate and may then enroll and re-enroll for others; with auth = "both"
+        // it also needs an account.
+        if ep.cfg.has_ra()
+            && let Some(ra) = self.ra_identity(ep, &tls.unverified_chain)?
+        {
+            let user = if ep.cfg.auth == AuthMode::Both {
+                Some(self.check_basic(ep, basic, ip)?)
+            } else {
+                None
+            };
+            return Ok(Who {
+                cert: Some(ra),
+                user,
+                ra: true,
+            });
+        }
         let uses_cert = op == Operation::SimpleReenroll || ep.cfg.auth != AuthMode::Basic;
         let cert = if tls.unverified_chain.is_empty() || !uses_cert {
             None
@@ -445,13 +539,14 @@ impl EstService {
                 ));
             }
             let user = if ep.cfg.auth == AuthMode::Both {
-                Some(self.check_basic(ep, basic)?)
+                Some(self.check_basic(ep, basic, ip)?)
             } else {
                 None
             };
             return Ok(Who {
                 cert: Some(id),
                 user,
+                ra: false,
             });
         }
         match ep.cfg.auth {
@@ -459,6 +554,7 @@ impl EstService {
                 Some(id) => Ok(Who {
                     cert: Some(id),
                     user: None,
+                    ra: false,
                 }),
                 None => Err(Error::Forbidden(
                     "this endpoint needs a TLS client certificate".into(),
@@ -466,50 +562,143 @@ impl EstService {
             },
             AuthMode::Basic => Ok(Who {
                 cert: None,
-                user: Some(self.check_basic(ep, basic)?),
+                user: Some(self.check_basic(ep, basic, ip)?),
+                ra: false,
             }),
             AuthMode::Both => {
-                let user = self.check_basic(ep, basic)?;
+                let user = self.check_basic(ep, basic, ip)?;
                 let id = cert.ok_or_else(|| {
                     Error::Forbidden("this endpoint needs a TLS client certificate as well".into())
                 })?;
                 Ok(Who {
                     cert: Some(id),
                     user: Some(user),
+                    ra: false,
                 })
             }
             AuthMode::Either => match cert {
                 Some(id) => Ok(Who {
                     cert: Some(id),
                     user: None,
+                    ra: false,
                 }),
                 None => Ok(Who {
                     cert: None,
-                    user: Some(self.check_basic(ep, basic)?),
+                    user: Some(self.check_basic(ep, basic, ip)?),
+                    ra: false,
                 }),
             },
         }
     }
 
-    fn check_basic(&self, ep: &Endpoint, basic: Option<BasicCredentials>) -> Result<String> {
+    /// Checks HTTP Basic credentials (RFC 7617) against the endpoint's accounts, under
+    /// the password limits (issue 9 item 5): a limited address or account is refused
+    /// with 429 before any hashing; an unknown user name costs one hash like a known one.
+    fn check_basic(
+        &self,
+        ep: &Endpoint,
+        basic: Option<BasicCredentials>,
+        ip: IpAddr,
+    ) -> Result<String> {
         let creds = basic
             .ok_or_else(|| Error::Unauthenticated("HTTP Basic credentials are required".into()))?;
+        if let Err(l) = self
+            .limiter
+            .check(&ep.label, &creds.username, ip, Instant::now())
+        {
+            return Err(Error::RateLimited {
+                retry_after: l.retry_after,
+            });
+        }
         let found = ep.accounts.iter().find(|(u, _)| *u == creds.username);
         // Hash even for an unknown user, so that timing does not tell which users exist.
         let ok = match found {
             Some((_, h)) => h.verify(creds.password.as_bytes()),
             None => {
-                if let Some((_, h)) = ep.accounts.first() {
-                    let _ = h.verify(creds.password.as_bytes());
+                if let Some(d) = &ep.decoy {
+                    let _ = d.verify(creds.password.as_bytes());
                 }
                 false
             }
         };
+        let now = Instant::now();
         if ok {
+            self.limiter.succeeded(&ep.label, &creds.username, ip, now);
             Ok(creds.username)
         } else {
+            for kind in self.limiter.failed(&ep.label, &creds.username, ip, now) {
+                let limits = self.limiter.settings();
+                if kind == "address" {
+                    tracing::warn!(
+                        endpoint = %ep.label,
+                        %ip,
+                        failures = limits.address_failures,
+                        seconds = limits.window_seconds,
+                        "EST password checks from this address are limited after repeated failures"
+                    );
+                } else {
+                    tracing::warn!(
+                        endpoint = %ep.label,
+                        user = ?creds.username,
+                        failures = limits.account_failures,
+                        seconds = limits.window_seconds,
+                        "EST password checks for this account are limited after repeated failures (its known clients may still log in)"
+                    );
+                }
+            }
             Err(Error::Unauthenticated("wrong user name or password".into()))
         }
+    }
+
+    /// The registration authority a client chain identifies on this endpoint, if any:
+    /// a leaf listed in `ra_certificates` (within its validity; not revoked when privca
+    /// issued it), or, with `ra_eku`, a certificate that passes the endpoint's client
+    /// checks and carries id-kp-cmcRA (RFC 6402 §2.10).
+    fn ra_identity(&self, ep: &Endpoint, chain: &[Vec<u8>]) -> Result<Option<ClientIdentity>> {
+        let Some(leaf) = chain.first() else {
+            return Ok(None);
+        };
+        if ep.ra_certs.contains(leaf) {
+            let cert = <x509_cert::Certificate as der::Decode>::from_der(leaf)
+                .map_err(|_| Error::Forbidden("the client certificate does not decode".into()))?;
+            let tbs = cert.tbs_certificate();
+            let now = self.auth.now();
+            let (nb, na) = (
+                ca_core::asn1::unix_of(&tbs.validity().not_before),
+                ca_core::asn1::unix_of(&tbs.validity().not_after),
+            );
+            if now < nb || now > na {
+                return Err(Error::Forbidden(
+                    "the registration authority certificate is expired or not yet valid".into(),
+                ));
+            }
+            let serial = tbs.serial_number().as_bytes().to_vec();
+            let mut privca_serial = None;
+            if let Ok(record) = self.auth.get(&serial)
+                && record.der == *leaf
+            {
+                if record.revocation.is_some() {
+                    return Err(Error::Forbidden(
+                        "the registration authority certificate is revoked".into(),
+                    ));
+                }
+                privca_serial = Some(ca_core::asn1::serial_hex(&serial));
+            }
+            return Ok(Some(ClientIdentity {
+                cert_der: leaf.clone(),
+                subject: tbs.subject().to_string(),
+                privca_serial,
+                cert,
+            }));
+        }
+        if ep.cfg.ra_eku
+            && let Ok(id) =
+                validate_client(&self.auth, chain, ep.cfg.trust_privca, &ep.extra_anchors)
+            && crate::peer::has_eku(&id.cert, crate::peer::ID_KP_CMC_RA)
+        {
+            return Ok(Some(id));
+        }
+        Ok(None)
     }
 }
 
@@ -517,10 +706,24 @@ impl EstService {
 struct Who {
     cert: Option<ClientIdentity>,
     user: Option<String>,
+    /// The certificate is an authorised registration authority's (RFC 7030 §3.7).
+    ra: bool,
 }
 
 impl Who {
     fn name(&self) -> String {
+        if self.ra
+            && let Some(c) = &self.cert
+        {
+            let id = match &c.privca_serial {
+                Some(s) => format!("ra:cert:{s}"),
+                None => format!("ra:cert:{}", c.subject),
+            };
+            return match &self.user {
+                Some(u) => format!("{id}+{u}"),
+                None => id,
+            };
+        }
         match (&self.user, &self.cert) {
             (Some(u), _) => u.clone(),
             (None, Some(c)) => match &c.privca_serial {

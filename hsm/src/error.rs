@@ -26,6 +26,19 @@ pub enum Error {
         /// Its permission bits.
         mode: u32,
     },
+    /// A secret file (passphrase, PIN, token, challenge secret) or a configuration that
+    /// holds verifiers is readable or writable by group or others.
+    #[error(
+        "{what} {path} has mode {mode:o}; it must not be accessible to group or others (chmod 600 {path})"
+    )]
+    InsecureFile {
+        /// What the file is ("secret file", "configuration file").
+        what: String,
+        /// The offending file.
+        path: String,
+        /// Its permission bits.
+        mode: u32,
+    },
     /// Key material could not be parsed or decrypted (wrong passphrase, corrupt file).
     #[error("bad key material: {0}")]
     BadKey(String),

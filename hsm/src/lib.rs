@@ -21,7 +21,7 @@ mod error;
 mod secret;
 
 pub use error::Error;
-pub use secret::{Secret, SecretSource};
+pub use secret::{Secret, SecretSource, check_private_file, read_private_file};
 pub use soft::{rsa_modulus_bits, spki_algorithm};
 
 /// Result type of this crate.

@@ -155,6 +155,11 @@ fn the_backend_reconnects_and_fails_fast_while_the_token_is_gone() {
             //    HSM locks the user after a few failures) until the PIN source changes.
             let pin_file = env.dir.join("pin");
             std::fs::write(&pin_file, format!("{}\n", common::PIN)).unwrap();
+            std::fs::set_permissions(
+                &pin_file,
+                <std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o600),
+            )
+            .unwrap();
             let mut cfg = env.config();
             cfg.pin = hsm::SecretSource::File(pin_file.clone());
             let filed = Pkcs11KeyStore::open(cfg).unwrap();

@@ -251,6 +251,11 @@ fn wrong_pin_is_a_clear_error() {
         let dir = tempfile::tempdir().unwrap();
         let pin = dir.path().join("pin");
         std::fs::write(&pin, "9999\n").unwrap();
+        std::fs::set_permissions(
+            &pin,
+            <std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o600),
+        )
+        .unwrap();
         let mut cfg = env.config();
         cfg.pin = hsm::SecretSource::File(pin.clone());
         let e = Pkcs11KeyStore::open(cfg.clone()).unwrap_err();

@@ -39,6 +39,12 @@ fn example_parses_and_loads_its_secrets() {
     let dir = tempfile::tempdir().expect("tempdir");
     let secret = dir.path().join("intune-client-secret");
     std::fs::write(&secret, "s3cret\n").expect("write");
+    // Secret files must be private to their owner (issue 9 item 7).
+    std::fs::set_permissions(
+        &secret,
+        <std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o600),
+    )
+    .expect("chmod");
     let text = EXAMPLE.replace("SECRET_FILE", &secret.display().to_string());
     let endpoints: std::collections::BTreeMap<String, Endpoint> =
         toml::from_str(&text).expect("parses");

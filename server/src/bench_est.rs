@@ -230,6 +230,7 @@ fn in_process(a: &EstBenchArgs, alg: KeyAlgorithm) -> Result<Target, Error> {
         import_issuing: None,
         tls_listen: Some("127.0.0.1:0".into()),
         hostnames: vec!["127.0.0.1".into()],
+        tls_days: crate::init::DEFAULT_TLS_DAYS,
         hsm: None,
     };
     let out = crate::init::init(&params)?;

@@ -159,8 +159,9 @@ pub enum EstAction {
 /// `privca est hash-password`.
 pub fn hash_password(file: Option<&Path>, iterations: u32) -> Result<String, Error> {
     let text = match file {
-        Some(f) => std::fs::read_to_string(f)
-            .map_err(|e| Error::io(format!("reading {}", f.display()), e))?,
+        // A password file is a secret file: private to its owner (issue 9 item 7).
+        Some(f) => String::from_utf8(hsm::read_private_file(f, "password file")?)
+            .map_err(|_| Error::Usage(format!("{} is not UTF-8 text", f.display())))?,
         None => {
             let mut s = String::new();
             std::io::stdin()
@@ -277,9 +278,11 @@ pub struct InitArgs {
     /// Issuing CA validity in days.
     #[arg(long, default_value_t = 1825)]
     pub issuing_days: u32,
-    /// Base URL of CRL, OCSP and CA certificate links.
-    #[arg(long, default_value = "http://127.0.0.1:8080")]
-    pub base_url: String,
+    /// Base URL of the CRL, OCSP and CA certificate links baked into every certificate.
+    /// Default: `http://<--listen>` (with the first --hostname, or loopback, when it
+    /// listens on every address).
+    #[arg(long)]
+    pub base_url: Option<String>,
     /// Listener address written to the configuration.
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub listen: String,
@@ -308,6 +311,10 @@ pub struct InitArgs {
     /// and the listener's IP.
     #[arg(long = "hostname")]
     pub hostnames: Vec<String>,
+    /// Validity of the HTTPS certificate in days (at most 366, Mozilla's intermediate
+    /// TLS profile; the default 90 is its recommendation).
+    #[arg(long, default_value_t = crate::init::DEFAULT_TLS_DAYS)]
+    pub tls_days: u32,
     /// PKCS#11 options: keep every key on a hardware security module.
     #[command(flatten)]
     pub hsm: HsmArgs,
@@ -616,18 +623,30 @@ fn write_out(path: &Path, text: &str, mode: u32) -> Result<(), Error> {
 pub fn run(cli: Cli) -> Result<(), Error> {
     match cli.command {
         Command::Init(a) => {
-            let out = crate::init::init(&init_params(&a)?)?;
+            let params = init_params(&a)?;
+            let out = crate::init::init(&params)?;
             println!("created {}", out.config_path.display());
             println!("root CA:    {}", a.data_dir.join("ca/root.crt").display());
             println!(
                 "issuing CA: {}",
                 a.data_dir.join("ca/issuing.crt").display()
             );
+            println!(
+                "listener:   http://{} (base URL {})",
+                a.listen, params.base_url
+            );
             if let Some(l) = &a.tls_listen {
                 println!(
-                    "HTTPS:      {l} (certificate {}; add [est.endpoints.<label>] for EST, see docs/est.md)",
-                    a.data_dir.join("ca/tls-server.crt").display()
+                    "HTTPS:      {l} (certificate {}, {} days; add [est.endpoints.<label>] for EST, see docs/est.md)",
+                    a.data_dir.join("ca/tls-server.crt").display(),
+                    a.tls_days
                 );
+            }
+            println!(
+                "URLs the certificates carry (relying parties fetch them; they cannot be changed without re-issuing):"
+            );
+            for (which, what, url) in &out.urls {
+                println!("  {which}: {what} {url}");
             }
             println!(
                 "start it with: privca serve --config {}",
@@ -753,7 +772,7 @@ impl InitArgs {
             issuing_subject: "CN=privca Issuing CA,O=privca".into(),
             root_days: 3650,
             issuing_days: 1825,
-            base_url: format!("http://{}", q.listen),
+            base_url: None,
             listen: q.listen.clone(),
             passphrase_file: None,
             passphrase_env: None,
@@ -763,12 +782,23 @@ impl InitArgs {
             import_issuing_key: None,
             tls_listen: None,
             hostnames: Vec::new(),
+            tls_days: crate::init::DEFAULT_TLS_DAYS,
             hsm: HsmArgs::default(),
         }
     }
 }
 
 fn init_params(a: &InitArgs) -> Result<InitParams, Error> {
+    let base_url = match &a.base_url {
+        Some(b) => b.clone(),
+        None => {
+            let (url, warning) = crate::init::default_base_url(&a.listen, &a.hostnames)?;
+            if let Some(w) = warning {
+                eprintln!("warning: {w}");
+            }
+            url
+        }
+    };
     Ok(InitParams {
         data_dir: a.data_dir.clone(),
         root_key: a.root_key,
@@ -779,7 +809,7 @@ fn init_params(a: &InitArgs) -> Result<InitParams, Error> {
         issuing_subject: a.issuing_subject.clone(),
         root_days: a.root_days,
         issuing_days: a.issuing_days,
-        base_url: a.base_url.clone(),
+        base_url,
         listen: a.listen.clone(),
         passphrase: match (&a.passphrase_file, &a.passphrase_env) {
             (Some(f), _) => Some(hsm::SecretSource::File(f.clone())),
@@ -793,6 +823,7 @@ fn init_params(a: &InitArgs) -> Result<InitParams, Error> {
             .zip(a.import_issuing_key.clone()),
         tls_listen: a.tls_listen.clone(),
         hostnames: a.hostnames.clone(),
+        tls_days: a.tls_days,
         hsm: a.hsm.config()?,
     })
 }

@@ -137,11 +137,38 @@ fn default_backend() -> String {
 
 impl Config {
     /// Reads and validates a configuration file.
+    ///
+    /// The file must not be writable by group or others (whoever can write it decides
+    /// trust anchors, profiles and where secrets are read from), and when it holds
+    /// verifiers (EST password hashes, which allow offline guessing) it must not be
+    /// readable by them either; both are refused with a message naming the file.
+    /// Secrets themselves are never inline (they are file or environment references,
+    /// and secret files are checked by `hsm::read_private_file`).
     pub fn load(path: &Path) -> Result<Config, Error> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| Error::Config(format!("reading {}: {e}", path.display())))?;
+        use std::io::Read;
+        use std::os::unix::fs::PermissionsExt;
+        let read_err =
+            |e: std::io::Error| Error::Config(format!("reading {}: {e}", path.display()));
+        let mut file = std::fs::File::open(path).map_err(read_err)?;
+        let mode = file.metadata().map_err(read_err)?.permissions().mode() & 0o7777;
+        let mut text = String::new();
+        file.read_to_string(&mut text).map_err(read_err)?;
+        if mode & 0o022 != 0 {
+            return Err(Error::Config(format!(
+                "configuration file {} has mode {mode:o}; it must not be writable by group or others (chmod 600 {})",
+                path.display(),
+                path.display()
+            )));
+        }
         let mut cfg: Config =
             toml::from_str(&text).map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;
+        if mode & 0o044 != 0 && cfg.est.endpoints.values().any(|e| !e.accounts.is_empty()) {
+            return Err(Error::Config(format!(
+                "configuration file {} has mode {mode:o} and holds EST password hashes; it must not be readable by group or others (chmod 600 {})",
+                path.display(),
+                path.display()
+            )));
+        }
         cfg.base_dir = path
             .parent()
             .map(Path::to_path_buf)
@@ -399,6 +426,11 @@ mod tests {
         assert_eq!(cfg.est.default_label(), Some("devices"));
         let ep = &cfg.est.endpoints["devices"];
         assert_eq!(ep.auth, est::config::AuthMode::Either);
+        assert!(!ep.has_ra());
+        assert_eq!(
+            cfg.est.password_limits,
+            est::config::PasswordLimits::default()
+        );
         assert_eq!(cfg.server.tls.as_ref().map(|t| t.listen.port()), Some(8443));
     }
 

@@ -51,9 +51,20 @@ pub struct InitParams {
     pub tls_listen: Option<String>,
     /// Names for the HTTPS certificate (DNS names or IP addresses).
     pub hostnames: Vec<String>,
+    /// Validity of the HTTPS listener's certificate, days (default
+    /// [`DEFAULT_TLS_DAYS`], at most [`MAX_TLS_DAYS`]).
+    pub tls_days: u32,
     /// Keep every key on this PKCS#11 token instead of in files (`--hsm`).
     pub hsm: Option<hsm::pkcs11::Pkcs11Config>,
 }
+
+/// Days the HTTPS listener certificate made by `init` is valid unless `--tls-days` says
+/// otherwise: Mozilla's recommended certificate lifespan (server-side TLS guidelines 5.7,
+/// `recommended_certificate_lifespan`, for the intermediate and modern profiles).
+pub const DEFAULT_TLS_DAYS: u32 = 90;
+/// Longest HTTPS listener certificate `init` makes: the `maximum_certificate_lifespan`
+/// of Mozilla's intermediate profile (guidelines 5.7), which sslyze checks.
+pub const MAX_TLS_DAYS: u32 = 366;
 
 /// What `init` made.
 #[derive(Debug)]
@@ -64,6 +75,97 @@ pub struct InitOutcome {
     pub root_der: Vec<u8>,
     /// Issuing certificate, DER.
     pub issuing_der: Vec<u8>,
+    /// The revocation and issuer URLs the certificates carry, for the operator to check:
+    /// (which certificates, what, URL).
+    pub urls: Vec<(String, String, String)>,
+}
+
+/// The default `[ca] base_url` for a plain listener address (issue 9 item 22): the
+/// listener itself, so that the CRL, OCSP and CA-certificate URLs baked into every CA
+/// certificate point where privca will listen. An unspecified address (`0.0.0.0`, `::`)
+/// says nothing about how clients reach the host: the first `--hostname` is used, or
+/// loopback with a warning (the second value) that `--base-url` should be given.
+pub fn default_base_url(
+    listen: &str,
+    hostnames: &[String],
+) -> Result<(String, Option<String>), Error> {
+    let addr: std::net::SocketAddr = listen
+        .parse()
+        .map_err(|e| Error::Usage(format!("--listen {listen:?}: {e}")))?;
+    if !addr.ip().is_unspecified() {
+        return Ok((format!("http://{addr}"), None));
+    }
+    let host = match hostnames.first() {
+        Some(h) => match h
+            .trim_matches(|c| c == '[' || c == ']')
+            .parse::<std::net::IpAddr>()
+        {
+            Ok(std::net::IpAddr::V6(v6)) => format!("[{v6}]"),
+            Ok(ip) => ip.to_string(),
+            Err(_) => h.clone(),
+        },
+        None => {
+            let lo = if addr.is_ipv4() { "127.0.0.1" } else { "[::1]" };
+            let url = format!("http://{lo}:{}", addr.port());
+            return Ok((
+                url.clone(),
+                Some(format!(
+                    "--listen {listen} binds every address; the certificates will point to {url}, which only this host can reach: give --base-url (or --hostname) with the name clients use"
+                )),
+            ));
+        }
+    };
+    Ok((format!("http://{host}:{}", addr.port()), None))
+}
+
+/// The CRL distribution points (RFC 5280 §4.2.1.13) and authority information access
+/// URLs (§4.2.2.1: OCSP, CA issuers) of a certificate, in that order.
+pub fn cert_urls(der: &[u8]) -> Vec<(String, String)> {
+    use const_oid::AssociatedOid;
+    use der::Decode;
+    use x509_cert::ext::pkix::name::{DistributionPointName, GeneralName};
+    use x509_cert::ext::pkix::{AuthorityInfoAccessSyntax, CrlDistributionPoints};
+    let Ok(cert) = x509_cert::Certificate::from_der(der) else {
+        return Vec::new();
+    };
+    let uri = |g: &GeneralName| match g {
+        GeneralName::UniformResourceIdentifier(u) => Some(u.to_string()),
+        _ => None,
+    };
+    let mut out = Vec::new();
+    for ext in cert.tbs_certificate().extensions().into_iter().flatten() {
+        if ext.extn_id == CrlDistributionPoints::OID {
+            if let Ok(dps) = CrlDistributionPoints::from_der(ext.extn_value.as_bytes()) {
+                for dp in &dps.0 {
+                    if let Some(DistributionPointName::FullName(names)) = &dp.distribution_point {
+                        out.extend(names.iter().filter_map(uri).map(|u| ("CRL".to_string(), u)));
+                    }
+                }
+            }
+        } else if ext.extn_id == AuthorityInfoAccessSyntax::OID
+            && let Ok(aia) = AuthorityInfoAccessSyntax::from_der(ext.extn_value.as_bytes())
+        {
+            for ad in &aia.0 {
+                let what = if ad.access_method == const_oid::db::rfc5280::ID_AD_OCSP {
+                    "OCSP"
+                } else if ad.access_method == const_oid::db::rfc5280::ID_AD_CA_ISSUERS {
+                    "CA issuers"
+                } else {
+                    continue;
+                };
+                if let Some(u) = uri(&ad.access_location) {
+                    out.push((what.to_string(), u));
+                }
+            }
+        }
+    }
+    let rank = |w: &str| match w {
+        "CRL" => 0,
+        "OCSP" => 1,
+        _ => 2,
+    };
+    out.sort_by_key(|(w, _)| rank(w));
+    out
 }
 
 /// Creates a directory with mode 0700.
@@ -154,6 +256,12 @@ pub fn init(p: &InitParams) -> Result<InitOutcome, Error> {
         return Err(Error::Usage(format!(
             "{} already holds a CA; privca init never overwrites one",
             p.data_dir.display()
+        )));
+    }
+    if p.tls_listen.is_some() && !(1..=MAX_TLS_DAYS).contains(&p.tls_days) {
+        return Err(Error::Usage(format!(
+            "--tls-days {}: the HTTPS certificate may live 1 to {MAX_TLS_DAYS} days (Mozilla's intermediate TLS profile allows at most {MAX_TLS_DAYS}; {DEFAULT_TLS_DAYS} is recommended)",
+            p.tls_days
         )));
     }
     let root_subject: x509_cert::name::Name = p
@@ -318,22 +426,26 @@ pub fn init(p: &InitParams) -> Result<InitOutcome, Error> {
     }
     let mut text = render_config_with_keys(&p.listen, &p.base_url, &keys_toml);
     if let Some(tls_listen) = &p.tls_listen {
-        issue_tls_server(
-            &auth,
-            keys.as_ref(),
-            &ca_dir,
-            &issuing_der,
-            tls_listen,
-            &p.hostnames,
-            p.issuing_key,
-        )?;
+        issue_tls_server(&auth, keys.as_ref(), &ca_dir, &issuing_der, tls_listen, p)?;
         text.push_str(&render_tls_section(tls_listen));
     }
     write_new(&config_path, text.as_bytes(), 0o600)?;
+    let mut urls = Vec::new();
+    for (which, der) in [
+        ("issuing CA certificate", &issuing_der),
+        ("certificates the issuing CA signs", &ra_der),
+    ] {
+        urls.extend(
+            cert_urls(der)
+                .into_iter()
+                .map(|(what, u)| (which.to_string(), what, u)),
+        );
+    }
     Ok(InitOutcome {
         config_path,
         root_der,
         issuing_der,
+        urls,
     })
 }
 
@@ -345,9 +457,9 @@ fn issue_tls_server(
     ca_dir: &Path,
     issuing_der: &[u8],
     tls_listen: &str,
-    hostnames: &[String],
-    alg: KeyAlgorithm,
+    p: &InitParams,
 ) -> Result<(), Error> {
+    let (hostnames, alg, days) = (&p.hostnames, p.issuing_key, p.tls_days);
     let mut names: Vec<String> = hostnames.to_vec();
     if names.is_empty() {
         names.push("localhost".into());
@@ -357,12 +469,37 @@ fn issue_tls_server(
             names.push(addr.ip().to_string());
         }
     }
+    // An IP address (also `[::1]`) is an iPAddress SAN, never a dNSName (RFC 5280
+    // §4.2.1.6); everything else is a DNS name.
     let sans = names
         .iter()
-        .map(|n| ca_core::profile::San::parse(n))
+        .map(|n| {
+            match n
+                .trim()
+                .trim_matches(|c| c == '[' || c == ']')
+                .parse::<std::net::IpAddr>()
+            {
+                Ok(ip) => Ok(ca_core::profile::San::Ip(ip)),
+                Err(_) => ca_core::profile::San::parse(&format!("dns:{}", n.trim())),
+            }
+        })
         .collect::<Result<Vec<_>, _>>()?;
     let key = keys.generate("tls-server", alg)?;
-    let cn = names.first().cloned().unwrap_or_default();
+    // The CN: the first DNS name when there is one (RFC 9525 clients look at the SANs
+    // only), else the first address.
+    let cn = sans
+        .iter()
+        .find_map(|s| match s {
+            ca_core::profile::San::Dns(d) => Some(d.clone()),
+            _ => None,
+        })
+        .or_else(|| {
+            sans.iter().find_map(|s| match s {
+                ca_core::profile::San::Ip(ip) => Some(ip.to_string()),
+                _ => None,
+            })
+        })
+        .unwrap_or_default();
     let req = IssueRequest {
         profile: "tls-server".into(),
         subject: format!("CN={cn}")
@@ -373,7 +510,7 @@ fn issue_tls_server(
         key_algorithm: key.algorithm(),
         extensions: Vec::new(),
         requester: "init".into(),
-        validity_days: None,
+        validity_days: Some(days),
         issuer: Some("issuing".into()),
     };
     let der = auth.issue(&req)?.record.der;
@@ -668,6 +805,13 @@ ra_key = "issuing-ra"
 # retry_after_seconds = 60
 # server_keygen = true
 # channel_binding = "optional"
+# ra_eku = false            # true: client certificates with id-kp-cmcRA are EST proxies (RAs)
+# ra_certificates = []      # or these certificates (PEM files); see docs/est.md
+# [est.password_limits]
+# address_failures = 10     # wrong passwords from one address (IPv6: /64) ...
+# account_failures = 30     # ... or for one account, within the window: then 429
+# window_seconds = 300
+# max_entries = 10000
 "#
     )
 }

@@ -128,20 +128,7 @@ async fn start_tls(
         (Some(label), _) => cfg.open_keys()?.open(label)?,
         (None, Some(file)) => {
             let path = cfg.path(file);
-            let mode = std::os::unix::fs::PermissionsExt::mode(
-                &std::fs::metadata(&path)
-                    .map_err(|e| Error::io(format!("reading {}", path.display()), e))?
-                    .permissions(),
-            );
-            if mode & 0o077 != 0 {
-                return Err(Error::Config(format!(
-                    "{} is readable by others (mode {:o}); chmod 600 it",
-                    path.display(),
-                    mode & 0o777
-                )));
-            }
-            let bytes = std::fs::read(&path)
-                .map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
+            let bytes = hsm::read_private_file(&path, "TLS key file")?;
             let text = String::from_utf8_lossy(&bytes);
             let (label, der) = der::pem::decode_vec(text.trim().as_bytes())
                 .map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;

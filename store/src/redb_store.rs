@@ -148,12 +148,32 @@ impl std::fmt::Debug for RedbStore {
     }
 }
 
+/// Creates `path` empty with mode 0600 if it does not exist (redb then initialises the
+/// empty file as it would one it created itself, but with the umask's mode).
+fn create_private(path: &Path) -> Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(Error::Backend(format!("creating {}: {e}", path.display()))),
+    }
+}
+
 impl RedbStore {
     /// Opens the database file at `path`, creating it if it does not exist.
     ///
     /// Fails with [`Error::Locked`] if another process (or another handle in this process)
     /// has it open, and with [`Error::UnsupportedSchema`] if it was written by a newer privca.
+    ///
+    /// A new database file is created with mode 0600 (it holds the audit log and the
+    /// record of every certificate; only the server's user reads it).
     pub fn open(path: &Path, options: StoreOptions) -> Result<RedbStore> {
+        create_private(path)?;
         let db = Database::builder().create(path).map_err(|e| match e {
             DatabaseError::DatabaseAlreadyOpen | DatabaseError::LockProtocolMismatch => {
                 Error::Locked(path.display().to_string())

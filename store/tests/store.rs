@@ -1031,3 +1031,18 @@ fn one_time_challenges_are_consumed_once_even_concurrently() {
     );
     assert_eq!(s.find_transaction("other").expect("find"), None);
 }
+
+/// Issue 9 item 7: a new database file is created with mode 0600, whatever the umask,
+/// and it still opens and works (redb initialises the empty file).
+#[test]
+fn new_database_file_is_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let (_dir, path) = temp_db();
+    let s = RedbStore::open(&path, StoreOptions::default()).unwrap();
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "privca.redb mode {mode:o}");
+    issue(&s, &record(&[1, 2, 3], "ca", 2_000_000_000));
+    drop(s);
+    let s = RedbStore::open(&path, StoreOptions::default()).unwrap();
+    assert!(s.get_cert(&[1, 2, 3]).unwrap().is_some());
+}

@@ -19,6 +19,15 @@ pub fn interop_enabled(test: &str) -> bool {
     false
 }
 
+/// Writes a secret file with mode 0600 (privca refuses secret files that group or others
+/// may read, issue 9 item 7).
+pub fn write_secret(path: &Path, bytes: impl AsRef<[u8]>) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, bytes).expect("write secret file");
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+        .expect("chmod secret file");
+}
+
 /// A free TCP port on 127.0.0.1.
 pub fn free_port() -> u16 {
     let l = TcpListener::bind("127.0.0.1:0").expect("bind a free port");

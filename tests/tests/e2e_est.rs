@@ -32,12 +32,13 @@ struct Reply {
 
 impl Est {
     fn start() -> Est {
-        Est::start_with("")
+        Est::start_with(|_| String::new())
     }
 
-    /// Starts with `extra` appended to the configuration (`@HASH@` stands for the
-    /// password hash of the test account).
-    fn start_with(extra: &str) -> Est {
+    /// Starts with what `extra` returns appended to the configuration (after the EST
+    /// endpoints; `@HASH@` stands for the password hash of the test account); it runs
+    /// once the manufacturer CA (`mfg.crt`, `mfg.key`) exists.
+    fn start_with(extra: impl FnOnce(&TestCa) -> String) -> Est {
         let tls_port = free_port();
         let listen = format!("127.0.0.1:{tls_port}");
         let mut ca = TestCa::init(
@@ -128,7 +129,7 @@ client_ca_files = ["{}"]
 "#,
             mfg_crt.display()
         ));
-        text.push_str(&extra.replace("@HASH@", hash));
+        text.push_str(&extra(&ca).replace("@HASH@", hash));
         std::fs::write(&cfg, text).expect("write config");
         ok(ca.cmd().args(["config", "check"]));
         ca.start();
@@ -819,7 +820,7 @@ fn est_enforces_name_rules_on_openssl_csrs() {
     if !interop_enabled("est_enforces_name_rules_on_openssl_csrs") {
         return;
     }
-    let est = Est::start_with(
+    let est = Est::start_with(|_| {
         r#"
 [profiles.corp]
 validity_days = 30
@@ -836,8 +837,9 @@ accounts = [{ username = "alice", password_hash = "@HASH@" }]
 profile = "device"
 auth = "basic"
 accounts = [{ username = "alice", password_hash = "@HASH@" }]
-"#,
-    );
+"#
+        .to_string()
+    });
     let ca = &est.ca;
     let user = format!("alice:{PASSWORD}");
     let (certs_before, _) = est.counts();
@@ -1156,4 +1158,319 @@ fn channel_binding_with_a_rustls_client() {
             assert!(text.contains("channel binding mismatch"), "{text}");
         }
     });
+}
+
+/// Issue 9 item 5: wrong HTTP Basic passwords are limited per client address and per
+/// account. After `address_failures` wrong passwords from one address, that address
+/// gets 429 with Retry-After even with the right password (no PBKDF2 runs, nothing is
+/// written to the audit log), while a client at another address still logs in. After
+/// `account_failures` wrong passwords from several addresses, the account is limited
+/// for new addresses, but the client that logged in to it before still gets in. An
+/// unknown user name is answered exactly like a known one (401, then the same limit).
+#[test]
+fn password_guessing_is_limited_per_address_and_account() {
+    if !interop_enabled("password_guessing_is_limited_per_address_and_account") {
+        return;
+    }
+    let est = Est::start_with(|_| {
+        "\n[est.password_limits]\naddress_failures = 3\naccount_failures = 6\nwindow_seconds = 120\n"
+            .into()
+    });
+    let ca = &est.ca;
+    let good = format!("alice:{PASSWORD}");
+    let (_, req) = csr(ca, "limited", "/CN=limited-client", None);
+    let from = |ip: &'static str| ["--interface", ip];
+    let enroll = |ip: &'static str, user: &str| {
+        let mut args = vec!["--user", user];
+        args.extend_from_slice(&from(ip));
+        est.curl("basic/simpleenroll", &args, Some(&req))
+    };
+
+    // The known client logs in once from 127.0.0.2.
+    assert_eq!(enroll("127.0.0.2", &good).status, 200);
+
+    // Three wrong passwords from 127.0.0.1: 401 each; then 429, also with the right one.
+    for i in 0..3 {
+        assert_refused(
+            &enroll("127.0.0.1", "alice:wrong"),
+            401,
+            "wrong user name or password",
+        );
+        eprintln!("wrong password {i} refused with 401");
+    }
+    let (_, audit_before) = est.counts();
+    for user in ["alice:wrong", good.as_str(), "mallory:x"] {
+        let r = enroll("127.0.0.1", user);
+        assert_refused(&r, 429, "too many failed password attempts");
+        let retry = r
+            .headers
+            .lines()
+            .find_map(|l| {
+                l.to_ascii_lowercase()
+                    .strip_prefix("retry-after:")
+                    .map(|v| v.trim().to_string())
+            })
+            .expect("Retry-After");
+        let secs: u64 = retry.parse().expect("seconds");
+        assert!((1..=120).contains(&secs), "Retry-After {secs}");
+    }
+    let (_, audit_after) = est.counts();
+    assert_eq!(
+        audit_after, audit_before,
+        "limited attempts are not written to the store"
+    );
+    // Another address is not limited: the right password works from 127.0.0.3.
+    assert_eq!(enroll("127.0.0.3", &good).status, 200);
+
+    // The account: three more wrong passwords from three more addresses make six.
+    for ip in ["127.0.0.4", "127.0.0.5", "127.0.0.6"] {
+        assert_refused(
+            &enroll(ip, "alice:wrong"),
+            401,
+            "wrong user name or password",
+        );
+    }
+    // A new address is refused for alice even with her password, but not for others'
+    // accounts; the client that logged in before still gets in.
+    assert_refused(
+        &enroll("127.0.0.7", &good),
+        429,
+        "too many failed password attempts",
+    );
+    assert_refused(
+        &enroll("127.0.0.7", "bob:x"),
+        401,
+        "wrong user name or password",
+    );
+    assert_eq!(enroll("127.0.0.2", &good).status, 200);
+
+    // An unknown user name: the same 401 as a wrong password, and limited the same way.
+    for ip in [
+        "127.0.0.8",
+        "127.0.0.9",
+        "127.0.0.10",
+        "127.0.0.11",
+        "127.0.0.12",
+        "127.0.0.13",
+    ] {
+        assert_refused(&enroll(ip, "mallory:x"), 401, "wrong user name or password");
+    }
+    assert_refused(
+        &enroll("127.0.0.14", "mallory:x"),
+        429,
+        "too many failed password attempts",
+    );
+    let log = ca.server_log();
+    assert!(log.contains("limited after repeated failures"), "{log}");
+    assert!(!log.contains(PASSWORD) && !log.contains("wrong\""), "{log}");
+}
+
+/// Issue 9 item 17: registration authorities (RFC 7030 §2.2, §3.7). On an endpoint
+/// with `ra_eku = true`, a client certificate with id-kp-cmcRA from the endpoint's
+/// client CA enrolls and re-enrolls CSRs whose subject is another's; a certificate
+/// listed in `ra_certificates` (here self-signed, pinned) may too. Both are recorded as
+/// the RA (requester and audit actor `est:<label>/ra:cert:…`). A privca client
+/// certificate without RA standing that re-enrolls another subject, and a manufacturer
+/// certificate without cmcRA, are refused.
+#[test]
+fn a_registration_authority_enrolls_and_reenrolls_for_others() {
+    if !interop_enabled("a_registration_authority_enrolls_and_reenrolls_for_others") {
+        return;
+    }
+    let est = Est::start_with(|ca| {
+        // The pinned RA: self-signed, listed in ra_certificates.
+        ok(openssl()
+            .args([
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+            ])
+            .args(["-nodes", "-days", "30", "-subj", "/CN=pinned-ra"])
+            .args(["-addext", "extendedKeyUsage=clientAuth"])
+            .arg("-keyout")
+            .arg(ca.path("pinned-ra.key"))
+            .arg("-out")
+            .arg(ca.path("pinned-ra.crt")));
+        format!(
+            "\n[est.endpoints.ra]\nprofile = \"device\"\nauth = \"client-cert\"\nclient_ca_files = [\"{}\"]\nra_eku = true\nra_certificates = [\"{}\"]\n",
+            ca.path("mfg.crt").display(),
+            ca.path("pinned-ra.crt").display()
+        )
+    });
+    let ca = &est.ca;
+    // The EST proxy's certificate: cmcRA (and clientAuth for TLS), from the manufacturer CA.
+    let (ra_key, _) = csr(ca, "estproxy", "/CN=estproxy", None);
+    let ra_crt = ca.path("estproxy.crt");
+    let mk = |name: &str, csr_name: &str, ext: &[u8], out: &Path| {
+        ok(openssl()
+            .args(["x509", "-req", "-days", "5", "-in"])
+            .arg(ca.path(&format!("{csr_name}.csr.der")))
+            .args(["-inform", "DER", "-CA"])
+            .arg(ca.path("mfg.crt"))
+            .arg("-CAkey")
+            .arg(ca.path("mfg.key"))
+            .arg("-extfile")
+            .arg(ca.file(&format!("{name}.ext"), ext))
+            .arg("-out")
+            .arg(out));
+    };
+    mk(
+        "estproxy",
+        "estproxy",
+        b"keyUsage=critical,digitalSignature\nextendedKeyUsage=clientAuth,1.3.6.1.5.5.7.3.28\n",
+        &ra_crt,
+    );
+    let ra_args = [
+        "--cert",
+        ra_crt.to_str().expect("p"),
+        "--key",
+        ra_key.to_str().expect("p"),
+    ];
+    let (certs_before, _) = est.counts();
+
+    // Re-enrollment on behalf of device-7 (subject differs from CN=estproxy), then a
+    // first enrollment on behalf of device-8.
+    let (_, d7) = csr(ca, "device7", "/CN=device-7", None);
+    let r = est.curl("ra/simplereenroll", &ra_args, Some(&d7));
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let c7 = p7_to_pem(ca, "device7", &r.body);
+    verify(ca, &c7);
+    assert!(subject_of(&c7).contains("device-7"), "{}", subject_of(&c7));
+    let (_, d8) = csr(ca, "device8", "/CN=device-8", None);
+    let r = est.curl("ra/simpleenroll", &ra_args, Some(&d8));
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    // The pinned RA re-enrolls device-9.
+    let (pinned_crt, pinned_key) = (ca.path("pinned-ra.crt"), ca.path("pinned-ra.key"));
+    let pinned = [
+        "--cert",
+        pinned_crt.to_str().expect("p"),
+        "--key",
+        pinned_key.to_str().expect("p"),
+    ];
+    let (_, d9) = csr(ca, "device9", "/CN=device-9", None);
+    let r = est.curl("ra/simplereenroll", &pinned, Some(&d9));
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(est.counts().0, certs_before + 3);
+
+    // Recorded as the RA: the requester (the audit actor of the issue entry) names it.
+    for (subject, ra) in [
+        ("device-7", "est:ra/ra:cert:CN=estproxy"),
+        ("device-8", "est:ra/ra:cert:CN=estproxy"),
+        ("device-9", "est:ra/ra:cert:CN=pinned-ra"),
+    ] {
+        let list = ok(ca.cmd().args(["list", "--subject", subject, "--json"]));
+        assert!(list.contains(ra), "{subject}: {list}");
+    }
+    assert!(
+        ca.server_log().contains("registration authority"),
+        "{}",
+        ca.server_log()
+    );
+
+    // Not RAs: a privca client certificate re-enrolling another subject, and a
+    // manufacturer certificate without cmcRA.
+    let user = format!("alice:{PASSWORD}");
+    let (k1, r1) = csr(ca, "plain", "/CN=plain-client", None);
+    let r = est.curl("basic/simpleenroll", &["--user", &user], Some(&r1));
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let c1 = p7_to_pem(ca, "plain", &r.body);
+    let plain_args = [
+        "--cert",
+        c1.to_str().expect("p"),
+        "--key",
+        k1.to_str().expect("p"),
+    ];
+    let (_, other) = csr(ca, "other", "/CN=device-10", None);
+    assert_refused(
+        &est.curl("ra/simplereenroll", &plain_args, Some(&other)),
+        403,
+        "subject differs",
+    );
+    let (mk_key, _) = csr(ca, "notra", "/CN=not-an-ra", None);
+    let notra_crt = ca.path("notra.crt");
+    mk(
+        "notra",
+        "notra",
+        b"keyUsage=critical,digitalSignature\nextendedKeyUsage=clientAuth\n",
+        &notra_crt,
+    );
+    let notra_args = [
+        "--cert",
+        notra_crt.to_str().expect("p"),
+        "--key",
+        mk_key.to_str().expect("p"),
+    ];
+    assert_refused(
+        &est.curl("ra/simplereenroll", &notra_args, Some(&other)),
+        403,
+        "issued by this CA",
+    );
+    // The RA certificate does not make the plain endpoint an RA endpoint.
+    assert_refused(
+        &est.curl("certs/simplereenroll", &ra_args, Some(&other)),
+        403,
+        "issued by this CA",
+    );
+    assert_eq!(
+        est.counts().0,
+        certs_before + 4,
+        "only the plain client's enrollment"
+    );
+}
+
+/// Issue 9 item 25: the serverkeygen recipe in docs/est.md (curl, coreutils `base64 -d`
+/// after stripping the CRLF line ends, awk, OpenSSL) runs verbatim against the server
+/// and yields a key and the certificate for it.
+#[test]
+fn serverkeygen_recipe_in_the_docs_works() {
+    if !interop_enabled("serverkeygen_recipe_in_the_docs_works") {
+        return;
+    }
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/est.md"))
+        .expect("docs/est.md");
+    let recipe = doc
+        .split("<!-- serverkeygen-recipe -->")
+        .nth(1)
+        .and_then(|s| s.split("<!-- /serverkeygen-recipe -->").next())
+        .expect("recipe markers");
+    let script = recipe
+        .trim()
+        .strip_prefix("```sh")
+        .and_then(|s| s.strip_suffix("```"))
+        .expect("a sh block");
+    let est = Est::start();
+    let ca = &est.ca;
+    let work = ca.path("recipe");
+    std::fs::create_dir(&work).expect("dir");
+    std::fs::copy(est.root(), work.join("root.crt")).expect("root");
+    let (_, r3) = csr(ca, "recipe", "/CN=recipe-device", None);
+    std::fs::copy(&r3, work.join("r3.b64")).expect("csr");
+    let out = ok(Command::new("bash")
+        .args(["-euo", "pipefail", "-c", script])
+        .current_dir(&work)
+        .env(
+            "B",
+            format!("https://127.0.0.1:{}/.well-known/est/basic", est.tls_port),
+        )
+        .env("EST_USER", "alice")
+        .env("PASSWORD", PASSWORD));
+    assert!(out.contains("recipe-device"), "{out}");
+    let cert = work.join("cert.pem");
+    verify(ca, &cert);
+    let from_key = ok(openssl()
+        .args(["pkey", "-pubout", "-in"])
+        .arg(work.join("key.pem")));
+    let from_cert = ok(openssl()
+        .args(["x509", "-noout", "-pubkey", "-in"])
+        .arg(&cert));
+    assert_eq!(from_key, from_cert, "the key is the certificate's");
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(work.join("key.pem"))
+            .expect("key")
+            .permissions(),
+    );
+    assert_eq!(mode & 0o077, 0, "key.pem mode {mode:o}");
 }

@@ -509,7 +509,7 @@ fn scep_and_est_with_token_keys() {
         let out = child.wait_with_output().unwrap();
         assert!(out.status.success());
         let hash = String::from_utf8(out.stdout).unwrap();
-        std::fs::write(ca.data.join("scep.secret"), "s3cret\n").unwrap();
+        privca_tests::write_secret(&ca.data.join("scep.secret"), "s3cret\n");
         let mut cfg = std::fs::read_to_string(ca.config()).unwrap();
         cfg.push_str(&format!(
             r#"

@@ -228,7 +228,7 @@ fn scep_with_real_clients() {
         Path::new(BIN),
         &["--root-key", "rsa-2048", "--issuing-key", "rsa-2048"],
     );
-    std::fs::write(ca.data.join("scep.secret"), "s3cret\n").expect("secret");
+    privca_tests::write_secret(&ca.data.join("scep.secret"), "s3cret\n");
     let mut cfg = std::fs::read_to_string(ca.config()).expect("config");
     cfg.push_str(ENDPOINTS);
     std::fs::write(ca.config(), cfg).expect("config");
@@ -463,7 +463,7 @@ fn scep_with_the_default_ecdsa_hierarchy() {
         return;
     }
     let mut ca = TestCa::init(Path::new(BIN), &[]);
-    std::fs::write(ca.data.join("scep.secret"), "s3cret\n").expect("secret");
+    privca_tests::write_secret(&ca.data.join("scep.secret"), "s3cret\n");
     let mut cfg = std::fs::read_to_string(ca.config()).expect("config");
     cfg.push_str(
         r#"

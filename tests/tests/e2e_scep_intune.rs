@@ -180,7 +180,7 @@ fn scep_with_intune_validation_and_a_webhook() {
         Path::new(BIN),
         &["--root-key", "rsa-2048", "--issuing-key", "rsa-2048"],
     );
-    std::fs::write(ca.data.join("intune.secret"), format!("{SECRET}\n")).expect("secret");
+    privca_tests::write_secret(&ca.data.join("intune.secret"), format!("{SECRET}\n"));
     let mut cfg = std::fs::read_to_string(ca.config()).expect("config");
     cfg.push_str(&format!(
         r#"
