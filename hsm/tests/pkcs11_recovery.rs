@@ -189,3 +189,135 @@ fn the_backend_reconnects_and_fails_fast_while_the_token_is_gone() {
         },
     );
 }
+
+/// Moves the token away and back under a signing load, without anyone finalising the
+/// module (what a network HSM restart or a USB token re-plug looks like to the library):
+/// signing fails while it is gone and resumes by itself, within a bound, once it is back.
+fn token_away_and_back_under_load(env: &common::Env, what: &str, away: impl Fn(bool)) {
+    let store = Pkcs11KeyStore::open(env.config()).unwrap();
+    let key = store.generate(what, KeyAlgorithm::Rsa2048).unwrap();
+    signs(&*key, "before");
+    let stop = AtomicBool::new(false);
+    let gone = AtomicBool::new(false);
+    let (ok_before, failed_while_gone, ok_after) =
+        (AtomicUsize::new(0), AtomicUsize::new(0), AtomicUsize::new(0));
+    let back_at = std::sync::Mutex::new(None::<Instant>);
+    let first_ok_after = std::sync::Mutex::new(None::<Duration>);
+    let last_error = std::sync::Mutex::new(String::new());
+    std::thread::scope(|sc| {
+        for t in 0..4 {
+            let key = &key;
+            let (stop, gone, ok_before, failed_while_gone, ok_after) =
+                (&stop, &gone, &ok_before, &failed_while_gone, &ok_after);
+            let (back_at, first_ok_after, last_error) = (&back_at, &first_ok_after, &last_error);
+            sc.spawn(move || {
+                let mut i = 0u64;
+                while !stop.load(Ordering::SeqCst) {
+                    let msg = format!("load {t} {i}");
+                    i += 1;
+                    let was_gone = gone.load(Ordering::SeqCst);
+                    let back = *back_at.lock().unwrap();
+                    match key.sign(SignatureScheme::RsaPkcs1Sha256, msg.as_bytes()) {
+                        Ok(sig) => {
+                            hsm::verify(
+                                SignatureScheme::RsaPkcs1Sha256,
+                                key.public_key_der(),
+                                msg.as_bytes(),
+                                &sig,
+                            )
+                            .unwrap();
+                            if let Some(b) = back {
+                                ok_after.fetch_add(1, Ordering::SeqCst);
+                                first_ok_after.lock().unwrap().get_or_insert(b.elapsed());
+                            } else if !was_gone {
+                                ok_before.fetch_add(1, Ordering::SeqCst);
+                            }
+                        }
+                        Err(e) => {
+                            if was_gone && back.is_none() {
+                                failed_while_gone.fetch_add(1, Ordering::SeqCst);
+                            }
+                            *last_error.lock().unwrap() = e.to_string();
+                            std::thread::sleep(Duration::from_millis(50));
+                        }
+                    }
+                }
+            });
+        }
+        std::thread::sleep(Duration::from_millis(500));
+        gone.store(true, Ordering::SeqCst);
+        away(true);
+        eprintln!("{what}: token moved away");
+        std::thread::sleep(Duration::from_secs(5));
+        away(false);
+        *back_at.lock().unwrap() = Some(Instant::now());
+        eprintln!("{what}: token moved back");
+        // Liveness bound: signing must resume within 30 s of the token's return.
+        let t = Instant::now();
+        while ok_after.load(Ordering::SeqCst) < 20 && t.elapsed() < Duration::from_secs(30) {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        stop.store(true, Ordering::SeqCst);
+    });
+    let (b, g, a) = (
+        ok_before.load(Ordering::SeqCst),
+        failed_while_gone.load(Ordering::SeqCst),
+        ok_after.load(Ordering::SeqCst),
+    );
+    eprintln!(
+        "{what}: {b} signatures before, {g} failures while gone, {a} signatures after the return \
+         (first after {:?}); last error: {}",
+        first_ok_after.lock().unwrap(),
+        last_error.lock().unwrap()
+    );
+    assert!(b > 0, "no signature before the token went away");
+    assert!(g > 0, "signing did not fail while the token was gone");
+    assert!(
+        a >= 20,
+        "signing did not resume within 30 s after the token came back: {}",
+        last_error.lock().unwrap()
+    );
+    store.health().unwrap();
+}
+
+#[test]
+fn signing_resumes_after_the_token_directory_went_away_and_came_back() {
+    common::with_softhsm(
+        "signing_resumes_after_the_token_directory_went_away_and_came_back",
+        |env| {
+            let tokens = env.dir.join("tokens");
+            let away = env.dir.join("tokens.away");
+            token_away_and_back_under_load(env, "whole-dir", |go| {
+                if go {
+                    std::fs::rename(&tokens, &away).unwrap();
+                } else {
+                    std::fs::rename(&away, &tokens).unwrap();
+                }
+            });
+        },
+    );
+}
+
+#[test]
+fn signing_resumes_after_the_token_went_away_and_came_back() {
+    common::with_softhsm(
+        "signing_resumes_after_the_token_went_away_and_came_back",
+        |env| {
+            // The token's own directory (tokens/<uuid>), as a re-plugged token would be.
+            let tokens = env.dir.join("tokens");
+            let token = std::fs::read_dir(&tokens)
+                .unwrap()
+                .map(|e| e.unwrap().path())
+                .find(|p| p.is_dir())
+                .unwrap();
+            let away = env.dir.join("token.away");
+            token_away_and_back_under_load(env, "token-dir", |go| {
+                if go {
+                    std::fs::rename(&token, &away).unwrap();
+                } else {
+                    std::fs::rename(&away, &token).unwrap();
+                }
+            });
+        },
+    );
+}
