@@ -852,11 +852,11 @@ impl Pkcs11KeyStore {
                     vec![
                         Attribute::ModulusBits(Ulong::new(bits)),
                         Attribute::PublicExponent(vec![1, 0, 1]),
-                        Attribute::Encrypt(decrypt),
                     ],
-                    vec![Attribute::Decrypt(decrypt)],
+                    vec![],
                 )
             }
+            // Tokens default CKA_DECRYPT and CKA_DERIVE of EC keys to true (SoftHSM does).
             KeyAlgorithm::EcdsaP256 | KeyAlgorithm::EcdsaP384 => (
                 Mechanism::EccKeyPairGen,
                 vec![Attribute::EcParams(curve_params(algorithm)?)],
@@ -867,6 +867,7 @@ impl Pkcs11KeyStore {
             Attribute::Token(true),
             Attribute::Private(false),
             Attribute::Verify(true),
+            Attribute::Encrypt(decrypt),
             Attribute::Wrap(false),
             Attribute::Modifiable(false),
             Attribute::Copyable(false),
@@ -875,6 +876,7 @@ impl Pkcs11KeyStore {
         ];
         pub_t.extend(pub_extra);
         let mut priv_t = private_template(&token_label, &id);
+        priv_t.push(Attribute::Decrypt(decrypt));
         priv_t.extend(priv_extra);
         let tl = token_label.clone();
         self.pool

@@ -321,3 +321,55 @@ fn signing_resumes_after_the_token_went_away_and_came_back() {
         },
     );
 }
+
+/// Sessions open on the token in this process. SoftHSM does not report
+/// `ulSessionCount`, but it gives a new session the lowest free handle number (its
+/// SessionManager reuses the first empty place): after opening `K` more sessions than the
+/// highest handle in use, the highest handle is the number open before plus `K`.
+fn open_sessions(p: &Pkcs11) -> u64 {
+    const K: u64 = 512;
+    let slot = p.get_slots_with_token().unwrap()[0];
+    let probes: Vec<_> = (0..K).map(|_| p.open_ro_session(slot).unwrap()).collect();
+    let highest = probes.iter().map(|s| s.handle()).max().unwrap();
+    drop(probes);
+    highest - K
+}
+
+#[test]
+fn lost_logins_do_not_leak_sessions() {
+    common::with_softhsm("lost_logins_do_not_leak_sessions", |env| {
+        let store = Pkcs11KeyStore::open(env.config()).unwrap();
+        let key = store.generate("ca", KeyAlgorithm::Rsa2048).unwrap();
+        let other = other_handle(&env.module);
+        let slot = other.get_slots_with_token().unwrap()[0];
+        // Use every session of the pool (4) at once, so that the pool is full.
+        let load = |round: usize| {
+            std::thread::scope(|sc| {
+                for t in 0..4 {
+                    let key = &key;
+                    sc.spawn(move || {
+                        for i in 0..10 {
+                            signs(&**key, &format!("round {round} thread {t} {i}"));
+                        }
+                    });
+                }
+            });
+        };
+        load(0);
+        let before = open_sessions(&other);
+        eprintln!("open sessions after the first load: {before}");
+        for round in 1..=5 {
+            // Someone logs the application out: every session loses its login.
+            let s = other.open_rw_session(slot).unwrap();
+            s.logout().unwrap();
+            drop(s);
+            load(round);
+            let now = open_sessions(&other);
+            eprintln!("open sessions after lost login {round}: {now}");
+            assert!(
+                now <= before,
+                "sessions leak: {before} before, {now} after {round} lost logins"
+            );
+        }
+    });
+}
