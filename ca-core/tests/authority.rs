@@ -701,13 +701,19 @@ impl PrivateKey for GoneKey {
         self.0.public_key_der()
     }
     fn sign(&self, _: hsm::SignatureScheme, _: &[u8]) -> hsm::Result<Vec<u8>> {
-        Err(hsm::Error::Unavailable("no PKCS#11 token labelled \"t\"".into()))
+        Err(hsm::Error::Unavailable(
+            "no PKCS#11 token labelled \"t\"".into(),
+        ))
     }
     fn decrypt_pkcs1v15(&self, _: &[u8]) -> hsm::Result<Vec<u8>> {
-        Err(hsm::Error::Unavailable("no PKCS#11 token labelled \"t\"".into()))
+        Err(hsm::Error::Unavailable(
+            "no PKCS#11 token labelled \"t\"".into(),
+        ))
     }
     fn decrypt_oaep(&self, _: hsm::OaepHash, _: &[u8]) -> hsm::Result<Vec<u8>> {
-        Err(hsm::Error::Unavailable("no PKCS#11 token labelled \"t\"".into()))
+        Err(hsm::Error::Unavailable(
+            "no PKCS#11 token labelled \"t\"".into(),
+        ))
     }
 }
 

@@ -333,7 +333,11 @@ struct Lease<'a> {
 impl Lease<'_> {
     fn session(&self) -> &Session {
         // Present until drop.
-        &self.session.as_ref().unwrap_or_else(|| unreachable!()).session
+        &self
+            .session
+            .as_ref()
+            .unwrap_or_else(|| unreachable!())
+            .session
     }
 }
 
@@ -407,12 +411,10 @@ impl Pool {
                 let opened = {
                     let _call = self.gate.call();
                     let module_generation = self.gate.generation();
-                    module
-                        .open_rw_session_no_drop(slot)
-                        .map(|session| Pooled {
-                            session,
-                            module_generation,
-                        })
+                    module.open_rw_session_no_drop(slot).map(|session| Pooled {
+                        session,
+                        module_generation,
+                    })
                 };
                 st = self.lock();
                 match opened {

@@ -77,13 +77,10 @@ impl ProbeReport {
 
     /// The first failure, as `name: why`.
     pub fn first_error(&self) -> Option<String> {
-        self.keys.iter().find(|k| !k.ok).map(|k| {
-            format!(
-                "{}: {}",
-                k.name,
-                k.error.as_deref().unwrap_or("not usable")
-            )
-        })
+        self.keys
+            .iter()
+            .find(|k| !k.ok)
+            .map(|k| format!("{}: {}", k.name, k.error.as_deref().unwrap_or("not usable")))
     }
 }
 
@@ -194,9 +191,7 @@ impl Inner {
 /// Signs and verifies the probe message with `key`.
 pub fn probe_key(key: &dyn PrivateKey) -> Result<(), String> {
     let scheme = key.algorithm().default_scheme();
-    let sig = key
-        .sign(scheme, PROBE_MESSAGE)
-        .map_err(|e| e.to_string())?;
+    let sig = key.sign(scheme, PROBE_MESSAGE).map_err(|e| e.to_string())?;
     crate::verify(scheme, key.public_key_der(), PROBE_MESSAGE, &sig)
         .map_err(|_| "the test signature does not verify with the key's public key".to_string())
 }
@@ -337,7 +332,10 @@ mod tests {
         // report never waits for the hanging signature.
         mode.store(2, Ordering::SeqCst);
         let r = wait_for(&probe, false);
-        assert!(r.first_error().unwrap().contains("has not answered"), "{r:?}");
+        assert!(
+            r.first_error().unwrap().contains("has not answered"),
+            "{r:?}"
+        );
         mode.store(0, Ordering::SeqCst);
         wait_for(&probe, true);
     }

@@ -199,8 +199,11 @@ fn token_away_and_back_under_load(env: &common::Env, what: &str, away: impl Fn(b
     signs(&*key, "before");
     let stop = AtomicBool::new(false);
     let gone = AtomicBool::new(false);
-    let (ok_before, failed_while_gone, ok_after) =
-        (AtomicUsize::new(0), AtomicUsize::new(0), AtomicUsize::new(0));
+    let (ok_before, failed_while_gone, ok_after) = (
+        AtomicUsize::new(0),
+        AtomicUsize::new(0),
+        AtomicUsize::new(0),
+    );
     let back_at = std::sync::Mutex::new(None::<Instant>);
     let first_ok_after = std::sync::Mutex::new(None::<Duration>);
     let last_error = std::sync::Mutex::new(String::new());

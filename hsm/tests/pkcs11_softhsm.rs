@@ -391,10 +391,18 @@ fn generated_keys_get_only_the_uses_of_their_role() {
                 ("CKA_DECRYPT", flag(&key, AttributeType::Decrypt), decrypts),
                 ("CKA_UNWRAP", flag(&key, AttributeType::Unwrap), false),
                 ("CKA_DERIVE", flag(&key, AttributeType::Derive), false),
-                ("CKA_MODIFIABLE", flag(&key, AttributeType::Modifiable), false),
+                (
+                    "CKA_MODIFIABLE",
+                    flag(&key, AttributeType::Modifiable),
+                    false,
+                ),
                 ("CKA_COPYABLE", flag(&key, AttributeType::Copyable), false),
                 ("CKA_SENSITIVE", flag(&key, AttributeType::Sensitive), true),
-                ("CKA_EXTRACTABLE", flag(&key, AttributeType::Extractable), false),
+                (
+                    "CKA_EXTRACTABLE",
+                    flag(&key, AttributeType::Extractable),
+                    false,
+                ),
             ];
             eprintln!("{label} ({alg}, {uses:?}): {got:?}");
             for (name, have, want) in got {

@@ -80,7 +80,10 @@ fn token_key(label: &str, alg: KeyAlgorithm, gone: &Arc<AtomicBool>) -> Arc<dyn 
 fn fixture() -> Fx {
     let store: Arc<dyn store::Store> = Arc::new(store::RedbStore::in_memory().unwrap());
     let clock = Arc::new(FixedClock::new(NOW));
-    let (ra_gone, ca_gone) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicBool::new(false)));
+    let (ra_gone, ca_gone) = (
+        Arc::new(AtomicBool::new(false)),
+        Arc::new(AtomicBool::new(false)),
+    );
     let root_key = token_key("root", KeyAlgorithm::EcdsaP256, &ca_gone);
     let spec = RootSpec {
         name: "root".into(),
@@ -209,7 +212,9 @@ async fn a_key_backend_outage_is_a_retryable_503_audited_as_such() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
-        axum::serve(listener, scep::http::router(eps)).await.unwrap();
+        axum::serve(listener, scep::http::router(eps))
+            .await
+            .unwrap();
     });
 
     // Token present: enrolled.

@@ -419,7 +419,13 @@ fn healthz_follows_the_token() {
             .map(|k| k["name"].as_str().unwrap())
             .collect();
         eprintln!("probed keys: {probed:?}");
-        for want in ["ca:root", "ca:issuing", "ocsp:issuing", "ra:issuing", "https"] {
+        for want in [
+            "ca:root",
+            "ca:issuing",
+            "ocsp:issuing",
+            "ra:issuing",
+            "https",
+        ] {
             assert!(probed.contains(&want), "{want} not probed: {h}");
         }
 
@@ -429,7 +435,11 @@ fn healthz_follows_the_token() {
         std::fs::rename(&tokens, &away).unwrap();
         let t = Instant::now();
         let (s, retry_after, body) = issue("during.example.com");
-        eprintln!("issuance while the token is gone: {s} {} in {:?}", body.trim(), t.elapsed());
+        eprintln!(
+            "issuance while the token is gone: {s} {} in {:?}",
+            body.trim(),
+            t.elapsed()
+        );
         assert_eq!(s, 503, "{body}");
         assert!(retry_after);
         let h = wait_health(503);

@@ -163,7 +163,10 @@ fn a_timed_out_request_issues_nothing() {
         // Wait until the hanging signature has returned (bounded).
         let t = std::time::Instant::now();
         while signed.load(Ordering::SeqCst) == signed_before {
-            assert!(t.elapsed() < Duration::from_secs(20), "the signature never returned");
+            assert!(
+                t.elapsed() < Duration::from_secs(20),
+                "the signature never returned"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
         std::thread::sleep(Duration::from_millis(500));
