@@ -39,10 +39,19 @@
 //! logs in once per connection. When a call fails in a way that means the token or the
 //! sessions are gone (`CKR_SESSION_HANDLE_INVALID`, `CKR_SESSION_CLOSED`,
 //! `CKR_TOKEN_NOT_PRESENT`, `CKR_DEVICE_REMOVED`, `CKR_DEVICE_ERROR`,
-//! `CKR_USER_NOT_LOGGED_IN`, `CKR_CRYPTOKI_NOT_INITIALIZED`, `CKR_TOKEN_NOT_RECOGNIZED`), the
-//! whole connection is dropped and the operation retried on a fresh one: the module is
-//! re-initialised if it was finalised, the token found again by label or slot, the PIN read
-//! again from its source, and the user logged in again. An operation is tried at most
+//! `CKR_USER_NOT_LOGGED_IN`, `CKR_CRYPTOKI_NOT_INITIALIZED`, `CKR_TOKEN_NOT_RECOGNIZED`), or
+//! a key that was found before is not found any more while the session is logged in (what
+//! SoftHSM answers after its token directory went away), the whole connection is dropped
+//! (its sessions closed, so that none leak) and the operation retried on a fresh one: the
+//! token found again by label or slot, the PIN read again from its source, and the user
+//! logged in again. A lost login or session needs no more; when the token went away, or a
+//! reconnection failed, the module is first finalised and initialised again (SoftHSM, like
+//! many libraries, only notices a token that left or came back in `C_Initialize`). Every
+//! PKCS#11 call of the process holds a shared guard of its module, and re-initialisation
+//! takes it exclusively (waiting at most [`QUIESCE_MAX`]): `C_Finalize` while other threads
+//! are inside calls is undefined (PKCS#11 §5.4). The guard and a module generation are
+//! shared by every store on the same module (the CA keys' and the HTTPS listener's), so a
+//! session of an older generation is never used or closed again. An operation is tried at most
 //! [`OP_ATTEMPTS`] times. When reconnecting fails, later calls fail at once with
 //! [`Error::Unavailable`] until a backoff delay has passed (doubling from
 //! [`BACKOFF_START`] to [`BACKOFF_MAX`]), so a token that never comes back gives prompt,
