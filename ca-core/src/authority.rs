@@ -684,8 +684,10 @@ impl Authority {
             extensions,
         };
 
-        // 5.–7. Lint, sign through hsm, verify the signature.
+        // 5.–7. Lint, sign through hsm, verify the signature (not for a request whose
+        // time already ran out: nobody waits for it).
         let linted = lint::lint_certificate(tbs, &ca.facts(), false)?;
+        crate::deadline::check()?;
         let der = sign_linted(linted, &ca.key, ca.scheme, &ca.spki_der)?;
 
         // 8.–9. Record durably together with the audit entry.
@@ -713,6 +715,9 @@ impl Authority {
                 profile.name, ca.name, record.subject
             ),
         };
+        // A request the HTTP layer already answered "timed out" must not be recorded; once
+        // claimed here, the HTTP layer waits for this commit instead (deadline.rs).
+        crate::deadline::begin_commit()?;
         self.store.record_issuance(&record, &audit)?;
 
         // 10. Return.

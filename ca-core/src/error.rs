@@ -20,6 +20,9 @@ pub enum ErrorKind {
     NotFound,
     /// The request conflicts with the current state (already revoked, CA exists).
     Conflict,
+    /// A resource the CA needs (the key backend) is unavailable for now, or the request's
+    /// time ran out before anything was recorded: retrying later may succeed (HTTP 503).
+    Unavailable,
     /// Something failed inside the CA.
     Internal,
 }
@@ -32,6 +35,7 @@ impl fmt::Display for ErrorKind {
             ErrorKind::PolicyRefused => "refused by policy",
             ErrorKind::NotFound => "not found",
             ErrorKind::Conflict => "conflict",
+            ErrorKind::Unavailable => "temporarily unavailable",
             ErrorKind::Internal => "internal error",
         })
     }
@@ -73,6 +77,9 @@ pub enum Error {
     /// Store failure.
     #[error("store: {0}")]
     Store(store::Error),
+    /// Temporarily unavailable: retry later (see [`ErrorKind::Unavailable`]).
+    #[error("unavailable: {0}")]
+    Unavailable(String),
     /// Any other internal failure.
     #[error("internal: {0}")]
     Internal(String),
@@ -90,6 +97,9 @@ impl Error {
             Error::Store(store::Error::NotFound(_)) => ErrorKind::NotFound,
             Error::Store(store::Error::Conflict(_)) => ErrorKind::Conflict,
             Error::Key(hsm::Error::NotFound(_)) => ErrorKind::NotFound,
+            Error::Unavailable(_) | Error::Key(hsm::Error::Unavailable(_)) => {
+                ErrorKind::Unavailable
+            }
             Error::Lint { .. }
             | Error::Config(_)
             | Error::Key(_)
@@ -101,6 +111,13 @@ impl Error {
     /// A message safe to send to the client: the full text for client-caused errors,
     /// only the kind for internal ones.
     pub fn client_message(&self) -> String {
+        match self {
+            Error::Key(hsm::Error::Unavailable(_)) => {
+                return "the key backend is unavailable; retry later".to_string();
+            }
+            Error::Unavailable(_) => return self.to_string(),
+            _ => {}
+        }
         match self.kind() {
             ErrorKind::Internal => "internal error".to_string(),
             _ => self.to_string(),

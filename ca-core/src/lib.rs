@@ -12,6 +12,7 @@ pub mod clock;
 pub mod config;
 pub mod crl;
 pub mod csr;
+pub mod deadline;
 pub mod enrollment;
 pub mod lint;
 pub mod ocsp;

@@ -280,6 +280,12 @@ impl Authority {
         match self.ocsp_answer(&req, now) {
             Ok(Some(a)) => a,
             Ok(None) => plain(ResponseStatus::Unauthorized),
+            // The key backend is unavailable for now: `tryLater` (RFC 6960 §2.3), which
+            // tells the client to retry rather than that the responder is broken.
+            Err(e) if e.kind() == crate::ErrorKind::Unavailable => {
+                tracing::warn!(error = %e, "OCSP response deferred: key backend unavailable");
+                plain(ResponseStatus::TryLater)
+            }
             Err(e) => {
                 tracing::error!(error = %e, "OCSP response failed");
                 plain(ResponseStatus::InternalError)

@@ -1396,4 +1396,86 @@ fn a_root_subject_with_control_characters_is_refused() {
         assert_eq!(e.kind(), ErrorKind::BadRequest, "{e}");
     }
     assert_eq!(cert_count(&fx), before);
+
+/// A key whose backend is gone (a PKCS#11 token that went away).
+#[derive(Debug)]
+struct GoneKey(Arc<dyn PrivateKey>);
+
+impl PrivateKey for GoneKey {
+    fn label(&self) -> &str {
+        self.0.label()
+    }
+    fn algorithm(&self) -> KeyAlgorithm {
+        self.0.algorithm()
+    }
+    fn public_key_der(&self) -> &[u8] {
+        self.0.public_key_der()
+    }
+    fn sign(&self, _: hsm::SignatureScheme, _: &[u8]) -> hsm::Result<Vec<u8>> {
+        Err(hsm::Error::Unavailable(
+            "no PKCS#11 token labelled \"t\"".into(),
+        ))
+    }
+    fn decrypt_pkcs1v15(&self, _: &[u8]) -> hsm::Result<Vec<u8>> {
+        Err(hsm::Error::Unavailable(
+            "no PKCS#11 token labelled \"t\"".into(),
+        ))
+    }
+    fn decrypt_oaep(&self, _: hsm::OaepHash, _: &[u8]) -> hsm::Result<Vec<u8>> {
+        Err(hsm::Error::Unavailable(
+            "no PKCS#11 token labelled \"t\"".into(),
+        ))
+    }
+}
+
+/// While the signing key's backend is unavailable, OCSP answers `tryLater` (RFC 6960
+/// §2.3: retry) rather than `internalError`, and issuance fails with the retryable kind.
+#[test]
+fn an_unavailable_key_backend_is_try_later_and_retryable() {
+    let store: Arc<dyn Store> = Arc::new(store::RedbStore::in_memory().expect("store"));
+    let clock = Arc::new(FixedClock::new(NOW));
+    let key: Arc<dyn PrivateKey> = Arc::new(
+        hsm::soft::SoftKey::generate_ephemeral("root", KeyAlgorithm::EcdsaP256).expect("key"),
+    );
+    let spec = RootSpec {
+        name: "root".into(),
+        subject: name("CN=Gone Root"),
+        validity_days: 3650,
+        scheme: None,
+    };
+    let root_der = create_root(&store, &key, &spec, NOW, "test").expect("root");
+    let gone: Arc<dyn PrivateKey> = Arc::new(GoneKey(key));
+    let auth = Authority::from_parts(
+        vec![CaEntity::new("root", root_der.clone(), gone, None, None).expect("entity")],
+        &BTreeMap::new(),
+        settings("root"),
+        store,
+        clock,
+    )
+    .expect("authority");
+    let answer = auth.ocsp(&ocsp_request(&root_der, &[&[0x01]], None));
+    assert_eq!(answer.status, ResponseStatus::TryLater);
+    let e = auth
+        .issue(&IssueRequest {
+            profile: "sub-ca".into(),
+            subject: name("CN=Sub"),
+            sans: vec![],
+            spki_der: root_der_spki(&root_der),
+            key_algorithm: KeyAlgorithm::EcdsaP256,
+            extensions: vec![],
+            requester: "test".into(),
+            validity_days: None,
+            issuer: None,
+        })
+        .expect_err("cannot sign");
+    assert_eq!(e.kind(), ErrorKind::Unavailable, "{e}");
+}
+
+fn root_der_spki(cert_der: &[u8]) -> Vec<u8> {
+    Certificate::from_der(cert_der)
+        .expect("cert")
+        .tbs_certificate()
+        .subject_public_key_info()
+        .to_der()
+        .expect("der")
 }

@@ -114,7 +114,8 @@ async fn dispatch(service: Arc<EstService>, req: Request) -> Response {
     };
     let label2 = label.clone();
     let result =
-        tokio::task::spawn_blocking(move || service.handle(label2.as_deref(), op, &est_req)).await;
+        ca_core::deadline::spawn_blocking(move || service.handle(label2.as_deref(), op, &est_req))
+            .await;
     match result {
         Ok(Ok(answer)) => answer_response(answer),
         Ok(Err(e)) => error_response(&e, label.as_deref()),
@@ -175,6 +176,7 @@ pub fn status_of(e: &Error) -> StatusCode {
         Error::BadRequest(_) => StatusCode::BAD_REQUEST,
         Error::NotFound(_) => StatusCode::NOT_FOUND,
         Error::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
+        Error::Key(hsm::Error::Unavailable(_)) => StatusCode::SERVICE_UNAVAILABLE,
         Error::Config(_) | Error::Key(_) => StatusCode::INTERNAL_SERVER_ERROR,
         Error::Core(c) => match c.kind() {
             ca_core::ErrorKind::BadRequest => StatusCode::BAD_REQUEST,
@@ -182,6 +184,7 @@ pub fn status_of(e: &Error) -> StatusCode {
             ca_core::ErrorKind::PolicyRefused => StatusCode::FORBIDDEN,
             ca_core::ErrorKind::NotFound => StatusCode::NOT_FOUND,
             ca_core::ErrorKind::Conflict => StatusCode::CONFLICT,
+            ca_core::ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             ca_core::ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         },
     }
@@ -191,6 +194,10 @@ fn error_response(e: &Error, label: Option<&str>) -> Response {
     let status = status_of(e);
     let msg = match e {
         Error::Core(c) => c.client_message(),
+        Error::Key(hsm::Error::Unavailable(_)) => {
+            tracing::warn!(error = %e, "EST: key backend unavailable");
+            "the key backend is unavailable; retry later".into()
+        }
         Error::Config(_) | Error::Key(_) => {
             tracing::error!(error = %e, "EST internal error");
             "internal error".into()
@@ -202,6 +209,10 @@ fn error_response(e: &Error, label: Option<&str>) -> Response {
         && let Ok(v) = HeaderValue::from_str(&retry_after.to_string())
     {
         r.headers_mut().insert(header::RETRY_AFTER, v);
+    } else if status == StatusCode::SERVICE_UNAVAILABLE {
+        // RFC 7030 §4.2.3: 503 with Retry-After.
+        r.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
     }
     if status == StatusCode::UNAUTHORIZED {
         let realm = format!("Basic realm=\"privca EST {}\"", label.unwrap_or("default"));

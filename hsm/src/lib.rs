@@ -15,6 +15,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 pub mod pkcs11;
+pub mod probe;
 pub mod soft;
 
 mod error;
@@ -214,10 +215,33 @@ pub trait PrivateKey: Send + Sync + fmt::Debug {
     fn decrypt_oaep(&self, hash: OaepHash, ciphertext: &[u8]) -> Result<Vec<u8>>;
 }
 
+/// What a generated key may be used for. A PKCS#11 token enforces it (`CKA_SIGN`,
+/// `CKA_DECRYPT`); a software key can do whatever its algorithm can.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeyUse {
+    /// Signatures only: CA, OCSP responder and TLS server keys.
+    Sign,
+    /// Signatures and RSA decryption: the SCEP RA key, which signs replies and decrypts
+    /// the requests' pkcsPKIEnvelope (RFC 8894 §3.2.2).
+    SignAndDecrypt,
+}
+
 /// A place keys live: files on disk (software backend) or a token (PKCS#11).
 pub trait KeyStore: Send + Sync {
-    /// Creates a new key under `label`. Fails with [`Error::Exists`] if the label is taken.
+    /// Creates a new signing key under `label` ([`KeyUse::Sign`]). Fails with
+    /// [`Error::Exists`] if the label is taken.
     fn generate(&self, label: &str, algorithm: KeyAlgorithm) -> Result<Arc<dyn PrivateKey>>;
+
+    /// Creates a new key under `label` for `uses`.
+    fn generate_for(
+        &self,
+        label: &str,
+        algorithm: KeyAlgorithm,
+        uses: KeyUse,
+    ) -> Result<Arc<dyn PrivateKey>> {
+        let _ = uses;
+        self.generate(label, algorithm)
+    }
 
     /// Imports an unencrypted PKCS#8 `PrivateKeyInfo` (DER) under `label`.
     fn import_pkcs8(&self, label: &str, pkcs8_der: &[u8]) -> Result<Arc<dyn PrivateKey>>;

@@ -7,7 +7,10 @@
 //! `CKA_LABEL` (the privca label, with the configured prefix in front) and a `CKA_ID`.
 //! [`KeyStore::open`] finds a key by label, or by ID when given `id:<hex>`. Keys generated
 //! here are `CKA_TOKEN`, `CKA_PRIVATE`, `CKA_SENSITIVE` and not `CKA_EXTRACTABLE`: the
-//! private half never leaves the token. Imported keys get the same attributes (the token
+//! private half never leaves the token. They get only the uses their role needs
+//! ([`KeyUse`]): CA, OCSP and TLS keys `CKA_SIGN` only, the SCEP RA key `CKA_SIGN` and
+//! `CKA_DECRYPT`; never `CKA_UNWRAP` or `CKA_DERIVE`, and `CKA_MODIFIABLE` and
+//! `CKA_COPYABLE` false so that nobody can widen them later. Imported keys get the same attributes (the token
 //! then reports them as not `CKA_LOCAL` and not `CKA_ALWAYS_SENSITIVE`, which is the truth).
 //!
 //! # Operations
@@ -36,10 +39,19 @@
 //! logs in once per connection. When a call fails in a way that means the token or the
 //! sessions are gone (`CKR_SESSION_HANDLE_INVALID`, `CKR_SESSION_CLOSED`,
 //! `CKR_TOKEN_NOT_PRESENT`, `CKR_DEVICE_REMOVED`, `CKR_DEVICE_ERROR`,
-//! `CKR_USER_NOT_LOGGED_IN`, `CKR_CRYPTOKI_NOT_INITIALIZED`, `CKR_TOKEN_NOT_RECOGNIZED`), the
-//! whole connection is dropped and the operation retried on a fresh one: the module is
-//! re-initialised if it was finalised, the token found again by label or slot, the PIN read
-//! again from its source, and the user logged in again. An operation is tried at most
+//! `CKR_USER_NOT_LOGGED_IN`, `CKR_CRYPTOKI_NOT_INITIALIZED`, `CKR_TOKEN_NOT_RECOGNIZED`), or
+//! a key that was found before is not found any more while the session is logged in (what
+//! SoftHSM answers after its token directory went away), the whole connection is dropped
+//! (its sessions closed, so that none leak) and the operation retried on a fresh one: the
+//! token found again by label or slot, the PIN read again from its source, and the user
+//! logged in again. A lost login or session needs no more; when the token went away, or a
+//! reconnection failed, the module is first finalised and initialised again (SoftHSM, like
+//! many libraries, only notices a token that left or came back in `C_Initialize`). Every
+//! PKCS#11 call of the process holds a shared guard of its module, and re-initialisation
+//! takes it exclusively (waiting at most [`QUIESCE_MAX`]): `C_Finalize` while other threads
+//! are inside calls is undefined (PKCS#11 §5.4). The guard and a module generation are
+//! shared by every store on the same module (the CA keys' and the HTTPS listener's), so a
+//! session of an older generation is never used or closed again. An operation is tried at most
 //! [`OP_ATTEMPTS`] times. When reconnecting fails, later calls fail at once with
 //! [`Error::Unavailable`] until a backoff delay has passed (doubling from
 //! [`BACKOFF_START`] to [`BACKOFF_MAX`]), so a token that never comes back gives prompt,
@@ -49,9 +61,13 @@
 //! failures. Once the token said `CKR_PIN_INCORRECT` (or the PIN is locked or expired),
 //! every later connection attempt fails at once until the PIN source holds a different PIN.
 
+use std::collections::HashMap;
 use std::fmt;
-use std::path::PathBuf;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{
+    Arc, Condvar, Mutex, MutexGuard, OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard,
+};
 use std::time::{Duration, Instant};
 
 use const_oid::ObjectIdentifier;
@@ -70,7 +86,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::soft::{build_spki, ec_algorithm, rsa_algorithm, uint_bits, validate_label};
 use crate::{
-    Error, KeyAlgorithm, KeyInfo, KeyStore, OaepHash, PrivateKey, Result, SecretSource,
+    Error, KeyAlgorithm, KeyInfo, KeyStore, KeyUse, OaepHash, PrivateKey, Result, SecretSource,
     SignatureScheme,
 };
 
@@ -78,8 +94,13 @@ use crate::{
 pub const OP_ATTEMPTS: u32 = 3;
 /// First delay before reconnecting after a failed reconnection.
 pub const BACKOFF_START: Duration = Duration::from_millis(200);
-/// Longest delay between reconnection attempts.
-pub const BACKOFF_MAX: Duration = Duration::from_secs(30);
+/// Longest delay between reconnection attempts: a token that comes back is used again
+/// at most this long after its return.
+pub const BACKOFF_MAX: Duration = Duration::from_secs(5);
+/// Longest wait, before re-initialising the module, for PKCS#11 calls of this process that
+/// are still running (C_Finalize while other threads are inside calls is undefined,
+/// PKCS#11 §5.4).
+pub const QUIESCE_MAX: Duration = Duration::from_secs(5);
 
 /// `[keys.pkcs11]`: where the token is and how to log in.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -212,8 +233,72 @@ fn stale_handle(e: &CkError) -> bool {
 // Connection and session pool
 // ---------------------------------------------------------------------------------------------
 
+/// What every user of one PKCS#11 module in this process shares: `C_Initialize` and
+/// `C_Finalize` are process-wide (PKCS#11 §5.4), so the key store of the CA keys and the
+/// one of the HTTPS listener key, when they use the same module, must agree on when the
+/// module is re-initialised.
+struct ModuleGate {
+    /// Held shared by every PKCS#11 call of privca, exclusively while the module is
+    /// finalised and initialised again.
+    calls: RwLock<()>,
+    /// Bumped at every re-initialisation: session handles of an older value are gone (and
+    /// their numbers may name new sessions), so they are never used or closed again.
+    generation: AtomicU64,
+}
+
+impl ModuleGate {
+    /// The gate of `module` (one per module path in the process).
+    fn of(module: &Path) -> Arc<ModuleGate> {
+        static GATES: OnceLock<Mutex<HashMap<PathBuf, Arc<ModuleGate>>>> = OnceLock::new();
+        let mut gates = GATES
+            .get_or_init(Default::default)
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        gates
+            .entry(module.to_path_buf())
+            .or_insert_with(|| {
+                Arc::new(ModuleGate {
+                    calls: RwLock::new(()),
+                    generation: AtomicU64::new(0),
+                })
+            })
+            .clone()
+    }
+
+    fn call(&self) -> RwLockReadGuard<'_, ()> {
+        self.calls.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn generation(&self) -> u64 {
+        self.generation.load(Ordering::SeqCst)
+    }
+
+    /// Waits (at most [`QUIESCE_MAX`]) until no PKCS#11 call of this process is running
+    /// and keeps new ones out while the guard lives.
+    fn exclusive(&self) -> Option<RwLockWriteGuard<'_, ()>> {
+        let until = Instant::now() + QUIESCE_MAX;
+        loop {
+            match self.calls.try_write() {
+                Ok(g) => return Some(g),
+                Err(std::sync::TryLockError::Poisoned(p)) => return Some(p.into_inner()),
+                Err(std::sync::TryLockError::WouldBlock) if Instant::now() < until => {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                Err(std::sync::TryLockError::WouldBlock) => return None,
+            }
+        }
+    }
+}
+
+/// A session with the module generation it was opened in.
+struct Pooled {
+    session: Session,
+    module_generation: u64,
+}
+
 struct Pool {
     cfg: Pkcs11Config,
+    gate: Arc<ModuleGate>,
     state: Mutex<State>,
     freed: Condvar,
 }
@@ -225,7 +310,7 @@ struct State {
     /// The current connection: the slot we are logged in on.
     slot: Option<Slot>,
     /// Idle sessions of the current connection.
-    idle: Vec<Session>,
+    idle: Vec<Pooled>,
     /// Sessions of the current connection lent out.
     lent: usize,
     /// Bumped whenever the connection is dropped; sessions and handles of older
@@ -237,35 +322,47 @@ struct State {
     last_error: Option<String>,
     /// SHA-256 of a PIN the token rejected: never tried again.
     rejected_pin: Option<[u8; 32]>,
+    /// The next connection attempt finalises and initialises the module first: the token
+    /// went away (SoftHSM, like many libraries, only finds a token that came back, and only
+    /// forgets one that left, in `C_Initialize`), or a plain reconnection did not help.
+    reinit: bool,
+    /// When the current connection was made.
+    connected_at: Option<Instant>,
+    /// The module generation of the current connection.
+    module_generation: u64,
 }
 
 /// A borrowed session; goes back to the pool on drop unless its connection is gone.
 struct Lease<'a> {
     pool: &'a Pool,
-    session: Option<Session>,
+    session: Option<Pooled>,
     generation: u64,
 }
 
 impl Lease<'_> {
     fn session(&self) -> &Session {
         // Present until drop.
-        self.session.as_ref().unwrap_or_else(|| unreachable!())
+        &self
+            .session
+            .as_ref()
+            .unwrap_or_else(|| unreachable!())
+            .session
     }
 }
 
 impl Drop for Lease<'_> {
     fn drop(&mut self) {
-        let Some(session) = self.session.take() else {
+        let Some(pooled) = self.session.take() else {
             return;
         };
         let mut st = self.pool.lock();
         if st.generation == self.generation {
             st.lent = st.lent.saturating_sub(1);
-            st.idle.push(session);
+            st.idle.push(pooled);
         } else {
-            // The connection this session belonged to was dropped; its handle may already
-            // name a newer session, so it must not be closed: forget it.
-            std::mem::forget(session);
+            // The connection this session belonged to was dropped (the login was lost, the
+            // token went away): close it, unless the module was re-initialised since.
+            self.pool.dispose(pooled);
         }
         drop(st);
         self.pool.freed.notify_one();
@@ -292,6 +389,19 @@ impl Pool {
             if st.slot.is_none() {
                 self.connect(&mut st)?;
             }
+            if st.slot.is_some() && st.module_generation != self.gate.generation() {
+                // Another user of the module re-initialised it: every session of this
+                // connection is gone (and their handle numbers may be reused).
+                for pooled in std::mem::take(&mut st.idle) {
+                    std::mem::forget(pooled.session);
+                }
+                st.slot = None;
+                st.lent = 0;
+                st.connected_at = None;
+                st.generation += 1;
+                self.freed.notify_all();
+                continue;
+            }
             let generation = st.generation;
             if let Some(session) = st.idle.pop() {
                 st.lent += 1;
@@ -307,19 +417,26 @@ impl Pool {
                 };
                 st.lent += 1;
                 drop(st);
-                let opened = module.open_rw_session_no_drop(slot);
+                let opened = {
+                    let _call = self.gate.call();
+                    let module_generation = self.gate.generation();
+                    module.open_rw_session_no_drop(slot).map(|session| Pooled {
+                        session,
+                        module_generation,
+                    })
+                };
                 st = self.lock();
                 match opened {
-                    Ok(session) => {
+                    Ok(pooled) => {
                         if st.generation == generation {
                             return Ok(Lease {
                                 pool: self,
-                                session: Some(session),
+                                session: Some(pooled),
                                 generation,
                             });
                         }
                         // Reconnected meanwhile: this session is of the old connection.
-                        std::mem::forget(session);
+                        self.dispose(pooled);
                         continue;
                     }
                     Err(e) => {
@@ -349,23 +466,51 @@ impl Pool {
         }
     }
 
+    /// Closes a session that will not be used again. A session opened before the module was
+    /// re-initialised is gone already, and its handle number may name a newer session of
+    /// someone else: that one is only forgotten.
+    fn dispose(&self, pooled: Pooled) {
+        let _call = self.gate.call();
+        if pooled.module_generation == self.gate.generation() {
+            // The login may be lost but the handle is still ours: close it so that sessions
+            // do not pile up on the token (each lost login used to leak one per pool slot).
+            let _ = pooled.session.close();
+        } else {
+            std::mem::forget(pooled.session);
+        }
+    }
+
     /// Forgets the connection of `generation` (if it is still the current one).
     fn drop_connection(&self, st: &mut State, generation: u64, why: &CkError) {
         if st.generation != generation {
             return;
         }
         tracing::warn!(token = %self.cfg.token_desc(), error = %ck(why), "PKCS#11 connection lost; reconnecting on next use");
-        let module_gone = matches!(why, CkError::Pkcs11(RvError::CryptokiNotInitialized, _));
-        for s in st.idle.drain(..) {
-            if module_gone {
-                std::mem::forget(s);
-            } else {
-                // Still valid handles of a live module: close them so they do not leak.
-                let _ = s.close();
-            }
+        // A lost login or session is fixed by a new session and login; a token that went
+        // away (or a connection that broke again right after it was made) needs the module
+        // initialised again.
+        let light = matches!(
+            why,
+            CkError::Pkcs11(
+                RvError::SessionHandleInvalid
+                    | RvError::SessionClosed
+                    | RvError::UserNotLoggedIn
+                    | RvError::CryptokiNotInitialized,
+                _
+            )
+        );
+        let fresh = st
+            .connected_at
+            .is_some_and(|t| t.elapsed() < Duration::from_secs(2));
+        if !light || fresh {
+            st.reinit = true;
+        }
+        for pooled in std::mem::take(&mut st.idle) {
+            self.dispose(pooled);
         }
         st.slot = None;
         st.lent = 0;
+        st.connected_at = None;
         st.generation += 1;
         self.freed.notify_all();
     }
@@ -398,7 +543,12 @@ impl Pool {
             Err(e) => {
                 st.failures = st.failures.saturating_add(1);
                 st.next_attempt = Some(Instant::now() + backoff(st.failures));
-                st.last_error = Some(e.to_string());
+                st.last_error = Some(match &e {
+                    Error::Unavailable(m) => m.clone(),
+                    other => other.to_string(),
+                });
+                // A plain reconnection failed: the next one starts from C_Initialize.
+                st.reinit = !matches!(e, Error::Secret(_));
                 tracing::warn!(token = %self.cfg.token_desc(), error = %e, failures = st.failures, "PKCS#11 connection failed");
                 Err(e)
             }
@@ -419,6 +569,12 @@ impl Pool {
                 m
             }
         };
+        if st.reinit {
+            self.reinitialise(&module)?;
+            st.reinit = false;
+        }
+        let _call = self.gate.call();
+        let module_generation = self.gate.generation();
         // Initialise (again): the module may have been finalised under us.
         match module.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK)) {
             Ok(()) | Err(CkError::Pkcs11(RvError::CryptokiAlreadyInitialized, _)) => {}
@@ -476,7 +632,35 @@ impl Pool {
         st.rejected_pin = None;
         st.slot = Some(slot);
         st.lent = 0;
-        st.idle.push(session);
+        st.connected_at = Some(Instant::now());
+        st.module_generation = module_generation;
+        st.idle.push(Pooled {
+            session,
+            module_generation,
+        });
+        Ok(())
+    }
+
+    /// `C_Finalize` then `C_Initialize`, once no PKCS#11 call of this process is running.
+    /// Every session of every user of the module in this process is gone afterwards (they
+    /// notice by their module generation).
+    fn reinitialise(&self, module: &Pkcs11) -> Result<()> {
+        let Some(_exclusive) = self.gate.exclusive() else {
+            return Err(Error::Unavailable(format!(
+                "PKCS#11 calls to module {} did not finish within {} s; not re-initialising it under them",
+                self.cfg.module.display(),
+                QUIESCE_MAX.as_secs()
+            )));
+        };
+        self.gate.generation.fetch_add(1, Ordering::SeqCst);
+        match module.clone().finalize() {
+            Ok(()) | Err(CkError::Pkcs11(RvError::CryptokiNotInitialized, _)) => {}
+            Err(e) => {
+                tracing::warn!(module = %self.cfg.module.display(), error = %ck(&e), "C_Finalize failed; initialising anyway");
+            }
+        }
+        tracing::info!(module = %self.cfg.module.display(), "PKCS#11 module re-initialised to find the token again");
+        // C_Initialize follows in try_connect (under a shared guard, like every call).
         Ok(())
     }
 
@@ -512,11 +696,15 @@ impl Pool {
                 std::thread::sleep(Duration::from_millis(20u64 << attempt));
             }
             let lease = self.acquire().map_err(OpError::Backend)?;
-            match f(lease.session(), lease.generation) {
+            let result = {
+                let _call = self.gate.call();
+                f(lease.session(), lease.generation)
+            };
+            match result {
                 Ok(v) => return Ok(v),
                 Err(e) if connection_lost(&e) => {
                     let generation = lease.generation;
-                    // Do not return the broken session to the pool.
+                    // Do not return the broken session to the pool: close it.
                     let mut lease = lease;
                     let session = lease.session.take();
                     let mut st = self.lock();
@@ -526,7 +714,7 @@ impl Pool {
                     self.drop_connection(&mut st, generation, &e);
                     drop(st);
                     if let Some(s) = session {
-                        std::mem::forget(s);
+                        self.dispose(s);
                     }
                     last = Some(e);
                 }
@@ -602,6 +790,7 @@ impl Pkcs11KeyStore {
     pub fn open(cfg: Pkcs11Config) -> Result<Self> {
         cfg.validate()?;
         let pool = Arc::new(Pool {
+            gate: ModuleGate::of(&cfg.module),
             cfg,
             state: Mutex::new(State::default()),
             freed: Condvar::new(),
@@ -634,9 +823,31 @@ impl Pkcs11KeyStore {
         }
     }
 
-    /// Generates a key on the token and returns it as its concrete type.
+    /// Generates a signing-only key on the token and returns it as its concrete type.
     pub fn generate_key(&self, label: &str, algorithm: KeyAlgorithm) -> Result<Arc<Pkcs11Key>> {
+        self.generate_key_for(label, algorithm, KeyUse::Sign)
+    }
+
+    /// Generates a key on the token for `uses` and returns it as its concrete type.
+    ///
+    /// The private key gets only the uses its role needs: `CKA_SIGN`, and `CKA_DECRYPT`
+    /// only for [`KeyUse::SignAndDecrypt`] (an RSA SCEP RA key); never `CKA_UNWRAP` or
+    /// `CKA_DERIVE`. Both objects are `CKA_MODIFIABLE` and `CKA_COPYABLE` false (PKCS#11
+    /// v2.40 §4.4: the uses cannot be widened later, and no copy with other attributes can
+    /// be made); the private key is sensitive and not extractable.
+    pub fn generate_key_for(
+        &self,
+        label: &str,
+        algorithm: KeyAlgorithm,
+        uses: KeyUse,
+    ) -> Result<Arc<Pkcs11Key>> {
         let token_label = self.token_label(label)?;
+        let decrypt = uses == KeyUse::SignAndDecrypt;
+        if decrypt && !algorithm.is_rsa() {
+            return Err(Error::Unsupported(format!(
+                "key {label:?}: only RSA keys decrypt, not {algorithm}"
+            )));
+        }
         let mut id = vec![0u8; 16];
         aws_lc_rs::rand::fill(&mut id)
             .map_err(|_| Error::Crypto("random number generator failed".into()))?;
@@ -652,26 +863,31 @@ impl Pkcs11KeyStore {
                     vec![
                         Attribute::ModulusBits(Ulong::new(bits)),
                         Attribute::PublicExponent(vec![1, 0, 1]),
-                        Attribute::Encrypt(true),
                     ],
-                    vec![Attribute::Decrypt(true)],
+                    vec![],
                 )
             }
+            // Tokens default CKA_DECRYPT and CKA_DERIVE of EC keys to true (SoftHSM does).
             KeyAlgorithm::EcdsaP256 | KeyAlgorithm::EcdsaP384 => (
                 Mechanism::EccKeyPairGen,
                 vec![Attribute::EcParams(curve_params(algorithm)?)],
-                vec![],
+                vec![Attribute::Derive(false)],
             ),
         };
         let mut pub_t = vec![
             Attribute::Token(true),
             Attribute::Private(false),
             Attribute::Verify(true),
+            Attribute::Encrypt(decrypt),
+            Attribute::Wrap(false),
+            Attribute::Modifiable(false),
+            Attribute::Copyable(false),
             Attribute::Label(token_label.clone().into_bytes()),
             Attribute::Id(id.clone()),
         ];
         pub_t.extend(pub_extra);
         let mut priv_t = private_template(&token_label, &id);
+        priv_t.push(Attribute::Decrypt(decrypt));
         priv_t.extend(priv_extra);
         let tl = token_label.clone();
         self.pool
@@ -904,20 +1120,23 @@ impl Pkcs11KeyStore {
             .map_err(|e| e.into_error("deleting the key"))
     }
 
-    /// Probes the token: borrows a session and asks for its state. Bounded: when
-    /// reconnection is backing off it fails at once.
+    /// The connection's state, at once and without a PKCS#11 call: fails while the last
+    /// reconnection failed (with its error). It does not wait for a session or for a
+    /// reconnection under way (then it reports what was known before). Whether keys
+    /// actually sign is what [`crate::probe::KeyProbe`] finds out.
     pub fn probe(&self) -> Result<()> {
+        let st = match self.pool.state.try_lock() {
+            Ok(st) => st,
+            Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) => return Ok(()),
+        };
+        if st.slot.is_none()
+            && st.failures > 0
+            && let Some(why) = &st.last_error
         {
-            // Every session busy with an operation: the token is working; do not queue
-            // behind them.
-            let st = self.pool.lock();
-            if st.slot.is_some() && st.idle.is_empty() && st.lent >= self.pool.cfg.sessions {
-                return Ok(());
-            }
+            return Err(Error::Unavailable(why.clone()));
         }
-        self.pool
-            .run(|s, _| s.get_session_info().map(|_| ()))
-            .map_err(|e| e.into_error("probing the token"))
+        Ok(())
     }
 }
 
@@ -949,6 +1168,9 @@ fn private_template(token_label: &str, id: &[u8]) -> Vec<Attribute> {
         Attribute::Sensitive(true),
         Attribute::Extractable(false),
         Attribute::Sign(true),
+        Attribute::Unwrap(false),
+        Attribute::Modifiable(false),
+        Attribute::Copyable(false),
         Attribute::Label(token_label.as_bytes().to_vec()),
         Attribute::Id(id.to_vec()),
     ]
@@ -1162,6 +1384,15 @@ impl KeyStore for Pkcs11KeyStore {
         Ok(self.generate_key(label, algorithm)?)
     }
 
+    fn generate_for(
+        &self,
+        label: &str,
+        algorithm: KeyAlgorithm,
+        uses: KeyUse,
+    ) -> Result<Arc<dyn PrivateKey>> {
+        Ok(self.generate_key_for(label, algorithm, uses)?)
+    }
+
     fn import_pkcs8(&self, label: &str, pkcs8_der: &[u8]) -> Result<Arc<dyn PrivateKey>> {
         Ok(self.import_key(label, pkcs8_der)?)
     }
@@ -1252,10 +1483,15 @@ impl Pkcs11Key {
         let Some(h) = find(s, ObjectClass::PRIVATE_KEY, key_ref)?.first().copied() else {
             // Private objects are invisible without a login: when the login was lost
             // (someone called C_Logout, the token was reset) say so, so that the caller
-            // reconnects. Otherwise the key was deleted: report it as the token would.
+            // reconnects. Logged in and still not found: the key was there when it was
+            // opened, so the token most likely went away under the module (SoftHSM then
+            // finds nothing, even after the token is back, until the module is initialised
+            // again): report it as a removed device, which re-initialises the module. A key
+            // that was really deleted then fails as "backend unavailable" after the retries.
             let state = s.get_session_info()?.session_state();
             let rv = if matches!(state, SessionState::RwUser | SessionState::RoUser) {
-                RvError::KeyHandleInvalid
+                tracing::warn!(key = %self.label, "key no longer found on the token; treating the token as gone");
+                RvError::DeviceRemoved
             } else {
                 RvError::UserNotLoggedIn
             };

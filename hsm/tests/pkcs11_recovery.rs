@@ -194,3 +194,190 @@ fn the_backend_reconnects_and_fails_fast_while_the_token_is_gone() {
         },
     );
 }
+
+/// Moves the token away and back under a signing load, without anyone finalising the
+/// module (what a network HSM restart or a USB token re-plug looks like to the library):
+/// signing fails while it is gone and resumes by itself, within a bound, once it is back.
+fn token_away_and_back_under_load(env: &common::Env, what: &str, away: impl Fn(bool)) {
+    let store = Pkcs11KeyStore::open(env.config()).unwrap();
+    let key = store.generate(what, KeyAlgorithm::Rsa2048).unwrap();
+    signs(&*key, "before");
+    let stop = AtomicBool::new(false);
+    let gone = AtomicBool::new(false);
+    let (ok_before, failed_while_gone, ok_after) = (
+        AtomicUsize::new(0),
+        AtomicUsize::new(0),
+        AtomicUsize::new(0),
+    );
+    let back_at = std::sync::Mutex::new(None::<Instant>);
+    let first_ok_after = std::sync::Mutex::new(None::<Duration>);
+    let last_error = std::sync::Mutex::new(String::new());
+    std::thread::scope(|sc| {
+        for t in 0..4 {
+            let key = &key;
+            let (stop, gone, ok_before, failed_while_gone, ok_after) =
+                (&stop, &gone, &ok_before, &failed_while_gone, &ok_after);
+            let (back_at, first_ok_after, last_error) = (&back_at, &first_ok_after, &last_error);
+            sc.spawn(move || {
+                let mut i = 0u64;
+                while !stop.load(Ordering::SeqCst) {
+                    let msg = format!("load {t} {i}");
+                    i += 1;
+                    let was_gone = gone.load(Ordering::SeqCst);
+                    let back = *back_at.lock().unwrap();
+                    match key.sign(SignatureScheme::RsaPkcs1Sha256, msg.as_bytes()) {
+                        Ok(sig) => {
+                            hsm::verify(
+                                SignatureScheme::RsaPkcs1Sha256,
+                                key.public_key_der(),
+                                msg.as_bytes(),
+                                &sig,
+                            )
+                            .unwrap();
+                            if let Some(b) = back {
+                                ok_after.fetch_add(1, Ordering::SeqCst);
+                                first_ok_after.lock().unwrap().get_or_insert(b.elapsed());
+                            } else if !was_gone {
+                                ok_before.fetch_add(1, Ordering::SeqCst);
+                            }
+                        }
+                        Err(e) => {
+                            if was_gone && back.is_none() {
+                                failed_while_gone.fetch_add(1, Ordering::SeqCst);
+                            }
+                            *last_error.lock().unwrap() = e.to_string();
+                            std::thread::sleep(Duration::from_millis(50));
+                        }
+                    }
+                }
+            });
+        }
+        std::thread::sleep(Duration::from_millis(500));
+        gone.store(true, Ordering::SeqCst);
+        away(true);
+        eprintln!("{what}: token moved away");
+        std::thread::sleep(Duration::from_secs(5));
+        away(false);
+        *back_at.lock().unwrap() = Some(Instant::now());
+        eprintln!("{what}: token moved back");
+        // Liveness bound: signing must resume within 30 s of the token's return.
+        let t = Instant::now();
+        while ok_after.load(Ordering::SeqCst) < 20 && t.elapsed() < Duration::from_secs(30) {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        stop.store(true, Ordering::SeqCst);
+    });
+    let (b, g, a) = (
+        ok_before.load(Ordering::SeqCst),
+        failed_while_gone.load(Ordering::SeqCst),
+        ok_after.load(Ordering::SeqCst),
+    );
+    eprintln!(
+        "{what}: {b} signatures before, {g} failures while gone, {a} signatures after the return \
+         (first after {:?}); last error: {}",
+        first_ok_after.lock().unwrap(),
+        last_error.lock().unwrap()
+    );
+    assert!(b > 0, "no signature before the token went away");
+    assert!(g > 0, "signing did not fail while the token was gone");
+    assert!(
+        a >= 20,
+        "signing did not resume within 30 s after the token came back: {}",
+        last_error.lock().unwrap()
+    );
+    store.health().unwrap();
+}
+
+#[test]
+fn signing_resumes_after_the_token_directory_went_away_and_came_back() {
+    common::with_softhsm(
+        "signing_resumes_after_the_token_directory_went_away_and_came_back",
+        |env| {
+            let tokens = env.dir.join("tokens");
+            let away = env.dir.join("tokens.away");
+            token_away_and_back_under_load(env, "whole-dir", |go| {
+                if go {
+                    std::fs::rename(&tokens, &away).unwrap();
+                } else {
+                    std::fs::rename(&away, &tokens).unwrap();
+                }
+            });
+        },
+    );
+}
+
+#[test]
+fn signing_resumes_after_the_token_went_away_and_came_back() {
+    common::with_softhsm(
+        "signing_resumes_after_the_token_went_away_and_came_back",
+        |env| {
+            // The token's own directory (tokens/<uuid>), as a re-plugged token would be.
+            let tokens = env.dir.join("tokens");
+            let token = std::fs::read_dir(&tokens)
+                .unwrap()
+                .map(|e| e.unwrap().path())
+                .find(|p| p.is_dir())
+                .unwrap();
+            let away = env.dir.join("token.away");
+            token_away_and_back_under_load(env, "token-dir", |go| {
+                if go {
+                    std::fs::rename(&token, &away).unwrap();
+                } else {
+                    std::fs::rename(&away, &token).unwrap();
+                }
+            });
+        },
+    );
+}
+
+/// Sessions open on the token in this process. SoftHSM does not report
+/// `ulSessionCount`, but it gives a new session the lowest free handle number (its
+/// SessionManager reuses the first empty place): after opening `K` more sessions than the
+/// highest handle in use, the highest handle is the number open before plus `K`.
+fn open_sessions(p: &Pkcs11) -> u64 {
+    const K: u64 = 512;
+    let slot = p.get_slots_with_token().unwrap()[0];
+    let probes: Vec<_> = (0..K).map(|_| p.open_ro_session(slot).unwrap()).collect();
+    let highest = probes.iter().map(|s| s.handle()).max().unwrap();
+    drop(probes);
+    highest - K
+}
+
+#[test]
+fn lost_logins_do_not_leak_sessions() {
+    common::with_softhsm("lost_logins_do_not_leak_sessions", |env| {
+        let store = Pkcs11KeyStore::open(env.config()).unwrap();
+        let key = store.generate("ca", KeyAlgorithm::Rsa2048).unwrap();
+        let other = other_handle(&env.module);
+        let slot = other.get_slots_with_token().unwrap()[0];
+        // Use every session of the pool (4) at once, so that the pool is full.
+        let load = |round: usize| {
+            std::thread::scope(|sc| {
+                for t in 0..4 {
+                    let key = &key;
+                    sc.spawn(move || {
+                        for i in 0..10 {
+                            signs(&**key, &format!("round {round} thread {t} {i}"));
+                        }
+                    });
+                }
+            });
+        };
+        load(0);
+        let before = open_sessions(&other);
+        eprintln!("open sessions after the first load: {before}");
+        for round in 1..=5 {
+            // Someone logs the application out: every session loses its login.
+            let s = other.open_rw_session(slot).unwrap();
+            s.logout().unwrap();
+            drop(s);
+            load(round);
+            let now = open_sessions(&other);
+            eprintln!("open sessions after lost login {round}: {now}");
+            assert!(
+                now <= before,
+                "sessions leak: {before} before, {now} after {round} lost logins"
+            );
+        }
+    });
+}

@@ -15,7 +15,7 @@ use aws_lc_rs::rsa::{
 };
 use cryptoki::object::{Attribute, AttributeType};
 use hsm::pkcs11::{Pkcs11Config, Pkcs11KeyStore};
-use hsm::{Error, KeyAlgorithm, KeyStore, OaepHash, PrivateKey, SignatureScheme};
+use hsm::{Error, KeyAlgorithm, KeyStore, KeyUse, OaepHash, PrivateKey, SignatureScheme};
 
 use common::with_softhsm;
 
@@ -76,7 +76,9 @@ fn every_algorithm_signs_and_verifies() {
 fn rsa_decryption_round_trips_and_fails_uniformly() {
     with_softhsm("rsa_decryption_round_trips_and_fails_uniformly", |env| {
         let store = open(env.config());
-        let key = store.generate("ra", KeyAlgorithm::Rsa2048).unwrap();
+        let key = store
+            .generate_for("ra", KeyAlgorithm::Rsa2048, KeyUse::SignAndDecrypt)
+            .unwrap();
         let public = || PublicEncryptingKey::from_der(key.public_key_der()).unwrap();
         let secret = b"0123456789abcdef0123456789abcdef";
 
@@ -356,5 +358,74 @@ fn many_threads_sign_through_a_small_pool() {
         for t in threads {
             t.join().unwrap();
         }
+    });
+}
+
+/// Generated keys get only the uses their role needs, read back from the token: CA and
+/// OCSP keys sign only, the RA key signs and decrypts; none unwraps or derives, none can be
+/// modified or copied, all are sensitive and not extractable.
+#[test]
+fn generated_keys_get_only_the_uses_of_their_role() {
+    with_softhsm("generated_keys_get_only_the_uses_of_their_role", |env| {
+        let store = open(env.config());
+        let flag = |key: &hsm::pkcs11::Pkcs11Key, t: AttributeType| -> bool {
+            let a = key.private_attributes(&[t]).unwrap();
+            match a.as_slice() {
+                [Attribute::Sign(v)]
+                | [Attribute::Decrypt(v)]
+                | [Attribute::Unwrap(v)]
+                | [Attribute::Derive(v)]
+                | [Attribute::Modifiable(v)]
+                | [Attribute::Copyable(v)]
+                | [Attribute::Sensitive(v)]
+                | [Attribute::Extractable(v)] => *v,
+                other => panic!("{t:?}: {other:?}"),
+            }
+        };
+        let cases = [
+            ("ca-rsa", KeyAlgorithm::Rsa2048, KeyUse::Sign),
+            ("ca-ec", KeyAlgorithm::EcdsaP256, KeyUse::Sign),
+            ("ocsp", KeyAlgorithm::EcdsaP384, KeyUse::Sign),
+            ("ra", KeyAlgorithm::Rsa2048, KeyUse::SignAndDecrypt),
+        ];
+        for (label, alg, uses) in cases {
+            let key = store.generate_key_for(label, alg, uses).unwrap();
+            let decrypts = uses == KeyUse::SignAndDecrypt;
+            let got = [
+                ("CKA_SIGN", flag(&key, AttributeType::Sign), true),
+                ("CKA_DECRYPT", flag(&key, AttributeType::Decrypt), decrypts),
+                ("CKA_UNWRAP", flag(&key, AttributeType::Unwrap), false),
+                ("CKA_DERIVE", flag(&key, AttributeType::Derive), false),
+                (
+                    "CKA_MODIFIABLE",
+                    flag(&key, AttributeType::Modifiable),
+                    false,
+                ),
+                ("CKA_COPYABLE", flag(&key, AttributeType::Copyable), false),
+                ("CKA_SENSITIVE", flag(&key, AttributeType::Sensitive), true),
+                (
+                    "CKA_EXTRACTABLE",
+                    flag(&key, AttributeType::Extractable),
+                    false,
+                ),
+            ];
+            eprintln!("{label} ({alg}, {uses:?}): {got:?}");
+            for (name, have, want) in got {
+                assert_eq!(have, want, "{label}: {name}");
+            }
+            // The token enforces it: a sign-only RSA key refuses to decrypt.
+            if alg.is_rsa() && !decrypts {
+                assert!(key.decrypt_pkcs1v15(&[0u8; 256]).is_err());
+            }
+            // And the trait's plain `generate` makes signing-only keys.
+        }
+        let plain = store.generate("plain", KeyAlgorithm::Rsa2048).unwrap();
+        let plain = store.open_key(plain.label()).unwrap();
+        assert!(!flag(&plain, AttributeType::Decrypt));
+        // Key use that does not fit the algorithm is refused.
+        assert!(matches!(
+            store.generate_key_for("ec-ra", KeyAlgorithm::EcdsaP256, KeyUse::SignAndDecrypt),
+            Err(Error::Unsupported(_))
+        ));
     });
 }

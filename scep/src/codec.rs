@@ -6,6 +6,8 @@
 //! (RFC 5652 §5.4) and the reply envelopes must mirror DES/3DES, which the `cms` builder
 //! cannot produce (protocols.md E.3).
 
+use std::sync::Arc;
+
 use const_oid::ObjectIdentifier as Oid;
 use der::Decode;
 use hsm::{Digest, OaepHash, PrivateKey, ReceivedSignature, SignatureScheme};
@@ -962,6 +964,10 @@ pub struct EnvelopeFailure {
     pub text: String,
     /// The content cipher, when it was recognised.
     pub cipher: Option<ContentCipher>,
+    /// The RA key could not be used at all (the token is gone): not the client's fault and
+    /// says nothing about the ciphertext. Set only for key errors other than
+    /// [`hsm::Error::Decrypt`]; the server answers it as a retryable error (HTTP 503).
+    pub key_backend: Option<Arc<hsm::Error>>,
 }
 
 /// Opens an EnvelopedData addressed to one of `recipients` (RFC 5652 §6.2.1, RFC 8017).
@@ -978,6 +984,7 @@ pub fn open_envelope(
         fail_info: fi,
         text: text.to_string(),
         cipher,
+        key_backend: None,
     };
     let env =
         parse_envelope(input).map_err(|e| fail(FailInfo::BadRequest, &e.to_string(), None))?;
@@ -1028,9 +1035,9 @@ pub fn open_envelope(
         ));
     };
     let decrypted = match *koid {
-        oid::RSA_ENCRYPTION => key.decrypt_pkcs1v15(ekey).ok(),
+        oid::RSA_ENCRYPTION => key.decrypt_pkcs1v15(ekey),
         oid::RSAES_OAEP => match oaep_hash(params) {
-            Some(h) => key.decrypt_oaep(h, ekey).ok(),
+            Some(h) => key.decrypt_oaep(h, ekey),
             None => {
                 return Err(fail(
                     FailInfo::BadAlg,
@@ -1045,6 +1052,22 @@ pub fn open_envelope(
                 &format!("key transport {other} is not supported"),
                 Some(cipher),
             ));
+        }
+    };
+    // A key that cannot be used at all (the token is gone, the backend refuses the
+    // mechanism) is a server-side failure whatever the ciphertext: every key backend
+    // reports a bad ciphertext as `Error::Decrypt` and nothing else.
+    let decrypted = match decrypted {
+        Ok(k) => Some(k),
+        Err(hsm::Error::Decrypt) => None,
+        Err(e) => {
+            let mut f = fail(
+                FailInfo::BadMessageCheck,
+                "the RA key is unavailable",
+                Some(cipher),
+            );
+            f.key_backend = Some(Arc::new(e));
+            return Err(f);
         }
     };
     // Uniform path: a wrong-length or missing key becomes a random one.
@@ -1139,6 +1162,12 @@ pub fn decode_request(
                 message_data,
             })))
         }
+        Err(EnvelopeFailure {
+            key_backend: Some(e),
+            ..
+        }) => Err(Error::Key(
+            Arc::try_unwrap(e).unwrap_or_else(|e| hsm::Error::Unavailable(e.to_string())),
+        )),
         Err(f) => {
             if let Some(c) = f.cipher {
                 reply_to.cipher = c;

@@ -26,6 +26,17 @@ impl Error {
     pub fn malformed(msg: impl Into<String>) -> Error {
         Error::Malformed(msg.into())
     }
+
+    /// True when the failure is the server's and temporary (the key backend is
+    /// unavailable, the request's time ran out): answered with HTTP 503 so that the client
+    /// retries, and audited as such, never as the client's fault.
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            Error::Key(e) => matches!(e, hsm::Error::Unavailable(_)),
+            Error::Authority(e) => e.kind() == ca_core::ErrorKind::Unavailable,
+            _ => false,
+        }
+    }
 }
 
 /// Result alias.

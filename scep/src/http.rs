@@ -205,6 +205,18 @@ async fn pki(ep: &Arc<Endpoint>, der: Vec<u8>) -> Response {
             StatusCode::BAD_REQUEST,
             &format!("malformed SCEP message: {m}"),
         ),
+        Err(e) if e.is_unavailable() => {
+            tracing::warn!(error = %e, "PKIOperation: temporarily unavailable");
+            let mut r = text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "temporarily unavailable (key backend); retry later",
+            );
+            r.headers_mut().insert(
+                header::RETRY_AFTER,
+                axum::http::HeaderValue::from_static("5"),
+            );
+            r
+        }
         Err(e) => {
             tracing::error!(error = %e, "PKIOperation failed");
             text(StatusCode::INTERNAL_SERVER_ERROR, "internal error")

@@ -271,6 +271,17 @@ impl Endpoint {
         .map_err(|e| Error::Reply(format!("task: {e}")));
         let decoded = match decoded.and_then(|d| d) {
             Ok(d) => d,
+            Err(e) if e.is_unavailable() => {
+                // The RA key could not be used (token gone): the server's failure, not a
+                // bad request.
+                self.auth.audit_refusal(
+                    "scep-key-backend-unavailable",
+                    &format!("scep:{}", self.name),
+                    "-",
+                    &ca_core::Error::Unavailable(format!("key backend: {e}")),
+                );
+                return Err(e);
+            }
             Err(e) => {
                 self.audit("scep-refused", "-", &e.to_string());
                 return Err(e);
@@ -364,7 +375,7 @@ impl Endpoint {
         f: impl FnOnce(&Authority) -> ca_core::Result<T> + Send + 'static,
     ) -> ca_core::Result<T> {
         let auth = self.auth.clone();
-        tokio::task::spawn_blocking(move || f(&auth))
+        ca_core::deadline::spawn_blocking(move || f(&auth))
             .await
             .map_err(|e| ca_core::Error::Internal(format!("task: {e}")))?
     }
@@ -580,6 +591,9 @@ impl Endpoint {
         let ir = IssueRequest::from_csr(csr, profile, requester);
         let issued = match self.blocking(move |a| a.issue(&ir)).await {
             Ok(i) => i,
+            // The key backend is down or the request's time ran out: nothing was issued and
+            // the client should retry (HTTP 503), not be told its request is bad.
+            Err(e) if e.kind() == ca_core::ErrorKind::Unavailable => return Err(e.into()),
             Err(e) => {
                 let why = Rejection {
                     fail_info: FailInfo::BadRequest,

@@ -37,6 +37,9 @@ pub struct AppState {
     pub scep: scep::config::ScepConfig,
     /// The key store, probed by `/healthz` (a PKCS#11 token can go away).
     pub keys: Option<Arc<dyn hsm::KeyStore>>,
+    /// Periodic test signatures with the CA, OCSP, RA and HTTPS listener keys, whose
+    /// cached outcome `/healthz` reports (it never waits for the key backend).
+    pub key_probe: Option<Arc<hsm::probe::KeyProbe>>,
 }
 
 /// Listener limits.
@@ -55,18 +58,52 @@ pub fn token_hash(token: &[u8]) -> [u8; 32] {
     sha2::Sha256::digest(token).into()
 }
 
+/// How long a request whose certificate is being recorded when its timeout fires may
+/// still take before the answer is given up on (the record is then durable or failed).
+const COMMIT_GRACE: Duration = Duration::from_secs(120);
+
 /// Adds the per-request limits every listener applies (request timeout, request span).
+///
+/// The request timeout is also the request's [`ca_core::deadline::Deadline`]: when it
+/// fires before the issuance pipeline started its durable record, the pipeline will record
+/// nothing and the client gets 503 "request timed out"; when the record has started, the
+/// answer waits for it (so "timed out" never hides an issued certificate).
 pub fn with_limits<S: Clone + Send + Sync + 'static>(r: Router<S>, limits: Limits) -> Router<S> {
     r.layer(middleware::from_fn(move |req: Request, next: Next| {
         let t = limits.request_timeout;
         async move {
-            match tokio::time::timeout(t, next.run(req)).await {
+            let deadline = ca_core::deadline::Deadline::new(std::time::Instant::now() + t);
+            let run = deadline.run(next.run(req));
+            tokio::pin!(run);
+            match tokio::time::timeout(t, &mut run).await {
                 Ok(r) => r,
-                Err(_) => plain(StatusCode::SERVICE_UNAVAILABLE, "request timed out"),
+                Err(_) if deadline.give_up() => {
+                    timed_out()
+                }
+                Err(_) => {
+                    tracing::info!("request timeout reached while its record is being committed; answering when it is done");
+                    match tokio::time::timeout(COMMIT_GRACE, run).await {
+                        Ok(r) => r,
+                        Err(_) => {
+                            tracing::error!("a request's record did not commit within {} s", COMMIT_GRACE.as_secs());
+                            plain(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
+                        }
+                    }
+                }
             }
         }
     }))
     .layer(middleware::from_fn(trace_request))
+}
+
+fn timed_out() -> Response {
+    let mut r = plain(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "request timed out; nothing was issued",
+    );
+    r.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+    r
 }
 
 /// The router with every route.
@@ -144,18 +181,27 @@ fn error_response(e: &ca_core::Error) -> Response {
         ErrorKind::PolicyRefused => StatusCode::FORBIDDEN,
         ErrorKind::NotFound => StatusCode::NOT_FOUND,
         ErrorKind::Conflict => StatusCode::CONFLICT,
+        ErrorKind::Unavailable => {
+            tracing::warn!(error = %e, "temporarily unavailable");
+            StatusCode::SERVICE_UNAVAILABLE
+        }
         ErrorKind::Internal => {
             tracing::error!(error = %e, "internal error");
             StatusCode::INTERNAL_SERVER_ERROR
         }
     };
-    (
+    let mut r = (
         status,
         axum::Json(ErrorBody {
             error: e.client_message(),
         }),
     )
-        .into_response()
+        .into_response();
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        r.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+    }
+    r
 }
 
 /// Runs a blocking authority call on the blocking pool.
@@ -165,7 +211,7 @@ where
     F: FnOnce(&Authority) -> Result<T, ca_core::Error> + Send + 'static,
 {
     let auth = state.auth.clone();
-    match tokio::task::spawn_blocking(move || f(&auth)).await {
+    match ca_core::deadline::spawn_blocking(move || f(&auth)).await {
         Ok(Ok(v)) => Ok(v),
         Ok(Err(e)) => Err(error_response(&e)),
         Err(e) => {
@@ -196,36 +242,55 @@ struct KeysHealth {
     /// Why it is unavailable (no secrets: module, token and `CKR_…` codes only).
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<String>,
+    /// Each probed key (`ca:<name>`, `ocsp:<name>`, `ra:<name>`, `scep-ra:<endpoint>`,
+    /// `https`) with the outcome of its last test signature.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    probed: Vec<ProbedKey>,
 }
 
-/// Probes the key backend on the blocking pool (PKCS#11 calls block); bounded by the
-/// backend's own backoff and by the request timeout.
-async fn keys_health(keys: Option<Arc<dyn hsm::KeyStore>>) -> Option<KeysHealth> {
-    let keys = keys?;
+#[derive(Serialize)]
+struct ProbedKey {
+    name: String,
+    status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+}
+
+/// The key backend's state: the backend's own connection state (no PKCS#11 call) and the
+/// cached outcome of the periodic test signatures ([`hsm::probe::KeyProbe`]). Never waits
+/// for the backend: neither a busy session pool nor a hanging signature delays `/healthz`.
+fn keys_health(state: &AppState) -> Option<KeysHealth> {
+    let keys = state.keys.as_ref()?;
     let backend = keys.backend_name();
-    let probe = tokio::task::spawn_blocking(move || keys.health()).await;
-    Some(match probe {
-        Ok(Ok(())) => KeysHealth {
-            backend,
-            status: "ok",
-            error: None,
-        },
-        Ok(Err(e)) => KeysHealth {
-            backend,
-            status: "unavailable",
-            error: Some(e.to_string()),
-        },
-        Err(e) => KeysHealth {
-            backend,
-            status: "unavailable",
-            error: Some(format!("probe failed: {e}")),
-        },
+    let report = state.key_probe.as_ref().map(|p| p.report());
+    let error = keys
+        .health()
+        .err()
+        .map(|e| e.to_string())
+        .or_else(|| report.as_ref().and_then(|r| r.first_error()));
+    let probed = report
+        .map(|r| {
+            r.keys
+                .into_iter()
+                .map(|k| ProbedKey {
+                    name: k.name,
+                    status: if k.ok { "ok" } else { "unavailable" },
+                    error: k.error,
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    Some(KeysHealth {
+        backend,
+        status: if error.is_none() { "ok" } else { "unavailable" },
+        error,
+        probed,
     })
 }
 
 /// `/healthz`: 200 with JSON when the store and the key backend work, 503 otherwise.
 async fn healthz(State(state): State<Arc<AppState>>) -> Response {
-    let keys = keys_health(state.keys.clone()).await;
+    let keys = keys_health(&state);
     match blocking(&state, |a| {
         let s = a.store().stats()?;
         Ok(Health {

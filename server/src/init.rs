@@ -381,7 +381,7 @@ pub fn init(p: &InitParams) -> Result<InitOutcome, Error> {
 
     // RA and OCSP responder certificates from the issuing CA.
     let org = org_suffix(&p.issuing_subject);
-    let ra_key = keys.generate("issuing-ra", p.ra_key)?;
+    let ra_key = keys.generate_for("issuing-ra", p.ra_key, hsm::KeyUse::SignAndDecrypt)?;
     let ra_der = issue_for_key(
         &auth,
         &ra_key,

@@ -38,12 +38,14 @@ pub async fn start(
             "the admin token must be at least 16 bytes".into(),
         ));
     }
+    let key_probe = Arc::new(start_key_probe(cfg, &auth, keys.as_ref())?);
     let state = Arc::new(AppState {
         auth: auth.clone(),
         admin_token_hash: http::token_hash(token.expose()),
         admin_loopback_only: cfg.server.admin_loopback_only,
         scep: cfg.scep.clone(),
         keys: Some(keys.clone()),
+        key_probe: Some(key_probe.clone()),
     });
     // SCEP on every listener (the HTTPS one clones this router).
     let scep_routes = scep::http::router(crate::scep_wiring::endpoints(
@@ -76,6 +78,7 @@ pub async fn start(
                 router.clone(),
                 limits,
                 stop_rx.clone(),
+                &key_probe,
             )
             .await?,
         ),
@@ -121,6 +124,7 @@ async fn start_tls(
     router: axum::Router,
     limits: Limits,
     mut stop: tokio::sync::watch::Receiver<bool>,
+    key_probe: &hsm::probe::KeyProbe,
 ) -> Result<(std::net::SocketAddr, tokio::task::JoinHandle<()>), Error> {
     let est = Arc::new(est::EstService::new(&cfg.est, &cfg.base_dir, auth)?);
     let chain = crate::tls::read_chain(&cfg.path(&t.certificate))?;
@@ -144,6 +148,7 @@ async fn start_tls(
             return Err(Error::Config("[server.tls] needs key or key_file".into()));
         }
     };
+    key_probe.add("https", key.clone());
     let server_cfg = crate::tls::server_config(chain, key, &est.client_trust_anchors())?;
     let listener = tokio::net::TcpListener::bind(t.listen)
         .await
@@ -171,6 +176,33 @@ async fn start_tls(
     });
     tracing::info!(%addr, "privca HTTPS listening");
     Ok((addr, handle))
+}
+
+/// Starts the periodic test signatures behind `/healthz` with every online key: each CA's
+/// key, OCSP responder and RA keys, and each SCEP endpoint's own RA key (the HTTPS
+/// listener's key is added by [`start_tls`]).
+fn start_key_probe(
+    cfg: &Config,
+    auth: &ca_core::Authority,
+    keys: &dyn hsm::KeyStore,
+) -> Result<hsm::probe::KeyProbe, Error> {
+    let probe = hsm::probe::KeyProbe::start(hsm::probe::ProbeOptions::default())
+        .map_err(|e| Error::io("starting the key probe thread", e))?;
+    for (name, ca) in auth.authorities() {
+        probe.add(&format!("ca:{name}"), ca.key.clone());
+        if let Some(o) = &ca.ocsp {
+            probe.add(&format!("ocsp:{name}"), o.key.clone());
+        }
+        if let Some(r) = &ca.ra {
+            probe.add(&format!("ra:{name}"), r.key.clone());
+        }
+    }
+    for (name, ec) in &cfg.scep.endpoints {
+        if let (Some(_), Some(k)) = (&ec.ra_certificate, &ec.ra_key) {
+            probe.add(&format!("scep-ra:{name}"), keys.open(k)?);
+        }
+    }
+    Ok(probe)
 }
 
 /// Keeps every CA's CRL fresh: checks once a minute, re-signs when the stored one is

@@ -1,0 +1,188 @@
+//! A request answered 503 "request timed out" issues nothing: the request timeout is the
+//! issuance pipeline's deadline, and a certificate whose signature comes back after it is
+//! not recorded (ca_core::deadline). Tested through the HTTP layer with a CA key that
+//! hangs (a `KeyStore` wrapper that sleeps before every signature).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use hsm::{KeyAlgorithm, KeyInfo, KeyStore, OaepHash, PrivateKey, SignatureScheme};
+use privca_server::http::{AppState, Limits};
+use privca_tests::TestCa;
+
+const BIN: &str = env!("CARGO_BIN_EXE_privca-under-test");
+const TOKEN: &str = "0123456789abcdef-admin";
+
+/// A key that sleeps `delay_ms` before each signature (a hanging token).
+#[derive(Debug)]
+struct SlowKey {
+    inner: Arc<dyn PrivateKey>,
+    delay_ms: Arc<AtomicU64>,
+    signed: Arc<AtomicUsize>,
+}
+
+impl PrivateKey for SlowKey {
+    fn label(&self) -> &str {
+        self.inner.label()
+    }
+    fn algorithm(&self) -> KeyAlgorithm {
+        self.inner.algorithm()
+    }
+    fn public_key_der(&self) -> &[u8] {
+        self.inner.public_key_der()
+    }
+    fn sign(&self, scheme: SignatureScheme, message: &[u8]) -> hsm::Result<Vec<u8>> {
+        std::thread::sleep(Duration::from_millis(self.delay_ms.load(Ordering::SeqCst)));
+        let s = self.inner.sign(scheme, message);
+        self.signed.fetch_add(1, Ordering::SeqCst);
+        s
+    }
+    fn decrypt_pkcs1v15(&self, ciphertext: &[u8]) -> hsm::Result<Vec<u8>> {
+        self.inner.decrypt_pkcs1v15(ciphertext)
+    }
+    fn decrypt_oaep(&self, hash: OaepHash, ciphertext: &[u8]) -> hsm::Result<Vec<u8>> {
+        self.inner.decrypt_oaep(hash, ciphertext)
+    }
+}
+
+/// Opens every key of `inner` as a [`SlowKey`] sharing one delay.
+struct SlowStore {
+    inner: Arc<dyn KeyStore>,
+    delay_ms: Arc<AtomicU64>,
+    signed: Arc<AtomicUsize>,
+}
+
+impl KeyStore for SlowStore {
+    fn generate(&self, label: &str, algorithm: KeyAlgorithm) -> hsm::Result<Arc<dyn PrivateKey>> {
+        self.inner.generate(label, algorithm)
+    }
+    fn import_pkcs8(&self, label: &str, der: &[u8]) -> hsm::Result<Arc<dyn PrivateKey>> {
+        self.inner.import_pkcs8(label, der)
+    }
+    fn open(&self, label: &str) -> hsm::Result<Arc<dyn PrivateKey>> {
+        Ok(Arc::new(SlowKey {
+            inner: self.inner.open(label)?,
+            delay_ms: self.delay_ms.clone(),
+            signed: self.signed.clone(),
+        }))
+    }
+    fn list(&self) -> hsm::Result<Vec<KeyInfo>> {
+        self.inner.list()
+    }
+}
+
+#[test]
+fn a_timed_out_request_issues_nothing() {
+    let ca = TestCa::init(Path::new(BIN), &[]);
+    let cfg = privca_server::config::Config::load(&ca.config()).unwrap();
+    let delay_ms = Arc::new(AtomicU64::new(0));
+    let signed = Arc::new(AtomicUsize::new(0));
+    let keys: Arc<dyn KeyStore> = Arc::new(SlowStore {
+        inner: cfg.open_keys().unwrap(),
+        delay_ms: delay_ms.clone(),
+        signed: signed.clone(),
+    });
+    let auth = Arc::new(
+        ca_core::Authority::load(
+            &cfg.ca,
+            &cfg.profiles,
+            &cfg.base_dir,
+            &*keys,
+            cfg.open_store().unwrap(),
+            Arc::new(ca_core::SystemClock),
+        )
+        .unwrap(),
+    );
+    let state = Arc::new(AppState {
+        auth: auth.clone(),
+        admin_token_hash: privca_server::http::token_hash(TOKEN.as_bytes()),
+        admin_loopback_only: true,
+        scep: cfg.scep.clone(),
+        keys: Some(keys),
+        key_probe: None,
+    });
+    let limits = Limits {
+        max_body_bytes: 1 << 20,
+        header_timeout: Duration::from_secs(10),
+        request_timeout: Duration::from_secs(2),
+    };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let served = rt.spawn(privca_server::http::serve(
+        listener,
+        privca_server::http::router(state, limits),
+        limits,
+        async move {
+            let _ = stop_rx.await;
+        },
+        Duration::from_secs(5),
+    ));
+    let client = reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(60))
+        .build()
+        .unwrap();
+    let issue = |dns: &str| {
+        let r = client
+            .post(format!("http://{addr}/admin/v1/certificates"))
+            .bearer_auth(TOKEN)
+            .json(&serde_json::json!({
+                "profile": "tls-server",
+                "generate_key": "ecdsa-p256",
+                "sans": [dns],
+            }))
+            .send()
+            .unwrap();
+        (r.status().as_u16(), r.text().unwrap())
+    };
+    let count = || auth.store().stats().unwrap().certificates;
+
+    // A working key: issued and recorded.
+    let before = count();
+    let (s, body) = issue("fast.example.com");
+    assert_eq!(s, 201, "{body}");
+    assert_eq!(count(), before + 1);
+
+    // The key hangs past the request timeout (2 s): 503, and once the signature comes
+    // back (3 s), nothing is recorded.
+    delay_ms.store(3_000, Ordering::SeqCst);
+    for i in 0..3 {
+        let before = count();
+        let signed_before = signed.load(Ordering::SeqCst);
+        let (s, body) = issue(&format!("slow{i}.example.com"));
+        eprintln!("slow issuance {i}: {s} {}", body.trim());
+        assert_eq!(s, 503, "{body}");
+        assert!(body.contains("timed out"), "{body}");
+        // Wait until the hanging signature has returned (bounded).
+        let t = std::time::Instant::now();
+        while signed.load(Ordering::SeqCst) == signed_before {
+            assert!(
+                t.elapsed() < Duration::from_secs(20),
+                "the signature never returned"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        std::thread::sleep(Duration::from_millis(500));
+        assert_eq!(
+            count(),
+            before,
+            "a certificate was recorded for a request answered 503"
+        );
+    }
+
+    // The key recovers: issuance works again.
+    delay_ms.store(0, Ordering::SeqCst);
+    let before = count();
+    let (s, body) = issue("again.example.com");
+    assert_eq!(s, 201, "{body}");
+    assert_eq!(count(), before + 1);
+    let _ = stop_tx.send(());
+    rt.block_on(served).unwrap();
+}
