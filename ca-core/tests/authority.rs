@@ -1396,6 +1396,7 @@ fn a_root_subject_with_control_characters_is_refused() {
         assert_eq!(e.kind(), ErrorKind::BadRequest, "{e}");
     }
     assert_eq!(cert_count(&fx), before);
+}
 
 /// A key whose backend is gone (a PKCS#11 token that went away).
 #[derive(Debug)]
