@@ -72,6 +72,7 @@ fn batch_with_conflict_isolated() {
         Op::RecordIssuance {
             record: Box::new(record(&[1], "ca")),
             audit: event("issue", "01"),
+            binding: Box::default(),
         },
         // conflict: serial 2 reserved earlier in this batch
         Op::ReserveSerial {
@@ -83,6 +84,7 @@ fn batch_with_conflict_isolated() {
         Op::RecordIssuance {
             record: Box::new(record(&[1], "ca")),
             audit: event("issue", "dup"),
+            binding: Box::default(),
         },
         // not found: never recorded; must write no audit entry
         Op::Revoke {
@@ -204,6 +206,7 @@ fn commit_failure_fails_whole_batch_and_reloads_tip() {
         Op::RecordIssuance {
             record: Box::new(record(&[1], "ca")),
             audit: event("issue", "01"),
+            binding: Box::default(),
         },
     ];
     let (jobs, answers): (Vec<_>, Vec<_>) = ops.into_iter().map(job).unzip();
