@@ -234,7 +234,7 @@ impl ContentCipher {
             d.decrypt_padded_vec::<NoPadding>(ct).ok()
         }
         let block = self.block_len();
-        if ciphertext.is_empty() || ciphertext.len() % block != 0 {
+        if ciphertext.is_empty() || !ciphertext.len().is_multiple_of(block) {
             return (Vec::new(), false);
         }
         let raw = match self {
@@ -1278,8 +1278,8 @@ fn csr_signature_verifies(data: &[u8]) -> std::result::Result<(), String> {
     if data.len() > ca_core::csr::MAX_CSR_BYTES {
         return Err("the CSR is too large".into());
     }
-    let outer = ca_core::asn1::SignedObject::from_der(data)
-        .map_err(|e| format!("CSR is not DER: {e}"))?;
+    let outer =
+        ca_core::asn1::SignedObject::from_der(data).map_err(|e| format!("CSR is not DER: {e}"))?;
     let req = x509_cert::request::CertReq::from_der(data)
         .map_err(|e| format!("not a PKCS#10 CSR: {e}"))?;
     let spki = req
@@ -1387,8 +1387,12 @@ pub fn decode_request(
                 }))),
                 (intact, checked) => {
                     let detail = match (intact, checked) {
-                        (false, _) => "the envelope does not decrypt (key transport or padding)".to_string(),
-                        (true, Err(why)) => format!("the decrypted messageData is not valid: {why}"),
+                        (false, _) => {
+                            "the envelope does not decrypt (key transport or padding)".to_string()
+                        }
+                        (true, Err(why)) => {
+                            format!("the decrypted messageData is not valid: {why}")
+                        }
                         (true, Ok(())) => String::new(),
                     };
                     Ok(Decoded::Refused {

@@ -1164,8 +1164,9 @@ async fn a_rewrapped_captured_envelope_gets_one_answer_whatever_is_flipped() {
         "devices",
         vec![("mdm".into(), Secret::new(b"s3cret".to_vec()), None)],
     );
-    let ep =
-        Arc::new(Endpoint::new("devices", cfg, fx.auth.clone(), Some(ra), Arc::new(method)).unwrap());
+    let ep = Arc::new(
+        Endpoint::new("devices", cfg, fx.auth.clone(), Some(ra), Arc::new(method)).unwrap(),
+    );
 
     let captured = vector("certmonger-0.79.17-pkcsreq-aes256-sha256.der");
     let envelope = codec::verify_signed(&captured, &Default::default())
@@ -1263,9 +1264,14 @@ async fn a_rewrapped_captured_envelope_gets_one_answer_whatever_is_flipped() {
         .into_iter()
         .map(|e| e.event.detail)
         .collect();
-    assert!(details.iter().any(|d| d.contains("does not decrypt")), "{details:?}");
     assert!(
-        details.iter().any(|d| d.contains("messageData is not valid")),
+        details.iter().any(|d| d.contains("does not decrypt")),
+        "{details:?}"
+    );
+    assert!(
+        details
+            .iter()
+            .any(|d| d.contains("messageData is not valid")),
         "{details:?}"
     );
     assert_eq!(fx.store.stats().unwrap().certificates, 2, "nothing issued");
@@ -1378,8 +1384,14 @@ async fn concurrent_copies_of_one_request_get_one_certificate() {
     );
     let a = client::read_reply(&a.unwrap(), r.id()).unwrap();
     let b = client::read_reply(&b.unwrap(), r.id()).unwrap();
-    assert_eq!((&a.status, &b.status), (&PkiStatus::Success, &PkiStatus::Success));
-    assert_eq!(a.certs[0], b.certs[0], "the same certificate for both copies");
+    assert_eq!(
+        (&a.status, &b.status),
+        (&PkiStatus::Success, &PkiStatus::Success)
+    );
+    assert_eq!(
+        a.certs[0], b.certs[0],
+        "the same certificate for both copies"
+    );
     assert_eq!(fx.store.stats().unwrap().certificates, before + 1);
 }
 
@@ -1457,7 +1469,11 @@ async fn a_one_time_challenge_is_spent_with_its_certificate() {
         1,
         "{statuses:?}"
     );
-    let loser = if a.status == PkiStatus::Success { &b } else { &a };
+    let loser = if a.status == PkiStatus::Success {
+        &b
+    } else {
+        &a
+    };
     match &loser.status {
         PkiStatus::Failure(FailInfo::BadRequest, Some(t)) => {
             assert!(t.contains("already used"), "{t}")
@@ -1473,7 +1489,9 @@ async fn a_one_time_challenge_is_spent_with_its_certificate() {
         .expect("spent");
     assert_eq!(entries[use_at + 1].event.action, "issue");
     assert!(
-        !entries.iter().any(|e| e.event.action == "challenge-release"),
+        !entries
+            .iter()
+            .any(|e| e.event.action == "challenge-release"),
         "nothing to release: the loser spent nothing"
     );
     // A repeat of the winner's request (its reply lost) gets the same certificate.
@@ -1494,8 +1512,8 @@ async fn a_one_time_challenge_is_spent_with_its_certificate() {
     } else {
         (&b, req_b, r2.id())
     };
-    let again = client::read_reply(&plain.pki_operation(winner_req).await.unwrap(), winner_id)
-        .unwrap();
+    let again =
+        client::read_reply(&plain.pki_operation(winner_req).await.unwrap(), winner_id).unwrap();
     assert_eq!(again.certs, winner.certs);
     assert_eq!(fx.store.stats().unwrap().certificates, before + 1);
 }
@@ -1559,7 +1577,13 @@ async fn a_renewal_may_resend_the_spent_one_time_challenge_of_its_enrollment() {
         .into_iter()
         .enumerate()
     {
-        let (new_key, msg) = renew(&current, "cm1", Some(&ch.challenge), mt, &format!("ren-{i}"));
+        let (new_key, msg) = renew(
+            &current,
+            "cm1",
+            Some(&ch.challenge),
+            mt,
+            &format!("ren-{i}"),
+        );
         let id = Identity {
             key: current.0.as_ref(),
             cert_der: &current.1,
@@ -1589,7 +1613,13 @@ async fn a_renewal_may_resend_the_spent_one_time_challenge_of_its_enrollment() {
     .await;
     assert_eq!(reply.status, PkiStatus::Success);
     let other_signer = (other.key.clone(), reply.certs[0].clone());
-    let (_, msg) = renew(&other_signer, "cm2", Some(&ch.challenge), MessageType::RenewalReq, "x1");
+    let (_, msg) = renew(
+        &other_signer,
+        "cm2",
+        Some(&ch.challenge),
+        MessageType::RenewalReq,
+        "x1",
+    );
     let id = Identity {
         key: other_signer.0.as_ref(),
         cert_der: &other_signer.1,
@@ -1600,7 +1630,13 @@ async fn a_renewal_may_resend_the_spent_one_time_challenge_of_its_enrollment() {
     );
     assert!(t.contains("already used"), "{t}");
     // A wrong challenge on a renewal: refused.
-    let (_, msg) = renew(&current, "cm1", Some("not-a-challenge"), MessageType::RenewalReq, "x2");
+    let (_, msg) = renew(
+        &current,
+        "cm1",
+        Some("not-a-challenge"),
+        MessageType::RenewalReq,
+        "x2",
+    );
     let id = Identity {
         key: current.0.as_ref(),
         cert_der: &current.1,
@@ -1612,7 +1648,13 @@ async fn a_renewal_may_resend_the_spent_one_time_challenge_of_its_enrollment() {
     assert!(t.contains("wrong challenge"), "{t}");
     // A fresh challenge on a renewal is spent by it.
     let ch3 = fx.auth.create_challenge("otp", 60, "admin").unwrap();
-    let (new_key, msg) = renew(&current, "cm1", Some(&ch3.challenge), MessageType::RenewalReq, "x3");
+    let (new_key, msg) = renew(
+        &current,
+        "cm1",
+        Some(&ch3.challenge),
+        MessageType::RenewalReq,
+        "x3",
+    );
     let reply = client::read_reply(&ep.pki_operation(msg).await.unwrap(), id).unwrap();
     assert_eq!(reply.status, PkiStatus::Success);
     let spent = fx.auth.check_challenge("otp", &ch3.challenge).unwrap_err();
@@ -1624,7 +1666,13 @@ async fn a_renewal_may_resend_the_spent_one_time_challenge_of_its_enrollment() {
     fx.auth
         .revoke(&serial, ca_core::RevocationReason::KeyCompromise, "admin")
         .unwrap();
-    let (_, msg) = renew(&renewed, "cm1", Some(&ch.challenge), MessageType::RenewalReq, "x4");
+    let (_, msg) = renew(
+        &renewed,
+        "cm1",
+        Some(&ch.challenge),
+        MessageType::RenewalReq,
+        "x4",
+    );
     let id = Identity {
         key: renewed.0.as_ref(),
         cert_der: &renewed.1,

@@ -63,8 +63,8 @@ use redb::{
 
 use crate::{
     AuditEntry, AuditEvent, AuditVerification, CertFilter, CertRecord, CertStatus, Error,
-    IssuanceBinding, OneTimeChallenge, PendingRequest, PendingState, Result, Revocation, RevokedEntry, Store,
-    StoreStats, StoredCrl, UnixTime,
+    IssuanceBinding, OneTimeChallenge, PendingRequest, PendingState, Result, Revocation,
+    RevokedEntry, Store, StoreStats, StoredCrl, UnixTime,
 };
 
 /// The schema version this code writes and understands.
@@ -730,7 +730,11 @@ fn apply(t: &mut Tables<'_>, tip: &mut AuditTip, op: Op) -> Result<Reply, ApplyE
             }
             // The transaction must not have produced a (still valid) certificate already.
             if let Some(key) = &binding.replay_key {
-                let earlier = t.transactions.get(key.as_str()).fatal()?.map(|g| g.value().to_vec());
+                let earlier = t
+                    .transactions
+                    .get(key.as_str())
+                    .fatal()?
+                    .map(|g| g.value().to_vec());
                 if let Some(earlier) = earlier {
                     let valid = match t.certs.get(earlier.as_slice()).fatal()? {
                         Some(g) => {

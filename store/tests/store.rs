@@ -1051,10 +1051,16 @@ fn bound(replay: &str, tx: &str, challenge: Option<(&[u8], &str, i64)>) -> store
 #[test]
 fn an_issuance_binding_commits_with_its_certificate_or_not_at_all() {
     let s = RedbStore::in_memory().expect("store");
-    s.put_challenge(&challenge(b"h1", "ep", 5000), &event("challenge-create", "ep"))
-        .expect("put");
-    s.put_challenge(&challenge(b"old", "ep", 1500), &event("challenge-create", "ep"))
-        .expect("put");
+    s.put_challenge(
+        &challenge(b"h1", "ep", 5000),
+        &event("challenge-create", "ep"),
+    )
+    .expect("put");
+    s.put_challenge(
+        &challenge(b"old", "ep", 1500),
+        &event("challenge-create", "ep"),
+    )
+    .expect("put");
     for serial in [1u8, 2, 3, 4] {
         s.reserve_serial(&[serial], "ca").expect("reserve");
     }
@@ -1109,7 +1115,10 @@ fn an_issuance_binding_commits_with_its_certificate_or_not_at_all() {
     assert_eq!(audits(&s), before + 2);
     let entries = s.audit_entries(seq - 1, 2).expect("audit");
     assert_eq!(
-        entries.iter().map(|e| e.event.action.as_str()).collect::<Vec<_>>(),
+        entries
+            .iter()
+            .map(|e| e.event.action.as_str())
+            .collect::<Vec<_>>(),
         ["challenge-use", "issue"]
     );
     assert_eq!(s.verify_audit().expect("verify").first_bad, None);
@@ -1140,8 +1149,12 @@ fn an_issuance_binding_commits_with_its_certificate_or_not_at_all() {
     assert_eq!(audits(&s), before);
 
     // Once its certificate is revoked, the transaction may be repeated.
-    s.revoke(&[1], store::Revocation { time: 3, reason: 5 }, &event("revoke", "01"))
-        .expect("revoke");
+    s.revoke(
+        &[1],
+        store::Revocation { time: 3, reason: 5 },
+        &event("revoke", "01"),
+    )
+    .expect("revoke");
     s.record_issuance_bound(
         &record(&[3], "ca", 9_000),
         &event("issue", "03"),

@@ -437,7 +437,11 @@ fn crash_battery(op: impl Fn(&RedbStore) -> Result<()>) -> Vec<(Held, bool, Vec<
             .map(|e| e.event.action)
             .collect();
         if result.is_ok() {
-            assert_eq!(held, (true, true, true, true), "acknowledged but not durable");
+            assert_eq!(
+                held,
+                (true, true, true, true),
+                "acknowledged but not durable"
+            );
             seen.push((held, true, actions));
             return seen;
         }
@@ -471,7 +475,11 @@ fn a_crash_at_any_write_of_a_bound_issuance_leaves_all_or_nothing() {
     for (i, (held, _, actions)) in bound.iter().enumerate() {
         match held {
             (true, true, true, true) => {
-                assert_eq!(actions, &["challenge-create", "challenge-use", "issue"], "{i}")
+                assert_eq!(
+                    actions,
+                    &["challenge-create", "challenge-use", "issue"],
+                    "{i}"
+                )
             }
             (false, false, false, false) => assert_eq!(actions, &["challenge-create"], "{i}"),
             other => panic!("crash at write {i} left a partial issuance: {other:?}"),
@@ -483,10 +491,7 @@ fn a_crash_at_any_write_of_a_bound_issuance_leaves_all_or_nothing() {
     let separate = crash_battery(|s| {
         s.consume_challenge(b"h1", "ep", 2000, &event("challenge-use", "ep"))?;
         s.record_issuance(&record(&[9], "ca"), &event("issue", "09"))?;
-        s.put_transaction(
-            &["scep:ep:t:k:replay".into(), "scep:ep:t:k".into()],
-            &[9],
-        )
+        s.put_transaction(&["scep:ep:t:k:replay".into(), "scep:ep:t:k".into()], &[9])
     });
     let partial: std::collections::BTreeSet<Held> = separate
         .iter()
@@ -499,6 +504,9 @@ fn a_crash_at_any_write_of_a_bound_issuance_leaves_all_or_nothing() {
         separate.len() - 1
     );
     // A challenge spent without a certificate, and a certificate without its transaction.
-    assert!(partial.contains(&(false, false, false, true)), "{partial:?}");
+    assert!(
+        partial.contains(&(false, false, false, true)),
+        "{partial:?}"
+    );
     assert!(partial.contains(&(true, false, false, true)), "{partial:?}");
 }
