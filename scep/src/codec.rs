@@ -1734,3 +1734,72 @@ pub fn parse_issuer_and_serial(input: &[u8]) -> Result<(Vec<u8>, Vec<u8>)> {
     let (i, s) = issuer_and_serial(&e)?;
     Ok((i.to_vec(), s.to_vec()))
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn pkcs7_padding_check_agrees_with_the_cbc_crate() {
+        let key = [7u8; 16];
+        let iv = [9u8; 16];
+        for len in 0..40 {
+            let pt: Vec<u8> = (0..len).map(|i| i as u8).collect();
+            let ct = ContentCipher::Aes128.encrypt(&key, &iv, &pt).unwrap();
+            assert_eq!(
+                ContentCipher::Aes128.decrypt_uniform(&key, &iv, &ct),
+                (pt.clone(), true),
+                "{len}"
+            );
+            // Any change of the last plaintext byte (through the previous ciphertext
+            // block or the IV) is judged as the cbc crate judges it.
+            let at = ct.len().saturating_sub(17);
+            for x in [0x01u8, 0x02, 0x10, 0x11, 0x80] {
+                let mut bad = ct.clone();
+                let mut bad_iv = iv;
+                if ct.len() > 16 {
+                    bad[at] ^= x;
+                } else {
+                    bad_iv[15] ^= x;
+                }
+                let want = ContentCipher::Aes128.decrypt(&key, &bad_iv, &bad);
+                let (got, good) = ContentCipher::Aes128.decrypt_uniform(&key, &bad_iv, &bad);
+                assert_eq!(good, want.is_some(), "{len} {x:02x}");
+                if let Some(w) = want {
+                    assert_eq!(got, w);
+                } else {
+                    assert_eq!(got.len(), ct.len(), "bad padding keeps the whole text");
+                }
+            }
+        }
+        // Not a whole number of blocks, or empty: nothing, not good.
+        assert_eq!(
+            ContentCipher::Aes128.decrypt_uniform(&key, &iv, &[1u8; 17]),
+            (Vec::new(), false)
+        );
+        assert_eq!(
+            ContentCipher::Aes128.decrypt_uniform(&key, &iv, &[]),
+            (Vec::new(), false)
+        );
+    }
+
+    #[test]
+    fn caps_keywords_follow_the_accepted_digests() {
+        let plain = DecodeOptions::default();
+        assert_eq!(
+            DigestAlg::caps_keywords(&plain),
+            ["SHA-1", "SHA-256", "SHA-384", "SHA-512"]
+        );
+        assert!(!DigestAlg::Md5.accepted(&plain));
+        let md5 = DecodeOptions {
+            allow_md5: true,
+            ..plain
+        };
+        assert!(DigestAlg::Md5.accepted(&md5));
+        assert_eq!(
+            DigestAlg::caps_keywords(&md5),
+            DigestAlg::caps_keywords(&plain)
+        );
+    }
+}
