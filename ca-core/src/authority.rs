@@ -223,6 +223,27 @@ pub struct Issued {
     pub chain: Vec<Vec<u8>>,
 }
 
+/// What an issuance records in the same commit as its certificate
+/// ([`Authority::issue_bound`]).
+#[derive(Clone, Debug, Default)]
+pub struct IssueBinding {
+    /// Identifies exactly this request; a retransmission has the same key.
+    pub replay_key: Option<String>,
+    /// Further keys that find the certificate again (SCEP CertPoll).
+    pub transaction_keys: Vec<String>,
+    /// The one-time challenge the issuance spends.
+    pub challenge: Option<crate::enrollment::ChallengeSpend>,
+}
+
+/// The outcome of [`Authority::issue_bound`].
+#[derive(Clone, Debug)]
+pub enum Recorded {
+    /// A new certificate.
+    Issued(Issued),
+    /// The request had been recorded already (a concurrent copy won): its certificate.
+    Replayed(CertRecord),
+}
+
 /// Revocation reasons an operator may give (RFC 5280 §5.3.1). `certificateHold` and
 /// `removeFromCRL` are not offered: privca revocation is permanent.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -581,15 +602,42 @@ impl Authority {
     /// Issues a certificate. Refusals are audited; on success the record and its audit
     /// entry are durable before this returns.
     pub fn issue(&self, req: &IssueRequest) -> Result<Issued> {
-        match self.issue_inner(req) {
-            Ok(issued) => {
+        match self.issue_bound(req, &IssueBinding::default())? {
+            Recorded::Issued(issued) => Ok(issued),
+            // Without a replay key no earlier certificate can be found.
+            Recorded::Replayed(_) => Err(Error::Internal(
+                "an unbound issuance found an earlier transaction".into(),
+            )),
+        }
+    }
+
+    /// Issues a certificate and records with it, in the same durable commit, what
+    /// `binding` names: the protocol transaction keys (so that a repeated request is
+    /// answered with this certificate) and the one-time challenge it spends. A crash can
+    /// therefore never leave a certificate without its transaction, nor a spent challenge
+    /// without its certificate (RFC 8894 §3.3.1).
+    ///
+    /// If the replay key already names a valid certificate (a concurrent copy of the same
+    /// request was recorded first), nothing is recorded and that certificate is returned as
+    /// [`Recorded::Replayed`]. If the challenge was spent meanwhile, or is wrong or
+    /// expired, nothing is recorded and the answer is `Unauthorized`.
+    pub fn issue_bound(&self, req: &IssueRequest, binding: &IssueBinding) -> Result<Recorded> {
+        match self.issue_inner(req, binding) {
+            Ok(Recorded::Replayed(record)) => {
+                tracing::info!(
+                    serial = %asn1::serial_hex(&record.serial),
+                    "a concurrent copy of the request was recorded first; answering with its certificate"
+                );
+                Ok(Recorded::Replayed(record))
+            }
+            Ok(Recorded::Issued(issued)) => {
                 tracing::info!(
                     serial = %asn1::serial_hex(&issued.record.serial),
                     profile = %req.profile,
                     requester = %req.requester,
                     "certificate issued"
                 );
-                Ok(issued)
+                Ok(Recorded::Issued(issued))
             }
             Err(e) => {
                 self.audit_refusal("issue-refused", &req.requester, &req.profile, &e);
@@ -613,7 +661,7 @@ impl Authority {
         tracing::warn!(action, actor, subject, error = %e, "refused");
     }
 
-    fn issue_inner(&self, req: &IssueRequest) -> Result<Issued> {
+    fn issue_inner(&self, req: &IssueRequest, binding: &IssueBinding) -> Result<Recorded> {
         // 1. Normalise the request: profile, issuer, key.
         let profile = self.profiles.get(&req.profile).ok_or_else(|| {
             Error::NotFound(format!(
@@ -718,13 +766,57 @@ impl Authority {
         // A request the HTTP layer already answered "timed out" must not be recorded; once
         // claimed here, the HTTP layer waits for this commit instead (deadline.rs).
         crate::deadline::begin_commit()?;
-        self.store.record_issuance(&record, &audit)?;
+        // The transaction keys and the spent challenge go into the same commit.
+        let store_binding = store::IssuanceBinding {
+            replay_key: binding.replay_key.clone(),
+            transaction_keys: binding.transaction_keys.clone(),
+            challenge: binding.challenge.as_ref().map(|c| store::ChallengeUse {
+                hash: c.hash.clone(),
+                endpoint: c.endpoint.clone(),
+                now,
+                audit: AuditEvent {
+                    time: now,
+                    action: "challenge-use".into(),
+                    actor: req.requester.clone(),
+                    subject: c.endpoint.clone(),
+                    detail: format!("serial={}", asn1::serial_hex(&serial)),
+                },
+            }),
+        };
+        match self
+            .store
+            .record_issuance_bound(&record, &audit, &store_binding)
+        {
+            Ok(_) => {}
+            Err(store::Error::Conflict(e)) => {
+                // Either a copy of this request was recorded first, or the challenge was
+                // spent by another request meanwhile.
+                if let Some(key) = &binding.replay_key
+                    && let Some(earlier) = self.find_transaction(key)?
+                    && earlier.revocation.is_none()
+                {
+                    return Ok(Recorded::Replayed(earlier));
+                }
+                if binding.challenge.is_some() {
+                    return Err(crate::enrollment::challenge_refusal(
+                        &store::Error::Conflict(e),
+                    ));
+                }
+                return Err(Error::Store(store::Error::Conflict(e)));
+            }
+            Err(e @ (store::Error::NotFound(_) | store::Error::Invalid(_)))
+                if binding.challenge.is_some() =>
+            {
+                return Err(crate::enrollment::challenge_refusal(&e));
+            }
+            Err(e) => return Err(e.into()),
+        }
 
         // 10. Return.
-        Ok(Issued {
+        Ok(Recorded::Issued(Issued {
             record,
             chain: self.chain(&ca.name)?,
-        })
+        }))
     }
 
     /// Reserves a fresh random serial; retries on the (astronomically unlikely) collision.

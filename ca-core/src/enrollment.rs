@@ -29,6 +29,38 @@ impl std::fmt::Debug for NewChallenge {
     }
 }
 
+/// A one-time challenge that was checked and is to be spent by an issuance
+/// ([`crate::IssueBinding::challenge`]). Holds only the challenge's hash.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ChallengeSpend {
+    /// The endpoint it belongs to.
+    pub endpoint: String,
+    /// SHA-256 of the challenge text.
+    pub hash: Vec<u8>,
+}
+
+impl std::fmt::Debug for ChallengeSpend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChallengeSpend")
+            .field("endpoint", &self.endpoint)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The client-facing refusal for a store answer about a one-time challenge.
+pub(crate) fn challenge_refusal(e: &store::Error) -> Error {
+    match e {
+        store::Error::NotFound(_) => Error::Unauthorized("wrong challenge password".into()),
+        store::Error::Conflict(_) => {
+            Error::Unauthorized("the challenge password was already used".into())
+        }
+        store::Error::Invalid(_) => {
+            Error::Unauthorized("the challenge password has expired".into())
+        }
+        other => Error::Store(store::Error::Backend(other.to_string())),
+    }
+}
+
 fn challenge_hash(challenge: &str) -> Vec<u8> {
     sha2::Sha256::digest(challenge.trim().as_bytes()).to_vec()
 }
@@ -59,6 +91,7 @@ impl Authority {
             created_at: now,
             expires_at: now + ttl_seconds,
             used_at: None,
+            used_for: None,
         };
         let audit = AuditEvent {
             time: now,
@@ -91,17 +124,79 @@ impl Authority {
             .consume_challenge(&challenge_hash(challenge), endpoint, now, &audit)
         {
             Ok(_) => Ok(()),
-            Err(store::Error::NotFound(_)) => {
-                Err(Error::Unauthorized("wrong challenge password".into()))
-            }
-            Err(store::Error::Conflict(_)) => Err(Error::Unauthorized(
-                "the challenge password was already used".into(),
-            )),
-            Err(store::Error::Invalid(_)) => Err(Error::Unauthorized(
-                "the challenge password has expired".into(),
-            )),
-            Err(e) => Err(Error::Store(e)),
+            Err(e) => Err(challenge_refusal(&e)),
         }
+    }
+
+    /// Checks a one-time challenge of `endpoint` without spending it: `Unauthorized`
+    /// (wrong, used, expired) as [`Authority::consume_challenge`] says. The returned
+    /// [`ChallengeSpend`] goes into [`crate::IssueBinding`], so that the challenge is spent
+    /// in the same commit as the certificate; that commit checks again, so of concurrent
+    /// enrollments with one challenge exactly one is recorded.
+    pub fn check_challenge(&self, endpoint: &str, challenge: &str) -> Result<ChallengeSpend> {
+        let hash = challenge_hash(challenge);
+        let found = self
+            .store
+            .get_challenge(&hash)?
+            .filter(|c| c.endpoint == endpoint);
+        match found {
+            None => Err(challenge_refusal(&store::Error::NotFound(String::new()))),
+            Some(c) if c.used_at.is_some() => {
+                Err(challenge_refusal(&store::Error::Conflict(String::new())))
+            }
+            Some(c) if self.clock.now() > c.expires_at => {
+                Err(challenge_refusal(&store::Error::Invalid(String::new())))
+            }
+            Some(_) => Ok(ChallengeSpend {
+                endpoint: endpoint.to_string(),
+                hash,
+            }),
+        }
+    }
+
+    /// For a challenge of `endpoint` that has been spent together with a certificate: the
+    /// serial of that certificate. `None` for unknown, unused challenges and for
+    /// challenges spent without a certificate (held requests, older records).
+    pub fn challenge_spent_for(&self, endpoint: &str, challenge: &str) -> Result<Option<Vec<u8>>> {
+        Ok(self
+            .store
+            .get_challenge(&challenge_hash(challenge))?
+            .filter(|c| c.endpoint == endpoint && c.used_at.is_some())
+            .and_then(|c| c.used_for))
+    }
+
+    /// Spends a checked challenge on its own commit (a request held for approval spends it
+    /// when it is held).
+    pub fn consume_spend(&self, spend: &ChallengeSpend, actor: &str) -> Result<()> {
+        let now = self.clock.now();
+        let audit = AuditEvent {
+            time: now,
+            action: "challenge-use".into(),
+            actor: actor.to_string(),
+            subject: spend.endpoint.clone(),
+            detail: String::new(),
+        };
+        match self
+            .store
+            .consume_challenge(&spend.hash, &spend.endpoint, now, &audit)
+        {
+            Ok(_) => Ok(()),
+            Err(e) => Err(challenge_refusal(&e)),
+        }
+    }
+
+    /// [`Authority::release_challenge`] for a [`ChallengeSpend`].
+    pub fn release_spend(&self, spend: &ChallengeSpend, actor: &str) -> Result<()> {
+        let audit = AuditEvent {
+            time: self.clock.now(),
+            action: "challenge-release".into(),
+            actor: actor.to_string(),
+            subject: spend.endpoint.clone(),
+            detail: "the enrollment failed; the challenge may be used again".into(),
+        };
+        self.store
+            .release_challenge(&spend.hash, &spend.endpoint, &audit)?;
+        Ok(())
     }
 
     /// Makes a challenge consumed by an enrollment that then failed usable again, so

@@ -22,7 +22,8 @@ pub mod profile;
 mod error;
 
 pub use authority::{
-    Authority, CaEntity, IssueRequest, Issued, KeyWithCert, RevocationReason, Settings,
+    Authority, CaEntity, IssueBinding, IssueRequest, Issued, KeyWithCert, Recorded,
+    RevocationReason, Settings,
 };
 pub use clock::{Clock, FixedClock, SystemClock};
 pub use error::{Error, ErrorKind, Result};

@@ -98,6 +98,9 @@ pub struct Acceptance {
     /// Who the requester is, for the audit log and the certificate record (for example
     /// `scep:<endpoint>:<account>` or `intune:<device id>`).
     pub requester: String,
+    /// A one-time challenge that was checked but not yet spent: the service spends it in
+    /// the same store commit as the certificate ([`ca_core::IssueBinding`]).
+    pub spend: Option<ca_core::enrollment::ChallengeSpend>,
 }
 
 /// The outcome of [`ChallengeMethod::verify`].

@@ -220,6 +220,40 @@ impl ContentCipher {
         }
     }
 
+    /// CBC decryption without unpadding, then a PKCS#7 padding check (RFC 5652 §6.3)
+    /// that reads the whole last block whatever it finds: the plaintext with the padding
+    /// removed when it is good, the whole decrypted text when it is not, and whether it
+    /// was good. A ciphertext that is empty or not a whole number of blocks (visible to
+    /// anyone) decrypts to nothing, not good.
+    pub fn decrypt_uniform(self, key: &[u8], iv: &[u8], ciphertext: &[u8]) -> (Vec<u8>, bool) {
+        use cbc::cipher::{BlockModeDecrypt, KeyIvInit, block_padding::NoPadding};
+        fn dec<C>(key: &[u8], iv: &[u8], ct: &[u8]) -> Option<Vec<u8>>
+        where
+            cbc::Decryptor<C>: KeyIvInit + BlockModeDecrypt,
+            C: cbc::cipher::BlockCipherDecrypt,
+        {
+            let d = cbc::Decryptor::<C>::new_from_slices(key, iv).ok()?;
+            d.decrypt_padded_vec::<NoPadding>(ct).ok()
+        }
+        let block = self.block_len();
+        if ciphertext.is_empty() || !ciphertext.len().is_multiple_of(block) {
+            return (Vec::new(), false);
+        }
+        let raw = match self {
+            ContentCipher::Des => dec::<des::Des>(key, iv, ciphertext),
+            ContentCipher::Des3 => dec::<des::TdesEde3>(key, iv, ciphertext),
+            ContentCipher::Aes128 => dec::<aes::Aes128>(key, iv, ciphertext),
+            ContentCipher::Aes192 => dec::<aes::Aes192>(key, iv, ciphertext),
+            ContentCipher::Aes256 => dec::<aes::Aes256>(key, iv, ciphertext),
+        };
+        let Some(mut raw) = raw else {
+            return (Vec::new(), false);
+        };
+        let (len, good) = pkcs7_unpadded_len(&raw, block);
+        raw.truncate(len);
+        (raw, bool::from(good))
+    }
+
     /// CBC decryption and PKCS#7 unpadding; `None` on any failure (one uniform outcome).
     pub fn decrypt(self, key: &[u8], iv: &[u8], ciphertext: &[u8]) -> Option<Vec<u8>> {
         use cbc::cipher::{BlockModeDecrypt, KeyIvInit, block_padding::Pkcs7};
@@ -241,6 +275,28 @@ impl ContentCipher {
     }
 }
 
+/// The length of `raw` (a whole number of `block`-byte blocks, at least one) without its
+/// PKCS#7 padding, and whether the padding is good, computed without branching on the
+/// padding bytes: every byte of the last block is examined whatever the first bad one is.
+/// When the padding is bad the length is that of `raw`.
+fn pkcs7_unpadded_len(raw: &[u8], block: usize) -> (usize, subtle::Choice) {
+    use subtle::{ConditionallySelectable, ConstantTimeEq, ConstantTimeGreater, ConstantTimeLess};
+    let n = raw.len();
+    let Some(&pad) = raw.last() else {
+        return (0, subtle::Choice::from(0));
+    };
+    let block_u8 = u8::try_from(block).unwrap_or(u8::MAX);
+    let mut good = pad.ct_gt(&0) & !pad.ct_gt(&block_u8);
+    for i in 0..block.min(n) {
+        let byte = raw[n - 1 - i];
+        let inside = u8::try_from(i).unwrap_or(u8::MAX).ct_lt(&pad);
+        good &= !inside | byte.ct_eq(&pad);
+    }
+    let strip = u64::conditional_select(&0, &u64::from(pad), good);
+    let len = n.saturating_sub(usize::try_from(strip).unwrap_or(0));
+    (len, good)
+}
+
 /// Digest algorithms of SignerInfos (protocols.md A.10).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DigestAlg {
@@ -256,7 +312,50 @@ pub enum DigestAlg {
     Sha512,
 }
 
+/// Every digest the request verifier knows, strongest last. [`DigestAlg::accepted`] says
+/// which of them an endpoint accepts, and GetCACaps advertises exactly those
+/// ([`DigestAlg::caps_keyword`]), so the two cannot drift apart.
+pub const DIGESTS: [DigestAlg; 5] = [
+    DigestAlg::Md5,
+    DigestAlg::Sha1,
+    DigestAlg::Sha256,
+    DigestAlg::Sha384,
+    DigestAlg::Sha512,
+];
+
 impl DigestAlg {
+    /// Whether a request signed with this digest is accepted under `options`: MD5 only
+    /// where the endpoint enables it, the SHA family always (RFC 8894 §3.5.2).
+    pub fn accepted(self, options: &DecodeOptions) -> bool {
+        match self {
+            DigestAlg::Md5 => options.allow_md5,
+            DigestAlg::Sha1 | DigestAlg::Sha256 | DigestAlg::Sha384 | DigestAlg::Sha512 => true,
+        }
+    }
+
+    /// The GetCACaps keyword of the digest (RFC 8894 §3.5.2 names SHA-1, SHA-256 and
+    /// SHA-512; SHA-384 is spelled the same way, as other servers and clients do). MD5
+    /// has none: clients use it only when a server advertises nothing.
+    pub fn caps_keyword(self) -> Option<&'static str> {
+        match self {
+            DigestAlg::Md5 => None,
+            DigestAlg::Sha1 => Some("SHA-1"),
+            DigestAlg::Sha256 => Some("SHA-256"),
+            DigestAlg::Sha384 => Some("SHA-384"),
+            DigestAlg::Sha512 => Some("SHA-512"),
+        }
+    }
+
+    /// The GetCACaps keywords of every digest accepted under `options`, in [`DIGESTS`]
+    /// order.
+    pub fn caps_keywords(options: &DecodeOptions) -> Vec<&'static str> {
+        DIGESTS
+            .iter()
+            .filter(|d| d.accepted(options))
+            .filter_map(|d| d.caps_keyword())
+            .collect()
+    }
+
     fn from_oid(o: &Oid) -> Option<DigestAlg> {
         Some(match *o {
             oid::MD5 => DigestAlg::Md5,
@@ -388,6 +487,9 @@ pub enum Decoded {
         fail_info: FailInfo,
         /// What went wrong (safe for client and log).
         text: String,
+        /// What went wrong in more detail, for the audit log only (for an envelope that
+        /// does not yield a valid messageData the client sees [`UNREADABLE_REQUEST`]).
+        detail: String,
     },
 }
 
@@ -739,10 +841,10 @@ pub fn verify_signed(input: &[u8], options: &DecodeOptions) -> Result<VerifiedSi
             format!("digest algorithm {dalg_oid} is not supported"),
         ))?;
         v.digest = digest;
-        if digest == DigestAlg::Md5 && !options.allow_md5 {
+        if !digest.accepted(options) {
             return Err((
                 FailInfo::BadAlg,
-                "MD5 signatures are not accepted".to_string(),
+                format!("{digest:?} signatures are not accepted by this endpoint"),
             ));
         }
         if content_type.is_some_and(|c| c != econtent_type) {
@@ -970,16 +1072,21 @@ pub struct EnvelopeFailure {
     pub key_backend: Option<Arc<hsm::Error>>,
 }
 
-/// Opens an EnvelopedData addressed to one of `recipients` (RFC 5652 §6.2.1, RFC 8017).
+/// Opens an EnvelopedData addressed to one of `recipients` (RFC 5652 §6.2.1, RFC 8017),
+/// without telling apart how decryption went (DESIGN.md decision 4).
 ///
-/// Bleichenbacher/Marvin: whatever the RSA step reports, a content key of the right
-/// length goes on to the same CBC decryption, and every failure after the recipient was
-/// found ends in the same `badMessageCheck` outcome with the same text.
-pub fn open_envelope(
+/// Refusals here depend only on what the envelope says in the clear (its algorithms,
+/// IV length, recipient identifiers), which the sender knows anyway. From the RSA step
+/// on there is one path: whatever the key transport reports, a content key of the right
+/// length goes on to the same CBC decryption and the same padding check, and the result
+/// is an [`Opened`] whose `intact` the caller folds into its messageData check
+/// ([`decode_request`]), so that bad padding, a failed key transport and a plaintext that
+/// does not parse end in the same answer, [`UNREADABLE_REQUEST`].
+pub fn open_envelope_uniform(
     input: &[u8],
     recipients: &[Recipient<'_>],
     options: &DecodeOptions,
-) -> Result<(ContentCipher, Vec<u8>), EnvelopeFailure> {
+) -> Result<Opened, EnvelopeFailure> {
     let fail = |fi, text: &str, cipher| EnvelopeFailure {
         fail_info: fi,
         text: text.to_string(),
@@ -1070,21 +1177,157 @@ pub fn open_envelope(
             return Err(f);
         }
     };
-    // Uniform path: a wrong-length or missing key becomes a random one.
-    let mut random = vec![0u8; cipher.key_len()];
+    // Uniform path: a failed or wrong-length key transport selects a random key of the
+    // right length (without a branch on the outcome), which goes on to the same CBC
+    // decryption and padding check.
+    use subtle::{ConditionallySelectable, ConstantTimeEq};
+    let key_len = cipher.key_len();
+    let mut random = zeroize::Zeroizing::new(vec![0u8; key_len]);
     rand::fill(&mut random[..]);
-    let cek = match decrypted {
-        Some(k) if k.len() == cipher.key_len() => zeroize::Zeroizing::new(k),
-        _ => zeroize::Zeroizing::new(random),
+    let (candidate, transported) = match decrypted {
+        Some(k) => (zeroize::Zeroizing::new(k), subtle::Choice::from(1)),
+        None => (zeroize::Zeroizing::new(Vec::new()), subtle::Choice::from(0)),
     };
-    match cipher.decrypt(&cek, &env.iv, &env.ciphertext) {
-        Some(pt) => Ok((cipher, pt)),
-        None => Err(fail(
-            FailInfo::BadMessageCheck,
-            "the request cannot be decrypted",
-            Some(cipher),
-        )),
+    let transported = transported
+        & u64::try_from(candidate.len())
+            .unwrap_or(u64::MAX)
+            .ct_eq(&u64::try_from(key_len).unwrap_or(0));
+    let mut cek = zeroize::Zeroizing::new(vec![0u8; key_len]);
+    for (i, b) in cek.iter_mut().enumerate() {
+        let c = candidate.get(i).copied().unwrap_or(0);
+        *b = u8::conditional_select(&random[i], &c, transported);
     }
+    let (plaintext, padded) = cipher.decrypt_uniform(&cek, &env.iv, &env.ciphertext);
+    Ok(Opened {
+        cipher,
+        plaintext,
+        intact: bool::from(transported) & padded,
+    })
+}
+
+/// An opened envelope ([`open_envelope_uniform`]): the decrypted content and whether the
+/// key transport and the padding were both good. When `intact` is false the plaintext is
+/// whatever the (possibly random) key produced, and must be treated exactly like a
+/// plaintext that does not parse.
+#[derive(Clone)]
+pub struct Opened {
+    /// The content cipher.
+    pub cipher: ContentCipher,
+    /// The decrypted content (unpadded when the padding was good).
+    pub plaintext: Vec<u8>,
+    /// Key transport and padding were good.
+    pub intact: bool,
+}
+
+impl std::fmt::Debug for Opened {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Opened")
+            .field("cipher", &self.cipher)
+            .field("plaintext_len", &self.plaintext.len())
+            .field("intact", &self.intact)
+            .finish()
+    }
+}
+
+/// Opens an EnvelopedData addressed to one of `recipients` (RFC 5652 §6.2.1, RFC 8017)
+/// and insists that it was intact: the client side, reading replies. The server side uses
+/// [`open_envelope_uniform`] through [`decode_request`].
+pub fn open_envelope(
+    input: &[u8],
+    recipients: &[Recipient<'_>],
+    options: &DecodeOptions,
+) -> Result<(ContentCipher, Vec<u8>), EnvelopeFailure> {
+    let o = open_envelope_uniform(input, recipients, options)?;
+    if o.intact {
+        Ok((o.cipher, o.plaintext))
+    } else {
+        Err(EnvelopeFailure {
+            fail_info: FailInfo::BadMessageCheck,
+            text: UNREADABLE_REQUEST.into(),
+            cipher: Some(o.cipher),
+            key_backend: None,
+        })
+    }
+}
+
+/// The one answer (failInfo `badMessageCheck`, RFC 8894 §3.2.1.4) to every request whose
+/// envelope does not decrypt to a well-formed messageData: a failed key transport, bad
+/// padding, content that is not DER, not the structure the messageType calls for, or a
+/// CSR whose signature does not verify. An attacker who re-wraps a captured envelope in
+/// a message of their own and flips IV or ciphertext bytes must learn nothing about the
+/// plaintext from the answer (a padding/format oracle), so these are never told apart to
+/// the client; the audit log gets the detail.
+pub const UNREADABLE_REQUEST: &str =
+    "the request cannot be decrypted or does not hold a valid request";
+
+/// Checks that `data`, a decrypted messageData, is what `message_type` calls for
+/// (RFC 8894 §3.3): a PKCS#10 CSR whose self-signature verifies (SHA-1 allowed, as SCEP
+/// clients sign with it), an IssuerAndSubject, or an IssuerAndSerialNumber with real
+/// Names. What a verified CSR asks for is the service's and ca-core's business; a CSR
+/// whose signature verifies was not altered on the way.
+pub fn check_message_data(
+    message_type: MessageType,
+    data: &[u8],
+) -> std::result::Result<(), String> {
+    use x509_cert::name::Name;
+    let name = |der: &[u8], what: &str| {
+        Name::from_der(der)
+            .map(|_| ())
+            .map_err(|e| format!("{what} is not a Name: {e}"))
+    };
+    match message_type {
+        MessageType::PkcsReq | MessageType::RenewalReq | MessageType::UpdateReq => {
+            csr_signature_verifies(data)
+        }
+        MessageType::CertPoll => {
+            let (i, s) = parse_issuer_and_subject(data).map_err(|e| e.to_string())?;
+            name(&i, "issuer")?;
+            name(&s, "subject")
+        }
+        MessageType::GetCert | MessageType::GetCrl => {
+            let (i, _) = parse_issuer_and_serial(data).map_err(|e| e.to_string())?;
+            name(&i, "issuer")
+        }
+        MessageType::CertRep => Err("a CertRep is not a request".into()),
+    }
+}
+
+/// DER PKCS#10 whose self-signature verifies (RFC 2986 §4.2): what ca-core's CSR parser
+/// checks before it reads the CSR's content.
+fn csr_signature_verifies(data: &[u8]) -> std::result::Result<(), String> {
+    use der::Encode;
+    use hsm::ReceivedSignature as R;
+    const SHA1_WITH_RSA: Oid = Oid::new_unwrap("1.2.840.113549.1.1.5");
+    const ECDSA_WITH_SHA1: Oid = Oid::new_unwrap("1.2.840.10045.4.1");
+    if data.len() > ca_core::csr::MAX_CSR_BYTES {
+        return Err("the CSR is too large".into());
+    }
+    let outer =
+        ca_core::asn1::SignedObject::from_der(data).map_err(|e| format!("CSR is not DER: {e}"))?;
+    let req = x509_cert::request::CertReq::from_der(data)
+        .map_err(|e| format!("not a PKCS#10 CSR: {e}"))?;
+    let spki = req
+        .info
+        .public_key
+        .to_der()
+        .map_err(|e| format!("CSR public key: {e}"))?;
+    let alg = spki::AlgorithmIdentifierRef {
+        oid: req.algorithm.oid,
+        parameters: req.algorithm.parameters.as_ref().map(der::AnyRef::from),
+    };
+    let received = match req.algorithm.oid {
+        SHA1_WITH_RSA => Some(R::RsaPkcs1(Digest::Sha1)),
+        ECDSA_WITH_SHA1 => Some(R::Ecdsa(Digest::Sha1)),
+        _ => ca_core::asn1::received_algorithm(&alg),
+    }
+    .ok_or_else(|| format!("CSR signature algorithm {} is not supported", alg.oid))?;
+    let tbs = outer.tbs.to_der().map_err(|e| format!("CSR: {e}"))?;
+    let sig = req
+        .signature
+        .as_bytes()
+        .ok_or_else(|| "CSR signature has unused bits".to_string())?;
+    hsm::verify_received(received, &spki, &tbs, sig)
+        .map_err(|_| "CSR signature does not verify".to_string())
 }
 
 /// Decodes a request pkiMessage (server side): parse, verify the signature over the
@@ -1117,6 +1360,7 @@ pub fn decode_request(
             reply_to: Box::new(reply_to),
             message_type: v.message_type,
             fail_info: fi,
+            detail: text.clone(),
             text,
         })
     };
@@ -1152,15 +1396,38 @@ pub fn decode_request(
             "the request has no content".into(),
         );
     };
-    match open_envelope(content, recipients, options) {
-        Ok((cipher, message_data)) => {
-            reply_to.cipher = cipher;
-            Ok(Decoded::Request(Box::new(PkiRequest {
-                message_type,
-                reply_to,
-                signer: v.signer,
-                message_data,
-            })))
+    match open_envelope_uniform(content, recipients, options) {
+        Ok(opened) => {
+            reply_to.cipher = opened.cipher;
+            // One check whatever the decryption reported: the padding verdict is folded
+            // in after the messageData was examined, so that both take the same path.
+            let checked = check_message_data(message_type, &opened.plaintext);
+            match (opened.intact, checked) {
+                (true, Ok(())) => Ok(Decoded::Request(Box::new(PkiRequest {
+                    message_type,
+                    reply_to,
+                    signer: v.signer,
+                    message_data: opened.plaintext,
+                }))),
+                (intact, checked) => {
+                    let detail = match (intact, checked) {
+                        (false, _) => {
+                            "the envelope does not decrypt (key transport or padding)".to_string()
+                        }
+                        (true, Err(why)) => {
+                            format!("the decrypted messageData is not valid: {why}")
+                        }
+                        (true, Ok(())) => String::new(),
+                    };
+                    Ok(Decoded::Refused {
+                        reply_to: Box::new(reply_to),
+                        message_type: Some(message_type),
+                        fail_info: FailInfo::BadMessageCheck,
+                        text: UNREADABLE_REQUEST.into(),
+                        detail,
+                    })
+                }
+            }
         }
         Err(EnvelopeFailure {
             key_backend: Some(e),
@@ -1496,4 +1763,73 @@ pub fn parse_issuer_and_serial(input: &[u8]) -> Result<(Vec<u8>, Vec<u8>)> {
     let e = ber::read_all(input)?.expect(tag::SEQUENCE, "IssuerAndSerialNumber")?;
     let (i, s) = issuer_and_serial(&e)?;
     Ok((i.to_vec(), s.to_vec()))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn pkcs7_padding_check_agrees_with_the_cbc_crate() {
+        let key = [7u8; 16];
+        let iv = [9u8; 16];
+        for len in 0..40 {
+            let pt: Vec<u8> = (0..len).map(|i| i as u8).collect();
+            let ct = ContentCipher::Aes128.encrypt(&key, &iv, &pt).unwrap();
+            assert_eq!(
+                ContentCipher::Aes128.decrypt_uniform(&key, &iv, &ct),
+                (pt.clone(), true),
+                "{len}"
+            );
+            // Any change of the last plaintext byte (through the previous ciphertext
+            // block or the IV) is judged as the cbc crate judges it.
+            let at = ct.len().saturating_sub(17);
+            for x in [0x01u8, 0x02, 0x10, 0x11, 0x80] {
+                let mut bad = ct.clone();
+                let mut bad_iv = iv;
+                if ct.len() > 16 {
+                    bad[at] ^= x;
+                } else {
+                    bad_iv[15] ^= x;
+                }
+                let want = ContentCipher::Aes128.decrypt(&key, &bad_iv, &bad);
+                let (got, good) = ContentCipher::Aes128.decrypt_uniform(&key, &bad_iv, &bad);
+                assert_eq!(good, want.is_some(), "{len} {x:02x}");
+                if let Some(w) = want {
+                    assert_eq!(got, w);
+                } else {
+                    assert_eq!(got.len(), ct.len(), "bad padding keeps the whole text");
+                }
+            }
+        }
+        // Not a whole number of blocks, or empty: nothing, not good.
+        assert_eq!(
+            ContentCipher::Aes128.decrypt_uniform(&key, &iv, &[1u8; 17]),
+            (Vec::new(), false)
+        );
+        assert_eq!(
+            ContentCipher::Aes128.decrypt_uniform(&key, &iv, &[]),
+            (Vec::new(), false)
+        );
+    }
+
+    #[test]
+    fn caps_keywords_follow_the_accepted_digests() {
+        let plain = DecodeOptions::default();
+        assert_eq!(
+            DigestAlg::caps_keywords(&plain),
+            ["SHA-1", "SHA-256", "SHA-384", "SHA-512"]
+        );
+        assert!(!DigestAlg::Md5.accepted(&plain));
+        let md5 = DecodeOptions {
+            allow_md5: true,
+            ..plain
+        };
+        assert!(DigestAlg::Md5.accepted(&md5));
+        assert_eq!(
+            DigestAlg::caps_keywords(&md5),
+            DigestAlg::caps_keywords(&plain)
+        );
+    }
 }

@@ -584,6 +584,7 @@ impl Intune {
                 Verdict::Accept(Acceptance {
                     profile: None,
                     requester: requester(ctx),
+                    spend: None,
                 })
             }
             Ok(a) => Verdict::Reject(refusal("validateRequest", &a)),

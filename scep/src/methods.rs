@@ -9,7 +9,8 @@ use hsm::Secret;
 use sha2::Digest;
 
 use crate::challenge::{
-    Acceptance, BoxFuture, ChallengeMethod, EnrollmentContext, FailInfo, Rejection, Verdict,
+    Acceptance, BoxFuture, ChallengeMethod, EnrollKind, EnrollmentContext, FailInfo, Rejection,
+    Verdict,
 };
 use crate::config::StaticAccount;
 use crate::{Error, Result};
@@ -124,6 +125,7 @@ impl ChallengeMethod for StaticChallenge {
                 Some((name, profile)) => Verdict::Accept(Acceptance {
                     profile: profile.clone(),
                     requester: format!("scep:{}:{name}", self.endpoint),
+                    spend: None,
                 }),
                 None => Verdict::Reject(wrong_password("no static account has this password")),
             }
@@ -131,45 +133,61 @@ impl ChallengeMethod for StaticChallenge {
     }
 }
 
-/// (endpoint, transactionID, CSR public key) of one enrollment.
-type EnrollmentId = (String, String, Vec<u8>);
-
 /// `one-time`: challenges created by an administrator, each spent by the first
-/// successful enrollment. `verify` consumes the challenge atomically and durably (so two
-/// concurrent enrollments can never both pass); if the enrollment then fails, `failed`
-/// releases it again.
+/// successful enrollment.
+///
+/// `verify` only checks the challenge (known for this endpoint, unused, not expired); it
+/// is spent in the same store commit that records the certificate (and the transaction
+/// that finds it again), through [`Acceptance::spend`]. That commit checks it again, so of
+/// concurrent enrollments with one challenge exactly one is recorded, and a crash can
+/// neither burn a challenge without a certificate nor issue without spending it. A request
+/// held for approval spends it when it is held.
+///
+/// Renewals (RFC 8894 §3.3.1.2: a RenewalReq, or a PKCSReq signed by a valid certificate
+/// this CA issued, with the same subject — the service checks all that first): a client
+/// such as certmonger stores the challenge and sends it again with every renewal. A
+/// renewal that carries an **already spent** challenge is accepted without spending
+/// anything if that challenge was spent by the issuance of a certificate with the same
+/// subject from the same CA (the enrollment the renewed certificate descends from),
+/// whether or not it has expired since. Any other challenge on a renewal is checked like
+/// an initial enrollment's: a fresh one is spent, a wrong one or one spent for another
+/// subject is refused.
 #[derive(Debug)]
 pub struct OneTimeChallenge {
     auth: Arc<Authority>,
-    /// Enrollments (endpoint, transactionID, CSR key) that consumed a challenge and have
-    /// not finished yet, with when. Entries of enrollments that never report back (held
-    /// for approval: the held request spends the challenge) are pruned after an hour.
-    consumed: std::sync::Mutex<std::collections::HashMap<EnrollmentId, std::time::Instant>>,
 }
 
 impl OneTimeChallenge {
     /// A method backed by the authority's challenge records.
     pub fn new(auth: Arc<Authority>) -> Self {
-        OneTimeChallenge {
-            auth,
-            consumed: std::sync::Mutex::new(Default::default()),
-        }
+        OneTimeChallenge { auth }
     }
+}
 
-    fn id(ctx: &EnrollmentContext) -> EnrollmentId {
-        (
-            ctx.endpoint.clone(),
-            ctx.transaction_id.clone(),
-            ctx.csr.spki_der.clone(),
-        )
-    }
-
-    fn take(&self, ctx: &EnrollmentContext) -> bool {
-        match self.consumed.lock() {
-            Ok(mut set) => set.remove(&Self::id(ctx)).is_some(),
-            Err(_) => false,
-        }
-    }
+/// Whether `given`, a spent challenge of `endpoint`, was spent by the issuance of a
+/// certificate with the subject and issuer of the certificate being renewed (`renewal_of`,
+/// hex serial).
+fn spent_by_same_subject(
+    auth: &Authority,
+    endpoint: &str,
+    given: &str,
+    renewal_of: &str,
+) -> ca_core::Result<bool> {
+    let Some(spent_for) = auth.challenge_spent_for(endpoint, given)? else {
+        return Ok(false);
+    };
+    let Ok(old) = hex::decode(renewal_of) else {
+        return Ok(false);
+    };
+    let (old, first) = (
+        auth.get(&ca_core::asn1::minimal_positive(&old))?,
+        match auth.get(&spent_for) {
+            Ok(r) => r,
+            Err(e) if e.kind() == ca_core::ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(e),
+        },
+    );
+    Ok(old.subject == first.subject && old.issuer == first.issuer)
 }
 
 impl ChallengeMethod for OneTimeChallenge {
@@ -185,20 +203,37 @@ impl ChallengeMethod for OneTimeChallenge {
             let auth = self.auth.clone();
             let endpoint = ctx.endpoint.clone();
             let actor = format!("scep:{endpoint}:one-time");
-            let a2 = actor.clone();
-            let r =
-                tokio::task::spawn_blocking(move || auth.consume_challenge(&endpoint, &given, &a2))
-                    .await;
-            match r {
-                Ok(Ok(())) => {
-                    if let Ok(mut set) = self.consumed.lock() {
-                        let now = std::time::Instant::now();
-                        set.retain(|_, t| now.duration_since(*t).as_secs() < 3600);
-                        set.insert(Self::id(ctx), now);
+            let renewal_of = match ctx.kind {
+                EnrollKind::Renewal => ctx.renewal_of.clone(),
+                EnrollKind::Initial => None,
+            };
+            let r = tokio::task::spawn_blocking(move || {
+                let checked = auth.check_challenge(&endpoint, &given);
+                match (&checked, renewal_of) {
+                    (Err(e), Some(old)) if e.kind() == ca_core::ErrorKind::Unauthorized => {
+                        // A renewal re-sending the challenge of its own enrollment.
+                        if spent_by_same_subject(&auth, &endpoint, &given, &old)? {
+                            return Ok(None);
+                        }
+                        checked.map(Some)
                     }
+                    _ => checked.map(Some),
+                }
+            })
+            .await;
+            match r {
+                Ok(Ok(spend)) => {
+                    let requester = match &spend {
+                        Some(_) => actor,
+                        None => format!(
+                            "{actor}:renewal-of:{}",
+                            ctx.renewal_of.clone().unwrap_or_default()
+                        ),
+                    };
                     Verdict::Accept(Acceptance {
                         profile: None,
-                        requester: actor,
+                        requester,
+                        spend,
                     })
                 }
                 Ok(Err(e)) if e.kind() == ca_core::ErrorKind::Unauthorized => {
@@ -223,41 +258,6 @@ impl ChallengeMethod for OneTimeChallenge {
                     client_text: "the challenge could not be checked".into(),
                     detail: format!("one-time challenge task: {e}"),
                 }),
-            }
-        })
-    }
-
-    fn issued<'a>(
-        &'a self,
-        ctx: &'a EnrollmentContext,
-        _cert_der: &'a [u8],
-    ) -> BoxFuture<'a, Result<(), Rejection>> {
-        // Spent for good.
-        self.take(ctx);
-        Box::pin(async { Ok(()) })
-    }
-
-    fn failed<'a>(&'a self, ctx: &'a EnrollmentContext, _why: &'a Rejection) -> BoxFuture<'a, ()> {
-        Box::pin(async move {
-            // Only a challenge this enrollment consumed is released; a refusal by verify
-            // itself (wrong, used, expired) consumed nothing.
-            if !self.take(ctx) {
-                return;
-            }
-            let Some(given) = ctx.csr.challenge_password.clone() else {
-                return;
-            };
-            let auth = self.auth.clone();
-            let endpoint = ctx.endpoint.clone();
-            let actor = format!("scep:{endpoint}:one-time");
-            match tokio::task::spawn_blocking(move || {
-                auth.release_challenge(&endpoint, &given, &actor)
-            })
-            .await
-            {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => tracing::warn!(error = %e, "could not release a one-time challenge"),
-                Err(e) => tracing::warn!(error = %e, "could not release a one-time challenge"),
             }
         })
     }

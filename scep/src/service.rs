@@ -171,7 +171,8 @@ impl Endpoint {
         if self.config.renewal {
             caps.push("Renewal");
         }
-        caps.extend(["SHA-1", "SHA-256", "SHA-512"]);
+        // Exactly the digests the request verifier accepts (one list, codec::DIGESTS).
+        caps.extend(codec::DigestAlg::caps_keywords(&self.decode_options()));
         if self.config.advertise_aes {
             caps.push("SCEPStandard");
         }
@@ -293,11 +294,14 @@ impl Endpoint {
                 message_type,
                 fail_info,
                 text,
+                detail,
             } => {
+                // The audit entry gets the detail; the client gets `text` only.
+                let what = message_type.map_or("-".to_string(), |m| format!("{m:?}"));
                 self.audit(
                     "scep-refused",
                     &reply_to.transaction_id,
-                    &format!("{message_type:?}: {text}"),
+                    &format!("{what}: {detail}"),
                 );
                 self.reply(&reply_to, PkiStatus::Failure(fail_info, Some(text)), None)
                     .await
@@ -435,9 +439,9 @@ impl Endpoint {
         let der = req.signer.cert_der.clone();
         let (done, csr, ours) = self
             .blocking(move |a| {
-                if let Some(record) = a.find_transaction(&k2)? {
-                    return Ok((Some(record), None, None));
-                }
+                // A transaction whose certificate was revoked (withheld, or revoked by an
+                // administrator) is finished: repeating it starts over.
+                let done = a.find_transaction(&k2)?.filter(|r| r.revocation.is_none());
                 let csr = ca_core::csr::parse_with(&data, CsrOptions { allow_sha1: true });
                 // Initial enrollment or renewal: a request signed by a certificate we
                 // issued is a renewal whatever its messageType (macOS and certnanny renew
@@ -448,16 +452,14 @@ impl Endpoint {
                     Err(e) if e.kind() == ca_core::ErrorKind::NotFound => None,
                     Err(e) => return Err(e),
                 };
-                Ok((None, Some(csr), ours))
+                Ok((done, csr, ours))
             })
             .await?;
-        if let Some(record) = done {
-            tracing::info!(transaction = %req.reply_to.transaction_id, "replayed SCEP transaction answered with its certificate");
-            return self.success_with_cert(&req, &record.der).await;
-        }
+        // The codec has checked the CSR's DER and signature; what fails here concerns
+        // what the (unaltered) CSR asks for.
         let csr = match csr {
-            Some(Ok(c)) => c,
-            Some(Err(e)) => {
+            Ok(c) => c,
+            Err(e) => {
                 return self
                     .fail(
                         &req,
@@ -465,7 +467,6 @@ impl Endpoint {
                     )
                     .await;
             }
-            None => return Err(Error::Reply("internal: no CSR result".into())),
         };
         let kind = if ours.is_some() {
             EnrollKind::Renewal
@@ -479,6 +480,10 @@ impl Endpoint {
             renewal_of: ours.as_ref().map(|r| ca_core::asn1::serial_hex(&r.serial)),
             csr: csr.clone(),
         };
+        if let Some(record) = done {
+            tracing::info!(transaction = %req.reply_to.transaction_id, "replayed SCEP transaction answered with its certificate");
+            return self.deliver(&req, &ctx, &record.serial, &record.der).await;
+        }
         let refuse = |why: Rejection| why;
         // Checks that do not involve the method.
         let pre = match (&ours, req.message_type) {
@@ -542,6 +547,7 @@ impl Endpoint {
                     self.name,
                     ctx.renewal_of.clone().unwrap_or_default()
                 ),
+                spend: None,
             }
         } else {
             match self.method.verify(&ctx).await {
@@ -565,18 +571,44 @@ impl Endpoint {
         }
         if self.config.require_approval && kind == EnrollKind::Initial {
             return self
-                .hold(&req, &ctx, &csr, &profile, &acceptance.requester, &key)
+                .hold(&req, &ctx, &csr, &profile, &acceptance, &key)
                 .await;
         }
-        self.issue_and_deliver(
-            &req,
-            &ctx,
-            &csr,
-            &profile,
-            &acceptance.requester,
-            &[key, replay],
-        )
-        .await
+        let binding = ca_core::IssueBinding {
+            replay_key: Some(replay),
+            transaction_keys: vec![key],
+            challenge: acceptance.spend.clone(),
+        };
+        self.issue_and_deliver(&req, &ctx, &csr, &profile, &acceptance.requester, binding)
+            .await
+    }
+
+    /// Delivers a recorded certificate: the method may still withhold it (Intune
+    /// successNotification), then it is revoked and the client told FAILURE. A replayed
+    /// transaction goes through here too, since its first delivery may not have finished.
+    async fn deliver(
+        &self,
+        req: &PkiRequest,
+        ctx: &EnrollmentContext,
+        serial: &[u8],
+        der: &[u8],
+    ) -> Result<Vec<u8>> {
+        if let Err(why) = self.method.issued(ctx, der).await {
+            let serial = serial.to_vec();
+            let actor = format!("scep:{}", self.name);
+            if let Err(e) = self
+                .blocking(move |a| {
+                    a.revoke(&serial, RevocationReason::CessationOfOperation, &actor)
+                })
+                .await
+                && e.kind() != ca_core::ErrorKind::Conflict
+            {
+                tracing::error!(error = %e, "revoking a withheld certificate failed");
+            }
+            self.method.failed(ctx, &why).await;
+            return self.fail(req, &why).await;
+        }
+        self.success_with_cert(req, der).await
     }
 
     async fn issue_and_deliver(
@@ -586,52 +618,33 @@ impl Endpoint {
         csr: &Csr,
         profile: &str,
         requester: &str,
-        keys: &[String],
+        binding: ca_core::IssueBinding,
     ) -> Result<Vec<u8>> {
         let ir = IssueRequest::from_csr(csr, profile, requester);
-        let issued = match self.blocking(move |a| a.issue(&ir)).await {
-            Ok(i) => i,
+        // The certificate, its transaction keys and the spent challenge: one commit.
+        let recorded = match self.blocking(move |a| a.issue_bound(&ir, &binding)).await {
+            Ok(r) => r,
             // The key backend is down or the request's time ran out: nothing was issued and
             // the client should retry (HTTP 503), not be told its request is bad.
             Err(e) if e.kind() == ca_core::ErrorKind::Unavailable => return Err(e.into()),
             Err(e) => {
                 let why = Rejection {
                     fail_info: FailInfo::BadRequest,
-                    client_text: e.client_message(),
+                    client_text: e
+                        .client_message()
+                        .trim_start_matches("unauthorized: ")
+                        .to_string(),
                     detail: e.to_string(),
                 };
                 self.method.failed(ctx, &why).await;
                 return self.fail(req, &why).await;
             }
         };
-        let der = issued.record.der.clone();
-        // The method may still withhold the certificate (Intune successNotification).
-        if let Err(why) = self.method.issued(ctx, &der).await {
-            let serial = issued.record.serial.clone();
-            let actor = format!("scep:{}", self.name);
-            if let Err(e) = self
-                .blocking(move |a| {
-                    a.revoke(&serial, RevocationReason::CessationOfOperation, &actor)
-                })
-                .await
-            {
-                tracing::error!(error = %e, "revoking a withheld certificate failed");
-            }
-            self.method.failed(ctx, &why).await;
-            return self.fail(req, &why).await;
-        }
-        let keys = keys.to_vec();
-        let serial = issued.record.serial.clone();
-        // The transaction record commits while the reply is signed.
-        let (recorded, reply) = tokio::join!(
-            self.blocking(move |a| a.record_transaction(&keys, &serial)),
-            self.success_with_cert(req, &der)
-        );
-        if let Err(e) = recorded {
-            // The certificate is durable; only replay detection is lost for it.
-            tracing::error!(error = %e, "recording the SCEP transaction failed");
-        }
-        reply
+        let record = match recorded {
+            ca_core::Recorded::Issued(i) => i.record,
+            ca_core::Recorded::Replayed(r) => r,
+        };
+        self.deliver(req, ctx, &record.serial, &record.der).await
     }
 
     /// Holds an initial enrollment for an administrator (RFC 8894 §3.3.2: PENDING, then
@@ -643,22 +656,47 @@ impl Endpoint {
         ctx: &EnrollmentContext,
         csr: &Csr,
         profile: &str,
-        requester: &str,
+        acceptance: &crate::challenge::Acceptance,
         key: &str,
     ) -> Result<Vec<u8>> {
         let hr = ca_core::pending::HoldRequest {
             lookup_key: key.to_string(),
             endpoint: format!("scep:{}", self.name),
             profile: profile.to_string(),
-            requester: requester.to_string(),
+            requester: acceptance.requester.clone(),
             csr_der: csr.der.clone(),
         };
-        match self.blocking(move |a| a.hold(hr)).await {
+        // A held request spends its one-time challenge when it is held (the certificate
+        // comes later, from an administrator's approval).
+        let spend = acceptance.spend.clone();
+        let actor = acceptance.requester.clone();
+        let held = self
+            .blocking(move |a| {
+                if let Some(s) = &spend {
+                    a.consume_spend(s, &actor)?;
+                }
+                match a.hold(hr) {
+                    Ok(h) => Ok(h),
+                    Err(e) => {
+                        if let Some(s) = &spend
+                            && let Err(re) = a.release_spend(s, &actor)
+                        {
+                            tracing::warn!(error = %re, "could not release a one-time challenge");
+                        }
+                        Err(e)
+                    }
+                }
+            })
+            .await;
+        match held {
             Ok(_) => self.answer_held(req, key).await,
             Err(e) => {
                 let why = Rejection {
                     fail_info: FailInfo::BadRequest,
-                    client_text: e.client_message(),
+                    client_text: e
+                        .client_message()
+                        .trim_start_matches("unauthorized: ")
+                        .to_string(),
                     detail: e.to_string(),
                 };
                 self.method.failed(ctx, &why).await;
@@ -745,6 +783,11 @@ impl Endpoint {
         let key = self.transaction_key(&req);
         let k2 = key.clone();
         match self.blocking(move |a| a.find_transaction(&k2)).await? {
+            Some(record) if record.revocation.is_some() => {
+                // Withheld by the method, or revoked since: not delivered.
+                let why = Rejection::bad_request("the certificate of this transaction was revoked");
+                self.fail(&req, &why).await
+            }
             Some(record) => self.success_with_cert(&req, &record.der).await,
             None if self.config.require_approval => self.answer_held(&req, &key).await,
             None => {

@@ -315,7 +315,11 @@ fn parse_decision(bytes: &[u8], endpoint: &str) -> std::result::Result<Acceptanc
         Some(r) => format!("webhook:{}:{r}", endpoint),
         None => format!("webhook:{}", endpoint),
     };
-    Ok(Acceptance { profile, requester })
+    Ok(Acceptance {
+        profile,
+        requester,
+        spend: None,
+    })
 }
 
 /// Runs the answer parser on `data` (for the fuzz target

@@ -533,6 +533,7 @@ impl ChallengeMethod for Withholding {
             Verdict::Accept(scep::challenge::Acceptance {
                 profile: None,
                 requester: "test".into(),
+                spend: None,
             })
         })
     }
@@ -1019,7 +1020,7 @@ async fn a_one_time_challenge_survives_a_failed_enrollment() {
     );
     let ch = fx.auth.create_challenge("otp", 60, "admin").unwrap();
     // The profile refuses this name (CN longer than 64 characters) after the challenge
-    // was accepted: the challenge is released, not spent.
+    // was checked: it is spent only in the commit of a certificate, so nothing was spent.
     let r = requester("x");
     let long = "x".repeat(100);
     let (reply, _) = enroll(
@@ -1044,15 +1045,10 @@ async fn a_one_time_challenge_survives_a_failed_enrollment() {
         .into_iter()
         .map(|e| e.event.action)
         .collect();
-    let used = actions
-        .iter()
-        .position(|a| a == "challenge-use")
-        .expect("consumed");
-    let released = actions
-        .iter()
-        .position(|a| a == "challenge-release")
-        .expect("released");
-    assert!(used < released, "{actions:?}");
+    assert!(
+        !actions.iter().any(|a| a == "challenge-use"),
+        "nothing spent: {actions:?}"
+    );
     let (reply, _) = enroll(
         &ep,
         &fx,
@@ -1133,4 +1129,558 @@ async fn an_approved_certificate_is_still_withheld_when_the_method_says_so() {
     }
     assert!(m.failed.load(Ordering::SeqCst));
     assert_eq!(fx.store.stats().unwrap().revoked, 1);
+}
+
+fn vector(name: &str) -> Vec<u8> {
+    let p = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/vectors/scep")
+        .join(name);
+    std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> usize {
+    hay.windows(needle.len())
+        .position(|w| w == needle)
+        .expect("pattern in the envelope")
+}
+
+/// Issue item 3: a captured request's envelope, re-wrapped by an attacker in a message
+/// they sign themselves, with IV bytes, ciphertext bytes (bad padding) and the encrypted
+/// key (failed key transport) altered: every answer is the same.
+#[tokio::test]
+async fn a_rewrapped_captured_envelope_gets_one_answer_whatever_is_flipped() {
+    use scep::codec::{self, DigestAlg, OutAttributes, ReplySigner};
+    let fx = fixture();
+    // The endpoint owns the RA key the captured certmonger request was encrypted to.
+    let ra_key: Arc<dyn PrivateKey> = Arc::new(
+        hsm::soft::SoftKey::from_pkcs8("ra", &vector("ra-TEST-ONLY-key.pk8.der")).unwrap(),
+    );
+    let ra = KeyWithCert {
+        cert_der: vector("ra.crt.der"),
+        key: ra_key,
+    };
+    let cfg = endpoint_config(ChallengeConfig::None);
+    let method = StaticChallenge::new(
+        "devices",
+        vec![("mdm".into(), Secret::new(b"s3cret".to_vec()), None)],
+    );
+    let ep = Arc::new(
+        Endpoint::new("devices", cfg, fx.auth.clone(), Some(ra), Arc::new(method)).unwrap(),
+    );
+
+    let captured = vector("certmonger-0.79.17-pkcsreq-aes256-sha256.der");
+    let envelope = codec::verify_signed(&captured, &Default::default())
+        .unwrap()
+        .content
+        .unwrap();
+    // aes256-CBC OID, then the 16-byte IV as an OCTET STRING.
+    let aes256 = [
+        0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x01, 0x2a, 0x04, 0x10,
+    ];
+    let iv = find(&envelope, &aes256) + aes256.len();
+    // The encryptedKey: an OCTET STRING of 256 bytes (RSA-2048).
+    let ekey = find(&envelope, &[0x04, 0x82, 0x01, 0x00]) + 4;
+    // The ciphertext ends the envelope; the block before the last one decides the padding.
+    let n = envelope.len();
+    assert!(ekey < iv && iv + 16 < n - 32, "layout as expected");
+
+    let mut variants: Vec<(String, Vec<u8>)> = Vec::new();
+    for pos in [0usize, 1, 2, 3, 4, 5, 6, 8, 11, 15] {
+        for x in [0x01u8, 0x02, 0x80, 0xff] {
+            let mut e = envelope.clone();
+            e[iv + pos] ^= x;
+            variants.push((format!("IV[{pos}]^{x:02x}"), e));
+        }
+    }
+    for pos in [0usize, 7, 12, 14, 15] {
+        for x in [0x01u8, 0x03, 0x10] {
+            let mut e = envelope.clone();
+            e[n - 32 + pos] ^= x;
+            variants.push((format!("C[-2][{pos}]^{x:02x}"), e));
+        }
+    }
+    for pos in [0usize, 1, 100, 255] {
+        let mut e = envelope.clone();
+        e[ekey + pos] ^= 0x01;
+        variants.push((format!("encryptedKey[{pos}]^01"), e));
+    }
+
+    let attacker = requester("attacker");
+    let mut answers = std::collections::BTreeMap::new();
+    for (i, (what, env)) in variants.iter().enumerate() {
+        let nonce = codec::fresh_nonce();
+        let msg = codec::sign_message(
+            Some(env),
+            &OutAttributes {
+                message_type: MessageType::PkcsReq,
+                transaction_id: &format!("oracle-{i}"),
+                sender_nonce: &nonce,
+                recipient_nonce: None,
+                status: None,
+            },
+            &ReplySigner {
+                cert_der: &attacker.cert,
+                key: attacker.key.as_ref(),
+            },
+            DigestAlg::Sha256,
+            hsm::SignatureScheme::RsaPkcs1Sha256,
+            &[],
+        )
+        .unwrap();
+        // Every one is answered with a CertRep (HTTP 200), never an error.
+        let rep = ep
+            .pki_operation(msg)
+            .await
+            .unwrap_or_else(|e| panic!("{what}: {e}"));
+        let reply = client::read_reply(&rep, attacker.id()).unwrap();
+        assert!(reply.certs.is_empty(), "{what}");
+        answers
+            .entry(format!("{:?}", reply.status))
+            .or_insert_with(Vec::new)
+            .push(what.clone());
+    }
+    assert_eq!(
+        answers.len(),
+        1,
+        "the answers tell the variants apart: {answers:#?}"
+    );
+    let (only, _) = answers.into_iter().next().unwrap();
+    assert_eq!(
+        only,
+        format!(
+            "{:?}",
+            PkiStatus::Failure(
+                FailInfo::BadMessageCheck,
+                Some(codec::UNREADABLE_REQUEST.to_string())
+            )
+        )
+    );
+    // The variants did reach different failures (bad padding or key transport, and a
+    // plaintext that is not a valid CSR): the audit log tells them apart, the client not.
+    let details: Vec<String> = fx
+        .store
+        .audit_entries(1, 100_000)
+        .unwrap()
+        .into_iter()
+        .map(|e| e.event.detail)
+        .collect();
+    assert!(
+        details.iter().any(|d| d.contains("does not decrypt")),
+        "{details:?}"
+    );
+    assert!(
+        details
+            .iter()
+            .any(|d| d.contains("messageData is not valid")),
+        "{details:?}"
+    );
+    assert_eq!(fx.store.stats().unwrap().certificates, 2, "nothing issued");
+}
+
+/// Issue item 20: GetCACaps names every digest the verifier accepts, and each one it
+/// names is accepted.
+#[tokio::test]
+async fn caps_advertise_exactly_the_accepted_digests() {
+    use scep::codec::{DIGESTS, DecodeOptions, DigestAlg, KeyTransport};
+    let fx = fixture();
+    for allow_md5 in [false, true] {
+        let ep = static_endpoint(&fx, |c| c.allow_md5 = allow_md5);
+        let caps = ep.caps();
+        let advertised: Vec<&str> = caps.lines().filter(|l| l.starts_with("SHA-")).collect();
+        assert!(advertised.contains(&"SHA-384"), "{caps}");
+        let options = DecodeOptions {
+            allow_des: false,
+            allow_md5,
+        };
+        let accepted: Vec<&str> = DIGESTS
+            .iter()
+            .filter(|d| d.accepted(&options))
+            .filter_map(|d| d.caps_keyword())
+            .collect();
+        assert_eq!(advertised, accepted);
+        // Each advertised SHA-2 digest enrolls (SHA-1 is covered by the captured
+        // scepclient vector: our keys never sign with SHA-1).
+        for (i, digest) in [DigestAlg::Sha256, DigestAlg::Sha384, DigestAlg::Sha512]
+            .into_iter()
+            .enumerate()
+        {
+            assert!(advertised.contains(&digest.caps_keyword().unwrap()));
+            let r = requester(&format!("caps{i}"));
+            let csr = client::csr(r.key.as_ref(), &format!("CN=caps{i}"), Some("s3cret")).unwrap();
+            let req = client::build_request_with(
+                MessageType::PkcsReq,
+                &format!("caps-{allow_md5}-{i}"),
+                &csr,
+                r.id(),
+                &fx.ra.cert_der,
+                ContentCipher::Aes128,
+                KeyTransport::Pkcs1v15,
+                digest,
+            )
+            .unwrap();
+            let reply =
+                client::read_reply(&ep.pki_operation(req.der).await.unwrap(), r.id()).unwrap();
+            assert_eq!(reply.status, PkiStatus::Success, "{digest:?}");
+        }
+    }
+}
+
+/// Accepts every enrollment, but only once `n` of them have been verified, so that they
+/// all pass the replay lookup before any is recorded.
+struct Gate {
+    barrier: tokio::sync::Barrier,
+}
+
+impl ChallengeMethod for Gate {
+    fn name(&self) -> &'static str {
+        "gate"
+    }
+    fn verify<'a>(&'a self, _ctx: &'a EnrollmentContext) -> BoxFuture<'a, Verdict> {
+        Box::pin(async {
+            self.barrier.wait().await;
+            Verdict::Accept(scep::challenge::Acceptance {
+                profile: None,
+                requester: "test".into(),
+                spend: None,
+            })
+        })
+    }
+}
+
+/// Issue item 10: two copies of one request in flight at once (a client that retries
+/// while the first is still being answered) get one certificate, because the replay key
+/// is checked in the commit that records the certificate.
+#[tokio::test]
+async fn concurrent_copies_of_one_request_get_one_certificate() {
+    let fx = fixture();
+    let ep = Arc::new(
+        Endpoint::new(
+            "gate",
+            endpoint_config(ChallengeConfig::None),
+            fx.auth.clone(),
+            None,
+            Arc::new(Gate {
+                barrier: tokio::sync::Barrier::new(2),
+            }),
+        )
+        .unwrap(),
+    );
+    let r = requester("twice");
+    let csr = client::csr(r.key.as_ref(), "CN=twice", None).unwrap();
+    let tid = client::transaction_id_for(r.key.as_ref());
+    let req = client::build_request(
+        MessageType::PkcsReq,
+        &tid,
+        &csr,
+        r.id(),
+        &fx.ra.cert_der,
+        ContentCipher::Aes128,
+    )
+    .unwrap();
+    let before = fx.store.stats().unwrap().certificates;
+    let (a, b) = tokio::join!(
+        ep.pki_operation(req.der.clone()),
+        ep.pki_operation(req.der.clone())
+    );
+    let a = client::read_reply(&a.unwrap(), r.id()).unwrap();
+    let b = client::read_reply(&b.unwrap(), r.id()).unwrap();
+    assert_eq!(
+        (&a.status, &b.status),
+        (&PkiStatus::Success, &PkiStatus::Success)
+    );
+    assert_eq!(
+        a.certs[0], b.certs[0],
+        "the same certificate for both copies"
+    );
+    assert_eq!(fx.store.stats().unwrap().certificates, before + 1);
+}
+
+/// Wraps the one-time method and lets `n` verifications pass before any goes on.
+struct GatedOneTime {
+    inner: OneTimeChallenge,
+    barrier: tokio::sync::Barrier,
+}
+
+impl ChallengeMethod for GatedOneTime {
+    fn name(&self) -> &'static str {
+        "one-time"
+    }
+    fn verify<'a>(&'a self, ctx: &'a EnrollmentContext) -> BoxFuture<'a, Verdict> {
+        Box::pin(async move {
+            let v = self.inner.verify(ctx).await;
+            self.barrier.wait().await;
+            v
+        })
+    }
+}
+
+/// Issue item 10: the one-time challenge is spent in the commit that records the
+/// certificate and its transaction: two enrollments that both passed the check race, one
+/// is recorded, the other is refused with nothing recorded; a failed enrollment spends
+/// nothing; a repeated request is answered with the same certificate.
+#[tokio::test]
+async fn a_one_time_challenge_is_spent_with_its_certificate() {
+    let fx = fixture();
+    let cfg = endpoint_config(ChallengeConfig::OneTime {
+        default_ttl_seconds: 60,
+    });
+    let ep = Arc::new(
+        Endpoint::new(
+            "otp",
+            cfg,
+            fx.auth.clone(),
+            None,
+            Arc::new(GatedOneTime {
+                inner: OneTimeChallenge::new(fx.auth.clone()),
+                barrier: tokio::sync::Barrier::new(2),
+            }),
+        )
+        .unwrap(),
+    );
+    let ch = fx.auth.create_challenge("otp", 60, "admin").unwrap();
+    let (r1, r2) = (requester("race1"), requester("race2"));
+    let before = fx.store.stats().unwrap().certificates;
+    let ((a, req_a), (b, req_b)) = tokio::join!(
+        enroll(
+            &ep,
+            &fx,
+            &r1,
+            "race1",
+            Some(&ch.challenge),
+            ContentCipher::Aes128,
+            MessageType::PkcsReq
+        ),
+        enroll(
+            &ep,
+            &fx,
+            &r2,
+            "race2",
+            Some(&ch.challenge),
+            ContentCipher::Aes128,
+            MessageType::PkcsReq
+        ),
+    );
+    let statuses = [&a.status, &b.status];
+    assert_eq!(
+        statuses
+            .iter()
+            .filter(|s| ***s == PkiStatus::Success)
+            .count(),
+        1,
+        "{statuses:?}"
+    );
+    let loser = if a.status == PkiStatus::Success {
+        &b
+    } else {
+        &a
+    };
+    match &loser.status {
+        PkiStatus::Failure(FailInfo::BadRequest, Some(t)) => {
+            assert!(t.contains("already used"), "{t}")
+        }
+        s => panic!("{s:?}"),
+    }
+    assert_eq!(fx.store.stats().unwrap().certificates, before + 1);
+    // The challenge-use entry sits right before the issue entry: one commit.
+    let entries = fx.store.audit_entries(1, 100_000).unwrap();
+    let use_at = entries
+        .iter()
+        .position(|e| e.event.action == "challenge-use")
+        .expect("spent");
+    assert_eq!(entries[use_at + 1].event.action, "issue");
+    assert!(
+        !entries
+            .iter()
+            .any(|e| e.event.action == "challenge-release"),
+        "nothing to release: the loser spent nothing"
+    );
+    // A repeat of the winner's request (its reply lost) gets the same certificate.
+    let plain = Arc::new(
+        Endpoint::new(
+            "otp",
+            endpoint_config(ChallengeConfig::OneTime {
+                default_ttl_seconds: 60,
+            }),
+            fx.auth.clone(),
+            None,
+            Arc::new(OneTimeChallenge::new(fx.auth.clone())),
+        )
+        .unwrap(),
+    );
+    let (winner, winner_req, winner_id) = if a.status == PkiStatus::Success {
+        (&a, req_a, r1.id())
+    } else {
+        (&b, req_b, r2.id())
+    };
+    let again =
+        client::read_reply(&plain.pki_operation(winner_req).await.unwrap(), winner_id).unwrap();
+    assert_eq!(again.certs, winner.certs);
+    assert_eq!(fx.store.stats().unwrap().certificates, before + 1);
+}
+
+/// Issue item 18: certmonger stores the one-time challenge of its enrollment and sends it
+/// again with every renewal. A renewal signed by a valid certificate of the same subject
+/// carrying the challenge that subject's enrollment spent is accepted (and so is the
+/// renewal of the renewed certificate); the same spent challenge from another subject, a
+/// wrong challenge or a revoked signer are still refused; a fresh challenge is spent.
+#[tokio::test]
+async fn a_renewal_may_resend_the_spent_one_time_challenge_of_its_enrollment() {
+    use der::{Decode, Encode};
+    let fx = fixture();
+    let cfg = endpoint_config(ChallengeConfig::OneTime {
+        default_ttl_seconds: 60,
+    });
+    let ep = Arc::new(
+        Endpoint::new(
+            "otp",
+            cfg,
+            fx.auth.clone(),
+            None,
+            Arc::new(OneTimeChallenge::new(fx.auth.clone())),
+        )
+        .unwrap(),
+    );
+    let ch = fx.auth.create_challenge("otp", 60, "admin").unwrap();
+    let r = requester("cm1");
+    let (reply, _) = enroll(
+        &ep,
+        &fx,
+        &r,
+        "cm1",
+        Some(&ch.challenge),
+        ContentCipher::Aes128,
+        MessageType::PkcsReq,
+    )
+    .await;
+    assert_eq!(reply.status, PkiStatus::Success);
+    let mut current = (r.key.clone(), reply.certs[0].clone());
+
+    let renew = |signer: &(Arc<dyn PrivateKey>, Vec<u8>),
+                 cn: &str,
+                 challenge: Option<&str>,
+                 mt: MessageType,
+                 tid: &str| {
+        let new_key: Arc<dyn PrivateKey> =
+            Arc::new(hsm::soft::SoftKey::generate_ephemeral("n", KeyAlgorithm::Rsa2048).unwrap());
+        let csr = client::csr(new_key.as_ref(), &format!("CN={cn}"), challenge).unwrap();
+        let id = Identity {
+            key: signer.0.as_ref(),
+            cert_der: &signer.1,
+        };
+        let req = client::build_request(mt, tid, &csr, id, &fx.ra.cert_der, ContentCipher::Aes128)
+            .unwrap();
+        (new_key, req.der)
+    };
+    // Renewals (RenewalReq, then PKCSReq as certmonger sends it), each signed by the
+    // previous certificate, with the spent challenge: accepted, nothing else spent.
+    for (i, mt) in [MessageType::RenewalReq, MessageType::PkcsReq]
+        .into_iter()
+        .enumerate()
+    {
+        let (new_key, msg) = renew(
+            &current,
+            "cm1",
+            Some(&ch.challenge),
+            mt,
+            &format!("ren-{i}"),
+        );
+        let id = Identity {
+            key: current.0.as_ref(),
+            cert_der: &current.1,
+        };
+        let reply = client::read_reply(&ep.pki_operation(msg).await.unwrap(), id).unwrap();
+        assert_eq!(reply.status, PkiStatus::Success, "{mt:?}");
+        assert_ne!(reply.certs[0], current.1);
+        current = (new_key, reply.certs[0].clone());
+    }
+
+    let refused = |reply: client::Reply, what: &str| match reply.status {
+        PkiStatus::Failure(FailInfo::BadRequest, Some(t)) => t,
+        s => panic!("{what}: {s:?}"),
+    };
+    // Another subject's valid certificate with cm1's spent challenge: refused.
+    let ch2 = fx.auth.create_challenge("otp", 60, "admin").unwrap();
+    let other = requester("cm2");
+    let (reply, _) = enroll(
+        &ep,
+        &fx,
+        &other,
+        "cm2",
+        Some(&ch2.challenge),
+        ContentCipher::Aes128,
+        MessageType::PkcsReq,
+    )
+    .await;
+    assert_eq!(reply.status, PkiStatus::Success);
+    let other_signer = (other.key.clone(), reply.certs[0].clone());
+    let (_, msg) = renew(
+        &other_signer,
+        "cm2",
+        Some(&ch.challenge),
+        MessageType::RenewalReq,
+        "x1",
+    );
+    let id = Identity {
+        key: other_signer.0.as_ref(),
+        cert_der: &other_signer.1,
+    };
+    let t = refused(
+        client::read_reply(&ep.pki_operation(msg).await.unwrap(), id).unwrap(),
+        "other subject",
+    );
+    assert!(t.contains("already used"), "{t}");
+    // A wrong challenge on a renewal: refused.
+    let (_, msg) = renew(
+        &current,
+        "cm1",
+        Some("not-a-challenge"),
+        MessageType::RenewalReq,
+        "x2",
+    );
+    let id = Identity {
+        key: current.0.as_ref(),
+        cert_der: &current.1,
+    };
+    let t = refused(
+        client::read_reply(&ep.pki_operation(msg).await.unwrap(), id).unwrap(),
+        "wrong",
+    );
+    assert!(t.contains("wrong challenge"), "{t}");
+    // A fresh challenge on a renewal is spent by it.
+    let ch3 = fx.auth.create_challenge("otp", 60, "admin").unwrap();
+    let (new_key, msg) = renew(
+        &current,
+        "cm1",
+        Some(&ch3.challenge),
+        MessageType::RenewalReq,
+        "x3",
+    );
+    let reply = client::read_reply(&ep.pki_operation(msg).await.unwrap(), id).unwrap();
+    assert_eq!(reply.status, PkiStatus::Success);
+    let spent = fx.auth.check_challenge("otp", &ch3.challenge).unwrap_err();
+    assert!(spent.client_message().contains("already used"), "{spent}");
+    let renewed = (new_key, reply.certs[0].clone());
+    // A revoked signer cannot renew, whatever it carries.
+    let cert = x509_cert::Certificate::from_der(&renewed.1).unwrap();
+    let serial = ca_core::asn1::minimal_positive(cert.tbs_certificate().serial_number().as_bytes());
+    fx.auth
+        .revoke(&serial, ca_core::RevocationReason::KeyCompromise, "admin")
+        .unwrap();
+    let (_, msg) = renew(
+        &renewed,
+        "cm1",
+        Some(&ch.challenge),
+        MessageType::RenewalReq,
+        "x4",
+    );
+    let id = Identity {
+        key: renewed.0.as_ref(),
+        cert_der: &renewed.1,
+    };
+    let t = refused(
+        client::read_reply(&ep.pki_operation(msg).await.unwrap(), id).unwrap(),
+        "revoked",
+    );
+    assert!(t.contains("revoked"), "{t}");
+    let _ = cert.to_der();
 }

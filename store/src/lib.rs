@@ -155,6 +155,41 @@ pub struct OneTimeChallenge {
     pub expires_at: UnixTime,
     /// When it was used; `None` while unused.
     pub used_at: Option<UnixTime>,
+    /// Serial of the certificate whose issuance spent it (set when it is spent together
+    /// with a certificate, [`Store::record_issuance_bound`]); `None` otherwise and in
+    /// records written before this field existed.
+    #[serde(default)]
+    pub used_for: Option<Vec<u8>>,
+}
+
+/// A one-time challenge to spend in the same commit as a certificate.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChallengeUse {
+    /// SHA-256 of the challenge text.
+    pub hash: Vec<u8>,
+    /// The endpoint it must belong to.
+    pub endpoint: String,
+    /// When it is spent (must not be after its `expires_at`).
+    pub now: UnixTime,
+    /// The audit event of its use.
+    pub audit: AuditEvent,
+}
+
+/// What a protocol transaction records in the same commit as its certificate
+/// ([`Store::record_issuance_bound`]), so that a crash can never separate them (SCEP,
+/// RFC 8894 §3.3.1: a repeated request returns the same certificate).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct IssuanceBinding {
+    /// A key that identifies exactly this request (a retransmission has the same one). If it
+    /// already maps to a certificate that is not revoked, the commit is refused with
+    /// [`Error::Conflict`] and nothing is written: the earlier certificate is the answer.
+    pub replay_key: Option<String>,
+    /// Further transaction keys that map to the new certificate (earlier entries replaced).
+    pub transaction_keys: Vec<String>,
+    /// A one-time challenge spent by this issuance: refused as
+    /// [`Store::consume_challenge`] refuses (nothing written) when it is unknown for its
+    /// endpoint, used or expired.
+    pub challenge: Option<ChallengeUse>,
 }
 
 /// One event for the audit log.
@@ -244,7 +279,20 @@ pub trait Store: Send + Sync {
     /// Records an issued certificate and its audit event in one atomic, durable commit.
     /// The serial must have been reserved and not yet recorded ([`Error::Conflict`]
     /// otherwise). Returns the audit sequence number.
-    fn record_issuance(&self, record: &CertRecord, audit: &AuditEvent) -> Result<u64>;
+    fn record_issuance(&self, record: &CertRecord, audit: &AuditEvent) -> Result<u64> {
+        self.record_issuance_bound(record, audit, &IssuanceBinding::default())
+    }
+
+    /// [`Store::record_issuance`] together with what `binding` names — the transaction
+    /// keys that find the certificate again and the one-time challenge it spends — all in
+    /// the same commit: either everything is durable or nothing is. Returns the audit
+    /// sequence number of the issuance entry.
+    fn record_issuance_bound(
+        &self,
+        record: &CertRecord,
+        audit: &AuditEvent,
+        binding: &IssuanceBinding,
+    ) -> Result<u64>;
 
     /// Records certificates issued elsewhere (a CA moved to privca, or benchmark
     /// fixtures) in one atomic, durable commit with one audit entry: their serials are
@@ -323,6 +371,9 @@ pub trait Store: Send + Sync {
         now: UnixTime,
         audit: &AuditEvent,
     ) -> Result<OneTimeChallenge>;
+
+    /// The one-time challenge with `hash`, if any (read only).
+    fn get_challenge(&self, hash: &[u8]) -> Result<Option<OneTimeChallenge>>;
 
     /// Makes a consumed challenge usable again (its enrollment failed after consuming it),
     /// with its audit event. [`Error::NotFound`] if there is none for `endpoint`,

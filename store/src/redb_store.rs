@@ -63,8 +63,8 @@ use redb::{
 
 use crate::{
     AuditEntry, AuditEvent, AuditVerification, CertFilter, CertRecord, CertStatus, Error,
-    OneTimeChallenge, PendingRequest, PendingState, Result, Revocation, RevokedEntry, Store,
-    StoreStats, StoredCrl, UnixTime,
+    IssuanceBinding, OneTimeChallenge, PendingRequest, PendingState, Result, Revocation,
+    RevokedEntry, Store, StoreStats, StoredCrl, UnixTime,
 };
 
 /// The schema version this code writes and understands.
@@ -361,6 +361,7 @@ enum Op {
     RecordIssuance {
         record: Box<CertRecord>,
         audit: AuditEvent,
+        binding: Box<IssuanceBinding>,
     },
     Revoke {
         serial: Vec<u8>,
@@ -708,7 +709,11 @@ fn apply(t: &mut Tables<'_>, tip: &mut AuditTip, op: Op) -> Result<Reply, ApplyE
             Ok(Reply::Done)
         }
 
-        Op::RecordIssuance { mut record, audit } => {
+        Op::RecordIssuance {
+            mut record,
+            audit,
+            binding,
+        } => {
             let serial = record.serial.clone();
             check_serial(&serial).refuse()?;
             match (record.status, &record.revocation) {
@@ -743,10 +748,79 @@ fn apply(t: &mut Tables<'_>, tip: &mut AuditTip, op: Op) -> Result<Reply, ApplyE
                     hex::encode(&serial)
                 )));
             }
+            // The transaction must not have produced a (still valid) certificate already.
+            if let Some(key) = &binding.replay_key {
+                let earlier = t
+                    .transactions
+                    .get(key.as_str())
+                    .fatal()?
+                    .map(|g| g.value().to_vec());
+                if let Some(earlier) = earlier {
+                    let valid = match t.certs.get(earlier.as_slice()).fatal()? {
+                        Some(g) => {
+                            decode::<CertRecord>("certificate record", g.value())
+                                .refuse()?
+                                .status
+                                == CertStatus::Valid
+                        }
+                        None => false,
+                    };
+                    if valid {
+                        return refused(Error::Conflict(format!(
+                            "transaction {key} already produced certificate {}",
+                            hex::encode(&earlier)
+                        )));
+                    }
+                }
+            }
+            // The challenge it spends, checked as ConsumeChallenge checks it.
+            let challenge = match &binding.challenge {
+                None => None,
+                Some(c) => {
+                    let found: Option<OneTimeChallenge> =
+                        match t.challenges.get(c.hash.as_slice()).fatal()? {
+                            Some(g) => Some(decode("challenge", g.value()).refuse()?),
+                            None => None,
+                        };
+                    let Some(mut spent) = found.filter(|f| f.endpoint == c.endpoint) else {
+                        return refused(Error::NotFound("no such challenge".into()));
+                    };
+                    if spent.used_at.is_some() {
+                        return refused(Error::Conflict("the challenge was already used".into()));
+                    }
+                    if c.now > spent.expires_at {
+                        return refused(Error::Invalid("the challenge has expired".into()));
+                    }
+                    spent.used_at = Some(c.now);
+                    spent.used_for = Some(serial.clone());
+                    Some((c.hash.as_slice(), encode(&spent).refuse()?, c.audit.clone()))
+                }
+            };
             let der = std::mem::take(&mut record.der);
             let meta = encode(&record).refuse()?;
-            let (entry, entry_json) = chain(tip, audit)?;
+            // Audit: the challenge's use first, then the issuance.
+            let mut after = tip.clone();
+            let challenge_entry = match &challenge {
+                Some((_, _, event)) => {
+                    let (entry, json) = chain(&after, event.clone())?;
+                    after.seq = entry.seq;
+                    after.hash = entry.hash.clone();
+                    Some((entry.seq, json))
+                }
+                None => None,
+            };
+            let (entry, entry_json) = chain(&after, audit)?;
 
+            if let (Some((hash, json, _)), Some((seq, entry_json))) = (&challenge, &challenge_entry)
+            {
+                t.challenges.insert(*hash, json.as_slice()).fatal()?;
+                t.audit.insert(*seq, entry_json.as_slice()).fatal()?;
+            }
+            for key in binding.replay_key.iter().chain(&binding.transaction_keys) {
+                t.transactions
+                    .insert(key.as_str(), serial.as_slice())
+                    .fatal()?;
+            }
             t.certs.insert(serial.as_slice(), meta.as_slice()).fatal()?;
             t.der.insert(serial.as_slice(), der.as_slice()).fatal()?;
             t.expiry
@@ -929,6 +1003,7 @@ fn apply(t: &mut Tables<'_>, tip: &mut AuditTip, op: Op) -> Result<Reply, ApplyE
                 return refused(Error::Conflict("the challenge is not used".into()));
             }
             c.used_at = None;
+            c.used_for = None;
             let json = encode(&c).refuse()?;
             let (entry, entry_json) = chain(tip, audit)?;
             t.challenges
@@ -1055,11 +1130,17 @@ impl Store for RedbStore {
         }
     }
 
-    fn record_issuance(&self, record: &CertRecord, audit: &AuditEvent) -> Result<u64> {
+    fn record_issuance_bound(
+        &self,
+        record: &CertRecord,
+        audit: &AuditEvent,
+        binding: &IssuanceBinding,
+    ) -> Result<u64> {
         check_serial(&record.serial)?;
         match self.submit(Op::RecordIssuance {
             record: Box::new(record.clone()),
             audit: audit.clone(),
+            binding: Box::new(binding.clone()),
         })? {
             Reply::Number(seq) => Ok(seq),
             other => Err(unexpected(other)),
@@ -1387,6 +1468,16 @@ impl Store for RedbStore {
         })? {
             Reply::Challenge(c) => Ok(*c),
             other => Err(unexpected(other)),
+        }
+    }
+
+    fn get_challenge(&self, hash: &[u8]) -> Result<Option<OneTimeChallenge>> {
+        let err = "reading a challenge";
+        let txn = self.read()?;
+        let table = txn.open_table(CHALLENGES).ctx(err)?;
+        match table.get(hash).ctx(err)? {
+            Some(g) => Ok(Some(decode("challenge", g.value())?)),
+            None => Ok(None),
         }
     }
 

@@ -960,6 +960,7 @@ fn challenge(hash: &[u8], endpoint: &str, expires_at: i64) -> store::OneTimeChal
         created_at: 1000,
         expires_at,
         used_at: None,
+        used_for: None,
     }
 }
 
@@ -1045,4 +1046,136 @@ fn new_database_file_is_private() {
     drop(s);
     let s = RedbStore::open(&path, StoreOptions::default()).unwrap();
     assert!(s.get_cert(&[1, 2, 3]).unwrap().is_some());
+}
+
+fn bound(replay: &str, tx: &str, challenge: Option<(&[u8], &str, i64)>) -> store::IssuanceBinding {
+    store::IssuanceBinding {
+        replay_key: Some(replay.into()),
+        transaction_keys: vec![tx.into()],
+        challenge: challenge.map(|(hash, endpoint, now)| store::ChallengeUse {
+            hash: hash.to_vec(),
+            endpoint: endpoint.into(),
+            now,
+            audit: event("challenge-use", endpoint),
+        }),
+    }
+}
+
+/// Issue item 10: a certificate, its transaction keys and the one-time challenge it spends
+/// are one commit; every refusal leaves nothing of the three behind.
+#[test]
+fn an_issuance_binding_commits_with_its_certificate_or_not_at_all() {
+    let s = RedbStore::in_memory().expect("store");
+    s.put_challenge(
+        &challenge(b"h1", "ep", 5000),
+        &event("challenge-create", "ep"),
+    )
+    .expect("put");
+    s.put_challenge(
+        &challenge(b"old", "ep", 1500),
+        &event("challenge-create", "ep"),
+    )
+    .expect("put");
+    for serial in [1u8, 2, 3, 4] {
+        s.reserve_serial(&[serial], "ca").expect("reserve");
+    }
+    let nothing_of = |serial: u8, keys: &[&str]| {
+        assert!(s.get_cert(&[serial]).expect("get").is_none(), "{serial}");
+        for k in keys {
+            assert_ne!(
+                s.find_transaction(k).expect("find"),
+                Some(vec![serial]),
+                "{k}"
+            );
+        }
+    };
+    let audits = |s: &RedbStore| s.stats().expect("stats").audit_entries;
+
+    // Refused by the challenge (wrong endpoint, unknown, expired): nothing written.
+    for (c, want) in [
+        ((&b"h1"[..], "other", 2000), "not found"),
+        ((&b"nope"[..], "ep", 2000), "not found"),
+        ((&b"old"[..], "ep", 2000), "expired"),
+    ] {
+        let before = audits(&s);
+        let e = s
+            .record_issuance_bound(
+                &record(&[1], "ca", 9_000),
+                &event("issue", "01"),
+                &bound("r1", "t1", Some(c)),
+            )
+            .expect_err(want);
+        assert!(
+            matches!(e, store::Error::NotFound(_) | store::Error::Invalid(_)),
+            "{e}"
+        );
+        nothing_of(1, &["r1", "t1"]);
+        assert_eq!(audits(&s), before);
+    }
+
+    // Accepted: all three, and two audit entries (the challenge's use, then the issue).
+    let before = audits(&s);
+    let seq = s
+        .record_issuance_bound(
+            &record(&[1], "ca", 9_000),
+            &event("issue", "01"),
+            &bound("r1", "t1", Some((b"h1", "ep", 2000))),
+        )
+        .expect("record");
+    assert!(s.get_cert(&[1]).expect("get").is_some());
+    assert_eq!(s.find_transaction("r1").expect("find"), Some(vec![1]));
+    assert_eq!(s.find_transaction("t1").expect("find"), Some(vec![1]));
+    let c = s.get_challenge(b"h1").expect("get").expect("challenge");
+    assert_eq!((c.used_at, c.used_for), (Some(2000), Some(vec![1])));
+    assert_eq!(audits(&s), before + 2);
+    let entries = s.audit_entries(seq - 1, 2).expect("audit");
+    assert_eq!(
+        entries
+            .iter()
+            .map(|e| e.event.action.as_str())
+            .collect::<Vec<_>>(),
+        ["challenge-use", "issue"]
+    );
+    assert_eq!(s.verify_audit().expect("verify").first_bad, None);
+
+    // The same challenge again: refused, nothing of serial 2.
+    let before = audits(&s);
+    assert!(matches!(
+        s.record_issuance_bound(
+            &record(&[2], "ca", 9_000),
+            &event("issue", "02"),
+            &bound("r2", "t2", Some((b"h1", "ep", 2001))),
+        ),
+        Err(store::Error::Conflict(_))
+    ));
+    nothing_of(2, &["r2", "t2"]);
+    // The same replay key while its certificate is valid: refused, nothing of serial 2,
+    // and t1 still names serial 1.
+    assert!(matches!(
+        s.record_issuance_bound(
+            &record(&[2], "ca", 9_000),
+            &event("issue", "02"),
+            &bound("r1", "t1", None),
+        ),
+        Err(store::Error::Conflict(_))
+    ));
+    nothing_of(2, &["r1", "t1"]);
+    assert_eq!(s.find_transaction("t1").expect("find"), Some(vec![1]));
+    assert_eq!(audits(&s), before);
+
+    // Once its certificate is revoked, the transaction may be repeated.
+    s.revoke(
+        &[1],
+        store::Revocation { time: 3, reason: 5 },
+        &event("revoke", "01"),
+    )
+    .expect("revoke");
+    s.record_issuance_bound(
+        &record(&[3], "ca", 9_000),
+        &event("issue", "03"),
+        &bound("r1", "t1", None),
+    )
+    .expect("repeat after revocation");
+    assert_eq!(s.find_transaction("r1").expect("find"), Some(vec![3]));
+    assert_eq!(s.verify_audit().expect("verify").first_bad, None);
 }

@@ -72,6 +72,7 @@ fn batch_with_conflict_isolated() {
         Op::RecordIssuance {
             record: Box::new(record(&[1], "ca")),
             audit: event("issue", "01"),
+            binding: Box::default(),
         },
         // conflict: serial 2 reserved earlier in this batch
         Op::ReserveSerial {
@@ -83,6 +84,7 @@ fn batch_with_conflict_isolated() {
         Op::RecordIssuance {
             record: Box::new(record(&[1], "ca")),
             audit: event("issue", "dup"),
+            binding: Box::default(),
         },
         // not found: never recorded; must write no audit entry
         Op::Revoke {
@@ -204,6 +206,7 @@ fn commit_failure_fails_whole_batch_and_reloads_tip() {
         Op::RecordIssuance {
             record: Box::new(record(&[1], "ca")),
             audit: event("issue", "01"),
+            binding: Box::default(),
         },
     ];
     let (jobs, answers): (Vec<_>, Vec<_>) = ops.into_iter().map(job).unzip();
@@ -300,4 +303,210 @@ fn revoked_keys_are_in_numeric_serial_order() {
         seen,
         vec![vec![0x01], vec![0x7f], vec![0x00, 0x80], vec![0x02, 0x00]]
     );
+}
+
+/// A disk that dies after a given number of writes (`write`, `set_len` and `sync_data`
+/// each count): from then on nothing more reaches it, as after `kill -9` or a power cut.
+/// What was written before stays, and a restart opens a copy of it.
+#[derive(Debug, Clone)]
+struct DyingDisk {
+    bytes: Arc<std::sync::Mutex<Vec<u8>>>,
+    /// Writes left before the crash; negative: never crashes.
+    left: Arc<std::sync::atomic::AtomicI64>,
+}
+
+impl DyingDisk {
+    fn new() -> DyingDisk {
+        DyingDisk {
+            bytes: Arc::default(),
+            left: Arc::new(std::sync::atomic::AtomicI64::new(-1)),
+        }
+    }
+    fn crash_after(&self, writes: i64) {
+        self.left.store(writes, Ordering::SeqCst);
+    }
+    /// The disk as a restarted process finds it.
+    fn restarted(&self) -> DyingDisk {
+        let bytes = self.bytes.lock().unwrap().clone();
+        DyingDisk {
+            bytes: Arc::new(std::sync::Mutex::new(bytes)),
+            left: Arc::new(std::sync::atomic::AtomicI64::new(-1)),
+        }
+    }
+    fn io(&self) -> std::result::Result<(), std::io::Error> {
+        let left = self.left.load(Ordering::SeqCst);
+        if left == 0 {
+            return Err(std::io::Error::other("the process died"));
+        }
+        if left > 0 {
+            self.left.fetch_sub(1, Ordering::SeqCst);
+        }
+        Ok(())
+    }
+}
+
+impl redb::StorageBackend for DyingDisk {
+    fn len(&self) -> std::result::Result<u64, std::io::Error> {
+        Ok(self.bytes.lock().unwrap().len() as u64)
+    }
+    fn read(&self, offset: u64, out: &mut [u8]) -> std::result::Result<(), std::io::Error> {
+        let bytes = self.bytes.lock().unwrap();
+        let start = usize::try_from(offset).map_err(std::io::Error::other)?;
+        let end = start + out.len();
+        if end > bytes.len() {
+            return Err(std::io::Error::from(std::io::ErrorKind::UnexpectedEof));
+        }
+        out.copy_from_slice(&bytes[start..end]);
+        Ok(())
+    }
+    fn set_len(&self, len: u64) -> std::result::Result<(), std::io::Error> {
+        self.io()?;
+        let len = usize::try_from(len).map_err(std::io::Error::other)?;
+        self.bytes.lock().unwrap().resize(len, 0);
+        Ok(())
+    }
+    fn sync_data(&self) -> std::result::Result<(), std::io::Error> {
+        self.io()
+    }
+    fn write(&self, offset: u64, data: &[u8]) -> std::result::Result<(), std::io::Error> {
+        self.io()?;
+        let mut bytes = self.bytes.lock().unwrap();
+        let start = usize::try_from(offset).map_err(std::io::Error::other)?;
+        if bytes.len() < start + data.len() {
+            bytes.resize(start + data.len(), 0);
+        }
+        bytes[start..start + data.len()].copy_from_slice(data);
+        Ok(())
+    }
+}
+
+fn open_disk(disk: &DyingDisk) -> RedbStore {
+    let db = Database::builder()
+        .create_with_backend(disk.clone())
+        .expect("the database opens");
+    RedbStore::start(db, StoreOptions::default()).expect("the store starts")
+}
+
+/// What a restarted store holds of the issuance of serial 9 under the keys and challenge
+/// of [`crash_battery`]: (certificate, replay key, transaction key, challenge spent).
+type Held = (bool, bool, bool, bool);
+
+/// Runs `op` on a fresh store whose disk dies after 0, 1, 2, … writes, restarts after each
+/// crash and reports what it finds, until `op` completes. Also checks the audit chain and
+/// that an acknowledged `op` is durable.
+fn crash_battery(op: impl Fn(&RedbStore) -> Result<()>) -> Vec<(Held, bool, Vec<String>)> {
+    let mut seen = Vec::new();
+    for writes in 0..1000 {
+        let disk = DyingDisk::new();
+        let store = open_disk(&disk);
+        let ch = OneTimeChallenge {
+            hash: b"h1".to_vec(),
+            endpoint: "ep".into(),
+            created_by: "admin".into(),
+            created_at: 1000,
+            expires_at: 5000,
+            used_at: None,
+            used_for: None,
+        };
+        store
+            .put_challenge(&ch, &event("challenge-create", "ep"))
+            .unwrap();
+        store.reserve_serial(&[9], "ca").unwrap();
+        disk.crash_after(writes);
+        let result = op(&store);
+        drop(store);
+
+        let store = open_disk(&disk.restarted());
+        assert_eq!(
+            store.verify_audit().unwrap().first_bad,
+            None,
+            "crash at write {writes}"
+        );
+        let nine = Some(vec![9u8]);
+        let ch = store.get_challenge(b"h1").unwrap().unwrap();
+        let held = (
+            store.get_cert(&[9]).unwrap().is_some(),
+            store.find_transaction("scep:ep:t:k:replay").unwrap() == nine,
+            store.find_transaction("scep:ep:t:k").unwrap() == nine,
+            ch.used_at == Some(2000),
+        );
+        let actions = store
+            .audit_entries(1, 100)
+            .unwrap()
+            .into_iter()
+            .map(|e| e.event.action)
+            .collect();
+        if result.is_ok() {
+            assert_eq!(
+                held,
+                (true, true, true, true),
+                "acknowledged but not durable"
+            );
+            seen.push((held, true, actions));
+            return seen;
+        }
+        seen.push((held, false, actions));
+    }
+    panic!("the operation never completed");
+}
+
+/// Issue item 10, crash test: the process dies at every write of the commit that records
+/// a certificate with its transaction keys and the one-time challenge it spends. After
+/// each restart either all of it is there (certificate, both keys, challenge spent for
+/// it, both audit entries) or none of it (challenge still unused). The same battery run
+/// over the three commits the SCEP service made before (spend the challenge, record the
+/// certificate, record the transaction) finds the partial states the examination saw.
+#[test]
+fn a_crash_at_any_write_of_a_bound_issuance_leaves_all_or_nothing() {
+    let binding = IssuanceBinding {
+        replay_key: Some("scep:ep:t:k:replay".into()),
+        transaction_keys: vec!["scep:ep:t:k".into()],
+        challenge: Some(crate::ChallengeUse {
+            hash: b"h1".to_vec(),
+            endpoint: "ep".into(),
+            now: 2000,
+            audit: event("challenge-use", "ep"),
+        }),
+    };
+    let bound = crash_battery(|s| {
+        s.record_issuance_bound(&record(&[9], "ca"), &event("issue", "09"), &binding)
+            .map(|_| ())
+    });
+    for (i, (held, _, actions)) in bound.iter().enumerate() {
+        match held {
+            (true, true, true, true) => {
+                assert_eq!(
+                    actions,
+                    &["challenge-create", "challenge-use", "issue"],
+                    "{i}"
+                )
+            }
+            (false, false, false, false) => assert_eq!(actions, &["challenge-create"], "{i}"),
+            other => panic!("crash at write {i} left a partial issuance: {other:?}"),
+        }
+    }
+    let crashes = bound.len() - 1;
+    assert!(crashes > 0);
+
+    let separate = crash_battery(|s| {
+        s.consume_challenge(b"h1", "ep", 2000, &event("challenge-use", "ep"))?;
+        s.record_issuance(&record(&[9], "ca"), &event("issue", "09"))?;
+        s.put_transaction(&["scep:ep:t:k:replay".into(), "scep:ep:t:k".into()], &[9])
+    });
+    let partial: std::collections::BTreeSet<Held> = separate
+        .iter()
+        .map(|(h, _, _)| *h)
+        .filter(|h| *h != (true, true, true, true) && *h != (false, false, false, false))
+        .collect();
+    println!(
+        "bound issuance: {crashes} crash points, none partial; three separate commits: {} \
+         crash points, partial states {partial:?}",
+        separate.len() - 1
+    );
+    // A challenge spent without a certificate, and a certificate without its transaction.
+    assert!(
+        partial.contains(&(false, false, false, true)),
+        "{partial:?}"
+    );
+    assert!(partial.contains(&(true, false, false, true)), "{partial:?}");
 }
