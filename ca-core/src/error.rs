@@ -22,6 +22,10 @@ pub enum ErrorKind {
     Conflict,
     /// Something failed inside the CA.
     Internal,
+    /// A resource is unavailable for now (the store's disk is full or failing): nothing
+    /// was done and the same request may succeed later. HTTP mappings answer 503 with
+    /// `Retry-After` (RFC 9110 §15.6.4).
+    Unavailable,
 }
 
 impl fmt::Display for ErrorKind {
@@ -33,6 +37,7 @@ impl fmt::Display for ErrorKind {
             ErrorKind::NotFound => "not found",
             ErrorKind::Conflict => "conflict",
             ErrorKind::Internal => "internal error",
+            ErrorKind::Unavailable => "unavailable",
         })
     }
 }
@@ -89,6 +94,7 @@ impl Error {
             Error::Conflict(_) => ErrorKind::Conflict,
             Error::Store(store::Error::NotFound(_)) => ErrorKind::NotFound,
             Error::Store(store::Error::Conflict(_)) => ErrorKind::Conflict,
+            Error::Store(store::Error::Unavailable(_)) => ErrorKind::Unavailable,
             Error::Key(hsm::Error::NotFound(_)) => ErrorKind::NotFound,
             Error::Lint { .. }
             | Error::Config(_)
@@ -103,6 +109,7 @@ impl Error {
     pub fn client_message(&self) -> String {
         match self.kind() {
             ErrorKind::Internal => "internal error".to_string(),
+            ErrorKind::Unavailable => UNAVAILABLE_MESSAGE.to_string(),
             _ => self.to_string(),
         }
     }
@@ -119,6 +126,12 @@ impl From<der::Error> for Error {
         Error::Internal(format!("DER encoding: {e}"))
     }
 }
+
+/// What a client is told when the store cannot write (the detail goes to the log only).
+pub const UNAVAILABLE_MESSAGE: &str = "storage is temporarily unavailable; retry later";
+
+/// Seconds a client is asked to wait (`Retry-After`) after an [`ErrorKind::Unavailable`].
+pub const RETRY_AFTER_SECONDS: u32 = 30;
 
 /// Result type of this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
