@@ -21,6 +21,7 @@
 //! | `audit`        | `u64` seq                             | JSON of [`AuditEntry`]                         |
 //! | `challenges`   | `&[u8]` SHA-256 of a one-time challenge | JSON of [`OneTimeChallenge`]                 |
 //! | `transactions` | `&str` protocol transaction key       | `&[u8]` serial it produced                     |
+//! | `probe`        | `&str` `"headroom"`                   | 1 MiB written and removed by a write probe     |
 //!
 //! In `revoked` the serial element is prefixed with one byte holding its length, so that a
 //! range scan over one issuer yields minimally encoded positive serials in numeric order; the
@@ -59,9 +60,9 @@
 //! [`Store::check_writable`] lets a health check see the state and trigger the retry.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, RwLock};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
+use std::sync::{Arc, Mutex, RwLock};
 use std::thread::JoinHandle;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -72,16 +73,17 @@ use redb::{
 
 use crate::{
     AuditEntry, AuditEvent, AuditVerification, CertCursor, CertFilter, CertPage, CertRecord,
-    CertStatus, Error,
-    OneTimeChallenge, PendingRequest, PendingState, Result, Revocation, RevokedEntry, Store,
-    StoreStats, StoredCrl, UnixTime,
+    CertStatus, Error, OneTimeChallenge, PendingRequest, PendingState, Result, Revocation,
+    RevokedEntry, Store, StoreStats, StoredCrl, UnixTime,
 };
 
 /// The schema version this code writes and understands.
 const SCHEMA_VERSION: u64 = 1;
 const SCHEMA_KEY: &str = "schema_version";
-/// `meta` entry written by [`Op::Probe`]: when writes were last proved to work again.
-const PROBE_KEY: &str = "last_write_probe";
+/// Key of the `probe` table's only entry (see [`Writer::probe`]).
+const PROBE_KEY: &str = "headroom";
+/// What [`Writer::probe`] writes: a store that cannot take this much more is unavailable.
+const PROBE_BYTES: usize = 1 << 20;
 /// `prev_hash` of the first audit entry.
 const ZERO_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 /// Longest serial accepted (RFC 5280 §4.1.2.2, DESIGN.md decision 3).
@@ -101,6 +103,7 @@ const PENDING_KEYS: TableDefinition<&str, u64> = TableDefinition::new("pending_k
 const AUDIT: TableDefinition<u64, &[u8]> = TableDefinition::new("audit");
 const CHALLENGES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("challenges");
 const TRANSACTIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("transactions");
+const PROBE: TableDefinition<&str, &[u8]> = TableDefinition::new("probe");
 
 /// Settings of a [`RedbStore`].
 #[derive(Clone, Debug)]
@@ -603,7 +606,6 @@ fn refused<T>(e: Error) -> Result<T, ApplyError> {
 
 /// Every table, open in one write transaction.
 struct Tables<'t> {
-    meta: Table<'t, &'static str, u64>,
     certs: Table<'t, &'static [u8], &'static [u8]>,
     der: Table<'t, &'static [u8], &'static [u8]>,
     serials: Table<'t, &'static [u8], (&'static str, i64)>,
@@ -621,7 +623,6 @@ struct Tables<'t> {
 impl<'t> Tables<'t> {
     fn open(txn: &'t WriteTransaction) -> std::result::Result<Tables<'t>, redb::TableError> {
         Ok(Tables {
-            meta: txn.open_table(META)?,
             certs: txn.open_table(CERTS)?,
             der: txn.open_table(CERT_DER)?,
             serials: txn.open_table(SERIALS)?,
@@ -694,9 +695,9 @@ impl Writer {
             *slot = None;
         }
         let db = open_file(&path).map_err(|e| match e {
-            Error::Locked(_) => Error::Unavailable(
-                "the failed database is still held by a reader; retrying".into(),
-            ),
+            Error::Locked(_) => {
+                Error::Unavailable("the failed database is still held by a reader; retrying".into())
+            }
             other => other,
         })?;
         let db = Arc::new(db);
@@ -711,6 +712,26 @@ impl Writer {
         Ok(())
     }
 
+    /// After a storage failure, whether the store can take [`PROBE_BYTES`] more: writes
+    /// and syncs that much in one commit and removes it in a second. A file with enough
+    /// free pages inside passes on a full disk, rightly: records fit.
+    fn probe(db: &Database) -> Result<()> {
+        let err = "probing for writable storage";
+        let headroom = vec![0xa5u8; PROBE_BYTES];
+        let txn = db.begin_write().ctx(err)?;
+        {
+            let mut t = txn.open_table(PROBE).ctx(err)?;
+            t.insert(PROBE_KEY, headroom.as_slice()).ctx(err)?;
+        }
+        txn.commit().ctx(err)?;
+        let txn = db.begin_write().ctx(err)?;
+        {
+            let mut t = txn.open_table(PROBE).ctx(err)?;
+            t.remove(PROBE_KEY).ctx(err)?;
+        }
+        txn.commit().ctx(err)
+    }
+
     /// Notes the outcome of a batch for [`Store::check_writable`] and the next batch.
     fn note_failure(&mut self, e: &Error) {
         if matches!(e, Error::Unavailable(_)) {
@@ -722,9 +743,8 @@ impl Writer {
 
     fn run_batch(&mut self, ops: Vec<Op>) -> Vec<Result<Reply>> {
         let count = ops.len();
-        let fail_all = |e: &Error| -> Vec<Result<Reply>> {
-            (0..count).map(|_| Err(copy_error(e))).collect()
-        };
+        let fail_all =
+            |e: &Error| -> Vec<Result<Reply>> { (0..count).map(|_| Err(copy_error(e))).collect() };
         // A probe while writes work does not touch the disk.
         let failed = self.shared.failure().is_some();
         if !failed && ops.iter().all(|op| matches!(op, Op::Probe)) {
@@ -740,6 +760,19 @@ impl Writer {
             Ok(db) => db,
             Err(e) => return fail_all(&e),
         };
+        if failed && ops.iter().all(|op| matches!(op, Op::Probe)) {
+            return match Self::probe(&db) {
+                Ok(()) => {
+                    tracing::warn!("store writes work again");
+                    self.shared.set_failure(None);
+                    (0..count).map(|_| Ok(Reply::Done)).collect()
+                }
+                Err(e) => {
+                    self.note_failure(&e);
+                    fail_all(&e)
+                }
+            };
+        }
         let tip = match &self.tip {
             Some(tip) => tip.clone(),
             None => match load_tip(&db) {
@@ -1162,10 +1195,8 @@ fn apply(t: &mut Tables<'_>, tip: &mut AuditTip, op: Op) -> Result<Reply, ApplyE
             advance(tip, entry);
             Ok(Reply::Done)
         }
-        Op::Probe => {
-            t.meta.insert(PROBE_KEY, u64::try_from(now()).unwrap_or(0)).fatal()?;
-            Ok(Reply::Done)
-        }
+        // In a batch with other writes, their commit is the proof.
+        Op::Probe => Ok(Reply::Done),
         Op::PutTransaction { keys, serial } => {
             for key in &keys {
                 t.transactions

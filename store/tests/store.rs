@@ -1042,22 +1042,35 @@ fn pages_cover_every_record_once_with_bounded_pages() {
     let records: Vec<CertRecord> = (0u16..1000)
         .map(|i| {
             let serial = [0x10 + (i >> 8) as u8, (i & 0xff) as u8];
-            let mut r = record(&serial, if i % 3 == 0 { "a" } else { "b" }, 2_000_000 + i64::from(i % 7));
+            let mut r = record(
+                &serial,
+                if i % 3 == 0 { "a" } else { "b" },
+                2_000_000 + i64::from(i % 7),
+            );
             if i % 5 == 0 {
                 r.profile = "device".into();
             }
             r
         })
         .collect();
-    store.import_certificates(&records, &event("import", "1000")).unwrap();
+    store
+        .import_certificates(&records, &event("import", "1000"))
+        .unwrap();
 
     let walk = |filter: &CertFilter, size: usize| -> Vec<CertRecord> {
         let mut all = Vec::new();
         let mut after = None;
         for _ in 0..10_000 {
             let page = store.list_cert_page(filter, after.as_ref(), size).unwrap();
-            assert!(page.records.len() <= size, "page of {} > {size}", page.records.len());
-            assert!(page.records.iter().all(|r| r.der.is_empty()), "pages carry no DER");
+            assert!(
+                page.records.len() <= size,
+                "page of {} > {size}",
+                page.records.len()
+            );
+            assert!(
+                page.records.iter().all(|r| r.der.is_empty()),
+                "pages carry no DER"
+            );
             all.extend(page.records);
             match page.next {
                 Some(next) => after = Some(next),
@@ -1104,7 +1117,9 @@ fn pages_cover_every_record_once_with_bounded_pages() {
         expected
     );
     // The last page of an exact multiple may say "more" and then be empty; never more.
-    let page = store.list_cert_page(&CertFilter::default(), None, 0).unwrap();
+    let page = store
+        .list_cert_page(&CertFilter::default(), None, 0)
+        .unwrap();
     assert!(page.records.is_empty() && page.next.is_none());
 }
 
@@ -1207,11 +1222,16 @@ fn full_disk_fails_retryably_and_recovers_without_restart() {
 
     // Space again: the same store (no restart) writes again.
     std::fs::remove_file(&filler).unwrap();
-    store.check_writable().expect("writes work once space is freed");
+    store
+        .check_writable()
+        .expect("writes work once space is freed");
     let seq = store.append_audit(&event("after", "space")).unwrap();
     assert!(seq > before);
     issue(&store, &record(&[2], "a", 2_000_001));
-    assert!(store.get_cert(&[1]).unwrap().is_some(), "earlier records kept");
+    assert!(
+        store.get_cert(&[1]).unwrap().is_some(),
+        "earlier records kept"
+    );
     assert!(store.get_cert(&[2]).unwrap().is_some());
     let v = store.verify_audit().unwrap();
     assert_eq!(v.first_bad, None, "{v:?}");
