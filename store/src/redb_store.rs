@@ -57,7 +57,9 @@
 //! the callers, drops the database and opens the file again before its next batch (redb
 //! repairs it on open), so once there is space again writes succeed without a restart.
 //! While the database is being reopened, reads answer [`Error::Unavailable`] too.
-//! [`Store::check_writable`] lets a health check see the state and trigger the retry.
+//! [`Store::check_writable`] lets a health check see the state and trigger the retry: it
+//! reports the failure until a probe that writes and syncs 1 MiB succeeds (small writes
+//! can still pass on a full disk, so a successful commit alone does not end the state).
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -170,7 +172,8 @@ struct Shared {
     db: RwLock<Option<Arc<Database>>>,
     /// The file, to reopen; `None` for an in-memory database.
     path: Option<PathBuf>,
-    /// Why the last write failed for lack of storage; cleared by a successful commit.
+    /// Why the last write failed for lack of storage; cleared by a successful
+    /// [`Writer::probe`].
     failure: Mutex<Option<String>>,
 }
 
@@ -845,11 +848,9 @@ impl Writer {
 
         match txn.commit().ctx("commit failed") {
             Ok(()) => {
+                // A commit after a storage failure does not clear it: small writes can
+                // pass on a full disk. Only the headroom probe does.
                 self.tip = Some(next_tip);
-                if failed {
-                    tracing::warn!("store writes work again");
-                    self.shared.set_failure(None);
-                }
                 let n = u64::try_from(count).unwrap_or(u64::MAX);
                 self.counters.commits.fetch_add(1, Ordering::Relaxed);
                 self.counters.operations.fetch_add(n, Ordering::Relaxed);
