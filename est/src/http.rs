@@ -90,11 +90,11 @@ async fn dispatch(service: Arc<EstService>, req: Request) -> Response {
                     "the request body is larger than {} bytes or was cut off",
                     encoding::MAX_BODY_BYTES
                 ));
+                // Before authentication: counted, not audited one by one (issue item 6).
                 let auth = service.authority().clone();
-                let subject = format!("{}/{}", label.as_deref().unwrap_or("-"), op.name());
-                let actor = format!("est peer {peer}");
+                let source = crate::service::peer_source(&peer);
                 let _ = tokio::task::spawn_blocking(move || {
-                    auth.audit_refusal("est-refused", &actor, &subject, &e.to_core())
+                    auth.note_unauthenticated("est-refused", &source, &e.to_string())
                 })
                 .await;
                 return plain(
@@ -182,6 +182,7 @@ pub fn status_of(e: &Error) -> StatusCode {
             ca_core::ErrorKind::NotFound => StatusCode::NOT_FOUND,
             ca_core::ErrorKind::Conflict => StatusCode::CONFLICT,
             ca_core::ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            ca_core::ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         },
     }
 }
@@ -197,6 +198,15 @@ fn error_response(e: &Error, label: Option<&str>) -> Response {
         other => other.to_string(),
     };
     let mut r = plain(status, &msg);
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        // Retryable (the store's disk is full or failing): RFC 7030 §4.2.3 lets a
+        // client retry after Retry-After.
+        tracing::error!(error = %e, "EST: storage unavailable");
+        r.headers_mut().insert(
+            header::RETRY_AFTER,
+            HeaderValue::from(ca_core::RETRY_AFTER_SECONDS),
+        );
+    }
     if status == StatusCode::UNAUTHORIZED {
         let realm = format!("Basic realm=\"privca EST {}\"", label.unwrap_or("default"));
         if let Ok(v) = HeaderValue::from_str(&realm) {

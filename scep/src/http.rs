@@ -205,6 +205,17 @@ async fn pki(ep: &Arc<Endpoint>, der: Vec<u8>) -> Response {
             StatusCode::BAD_REQUEST,
             &format!("malformed SCEP message: {m}"),
         ),
+        // The store cannot write (disk full or failing): a transient server error, so
+        // HTTP 503 with Retry-After (RFC 8894 §4.3 leaves HTTP errors to the transport).
+        Err(crate::Error::Authority(e)) if e.kind() == ca_core::ErrorKind::Unavailable => {
+            tracing::error!(error = %e, "PKIOperation: storage unavailable");
+            let mut r = text(StatusCode::SERVICE_UNAVAILABLE, &e.client_message());
+            r.headers_mut().insert(
+                header::RETRY_AFTER,
+                axum::http::HeaderValue::from(ca_core::RETRY_AFTER_SECONDS),
+            );
+            r
+        }
         Err(e) => {
             tracing::error!(error = %e, "PKIOperation failed");
             text(StatusCode::INTERNAL_SERVER_ERROR, "internal error")

@@ -305,7 +305,19 @@ impl Endpoint {
         }
     }
 
+    /// A refusal before the request authenticated (undecodable message, bad signature,
+    /// wrong challenge, unknown transaction: anyone can send those): counted per endpoint
+    /// and summarised in the audit log, not audited one by one (issue item 6).
     fn audit(&self, action: &str, transaction: &str, detail: &str) {
+        self.auth.note_unauthenticated(
+            action,
+            &format!("scep:{}", self.name),
+            &format!("transaction {transaction}: {detail}"),
+        );
+    }
+
+    /// A refusal of a request that passed its challenge (or renewal) check: audited.
+    fn audit_authenticated(&self, action: &str, transaction: &str, detail: &str) {
         self.auth.audit_refusal(
             action,
             &format!("scep:{}", self.name),
@@ -339,6 +351,21 @@ impl Endpoint {
 
     async fn fail(&self, req: &PkiRequest, why: &Rejection) -> Result<Vec<u8>> {
         self.audit(
+            "scep-refused",
+            &req.reply_to.transaction_id,
+            &format!("{:?}: {}", req.message_type, why.detail),
+        );
+        self.reply(
+            &req.reply_to,
+            PkiStatus::Failure(why.fail_info, Some(why.client_text.clone())),
+            None,
+        )
+        .await
+    }
+
+    /// [`Self::fail`] for a request that authenticated: the refusal is audited.
+    async fn fail_authenticated(&self, req: &PkiRequest, why: &Rejection) -> Result<Vec<u8>> {
+        self.audit_authenticated(
             "scep-refused",
             &req.reply_to.transaction_id,
             &format!("{:?}: {}", req.message_type, why.detail),
@@ -550,7 +577,7 @@ impl Endpoint {
                 "profile {profile} is not offered by this endpoint"
             ));
             self.method.failed(&ctx, &why).await;
-            return self.fail(&req, &why).await;
+            return self.fail_authenticated(&req, &why).await;
         }
         if self.config.require_approval && kind == EnrollKind::Initial {
             return self
@@ -580,6 +607,11 @@ impl Endpoint {
         let ir = IssueRequest::from_csr(csr, profile, requester);
         let issued = match self.blocking(move |a| a.issue(&ir)).await {
             Ok(i) => i,
+            // Storage full or failing: a transient server error, answered HTTP 503 with
+            // Retry-After rather than a CertRep FAILURE the client would not retry.
+            Err(e) if e.kind() == ca_core::ErrorKind::Unavailable => {
+                return Err(Error::Authority(e));
+            }
             Err(e) => {
                 let why = Rejection {
                     fail_info: FailInfo::BadRequest,
@@ -587,7 +619,7 @@ impl Endpoint {
                     detail: e.to_string(),
                 };
                 self.method.failed(ctx, &why).await;
-                return self.fail(req, &why).await;
+                return self.fail_authenticated(req, &why).await;
             }
         };
         let der = issued.record.der.clone();
@@ -604,7 +636,7 @@ impl Endpoint {
                 tracing::error!(error = %e, "revoking a withheld certificate failed");
             }
             self.method.failed(ctx, &why).await;
-            return self.fail(req, &why).await;
+            return self.fail_authenticated(req, &why).await;
         }
         let keys = keys.to_vec();
         let serial = issued.record.serial.clone();
@@ -641,6 +673,7 @@ impl Endpoint {
         };
         match self.blocking(move |a| a.hold(hr)).await {
             Ok(_) => self.answer_held(req, key).await,
+            Err(e) if e.kind() == ca_core::ErrorKind::Unavailable => Err(Error::Authority(e)),
             Err(e) => {
                 let why = Rejection {
                     fail_info: FailInfo::BadRequest,
@@ -648,7 +681,7 @@ impl Endpoint {
                     detail: e.to_string(),
                 };
                 self.method.failed(ctx, &why).await;
-                self.fail(req, &why).await
+                self.fail_authenticated(req, &why).await
             }
         }
     }
