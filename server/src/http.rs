@@ -248,7 +248,7 @@ async fn keys_health(keys: Option<Arc<dyn hsm::KeyStore>>) -> Option<KeysHealth>
 
 /// `/healthz`: 200 with JSON when the store and the key backend work, 503 otherwise.
 /// The store works when it can be read and takes writes ([`store::Store::check_writable`],
-/// which after a storage failure retries a small write, so that the answer turns to 200 by
+/// which after a storage failure retries a 1 MiB write, so that the answer turns to 200 by
 /// itself once the disk has space again).
 async fn healthz(State(state): State<Arc<AppState>>) -> Response {
     let keys = keys_health(state.keys.clone()).await;
@@ -258,10 +258,14 @@ async fn healthz(State(state): State<Arc<AppState>>) -> Response {
                 status: "ok",
                 error: None,
             },
-            Err(e) => StoreHealth {
-                status: "unavailable",
-                error: Some(e.to_string()),
-            },
+            Err(e) => {
+                // The detail (paths, OS errors) goes to the log, not to this public page.
+                tracing::warn!(error = %e, "healthz: the store does not take writes");
+                StoreHealth {
+                    status: "unavailable",
+                    error: Some("writes fail: disk full or I/O error (see the log)".into()),
+                }
+            }
         };
         let s = a.store().stats()?;
         Ok(Health {
