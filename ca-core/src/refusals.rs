@@ -34,12 +34,15 @@ const DETAIL_CHARS: usize = 120;
 /// The audit action of a summary entry.
 pub const SUMMARY_ACTION: &str = "unauthenticated-refusals";
 
+/// (action, source) of a refusal.
+type Pair = (String, String);
+
 #[derive(Default)]
 struct Window {
     /// Time of the first refusal of the window.
     start: Option<i64>,
     /// (action, source) → (count, last detail).
-    counts: HashMap<(String, String), (u64, String)>,
+    counts: HashMap<Pair, (u64, String)>,
     /// Refusals from pairs beyond [`MAX_SOURCES`].
     overflow: u64,
     total: u64,
@@ -120,7 +123,7 @@ impl RefusalCounter {
         let start = w.start?;
         let old = std::mem::take(&mut *w);
         drop(w);
-        let mut pairs: Vec<(&(String, String), &(u64, String))> = old.counts.iter().collect();
+        let mut pairs: Vec<_> = old.counts.iter().collect();
         pairs.sort_by(|a, b| b.1.0.cmp(&a.1.0).then_with(|| a.0.cmp(b.0)));
         let mut listed = Vec::new();
         let mut rest = old.overflow;
