@@ -328,6 +328,8 @@ pub struct Authority {
     pub(crate) ocsp_index: crate::ocsp::OcspIndex,
     /// Serialises approvals of held requests so that one request is issued once.
     pub(crate) approvals: Mutex<()>,
+    /// Counts of unauthenticated refusals, summarised into the audit log.
+    pub(crate) refusals: crate::refusals::RefusalCounter,
 }
 
 impl std::fmt::Debug for Authority {
@@ -549,6 +551,7 @@ impl Authority {
             crl_locks,
             approvals: Mutex::new(()),
             ocsp_index,
+            refusals: crate::refusals::RefusalCounter::default(),
         })
     }
 
@@ -659,6 +662,42 @@ impl Authority {
             tracing::error!(error = %ae, "could not audit a refusal");
         }
         tracing::warn!(action, actor, subject, error = %e, "refused");
+    }
+
+    /// Notes the refusal of a request that never authenticated (wrong admin token, wrong
+    /// EST password, malformed SCEP message, wrong challenge). It is counted per `action`
+    /// and `source` and logged with a rate limit, not audited one by one; once a window
+    /// is over, one summary entry goes into the audit log ([`crate::refusals`]).
+    pub fn note_unauthenticated(&self, action: &str, source: &str, detail: &str) {
+        if self.refusals.note(self.clock.now(), action, source, detail)
+            && let Err(e) = self.flush_refusals(false)
+        {
+            tracing::error!(error = %e, "could not audit the summary of refusals");
+        }
+    }
+
+    /// Writes the summary of unauthenticated refusals into the audit log: when its
+    /// window is over, or at once with `force` (shutdown). Returns its sequence number,
+    /// `None` when there was nothing (or nothing due) to write. On failure the counts are
+    /// kept for the next summary.
+    pub fn flush_refusals(&self, force: bool) -> Result<Option<u64>> {
+        let now = self.clock.now();
+        if !force && !self.refusals.due(now) {
+            return Ok(None);
+        }
+        let Some((event, taken)) = self.refusals.take(now, "privca") else {
+            return Ok(None);
+        };
+        match self.store.append_audit(&event) {
+            Ok(seq) => {
+                tracing::info!(seq, summary = %event.subject, "unauthenticated refusals audited");
+                Ok(Some(seq))
+            }
+            Err(e) => {
+                self.refusals.restore(taken);
+                Err(e.into())
+            }
+        }
     }
 
     fn issue_inner(&self, req: &IssueRequest, binding: &IssueBinding) -> Result<Recorded> {
@@ -952,6 +991,11 @@ impl Authority {
                     other => Error::Store(other),
                 };
                 self.audit_refusal("revoke-refused", actor, &asn1::serial_hex(serial), &e);
+                if e.kind() == crate::ErrorKind::Conflict {
+                    // A retry after a crash between the revocation and its CRL: make sure
+                    // the CRL lists it before saying "already revoked".
+                    self.republish_revoked(serial, actor);
+                }
                 return Err(e);
             }
         };
@@ -978,6 +1022,16 @@ impl Authority {
     /// Lists certificate records.
     pub fn list(&self, filter: &CertFilter) -> Result<Vec<CertRecord>> {
         Ok(self.store.list_certs(filter)?)
+    }
+
+    /// One page of certificate records without their DER ([`Store::list_cert_page`]).
+    pub fn list_page(
+        &self,
+        filter: &CertFilter,
+        after: Option<&store::CertCursor>,
+        page_size: usize,
+    ) -> Result<store::CertPage> {
+        Ok(self.store.list_cert_page(filter, after, page_size)?)
     }
 }
 

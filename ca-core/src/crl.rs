@@ -2,8 +2,8 @@
 //! cRLNumber strictly increases across restarts, always with nextUpdate.
 
 use const_oid::AssociatedOid;
-use der::Encode;
 use der::asn1::Uint;
+use der::{Decode, Encode};
 use store::{AuditEvent, StoredCrl};
 use x509_cert::Version;
 use x509_cert::crl::{RevokedCert, TbsCertList};
@@ -98,6 +98,79 @@ impl Authority {
         self.store.put_crl(ca, &crl, &audit)?;
         tracing::info!(ca, number, entries = count, "CRL published");
         Ok(crl)
+    }
+
+    /// Whether the stored CRL of `ca` misses a revocation the store holds: there is no CRL
+    /// while certificates are revoked, or a revoked serial is not on it. That happens when
+    /// the process stopped (or signing failed) between a revocation's commit and its CRL
+    /// (RFC 5280 §5: a complete CRL lists every revoked, unexpired certificate).
+    pub fn crl_is_stale(&self, ca: &str) -> Result<bool> {
+        self.ca(ca)?;
+        let listed: std::collections::HashSet<Vec<u8>> = match self.store.latest_crl(ca)? {
+            None => std::collections::HashSet::new(),
+            Some(crl) => {
+                let list =
+                    x509_cert::crl::CertificateList::<x509_cert::certificate::Rfc5280>::from_der(
+                        &crl.der,
+                    )
+                    .map_err(|e| Error::Internal(format!("stored CRL of {ca}: {e}")))?;
+                list.tbs_cert_list
+                    .revoked_certificates
+                    .iter()
+                    .flatten()
+                    .map(|r| r.serial_number.as_bytes().to_vec())
+                    .collect()
+            }
+        };
+        let mut missing = false;
+        self.store.for_each_revoked(ca, &mut |entry| {
+            if !missing {
+                let serial = asn1::serial_number(&entry.serial)
+                    .map_err(|e| store::Error::Corrupt(e.to_string()))?;
+                missing = !listed.contains(serial.as_bytes());
+            }
+            Ok(())
+        })?;
+        Ok(missing)
+    }
+
+    /// Re-signs the CRL of `ca` when it misses a revocation ([`Authority::crl_is_stale`]);
+    /// returns the new CRL, or `None` when the stored one was complete.
+    pub fn republish_if_stale(&self, ca: &str, actor: &str) -> Result<Option<StoredCrl>> {
+        if !self.crl_is_stale(ca)? {
+            return Ok(None);
+        }
+        tracing::warn!(ca, "the stored CRL misses a revocation; re-signing it");
+        self.generate_crl(ca, actor).map(Some)
+    }
+
+    /// [`Authority::republish_if_stale`] for every CA (at start-up); failures are logged
+    /// and returned by CA name.
+    pub fn republish_stale_crls(&self, actor: &str) -> Vec<(String, Error)> {
+        let mut failed = Vec::new();
+        for ca in self.cas.keys() {
+            if let Err(e) = self.republish_if_stale(ca, actor) {
+                tracing::error!(ca = %ca, error = %e, "re-signing a stale CRL failed");
+                failed.push((ca.clone(), e));
+            }
+        }
+        failed
+    }
+
+    /// After a repeated revocation of `serial`: re-signs its issuer's CRL if the CRL
+    /// misses a revocation. Failures are logged (the answer stays "already revoked").
+    pub(crate) fn republish_revoked(&self, serial: &[u8], actor: &str) {
+        let issuer = match self.store.get_cert(serial) {
+            Ok(Some(r)) if self.cas.contains_key(&r.issuer) => r.issuer,
+            Ok(_) => return,
+            Err(e) => {
+                tracing::error!(error = %e, "reading a revoked certificate failed");
+                return;
+            }
+        };
+        if let Err(e) = self.republish_if_stale(&issuer, actor) {
+            tracing::error!(error = %e, issuer = %issuer, "re-signing the CRL after a repeated revocation failed");
+        }
     }
 
     /// The CRL to serve for `ca`: the stored one while it is fresh, else a new one.

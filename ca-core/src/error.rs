@@ -20,8 +20,10 @@ pub enum ErrorKind {
     NotFound,
     /// The request conflicts with the current state (already revoked, CA exists).
     Conflict,
-    /// A resource the CA needs (the key backend) is unavailable for now, or the request's
-    /// time ran out before anything was recorded: retrying later may succeed (HTTP 503).
+    /// A resource the CA needs is unavailable for now (the key backend, or the store's
+    /// disk is full or failing), or the request's time ran out before anything was
+    /// recorded: nothing was done and the same request may succeed later. HTTP mappings
+    /// answer 503 with `Retry-After` (RFC 9110 §15.6.4).
     Unavailable,
     /// Something failed inside the CA.
     Internal,
@@ -96,6 +98,7 @@ impl Error {
             Error::Conflict(_) => ErrorKind::Conflict,
             Error::Store(store::Error::NotFound(_)) => ErrorKind::NotFound,
             Error::Store(store::Error::Conflict(_)) => ErrorKind::Conflict,
+            Error::Store(store::Error::Unavailable(_)) => ErrorKind::Unavailable,
             Error::Key(hsm::Error::NotFound(_)) => ErrorKind::NotFound,
             Error::Unavailable(_) | Error::Key(hsm::Error::Unavailable(_)) => {
                 ErrorKind::Unavailable
@@ -120,6 +123,7 @@ impl Error {
         }
         match self.kind() {
             ErrorKind::Internal => "internal error".to_string(),
+            ErrorKind::Unavailable => UNAVAILABLE_MESSAGE.to_string(),
             _ => self.to_string(),
         }
     }
@@ -136,6 +140,12 @@ impl From<der::Error> for Error {
         Error::Internal(format!("DER encoding: {e}"))
     }
 }
+
+/// What a client is told when the store cannot write (the detail goes to the log only).
+pub const UNAVAILABLE_MESSAGE: &str = "storage is temporarily unavailable; retry later";
+
+/// Seconds a client is asked to wait (`Retry-After`) after an [`ErrorKind::Unavailable`].
+pub const RETRY_AFTER_SECONDS: u32 = 30;
 
 /// Result type of this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -18,6 +18,7 @@ pub mod lint;
 pub mod ocsp;
 pub mod pending;
 pub mod profile;
+pub mod refusals;
 
 mod error;
 
@@ -26,4 +27,4 @@ pub use authority::{
     RevocationReason, Settings,
 };
 pub use clock::{Clock, FixedClock, SystemClock};
-pub use error::{Error, ErrorKind, Result};
+pub use error::{Error, ErrorKind, RETRY_AFTER_SECONDS, Result, UNAVAILABLE_MESSAGE};

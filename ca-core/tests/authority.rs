@@ -1480,3 +1480,142 @@ fn root_der_spki(cert_der: &[u8]) -> Vec<u8> {
         .to_der()
         .expect("der")
 }
+
+/// The serials a CRL lists.
+fn crl_serials(der: &[u8]) -> Vec<Vec<u8>> {
+    CertificateList::<x509_cert::certificate::Rfc5280>::from_der(der)
+        .expect("crl decodes")
+        .tbs_cert_list
+        .revoked_certificates
+        .unwrap_or_default()
+        .iter()
+        .map(|r| r.serial_number.as_bytes().to_vec())
+        .collect()
+}
+
+/// A revocation committed by the store whose CRL was never signed (the process died
+/// between the two): what a crash leaves behind.
+fn revoke_in_store_only(fx: &Fx, serial: &[u8]) {
+    fx.store
+        .revoke(
+            serial,
+            store::Revocation {
+                time: fx.auth.now(),
+                reason: 1,
+            },
+            &store::AuditEvent {
+                time: fx.auth.now(),
+                action: "revoke".into(),
+                actor: "test".into(),
+                subject: ca_core::asn1::serial_hex(serial),
+                detail: "reason=keyCompromise".into(),
+            },
+        )
+        .expect("store revoke");
+}
+
+#[test]
+fn a_crl_missing_a_revocation_is_resigned_at_startup() {
+    let fx = fixture();
+    let key = fx
+        .keys
+        .generate("leaf", KeyAlgorithm::EcdsaP256)
+        .expect("key");
+    let a = issue_csr(&fx, "tls-server", &csr(&key, "CN=a.example.com", &[])).expect("a");
+    let crl0 = fx.auth.generate_crl("issuing", "test").expect("crl");
+    fx.clock.set(NOW + 10);
+    revoke_in_store_only(&fx, &a.record.serial);
+    // The stored CRL is fresh but misses the revocation.
+    assert!(fx.auth.crl_is_stale("issuing").expect("stale?"));
+    assert!(!fx.auth.crl_is_stale("root").expect("stale?"));
+    let failed = fx.auth.republish_stale_crls("startup");
+    assert!(failed.is_empty(), "{failed:?}");
+    let crl = fx.auth.current_crl("issuing").expect("crl");
+    assert!(crl.number > crl0.number);
+    assert!(crl_serials(&crl.der).contains(&a.record.serial));
+    assert!(!fx.auth.crl_is_stale("issuing").expect("stale?"));
+    // A complete CRL is left alone.
+    assert!(
+        fx.auth
+            .republish_if_stale("issuing", "test")
+            .expect("ok")
+            .is_none()
+    );
+}
+
+#[test]
+fn a_repeated_revocation_resigns_a_crl_that_misses_it() {
+    let fx = fixture();
+    let key = fx
+        .keys
+        .generate("leaf", KeyAlgorithm::EcdsaP256)
+        .expect("key");
+    let a = issue_csr(&fx, "tls-server", &csr(&key, "CN=a.example.com", &[])).expect("a");
+    let crl0 = fx.auth.generate_crl("issuing", "test").expect("crl");
+    fx.clock.set(NOW + 10);
+    revoke_in_store_only(&fx, &a.record.serial);
+    // The client retries: "already revoked", and the served CRL now lists it.
+    let e = fx
+        .auth
+        .revoke(&a.record.serial, RevocationReason::KeyCompromise, "test")
+        .expect_err("already revoked");
+    assert_eq!(e.kind(), ErrorKind::Conflict);
+    let crl = fx.auth.current_crl("issuing").expect("crl");
+    assert!(crl.number > crl0.number, "re-signed");
+    assert!(
+        crl_serials(&crl.der).contains(&a.record.serial),
+        "the served CRL lists the revocation"
+    );
+}
+
+#[test]
+fn unauthenticated_refusals_grow_the_audit_log_by_one_summary_per_window() {
+    use ca_core::refusals::{SUMMARY_ACTION, SUMMARY_WINDOW_SECONDS};
+    let fx = fixture();
+    let before = fx.store.stats().expect("stats").audit_entries;
+    for i in 0..2_000u32 {
+        fx.auth.note_unauthenticated(
+            if i % 2 == 0 {
+                "admin-refused"
+            } else {
+                "est-refused"
+            },
+            &format!("10.0.{}.{}", i % 7, i % 251),
+            "wrong admin token",
+        );
+    }
+    assert_eq!(
+        fx.store.stats().expect("stats").audit_entries,
+        before,
+        "refusals within the window write nothing"
+    );
+    // The window ends: the next refusal writes one summary.
+    fx.clock.set(NOW + SUMMARY_WINDOW_SECONDS);
+    fx.auth
+        .note_unauthenticated("admin-refused", "10.9.9.9", "wrong admin token");
+    assert_eq!(fx.store.stats().expect("stats").audit_entries, before + 1);
+    let entries = fx.store.audit_entries(before + 1, 10).expect("audit");
+    assert_eq!(entries.len(), 1);
+    let e = &entries[0].event;
+    assert_eq!(e.action, SUMMARY_ACTION);
+    assert!(e.detail.starts_with("total=2001 "), "{}", e.detail);
+    assert!(e.detail.contains("wrong admin token"), "{}", e.detail);
+    assert!(
+        e.detail.len() < 8 * 1024,
+        "bounded detail: {}",
+        e.detail.len()
+    );
+    assert_eq!(fx.store.verify_audit().expect("verify").first_bad, None);
+    // Nothing new: a forced flush writes nothing.
+    assert_eq!(fx.auth.flush_refusals(true).expect("flush"), None);
+    // One more, flushed at shutdown.
+    fx.auth
+        .note_unauthenticated("scep-refused", "scep:default", "bad message");
+    let seq = fx
+        .auth
+        .flush_refusals(true)
+        .expect("flush")
+        .expect("written");
+    assert_eq!(seq, before + 2);
+    assert_eq!(fx.store.verify_audit().expect("verify").first_bad, None);
+}

@@ -90,11 +90,11 @@ async fn dispatch(service: Arc<EstService>, req: Request) -> Response {
                     "the request body is larger than {} bytes or was cut off",
                     encoding::MAX_BODY_BYTES
                 ));
+                // Before authentication: counted, not audited one by one (issue item 6).
                 let auth = service.authority().clone();
-                let subject = format!("{}/{}", label.as_deref().unwrap_or("-"), op.name());
-                let actor = format!("est peer {peer}");
+                let source = crate::service::peer_source(&peer);
                 let _ = tokio::task::spawn_blocking(move || {
-                    auth.audit_refusal("est-refused", &actor, &subject, &e.to_core())
+                    auth.note_unauthenticated("est-refused", &source, &e.to_string())
                 })
                 .await;
                 return plain(
@@ -210,9 +210,13 @@ fn error_response(e: &Error, label: Option<&str>) -> Response {
     {
         r.headers_mut().insert(header::RETRY_AFTER, v);
     } else if status == StatusCode::SERVICE_UNAVAILABLE {
-        // RFC 7030 §4.2.3: 503 with Retry-After.
-        r.headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+        // Retryable (the key backend is down, the store's disk is full or failing):
+        // RFC 7030 §4.2.3 lets a client retry after Retry-After.
+        tracing::error!(error = %e, "EST: temporarily unavailable");
+        r.headers_mut().insert(
+            header::RETRY_AFTER,
+            HeaderValue::from(ca_core::RETRY_AFTER_SECONDS),
+        );
     }
     if status == StatusCode::UNAUTHORIZED {
         let realm = format!("Basic realm=\"privca EST {}\"", label.unwrap_or("default"));

@@ -319,16 +319,24 @@ impl EstService {
         req: &EstRequest,
     ) -> Result<EstAnswer> {
         let subject = format!("{}/{}", label.unwrap_or("-"), op.name());
+        let authenticated = std::cell::Cell::new(false);
         let result = self
             .endpoint(label)
-            .and_then(|ep| self.handle_at(ep, op, req));
+            .and_then(|ep| self.handle_at(ep, op, req, &authenticated));
         if let Err(e) = &result {
             // ca-core audits its own refusals (issue-refused); audit the rest here. A
-            // rate-limited attempt is not written to the store (it would let an
-            // anonymous client grow it at the rate it guesses); the limit itself is
-            // logged when it starts, and each refusal at debug level.
+            // refusal before authentication succeeded (anyone can send those) is only
+            // counted and summarised, so that it cannot fill the disk (issue item 6). A
+            // rate-limited attempt is not even counted there: the limit itself is logged
+            // when it starts, and each refusal at debug level.
             if matches!(e, Error::RateLimited { .. }) {
                 tracing::debug!(peer = %req.peer, %subject, "EST password check refused: limited");
+            } else if !authenticated.get() {
+                self.auth.note_unauthenticated(
+                    "est-refused",
+                    &peer_source(&req.peer),
+                    &format!("{subject}: {e}"),
+                );
             } else if !matches!(e, Error::Core(_)) {
                 let actor = format!("est peer {}", req.peer);
                 self.auth
@@ -338,7 +346,13 @@ impl EstService {
         result
     }
 
-    fn handle_at(&self, ep: &Endpoint, op: Operation, req: &EstRequest) -> Result<EstAnswer> {
+    fn handle_at(
+        &self,
+        ep: &Endpoint,
+        op: Operation,
+        req: &EstRequest,
+        authenticated: &std::cell::Cell<bool>,
+    ) -> Result<EstAnswer> {
         match op {
             Operation::CaCerts => Ok(EstAnswer::Certs(ep.cacerts.clone())),
             Operation::CsrAttrs => Ok(EstAnswer::CsrAttrs(ep.csrattrs.clone())),
@@ -346,12 +360,18 @@ impl EstService {
                 "fullcmc is not offered by this server (RFC 7030 §4.3 is optional)".into(),
             )),
             Operation::SimpleEnroll | Operation::SimpleReenroll | Operation::ServerKeyGen => {
-                self.enroll(ep, op, req)
+                self.enroll(ep, op, req, authenticated)
             }
         }
     }
 
-    fn enroll(&self, ep: &Endpoint, op: Operation, req: &EstRequest) -> Result<EstAnswer> {
+    fn enroll(
+        &self,
+        ep: &Endpoint,
+        op: Operation,
+        req: &EstRequest,
+        authenticated: &std::cell::Cell<bool>,
+    ) -> Result<EstAnswer> {
         if op == Operation::ServerKeyGen && !ep.cfg.server_keygen {
             return Err(Error::NotImplemented(format!(
                 "serverkeygen is turned off on endpoint {}",
@@ -369,6 +389,7 @@ impl EstService {
         })?;
         // 1. Authenticate (RFC 7030 §3.2.3, §3.3).
         let who = self.authenticate(ep, op, req, tls)?;
+        authenticated.set(true);
         // 2. Decode and verify the CSR (proof of possession by its self-signature).
         let der = encoding::decode_body(&req.body)?;
         let csr = ca_core::csr::parse(&der).map_err(|e| Error::BadRequest(e.client_message()))?;
@@ -773,6 +794,14 @@ pub fn check_binding(policy: ChannelBinding, challenge: Option<&str>, tls: &TlsI
         ));
     }
     Ok(())
+}
+
+/// The source of an unauthenticated refusal: the client's IP address (without the port,
+/// so that one client's connections count together).
+pub(crate) fn peer_source(peer: &str) -> String {
+    peer.parse::<std::net::SocketAddr>()
+        .map(|a| a.ip().to_string())
+        .unwrap_or_else(|_| peer.chars().take(64).collect())
 }
 
 #[cfg(test)]

@@ -205,15 +205,19 @@ async fn pki(ep: &Arc<Endpoint>, der: Vec<u8>) -> Response {
             StatusCode::BAD_REQUEST,
             &format!("malformed SCEP message: {m}"),
         ),
+        // The key backend is down or the store cannot write (disk full or failing): a
+        // transient server error, so HTTP 503 with Retry-After (RFC 8894 §4.3 leaves HTTP
+        // errors to the transport).
         Err(e) if e.is_unavailable() => {
             tracing::warn!(error = %e, "PKIOperation: temporarily unavailable");
-            let mut r = text(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "temporarily unavailable (key backend); retry later",
-            );
+            let msg = match &e {
+                crate::Error::Authority(a) => a.client_message(),
+                _ => "temporarily unavailable (key backend); retry later".to_string(),
+            };
+            let mut r = text(StatusCode::SERVICE_UNAVAILABLE, &msg);
             r.headers_mut().insert(
                 header::RETRY_AFTER,
-                axum::http::HeaderValue::from_static("5"),
+                axum::http::HeaderValue::from(ca_core::RETRY_AFTER_SECONDS),
             );
             r
         }

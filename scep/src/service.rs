@@ -320,7 +320,19 @@ impl Endpoint {
         }
     }
 
+    /// A refusal before the request authenticated (undecodable message, bad signature,
+    /// wrong challenge, unknown transaction: anyone can send those): counted per endpoint
+    /// and summarised in the audit log, not audited one by one (issue item 6).
     fn audit(&self, action: &str, transaction: &str, detail: &str) {
+        self.auth.note_unauthenticated(
+            action,
+            &format!("scep:{}", self.name),
+            &format!("transaction {transaction}: {detail}"),
+        );
+    }
+
+    /// A refusal of a request that passed its challenge (or renewal) check: audited.
+    fn audit_authenticated(&self, action: &str, transaction: &str, detail: &str) {
         self.auth.audit_refusal(
             action,
             &format!("scep:{}", self.name),
@@ -354,6 +366,21 @@ impl Endpoint {
 
     async fn fail(&self, req: &PkiRequest, why: &Rejection) -> Result<Vec<u8>> {
         self.audit(
+            "scep-refused",
+            &req.reply_to.transaction_id,
+            &format!("{:?}: {}", req.message_type, why.detail),
+        );
+        self.reply(
+            &req.reply_to,
+            PkiStatus::Failure(why.fail_info, Some(why.client_text.clone())),
+            None,
+        )
+        .await
+    }
+
+    /// [`Self::fail`] for a request that authenticated: the refusal is audited.
+    async fn fail_authenticated(&self, req: &PkiRequest, why: &Rejection) -> Result<Vec<u8>> {
+        self.audit_authenticated(
             "scep-refused",
             &req.reply_to.transaction_id,
             &format!("{:?}: {}", req.message_type, why.detail),
@@ -567,7 +594,7 @@ impl Endpoint {
                 "profile {profile} is not offered by this endpoint"
             ));
             self.method.failed(&ctx, &why).await;
-            return self.fail(&req, &why).await;
+            return self.fail_authenticated(&req, &why).await;
         }
         if self.config.require_approval && kind == EnrollKind::Initial {
             return self
@@ -606,7 +633,7 @@ impl Endpoint {
                 tracing::error!(error = %e, "revoking a withheld certificate failed");
             }
             self.method.failed(ctx, &why).await;
-            return self.fail(req, &why).await;
+            return self.fail_authenticated(req, &why).await;
         }
         self.success_with_cert(req, der).await
     }
@@ -637,7 +664,7 @@ impl Endpoint {
                     detail: e.to_string(),
                 };
                 self.method.failed(ctx, &why).await;
-                return self.fail(req, &why).await;
+                return self.fail_authenticated(req, &why).await;
             }
         };
         let record = match recorded {
@@ -690,6 +717,7 @@ impl Endpoint {
             .await;
         match held {
             Ok(_) => self.answer_held(req, key).await,
+            Err(e) if e.kind() == ca_core::ErrorKind::Unavailable => Err(Error::Authority(e)),
             Err(e) => {
                 let why = Rejection {
                     fail_info: FailInfo::BadRequest,
@@ -700,7 +728,7 @@ impl Endpoint {
                     detail: e.to_string(),
                 };
                 self.method.failed(ctx, &why).await;
-                self.fail(req, &why).await
+                self.fail_authenticated(req, &why).await
             }
         }
     }

@@ -601,6 +601,9 @@ fn query_string(q: &ops::ListQuery) -> String {
     if let Some(v) = q.limit {
         push("limit", v.to_string());
     }
+    if let Some(v) = &q.cursor {
+        push("cursor", v.clone());
+    }
     if parts.is_empty() {
         String::new()
     } else {
@@ -976,36 +979,61 @@ fn online(cmd: Command, target: &Target) -> Result<(), Error> {
             Ok(())
         }
         Command::List(a) => {
-            let q = ops::ListQuery {
+            // Pages through the list (bounded memory on both sides) and prints each page
+            // as it arrives; --limit caps the total.
+            let mut q = ops::ListQuery {
                 status: a.status,
                 expiring_days: a.expiring,
                 profile: a.profile,
                 issuer: a.issuer,
                 text: a.subject,
-                limit: a.limit,
+                limit: None,
+                cursor: None,
             };
-            let v: Vec<ops::CertView> = match target {
-                Target::Local(auth) => ops::list(auth, &q)?,
-                Target::Remote { .. } => target.call::<_, ()>(
-                    Method::GET,
-                    &format!("/certificates{}", query_string(&q)),
-                    None,
-                )?,
-            };
+            let mut remaining = a.limit.unwrap_or(usize::MAX);
+            let mut shown = 0usize;
             if a.json {
-                return print_json(&v);
-            }
-            println!(
-                "{:<34} {:<8} {:<12} {:<20} SUBJECT",
-                "SERIAL", "STATUS", "PROFILE", "NOT AFTER"
-            );
-            for c in &v {
+                println!("[");
+            } else {
                 println!(
-                    "{:<34} {:<8} {:<12} {:<20} {}",
-                    c.serial, c.status, c.profile, c.not_after, c.subject
+                    "{:<34} {:<8} {:<12} {:<20} SUBJECT",
+                    "SERIAL", "STATUS", "PROFILE", "NOT AFTER"
                 );
             }
-            eprintln!("{} certificate(s)", v.len());
+            while remaining > 0 {
+                q.limit = Some(remaining.min(ops::LIST_MAX_LIMIT));
+                let page: ops::CertListPage = match target {
+                    Target::Local(auth) => ops::list(auth, &q)?,
+                    Target::Remote { .. } => target.call::<_, ()>(
+                        Method::GET,
+                        &format!("/certificates{}", query_string(&q)),
+                        None,
+                    )?,
+                };
+                for c in &page.certificates {
+                    if a.json {
+                        let s =
+                            serde_json::to_string_pretty(c).map_err(|e| Error::io("JSON", e))?;
+                        let sep = if shown == 0 { "" } else { ",\n" };
+                        print!("{sep}{s}");
+                    } else {
+                        println!(
+                            "{:<34} {:<8} {:<12} {:<20} {}",
+                            c.serial, c.status, c.profile, c.not_after, c.subject
+                        );
+                    }
+                    shown += 1;
+                }
+                remaining = remaining.saturating_sub(page.certificates.len());
+                match page.next_cursor {
+                    Some(next) if !page.certificates.is_empty() => q.cursor = Some(next),
+                    _ => break,
+                }
+            }
+            if a.json {
+                println!("\n]");
+            }
+            eprintln!("{shown} certificate(s)");
             Ok(())
         }
         Command::Show { serial, json } => {

@@ -198,8 +198,10 @@ fn error_response(e: &ca_core::Error) -> Response {
     )
         .into_response();
     if status == StatusCode::SERVICE_UNAVAILABLE {
-        r.headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+        r.headers_mut().insert(
+            header::RETRY_AFTER,
+            HeaderValue::from(ca_core::RETRY_AFTER_SECONDS),
+        );
     }
     r
 }
@@ -228,8 +230,20 @@ struct Health {
     certificates: u64,
     revoked: u64,
     audit_entries: u64,
+    /// Whether the store takes writes.
+    store: StoreHealth,
     #[serde(skip_serializing_if = "Option::is_none")]
     keys: Option<KeysHealth>,
+}
+
+/// The store's state in `/healthz`.
+#[derive(Serialize)]
+struct StoreHealth {
+    /// `ok` or `unavailable` (writes fail: disk full or failing).
+    status: &'static str,
+    /// Why, when unavailable.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
 }
 
 /// The key backend's state in `/healthz`.
@@ -289,9 +303,26 @@ fn keys_health(state: &AppState) -> Option<KeysHealth> {
 }
 
 /// `/healthz`: 200 with JSON when the store and the key backend work, 503 otherwise.
+/// The store works when it can be read and takes writes ([`store::Store::check_writable`],
+/// which after a storage failure retries a 1 MiB write, so that the answer turns to 200 by
+/// itself once the disk has space again).
 async fn healthz(State(state): State<Arc<AppState>>) -> Response {
     let keys = keys_health(&state);
     match blocking(&state, |a| {
+        let store = match a.store().check_writable() {
+            Ok(()) => StoreHealth {
+                status: "ok",
+                error: None,
+            },
+            Err(e) => {
+                // The detail (paths, OS errors) goes to the log, not to this public page.
+                tracing::warn!(error = %e, "healthz: the store does not take writes");
+                StoreHealth {
+                    status: "unavailable",
+                    error: Some("writes fail: disk full or I/O error (see the log)".into()),
+                }
+            }
+        };
         let s = a.store().stats()?;
         Ok(Health {
             status: "ok",
@@ -299,6 +330,7 @@ async fn healthz(State(state): State<Arc<AppState>>) -> Response {
             certificates: s.certificates,
             revoked: s.revoked,
             audit_entries: s.audit_entries,
+            store,
             keys: None,
         })
     })
@@ -306,8 +338,17 @@ async fn healthz(State(state): State<Arc<AppState>>) -> Response {
     {
         Ok(mut h) => {
             let keys_down = keys.as_ref().is_some_and(|k| k.status != "ok");
+            let store_down = h.store.status != "ok";
             h.keys = keys;
-            if keys_down {
+            if store_down {
+                h.status = "unavailable";
+                let mut r = (StatusCode::SERVICE_UNAVAILABLE, axum::Json(h)).into_response();
+                r.headers_mut().insert(
+                    header::RETRY_AFTER,
+                    HeaderValue::from(ca_core::RETRY_AFTER_SECONDS),
+                );
+                r
+            } else if keys_down {
                 h.status = "unavailable";
                 (StatusCode::SERVICE_UNAVAILABLE, axum::Json(h)).into_response()
             } else {
@@ -518,11 +559,11 @@ async fn admin_auth(
         .zip(state.admin_token_hash.iter())
         .fold(0u8, |acc, (a, b)| acc | (a ^ b));
     if diff != 0 {
-        let e = ca_core::Error::Unauthorized("wrong admin token".into());
+        // Unauthenticated: counted and summarised, not audited one by one (issue item 6).
         let auth = state.auth.clone();
-        let peer_s = peer.to_string();
+        let source = peer.ip().to_string();
         let _ = tokio::task::spawn_blocking(move || {
-            auth.audit_refusal("admin-refused", &peer_s, "admin-api", &e)
+            auth.note_unauthenticated("admin-refused", &source, "wrong admin token")
         })
         .await;
         return plain(StatusCode::UNAUTHORIZED, "wrong admin token");

@@ -7,7 +7,7 @@ use ca_core::asn1::{parse_serial_hex, serial_hex};
 use ca_core::profile::San;
 use ca_core::{Authority, IssueRequest, RevocationReason};
 use serde::{Deserialize, Serialize};
-use store::{AuditVerification, CertFilter, CertRecord, CertStatus};
+use store::{AuditVerification, CertCursor, CertFilter, CertRecord, CertStatus};
 
 /// Body of `POST /admin/v1/certificates`.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -97,9 +97,53 @@ pub struct ListQuery {
     /// Subject or SAN text.
     #[serde(default)]
     pub text: Option<String>,
-    /// At most this many.
+    /// Page size: at most this many ([`LIST_DEFAULT_LIMIT`] when absent, at most
+    /// [`LIST_MAX_LIMIT`]).
     #[serde(default)]
     pub limit: Option<usize>,
+    /// Where to continue: the `next_cursor` of the previous page (opaque). Give the same
+    /// filters as for the first page.
+    #[serde(default)]
+    pub cursor: Option<String>,
+}
+
+/// Page size of `GET /admin/v1/certificates` without `limit`.
+pub const LIST_DEFAULT_LIMIT: usize = 100;
+/// Largest page size of `GET /admin/v1/certificates`.
+pub const LIST_MAX_LIMIT: usize = 1000;
+
+/// Answer of `GET /admin/v1/certificates`: one page.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct CertListPage {
+    /// The certificates of this page, soonest expiry first.
+    pub certificates: Vec<CertView>,
+    /// Pass as `cursor` to get the next page; `null` after the last page.
+    #[serde(default)]
+    pub next_cursor: Option<String>,
+}
+
+/// The opaque cursor of a page end: base64url of notAfter (8 octets, big-endian) and the
+/// serial.
+fn encode_cursor(c: &CertCursor) -> String {
+    let mut bytes = c.not_after.to_be_bytes().to_vec();
+    bytes.extend_from_slice(&c.serial);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+fn decode_cursor(text: &str) -> Result<CertCursor, ca_core::Error> {
+    let bad = || ca_core::Error::BadRequest("cursor is not one this server gave out".into());
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(text.trim())
+        .map_err(|_| bad())?;
+    if bytes.len() < 9 || bytes.len() > 8 + 20 {
+        return Err(bad());
+    }
+    let (time, serial) = bytes.split_at(8);
+    let time: [u8; 8] = time.try_into().map_err(|_| bad())?;
+    Ok(CertCursor {
+        not_after: i64::from_be_bytes(time),
+        serial: serial.to_vec(),
+    })
 }
 
 /// Body of `POST /admin/v1/certificates/{serial}/revoke`.
@@ -262,13 +306,21 @@ pub fn issue(
 }
 
 /// Lists certificates.
-pub fn list(auth: &Authority, q: &ListQuery) -> Result<Vec<CertView>, ca_core::Error> {
+/// One page of certificates (memory bounded by the page size: records are read without
+/// their DER).
+pub fn list(auth: &Authority, q: &ListQuery) -> Result<CertListPage, ca_core::Error> {
     let now = auth.now();
+    let limit = q.limit.unwrap_or(LIST_DEFAULT_LIMIT);
+    if limit == 0 || limit > LIST_MAX_LIMIT {
+        return Err(ca_core::Error::BadRequest(format!(
+            "limit must be between 1 and {LIST_MAX_LIMIT}; page with cursor for more"
+        )));
+    }
+    let after = q.cursor.as_deref().map(decode_cursor).transpose()?;
     let mut filter = CertFilter {
         profile: q.profile.clone(),
         issuer: q.issuer.clone(),
         text: q.text.clone(),
-        limit: q.limit,
         ..CertFilter::default()
     };
     match q.status.as_deref() {
@@ -293,11 +345,11 @@ pub fn list(auth: &Authority, q: &ListQuery) -> Result<Vec<CertView>, ca_core::E
         filter.expires_before = Some(now + i64::from(days) * 86_400);
         filter.status.get_or_insert(CertStatus::Valid);
     }
-    Ok(auth
-        .list(&filter)?
-        .iter()
-        .map(|r| view(r, now, false))
-        .collect())
+    let page = auth.list_page(&filter, after.as_ref(), limit)?;
+    Ok(CertListPage {
+        certificates: page.records.iter().map(|r| view(r, now, false)).collect(),
+        next_cursor: page.next.as_ref().map(encode_cursor),
+    })
 }
 
 /// Shows one certificate.

@@ -32,6 +32,11 @@ pub async fn start(
         .await
         .map_err(|e| Error::io("loading", e))??;
     let auth = Arc::new(auth);
+    // A revocation committed just before a crash (or whose CRL could not be signed) is
+    // missing from the stored CRL: re-sign such CRLs before serving them (issue item 9).
+    // A failure here is logged; the refresher tries again every minute.
+    let a2 = auth.clone();
+    let _ = tokio::task::spawn_blocking(move || a2.republish_stale_crls("startup")).await;
     let token = cfg.secret(&cfg.server.admin_token).load()?;
     if token.expose().len() < 16 {
         return Err(Error::Config(
@@ -86,6 +91,7 @@ pub async fn start(
     };
     let tls_addr = https.as_ref().map(|(a, _)| *a);
     let refresher = tokio::spawn(crl_refresher(auth.clone()));
+    let auth_for_stop = auth.clone();
     let done = tokio::spawn(async move {
         let mut plain_stop = stop_rx;
         tokio::spawn(async move {
@@ -106,6 +112,14 @@ pub async fn start(
             let _ = h.await;
         }
         refresher.abort();
+        // The refusals counted since the last summary go into the audit log.
+        let a = auth_for_stop;
+        let _ = tokio::task::spawn_blocking(move || {
+            if let Err(e) = a.flush_refusals(true) {
+                tracing::error!(error = %e, "could not audit the summary of refusals");
+            }
+        })
+        .await;
     });
     Ok(Running {
         addr,
@@ -206,16 +220,29 @@ fn start_key_probe(
 }
 
 /// Keeps every CA's CRL fresh: checks once a minute, re-signs when the stored one is
-/// older than the refresh period (revocations re-sign at once, in `Authority::revoke`).
+/// older than the refresh period or misses a revocation (revocations re-sign at once, in
+/// `Authority::revoke`; this catches those whose signing failed). Also writes the summary
+/// of unauthenticated refusals when its window is over.
 async fn crl_refresher(auth: Arc<ca_core::Authority>) {
     let mut tick = tokio::time::interval(Duration::from_secs(60));
     loop {
         tick.tick().await;
+        let a = auth.clone();
+        match tokio::task::spawn_blocking(move || a.flush_refusals(false)).await {
+            Ok(Err(e)) => tracing::error!(error = %e, "could not audit the summary of refusals"),
+            Err(e) => tracing::error!(error = %e, "refusal summary task failed"),
+            Ok(Ok(_)) => {}
+        }
         let names: Vec<String> = auth.authorities().keys().cloned().collect();
         for name in names {
             let a = auth.clone();
             let n = name.clone();
-            match tokio::task::spawn_blocking(move || a.current_crl(&n)).await {
+            match tokio::task::spawn_blocking(move || {
+                a.republish_if_stale(&n, "scheduler")?;
+                a.current_crl(&n)
+            })
+            .await
+            {
                 Ok(Ok(_)) => {}
                 Ok(Err(e)) => tracing::error!(ca = %name, error = %e, "CRL refresh failed"),
                 Err(e) => tracing::error!(ca = %name, error = %e, "CRL refresh task failed"),

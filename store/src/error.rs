@@ -34,6 +34,10 @@ pub enum Error {
         /// Newest schema version this code understands.
         supported: u64,
     },
+    /// Storage is unavailable for now (disk full, I/O error): nothing was written, and the
+    /// same request may succeed later. The store reopens its database on the next write.
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
     /// The store has been shut down.
     #[error("store is closed")]
     Closed,

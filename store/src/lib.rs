@@ -102,6 +102,25 @@ pub struct CertFilter {
     pub limit: Option<usize>,
 }
 
+/// Where a page of [`Store::list_cert_page`] ends: the position of its last record in
+/// the expiry index (`not_after`, then serial). The next page starts after it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CertCursor {
+    /// notAfter of the last record.
+    pub not_after: UnixTime,
+    /// Serial of the last record.
+    pub serial: Vec<u8>,
+}
+
+/// One page of certificate records, without their DER (`der` is empty).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CertPage {
+    /// The records, soonest expiry first; at most the page size.
+    pub records: Vec<CertRecord>,
+    /// Where the next page starts; `None` when the index was scanned to its end.
+    pub next: Option<CertCursor>,
+}
+
 /// State of a pending enrollment request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -306,6 +325,17 @@ pub trait Store: Send + Sync {
     /// Lists certificates matching `filter`, soonest expiry first.
     fn list_certs(&self, filter: &CertFilter) -> Result<Vec<CertRecord>>;
 
+    /// One page of the certificates matching `filter` (its `limit` is ignored): at most
+    /// `page_size` records after `after` (from the start when `None`), soonest expiry
+    /// first, without their DER, so memory is bounded by the page size. `next` is set
+    /// when the scan stopped because the page was full.
+    fn list_cert_page(
+        &self,
+        filter: &CertFilter,
+        after: Option<&CertCursor>,
+        page_size: usize,
+    ) -> Result<CertPage>;
+
     /// Marks a certificate revoked and appends `audit`, atomically and durably.
     /// [`Error::NotFound`] for an unknown serial, [`Error::Conflict`] if already revoked.
     fn revoke(
@@ -390,4 +420,12 @@ pub trait Store: Send + Sync {
 
     /// Counts for health and status output.
     fn stats(&self) -> Result<StoreStats>;
+
+    /// Whether writes work. [`Error::Unavailable`] while the last write failed for lack of
+    /// storage (disk full, I/O error) and a fresh attempt still fails; the attempt reopens
+    /// the database, so a store whose disk has space again recovers here. Writes nothing
+    /// while writes work.
+    fn check_writable(&self) -> Result<()> {
+        Ok(())
+    }
 }

@@ -21,6 +21,7 @@
 //! | `audit`        | `u64` seq                             | JSON of [`AuditEntry`]                         |
 //! | `challenges`   | `&[u8]` SHA-256 of a one-time challenge | JSON of [`OneTimeChallenge`]                 |
 //! | `transactions` | `&str` protocol transaction key       | `&[u8]` serial it produced                     |
+//! | `probe`        | `&str` `"headroom"`                   | 1 MiB written and removed by a write probe     |
 //!
 //! In `revoked` the serial element is prefixed with one byte holding its length, so that a
 //! range scan over one issuer yields minimally encoded positive serials in numeric order; the
@@ -48,11 +49,22 @@
 //! The writer assigns audit sequence numbers and chain hashes. It reads the last audit entry
 //! once, then keeps the tip in memory, advancing it only after a successful commit; after a
 //! failed commit it reads the tip again from disk.
+//!
+//! # Running out of storage
+//!
+//! After an I/O error (a full disk is the common one) redb refuses every later operation of
+//! that `Database` ("previous I/O error"). The writer then reports [`Error::Unavailable`] to
+//! the callers, drops the database and opens the file again before its next batch (redb
+//! repairs it on open), so once there is space again writes succeed without a restart.
+//! While the database is being reopened, reads answer [`Error::Unavailable`] too.
+//! [`Store::check_writable`] lets a health check see the state and trigger the retry: it
+//! reports the failure until a probe that writes and syncs 1 MiB succeeds (small writes
+//! can still pass on a full disk, so a successful commit alone does not end the state).
 
-use std::path::Path;
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
+use std::sync::{Arc, Mutex, RwLock};
 use std::thread::JoinHandle;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -62,14 +74,18 @@ use redb::{
 };
 
 use crate::{
-    AuditEntry, AuditEvent, AuditVerification, CertFilter, CertRecord, CertStatus, Error,
-    IssuanceBinding, OneTimeChallenge, PendingRequest, PendingState, Result, Revocation,
-    RevokedEntry, Store, StoreStats, StoredCrl, UnixTime,
+    AuditEntry, AuditEvent, AuditVerification, CertCursor, CertFilter, CertPage, CertRecord,
+    CertStatus, Error, IssuanceBinding, OneTimeChallenge, PendingRequest, PendingState, Result,
+    Revocation, RevokedEntry, Store, StoreStats, StoredCrl, UnixTime,
 };
 
 /// The schema version this code writes and understands.
 const SCHEMA_VERSION: u64 = 1;
 const SCHEMA_KEY: &str = "schema_version";
+/// Key of the `probe` table's only entry (see [`Writer::probe`]).
+const PROBE_KEY: &str = "headroom";
+/// What [`Writer::probe`] writes: a store that cannot take this much more is unavailable.
+const PROBE_BYTES: usize = 1 << 20;
 /// `prev_hash` of the first audit entry.
 const ZERO_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 /// Longest serial accepted (RFC 5280 §4.1.2.2, DESIGN.md decision 3).
@@ -89,6 +105,7 @@ const PENDING_KEYS: TableDefinition<&str, u64> = TableDefinition::new("pending_k
 const AUDIT: TableDefinition<u64, &[u8]> = TableDefinition::new("audit");
 const CHALLENGES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("challenges");
 const TRANSACTIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("transactions");
+const PROBE: TableDefinition<&str, &[u8]> = TableDefinition::new("probe");
 
 /// Settings of a [`RedbStore`].
 #[derive(Clone, Debug)]
@@ -134,7 +151,7 @@ struct Counters {
 ///
 /// Dropping it stops and joins the writer thread and closes the database.
 pub struct RedbStore {
-    db: Arc<Database>,
+    shared: Arc<Shared>,
     sender: Option<Sender<Job>>,
     writer: Option<JoinHandle<()>>,
     counters: Arc<Counters>,
@@ -164,7 +181,131 @@ fn create_private(path: &Path) -> Result<()> {
     }
 }
 
+/// What the store and its writer thread share: the open database (replaced when it is
+/// reopened after an I/O error) and the last write failure.
+struct Shared {
+    /// `None` while the writer reopens the database.
+    db: RwLock<Option<Arc<Database>>>,
+    /// The file, to reopen; `None` for an in-memory database.
+    path: Option<PathBuf>,
+    /// Why the last write failed for lack of storage; cleared by a successful
+    /// [`Writer::probe`].
+    failure: Mutex<Option<String>>,
+}
+
+impl Shared {
+    fn db(&self) -> Result<Arc<Database>> {
+        self.db
+            .read()
+            .map_err(|_| Error::Backend("internal: database lock poisoned".into()))?
+            .clone()
+            .ok_or_else(|| Error::Unavailable("the database is being reopened".into()))
+    }
+
+    fn set_failure(&self, failure: Option<String>) {
+        if let Ok(mut f) = self.failure.lock() {
+            *f = failure;
+        }
+    }
+
+    fn failure(&self) -> Option<String> {
+        self.failure.lock().ok().and_then(|f| f.clone())
+    }
+}
+
+fn open_file(path: &Path) -> Result<Database> {
+    Database::builder().create(path).map_err(|e| match e {
+        DatabaseError::DatabaseAlreadyOpen | DatabaseError::LockProtocolMismatch => {
+            Error::Locked(path.display().to_string())
+        }
+        other => classify(&format!("opening {}", path.display()), other.into()),
+    })
+}
+
 impl RedbStore {
+    /// Walks the expiry index from the start (or after `after`) and returns up to `limit`
+    /// records matching `filter`, without DER, and whether it stopped because `limit` was
+    /// reached.
+    fn scan_certs(
+        &self,
+        filter: &CertFilter,
+        after: Option<&CertCursor>,
+        limit: usize,
+    ) -> Result<(Vec<CertRecord>, bool)> {
+        use std::ops::Bound;
+        if limit == 0 {
+            return Ok((Vec::new(), false));
+        }
+        // not_after > expires_after  and  not_after <= expires_before
+        let lower_time = match filter.expires_after {
+            None => None,
+            Some(t) => match t.checked_add(1) {
+                Some(t) => Some(t),
+                None => return Ok((Vec::new(), false)),
+            },
+        };
+        let upper = match filter.expires_before {
+            None => Bound::Unbounded,
+            Some(t) => match t.checked_add(1) {
+                Some(t) => Bound::Excluded((t, EMPTY)),
+                None => Bound::Unbounded,
+            },
+        };
+        if let (Some(after), Some(before)) = (filter.expires_after, filter.expires_before)
+            && after >= before
+        {
+            return Ok((Vec::new(), false));
+        }
+        // Start after the cursor when it lies beyond the filter's lower bound.
+        let lower = match (lower_time, after) {
+            (Some(t), Some(c)) if c.not_after < t => Bound::Included((t, EMPTY)),
+            (_, Some(c)) => Bound::Excluded((c.not_after, c.serial.as_slice())),
+            (Some(t), None) => Bound::Included((t, EMPTY)),
+            (None, None) => Bound::Unbounded,
+        };
+        let needle = filter.text.as_ref().map(|t| t.to_lowercase());
+
+        let err = "listing certificates";
+        let txn = self.read()?;
+        let expiry = txn.open_table(EXPIRY).ctx(err)?;
+        let certs = txn.open_table(CERTS).ctx(err)?;
+        let mut out = Vec::new();
+        for item in expiry.range::<(i64, &[u8])>((lower, upper)).ctx(err)? {
+            let (key, _) = item.ctx(err)?;
+            let (_, serial) = key.value();
+            let Some(guard) = certs.get(serial).ctx(err)? else {
+                return Err(Error::Corrupt(format!(
+                    "expiry index names unknown serial {}",
+                    hex::encode(serial)
+                )));
+            };
+            let record: CertRecord = decode("certificate record", guard.value())?;
+            if filter.status.is_some_and(|s| s != record.status)
+                || filter
+                    .profile
+                    .as_ref()
+                    .is_some_and(|p| *p != record.profile)
+                || filter.issuer.as_ref().is_some_and(|i| *i != record.issuer)
+            {
+                continue;
+            }
+            if let Some(needle) = &needle
+                && !record.subject.to_lowercase().contains(needle.as_str())
+                && !record
+                    .sans
+                    .iter()
+                    .any(|s| s.to_lowercase().contains(needle.as_str()))
+            {
+                continue;
+            }
+            out.push(record);
+            if out.len() >= limit {
+                return Ok((out, true));
+            }
+        }
+        Ok((out, false))
+    }
+
     /// Opens the database file at `path`, creating it if it does not exist.
     ///
     /// Fails with [`Error::Locked`] if another process (or another handle in this process)
@@ -174,13 +315,8 @@ impl RedbStore {
     /// record of every certificate; only the server's user reads it).
     pub fn open(path: &Path, options: StoreOptions) -> Result<RedbStore> {
         create_private(path)?;
-        let db = Database::builder().create(path).map_err(|e| match e {
-            DatabaseError::DatabaseAlreadyOpen | DatabaseError::LockProtocolMismatch => {
-                Error::Locked(path.display().to_string())
-            }
-            other => Error::Backend(format!("opening {}: {other}", path.display())),
-        })?;
-        Self::start(db, options)
+        let db = open_file(path)?;
+        Self::start(db, Some(path.to_path_buf()), options)
     }
 
     /// A store in memory, lost when dropped (for tests).
@@ -188,7 +324,7 @@ impl RedbStore {
         let db = Database::builder()
             .create_with_backend(redb::backends::InMemoryBackend::new())
             .ctx("creating the in-memory database")?;
-        Self::start(db, StoreOptions::default())
+        Self::start(db, None, StoreOptions::default())
     }
 
     /// What the writer thread has done so far.
@@ -200,14 +336,19 @@ impl RedbStore {
         }
     }
 
-    fn start(db: Database, options: StoreOptions) -> Result<RedbStore> {
+    fn start(db: Database, path: Option<PathBuf>, options: StoreOptions) -> Result<RedbStore> {
         init_schema(&db)?;
-        let db = Arc::new(db);
         let tip = load_tip(&db)?;
+        let shared = Arc::new(Shared {
+            db: RwLock::new(Some(Arc::new(db))),
+            path,
+            failure: Mutex::new(None),
+        });
         let counters = Arc::new(Counters::default());
         let (sender, receiver) = mpsc::channel();
         let writer = Writer {
-            db: Arc::clone(&db),
+            shared: Arc::clone(&shared),
+            reopen: false,
             max_batch: options.max_batch.max(1),
             quick_repair: options.quick_repair,
             tip: Some(tip),
@@ -218,7 +359,7 @@ impl RedbStore {
             .spawn(move || writer.run(receiver))
             .ctx("starting the writer thread")?;
         Ok(RedbStore {
-            db,
+            shared,
             sender: Some(sender),
             writer: Some(handle),
             counters,
@@ -234,7 +375,10 @@ impl RedbStore {
     }
 
     fn read(&self) -> Result<redb::ReadTransaction> {
-        self.db.begin_read().ctx("beginning a read transaction")
+        self.shared
+            .db()?
+            .begin_read()
+            .ctx("beginning a read transaction")
     }
 }
 
@@ -250,14 +394,31 @@ impl Drop for RedbStore {
     }
 }
 
-/// Maps an engine error to [`Error::Backend`] with some context.
+/// An engine error as a store error: [`Error::Unavailable`] for I/O failures (a full disk,
+/// and redb's "previous I/O error" after one), [`Error::Backend`] for the rest.
+fn classify(context: &str, e: redb::Error) -> Error {
+    if is_io(&e) {
+        Error::Unavailable(format!("{context}: {e}"))
+    } else {
+        Error::Backend(format!("{context}: {e}"))
+    }
+}
+
+fn is_io(e: &redb::Error) -> bool {
+    matches!(
+        e,
+        redb::Error::Io(_) | redb::Error::PreviousIo | redb::Error::DatabaseClosed
+    )
+}
+
+/// Maps an engine error to a store error ([`classify`]) with some context.
 trait Context<T> {
     fn ctx(self, context: &str) -> Result<T>;
 }
 
-impl<T, E: std::fmt::Display> Context<T> for std::result::Result<T, E> {
+impl<T, E: Into<redb::Error>> Context<T> for std::result::Result<T, E> {
     fn ctx(self, context: &str) -> Result<T> {
-        self.map_err(|e| Error::Backend(format!("{context}: {e}")))
+        self.map_err(|e| classify(context, e.into()))
     }
 }
 
@@ -410,6 +571,9 @@ enum Op {
         keys: Vec<String>,
         serial: Vec<u8>,
     },
+    /// [`Store::check_writable`]: a no-op while writes work; after a storage failure a
+    /// small durable write that proves they work again.
+    Probe,
 }
 
 /// What a committed operation returns.
@@ -435,17 +599,18 @@ struct Job {
 enum ApplyError {
     /// Refused by its checks; nothing of it was written.
     Refused(Error),
-    /// The engine failed; the transaction must be aborted.
-    Fatal(String),
+    /// The engine failed; the transaction must be aborted. The error is
+    /// [`Error::Unavailable`] for I/O failures ([`classify`]).
+    Fatal(Error),
 }
 
 trait FatalExt<T> {
     fn fatal(self) -> Result<T, ApplyError>;
 }
 
-impl<T, E: std::fmt::Display> FatalExt<T> for std::result::Result<T, E> {
+impl<T, E: Into<redb::Error>> FatalExt<T> for std::result::Result<T, E> {
     fn fatal(self) -> Result<T, ApplyError> {
-        self.map_err(|e| ApplyError::Fatal(e.to_string()))
+        self.map_err(|e| ApplyError::Fatal(classify("writing", e.into())))
     }
 }
 
@@ -499,7 +664,10 @@ impl<'t> Tables<'t> {
 }
 
 struct Writer {
-    db: Arc<Database>,
+    shared: Arc<Shared>,
+    /// Set after an I/O error: drop the database and open the file again before the next
+    /// batch.
+    reopen: bool,
     max_batch: usize,
     quick_repair: bool,
     /// `None` after a failed commit: read it again from disk before the next batch.
@@ -532,26 +700,122 @@ impl Writer {
         }
     }
 
+    /// After an I/O error: drops the failed database and opens the file again (redb
+    /// repairs it). Fails with [`Error::Unavailable`] while that does not work yet.
+    fn reopen_database(&mut self) -> Result<()> {
+        let Some(path) = self.shared.path.clone() else {
+            return Err(Error::Unavailable(
+                "the in-memory database failed and cannot be reopened".into(),
+            ));
+        };
+        {
+            let mut slot = self
+                .shared
+                .db
+                .write()
+                .map_err(|_| Error::Backend("internal: database lock poisoned".into()))?;
+            // Readers still holding the old handle keep it alive until they finish; redb
+            // releases the file when the last one goes.
+            *slot = None;
+        }
+        let db = open_file(&path).map_err(|e| match e {
+            Error::Locked(_) => {
+                Error::Unavailable("the failed database is still held by a reader; retrying".into())
+            }
+            other => other,
+        })?;
+        let db = Arc::new(db);
+        self.tip = Some(load_tip(&db)?);
+        *self
+            .shared
+            .db
+            .write()
+            .map_err(|_| Error::Backend("internal: database lock poisoned".into()))? = Some(db);
+        self.reopen = false;
+        tracing::warn!(path = %path.display(), "store database reopened after a storage failure");
+        Ok(())
+    }
+
+    /// After a storage failure, whether the store can take [`PROBE_BYTES`] more: writes
+    /// and syncs that much in one commit and removes it in a second. A file with enough
+    /// free pages inside passes on a full disk, rightly: records fit.
+    fn probe(db: &Database) -> Result<()> {
+        let err = "probing for writable storage";
+        let headroom = vec![0xa5u8; PROBE_BYTES];
+        let txn = db.begin_write().ctx(err)?;
+        {
+            let mut t = txn.open_table(PROBE).ctx(err)?;
+            t.insert(PROBE_KEY, headroom.as_slice()).ctx(err)?;
+        }
+        txn.commit().ctx(err)?;
+        let txn = db.begin_write().ctx(err)?;
+        {
+            let mut t = txn.open_table(PROBE).ctx(err)?;
+            t.remove(PROBE_KEY).ctx(err)?;
+        }
+        txn.commit().ctx(err)
+    }
+
+    /// Notes the outcome of a batch for [`Store::check_writable`] and the next batch.
+    fn note_failure(&mut self, e: &Error) {
+        if matches!(e, Error::Unavailable(_)) {
+            self.reopen = self.shared.path.is_some();
+            self.tip = None;
+            self.shared.set_failure(Some(e.to_string()));
+        }
+    }
+
     fn run_batch(&mut self, ops: Vec<Op>) -> Vec<Result<Reply>> {
         let count = ops.len();
-        let fail_all = |message: String| -> Vec<Result<Reply>> {
-            (0..count)
-                .map(|_| Err(Error::Backend(message.clone())))
-                .collect()
+        let fail_all =
+            |e: &Error| -> Vec<Result<Reply>> { (0..count).map(|_| Err(copy_error(e))).collect() };
+        // A probe while writes work does not touch the disk.
+        let failed = self.shared.failure().is_some();
+        if !failed && ops.iter().all(|op| matches!(op, Op::Probe)) {
+            return (0..count).map(|_| Ok(Reply::Done)).collect();
+        }
+        if self.reopen
+            && let Err(e) = self.reopen_database()
+        {
+            tracing::warn!(error = %e, "reopening the store database failed");
+            return fail_all(&e);
+        }
+        let db = match self.shared.db() {
+            Ok(db) => db,
+            Err(e) => return fail_all(&e),
         };
+        if failed && ops.iter().all(|op| matches!(op, Op::Probe)) {
+            return match Self::probe(&db) {
+                Ok(()) => {
+                    tracing::warn!("store writes work again");
+                    self.shared.set_failure(None);
+                    (0..count).map(|_| Ok(Reply::Done)).collect()
+                }
+                Err(e) => {
+                    self.note_failure(&e);
+                    fail_all(&e)
+                }
+            };
+        }
         let tip = match &self.tip {
             Some(tip) => tip.clone(),
-            None => match load_tip(&self.db) {
+            None => match load_tip(&db) {
                 Ok(tip) => {
                     self.tip = Some(tip.clone());
                     tip
                 }
-                Err(e) => return fail_all(e.to_string()),
+                Err(e) => {
+                    self.note_failure(&e);
+                    return fail_all(&e);
+                }
             },
         };
-        let mut txn = match self.db.begin_write() {
+        let mut txn = match db.begin_write().ctx("beginning a write transaction") {
             Ok(txn) => txn,
-            Err(e) => return fail_all(format!("beginning a write transaction: {e}")),
+            Err(e) => {
+                self.note_failure(&e);
+                return fail_all(&e);
+            }
         };
         if self.quick_repair {
             txn.set_quick_repair(true);
@@ -560,15 +824,15 @@ impl Writer {
         let mut next_tip = tip;
         let mut results: Vec<Result<Reply>> = Vec::with_capacity(count);
         let mut fatal = None;
-        match Tables::open(&txn) {
-            Err(e) => fatal = Some(format!("opening tables: {e}")),
+        match Tables::open(&txn).ctx("opening tables") {
+            Err(e) => fatal = Some(e),
             Ok(mut tables) => {
                 for op in ops {
                     match apply(&mut tables, &mut next_tip, op) {
                         Ok(reply) => results.push(Ok(reply)),
                         Err(ApplyError::Refused(e)) => results.push(Err(e)),
-                        Err(ApplyError::Fatal(message)) => {
-                            fatal = Some(message);
+                        Err(ApplyError::Fatal(e)) => {
+                            fatal = Some(e);
                             break;
                         }
                     }
@@ -576,20 +840,21 @@ impl Writer {
             }
         }
 
-        if let Some(message) = fatal {
-            tracing::error!(error = %message, "store write failed; batch aborted");
-            if let Err(e) = txn.abort() {
-                tracing::warn!(error = %e, "aborting the write transaction failed");
+        if let Some(e) = fatal {
+            tracing::error!(error = %e, "store write failed; batch aborted");
+            if let Err(ae) = txn.abort() {
+                tracing::warn!(error = %ae, "aborting the write transaction failed");
                 self.tip = None;
             }
+            self.note_failure(&e);
             let mut out: Vec<Result<Reply>> = results
                 .into_iter()
                 .map(|r| match r {
-                    Ok(_) => Err(Error::Backend(message.clone())),
+                    Ok(_) => Err(copy_error(&e)),
                     Err(e) => Err(e),
                 })
                 .collect();
-            out.resize_with(count, || Err(Error::Backend(message.clone())));
+            out.resize_with(count, || Err(copy_error(&e)));
             return out;
         }
 
@@ -602,8 +867,10 @@ impl Writer {
             return results;
         }
 
-        match txn.commit() {
+        match txn.commit().ctx("commit failed") {
             Ok(()) => {
+                // A commit after a storage failure does not clear it: small writes can
+                // pass on a full disk. Only the headroom probe does.
                 self.tip = Some(next_tip);
                 let n = u64::try_from(count).unwrap_or(u64::MAX);
                 self.counters.commits.fetch_add(1, Ordering::Relaxed);
@@ -614,9 +881,20 @@ impl Writer {
             Err(e) => {
                 tracing::error!(error = %e, batch = count, "store commit failed");
                 self.tip = None;
-                fail_all(format!("commit failed: {e}"))
+                self.note_failure(&e);
+                fail_all(&e)
             }
         }
+    }
+}
+
+/// The error of a failed batch, for each of its callers: [`Error::Unavailable`] stays
+/// retryable, anything else becomes [`Error::Backend`].
+fn copy_error(e: &Error) -> Error {
+    match e {
+        Error::Unavailable(m) => Error::Unavailable(m.clone()),
+        Error::Backend(m) => Error::Backend(m.clone()),
+        other => Error::Backend(other.to_string()),
     }
 }
 
@@ -1013,6 +1291,8 @@ fn apply(t: &mut Tables<'_>, tip: &mut AuditTip, op: Op) -> Result<Reply, ApplyE
             advance(tip, entry);
             Ok(Reply::Done)
         }
+        // In a batch with other writes, their commit is the proof.
+        Op::Probe => Ok(Reply::Done),
         Op::PutTransaction { keys, serial } => {
             for key in &keys {
                 t.transactions
@@ -1169,72 +1449,11 @@ impl Store for RedbStore {
     }
 
     fn list_certs(&self, filter: &CertFilter) -> Result<Vec<CertRecord>> {
-        use std::ops::Bound;
         let limit = filter.limit.unwrap_or(usize::MAX);
-        if limit == 0 {
-            return Ok(Vec::new());
-        }
-        // not_after > expires_after  and  not_after <= expires_before
-        let lower = match filter.expires_after {
-            None => Bound::Unbounded,
-            Some(t) => match t.checked_add(1) {
-                Some(t) => Bound::Included((t, EMPTY)),
-                None => return Ok(Vec::new()),
-            },
-        };
-        let upper = match filter.expires_before {
-            None => Bound::Unbounded,
-            Some(t) => match t.checked_add(1) {
-                Some(t) => Bound::Excluded((t, EMPTY)),
-                None => Bound::Unbounded,
-            },
-        };
-        if let (Some(after), Some(before)) = (filter.expires_after, filter.expires_before)
-            && after >= before
-        {
-            return Ok(Vec::new());
-        }
-        let needle = filter.text.as_ref().map(|t| t.to_lowercase());
-
+        let (mut out, _) = self.scan_certs(filter, None, limit)?;
         let err = "listing certificates";
         let txn = self.read()?;
-        let expiry = txn.open_table(EXPIRY).ctx(err)?;
-        let certs = txn.open_table(CERTS).ctx(err)?;
         let ders = txn.open_table(CERT_DER).ctx(err)?;
-        let mut out = Vec::new();
-        for item in expiry.range::<(i64, &[u8])>((lower, upper)).ctx(err)? {
-            let (key, _) = item.ctx(err)?;
-            let (_, serial) = key.value();
-            let Some(guard) = certs.get(serial).ctx(err)? else {
-                return Err(Error::Corrupt(format!(
-                    "expiry index names unknown serial {}",
-                    hex::encode(serial)
-                )));
-            };
-            let record: CertRecord = decode("certificate record", guard.value())?;
-            if filter.status.is_some_and(|s| s != record.status)
-                || filter
-                    .profile
-                    .as_ref()
-                    .is_some_and(|p| *p != record.profile)
-                || filter.issuer.as_ref().is_some_and(|i| *i != record.issuer)
-            {
-                continue;
-            }
-            if let Some(needle) = &needle
-                && !record.subject.to_lowercase().contains(needle.as_str())
-                && !record
-                    .sans
-                    .iter()
-                    .any(|s| s.to_lowercase().contains(needle.as_str()))
-            {
-                continue;
-            }
-            out.push(record);
-            if out.len() >= limit {
-                break;
-            }
-        }
         for record in &mut out {
             record.der = match ders.get(record.serial.as_slice()).ctx(err)? {
                 Some(der) => der.value().to_vec(),
@@ -1247,6 +1466,23 @@ impl Store for RedbStore {
             };
         }
         Ok(out)
+    }
+
+    fn list_cert_page(
+        &self,
+        filter: &CertFilter,
+        after: Option<&CertCursor>,
+        page_size: usize,
+    ) -> Result<CertPage> {
+        let (records, full) = self.scan_certs(filter, after, page_size)?;
+        let next = match (full, records.last()) {
+            (true, Some(last)) => Some(CertCursor {
+                not_after: last.not_after,
+                serial: last.serial.clone(),
+            }),
+            _ => None,
+        };
+        Ok(CertPage { records, next })
     }
 
     fn revoke(
@@ -1507,6 +1743,13 @@ impl Store for RedbStore {
         let txn = self.read()?;
         let table = txn.open_table(TRANSACTIONS).ctx(err)?;
         Ok(table.get(key).ctx(err)?.map(|g| g.value().to_vec()))
+    }
+
+    fn check_writable(&self) -> Result<()> {
+        match self.submit(Op::Probe)? {
+            Reply::Done => Ok(()),
+            other => Err(unexpected(other)),
+        }
     }
 
     fn stats(&self) -> Result<StoreStats> {

@@ -1179,3 +1179,212 @@ fn an_issuance_binding_commits_with_its_certificate_or_not_at_all() {
     assert_eq!(s.find_transaction("r1").expect("find"), Some(vec![3]));
     assert_eq!(s.verify_audit().expect("verify").first_bad, None);
 }
+
+// ---------------------------------------------------------------------------------------
+// Paging (issue 9 item 14).
+
+#[test]
+fn pages_cover_every_record_once_with_bounded_pages() {
+    let store = RedbStore::in_memory().unwrap();
+    // 1,000 records, many sharing a notAfter so that the cursor must order by serial too.
+    let records: Vec<CertRecord> = (0u16..1000)
+        .map(|i| {
+            let serial = [0x10 + (i >> 8) as u8, (i & 0xff) as u8];
+            let mut r = record(
+                &serial,
+                if i % 3 == 0 { "a" } else { "b" },
+                2_000_000 + i64::from(i % 7),
+            );
+            if i % 5 == 0 {
+                r.profile = "device".into();
+            }
+            r
+        })
+        .collect();
+    store
+        .import_certificates(&records, &event("import", "1000"))
+        .unwrap();
+
+    let walk = |filter: &CertFilter, size: usize| -> Vec<CertRecord> {
+        let mut all = Vec::new();
+        let mut after = None;
+        for _ in 0..10_000 {
+            let page = store.list_cert_page(filter, after.as_ref(), size).unwrap();
+            assert!(
+                page.records.len() <= size,
+                "page of {} > {size}",
+                page.records.len()
+            );
+            assert!(
+                page.records.iter().all(|r| r.der.is_empty()),
+                "pages carry no DER"
+            );
+            all.extend(page.records);
+            match page.next {
+                Some(next) => after = Some(next),
+                None => return all,
+            }
+        }
+        panic!("paging did not end");
+    };
+    for size in [1, 7, 100, 1000, 5000] {
+        let got = walk(&CertFilter::default(), size);
+        let serials: Vec<&Vec<u8>> = got.iter().map(|r| &r.serial).collect();
+        let unique: HashSet<&Vec<u8>> = serials.iter().copied().collect();
+        assert_eq!(got.len(), 1000, "page size {size}");
+        assert_eq!(unique.len(), 1000, "page size {size}: a record came twice");
+        // Same order as the unpaged list.
+        let unpaged: Vec<Vec<u8>> = store
+            .list_certs(&CertFilter::default())
+            .unwrap()
+            .into_iter()
+            .map(|r| r.serial)
+            .collect();
+        assert_eq!(
+            got.iter().map(|r| r.serial.clone()).collect::<Vec<_>>(),
+            unpaged,
+            "page size {size}"
+        );
+    }
+    // Filters keep working across pages.
+    let f = CertFilter {
+        profile: Some("device".into()),
+        issuer: Some("a".into()),
+        expires_after: Some(2_000_001),
+        ..CertFilter::default()
+    };
+    let expected: HashSet<Vec<u8>> = records
+        .iter()
+        .filter(|r| r.profile == "device" && r.issuer == "a" && r.not_after > 2_000_001)
+        .map(|r| r.serial.clone())
+        .collect();
+    let got = walk(&f, 9);
+    assert_eq!(got.len(), expected.len());
+    assert_eq!(
+        got.into_iter().map(|r| r.serial).collect::<HashSet<_>>(),
+        expected
+    );
+    // The last page of an exact multiple may say "more" and then be empty; never more.
+    let page = store
+        .list_cert_page(&CertFilter::default(), None, 0)
+        .unwrap();
+    assert!(page.records.is_empty() && page.next.is_none());
+}
+
+// ---------------------------------------------------------------------------------------
+// A full disk (issue 9 item 11): on a small tmpfs, writes fail with a retryable
+// `Unavailable` error while the disk is full, and work again without reopening the store
+// once space is freed.
+
+/// A tmpfs mounted for a test; unmounted on drop.
+struct Tmpfs {
+    dir: tempfile::TempDir,
+}
+
+impl Tmpfs {
+    fn mount(size: &str) -> Option<Tmpfs> {
+        let dir = tempfile::tempdir().unwrap();
+        let out = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path())
+            .output();
+        match out {
+            Ok(o) if o.status.success() => Some(Tmpfs { dir }),
+            Ok(o) => {
+                eprintln!(
+                    "skipped: cannot mount a tmpfs (needs root): {}",
+                    String::from_utf8_lossy(&o.stderr).trim()
+                );
+                None
+            }
+            Err(e) => {
+                eprintln!("skipped: cannot run mount: {e}");
+                None
+            }
+        }
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Fills the file system with `filler` until it is full.
+    fn fill(&self, filler: &Path) {
+        use std::io::Write;
+        let mut f = std::fs::File::create(filler).unwrap();
+        let block = vec![0xa5u8; 64 * 1024];
+        for _ in 0..100_000 {
+            if f.write_all(&block).is_err() {
+                break;
+            }
+        }
+        let _ = f.sync_all();
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg(self.dir.path())
+            .status();
+    }
+}
+
+#[test]
+fn full_disk_fails_retryably_and_recovers_without_restart() {
+    let Some(fs) = Tmpfs::mount("4m") else {
+        return;
+    };
+    let path = fs.path().join("privca.redb");
+    let filler = fs.path().join("filler");
+    let store = RedbStore::open(&path, StoreOptions::default()).unwrap();
+    issue(&store, &record(&[1], "a", 2_000_000));
+    let before = store.stats().unwrap().audit_entries;
+    fs.fill(&filler);
+
+    // Write until the disk refuses (redb may still have free pages in its file).
+    let big = |i: usize| AuditEvent {
+        detail: "x".repeat(32 * 1024),
+        ..event("fill", &i.to_string())
+    };
+    let mut failure = None;
+    for i in 0..2_000 {
+        match store.append_audit(&big(i)) {
+            Ok(_) => continue,
+            Err(e) => {
+                failure = Some(e);
+                break;
+            }
+        }
+    }
+    let failure = failure.expect("writes kept working on a full disk");
+    assert!(
+        matches!(failure, Error::Unavailable(_)),
+        "a full disk is a retryable storage error, not {failure:?}"
+    );
+    // Still full: every write keeps failing the same way, and the probe says so.
+    let again = store.append_audit(&event("again", "x")).unwrap_err();
+    assert!(matches!(again, Error::Unavailable(_)), "{again:?}");
+    let probe = store.check_writable().unwrap_err();
+    assert!(matches!(probe, Error::Unavailable(_)), "{probe:?}");
+
+    // Space again: the same store (no restart) writes again.
+    std::fs::remove_file(&filler).unwrap();
+    store
+        .check_writable()
+        .expect("writes work once space is freed");
+    let seq = store.append_audit(&event("after", "space")).unwrap();
+    assert!(seq > before);
+    issue(&store, &record(&[2], "a", 2_000_001));
+    assert!(
+        store.get_cert(&[1]).unwrap().is_some(),
+        "earlier records kept"
+    );
+    assert!(store.get_cert(&[2]).unwrap().is_some());
+    let v = store.verify_audit().unwrap();
+    assert_eq!(v.first_bad, None, "{v:?}");
+    drop(store);
+    // And the file opens cleanly afterwards.
+    let store = RedbStore::open(&path, StoreOptions::default()).unwrap();
+    assert!(store.get_cert(&[2]).unwrap().is_some());
+}

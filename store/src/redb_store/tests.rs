@@ -35,7 +35,8 @@ fn record(serial: &[u8], issuer: &str) -> CertRecord {
 /// A second writer on the store's database, so a batch can be handed over directly.
 fn side_writer(store: &RedbStore) -> Writer {
     Writer {
-        db: Arc::clone(&store.db),
+        shared: Arc::clone(&store.shared),
+        reopen: false,
         max_batch: 64,
         quick_repair: false,
         tip: None,
@@ -187,7 +188,7 @@ fn commit_failure_fails_whole_batch_and_reloads_tip() {
             fail: Arc::clone(&fail),
         })
         .unwrap();
-    let store = RedbStore::start(db, StoreOptions::default()).unwrap();
+    let store = RedbStore::start(db, None, StoreOptions::default()).unwrap();
     store.append_audit(&event("init", "ca")).unwrap();
     store.reserve_serial(&[1], "ca").unwrap();
 
@@ -212,7 +213,8 @@ fn commit_failure_fails_whole_batch_and_reloads_tip() {
     let (jobs, answers): (Vec<_>, Vec<_>) = ops.into_iter().map(job).unzip();
     writer.process(jobs);
     for answer in answers {
-        assert!(matches!(answer.recv().unwrap(), Err(Error::Backend(_))));
+        // An I/O failure is a retryable storage error.
+        assert!(matches!(answer.recv().unwrap(), Err(Error::Unavailable(_))));
     }
     assert!(
         writer.tip.is_none(),
@@ -230,7 +232,7 @@ fn commit_failure_fails_whole_batch_and_reloads_tip() {
     fail.store(true, Ordering::SeqCst);
     assert!(matches!(
         store.append_audit(&event("b", "x")),
-        Err(Error::Backend(_))
+        Err(Error::Unavailable(_))
     ));
     fail.store(false, Ordering::SeqCst);
     match store.append_audit(&event("c", "x")) {
@@ -241,7 +243,7 @@ fn commit_failure_fails_whole_batch_and_reloads_tip() {
         // redb may refuse further writes after an I/O failure until reopened.
         Err(e) => {
             println!("write after the failed commit refused: {e}");
-            assert!(matches!(e, Error::Backend(_)), "{e}");
+            assert!(matches!(e, Error::Unavailable(_)), "{e}");
         }
     }
     let v = store.verify_audit().unwrap();
@@ -384,7 +386,7 @@ fn open_disk(disk: &DyingDisk) -> RedbStore {
     let db = Database::builder()
         .create_with_backend(disk.clone())
         .expect("the database opens");
-    RedbStore::start(db, StoreOptions::default()).expect("the store starts")
+    RedbStore::start(db, None, StoreOptions::default()).expect("the store starts")
 }
 
 /// What a restarted store holds of the issuance of serial 9 under the keys and challenge
