@@ -272,7 +272,11 @@ impl Endpoint {
         let decoded = match decoded.and_then(|d| d) {
             Ok(d) => d,
             Err(e) => {
-                self.audit("scep-refused", "-", &e.to_string());
+                let detail = match &e {
+                    Error::Authority(c) => c.reason(),
+                    other => other.to_string(),
+                };
+                self.audit("scep-refused", "-", &detail);
                 return Err(e);
             }
         };
@@ -286,7 +290,10 @@ impl Endpoint {
                 self.audit(
                     "scep-refused",
                     &reply_to.transaction_id,
-                    &format!("{message_type:?}: {text}"),
+                    &match message_type {
+                        Some(t) => format!("{t}: {text}"),
+                        None => text.clone(),
+                    },
                 );
                 self.reply(&reply_to, PkiStatus::Failure(fail_info, Some(text)), None)
                     .await
@@ -294,7 +301,7 @@ impl Endpoint {
             Decoded::Request(req) => {
                 tracing::info!(
                     endpoint = %self.name,
-                    message_type = ?req.message_type,
+                    message_type = %req.message_type,
                     transaction = %req.reply_to.transaction_id,
                     cipher = ?req.reply_to.cipher,
                     digest = ?req.reply_to.digest,
@@ -341,7 +348,7 @@ impl Endpoint {
         self.audit(
             "scep-refused",
             &req.reply_to.transaction_id,
-            &format!("{:?}: {}", req.message_type, why.detail),
+            &format!("{}: {}", req.message_type, why.detail),
         );
         self.reply(
             &req.reply_to,
@@ -450,7 +457,7 @@ impl Endpoint {
                 return self
                     .fail(
                         &req,
-                        &Rejection::bad_request(format!("CSR: {}", e.client_message())),
+                        &Rejection::bad_request(format!("CSR: {}", e.reason())),
                     )
                     .await;
             }
