@@ -55,6 +55,9 @@ pub async fn start(
         max_body_bytes: cfg.server.max_body_bytes,
         header_timeout: Duration::from_secs(cfg.server.header_timeout_seconds),
         request_timeout: Duration::from_secs(cfg.server.request_timeout_seconds),
+        idle_timeout: Duration::from_secs(cfg.server.idle_timeout_seconds),
+        max_connections: cfg.server.max_connections,
+        max_connections_per_client: cfg.server.max_connections_per_client,
     };
     let addr = listen_override.unwrap_or(cfg.server.listen);
     let listener = tokio::net::TcpListener::bind(addr)
