@@ -508,7 +508,9 @@ async fn header_case_template() -> Option<Extensions> {
         .ok()
         .flatten();
     if ext.is_none() {
-        tracing::warn!("HTTP/1 header names will be title-cased only (WWW-Authenticate as Www-Authenticate)");
+        tracing::warn!(
+            "HTTP/1 header names will be title-cased only (WWW-Authenticate as Www-Authenticate)"
+        );
     }
     ext
 }
@@ -525,7 +527,10 @@ mod tests {
         assert_eq!(client_key(a), client_key(b));
         assert_ne!(client_key(a), client_key(c));
         let mapped: IpAddr = "::ffff:192.0.2.7".parse().expect("ip");
-        assert_eq!(client_key(mapped), "192.0.2.7".parse::<IpAddr>().expect("ip"));
+        assert_eq!(
+            client_key(mapped),
+            "192.0.2.7".parse::<IpAddr>().expect("ip")
+        );
     }
 
     #[test]
@@ -539,7 +544,10 @@ mod tests {
         drop(a);
         let a2 = c.admit(ip).expect("a slot came back");
         drop((a2, b));
-        assert!(c.open.lock().expect("lock").is_empty(), "no entry without a connection");
+        assert!(
+            c.open.lock().expect("lock").is_empty(),
+            "no entry without a connection"
+        );
     }
 
     #[test]

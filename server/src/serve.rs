@@ -215,7 +215,10 @@ async fn crl_refresher(auth: Arc<ca_core::Authority>) {
 /// noise a client can repeat at will, not something an operator can act on.
 pub fn log_filter(env: Option<&str>) -> tracing_subscriber::EnvFilter {
     use tracing_subscriber::EnvFilter;
-    let spec = env.map(str::trim).filter(|s| !s.is_empty()).unwrap_or("info");
+    let spec = env
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .unwrap_or("info");
     let filter = EnvFilter::try_new(spec).unwrap_or_else(|_| EnvFilter::new("info"));
     if spec.contains("rustls") {
         return filter;

@@ -36,18 +36,21 @@ fn start(server: &[(&str, &str)]) -> Server {
     let hash = privca_server::cli::hash_password(Some(&pw), 10_000).expect("hash");
     let secret = ca.data.join("scep.secret");
     std::fs::write(&secret, "s3cret\n").expect("scep secret");
-    std::fs::set_permissions(
-        &secret,
-        std::os::unix::fs::PermissionsExt::from_mode(0o600),
-    )
-    .expect("chmod");
+    std::fs::set_permissions(&secret, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+        .expect("chmod");
     let cfg = ca.config();
     let text = std::fs::read_to_string(&cfg).expect("config");
     // Replace the [server] keys given (and drop the ones init wrote for them).
-    let (head, rest) = text.split_once("\n[store]\n").expect("[store] follows [server]");
+    let (head, rest) = text
+        .split_once("\n[store]\n")
+        .expect("[store] follows [server]");
     let mut server_part: Vec<String> = head
         .lines()
-        .filter(|l| !server.iter().any(|(k, _)| l.starts_with(&format!("{k} = "))))
+        .filter(|l| {
+            !server
+                .iter()
+                .any(|(k, _)| l.starts_with(&format!("{k} = ")))
+        })
         .map(str::to_string)
         .collect();
     let at = server_part
@@ -58,11 +61,10 @@ fn start(server: &[(&str, &str)]) -> Server {
     for (k, v) in server.iter().rev() {
         server_part.insert(at, format!("{k} = {v}"));
     }
-    let mut text = format!("{}\n\n[store]\n{rest}", server_part.join("\n"))
-        .replace(
-            "handshake_timeout_seconds = 10",
-            "handshake_timeout_seconds = 3",
-        );
+    let mut text = format!("{}\n\n[store]\n{rest}", server_part.join("\n")).replace(
+        "handshake_timeout_seconds = 10",
+        "handshake_timeout_seconds = 3",
+    );
     text.push_str(&format!(
         r#"
 [est]
@@ -127,9 +129,7 @@ fn connect(addr: SocketAddr) -> TcpStream {
     s
 }
 
-fn tls_connect(
-    srv: &Server,
-) -> rustls::StreamOwned<rustls::ClientConnection, TcpStream> {
+fn tls_connect(srv: &Server) -> rustls::StreamOwned<rustls::ClientConnection, TcpStream> {
     let conn = rustls::ClientConnection::new(
         srv.tls_config(),
         rustls_pki_types::ServerName::try_from("localhost").expect("name"),
@@ -193,7 +193,10 @@ fn read_response(r: &mut impl Read) -> Option<Raw> {
     if status == 100 || status == 204 || status == 304 {
         return Some(raw);
     }
-    match raw.header("content-length").and_then(|v| v.parse::<usize>().ok()) {
+    match raw
+        .header("content-length")
+        .and_then(|v| v.parse::<usize>().ok())
+    {
         Some(n) => {
             raw.body = vec![0u8; n];
             r.read_exact(&mut raw.body).ok()?;
@@ -321,7 +324,10 @@ fn idle_connections_are_closed_and_the_cap_holds_the_rest() {
     );
     // And every idle one is closed in the end (the idle timeout, not the client).
     for s in idle.iter_mut().chain(excess.iter_mut()) {
-        assert!(wait_closed(s, ANSWER_WITHIN), "an idle plain socket stayed open");
+        assert!(
+            wait_closed(s, ANSWER_WITHIN),
+            "an idle plain socket stayed open"
+        );
     }
 
     // HTTPS listener: handshakes completed, then silence; one more that never starts.
@@ -356,11 +362,17 @@ fn idle_connections_are_closed_and_the_cap_holds_the_rest() {
         .map(|s| &mut s.sock)
         .chain(std::iter::once(&mut tls_excess))
     {
-        assert!(wait_closed(s, ANSWER_WITHIN), "an idle TLS connection stayed open");
+        assert!(
+            wait_closed(s, ANSWER_WITHIN),
+            "an idle TLS connection stayed open"
+        );
     }
 
     // Still serving; the cap was logged, rate-limited (once per listener at most).
-    assert_eq!(exchange_plain(srv.plain(), &request("GET", "/healthz", &[], b"")).status, 200);
+    assert_eq!(
+        exchange_plain(srv.plain(), &request("GET", "/healthz", &[], b"")).status,
+        200
+    );
     let log = srv.ca.server_log();
     let warnings = log.matches("connection limit reached").count();
     assert!(
@@ -396,7 +408,11 @@ fn one_client_address_cannot_take_every_connection() {
             std::thread::sleep(Duration::from_millis(200));
         }
     }
-    assert_eq!(held.len(), 3, "three connections from one address are served");
+    assert_eq!(
+        held.len(),
+        3,
+        "three connections from one address are served"
+    );
     for _ in 0..3 {
         let mut extra = connect(srv.plain());
         let _ = extra.write_all(keep_alive);
@@ -419,12 +435,15 @@ fn one_client_address_cannot_take_every_connection() {
     let answer = rt.block_on(async {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let sock = tokio::net::TcpSocket::new_v4().expect("socket");
-        sock.bind("127.0.0.2:0".parse().expect("addr")).expect("bind 127.0.0.2");
+        sock.bind("127.0.0.2:0".parse().expect("addr"))
+            .expect("bind 127.0.0.2");
         let mut s = tokio::time::timeout(ANSWER_WITHIN, sock.connect(srv.plain()))
             .await
             .expect("in time")
             .expect("connect");
-        s.write_all(&request("GET", "/healthz", &[], b"")).await.expect("send");
+        s.write_all(&request("GET", "/healthz", &[], b""))
+            .await
+            .expect("send");
         let mut out = Vec::new();
         tokio::time::timeout(ANSWER_WITHIN, s.read_to_end(&mut out))
             .await
@@ -461,14 +480,20 @@ fn a_declared_oversize_body_is_refused_before_100_continue() {
     };
     for (path, ct) in [
         ("/ocsp", "application/ocsp-request"),
-        ("/scep/devices?operation=PKIOperation", "application/x-pki-message"),
+        (
+            "/scep/devices?operation=PKIOperation",
+            "application/x-pki-message",
+        ),
         ("/admin/v1/certificates", "application/json"),
     ] {
         let mut s = connect(srv.plain());
         s.write_all(&oversize(path, ct)).expect("send head");
         let r = read_response(&mut s).expect("an answer without sending the body");
         assert_eq!(r.status, 413, "{path}: {r:?}");
-        assert!(wait_closed(&mut s, ANSWER_WITHIN), "{path}: connection left open");
+        assert!(
+            wait_closed(&mut s, ANSWER_WITHIN),
+            "{path}: connection left open"
+        );
     }
     let mut s = tls_connect(&srv);
     s.write_all(&oversize(
@@ -551,7 +576,9 @@ fn assert_libest_reads(what: &str, r: &Raw) {
             .map(|p| {
                 let mut c = p.chars();
                 match c.next() {
-                    Some(f) => f.to_ascii_uppercase().to_string() + &c.as_str().to_ascii_lowercase(),
+                    Some(f) => {
+                        f.to_ascii_uppercase().to_string() + &c.as_str().to_ascii_lowercase()
+                    }
                     None => String::new(),
                 }
             })
@@ -564,20 +591,44 @@ fn assert_libest_reads(what: &str, r: &Raw) {
         } else {
             title(n)
         };
-        assert_eq!(n, &want, "{what}: header name {n:?} (all headers: {:?})", r.headers);
+        assert_eq!(
+            n, &want,
+            "{what}: header name {n:?} (all headers: {:?})",
+            r.headers
+        );
     }
     let has = |name: &str| r.headers.iter().any(|(n, _)| n == name);
-    assert!(has("Content-Length"), "{what}: no Content-Length: {:?}", r.headers);
+    assert!(
+        has("Content-Length"),
+        "{what}: no Content-Length: {:?}",
+        r.headers
+    );
     if !r.body.is_empty() {
-        assert!(has("Content-Type"), "{what}: no Content-Type: {:?}", r.headers);
+        assert!(
+            has("Content-Type"),
+            "{what}: no Content-Type: {:?}",
+            r.headers
+        );
     }
     if r.status == 401 {
-        assert!(has("WWW-Authenticate"), "{what}: 401 without WWW-Authenticate: {:?}", r.headers);
+        assert!(
+            has("WWW-Authenticate"),
+            "{what}: 401 without WWW-Authenticate: {:?}",
+            r.headers
+        );
     }
     if r.status == 202 {
-        assert!(has("Retry-After"), "{what}: 202 without Retry-After: {:?}", r.headers);
+        assert!(
+            has("Retry-After"),
+            "{what}: 202 without Retry-After: {:?}",
+            r.headers
+        );
     }
-    assert!(r.headers.len() <= 16, "{what}: libest reads 16 headers: {:?}", r.headers);
+    assert!(
+        r.headers.len() <= 16,
+        "{what}: libest reads 16 headers: {:?}",
+        r.headers
+    );
 }
 
 /// An OCSP request (RFC 6960 §4.1.1) for `serial` under `issuer_der`, SHA-1 CertID.
@@ -600,9 +651,9 @@ fn ocsp_request(issuer_der: &[u8], serial: &[u8]) -> Vec<u8> {
                     },
                     issuer_name_hash: der::asn1::OctetString::new(name_hash).expect("os"),
                     issuer_key_hash: der::asn1::OctetString::new(key_hash).expect("os"),
-                    serial_number: ca_core::asn1::serial_number(
-                        &ca_core::asn1::minimal_positive(serial),
-                    )
+                    serial_number: ca_core::asn1::serial_number(&ca_core::asn1::minimal_positive(
+                        serial,
+                    ))
                     .expect("serial"),
                 },
                 single_request_extensions: None,
@@ -653,28 +704,79 @@ fn http1_header_names_are_cased_as_libest_compares_them() {
     let bearer = format!("Bearer {}", token.trim());
     let plain: Vec<(&str, Vec<u8>, u16)> = vec![
         ("healthz", request("GET", "/healthz", &[], b""), 200),
-        ("CA certificate", request("GET", "/ca/issuing.crt", &[], b""), 200),
+        (
+            "CA certificate",
+            request("GET", "/ca/issuing.crt", &[], b""),
+            200,
+        ),
         ("CA chain", request("GET", "/ca/issuing.pem", &[], b""), 200),
         ("CRL", request("GET", "/crl/issuing.crl", &[], b""), 200),
         ("no such CA", request("GET", "/ca/nope.crt", &[], b""), 404),
-        ("no such route", request("GET", "/nothing-here", &[], b""), 404),
+        (
+            "no such route",
+            request("GET", "/nothing-here", &[], b""),
+            404,
+        ),
         (
             "OCSP POST",
-            request("POST", "/ocsp", &[("Content-Type", "application/ocsp-request")], &ocsp_good),
+            request(
+                "POST",
+                "/ocsp",
+                &[("Content-Type", "application/ocsp-request")],
+                &ocsp_good,
+            ),
             200,
         ),
-        ("OCSP GET", request("GET", &format!("/ocsp/{}", b64(&ocsp_good)), &[], b""), 200),
+        (
+            "OCSP GET",
+            request("GET", &format!("/ocsp/{}", b64(&ocsp_good)), &[], b""),
+            200,
+        ),
         (
             "OCSP malformed",
-            request("POST", "/ocsp", &[("Content-Type", "application/ocsp-request")], b"junk"),
+            request(
+                "POST",
+                "/ocsp",
+                &[("Content-Type", "application/ocsp-request")],
+                b"junk",
+            ),
             200,
         ),
-        ("OCSP bad base64", request("GET", "/ocsp/!!!", &[], b""), 200),
-        ("SCEP GetCACaps", request("GET", "/scep/devices?operation=GetCACaps", &[], b""), 200),
-        ("SCEP GetCACert", request("GET", "/scep/devices?operation=GetCACert", &[], b""), 200),
-        ("SCEP default endpoint", request("GET", "/cgi-bin/pkiclient.exe?operation=GetCACaps", &[], b""), 200),
-        ("SCEP no such endpoint", request("GET", "/scep/nope?operation=GetCACaps", &[], b""), 404),
-        ("SCEP no operation", request("GET", "/scep/devices", &[], b""), 400),
+        (
+            "OCSP bad base64",
+            request("GET", "/ocsp/!!!", &[], b""),
+            200,
+        ),
+        (
+            "SCEP GetCACaps",
+            request("GET", "/scep/devices?operation=GetCACaps", &[], b""),
+            200,
+        ),
+        (
+            "SCEP GetCACert",
+            request("GET", "/scep/devices?operation=GetCACert", &[], b""),
+            200,
+        ),
+        (
+            "SCEP default endpoint",
+            request(
+                "GET",
+                "/cgi-bin/pkiclient.exe?operation=GetCACaps",
+                &[],
+                b"",
+            ),
+            200,
+        ),
+        (
+            "SCEP no such endpoint",
+            request("GET", "/scep/nope?operation=GetCACaps", &[], b""),
+            404,
+        ),
+        (
+            "SCEP no operation",
+            request("GET", "/scep/devices", &[], b""),
+            400,
+        ),
         (
             "SCEP PKIOperation",
             request(
@@ -705,15 +807,29 @@ fn http1_header_names_are_cased_as_libest_compares_them() {
             ),
             400,
         ),
-        ("admin without token", request("GET", "/admin/v1/profiles", &[], b""), 401),
+        (
+            "admin without token",
+            request("GET", "/admin/v1/profiles", &[], b""),
+            401,
+        ),
         (
             "admin with a wrong token",
-            request("GET", "/admin/v1/profiles", &[("Authorization", "Bearer wrong-wrong-wrong")], b""),
+            request(
+                "GET",
+                "/admin/v1/profiles",
+                &[("Authorization", "Bearer wrong-wrong-wrong")],
+                b"",
+            ),
             401,
         ),
         (
             "admin JSON",
-            request("GET", "/admin/v1/profiles", &[("Authorization", &bearer)], b""),
+            request(
+                "GET",
+                "/admin/v1/profiles",
+                &[("Authorization", &bearer)],
+                b"",
+            ),
             200,
         ),
         (
@@ -721,17 +837,17 @@ fn http1_header_names_are_cased_as_libest_compares_them() {
             request(
                 "POST",
                 "/admin/v1/certificates",
-                &[("Authorization", &bearer), ("Content-Type", "application/json")],
+                &[
+                    ("Authorization", &bearer),
+                    ("Content-Type", "application/json"),
+                ],
                 b"{",
             ),
             400,
         ),
         (
             "declared oversize",
-            format!(
-                "POST /ocsp HTTP/1.1\r\nHost: localhost\r\nContent-Length: 999999999\r\n\r\n"
-            )
-            .into_bytes(),
+            b"POST /ocsp HTTP/1.1\r\nHost: localhost\r\nContent-Length: 999999999\r\n\r\n".to_vec(),
             413,
         ),
     ];
@@ -747,11 +863,24 @@ fn http1_header_names_are_cased_as_libest_compares_them() {
     let wrong = format!("Basic {}", b64(b"alice:not the password"));
     let pkcs10 = ("Content-Type", "application/pkcs10");
     let est: Vec<(&str, Vec<u8>, u16)> = vec![
-        ("EST cacerts", request("GET", "/.well-known/est/cacerts", &[], b""), 200),
-        ("EST csrattrs", request("GET", "/.well-known/est/csrattrs", &[], b""), 0),
+        (
+            "EST cacerts",
+            request("GET", "/.well-known/est/cacerts", &[], b""),
+            200,
+        ),
+        (
+            "EST csrattrs",
+            request("GET", "/.well-known/est/csrattrs", &[], b""),
+            0,
+        ),
         (
             "EST simpleenroll without credentials",
-            request("POST", "/.well-known/est/simpleenroll", &[pkcs10], csr_b64.as_bytes()),
+            request(
+                "POST",
+                "/.well-known/est/simpleenroll",
+                &[pkcs10],
+                csr_b64.as_bytes(),
+            ),
             401,
         ),
         (
@@ -794,10 +923,26 @@ fn http1_header_names_are_cased_as_libest_compares_them() {
             ),
             400,
         ),
-        ("EST wrong method", request("GET", "/.well-known/est/simpleenroll", &[], b""), 405),
-        ("EST no such endpoint", request("GET", "/.well-known/est/nope/cacerts", &[], b""), 404),
-        ("EST no such operation", request("GET", "/.well-known/est/nope", &[], b""), 404),
-        ("healthz over TLS", request("GET", "/healthz", &[], b""), 200),
+        (
+            "EST wrong method",
+            request("GET", "/.well-known/est/simpleenroll", &[], b""),
+            405,
+        ),
+        (
+            "EST no such endpoint",
+            request("GET", "/.well-known/est/nope/cacerts", &[], b""),
+            404,
+        ),
+        (
+            "EST no such operation",
+            request("GET", "/.well-known/est/nope", &[], b""),
+            404,
+        ),
+        (
+            "healthz over TLS",
+            request("GET", "/healthz", &[], b""),
+            200,
+        ),
     ];
     for (what, req, status) in &est {
         let r = exchange_tls(&srv, req);
@@ -857,7 +1002,12 @@ fn the_log_file_is_plain_text() {
     for body in [not_a_csr.as_slice(), b"junk"] {
         exchange_plain(
             srv.plain(),
-            &request("POST", "/scep/devices?operation=PKIOperation", &[scep_ct], body),
+            &request(
+                "POST",
+                "/scep/devices?operation=PKIOperation",
+                &[scep_ct],
+                body,
+            ),
         );
     }
     let csr = privca_server::bench_est::make_csr("est-device", None).expect("csr");
@@ -871,7 +1021,10 @@ fn the_log_file_is_plain_text() {
         &request(
             "POST",
             "/.well-known/est/simpleenroll",
-            &[("Content-Type", "application/pkcs10"), ("Authorization", &wrong)],
+            &[
+                ("Content-Type", "application/pkcs10"),
+                ("Authorization", &wrong),
+            ],
             base64::engine::general_purpose::STANDARD
                 .encode(&csr)
                 .as_bytes(),
@@ -880,7 +1033,12 @@ fn the_log_file_is_plain_text() {
     assert_eq!(r.status, 401);
     exchange_plain(
         srv.plain(),
-        &request("GET", "/admin/v1/profiles", &[("Authorization", "Bearer wrong-token-123456")], b""),
+        &request(
+            "GET",
+            "/admin/v1/profiles",
+            &[("Authorization", "Bearer wrong-token-123456")],
+            b"",
+        ),
     );
     // Five handshakes with an IP address as SNI.
     for _ in 0..5 {
@@ -890,12 +1048,21 @@ fn the_log_file_is_plain_text() {
         let _ = s.read(&mut b);
     }
     // A served request after them, so the log has everything before it.
-    assert_eq!(exchange_plain(srv.plain(), &request("GET", "/healthz", &[], b"")).status, 200);
+    assert_eq!(
+        exchange_plain(srv.plain(), &request("GET", "/healthz", &[], b"")).status,
+        200
+    );
     let log = srv.ca.server_log();
     assert!(log.contains("refused"), "the refusals are logged:\n{log}");
-    assert!(!log.contains("\u{1b}["), "colour codes in a log file:\n{log}");
+    assert!(
+        !log.contains("\u{1b}["),
+        "colour codes in a log file:\n{log}"
+    );
     for line in log.lines() {
-        assert!(!line.contains("Some("), "debug formatting in the log: {line}");
+        assert!(
+            !line.contains("Some("),
+            "debug formatting in the log: {line}"
+        );
         for prefix in ["bad request:", "unauthorized:", "refused:"] {
             assert!(
                 line.matches(prefix).count() <= 1,
@@ -904,5 +1071,8 @@ fn the_log_file_is_plain_text() {
         }
     }
     let sni = log.matches("IP address presented as hostname").count();
-    assert!(sni <= 1, "the IP-address SNI warning was logged {sni} times:\n{log}");
+    assert!(
+        sni <= 1,
+        "the IP-address SNI warning was logged {sni} times:\n{log}"
+    );
 }
