@@ -656,7 +656,7 @@ impl Authority {
             action: action.to_string(),
             actor: actor.to_string(),
             subject: subject.to_string(),
-            detail: format!("{}: {}", e.kind(), e.client_message()),
+            detail: format!("{}: {}", e.kind(), e.reason()),
         };
         if let Err(ae) = self.store.append_audit(&event) {
             tracing::error!(error = %ae, "could not audit a refusal");

@@ -127,6 +127,36 @@ impl Error {
             _ => self.to_string(),
         }
     }
+
+    /// [`Error::client_message`] without the kind in front (`bad request: x` gives `x`),
+    /// for callers that put it into a text of their own, so that prefixes do not pile
+    /// up (`bad request: CSR: bad request: …`).
+    pub fn reason(&self) -> String {
+        match self {
+            Error::BadRequest(m)
+            | Error::Unauthorized(m)
+            | Error::PolicyRefused(m)
+            | Error::NotFound(m)
+            | Error::Conflict(m) => m.clone(),
+            other => other.client_message(),
+        }
+    }
+
+    /// A copy to audit or log a refusal with: the same kind and [`Error::reason`];
+    /// internal errors keep their text (logged, never sent).
+    pub fn refusal(&self) -> Error {
+        match (self.kind(), self) {
+            (ErrorKind::BadRequest, _) => Error::BadRequest(self.reason()),
+            (ErrorKind::Unauthorized, _) => Error::Unauthorized(self.reason()),
+            (ErrorKind::PolicyRefused, _) => Error::PolicyRefused(self.reason()),
+            (ErrorKind::NotFound, _) => Error::NotFound(self.reason()),
+            (ErrorKind::Conflict, _) => Error::Conflict(self.reason()),
+            (ErrorKind::Unavailable, Error::Unavailable(m)) => Error::Unavailable(m.clone()),
+            (ErrorKind::Unavailable, other) => Error::Unavailable(other.to_string()),
+            (ErrorKind::Internal, Error::Internal(m)) => Error::Internal(m.clone()),
+            (ErrorKind::Internal, other) => Error::Internal(other.to_string()),
+        }
+    }
 }
 
 impl From<store::Error> for Error {

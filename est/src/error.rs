@@ -49,7 +49,7 @@ impl Error {
                 ca_core::Error::BadRequest(m.clone())
             }
             Error::Config(m) => ca_core::Error::Config(m.clone()),
-            Error::Core(e) => ca_core::Error::BadRequest(e.client_message()),
+            Error::Core(e) => e.refusal(),
             Error::Key(e) => ca_core::Error::Internal(e.to_string()),
         }
     }

@@ -115,6 +115,22 @@ pub enum MessageType {
     GetCrl,
 }
 
+/// The names RFC 8894 §3.2.1.2 gives them (`PKCSReq`, `CertPoll`, …), for logs and
+/// audit entries.
+impl std::fmt::Display for MessageType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            MessageType::CertRep => "CertRep",
+            MessageType::RenewalReq => "RenewalReq",
+            MessageType::UpdateReq => "UpdateReq",
+            MessageType::PkcsReq => "PKCSReq",
+            MessageType::CertPoll => "CertPoll",
+            MessageType::GetCert => "GetCert",
+            MessageType::GetCrl => "GetCRL",
+        })
+    }
+}
+
 impl MessageType {
     /// The wire value.
     pub fn code(self) -> &'static str {

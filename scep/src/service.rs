@@ -284,7 +284,11 @@ impl Endpoint {
                 return Err(e);
             }
             Err(e) => {
-                self.audit("scep-refused", "-", &e.to_string());
+                let detail = match &e {
+                    Error::Authority(c) => c.reason(),
+                    other => other.to_string(),
+                };
+                self.audit("scep-refused", "-", &detail);
                 return Err(e);
             }
         };
@@ -297,7 +301,7 @@ impl Endpoint {
                 detail,
             } => {
                 // The audit entry gets the detail; the client gets `text` only.
-                let what = message_type.map_or("-".to_string(), |m| format!("{m:?}"));
+                let what = message_type.map_or("-".to_string(), |m| m.to_string());
                 self.audit(
                     "scep-refused",
                     &reply_to.transaction_id,
@@ -309,7 +313,7 @@ impl Endpoint {
             Decoded::Request(req) => {
                 tracing::info!(
                     endpoint = %self.name,
-                    message_type = ?req.message_type,
+                    message_type = %req.message_type,
                     transaction = %req.reply_to.transaction_id,
                     cipher = ?req.reply_to.cipher,
                     digest = ?req.reply_to.digest,
@@ -368,7 +372,7 @@ impl Endpoint {
         self.audit(
             "scep-refused",
             &req.reply_to.transaction_id,
-            &format!("{:?}: {}", req.message_type, why.detail),
+            &format!("{}: {}", req.message_type, why.detail),
         );
         self.reply(
             &req.reply_to,
@@ -490,7 +494,7 @@ impl Endpoint {
                 return self
                     .fail(
                         &req,
-                        &Rejection::bad_request(format!("CSR: {}", e.client_message())),
+                        &Rejection::bad_request(format!("CSR: {}", e.reason())),
                     )
                     .await;
             }

@@ -59,6 +59,18 @@ pub struct ServerConfig {
     /// Time allowed for a whole request, in seconds.
     #[serde(default = "default_request_timeout")]
     pub request_timeout_seconds: u64,
+    /// Time a connection may stay open with no request in progress (before its first
+    /// request and between keep-alive requests, HTTP/1 and HTTP/2), in seconds.
+    #[serde(default = "default_idle_timeout")]
+    pub idle_timeout_seconds: u64,
+    /// Most connections each listener holds open at once; more wait in the listen
+    /// backlog until one closes.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// Most connections each listener holds open from one client address (IPv6: one
+    /// /64); more are closed at once. 0 (the default): no per-client limit.
+    #[serde(default)]
+    pub max_connections_per_client: usize,
     /// Log format: `text` or `json`.
     #[serde(default = "default_log_format")]
     pub log_format: String,
@@ -100,6 +112,14 @@ fn default_header_timeout() -> u64 {
 }
 fn default_request_timeout() -> u64 {
     30
+}
+fn default_idle_timeout() -> u64 {
+    10
+}
+/// Well below the common service limit of 1,024 file descriptors, which the store, the
+/// key backend and a second listener share.
+fn default_max_connections() -> usize {
+    256
 }
 fn default_log_format() -> String {
     "text".into()
@@ -195,6 +215,22 @@ impl Config {
         if self.server.max_body_bytes < 1024 {
             return Err(Error::Config(
                 "[server] max_body_bytes must be at least 1024".into(),
+            ));
+        }
+        if self.server.idle_timeout_seconds == 0 || self.server.header_timeout_seconds == 0 {
+            return Err(Error::Config(
+                "[server] idle_timeout_seconds and header_timeout_seconds must be at least 1"
+                    .into(),
+            ));
+        }
+        if !(1..=65_536).contains(&self.server.max_connections) {
+            return Err(Error::Config(
+                "[server] max_connections must be between 1 and 65536".into(),
+            ));
+        }
+        if self.server.max_connections_per_client > self.server.max_connections {
+            return Err(Error::Config(
+                "[server] max_connections_per_client must not exceed max_connections (0: no per-client limit)".into(),
             ));
         }
         if self.ca.crl_validity_hours == 0 || self.ca.ocsp_validity_hours == 0 {

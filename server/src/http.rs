@@ -15,13 +15,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use base64::Engine;
 use ca_core::{Authority, ErrorKind};
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
-use hyper_util::service::TowerToHyperService;
 use serde::Serialize;
 use sha2::Digest;
-use tokio::net::TcpListener;
-use tower::ServiceExt;
 
 use crate::ops;
 
@@ -51,6 +46,15 @@ pub struct Limits {
     pub header_timeout: Duration,
     /// Whole-request timeout.
     pub request_timeout: Duration,
+    /// How long a connection may stay open with no request in progress: before its first
+    /// request (after the TLS handshake) and between keep-alive requests, HTTP/1 and /2.
+    pub idle_timeout: Duration,
+    /// Most connections one listener holds open at once; further ones wait in the
+    /// kernel's listen backlog until one closes.
+    pub max_connections: usize,
+    /// Most connections from one client address (IPv6: one /64) per listener; more are
+    /// closed at once. 0: no per-client limit.
+    pub max_connections_per_client: usize,
 }
 
 /// SHA-256 of a token.
@@ -62,7 +66,8 @@ pub fn token_hash(token: &[u8]) -> [u8; 32] {
 /// still take before the answer is given up on (the record is then durable or failed).
 const COMMIT_GRACE: Duration = Duration::from_secs(120);
 
-/// Adds the per-request limits every listener applies (request timeout, request span).
+/// Adds the per-request limits every listener applies (request timeout, declared body
+/// size, request span).
 ///
 /// The request timeout is also the request's [`ca_core::deadline::Deadline`]: when it
 /// fires before the issuance pipeline started its durable record, the pipeline will record
@@ -93,6 +98,9 @@ pub fn with_limits<S: Clone + Send + Sync + 'static>(r: Router<S>, limits: Limit
             }
         }
     }))
+    .layer(middleware::from_fn(move |req: Request, next: Next| {
+        refuse_declared_oversize(req, next, limits.max_body_bytes)
+    }))
     .layer(middleware::from_fn(trace_request))
 }
 
@@ -104,6 +112,33 @@ fn timed_out() -> Response {
     r.headers_mut()
         .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
     r
+}
+
+/// Answers 413 as soon as a request's `Content-Length` exceeds `max` (RFC 9110 §15.5.14),
+/// before anything polls the body: hyper sends `100 Continue` only when the body is first
+/// read (RFC 9110 §10.1.1 lets a server answer a final status instead), so a client that
+/// waits for it learns at once, and nobody streams a body that will be thrown away. The
+/// connection is closed after the answer, because the unread body is still on it.
+async fn refuse_declared_oversize(req: Request, next: Next, max: usize) -> Response {
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    match declared {
+        Some(n) if n > max as u64 => {
+            let mut r = plain(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                &format!("the request body is larger than {max} bytes"),
+            );
+            if req.version() < axum::http::Version::HTTP_2 {
+                r.headers_mut()
+                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            }
+            r
+        }
+        _ => next.run(req).await,
+    }
 }
 
 /// The router with every route.
@@ -566,7 +601,13 @@ async fn admin_auth(
             auth.note_unauthenticated("admin-refused", &source, "wrong admin token")
         })
         .await;
-        return plain(StatusCode::UNAUTHORIZED, "wrong admin token");
+        // RFC 6750 §3: a 401 carries the challenge, also for a token that is wrong.
+        let mut r = plain(StatusCode::UNAUTHORIZED, "wrong admin token");
+        r.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Bearer error=\"invalid_token\""),
+        );
+        return r;
     }
     next.run(req).await
 }
@@ -713,122 +754,4 @@ async fn admin_audit_verify(State(state): State<Arc<AppState>>) -> Response {
     }
 }
 
-/// Serves `router` on `listener` until `shutdown` resolves, then lets in-flight requests
-/// finish (up to `grace`).
-pub async fn serve(
-    listener: TcpListener,
-    router: Router,
-    limits: Limits,
-    shutdown: impl std::future::Future<Output = ()>,
-    grace: Duration,
-) {
-    serve_with(listener, router, limits, shutdown, grace, None).await
-}
-
-/// TLS for [`serve_with`]: the acceptor and the time a client has for its handshake.
-#[derive(Clone)]
-pub struct TlsAccept {
-    /// The rustls acceptor.
-    pub acceptor: tokio_rustls::TlsAcceptor,
-    /// Handshake timeout (slow clients are dropped, others keep being served).
-    pub handshake_timeout: Duration,
-}
-
-/// The one accept loop of every listener, plain or TLS: per connection it (for TLS)
-/// completes the handshake within its timeout and puts [`est::TlsInfo`] (peer chain,
-/// RFC 9266 exporter) into each request's extensions, then serves HTTP with the header
-/// timeout, keep-alive and graceful shutdown of `limits`.
-pub async fn serve_with(
-    listener: TcpListener,
-    router: Router,
-    limits: Limits,
-    shutdown: impl std::future::Future<Output = ()>,
-    grace: Duration,
-    tls: Option<TlsAccept>,
-) {
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(limits.header_timeout)
-        .keep_alive(true);
-    builder.http2().timer(TokioTimer::new());
-    tokio::pin!(shutdown);
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => {
-                let (stream, peer) = match accepted {
-                    Ok(a) => a,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                };
-                // Without TCP_NODELAY the TLS handshake's several small writes meet the
-                // client's delayed ACK: 40 ms per new connection (measured by bench est).
-                if let Err(e) = stream.set_nodelay(true) {
-                    tracing::debug!(error = %e, "TCP_NODELAY");
-                }
-                let router = router.clone();
-                let builder = builder.clone();
-                let watcher = graceful.watcher();
-                let tls = tls.clone();
-                tokio::spawn(async move {
-                    let Some(tls) = tls else {
-                        serve_connection(&builder, watcher, TokioIo::new(stream), router, peer, None).await;
-                        return;
-                    };
-                    let stream = match tokio::time::timeout(tls.handshake_timeout, tls.acceptor.accept(stream)).await {
-                        Ok(Ok(s)) => s,
-                        Ok(Err(e)) => {
-                            tracing::debug!(error = %e, %peer, "TLS handshake failed");
-                            return;
-                        }
-                        Err(_) => {
-                            tracing::debug!(%peer, "TLS handshake timed out");
-                            return;
-                        }
-                    };
-                    let info = crate::tls::connection_info(stream.get_ref().1);
-                    serve_connection(&builder, watcher, TokioIo::new(stream), router, peer, Some(info)).await;
-                });
-            }
-            () = &mut shutdown => break,
-        }
-    }
-    drop(listener);
-    tracing::info!("shutting down: finishing in-flight requests");
-    if tokio::time::timeout(grace, graceful.shutdown())
-        .await
-        .is_err()
-    {
-        tracing::warn!("some connections did not finish in time");
-    }
-}
-
-async fn serve_connection<I>(
-    builder: &auto::Builder<TokioExecutor>,
-    watcher: hyper_util::server::graceful::Watcher,
-    io: TokioIo<I>,
-    router: Router,
-    peer: SocketAddr,
-    tls: Option<est::TlsInfo>,
-) where
-    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-{
-    let svc = router.map_request(move |req: hyper::Request<hyper::body::Incoming>| {
-        let mut req = req.map(axum::body::Body::new);
-        req.extensions_mut().insert(ConnectInfo(peer));
-        if let Some(info) = &tls {
-            req.extensions_mut().insert(info.clone());
-        }
-        req
-    });
-    let conn = builder.serve_connection(io, TowerToHyperService::new(svc));
-    let conn = watcher.watch(conn.into_owned());
-    if let Err(e) = conn.await {
-        tracing::debug!(error = %e, %peer, "connection ended with an error");
-    }
-}
+pub use crate::listener::{TlsAccept, serve, serve_with};

@@ -713,6 +713,13 @@ max_body_bytes = 262144
 # Seconds a client has to send its request headers, and to finish a request.
 header_timeout_seconds = 10
 request_timeout_seconds = 30
+# Seconds a connection may stay open with no request in progress (before the first,
+# between keep-alive requests; HTTP/1 and HTTP/2).
+idle_timeout_seconds = 10
+# Connections each listener holds at once (more wait in the listen backlog), and per
+# client address (0: no limit; keep 0 behind a reverse proxy or NAT).
+max_connections = 256
+max_connections_per_client = 0
 # text or json
 log_format = "text"
 

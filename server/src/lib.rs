@@ -10,6 +10,7 @@ pub mod cli;
 pub mod config;
 pub mod http;
 pub mod init;
+pub mod listener;
 pub mod ops;
 pub mod scep_wiring;
 pub mod serve;

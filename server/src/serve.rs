@@ -62,6 +62,9 @@ pub async fn start(
         max_body_bytes: cfg.server.max_body_bytes,
         header_timeout: Duration::from_secs(cfg.server.header_timeout_seconds),
         request_timeout: Duration::from_secs(cfg.server.request_timeout_seconds),
+        idle_timeout: Duration::from_secs(cfg.server.idle_timeout_seconds),
+        max_connections: cfg.server.max_connections,
+        max_connections_per_client: cfg.server.max_connections_per_client,
     };
     let addr = listen_override.unwrap_or(cfg.server.listen);
     let listener = tokio::net::TcpListener::bind(addr)
@@ -251,11 +254,34 @@ async fn crl_refresher(auth: Arc<ca_core::Authority>) {
     }
 }
 
-fn init_logging(format: &str) {
+/// The log filter: `PRIVCA_LOG` (default `info`), plus `rustls::msgs::handshake=error`
+/// unless `PRIVCA_LOG` says something about rustls itself. That module warns once per
+/// handshake about what a client put in its hello (an IP address as SNI, which
+/// RFC 6066 §3 forbids but OpenSSL-based clients send when told to reach an address):
+/// noise a client can repeat at will, not something an operator can act on.
+pub fn log_filter(env: Option<&str>) -> tracing_subscriber::EnvFilter {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_env("PRIVCA_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let spec = env
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .unwrap_or("info");
+    let filter = EnvFilter::try_new(spec).unwrap_or_else(|_| EnvFilter::new("info"));
+    if spec.contains("rustls") {
+        return filter;
+    }
+    match "rustls::msgs::handshake=error".parse() {
+        Ok(d) => filter.add_directive(d),
+        Err(_) => filter,
+    }
+}
+
+fn init_logging(format: &str) {
+    use std::io::IsTerminal;
+    let env = std::env::var("PRIVCA_LOG").ok();
     let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+        .with_env_filter(log_filter(env.as_deref()))
+        // Colour only on a terminal: escape codes in a log file or journal are garbage.
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     let _ = if format == "json" {
         builder.json().try_init()

@@ -109,6 +109,9 @@ fn a_timed_out_request_issues_nothing() {
         max_body_bytes: 1 << 20,
         header_timeout: Duration::from_secs(10),
         request_timeout: Duration::from_secs(2),
+        idle_timeout: Duration::from_secs(10),
+        max_connections: 64,
+        max_connections_per_client: 0,
     };
     let rt = tokio::runtime::Runtime::new().unwrap();
     let listener = rt
