@@ -43,8 +43,15 @@ fn csr_seeds_pass_the_signature_check_and_their_content_decodes() {
     let mut with_extensions = 0;
     for (name, data) in corpus("csr") {
         // The scepclient/certmonger CSRs are signed with SHA-1, as SCEP allows.
-        let csr = ca_core::csr::parse_with(&data, ca_core::csr::CsrOptions { allow_sha1: true })
-            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let parsed = ca_core::csr::parse_with(&data, ca_core::csr::CsrOptions { allow_sha1: true });
+        if name == "p256-challenge-ext.der" {
+            // Its SANs include a UPN otherName, which privca does not issue: refused with
+            // a clear message once the signature verified.
+            let e = parsed.unwrap_err().to_string();
+            assert!(e.contains("subject alternative name"), "{name}: {e}");
+            continue;
+        }
+        let csr = parsed.unwrap_or_else(|e| panic!("{name}: {e}"));
         with_sans += usize::from(!csr.sans.is_empty());
         with_challenge += usize::from(csr.challenge_password.is_some());
         with_extensions += usize::from(!csr.extensions.is_empty());
@@ -57,7 +64,10 @@ fn csr_seeds_pass_the_signature_check_and_their_content_decodes() {
             assert!(name.ends_with(".pem"), "{name} did not re-sign");
         }
     }
-    assert!(with_sans >= 4 && with_challenge >= 3 && with_extensions >= 1);
+    assert!(
+        with_sans >= 4 && with_challenge >= 3 && with_extensions >= 1,
+        "{with_sans} {with_challenge} {with_extensions}"
+    );
 }
 
 #[test]
@@ -94,7 +104,8 @@ fn recipients() -> [codec::Recipient<'static>; 1] {
 fn captured_scep_requests_decode_to_requests() {
     let mut n = 0;
     for (name, data) in corpus("scep_pkimessage") {
-        if !(name.contains("pkcsreq") || name.contains("renewalreq")) || name.ends_with(".txt") {
+        let client = name.starts_with("scepclient-") || name.starts_with("certmonger-");
+        if !client || name.ends_with(".txt") {
             continue;
         }
         match codec::decode_request(&data, &recipients(), &options()) {
@@ -106,8 +117,14 @@ fn captured_scep_requests_decode_to_requests() {
 }
 
 #[test]
-fn every_envelope_seed_opens_to_a_csr() {
+fn every_envelope_seed_opens_to_a_csr_or_is_refused_as_unsupported() {
     for (name, data) in corpus("scep_envelope") {
+        if name.contains("oaep-sha512-mgf1-sha1") {
+            // SHA-512 with MGF1-SHA-1 is no combination a key backend offers.
+            let f = codec::open_envelope(&data, &recipients(), &options()).unwrap_err();
+            assert_eq!(f.text, "unsupported RSAES-OAEP parameters", "{name}");
+            continue;
+        }
         let (_, plain) = codec::open_envelope(&data, &recipients(), &options())
             .unwrap_or_else(|f| panic!("{name}: {:?} {}", f.fail_info, f.text));
         ca_core::csr::parse_with(&plain, ca_core::csr::CsrOptions { allow_sha1: true })
