@@ -389,8 +389,11 @@ pub fn est_body(data: &[u8]) {
     let _ = ca_core::csr::parse(&der);
 }
 
+/// A target's body.
+pub type Target = fn(&[u8]);
+
 /// Every target by name, for the corpus test and tools.
-pub const TARGETS: [(&str, fn(&[u8])); 12] = [
+pub const TARGETS: [(&str, Target); 12] = [
     ("csr", csr),
     ("ocsp_request", ocsp_request),
     ("scep_pkimessage", scep_pkimessage),
