@@ -60,3 +60,9 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 export PRIVCA_INTEROP=1
 log "cargo test --workspace"
 cargo test --workspace --locked 2>&1
+
+# 4. The fuzz targets (fuzz/, its own crate) over their checked-in seed corpora, each seed
+#    once, on stable (no nightly or libFuzzer run needed; fuzz/README.md), with the
+#    workspace's target directory so the dependencies built above are reused.
+log "fuzz targets over their seed corpora (fuzz/tests/corpus.rs)"
+(cd fuzz && CARGO_TARGET_DIR="$PWD/../target" cargo test --locked 2>&1)

@@ -417,6 +417,32 @@ fn reason_of(code: u8) -> Result<x509_cert::ext::pkix::CrlReason> {
     })
 }
 
+/// Decodes the request of `GET /ocsp/{request}` (RFC 6960 Appendix A.1, RFC 9919 §5):
+/// `path` is the rest of the URL path after the HTTP layer percent-decoded it. Whitespace
+/// (line breaks) is dropped, a space is taken for a `+` that a form decoder mangled, and the base64 may
+/// be standard or URL-safe, with or without padding, because clients often leave `/`,
+/// `+` and `=` unescaped. The result goes to [`parse_request`].
+pub fn decode_get_request(path: &str) -> Result<Vec<u8>> {
+    use base64::Engine as _;
+    if path.len() > MAX_REQUEST_BYTES * 4 / 3 + 1024 {
+        return Err(Error::BadRequest(format!(
+            "OCSP GET request is {} bytes; the limit is {MAX_REQUEST_BYTES} decoded",
+            path.len()
+        )));
+    }
+    // The space first: dropping all whitespace before would lose the `+` it stands for.
+    let cleaned: String = path
+        .chars()
+        .map(|c| if c == ' ' { '+' } else { c })
+        .filter(|c| !c.is_whitespace())
+        .collect();
+    let trimmed = cleaned.trim_end_matches('=');
+    base64::engine::general_purpose::STANDARD_NO_PAD
+        .decode(trimmed)
+        .or_else(|_| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(trimmed))
+        .map_err(|_| Error::BadRequest("OCSP GET request is not base64".into()))
+}
+
 /// Decodes and checks an OCSP request: size, at least one and at most
 /// [`MAX_REQUESTS`] CertIDs, SHA-1 or SHA-256 CertID hashes, nonce of 1..=128 octets.
 pub fn parse_request(der_bytes: &[u8]) -> Result<OcspRequest> {

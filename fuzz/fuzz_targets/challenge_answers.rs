@@ -1,14 +1,7 @@
+//! Fuzz target `challenge_answers` (body: `privca_fuzz::challenge_answers`, see fuzz/src/lib.rs).
 //! Answers from outside to the SCEP challenge methods: a webhook's decision, and Entra ID
-//! token, Graph discovery and Intune ScepActions responses (bodies are capped at 64 KiB
-//! before parsing).
+//! token, Graph discovery and Intune ScepActions responses.
+//! It must never panic.
 #![no_main]
 
-use libfuzzer_sys::fuzz_target;
-
-fuzz_target!(|data: &[u8]| {
-    if data.len() > 64 * 1024 {
-        return;
-    }
-    scep::webhook::fuzz_answer(data);
-    scep::intune::fuzz_answers(data);
-});
+libfuzzer_sys::fuzz_target!(|data: &[u8]| privca_fuzz::challenge_answers(data));

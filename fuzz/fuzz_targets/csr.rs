@@ -1,9 +1,7 @@
-//! Fuzz target: the CSR decoder (PKCS#10, DER or PEM) that takes network input from the
-//! admin API, and later SCEP and EST. It must never panic.
+//! Fuzz target `csr` (body: `privca_fuzz::csr`, see fuzz/src/lib.rs).
+//! The CSR decoder (PKCS#10, DER or PEM) with its signature check: the admin API, SCEP and
+//! EST all take CSRs from the network through it.
+//! It must never panic.
 #![no_main]
 
-use libfuzzer_sys::fuzz_target;
-
-fuzz_target!(|data: &[u8]| {
-    let _ = ca_core::csr::parse(data);
-});
+libfuzzer_sys::fuzz_target!(|data: &[u8]| privca_fuzz::csr(data));

@@ -39,6 +39,8 @@ pub mod oid {
     pub const RSAES_OAEP: Oid = Oid::new_unwrap("1.2.840.113549.1.1.7");
     /// id-mgf1.
     pub const MGF1: Oid = Oid::new_unwrap("1.2.840.113549.1.1.8");
+    /// id-pSpecified (RFC 8017 A.2.1).
+    pub const P_SPECIFIED: Oid = Oid::new_unwrap("1.2.840.113549.1.1.9");
     /// md5WithRSAEncryption.
     pub const MD5_WITH_RSA: Oid = Oid::new_unwrap("1.2.840.113549.1.1.4");
     /// sha1WithRSAEncryption.
@@ -1050,27 +1052,62 @@ fn parse_envelope(input: &[u8]) -> Result<Envelope> {
     })
 }
 
+/// The hash of RSAES-OAEP-params (RFC 8017 A.2.1, RFC 4055 §4.1), when the key backend
+/// can decrypt with them: MGF1 over the same hash and an empty label. The defaults apply
+/// to each absent field on its own (hashAlgorithm sha1, maskGenAlgorithm mgf1SHA1,
+/// pSourceAlgorithm pSpecifiedEmpty), so `{ [0] sha256 }` alone means MGF1 with SHA-1,
+/// which no backend offers with SHA-256: such parameters are refused (badAlg) before any
+/// decryption rather than failing in it.
 fn oaep_hash(params: &[u8]) -> Option<OaepHash> {
     // RSAES-OAEP-params ::= SEQUENCE { [0] hashAlgorithm DEFAULT sha1, [1] mgf, [2] pSource }
     if params.is_empty() || params == [tag::NULL, 0] {
         return Some(OaepHash::Sha1);
     }
+    let hash_of = |alg: &Element<'_>| -> Option<OaepHash> {
+        let a = alg.children().ok()?;
+        Some(match ber::parse_oid(a.first()?).ok()? {
+            oid::SHA1 => OaepHash::Sha1,
+            oid::SHA256 => OaepHash::Sha256,
+            oid::SHA384 => OaepHash::Sha384,
+            oid::SHA512 => OaepHash::Sha512,
+            _ => return None,
+        })
+    };
     let seq = ber::read_all(params).ok()?;
+    if seq.tag != tag::SEQUENCE {
+        return None;
+    }
     let mut hash = OaepHash::Sha1;
+    let mut mgf_hash = OaepHash::Sha1;
     for p in seq.children().ok()? {
-        if p.tag == tag::CTX0 {
-            let alg = p.children().ok()?;
-            let a = alg.first()?.children().ok()?;
-            hash = match ber::parse_oid(a.first()?).ok()? {
-                oid::SHA1 => OaepHash::Sha1,
-                oid::SHA256 => OaepHash::Sha256,
-                oid::SHA384 => OaepHash::Sha384,
-                oid::SHA512 => OaepHash::Sha512,
-                _ => return None,
-            };
+        let inner = p.children().ok()?;
+        let alg = inner.first()?;
+        match p.tag {
+            tag::CTX0 => hash = hash_of(alg)?,
+            tag::CTX1 => {
+                // MaskGenAlgorithm: { id-mgf1, hash AlgorithmIdentifier }.
+                let m = alg.children().ok()?;
+                if ber::parse_oid(m.first()?).ok()? != oid::MGF1 {
+                    return None;
+                }
+                mgf_hash = hash_of(m.get(1)?)?;
+            }
+            tag::CTX2 => {
+                // pSourceAlgorithm: { id-pSpecified, OCTET STRING }: only the empty label.
+                let s = alg.children().ok()?;
+                if ber::parse_oid(s.first()?).ok()? != oid::P_SPECIFIED {
+                    return None;
+                }
+                match s.get(1) {
+                    None => {}
+                    Some(l) if l.octets(tag::OCTET_STRING).ok()?.is_empty() => {}
+                    Some(_) => return None,
+                }
+            }
+            _ => return None,
         }
     }
-    Some(hash)
+    (hash == mgf_hash).then_some(hash)
 }
 
 /// Why an envelope could not be opened.

@@ -13,7 +13,6 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use base64::Engine;
 use ca_core::{Authority, ErrorKind};
 use serde::Serialize;
 use sha2::Digest;
@@ -502,13 +501,7 @@ async fn ocsp_post(
 /// because clients often leave `/`, `+` and `=` unescaped.
 async fn ocsp_get(State(state): State<Arc<AppState>>, Path(request): Path<String>) -> Response {
     // axum percent-decodes path parameters already.
-    let cleaned: String = request.chars().filter(|c| !c.is_whitespace()).collect();
-    let cleaned = cleaned.replace(' ', "+");
-    let trimmed = cleaned.trim_end_matches('=');
-    let decoded = base64::engine::general_purpose::STANDARD_NO_PAD
-        .decode(trimmed)
-        .or_else(|_| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(trimmed));
-    match decoded {
+    match ca_core::ocsp::decode_get_request(&request) {
         Ok(der) => ocsp_answer(&state, der).await,
         Err(_) => ocsp_reply(
             &state,
