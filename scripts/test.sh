@@ -61,7 +61,7 @@ export PRIVCA_INTEROP=1
 log "cargo test --workspace"
 cargo test --workspace --locked 2>&1
 
-# 4. The fuzz targets (fuzz/, its own crate) over their checked-in seed corpora, each seed
+# 5. The fuzz targets (fuzz/, its own crate) over their checked-in seed corpora, each seed
 #    once, on stable (no nightly or libFuzzer run needed; fuzz/README.md), with the
 #    workspace's target directory so the dependencies built above are reused.
 log "fuzz targets over their seed corpora (fuzz/tests/corpus.rs)"
