@@ -587,6 +587,36 @@ impl Profile {
         Ok(Name::from_der(&seq.to_der()?)?)
     }
 
+    /// Whether a renewal request keeps the subject of the certificate it renews (RFC 8894
+    /// §3.3.1.2, RFC 7030 §4.2.2): the request's subject equals the certificate's either
+    /// as sent or as this profile builds it, compared attribute by attribute in any RDN
+    /// order ([`same_subject`]), so that a certificate issued before the subject kept the
+    /// request's order (issue 9 item 19), and a client that sends its request's subject
+    /// rather than its certificate's, still renew.
+    pub fn renewal_keeps_subject(&self, requested: &Name, certified: &Name) -> bool {
+        same_subject(requested, certified)
+            || self
+                .build_subject(requested)
+                .is_ok_and(|built| same_subject(&built, certified))
+    }
+
+    /// Whether a renewal request keeps the SANs of the certificate it renews (RFC 7030
+    /// §4.2.2): the requested set equals the certificate's either as sent or as this
+    /// profile completes it (`cn_as_dns` adds the CN as a SAN at issuance).
+    pub fn renewal_keeps_sans(&self, requested: &[San], subject: &Name, certified: &[San]) -> bool {
+        let sorted = |v: &[San]| {
+            let mut v = v.to_vec();
+            v.sort();
+            v.dedup();
+            v
+        };
+        let certified = sorted(certified);
+        sorted(requested) == certified
+            || self
+                .check_sans(requested, subject)
+                .is_ok_and(|completed| sorted(&completed) == certified)
+    }
+
     /// Checks and normalises the requested SANs against the profile's rules; with
     /// `cn_as_dns`, adds a CN that is a DNS name (or an IP address) and is not among the
     /// requested SANs, so that the name rules and RFC 9525 clients see it as a SAN.
@@ -1174,6 +1204,22 @@ pub fn name_to_der(name: &Name) -> Result<Vec<u8>> {
     Ok(name.to_der()?)
 }
 
+/// Whether two names hold the same attributes (type and DER value), whatever the order
+/// of their RDNs: a renewal compares subjects this way (RFC 5280 §7.1 compares names RDN
+/// by RDN; privca's own reordering must not make a name differ from itself).
+pub fn same_subject(a: &Name, b: &Name) -> bool {
+    let atvs = |n: &Name| {
+        let mut v: Vec<Vec<u8>> = n
+            .iter_rdn()
+            .flat_map(|rdn| rdn.iter())
+            .filter_map(|atv| atv.to_der().ok())
+            .collect();
+        v.sort();
+        v
+    };
+    atvs(a) == atvs(b)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1293,6 +1339,28 @@ mod tests {
         ] {
             assert_eq!(classify_name(text), shape, "{text:?}");
         }
+    }
+
+    #[test]
+    fn renewals_compare_subjects_and_sans_in_any_order() {
+        let p = Profile::from_config("device", built_in("device").expect("built-in"), "issuing")
+            .expect("valid");
+        let cert = Name::from_str("O=Example,CN=phone-1").expect("name");
+        // The certificate's attributes in another RDN order (issued before the subject
+        // kept the request's order), and the same as sent.
+        for req in ["CN=phone-1,O=Example", "O=Example,CN=phone-1"] {
+            let req = Name::from_str(req).expect("name");
+            assert!(p.renewal_keeps_subject(&req, &cert), "{req}");
+        }
+        for req in ["CN=phone-2,O=Example", "CN=phone-1", "CN=phone-1,O=Other"] {
+            let req = Name::from_str(req).expect("name");
+            assert!(!p.renewal_keeps_subject(&req, &cert), "{req}");
+        }
+        let a = San::Dns("a.example".into());
+        let b = San::Dns("b.example".into());
+        let subject = Name::from_str("CN=phone-1").expect("name");
+        assert!(p.renewal_keeps_sans(&[b.clone(), a.clone()], &subject, &[a.clone(), b.clone()]));
+        assert!(!p.renewal_keeps_sans(std::slice::from_ref(&a), &subject, &[a.clone(), b]));
     }
 
     #[test]

@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use base64::Engine;
 use ca_core::{Authority, IssueRequest};
-use der::Encode;
+use der::Decode;
 
 use crate::config::{AuthMode, ChannelBinding, EndpointConfig, EstConfig};
 use crate::limits::PasswordLimiter;
@@ -414,25 +414,20 @@ impl EstService {
                     "re-enrollment needs the current certificate as TLS client certificate".into(),
                 )
             })?;
-            // Byte-equal, or equal once the profile's subject template is applied (the
-            // CA may reorder or drop attributes: a client that copies its request
-            // subject rather than its certificate's must not be refused for that).
-            let cert_subject = id.subject_der()?;
-            let csr_subject = csr.subject.to_der().map_err(ca_core::Error::from)?;
-            let templated = self
-                .auth
-                .profiles()
-                .get(&ep.cfg.profile)
-                .and_then(|p| p.build_subject(&csr.subject).ok())
-                .and_then(|n| n.to_der().ok());
-            if csr_subject != cert_subject && templated.as_deref() != Some(&cert_subject[..]) {
+            // Equal as sent, or once the profile's subject template is applied, in any RDN
+            // order (a client that copies its request subject rather than its
+            // certificate's must not be refused for that); the SANs likewise, as sent or
+            // as the profile completes them (ca_core::profile::Profile::renewal_keeps_*).
+            let cert_subject = x509_cert::name::Name::from_der(&id.subject_der()?)
+                .map_err(ca_core::Error::from)?;
+            let profile = self.auth.profiles().get(&ep.cfg.profile);
+            if !profile.is_some_and(|p| p.renewal_keeps_subject(&csr.subject, &cert_subject)) {
                 return Err(Error::Forbidden(
                     "re-enrollment CSR subject differs from the client certificate's (RFC 7030 §4.2.2)".into(),
                 ));
             }
-            let mut csr_sans = csr.sans.clone();
-            csr_sans.sort();
-            if csr_sans != id.sans()? {
+            let cert_sans = id.sans()?;
+            if !profile.is_some_and(|p| p.renewal_keeps_sans(&csr.sans, &csr.subject, &cert_sans)) {
                 return Err(Error::Forbidden(
                     "re-enrollment CSR subjectAltName differs from the client certificate's (RFC 7030 §4.2.2)".into(),
                 ));

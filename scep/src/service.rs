@@ -539,15 +539,14 @@ impl Endpoint {
                     Some(Rejection::bad_request(
                         "the signing certificate has expired",
                     ))
-                } else if self
-                    .auth
-                    .profiles()
-                    .get(&old.profile)
-                    .and_then(|p| p.build_subject(&csr.subject).ok())
-                    .is_none_or(|n| n.to_string() != old.subject)
-                {
-                    // Compared as the profile builds it: the certificate's subject is
-                    // what the profile made of the original request.
+                } else if !self.auth.profiles().get(&old.profile).is_some_and(|p| {
+                    x509_cert::Certificate::from_der(&old.der).is_ok_and(|c| {
+                        p.renewal_keeps_subject(&csr.subject, c.tbs_certificate().subject())
+                    })
+                }) {
+                    // Compared as sent or as the profile builds it, in any RDN order: the
+                    // certificate's subject is what the profile made of the original
+                    // request (ca_core::profile::Profile::renewal_keeps_subject).
                     Some(Rejection::bad_request(
                         "a renewal must keep the subject of the certificate being renewed",
                     ))
