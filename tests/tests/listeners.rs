@@ -32,12 +32,11 @@ fn start(server: &[(&str, &str)]) -> Server {
         Path::new(BIN),
         &["--tls-listen", &listen, "--hostname", "localhost"],
     );
-    let pw = ca.file("est-password", format!("{PASSWORD}\n").as_bytes());
+    let pw = ca.path("est-password");
+    privca_tests::write_secret(&pw, format!("{PASSWORD}\n"));
     let hash = privca_server::cli::hash_password(Some(&pw), 10_000).expect("hash");
     let secret = ca.data.join("scep.secret");
-    std::fs::write(&secret, "s3cret\n").expect("scep secret");
-    std::fs::set_permissions(&secret, std::os::unix::fs::PermissionsExt::from_mode(0o600))
-        .expect("chmod");
+    privca_tests::write_secret(&secret, "s3cret\n");
     let cfg = ca.config();
     let text = std::fs::read_to_string(&cfg).expect("config");
     // Replace the [server] keys given (and drop the ones init wrote for them).
