@@ -59,7 +59,7 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 # 4. The tests, interop included.
 export PRIVCA_INTEROP=1
 log "cargo test --workspace"
-cargo test --workspace --locked 2>&1
+cargo test --workspace --locked --no-fail-fast 2>&1
 
 # 5. The fuzz targets (fuzz/, its own crate) over their checked-in seed corpora, each seed
 #    once, on stable (no nightly or libFuzzer run needed; fuzz/README.md), with the

@@ -1281,14 +1281,47 @@ async fn a_rewrapped_captured_envelope_gets_one_answer_whatever_is_flipped() {
         )
     );
     // The variants did reach different failures (bad padding or key transport, and a
-    // plaintext that is not a valid CSR): the audit log tells them apart, the client not.
-    let details: Vec<String> = fx
-        .store
-        .audit_entries(1, 100_000)
-        .unwrap()
-        .into_iter()
-        .map(|e| e.event.detail)
-        .collect();
+    // plaintext that is not a valid CSR): the codec's internal detail tells them apart,
+    // the client not.
+    let ra_key = hsm::soft::SoftKey::from_pkcs8("ra", &vector("ra-TEST-ONLY-key.pk8.der")).unwrap();
+    let ra_cert = vector("ra.crt.der");
+    let mut details = std::collections::BTreeSet::new();
+    for (i, (_, env)) in variants.iter().enumerate() {
+        let nonce = codec::fresh_nonce();
+        let msg = codec::sign_message(
+            Some(env),
+            &OutAttributes {
+                message_type: MessageType::PkcsReq,
+                transaction_id: &format!("detail-{i}"),
+                sender_nonce: &nonce,
+                recipient_nonce: None,
+                status: None,
+            },
+            &ReplySigner {
+                cert_der: &attacker.cert,
+                key: attacker.key.as_ref(),
+            },
+            DigestAlg::Sha256,
+            hsm::SignatureScheme::RsaPkcs1Sha256,
+            &[],
+        )
+        .unwrap();
+        let decoded = codec::decode_request(
+            &msg,
+            &[codec::Recipient {
+                cert_der: &ra_cert,
+                key: &ra_key,
+            }],
+            &Default::default(),
+        )
+        .unwrap();
+        match decoded {
+            codec::Decoded::Refused { detail, .. } => {
+                details.insert(detail.split(':').next().unwrap_or_default().to_string());
+            }
+            other => panic!("variant {i} decoded: {other:?}"),
+        }
+    }
     assert!(
         details.iter().any(|d| d.contains("does not decrypt")),
         "{details:?}"
@@ -1298,6 +1331,24 @@ async fn a_rewrapped_captured_envelope_gets_one_answer_whatever_is_flipped() {
             .iter()
             .any(|d| d.contains("messageData is not valid")),
         "{details:?}"
+    );
+    // Anonymous refusals are counted, not audited one by one (issue 9 item 6): the
+    // summary holds every variant.
+    fx.auth.flush_refusals(true).unwrap();
+    let summary = fx
+        .store
+        .audit_entries(1, 100_000)
+        .unwrap()
+        .into_iter()
+        .map(|e| e.event.detail)
+        .find(|d| d.contains("scep-refused from scep:devices"))
+        .expect("a summary of the refusals");
+    assert!(
+        summary.contains(&format!(
+            "scep-refused from scep:devices: {}",
+            variants.len()
+        )),
+        "{summary}"
     );
     assert_eq!(fx.store.stats().unwrap().certificates, 2, "nothing issued");
 }
