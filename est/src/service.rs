@@ -147,6 +147,16 @@ impl std::fmt::Debug for EstService {
     }
 }
 
+/// Every certificate (DER) of the PEM bundles `files`; a relative path is taken from
+/// `base_dir` (`Path::join` keeps an absolute one as it is).
+fn read_cert_bundles(base_dir: &Path, files: &[std::path::PathBuf]) -> Result<Vec<Vec<u8>>> {
+    let mut out = Vec::new();
+    for f in files {
+        out.extend(read_cert_bundle(&base_dir.join(f))?);
+    }
+    Ok(out)
+}
+
 /// Reads every certificate of a PEM (or single DER) file.
 pub fn read_cert_bundle(path: &Path) -> Result<Vec<Vec<u8>>> {
     let bytes = std::fs::read(path)
@@ -209,15 +219,7 @@ impl EstService {
                 )));
             }
             let chain = auth.chain(&profile.issuer)?;
-            let mut extra = Vec::new();
-            for f in &ep.client_ca_files {
-                let p = if f.is_absolute() {
-                    f.clone()
-                } else {
-                    base_dir.join(f)
-                };
-                extra.extend(read_cert_bundle(&p)?);
-            }
+            let extra = read_cert_bundles(base_dir, &ep.client_ca_files)?;
             let accounts = ep
                 .accounts
                 .iter()
@@ -239,15 +241,7 @@ impl EstService {
                     "EST accounts use different PBKDF2 iteration counts; response times tell them apart (re-hash them with one count)"
                 );
             }
-            let mut ra_certs = Vec::new();
-            for f in &ep.ra_certificates {
-                let p = if f.is_absolute() {
-                    f.clone()
-                } else {
-                    base_dir.join(f)
-                };
-                ra_certs.extend(read_cert_bundle(&p)?);
-            }
+            let ra_certs = read_cert_bundles(base_dir, &ep.ra_certificates)?;
             endpoints.insert(
                 label.clone(),
                 Endpoint {

@@ -1232,6 +1232,7 @@ async fn a_rewrapped_captured_envelope_gets_one_answer_whatever_is_flipped() {
 
     let attacker = requester("attacker");
     let mut answers = std::collections::BTreeMap::new();
+    let mut signed = Vec::new();
     for (i, (what, env)) in variants.iter().enumerate() {
         let nonce = codec::fresh_nonce();
         let msg = codec::sign_message(
@@ -1252,6 +1253,7 @@ async fn a_rewrapped_captured_envelope_gets_one_answer_whatever_is_flipped() {
             &[],
         )
         .unwrap();
+        signed.push(msg.clone());
         // Every one is answered with a CertRep (HTTP 200), never an error.
         let rep = ep
             .pki_operation(msg)
@@ -1286,28 +1288,9 @@ async fn a_rewrapped_captured_envelope_gets_one_answer_whatever_is_flipped() {
     let ra_key = hsm::soft::SoftKey::from_pkcs8("ra", &vector("ra-TEST-ONLY-key.pk8.der")).unwrap();
     let ra_cert = vector("ra.crt.der");
     let mut details = std::collections::BTreeSet::new();
-    for (i, (_, env)) in variants.iter().enumerate() {
-        let nonce = codec::fresh_nonce();
-        let msg = codec::sign_message(
-            Some(env),
-            &OutAttributes {
-                message_type: MessageType::PkcsReq,
-                transaction_id: &format!("detail-{i}"),
-                sender_nonce: &nonce,
-                recipient_nonce: None,
-                status: None,
-            },
-            &ReplySigner {
-                cert_der: &attacker.cert,
-                key: attacker.key.as_ref(),
-            },
-            DigestAlg::Sha256,
-            hsm::SignatureScheme::RsaPkcs1Sha256,
-            &[],
-        )
-        .unwrap();
+    for (i, msg) in signed.iter().enumerate() {
         let decoded = codec::decode_request(
-            &msg,
+            msg,
             &[codec::Recipient {
                 cert_der: &ra_cert,
                 key: &ra_key,
