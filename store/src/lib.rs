@@ -254,7 +254,7 @@ impl AuditEntry {
 }
 
 /// Result of walking the whole audit chain.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuditVerification {
     /// Entries checked.
     pub entries: u64,

@@ -1,0 +1,305 @@
+//! The reads: each runs in the caller's own read transaction, beside the writer.
+
+use redb::{ReadTransaction, ReadableTable, ReadableTableMetadata};
+
+use super::schema::*;
+use crate::{
+    AuditEntry, AuditVerification, CertCursor, CertFilter, CertPage, CertRecord, Error,
+    OneTimeChallenge, PendingRequest, PendingState, Result, Revocation, RevokedEntry, StoreStats,
+    StoredCrl,
+};
+
+/// Walks the expiry index from the start (or after `after`) and returns up to `limit`
+/// records matching `filter`, without DER, and whether it stopped because `limit` was
+/// reached.
+fn scan_certs(
+    txn: &ReadTransaction,
+    filter: &CertFilter,
+    after: Option<&CertCursor>,
+    limit: usize,
+) -> Result<(Vec<CertRecord>, bool)> {
+    use std::ops::Bound;
+    if limit == 0 {
+        return Ok((Vec::new(), false));
+    }
+    // not_after > expires_after  and  not_after <= expires_before
+    let lower_time = match filter.expires_after {
+        None => None,
+        Some(t) => match t.checked_add(1) {
+            Some(t) => Some(t),
+            None => return Ok((Vec::new(), false)),
+        },
+    };
+    let upper = match filter.expires_before {
+        None => Bound::Unbounded,
+        Some(t) => match t.checked_add(1) {
+            Some(t) => Bound::Excluded((t, EMPTY)),
+            None => Bound::Unbounded,
+        },
+    };
+    if let (Some(after), Some(before)) = (filter.expires_after, filter.expires_before)
+        && after >= before
+    {
+        return Ok((Vec::new(), false));
+    }
+    // Start after the cursor when it lies beyond the filter's lower bound.
+    let lower = match (lower_time, after) {
+        (Some(t), Some(c)) if c.not_after < t => Bound::Included((t, EMPTY)),
+        (_, Some(c)) => Bound::Excluded((c.not_after, c.serial.as_slice())),
+        (Some(t), None) => Bound::Included((t, EMPTY)),
+        (None, None) => Bound::Unbounded,
+    };
+    let needle = filter.text.as_ref().map(|t| t.to_lowercase());
+
+    let err = "listing certificates";
+    let expiry = txn.open_table(EXPIRY).ctx(err)?;
+    let certs = txn.open_table(CERTS).ctx(err)?;
+    let mut out = Vec::new();
+    for item in expiry.range::<(i64, &[u8])>((lower, upper)).ctx(err)? {
+        let (key, _) = item.ctx(err)?;
+        let (_, serial) = key.value();
+        let Some(guard) = certs.get(serial).ctx(err)? else {
+            return Err(Error::Corrupt(format!(
+                "expiry index names unknown serial {}",
+                hex::encode(serial)
+            )));
+        };
+        let record: CertRecord = decode("certificate record", guard.value())?;
+        if filter.status.is_some_and(|s| s != record.status)
+            || filter
+                .profile
+                .as_ref()
+                .is_some_and(|p| *p != record.profile)
+            || filter.issuer.as_ref().is_some_and(|i| *i != record.issuer)
+        {
+            continue;
+        }
+        if let Some(needle) = &needle
+            && !record.subject.to_lowercase().contains(needle.as_str())
+            && !record
+                .sans
+                .iter()
+                .any(|s| s.to_lowercase().contains(needle.as_str()))
+        {
+            continue;
+        }
+        out.push(record);
+        if out.len() >= limit {
+            return Ok((out, true));
+        }
+    }
+    Ok((out, false))
+}
+
+pub(super) fn get_cert(txn: &ReadTransaction, serial: &[u8]) -> Result<Option<CertRecord>> {
+    let err = "reading a certificate";
+    let certs = txn.open_table(CERTS).ctx(err)?;
+    let ders = txn.open_table(CERT_DER).ctx(err)?;
+    let Some(guard) = certs.get(serial).ctx(err)? else {
+        return Ok(None);
+    };
+    let mut record: CertRecord = decode("certificate record", guard.value())?;
+    record.der = match ders.get(serial).ctx(err)? {
+        Some(der) => der.value().to_vec(),
+        None => {
+            return Err(Error::Corrupt(format!(
+                "certificate {} has no DER",
+                hex::encode(serial)
+            )));
+        }
+    };
+    Ok(Some(record))
+}
+
+pub(super) fn list_certs(txn: &ReadTransaction, filter: &CertFilter) -> Result<Vec<CertRecord>> {
+    let limit = filter.limit.unwrap_or(usize::MAX);
+    let (mut out, _) = scan_certs(txn, filter, None, limit)?;
+    let err = "listing certificates";
+    let ders = txn.open_table(CERT_DER).ctx(err)?;
+    for record in &mut out {
+        record.der = match ders.get(record.serial.as_slice()).ctx(err)? {
+            Some(der) => der.value().to_vec(),
+            None => {
+                return Err(Error::Corrupt(format!(
+                    "certificate {} has no DER",
+                    hex::encode(&record.serial)
+                )));
+            }
+        };
+    }
+    Ok(out)
+}
+
+pub(super) fn list_cert_page(
+    txn: &ReadTransaction,
+    filter: &CertFilter,
+    after: Option<&CertCursor>,
+    page_size: usize,
+) -> Result<CertPage> {
+    let (records, full) = scan_certs(txn, filter, after, page_size)?;
+    let next = match (full, records.last()) {
+        (true, Some(last)) => Some(CertCursor {
+            not_after: last.not_after,
+            serial: last.serial.clone(),
+        }),
+        _ => None,
+    };
+    Ok(CertPage { records, next })
+}
+
+pub(super) fn for_each_revoked(
+    txn: &ReadTransaction,
+    issuer: &str,
+    each: &mut dyn FnMut(RevokedEntry) -> Result<()>,
+) -> Result<()> {
+    let err = "reading revocations";
+    let revoked = txn.open_table(REVOKED).ctx(err)?;
+    for item in revoked.range((issuer, EMPTY)..).ctx(err)? {
+        let (key, value) = item.ctx(err)?;
+        let (key_issuer, ordered) = key.value();
+        if key_issuer != issuer {
+            break;
+        }
+        let serial = ordered.get(1..).unwrap_or_default().to_vec();
+        let (time, reason) = value.value();
+        each(RevokedEntry {
+            serial,
+            revocation: Revocation { time, reason },
+        })?;
+    }
+    Ok(())
+}
+
+pub(super) fn latest_crl(txn: &ReadTransaction, issuer: &str) -> Result<Option<StoredCrl>> {
+    let err = "reading the latest CRL";
+    let crls = txn.open_table(CRLS).ctx(err)?;
+    Ok(crls.get(issuer).ctx(err)?.map(|guard| {
+        let (number, this_update, next_update, der) = guard.value();
+        StoredCrl {
+            number,
+            this_update,
+            next_update,
+            der: der.to_vec(),
+        }
+    }))
+}
+
+pub(super) fn audit_entries(
+    txn: &ReadTransaction,
+    from: u64,
+    limit: usize,
+) -> Result<Vec<AuditEntry>> {
+    let err = "reading the audit log";
+    let audit = txn.open_table(AUDIT).ctx(err)?;
+    let mut out = Vec::new();
+    for item in audit.range(from..).ctx(err)?.take(limit) {
+        let (_, value) = item.ctx(err)?;
+        out.push(decode("audit entry", value.value())?);
+    }
+    Ok(out)
+}
+
+pub(super) fn verify_audit(txn: &ReadTransaction) -> Result<AuditVerification> {
+    let err = "reading the audit log";
+    let audit = txn.open_table(AUDIT).ctx(err)?;
+    let mut entries = 0u64;
+    let mut first_bad = None;
+    let mut expected_seq = 1u64;
+    let mut expected_prev = ZERO_HASH.to_string();
+    for item in audit.iter().ctx(err)? {
+        let (key, value) = item.ctx(err)?;
+        let seq = key.value();
+        entries += 1;
+        let good = match serde_json::from_slice::<AuditEntry>(value.value()) {
+            Ok(entry) => {
+                let computed = AuditEntry::compute_hash(entry.seq, &entry.prev_hash, &entry.event)?;
+                let good = entry.seq == seq
+                    && seq == expected_seq
+                    && entry.prev_hash == expected_prev
+                    && entry.hash == computed;
+                expected_prev = entry.hash;
+                good
+            }
+            Err(_) => {
+                expected_prev = String::new();
+                false
+            }
+        };
+        if !good && first_bad.is_none() {
+            first_bad = Some(seq);
+        }
+        expected_seq = seq.saturating_add(1);
+    }
+    Ok(AuditVerification { entries, first_bad })
+}
+
+pub(super) fn get_pending(txn: &ReadTransaction, id: u64) -> Result<Option<PendingRequest>> {
+    let err = "reading a pending request";
+    let pending = txn.open_table(PENDING).ctx(err)?;
+    match pending.get(id).ctx(err)? {
+        Some(guard) => Ok(Some(decode("pending request", guard.value())?)),
+        None => Ok(None),
+    }
+}
+
+pub(super) fn find_pending(
+    txn: &ReadTransaction,
+    lookup_key: &str,
+) -> Result<Option<PendingRequest>> {
+    let err = "reading a pending request";
+    let keys = txn.open_table(PENDING_KEYS).ctx(err)?;
+    let pending = txn.open_table(PENDING).ctx(err)?;
+    let Some(id) = keys.get(lookup_key).ctx(err)?.map(|g| g.value()) else {
+        return Ok(None);
+    };
+    match pending.get(id).ctx(err)? {
+        Some(guard) => Ok(Some(decode("pending request", guard.value())?)),
+        None => Err(Error::Corrupt(format!(
+            "lookup key points at missing request {id}"
+        ))),
+    }
+}
+
+pub(super) fn list_pending(
+    txn: &ReadTransaction,
+    state: Option<PendingState>,
+) -> Result<Vec<PendingRequest>> {
+    let err = "listing pending requests";
+    let pending = txn.open_table(PENDING).ctx(err)?;
+    let mut out = Vec::new();
+    for item in pending.iter().ctx(err)? {
+        let (_, value) = item.ctx(err)?;
+        let request: PendingRequest = decode("pending request", value.value())?;
+        if state.is_none_or(|s| s == request.state) {
+            out.push(request);
+        }
+    }
+    Ok(out)
+}
+
+pub(super) fn get_challenge(
+    txn: &ReadTransaction,
+    hash: &[u8],
+) -> Result<Option<OneTimeChallenge>> {
+    let err = "reading a challenge";
+    let table = txn.open_table(CHALLENGES).ctx(err)?;
+    match table.get(hash).ctx(err)? {
+        Some(g) => Ok(Some(decode("challenge", g.value())?)),
+        None => Ok(None),
+    }
+}
+
+pub(super) fn find_transaction(txn: &ReadTransaction, key: &str) -> Result<Option<Vec<u8>>> {
+    let err = "reading a transaction";
+    let table = txn.open_table(TRANSACTIONS).ctx(err)?;
+    Ok(table.get(key).ctx(err)?.map(|g| g.value().to_vec()))
+}
+
+pub(super) fn stats(txn: &ReadTransaction) -> Result<StoreStats> {
+    let err = "counting records";
+    Ok(StoreStats {
+        certificates: txn.open_table(CERTS).ctx(err)?.len().ctx(err)?,
+        revoked: txn.open_table(REVOKED).ctx(err)?.len().ctx(err)?,
+        audit_entries: txn.open_table(AUDIT).ctx(err)?.len().ctx(err)?,
+    })
+}

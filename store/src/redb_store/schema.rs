@@ -1,0 +1,190 @@
+//! The schema: table definitions, key and value encodings, the schema version, and the
+//! audit chain's tip (see the module documentation of [`super`] for the table layout).
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use redb::{Database, ReadableDatabase, ReadableTable, Table, TableDefinition, WriteTransaction};
+
+use crate::{AuditEntry, Error, Result, UnixTime};
+
+/// The schema version this code writes and understands.
+pub(super) const SCHEMA_VERSION: u64 = 1;
+pub(super) const SCHEMA_KEY: &str = "schema_version";
+/// Key of the `probe` table's only entry (see [`Writer::probe`]).
+pub(super) const PROBE_KEY: &str = "headroom";
+/// What [`Writer::probe`] writes: a store that cannot take this much more is unavailable.
+pub(super) const PROBE_BYTES: usize = 1 << 20;
+/// `prev_hash` of the first audit entry.
+pub(super) const ZERO_HASH: &str =
+    "0000000000000000000000000000000000000000000000000000000000000000";
+/// Longest serial accepted (RFC 5280 §4.1.2.2, DESIGN.md decision 3).
+pub(super) const MAX_SERIAL_LEN: usize = 20;
+pub(super) const EMPTY: &[u8] = &[];
+
+pub(super) const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+pub(super) const CERTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("certs");
+pub(super) const CERT_DER: TableDefinition<&[u8], &[u8]> = TableDefinition::new("cert_der");
+pub(super) const SERIALS: TableDefinition<&[u8], (&str, i64)> = TableDefinition::new("serials");
+pub(super) const EXPIRY: TableDefinition<(i64, &[u8]), ()> = TableDefinition::new("expiry");
+pub(super) const REVOKED: TableDefinition<(&str, &[u8]), (i64, u8)> =
+    TableDefinition::new("revoked");
+pub(super) const CRL_NUMBERS: TableDefinition<&str, u64> = TableDefinition::new("crl_numbers");
+pub(super) const CRLS: TableDefinition<&str, (u64, i64, i64, &[u8])> = TableDefinition::new("crls");
+pub(super) const PENDING: TableDefinition<u64, &[u8]> = TableDefinition::new("pending");
+pub(super) const PENDING_KEYS: TableDefinition<&str, u64> = TableDefinition::new("pending_keys");
+pub(super) const AUDIT: TableDefinition<u64, &[u8]> = TableDefinition::new("audit");
+pub(super) const CHALLENGES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("challenges");
+pub(super) const TRANSACTIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("transactions");
+pub(super) const PROBE: TableDefinition<&str, &[u8]> = TableDefinition::new("probe");
+
+/// An engine error as a store error: [`Error::Unavailable`] for I/O failures (a full disk,
+/// and redb's "previous I/O error" after one), [`Error::Backend`] for the rest.
+pub(super) fn classify(context: &str, e: redb::Error) -> Error {
+    if is_io(&e) {
+        Error::Unavailable(format!("{context}: {e}"))
+    } else {
+        Error::Backend(format!("{context}: {e}"))
+    }
+}
+
+pub(super) fn is_io(e: &redb::Error) -> bool {
+    matches!(
+        e,
+        redb::Error::Io(_) | redb::Error::PreviousIo | redb::Error::DatabaseClosed
+    )
+}
+
+/// Maps an engine error to a store error ([`classify`]) with some context.
+pub(super) trait Context<T> {
+    fn ctx(self, context: &str) -> Result<T>;
+}
+
+impl<T, E: Into<redb::Error>> Context<T> for std::result::Result<T, E> {
+    fn ctx(self, context: &str) -> Result<T> {
+        self.map_err(|e| classify(context, e.into()))
+    }
+}
+
+pub(super) fn now() -> UnixTime {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+pub(super) fn check_serial(serial: &[u8]) -> Result<()> {
+    if serial.is_empty() || serial.len() > MAX_SERIAL_LEN {
+        return Err(Error::Invalid(format!(
+            "a serial has 1 to {MAX_SERIAL_LEN} octets, not {}",
+            serial.len()
+        )));
+    }
+    Ok(())
+}
+
+/// The serial element of a `revoked` key: length octet, then the serial.
+pub(super) fn order_key(serial: &[u8]) -> Vec<u8> {
+    let mut key = Vec::with_capacity(serial.len() + 1);
+    // check_serial keeps the length within a byte.
+    key.push(u8::try_from(serial.len()).unwrap_or(u8::MAX));
+    key.extend_from_slice(serial);
+    key
+}
+
+pub(super) fn decode<T: serde::de::DeserializeOwned>(what: &str, bytes: &[u8]) -> Result<T> {
+    serde_json::from_slice(bytes).map_err(|e| Error::Corrupt(format!("{what}: {e}")))
+}
+
+pub(super) fn encode<T: serde::Serialize>(value: &T) -> Result<Vec<u8>> {
+    serde_json::to_vec(value).map_err(|e| Error::Backend(format!("encoding a record: {e}")))
+}
+
+/// Creates the tables and checks or writes the schema version.
+pub(super) fn init_schema(db: &Database) -> Result<()> {
+    let err = "preparing the database";
+    let txn = db.begin_write().ctx(err)?;
+    {
+        let mut meta = txn.open_table(META).ctx(err)?;
+        let found = meta.get(SCHEMA_KEY).ctx(err)?.map(|g| g.value());
+        match found {
+            Some(v) if v > SCHEMA_VERSION => {
+                return Err(Error::UnsupportedSchema {
+                    found: v,
+                    supported: SCHEMA_VERSION,
+                });
+            }
+            Some(v) if v < SCHEMA_VERSION => {
+                return Err(Error::Corrupt(format!("schema version {v}")));
+            }
+            Some(_) => {}
+            None => {
+                meta.insert(SCHEMA_KEY, SCHEMA_VERSION).ctx(err)?;
+            }
+        }
+    }
+    Tables::open(&txn).ctx(err)?;
+    txn.commit().ctx(err)
+}
+
+/// Where the audit chain ends: the last seq (0 if empty) and its hash.
+#[derive(Clone, Debug)]
+pub(super) struct AuditTip {
+    pub(super) seq: u64,
+    pub(super) hash: String,
+}
+
+pub(super) fn load_tip(db: &Database) -> Result<AuditTip> {
+    let err = "reading the audit log";
+    let txn = db.begin_read().ctx(err)?;
+    let table = txn.open_table(AUDIT).ctx(err)?;
+    match table.last().ctx(err)? {
+        None => Ok(AuditTip {
+            seq: 0,
+            hash: ZERO_HASH.to_string(),
+        }),
+        Some((key, value)) => {
+            let entry: AuditEntry = decode("last audit entry", value.value())?;
+            Ok(AuditTip {
+                seq: key.value(),
+                hash: entry.hash,
+            })
+        }
+    }
+}
+
+/// Every table, open in one write transaction.
+pub(super) struct Tables<'t> {
+    pub(super) certs: Table<'t, &'static [u8], &'static [u8]>,
+    pub(super) der: Table<'t, &'static [u8], &'static [u8]>,
+    pub(super) serials: Table<'t, &'static [u8], (&'static str, i64)>,
+    pub(super) expiry: Table<'t, (i64, &'static [u8]), ()>,
+    pub(super) revoked: Table<'t, (&'static str, &'static [u8]), (i64, u8)>,
+    pub(super) crl_numbers: Table<'t, &'static str, u64>,
+    pub(super) crls: Table<'t, &'static str, (u64, i64, i64, &'static [u8])>,
+    pub(super) pending: Table<'t, u64, &'static [u8]>,
+    pub(super) pending_keys: Table<'t, &'static str, u64>,
+    pub(super) audit: Table<'t, u64, &'static [u8]>,
+    pub(super) challenges: Table<'t, &'static [u8], &'static [u8]>,
+    pub(super) transactions: Table<'t, &'static str, &'static [u8]>,
+}
+
+impl<'t> Tables<'t> {
+    pub(super) fn open(
+        txn: &'t WriteTransaction,
+    ) -> std::result::Result<Tables<'t>, redb::TableError> {
+        Ok(Tables {
+            certs: txn.open_table(CERTS)?,
+            der: txn.open_table(CERT_DER)?,
+            serials: txn.open_table(SERIALS)?,
+            expiry: txn.open_table(EXPIRY)?,
+            revoked: txn.open_table(REVOKED)?,
+            crl_numbers: txn.open_table(CRL_NUMBERS)?,
+            crls: txn.open_table(CRLS)?,
+            pending: txn.open_table(PENDING)?,
+            pending_keys: txn.open_table(PENDING_KEYS)?,
+            audit: txn.open_table(AUDIT)?,
+            challenges: txn.open_table(CHALLENGES)?,
+            transactions: txn.open_table(TRANSACTIONS)?,
+        })
+    }
+}
