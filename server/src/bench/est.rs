@@ -11,6 +11,7 @@ use base64::Engine;
 use der::Encode;
 use hsm::{KeyAlgorithm, PrivateKey};
 
+use super::common::{ms, percentile, raw_sign_rate};
 use crate::Error;
 
 /// Options of `privca bench est`.
@@ -120,8 +121,8 @@ pub fn run(a: &EstBenchArgs) -> Result<(), Error> {
         .map(|n| n.get())
         .unwrap_or(1);
     let sign_dur = Duration::from_secs(a.sign_seconds.max(1));
-    let raw_1 = crate::bench::raw_sign_rate(&issuing_key, 1, sign_dur)?;
-    let raw_n = crate::bench::raw_sign_rate(&issuing_key, cores, sign_dur)?;
+    let raw_1 = raw_sign_rate(&issuing_key, 1, sign_dur)?;
+    let raw_n = raw_sign_rate(&issuing_key, cores, sign_dur)?;
     println!(
         "== bench est: {}, issuing CA key {alg}, {} enrollments per mode, {} clients ==",
         t.what, a.count, a.clients
@@ -186,7 +187,7 @@ pub fn run(a: &EstBenchArgs) -> Result<(), Error> {
         let mut l = lat.lock().map(|g| g.clone()).unwrap_or_default();
         l.sort();
         let rate = l.len() as f64 / elapsed;
-        let p = |q| crate::bench::percentile(&l, q).as_secs_f64() * 1e3;
+        let p = |q| ms(percentile(&l, q));
         println!(
             "{}: {rate:.0} enrollments/s ({:.1}% of raw signing on {cores} threads), latency p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, failures {}",
             if keep_alive {

@@ -14,6 +14,11 @@ use hsm::{KeyAlgorithm, KeyStore, PrivateKey, Secret};
 use store::{CertRecord, CertStatus, Revocation, Store};
 
 use crate::Error;
+use common::{ms, percentile, raw_sign_rate};
+
+mod common;
+pub mod est;
+pub mod scep;
 
 /// Which benchmark.
 #[derive(Debug, Subcommand)]
@@ -38,7 +43,7 @@ pub enum BenchCommand {
         hsm: BenchHsm,
     },
     /// SCEP enrollments per second against a running server (see `bench_scep`).
-    Scep(crate::bench_scep::ScepBenchArgs),
+    Scep(scep::ScepBenchArgs),
     /// Raw signing speed through each key backend, measured in one run: the software
     /// backend (aws-lc-rs in process) and, with --hsm, a PKCS#11 token.
     Sign {
@@ -57,7 +62,7 @@ pub enum BenchCommand {
         hsm: BenchHsm,
     },
     /// EST enrollments per second over HTTPS (new TLS connection each, and keep-alive).
-    Est(crate::bench_est::EstBenchArgs),
+    Est(est::EstBenchArgs),
     /// Build a CRL with many revoked entries.
     Crl {
         /// Entry counts.
@@ -146,7 +151,7 @@ pub fn run(cmd: BenchCommand) -> Result<(), Error> {
             }
             Ok(())
         }
-        BenchCommand::Scep(a) => crate::bench_scep::run(a),
+        BenchCommand::Scep(a) => scep::run(a),
         BenchCommand::Sign {
             algs,
             threads,
@@ -166,7 +171,7 @@ pub fn run(cmd: BenchCommand) -> Result<(), Error> {
             }
             Ok(())
         }
-        BenchCommand::Est(a) => crate::bench_est::run(&a),
+        BenchCommand::Est(a) => est::run(&a),
         BenchCommand::Crl { entries, alg } => {
             let alg = KeyAlgorithm::from_name(&alg)
                 .ok_or_else(|| Error::Usage(format!("unknown algorithm {alg}")))?;
@@ -276,39 +281,6 @@ fn fixture_in(
     })
 }
 
-/// Signatures per second of `key` over a certificate-sized message with `threads` threads.
-pub(crate) fn raw_sign_rate(
-    key: &Arc<dyn PrivateKey>,
-    threads: usize,
-    dur: Duration,
-) -> Result<f64, Error> {
-    let msg = vec![0x5au8; 600];
-    let scheme = key.algorithm().default_scheme();
-    let count = Arc::new(AtomicUsize::new(0));
-    let start = Instant::now();
-    let errors = Arc::new(Mutex::new(None));
-    std::thread::scope(|s| {
-        for _ in 0..threads {
-            let (key, msg, count, errors) = (key.clone(), &msg, count.clone(), errors.clone());
-            s.spawn(move || {
-                while start.elapsed() < dur {
-                    if let Err(e) = key.sign(scheme, msg) {
-                        if let Ok(mut g) = errors.lock() {
-                            *g = Some(e.to_string());
-                        }
-                        return;
-                    }
-                    count.fetch_add(1, Ordering::Relaxed);
-                }
-            });
-        }
-    });
-    if let Ok(Some(e)) = errors.lock().map(|g| g.clone()) {
-        return Err(Error::Io(format!("signing failed: {e}")));
-    }
-    Ok(count.load(Ordering::Relaxed) as f64 / start.elapsed().as_secs_f64())
-}
-
 /// `bench sign`: the same algorithm through the software backend and (with a token)
 /// through PKCS#11, on 1 and on `threads` threads, in one run.
 fn bench_sign(
@@ -350,14 +322,6 @@ fn bench_sign(
         );
     }
     Ok(())
-}
-
-pub(crate) fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[idx.min(sorted.len() - 1)]
 }
 
 fn bench_issue(
@@ -453,9 +417,9 @@ fn bench_issue(
     );
     println!(
         "issuance latency: p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms",
-        percentile(&lat, 0.5).as_secs_f64() * 1e3,
-        percentile(&lat, 0.9).as_secs_f64() * 1e3,
-        percentile(&lat, 0.99).as_secs_f64() * 1e3
+        ms(percentile(&lat, 0.5)),
+        ms(percentile(&lat, 0.9)),
+        ms(percentile(&lat, 0.99))
     );
     Ok(())
 }

@@ -11,9 +11,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use hsm::{KeyAlgorithm, PrivateKey, SignatureScheme};
+use hsm::{KeyAlgorithm, PrivateKey};
 use scep::codec::{ContentCipher, MessageType};
 
+use super::common::{ms, percentile, raw_sign_rate};
 use crate::Error;
 
 /// Arguments of `privca bench scep`.
@@ -45,38 +46,11 @@ pub struct ScepBenchArgs {
     pub rsa_seconds: u64,
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[idx.min(sorted.len() - 1)]
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
-}
-
 /// RSA private operations per second of `bits`-bit keys (PKCS#1 v1.5 signing with
 /// SHA-256 through the soft backend, the operation the RA performs), on `threads` threads.
 fn rsa_speed(alg: KeyAlgorithm, threads: usize, dur: Duration) -> Result<f64, Error> {
     let key: Arc<dyn PrivateKey> = Arc::new(hsm::soft::SoftKey::generate_ephemeral("b", alg)?);
-    let count = Arc::new(AtomicUsize::new(0));
-    let start = Instant::now();
-    std::thread::scope(|s| {
-        for _ in 0..threads {
-            let key = key.clone();
-            let count = count.clone();
-            s.spawn(move || {
-                while start.elapsed() < dur {
-                    if key.sign(SignatureScheme::RsaPkcs1Sha256, b"bench").is_ok() {
-                        count.fetch_add(1, Ordering::Relaxed);
-                    }
-                }
-            });
-        }
-    });
-    Ok(count.load(Ordering::Relaxed) as f64 / start.elapsed().as_secs_f64())
+    raw_sign_rate(&key, threads, dur)
 }
 
 struct Run {
