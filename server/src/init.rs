@@ -14,7 +14,7 @@ use hsm::{KeyAlgorithm, KeyStore, PrivateKey, Secret};
 use store::Store;
 
 use crate::Error;
-use crate::ops::pem;
+use crate::admin::pem;
 
 /// Parameters of `privca init`.
 #[derive(Clone, Debug)]

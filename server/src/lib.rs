@@ -3,13 +3,13 @@
 //! and owns sockets (DESIGN.md). Keeping it a library lets the workspace tests start a
 //! full server in-process.
 
+pub mod admin;
 pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod http;
 pub mod init;
 pub mod listener;
-pub mod ops;
 pub mod scep_wiring;
 pub mod serve;
 pub mod tls;

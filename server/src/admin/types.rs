@@ -1,13 +1,12 @@
-//! Administrative operations shared by the admin API and the CLI's offline mode: the
-//! same function serves `POST /admin/v1/certificates` and `privca issue` with no server
-//! running, so the two cannot drift apart. Inputs and outputs are the admin API's JSON.
+//! The admin API's JSON: the inputs and answers of every admin operation (both
+//! transports of [`super::Admin`] carry exactly these), and the views of records.
 
 use base64::Engine;
-use ca_core::asn1::{parse_serial_hex, serial_hex};
+use ca_core::RevocationReason;
+use ca_core::asn1::serial_hex;
 use ca_core::profile::San;
-use ca_core::{Authority, IssueRequest, RevocationReason};
 use serde::{Deserialize, Serialize};
-use store::{AuditVerification, CertCursor, CertFilter, CertRecord, CertStatus};
+use store::{CertCursor, CertRecord, CertStatus};
 
 /// Body of `POST /admin/v1/certificates`.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -124,13 +123,13 @@ pub struct CertListPage {
 
 /// The opaque cursor of a page end: base64url of notAfter (8 octets, big-endian) and the
 /// serial.
-fn encode_cursor(c: &CertCursor) -> String {
+pub(super) fn encode_cursor(c: &CertCursor) -> String {
     let mut bytes = c.not_after.to_be_bytes().to_vec();
     bytes.extend_from_slice(&c.serial);
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
 
-fn decode_cursor(text: &str) -> Result<CertCursor, ca_core::Error> {
+pub(super) fn decode_cursor(text: &str) -> Result<CertCursor, ca_core::Error> {
     let bad = || ca_core::Error::BadRequest("cursor is not one this server gave out".into());
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(text.trim())
@@ -237,191 +236,6 @@ pub fn view(r: &CertRecord, now: i64, with_pem: bool) -> CertView {
     }
 }
 
-/// Issues a certificate from a CSR or a server-generated key.
-pub fn issue(
-    auth: &Authority,
-    input: &IssueInput,
-    requester: &str,
-) -> Result<IssueOutput, ca_core::Error> {
-    let extra = input
-        .sans
-        .iter()
-        .map(|s| San::parse(s))
-        .collect::<Result<Vec<_>, _>>()?;
-    let (mut req, key_pem) = match (&input.csr_pem, input.generate_key) {
-        (Some(csr), None) => {
-            let csr = ca_core::csr::parse(csr.as_bytes())?;
-            if input.subject.is_some() {
-                return Err(ca_core::Error::BadRequest(
-                    "give the subject in the CSR, not beside it".into(),
-                ));
-            }
-            (
-                IssueRequest::from_csr(&csr, &input.profile, requester),
-                None,
-            )
-        }
-        (None, Some(alg)) => {
-            let subject_text = input.subject.clone().unwrap_or_default();
-            let subject: x509_cert::name::Name = if subject_text.is_empty() {
-                x509_cert::name::Name::default()
-            } else {
-                subject_text.parse().map_err(|e| {
-                    ca_core::Error::BadRequest(format!("subject {subject_text:?}: {e}"))
-                })?
-            };
-            let generated = hsm::soft::generate_exportable(alg)?;
-            let req = IssueRequest {
-                profile: input.profile.clone(),
-                subject,
-                sans: Vec::new(),
-                spki_der: generated.spki_der.clone(),
-                key_algorithm: alg,
-                extensions: Vec::new(),
-                requester: requester.to_string(),
-                validity_days: None,
-                issuer: None,
-            };
-            (req, Some(pem("PRIVATE KEY", generated.pkcs8_der.expose())))
-        }
-        _ => {
-            return Err(ca_core::Error::BadRequest(
-                "give either a CSR or a key algorithm to generate".into(),
-            ));
-        }
-    };
-    for s in extra {
-        if !req.sans.contains(&s) {
-            req.sans.push(s);
-        }
-    }
-    req.validity_days = input.validity_days;
-    let issued = auth.issue(&req)?;
-    Ok(IssueOutput {
-        serial: serial_hex(&issued.record.serial),
-        certificate_pem: pem("CERTIFICATE", &issued.record.der),
-        chain_pem: issued.chain.iter().map(|c| pem("CERTIFICATE", c)).collect(),
-        private_key_pem: key_pem,
-    })
-}
-
-/// Lists certificates.
-/// One page of certificates (memory bounded by the page size: records are read without
-/// their DER).
-pub fn list(auth: &Authority, q: &ListQuery) -> Result<CertListPage, ca_core::Error> {
-    let now = auth.now();
-    let limit = q.limit.unwrap_or(LIST_DEFAULT_LIMIT);
-    if limit == 0 || limit > LIST_MAX_LIMIT {
-        return Err(ca_core::Error::BadRequest(format!(
-            "limit must be between 1 and {LIST_MAX_LIMIT}; page with cursor for more"
-        )));
-    }
-    let after = q.cursor.as_deref().map(decode_cursor).transpose()?;
-    let mut filter = CertFilter {
-        profile: q.profile.clone(),
-        issuer: q.issuer.clone(),
-        text: q.text.clone(),
-        ..CertFilter::default()
-    };
-    match q.status.as_deref() {
-        None => {}
-        Some("valid") => {
-            filter.status = Some(CertStatus::Valid);
-            filter.expires_after = Some(now);
-        }
-        Some("revoked") => filter.status = Some(CertStatus::Revoked),
-        Some("expired") => {
-            filter.status = Some(CertStatus::Valid);
-            filter.expires_before = Some(now);
-        }
-        Some(other) => {
-            return Err(ca_core::Error::BadRequest(format!(
-                "status {other:?} is not one of valid, revoked, expired"
-            )));
-        }
-    }
-    if let Some(days) = q.expiring_days {
-        filter.expires_after = Some(now);
-        filter.expires_before = Some(now + i64::from(days) * 86_400);
-        filter.status.get_or_insert(CertStatus::Valid);
-    }
-    let page = auth.list_page(&filter, after.as_ref(), limit)?;
-    Ok(CertListPage {
-        certificates: page.records.iter().map(|r| view(r, now, false)).collect(),
-        next_cursor: page.next.as_ref().map(encode_cursor),
-    })
-}
-
-/// Shows one certificate.
-pub fn show(auth: &Authority, serial: &str) -> Result<CertView, ca_core::Error> {
-    let serial = parse_serial_hex(serial)?;
-    Ok(view(&auth.get(&serial)?, auth.now(), true))
-}
-
-/// Revokes one certificate.
-pub fn revoke(
-    auth: &Authority,
-    serial: &str,
-    input: &RevokeInput,
-    actor: &str,
-) -> Result<CertView, ca_core::Error> {
-    let serial = parse_serial_hex(serial)?;
-    let reason = RevocationReason::parse(input.reason.as_deref().unwrap_or("unspecified"))?;
-    let rec = auth.revoke(&serial, reason, actor)?;
-    Ok(view(&rec, auth.now(), false))
-}
-
-/// Forces a new CRL for `ca` (all CAs when `None`).
-pub fn crl(
-    auth: &Authority,
-    ca: Option<&str>,
-    actor: &str,
-) -> Result<Vec<CrlView>, ca_core::Error> {
-    let names: Vec<String> = match ca {
-        Some(c) => vec![auth.ca(c)?.name.clone()],
-        None => auth.authorities().keys().cloned().collect(),
-    };
-    names
-        .iter()
-        .map(|n| {
-            let c = auth.generate_crl(n, actor)?;
-            Ok(CrlView {
-                ca: n.clone(),
-                number: c.number,
-                this_update: rfc3339(c.this_update),
-                next_update: rfc3339(c.next_update),
-                url: auth.settings().crl_url(n),
-                bytes: c.der.len(),
-            })
-        })
-        .collect()
-}
-
-/// Lists profiles.
-pub fn profiles(auth: &Authority) -> Vec<ProfileView> {
-    auth.profiles()
-        .values()
-        .map(|p| ProfileView {
-            name: p.name.clone(),
-            issuer: p.issuer.clone(),
-            validity_days: p.config.validity_days,
-            extended_key_usage: p.config.extended_key_usage.clone(),
-            ca: p.config.ca,
-            key_algorithms: p
-                .config
-                .key_algorithms
-                .iter()
-                .map(|a| a.name().to_string())
-                .collect(),
-        })
-        .collect()
-}
-
-/// Verifies the audit chain.
-pub fn audit_verify(auth: &Authority) -> Result<AuditVerification, ca_core::Error> {
-    Ok(auth.store().verify_audit()?)
-}
-
 /// A held enrollment request as the admin API and CLI show it
 /// (`GET /admin/v1/requests`, `privca requests list`).
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -458,7 +272,8 @@ pub struct RejectInput {
     pub reason: String,
 }
 
-fn request_view(p: &store::PendingRequest) -> RequestView {
+/// The view of a held request.
+pub(super) fn request_view(p: &store::PendingRequest) -> RequestView {
     let (subject, sans) = match ca_core::csr::decode_held(&p.csr_der) {
         Ok(csr) => (
             csr.subject.to_string(),
@@ -480,36 +295,10 @@ fn request_view(p: &store::PendingRequest) -> RequestView {
     }
 }
 
-/// Lists held requests, optionally in one state (`pending`, `issued`, `rejected`).
-pub fn list_requests(
-    auth: &Authority,
-    state: Option<&str>,
-) -> Result<Vec<RequestView>, ca_core::Error> {
-    let state = state.map(ca_core::pending::parse_state).transpose()?;
-    Ok(auth.list_held(state)?.iter().map(request_view).collect())
-}
-
-/// Approves a held request; returns the issued certificate's view.
-pub fn approve_request(auth: &Authority, id: u64, actor: &str) -> Result<CertView, ca_core::Error> {
-    let issued = auth.approve(id, actor)?;
-    Ok(view(&issued.record, auth.now(), false))
-}
-
-/// Rejects a held request.
-pub fn reject_request(
-    auth: &Authority,
-    id: u64,
-    input: &RejectInput,
-    actor: &str,
-) -> Result<RequestView, ca_core::Error> {
-    if input.reason.trim().is_empty() || input.reason.len() > 200 {
-        return Err(ca_core::Error::BadRequest(
-            "give a reason of 1 to 200 characters".into(),
-        ));
-    }
-    Ok(request_view(&auth.reject(
-        id,
-        actor,
-        input.reason.trim(),
-    )?))
+/// Query of `GET /admin/v1/requests`.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct RequestsQuery {
+    /// Only requests in this state: `pending`, `issued` or `rejected`.
+    #[serde(default)]
+    pub state: Option<String>,
 }

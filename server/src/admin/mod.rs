@@ -1,0 +1,73 @@
+//! One admin interface, two transports.
+//!
+//! [`Admin`] names every administrative operation once. [`LocalAdmin`] carries them out
+//! in this process over the [`ca_core::Authority`] (the admin API's handlers use it, and
+//! so does the CLI when no server holds the database); [`RemoteAdmin`] sends them to a
+//! running server's admin API (the CLI when a server holds the database). Both take and
+//! return the admin API's JSON types ([`types`]), so the two transports cannot drift
+//! apart; docs/admin-api.md describes the routes and docs/architecture.md where this sits.
+
+mod local;
+mod remote;
+pub mod types;
+
+pub use local::LocalAdmin;
+pub use remote::RemoteAdmin;
+pub use types::{
+    CertListPage, CertView, CrlView, IssueInput, IssueOutput, LIST_DEFAULT_LIMIT, LIST_MAX_LIMIT,
+    ListQuery, ProfileView, RejectInput, RequestView, RequestsQuery, RevokeInput, pem, rfc3339,
+    view,
+};
+
+use crate::Error;
+use crate::scep_wiring::{ChallengeInput, ChallengeOutput};
+use store::AuditVerification;
+
+/// Every administrative operation (DESIGN decision 6: online operations from the CLI go
+/// through the running server's admin API; with no server, the CLI runs them here).
+///
+/// Errors: the in-process transport returns [`Error::Core`] (the authority's refusal,
+/// whose kind the admin API maps to a status with [`status_of`]); the remote one returns
+/// [`Error::Api`] with the server's status and message, or [`Error::Io`] when the server
+/// cannot be reached or answers something that is not the admin API's JSON.
+pub trait Admin {
+    /// `POST /admin/v1/certificates`: issues a certificate from a CSR or a key the
+    /// server generates.
+    fn issue(&self, input: &IssueInput) -> Result<IssueOutput, Error>;
+    /// `GET /admin/v1/certificates`: one page of certificates, soonest expiry first.
+    fn list(&self, query: &ListQuery) -> Result<CertListPage, Error>;
+    /// `GET /admin/v1/certificates/{serial}`: one certificate with its PEM.
+    fn show(&self, serial: &str) -> Result<CertView, Error>;
+    /// `POST /admin/v1/certificates/{serial}/revoke` (reason names of RFC 5280 §5.3.1).
+    fn revoke(&self, serial: &str, input: &RevokeInput) -> Result<CertView, Error>;
+    /// `POST /admin/v1/crl/{ca}` (one authority) or `POST /admin/v1/crl` (all, when
+    /// `ca` is `None`): signs and publishes a new CRL now (RFC 5280 §5).
+    fn crl(&self, ca: Option<&str>) -> Result<Vec<CrlView>, Error>;
+    /// `GET /admin/v1/profiles`.
+    fn profiles(&self) -> Result<Vec<ProfileView>, Error>;
+    /// `GET /admin/v1/audit/verify`: walks the hash chain of the audit log.
+    fn audit_verify(&self) -> Result<AuditVerification, Error>;
+    /// `POST /admin/v1/scep/challenges`: a one-time SCEP challenge password
+    /// (RFC 8894 §2.3), shown once.
+    fn scep_challenge(&self, input: &ChallengeInput) -> Result<ChallengeOutput, Error>;
+    /// `GET /admin/v1/requests`: held enrollment requests.
+    fn requests(&self, query: &RequestsQuery) -> Result<Vec<RequestView>, Error>;
+    /// `POST /admin/v1/requests/{id}/approve`: issues the held request's certificate.
+    fn approve(&self, id: u64) -> Result<CertView, Error>;
+    /// `POST /admin/v1/requests/{id}/reject`.
+    fn reject(&self, id: u64, input: &RejectInput) -> Result<RequestView, Error>;
+}
+
+/// The HTTP status of an authority error kind in the admin API (RFC 9110 §15).
+pub fn status_of(kind: ca_core::ErrorKind) -> u16 {
+    use ca_core::ErrorKind;
+    match kind {
+        ErrorKind::BadRequest => 400,
+        ErrorKind::Unauthorized => 401,
+        ErrorKind::PolicyRefused => 403,
+        ErrorKind::NotFound => 404,
+        ErrorKind::Conflict => 409,
+        ErrorKind::Unavailable => 503,
+        ErrorKind::Internal => 500,
+    }
+}

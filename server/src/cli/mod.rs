@@ -1,0 +1,15 @@
+//! The `privca` command line: [`args`] holds what the user types (clap types),
+//! [`commands`] what each command does.
+//!
+//! Online commands (issue, revoke, list, show, crl, profiles, requests, audit, scep
+//! challenge) run through [`crate::admin::Admin`]: over the database directly when no
+//! server holds it, and otherwise through the running server's admin API (DESIGN
+//! decision 6; docs/architecture.md). The transport is chosen once, in
+//! [`online::connect`]; each command is written once.
+
+pub mod args;
+mod commands;
+mod online;
+
+pub use args::*;
+pub use commands::{hash_password, run};

@@ -1,0 +1,366 @@
+//! The online commands, each written once over [`Admin`]: [`connect`] picks the
+//! transport (the database here when it is free, else the running server's admin API).
+
+use std::path::PathBuf;
+
+use super::args::*;
+use super::commands::{print_json, write_out};
+use crate::Error;
+use crate::admin::{
+    Admin, IssueInput, IssueOutput, LIST_MAX_LIMIT, ListQuery, LocalAdmin, RejectInput,
+    RemoteAdmin, RequestsQuery, RevokeInput,
+};
+use crate::config::Config;
+use crate::scep_wiring::ChallengeInput;
+
+/// Where online commands are carried out.
+pub(super) enum Connection {
+    /// The store was free: run here.
+    Local(Box<ca_core::Authority>),
+    /// A server holds the store: use its admin API.
+    Remote(RemoteAdmin),
+}
+
+/// Opens the database, or, when a running server holds it, connects to that server's
+/// admin API on its configured listener with the configured admin token.
+pub(super) fn connect(cfg: &Config) -> Result<Connection, Error> {
+    match cfg.load_authority() {
+        Ok(a) => Ok(Connection::Local(Box::new(a))),
+        Err(Error::Store(store::Error::Locked(_)))
+        | Err(Error::Core(ca_core::Error::Store(store::Error::Locked(_)))) => {
+            let token = cfg.secret(&cfg.server.admin_token).load()?;
+            Ok(Connection::Remote(RemoteAdmin::new(
+                cfg.server.listen,
+                token,
+            )?))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Runs an online command through the transport [`connect`] chooses.
+pub(super) fn run(cmd: Command, cfg: &Config) -> Result<(), Error> {
+    let actor = cli_actor();
+    let local_auth;
+    let local;
+    let remote;
+    let admin: &dyn Admin = match connect(cfg)? {
+        Connection::Local(auth) => {
+            local_auth = auth;
+            local = LocalAdmin::new(&local_auth, &cfg.scep, &actor);
+            &local
+        }
+        Connection::Remote(r) => {
+            remote = r;
+            &remote
+        }
+    };
+    match cmd {
+        Command::Issue(a) => {
+            let input = issue_input(&a)?;
+            let out = admin.issue(&input)?;
+            match &a.out {
+                Some(prefix) => {
+                    let p = |ext: &str| PathBuf::from(format!("{}{ext}", prefix.display()));
+                    write_out(&p(".crt"), &out.certificate_pem, 0o644)?;
+                    write_out(&p(".chain.pem"), &out.chain_pem, 0o644)?;
+                    if let Some(k) = &out.private_key_pem {
+                        write_out(&p(".key"), k, 0o600)?;
+                        if a.p12 {
+                            let password = p12_password(&a)?;
+                            let bundle = pkcs12_bundle(&out, k, &password)?;
+                            let _ = std::fs::remove_file(p(".p12"));
+                            crate::init::write_new(&p(".p12"), &bundle, 0o600)?;
+                        }
+                    }
+                    println!("issued serial {} -> {}", out.serial, p(".crt").display());
+                }
+                None => {
+                    if out.private_key_pem.is_some() {
+                        return Err(Error::Usage("--generate-key needs --out (the key is written to a 0600 file, never to the terminal)".into()));
+                    }
+                    eprintln!("issued serial {}", out.serial);
+                    print!("{}", out.certificate_pem);
+                }
+            }
+            Ok(())
+        }
+        Command::Revoke { serial, reason } => {
+            let input = RevokeInput {
+                reason: Some(reason),
+            };
+            let v = admin.revoke(&serial, &input)?;
+            println!("revoked {} ({})", v.serial, v.reason.unwrap_or_default());
+            Ok(())
+        }
+        Command::List(a) => {
+            // Pages through the list (bounded memory on both sides) and prints each page
+            // as it arrives; --limit caps the total.
+            let mut q = ListQuery {
+                status: a.status,
+                expiring_days: a.expiring,
+                profile: a.profile,
+                issuer: a.issuer,
+                text: a.subject,
+                limit: None,
+                cursor: None,
+            };
+            let mut remaining = a.limit.unwrap_or(usize::MAX);
+            let mut shown = 0usize;
+            if a.json {
+                println!("[");
+            } else {
+                println!(
+                    "{:<34} {:<8} {:<12} {:<20} SUBJECT",
+                    "SERIAL", "STATUS", "PROFILE", "NOT AFTER"
+                );
+            }
+            while remaining > 0 {
+                q.limit = Some(remaining.min(LIST_MAX_LIMIT));
+                let page = admin.list(&q)?;
+                for c in &page.certificates {
+                    if a.json {
+                        let s =
+                            serde_json::to_string_pretty(c).map_err(|e| Error::io("JSON", e))?;
+                        let sep = if shown == 0 { "" } else { ",\n" };
+                        print!("{sep}{s}");
+                    } else {
+                        println!(
+                            "{:<34} {:<8} {:<12} {:<20} {}",
+                            c.serial, c.status, c.profile, c.not_after, c.subject
+                        );
+                    }
+                    shown += 1;
+                }
+                remaining = remaining.saturating_sub(page.certificates.len());
+                match page.next_cursor {
+                    Some(next) if !page.certificates.is_empty() => q.cursor = Some(next),
+                    _ => break,
+                }
+            }
+            if a.json {
+                println!("\n]");
+            }
+            eprintln!("{shown} certificate(s)");
+            Ok(())
+        }
+        Command::Show { serial, json } => {
+            let v = admin.show(&serial)?;
+            if json {
+                return print_json(&v);
+            }
+            println!("serial:     {}", v.serial);
+            println!("status:     {}", v.status);
+            println!("subject:    {}", v.subject);
+            println!("SANs:       {}", v.sans.join(", "));
+            println!("issuer:     {}", v.issuer);
+            println!("profile:    {}", v.profile);
+            println!("requester:  {}", v.requester);
+            println!("not before: {}", v.not_before);
+            println!("not after:  {}", v.not_after);
+            if let Some(r) = &v.revoked_at {
+                println!("revoked:    {r} ({})", v.reason.clone().unwrap_or_default());
+            }
+            print!("{}", v.pem.unwrap_or_default());
+            Ok(())
+        }
+        Command::Crl { ca } => {
+            for c in admin.crl(ca.as_deref())? {
+                println!(
+                    "{}: CRL number {} ({} bytes), next update {} — {}",
+                    c.ca, c.number, c.bytes, c.next_update, c.url
+                );
+            }
+            Ok(())
+        }
+        Command::Requests { action } => requests(action, admin),
+        Command::Scep {
+            action: ScepAction::Challenge { endpoint, ttl },
+        } => {
+            let out = admin.scep_challenge(&ChallengeInput { endpoint, ttl })?;
+            println!("{}", out.challenge);
+            eprintln!(
+                "one-time challenge for SCEP endpoint {} (expires {}); it is shown only now",
+                out.endpoint, out.expires_at
+            );
+            Ok(())
+        }
+        Command::Profiles { json } => {
+            let v = admin.profiles()?;
+            if json {
+                return print_json(&v);
+            }
+            println!(
+                "{:<16} {:<10} {:>6}  {:<4} EKU",
+                "PROFILE", "ISSUER", "DAYS", "CA"
+            );
+            for p in v {
+                println!(
+                    "{:<16} {:<10} {:>6}  {:<4} {}",
+                    p.name,
+                    p.issuer,
+                    p.validity_days,
+                    if p.ca { "yes" } else { "no" },
+                    p.extended_key_usage.join(",")
+                );
+            }
+            Ok(())
+        }
+        Command::Audit {
+            action: AuditAction::Verify,
+        } => {
+            let v = admin.audit_verify()?;
+            match v.first_bad {
+                None => {
+                    println!("audit log intact: {} entries verified", v.entries);
+                    Ok(())
+                }
+                Some(seq) => Err(Error::Usage(format!(
+                    "audit log is broken at entry {seq} ({} entries checked)",
+                    v.entries
+                ))),
+            }
+        }
+        _ => Err(Error::Usage("unexpected command".into())),
+    }
+}
+
+fn requests(action: RequestsAction, admin: &dyn Admin) -> Result<(), Error> {
+    match action {
+        RequestsAction::List { state, json } => {
+            let v = admin.requests(&RequestsQuery { state })?;
+            if json {
+                return print_json(&v);
+            }
+            println!(
+                "{:>6} {:<9} {:<16} {:<12} {:<20} SUBJECT / SANS",
+                "ID", "STATE", "ENDPOINT", "PROFILE", "RECEIVED"
+            );
+            for r in &v {
+                println!(
+                    "{:>6} {:<9} {:<16} {:<12} {:<20} {} {}",
+                    r.id,
+                    r.state,
+                    r.endpoint,
+                    r.profile,
+                    r.created_at,
+                    r.subject,
+                    r.sans.join(",")
+                );
+            }
+            eprintln!("{} request(s)", v.len());
+            Ok(())
+        }
+        RequestsAction::Approve { id } => {
+            let v = admin.approve(id)?;
+            println!("approved request {id}: issued serial {}", v.serial);
+            Ok(())
+        }
+        RequestsAction::Reject { id, reason } => {
+            let v = admin.reject(id, &RejectInput { reason })?;
+            println!("rejected request {}", v.id);
+            Ok(())
+        }
+    }
+}
+
+fn p12_password(a: &IssueArgs) -> Result<hsm::Secret, Error> {
+    let source = match &a.p12_password_file {
+        Some(f) => hsm::SecretSource::File(f.clone()),
+        None => hsm::SecretSource::Env("PRIVCA_P12_PASSWORD".into()),
+    };
+    source.load().map_err(|e| {
+        Error::Usage(format!(
+            "PKCS#12 password: {e} (use --p12-password-file or PRIVCA_P12_PASSWORD)"
+        ))
+    })
+}
+
+/// A PKCS#12 file (RFC 7292) with the key, the certificate and its chain.
+fn pkcs12_bundle(
+    out: &IssueOutput,
+    key_pem: &str,
+    password: &hsm::Secret,
+) -> Result<Vec<u8>, Error> {
+    let bad = |e: &dyn std::fmt::Display| Error::Io(format!("building the PKCS#12 bundle: {e}"));
+    let password = std::str::from_utf8(password.expose())
+        .map_err(|_| Error::Usage("the PKCS#12 password must be UTF-8".into()))?;
+    let (_, key_der) = der::pem::decode_vec(key_pem.as_bytes()).map_err(|e| bad(&e))?;
+    let mut certs = Vec::new();
+    for pem_text in std::iter::once(out.certificate_pem.as_str()).chain(split_pem(&out.chain_pem)) {
+        let (_, der_bytes) = der::pem::decode_vec(pem_text.as_bytes()).map_err(|e| bad(&e))?;
+        certs.push(p12_keystore::Certificate::from_der(&der_bytes).map_err(|e| bad(&e))?);
+    }
+    let key = p12_keystore::PrivateKey::from_der(&key_der).map_err(|e| bad(&e))?;
+    let local_id = hex::decode(&out.serial).unwrap_or_else(|_| out.serial.as_bytes().to_vec());
+    let chain = p12_keystore::PrivateKeyChain::new(local_id, key, certs);
+    let mut ks = p12_keystore::KeyStore::new();
+    ks.add_entry(
+        "privca",
+        p12_keystore::KeyStoreEntry::PrivateKeyChain(chain),
+    );
+    ks.writer(password)
+        .encryption_iterations(600_000)
+        .mac_algorithm(p12_keystore::MacAlgorithm::HmacSha256)
+        .mac_iterations(600_000)
+        .write()
+        .map_err(|e| bad(&e))
+}
+
+fn split_pem(text: &str) -> impl Iterator<Item = &str> {
+    text.split_inclusive("-----END CERTIFICATE-----\n")
+        .filter(|s| s.contains("BEGIN"))
+}
+
+fn cli_actor() -> String {
+    format!(
+        "cli:{}",
+        std::env::var("USER").unwrap_or_else(|_| "unknown".into())
+    )
+}
+
+fn issue_input(a: &IssueArgs) -> Result<IssueInput, Error> {
+    let mut sans: Vec<String> = Vec::new();
+    sans.extend(a.dns.iter().map(|d| format!("dns:{d}")));
+    sans.extend(a.ip.iter().map(|d| format!("ip:{d}")));
+    sans.extend(a.email.iter().map(|d| format!("email:{d}")));
+    sans.extend(a.uri.iter().map(|d| format!("uri:{d}")));
+    let mut input = IssueInput {
+        profile: a.profile.clone(),
+        sans,
+        validity_days: a.days,
+        ..IssueInput::default()
+    };
+    match (&a.csr, a.generate_key) {
+        (Some(path), false) => {
+            let bytes = std::fs::read(path)
+                .map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
+            let pem_text = if bytes.trim_ascii_start().starts_with(b"-----BEGIN") {
+                String::from_utf8(bytes).map_err(|_| Error::Usage("CSR file is not text".into()))?
+            } else {
+                crate::admin::pem("CERTIFICATE REQUEST", &bytes)
+            };
+            input.csr_pem = Some(pem_text);
+            if a.subject.is_some() {
+                return Err(Error::Usage(
+                    "--subject goes with --generate-key; a CSR carries its own".into(),
+                ));
+            }
+        }
+        (None, true) => {
+            input.generate_key = Some(a.key_alg);
+            input.subject = Some(match &a.subject {
+                Some(s) => s.clone(),
+                None => match a.dns.first().or(a.email.first()) {
+                    Some(d) => format!("CN={d}"),
+                    None => String::new(),
+                },
+            });
+            if a.out.is_none() {
+                return Err(Error::Usage("--generate-key needs --out (the key is written to a 0600 file, never to the terminal)".into()));
+            }
+        }
+        _ => return Err(Error::Usage("give --csr FILE or --generate-key".into())),
+    }
+    Ok(input)
+}
