@@ -23,8 +23,9 @@ use crate::Error;
 use crate::scep_wiring::{ChallengeInput, ChallengeOutput};
 use store::AuditVerification;
 
-/// Every administrative operation (DESIGN decision 6: online operations from the CLI go
-/// through the running server's admin API; with no server, the CLI runs them here).
+/// Every administrative operation. Online operations from the CLI go through the running
+/// server's admin API; with no server, the CLI runs them here (one process owns the
+/// database: docs/architecture.md).
 ///
 /// Errors: the in-process transport returns [`Error::Core`] (the authority's refusal,
 /// whose kind the admin API maps to a status with [`status_of`]); the remote one returns

@@ -4,7 +4,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use hsm::PrivateKey;
+use hsm::{KeyAlgorithm, PrivateKey};
 
 use crate::Error;
 
@@ -53,4 +53,83 @@ pub(crate) fn percentile(sorted: &[Duration], p: f64) -> Duration {
 /// A duration in milliseconds.
 pub(crate) fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
+}
+
+/// The key algorithm named `name` (`ecdsa-p256`, `rsa-2048`, …).
+pub(crate) fn algorithm(name: &str) -> Result<KeyAlgorithm, Error> {
+    KeyAlgorithm::from_name(name).ok_or_else(|| Error::Usage(format!("unknown algorithm {name}")))
+}
+
+/// What a closed-loop run measured: the latencies of the operations that succeeded
+/// (sorted), how many failed, and the wall time.
+pub(crate) struct Load {
+    /// Latencies of the successful operations, shortest first.
+    pub latencies: Vec<Duration>,
+    /// Operations that failed.
+    pub failures: usize,
+    /// Seconds the run took.
+    pub elapsed: f64,
+}
+
+impl Load {
+    /// Successful operations per second.
+    pub(crate) fn rate(&self) -> f64 {
+        self.latencies.len() as f64 / self.elapsed
+    }
+
+    /// The `q` latency quantile in milliseconds.
+    pub(crate) fn ms(&self, q: f64) -> f64 {
+        ms(percentile(&self.latencies, q))
+    }
+}
+
+/// Runs `count` operations on `threads` threads, each thread taking the next index until
+/// all are taken. Each thread first builds its own context with `setup` (a thread whose
+/// setup fails counts one failure and stops); `op` returns whether the operation worked.
+pub(crate) fn load<C>(
+    threads: usize,
+    count: usize,
+    setup: impl Fn() -> Option<C> + Sync,
+    op: impl Fn(&C, usize) -> bool + Sync,
+) -> Load {
+    let next = AtomicUsize::new(0);
+    let failures = AtomicUsize::new(0);
+    let latencies = Mutex::new(Vec::with_capacity(count));
+    let start = Instant::now();
+    std::thread::scope(|s| {
+        for _ in 0..threads.max(1) {
+            let (next, failures, latencies, setup, op) =
+                (&next, &failures, &latencies, &setup, &op);
+            s.spawn(move || {
+                let Some(ctx) = setup() else {
+                    failures.fetch_add(1, Ordering::Relaxed);
+                    return;
+                };
+                let mut local = Vec::new();
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= count {
+                        break;
+                    }
+                    let t = Instant::now();
+                    if op(&ctx, i) {
+                        local.push(t.elapsed());
+                    } else {
+                        failures.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                if let Ok(mut g) = latencies.lock() {
+                    g.extend(local);
+                }
+            });
+        }
+    });
+    let elapsed = start.elapsed().as_secs_f64();
+    let mut latencies = latencies.into_inner().unwrap_or_default();
+    latencies.sort();
+    Load {
+        latencies,
+        failures: failures.load(Ordering::Relaxed),
+        elapsed,
+    }
 }

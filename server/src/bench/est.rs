@@ -3,15 +3,13 @@
 //! connection per enrollment and once with keep-alive, beside the raw signing speed of
 //! the issuing key measured in the same run. Nothing is asserted.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use base64::Engine;
 use der::Encode;
 use hsm::{KeyAlgorithm, PrivateKey};
 
-use super::common::{ms, percentile, raw_sign_rate};
+use super::common::{algorithm, load, raw_sign_rate};
 use crate::Error;
 
 /// Options of `privca bench est`.
@@ -102,8 +100,7 @@ pub fn make_csr(cn: &str, challenge: Option<&str>) -> Result<Vec<u8>, Error> {
 
 /// Runs the benchmark.
 pub fn run(a: &EstBenchArgs) -> Result<(), Error> {
-    let alg = KeyAlgorithm::from_name(&a.alg)
-        .ok_or_else(|| Error::Usage(format!("unknown algorithm {}", a.alg)))?;
+    let alg = algorithm(&a.alg)?;
     let t = match &a.url {
         Some(url) => remote(a, url, alg)?,
         None => in_process(a, alg)?,
@@ -131,63 +128,34 @@ pub fn run(a: &EstBenchArgs) -> Result<(), Error> {
         "raw signing ({alg}, 600-byte message): {raw_1:.0}/s on 1 thread, {raw_n:.0}/s on {cores} threads"
     );
     for keep_alive in [false, true] {
-        let next = Arc::new(AtomicUsize::new(0));
-        let lat = Arc::new(Mutex::new(Vec::with_capacity(a.count)));
-        let failures = Arc::new(AtomicUsize::new(0));
-        let start = Instant::now();
-        std::thread::scope(|s| {
-            for _ in 0..a.clients.max(1) {
-                let (next, lat, failures, url, body, auth, root) = (
-                    next.clone(),
-                    lat.clone(),
-                    failures.clone(),
-                    &url,
-                    &body,
-                    &auth,
-                    root.clone(),
-                );
-                s.spawn(move || {
-                    let mut b = reqwest::blocking::Client::builder()
-                        .tls_certs_only([root])
-                        .timeout(Duration::from_secs(30));
-                    if !keep_alive {
-                        b = b.pool_max_idle_per_host(0);
-                    }
-                    let Ok(client) = b.build() else {
-                        failures.fetch_add(1, Ordering::Relaxed);
-                        return;
-                    };
-                    let mut local = Vec::new();
-                    while next.fetch_add(1, Ordering::Relaxed) < a.count {
-                        let t = Instant::now();
-                        let r = client
-                            .post(url.as_str())
-                            .header("Content-Type", "application/pkcs10")
-                            .header("Authorization", auth.as_str())
-                            .body(body.clone())
-                            .send()
-                            .and_then(|r| {
-                                let ok = r.status().is_success();
-                                r.bytes().map(|_| ok)
-                            });
-                        match r {
-                            Ok(true) => local.push(t.elapsed()),
-                            _ => {
-                                failures.fetch_add(1, Ordering::Relaxed);
-                            }
-                        }
-                    }
-                    if let Ok(mut g) = lat.lock() {
-                        g.extend(local);
-                    }
-                });
-            }
-        });
-        let elapsed = start.elapsed().as_secs_f64();
-        let mut l = lat.lock().map(|g| g.clone()).unwrap_or_default();
-        l.sort();
-        let rate = l.len() as f64 / elapsed;
-        let p = |q| ms(percentile(&l, q));
+        let run = load(
+            a.clients,
+            a.count,
+            || {
+                let mut b = reqwest::blocking::Client::builder()
+                    .tls_certs_only([root.clone()])
+                    .timeout(Duration::from_secs(30));
+                if !keep_alive {
+                    b = b.pool_max_idle_per_host(0);
+                }
+                b.build().ok()
+            },
+            |client, _| {
+                client
+                    .post(url.as_str())
+                    .header("Content-Type", "application/pkcs10")
+                    .header("Authorization", auth.as_str())
+                    .body(body.clone())
+                    .send()
+                    .and_then(|r| {
+                        let ok = r.status().is_success();
+                        r.bytes().map(|_| ok)
+                    })
+                    .unwrap_or(false)
+            },
+        );
+        let rate = run.rate();
+        let p = |q| run.ms(q);
         println!(
             "{}: {rate:.0} enrollments/s ({:.1}% of raw signing on {cores} threads), latency p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, failures {}",
             if keep_alive {
@@ -199,7 +167,7 @@ pub fn run(a: &EstBenchArgs) -> Result<(), Error> {
             p(0.5),
             p(0.9),
             p(0.99),
-            failures.load(Ordering::Relaxed)
+            run.failures
         );
     }
     if let Some((rt, running, dir)) = t.server {

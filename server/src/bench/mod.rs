@@ -2,8 +2,7 @@
 //! the same run. Nothing here asserts on speed.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ca_core::ceremony::{RootSpec, create_root};
@@ -14,7 +13,7 @@ use hsm::{KeyAlgorithm, KeyStore, PrivateKey, Secret};
 use store::{CertRecord, CertStatus, Revocation, Store};
 
 use crate::Error;
-use common::{ms, percentile, raw_sign_rate};
+use common::{algorithm, load, raw_sign_rate};
 
 mod common;
 pub mod est;
@@ -139,8 +138,7 @@ pub fn run(cmd: BenchCommand) -> Result<(), Error> {
         } => {
             let token = hsm.open(threads.max(1))?;
             for a in algs {
-                let alg = KeyAlgorithm::from_name(&a)
-                    .ok_or_else(|| Error::Usage(format!("unknown algorithm {a}")))?;
+                let alg = algorithm(&a)?;
                 bench_issue(
                     alg,
                     count,
@@ -160,8 +158,7 @@ pub fn run(cmd: BenchCommand) -> Result<(), Error> {
         } => {
             let token = hsm.open(threads.max(1))?;
             for a in algs {
-                let alg = KeyAlgorithm::from_name(&a)
-                    .ok_or_else(|| Error::Usage(format!("unknown algorithm {a}")))?;
+                let alg = algorithm(&a)?;
                 bench_sign(
                     alg,
                     threads.max(1),
@@ -173,8 +170,7 @@ pub fn run(cmd: BenchCommand) -> Result<(), Error> {
         }
         BenchCommand::Est(a) => est::run(&a),
         BenchCommand::Crl { entries, alg } => {
-            let alg = KeyAlgorithm::from_name(&alg)
-                .ok_or_else(|| Error::Usage(format!("unknown algorithm {alg}")))?;
+            let alg = algorithm(&alg)?;
             for n in entries {
                 bench_crl(alg, n)?;
             }
@@ -354,56 +350,27 @@ fn bench_issue(
     let raw_1 = raw_sign_rate(&fx.issuing_key, 1, sign_dur)?;
     let raw_n = raw_sign_rate(&fx.issuing_key, cores, sign_dur)?;
 
-    let next = Arc::new(AtomicUsize::new(0));
-    let latencies = Arc::new(Mutex::new(Vec::with_capacity(count)));
-    let failures = Arc::new(AtomicUsize::new(0));
-    let start = Instant::now();
-    std::thread::scope(|s| {
-        for _ in 0..threads {
-            let (next, latencies, failures, auth, spki) = (
-                next.clone(),
-                latencies.clone(),
-                failures.clone(),
-                &fx.auth,
-                &leaf.spki_der,
-            );
-            s.spawn(move || {
-                let mut local = Vec::new();
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    if i >= count {
-                        break;
-                    }
-                    let name = format!("host{i}.bench.example");
-                    let req = IssueRequest {
-                        profile: "tls-server".into(),
-                        subject: x509_cert::name::Name::default(),
-                        sans: vec![San::Dns(name)],
-                        spki_der: spki.clone(),
-                        key_algorithm: KeyAlgorithm::EcdsaP256,
-                        extensions: Vec::new(),
-                        requester: "bench".into(),
-                        validity_days: None,
-                        issuer: None,
-                    };
-                    let t = Instant::now();
-                    match auth.issue(&req) {
-                        Ok(_) => local.push(t.elapsed()),
-                        Err(_) => {
-                            failures.fetch_add(1, Ordering::Relaxed);
-                        }
-                    }
-                }
-                if let Ok(mut g) = latencies.lock() {
-                    g.extend(local);
-                }
-            });
-        }
-    });
-    let elapsed = start.elapsed().as_secs_f64();
-    let mut lat = latencies.lock().map(|g| g.clone()).unwrap_or_default();
-    lat.sort();
-    let rate = lat.len() as f64 / elapsed;
+    let (auth, spki) = (&fx.auth, &leaf.spki_der);
+    let run = load(
+        threads,
+        count,
+        || Some(()),
+        |(), i| {
+            let req = IssueRequest {
+                profile: "tls-server".into(),
+                subject: x509_cert::name::Name::default(),
+                sans: vec![San::Dns(format!("host{i}.bench.example"))],
+                spki_der: spki.clone(),
+                key_algorithm: KeyAlgorithm::EcdsaP256,
+                extensions: Vec::new(),
+                requester: "bench".into(),
+                validity_days: None,
+                issuer: None,
+            };
+            auth.issue(&req).is_ok()
+        },
+    );
+    let rate = run.rate();
     println!(
         "== bench issue: issuing CA key {alg} ({backend} backend), {count} certificates, {threads} threads, durable redb store =="
     );
@@ -413,13 +380,13 @@ fn bench_issue(
     println!(
         "issuance through the pipeline: {rate:.0} certificates/s ({:.0}% of raw signing on {cores} threads), failures {}",
         100.0 * rate / raw_n,
-        failures.load(Ordering::Relaxed)
+        run.failures
     );
     println!(
         "issuance latency: p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms",
-        ms(percentile(&lat, 0.5)),
-        ms(percentile(&lat, 0.9)),
-        ms(percentile(&lat, 0.99))
+        run.ms(0.5),
+        run.ms(0.9),
+        run.ms(0.99)
     );
     Ok(())
 }
