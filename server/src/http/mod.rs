@@ -1,8 +1,8 @@
-//! HTTP: publishing (CRLs, CA certificates: [`publish`]), the OCSP responder
-//! ([`ocsp`]), health ([`health`]) and the admin API ([`admin`]), on hyper 1 + axum with
-//! our own accept loop ([`crate::listener`]: header timeout, body limit, request timeout,
-//! graceful shutdown; docs/architecture.md). This module holds the router, the limits
-//! every listener applies, and the replies the handlers share.
+//! HTTP: publishing (CRLs, CA certificates: `publish`), the OCSP responder (`ocsp`),
+//! health (`health`) and the admin API (`admin`), on hyper 1 + axum with our own accept
+//! loop ([`crate::listener`]: header timeout, body limit, request timeout, graceful
+//! shutdown; docs/architecture.md). This module holds the router, the limits every
+//! listener applies, and the replies the handlers share.
 
 mod admin;
 mod health;

@@ -60,6 +60,17 @@
 //! [`Store::check_writable`] lets a health check see the state and trigger the retry: it
 //! reports the failure until a probe that writes and syncs 1 MiB succeeds (small writes
 //! can still pass on a full disk, so a successful commit alone does not end the state).
+//!
+//! # Where things are
+//!
+//! - `schema`: the table definitions, key and value encodings, schema version and the
+//!   audit chain's tip;
+//! - `writer`: the group-commit writer thread (batches, commits, reopening after an I/O
+//!   error) and the operations it is sent;
+//! - `write`: one function per write operation, applied inside the writer's batch;
+//! - `read`: the reads, each in its own read transaction;
+//! - this module: [`RedbStore`] itself, opening, and the [`Store`] implementation that
+//!   sends writes to the writer and runs reads.
 
 mod read;
 mod schema;
