@@ -88,6 +88,11 @@ impl RemoteAdmin {
     /// and the query parameters (`application/x-www-form-urlencoded`, which the server
     /// decodes).
     fn url(&self, call: &Call<'_>) -> Result<Url, Error> {
+        // URL parsing drops `.` and `..` segments (RFC 3986 §5.2.4): such a serial or name
+        // would name another route.
+        if let Some(dots) = call.path.iter().find(|s| matches!(**s, "." | "..")) {
+            return Err(Error::Usage(format!("{dots:?} is not a serial or name")));
+        }
         let mut url = self.base.clone();
         url.path_segments_mut()
             .map_err(|()| Error::Config("the admin API URL cannot take a path".into()))?
@@ -225,5 +230,64 @@ fn loopback_of(addr: std::net::SocketAddr) -> std::net::SocketAddr {
         std::net::SocketAddr::new(ip, addr.port())
     } else {
         addr
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    fn admin(addr: &str) -> RemoteAdmin {
+        RemoteAdmin::new(addr.parse().unwrap(), hsm::Secret::new(b"t".to_vec())).unwrap()
+    }
+
+    #[test]
+    fn each_path_element_is_one_encoded_segment() {
+        let a = admin("0.0.0.0:8080");
+        let url = a
+            .url(&Call::new(
+                Method::POST,
+                &["certificates", "0a:1B/../x y", "revoke"],
+            ))
+            .unwrap();
+        assert_eq!(
+            url.as_str(),
+            "http://127.0.0.1:8080/admin/v1/certificates/0a:1B%2F..%2Fx%20y/revoke"
+        );
+        let url = admin("[::]:9000")
+            .url(&Call::new(Method::POST, &["crl"]))
+            .unwrap();
+        assert_eq!(url.as_str(), "http://[::1]:9000/admin/v1/crl");
+        assert!(matches!(
+            a.url(&Call::new(Method::GET, &["certificates", ".."])),
+            Err(Error::Usage(_))
+        ));
+    }
+
+    #[test]
+    fn query_parameters_are_form_encoded_and_absent_ones_left_out() {
+        let a = admin("127.0.0.1:8080");
+        let call = Call::new(Method::GET, &["certificates"])
+            .param("status", Some("valid"))
+            .param("profile", None::<String>)
+            .param("text", Some("a&b=c d"))
+            .param("limit", Some(5));
+        assert_eq!(
+            a.url(&call).unwrap().as_str(),
+            "http://127.0.0.1:8080/admin/v1/certificates?status=valid&text=a%26b%3Dc+d&limit=5"
+        );
+        let bare = a.url(&Call::new(Method::GET, &["requests"])).unwrap();
+        assert_eq!(bare.as_str(), "http://127.0.0.1:8080/admin/v1/requests");
+    }
+
+    #[test]
+    fn a_token_that_is_not_text_is_refused() {
+        let e = RemoteAdmin::new(
+            "127.0.0.1:1".parse().unwrap(),
+            hsm::Secret::new(vec![0xff, 0xfe]),
+        );
+        assert!(matches!(e, Err(Error::Config(_))));
     }
 }
