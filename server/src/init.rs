@@ -401,26 +401,18 @@ pub fn init(p: &InitParams) -> Result<InitOutcome, Error> {
     )?;
 
     let ca_dir = p.data_dir.join("ca");
-    write_new(
-        &ca_dir.join("root.crt"),
-        pem("CERTIFICATE", &root_der).as_bytes(),
-        0o644,
-    )?;
-    write_new(
-        &ca_dir.join("issuing.crt"),
-        pem("CERTIFICATE", &issuing_der).as_bytes(),
-        0o644,
-    )?;
-    write_new(
-        &ca_dir.join("issuing-ra.crt"),
-        pem("CERTIFICATE", &ra_der).as_bytes(),
-        0o644,
-    )?;
-    write_new(
-        &ca_dir.join("issuing-ocsp.crt"),
-        pem("CERTIFICATE", &ocsp_der).as_bytes(),
-        0o644,
-    )?;
+    for (file, der) in [
+        ("root.crt", &root_der),
+        ("issuing.crt", &issuing_der),
+        ("issuing-ra.crt", &ra_der),
+        ("issuing-ocsp.crt", &ocsp_der),
+    ] {
+        write_new(
+            &ca_dir.join(file),
+            pem("CERTIFICATE", der).as_bytes(),
+            0o644,
+        )?;
+    }
     for name in ["root", "issuing"] {
         auth.generate_crl(name, "init")?;
     }

@@ -21,17 +21,7 @@ pub(super) async fn ocsp_post(
         .and_then(|v| v.to_str().ok())
         .is_none_or(|v| v.trim().eq_ignore_ascii_case("application/ocsp-request"));
     if !ct_ok {
-        return ocsp_reply(
-            &state,
-            ca_core::ocsp::OcspAnswer {
-                der: ca_core::ocsp::error_response(ca_core::ocsp::ResponseStatus::MalformedRequest),
-                status: ca_core::ocsp::ResponseStatus::MalformedRequest,
-                this_update: 0,
-                next_update: 0,
-                nonced: false,
-                statuses: Vec::new(),
-            },
-        );
+        return malformed(&state);
     }
     ocsp_answer(&state, body.to_vec()).await
 }
@@ -46,18 +36,25 @@ pub(super) async fn ocsp_get(
     // axum percent-decodes path parameters already.
     match ca_core::ocsp::decode_get_request(&request) {
         Ok(der) => ocsp_answer(&state, der).await,
-        Err(_) => ocsp_reply(
-            &state,
-            ca_core::ocsp::OcspAnswer {
-                der: ca_core::ocsp::error_response(ca_core::ocsp::ResponseStatus::MalformedRequest),
-                status: ca_core::ocsp::ResponseStatus::MalformedRequest,
-                this_update: 0,
-                next_update: 0,
-                nonced: false,
-                statuses: Vec::new(),
-            },
-        ),
+        Err(_) => malformed(&state),
     }
+}
+
+/// The `malformedRequest` answer (RFC 6960 §4.2.1), sent with HTTP 200 like every OCSP
+/// response.
+fn malformed(state: &Arc<AppState>) -> Response {
+    let status = ca_core::ocsp::ResponseStatus::MalformedRequest;
+    ocsp_reply(
+        state,
+        ca_core::ocsp::OcspAnswer {
+            der: ca_core::ocsp::error_response(status),
+            status,
+            this_update: 0,
+            next_update: 0,
+            nonced: false,
+            statuses: Vec::new(),
+        },
+    )
 }
 
 async fn ocsp_answer(state: &Arc<AppState>, der: Vec<u8>) -> Response {
