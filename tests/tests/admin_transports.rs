@@ -46,6 +46,8 @@ const VARYING: &[&str] = &[
     "challenge",
     "expires_at",
     "next_cursor",
+    "id",
+    "created_at",
 ];
 
 /// The answer as JSON with the varying fields blanked and the run's tag replaced, or the
@@ -103,7 +105,11 @@ fn replace_all(v: &Value, from: &str, to: &str) -> Value {
 
 /// One sequence of admin operations; `tag` makes its names its own. The answers name
 /// the run's serial as `SERIAL`.
-fn sequence(admin: &dyn Admin, tag: &str) -> Vec<(&'static str, Value)> {
+fn sequence(
+    admin: &dyn Admin,
+    hold: &dyn Fn(&str) -> u64,
+    tag: &str,
+) -> Vec<(&'static str, Value)> {
     let mut out = Vec::new();
     out.push(("profiles", outcome!(tag, admin.profiles())));
     let issued = admin.issue(&IssueInput {
@@ -225,9 +231,37 @@ fn sequence(admin: &dyn Admin, tag: &str) -> Vec<(&'static str, Value)> {
         "scep challenge with a bad ttl",
         outcome!(tag, admin.scep_challenge(&challenge("otp", Some("soon")))),
     ));
+    let pending = || RequestsQuery {
+        state: Some("pending".into()),
+    };
     out.push((
-        "requests",
-        outcome!(tag, admin.requests(&RequestsQuery::default())),
+        "requests pending",
+        outcome!(tag, admin.requests(&pending())),
+    ));
+    let (first, second) = (
+        hold(&format!("{tag}-held-1")),
+        hold(&format!("{tag}-held-2")),
+    );
+    out.push((
+        "requests pending after two arrived",
+        outcome!(tag, admin.requests(&pending())),
+    ));
+    out.push(("approve", outcome!(tag, admin.approve(first))));
+    out.push((
+        "reject",
+        outcome!(
+            tag,
+            admin.reject(
+                second,
+                &RejectInput {
+                    reason: format!("not for {tag}")
+                }
+            )
+        ),
+    ));
+    out.push((
+        "requests pending when decided",
+        outcome!(tag, admin.requests(&pending())),
     ));
     out.push((
         "requests in a bad state",
@@ -310,8 +344,31 @@ fn local_and_remote_admin_answer_alike() {
     // here, so that requesters compare equal.
     let local = LocalAdmin::new(&auth, &cfg.scep, "admin-api");
     let remote = RemoteAdmin::new(addr, hsm::Secret::new(TOKEN.as_bytes().to_vec())).unwrap();
-    let here = sequence(&local, "local-run");
-    let there = sequence(&remote, "remote-run");
+    // A request held for approval, as an enrollment endpoint holds one.
+    let hold = |cn: &str| {
+        let request = store::PendingRequest {
+            id: 0,
+            lookup_key: format!("test:{cn}"),
+            endpoint: "otp".into(),
+            profile: "tls-client".into(),
+            requester: "test".into(),
+            csr_der: privca_server::bench_est::make_csr(cn, None).unwrap(),
+            created_at: auth.now(),
+            state: store::PendingState::Pending,
+            serial: None,
+            note: None,
+        };
+        let event = store::AuditEvent {
+            time: auth.now(),
+            action: "held".into(),
+            actor: "test".into(),
+            subject: cn.into(),
+            detail: String::new(),
+        };
+        auth.store().put_pending(&request, &event).unwrap()
+    };
+    let here = sequence(&local, &hold, "local-run");
+    let there = sequence(&remote, &hold, "remote-run");
     assert_eq!(here.len(), there.len());
     for ((step, a), (_, b)) in here.iter().zip(&there) {
         assert_eq!(a, b, "{step}: local and remote answers differ");
@@ -328,7 +385,11 @@ fn local_and_remote_admin_answer_alike() {
         "crl of every CA",
         "audit verify",
         "scep challenge",
-        "requests",
+        "requests pending",
+        "requests pending after two arrived",
+        "approve",
+        "reject",
+        "requests pending when decided",
     ];
     for (step, v) in &here {
         let refused = v.get("error").is_some() && v.get("status").is_some_and(|s| s.is_u64());
