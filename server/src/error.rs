@@ -40,4 +40,14 @@ impl Error {
     pub fn io(context: impl std::fmt::Display, e: impl std::fmt::Display) -> Error {
         Error::Io(format!("{context}: {e}"))
     }
+
+    /// Whether the store could not be opened because another process (a running server)
+    /// holds it: online commands then go through that server's admin API.
+    pub fn is_store_locked(&self) -> bool {
+        matches!(
+            self,
+            Error::Store(store::Error::Locked(_))
+                | Error::Core(ca_core::Error::Store(store::Error::Locked(_)))
+        )
+    }
 }

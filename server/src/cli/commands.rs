@@ -112,8 +112,7 @@ pub fn run(cli: Cli) -> Result<(), Error> {
                         est.labels().len()
                     )
                 }
-                Err(Error::Store(store::Error::Locked(_)))
-                | Err(Error::Core(ca_core::Error::Store(store::Error::Locked(_)))) => println!(
+                Err(e) if e.is_store_locked() => println!(
                     "{}: valid syntax (certificates and keys not loaded: the server holds the store)",
                     cli.config.display()
                 ),

@@ -26,8 +26,7 @@ pub(super) enum Connection {
 pub(super) fn connect(cfg: &Config) -> Result<Connection, Error> {
     match cfg.load_authority() {
         Ok(a) => Ok(Connection::Local(Box::new(a))),
-        Err(Error::Store(store::Error::Locked(_)))
-        | Err(Error::Core(ca_core::Error::Store(store::Error::Locked(_)))) => {
+        Err(e) if e.is_store_locked() => {
             let token = cfg.secret(&cfg.server.admin_token).load()?;
             Ok(Connection::Remote(RemoteAdmin::new(
                 cfg.server.listen,
