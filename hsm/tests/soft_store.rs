@@ -448,7 +448,10 @@ fn bad_labels_are_refused() {
     let (tmp, store) = new_store();
     keystore_suite::refuse_bad_labels(&store);
     for label in keystore_suite::bad_labels() {
-        assert!(matches!(store.key_path(&label), Err(Error::InvalidLabel(_))));
+        assert!(matches!(
+            store.key_path(&label),
+            Err(Error::InvalidLabel(_))
+        ));
     }
     // Nothing was written anywhere.
     assert_eq!(fs::read_dir(store.dir()).unwrap().count(), 0);

@@ -145,7 +145,11 @@ pub fn challenge(hash: &[u8], endpoint: &str, expires_at: i64) -> store::OneTime
 }
 
 /// An issuance binding: replay key, one transaction key, and optionally a challenge (hash, endpoint, time) to spend.
-pub fn bound(replay: &str, tx: &str, challenge: Option<(&[u8], &str, i64)>) -> store::IssuanceBinding {
+pub fn bound(
+    replay: &str,
+    tx: &str,
+    challenge: Option<(&[u8], &str, i64)>,
+) -> store::IssuanceBinding {
     store::IssuanceBinding {
         replay_key: Some(replay.into()),
         transaction_keys: vec![tx.into()],

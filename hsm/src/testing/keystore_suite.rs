@@ -206,7 +206,11 @@ pub fn rsa_decryption_round_trips_and_fails_uniformly(store: &dyn KeyStore, x: &
             .unwrap()
             .to_vec();
         if x.oaep_hashes.contains(&hash) {
-            assert_eq!(key.decrypt_oaep(hash, &oaep_ct).unwrap(), secret, "{hash:?}");
+            assert_eq!(
+                key.decrypt_oaep(hash, &oaep_ct).unwrap(),
+                secret,
+                "{hash:?}"
+            );
         } else {
             match key.decrypt_oaep(hash, &oaep_ct) {
                 Ok(p) => assert_eq!(p, secret),
@@ -227,7 +231,10 @@ pub fn rsa_decryption_round_trips_and_fails_uniformly(store: &dyn KeyStore, x: &
             ));
         }
         // OAEP ciphertext is not PKCS#1 v1.5 ciphertext.
-        assert!(matches!(key.decrypt_pkcs1v15(&oaep_ct), Err(Error::Decrypt)));
+        assert!(matches!(
+            key.decrypt_pkcs1v15(&oaep_ct),
+            Err(Error::Decrypt)
+        ));
     }
     // The PKCS#1 v1.5 ciphertext is bad OAEP: the same error.
     assert!(matches!(

@@ -179,7 +179,10 @@ impl KeyStore for FaultyKeyStore {
         self.inner.import_pkcs8(label, pkcs8_der)
     }
     fn open(&self, label: &str) -> Result<Arc<dyn PrivateKey>> {
-        Ok(Arc::new(FaultyKey::new(self.inner.open(label)?, &self.switch)))
+        Ok(Arc::new(FaultyKey::new(
+            self.inner.open(label)?,
+            &self.switch,
+        )))
     }
     fn list(&self) -> Result<Vec<KeyInfo>> {
         self.inner.list()
