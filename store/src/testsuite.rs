@@ -144,7 +144,8 @@ pub fn challenge(hash: &[u8], endpoint: &str, expires_at: i64) -> store::OneTime
     }
 }
 
-/// An issuance binding: replay key, one transaction key, and optionally a challenge (hash, endpoint, time) to spend.
+/// An issuance binding: replay key, one transaction key, and optionally a challenge (hash,
+/// endpoint, time) to spend.
 pub fn bound(
     replay: &str,
     tx: &str,
@@ -175,7 +176,8 @@ pub fn reserve_record_get_roundtrip(db: &dyn TestDatabase) {
     assert_eq!(entries[0].event.action, "issue");
 }
 
-/// A serial is reserved once, for any issuer, and never again after it was used (DESIGN decision 3; docs/architecture.md).
+/// A serial is reserved once, for any issuer, and never again after it was used (RFC 5280
+/// §4.1.2.2: unique per CA; docs/architecture.md, serials).
 pub fn double_reserve_conflicts(db: &dyn TestDatabase) {
     let store = db.open();
     store.reserve_serial(&[7], "ca").unwrap();
@@ -326,7 +328,8 @@ pub fn revoke_twice_conflicts(db: &dyn TestDatabase) {
     assert_eq!(store.stats().unwrap().audit_entries, 2);
 }
 
-/// The revocation scan is per issuer (names that prefix each other stay apart), in serial order, and stops at the callback's first error.
+/// The revocation scan is per issuer (names that prefix each other stay apart), in serial order,
+/// and stops at the callback's first error.
 pub fn for_each_revoked_is_per_issuer_and_propagates_errors(db: &dyn TestDatabase) {
     let store = db.open();
     // Issuer names that prefix each other must not leak into each other's scan.
@@ -429,7 +432,8 @@ pub fn audit_append_and_paging(db: &dyn TestDatabase) {
     assert_eq!((v.entries, v.first_bad), (10, None));
 }
 
-/// Pending requests: ids, lookup keys, one decision each, immutable keys, and a rejected key may come back.
+/// Pending requests: ids, lookup keys, one decision each, immutable keys, and a rejected key may
+/// come back.
 pub fn pending_requests_lifecycle(db: &dyn TestDatabase) {
     let store = db.open();
     let id1 = store
@@ -542,7 +546,8 @@ pub fn stats_count(db: &dyn TestDatabase) {
     );
 }
 
-/// Listing certificates by status, expiry window, profile, issuer and text, soonest expiry first, with a limit.
+/// Listing certificates by status, expiry window, profile, issuer and text, soonest expiry first,
+/// with a limit.
 pub fn list_filters(db: &dyn TestDatabase) {
     let store = db.open();
     // serial, issuer, profile, not_after, subject, san
@@ -745,7 +750,8 @@ pub fn list_filters(db: &dyn TestDatabase) {
     );
 }
 
-/// Everything written survives a reopen: records, reservations, CRL numbers, the latest CRL, pending ids and the audit chain.
+/// Everything written survives a reopen: records, reservations, CRL numbers, the latest CRL,
+/// pending ids and the audit chain.
 pub fn persistence_across_reopen(db: &dyn TestDatabase) {
     let r1 = record(&[1], "ca", 2_000);
     {
@@ -794,7 +800,8 @@ pub fn persistence_across_reopen(db: &dyn TestDatabase) {
     assert_eq!(store.verify_audit().unwrap().entries, 7);
 }
 
-/// One-time challenges are consumed once, even by 16 racing threads, and stay consumed across a reopen; transactions map keys to serials.
+/// One-time challenges are consumed once, even by 16 racing threads, and stay consumed across a
+/// reopen; transactions map keys to serials.
 pub fn one_time_challenges_are_consumed_once_even_concurrently(db: &dyn TestDatabase) {
     let s: Arc<dyn Store> = db.open();
     s.put_challenge(
