@@ -56,6 +56,27 @@ cargo fmt --all -- --check
 log "cargo clippy -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
+# 3b. Dependency gates (deny.toml): licenses, bans (duplicate versions included), sources,
+#     and the RustSec advisories. cargo-deny is built with `cargo install` once (about 4
+#     minutes on 2 cores) and reused while `cargo deny --version` says this version.
+CARGO_DENY_VERSION=0.20.2
+if ! cargo deny --version 2>/dev/null | grep -qx "cargo-deny $CARGO_DENY_VERSION"; then
+  log "installing cargo-deny $CARGO_DENY_VERSION"
+  cargo install --locked --quiet cargo-deny --version "=$CARGO_DENY_VERSION"
+fi
+log "cargo deny check bans licenses sources"
+cargo deny --log-level warn --locked check bans licenses sources
+# The advisory database is a git repository on GitHub. Where it cannot be fetched the check
+# is skipped, and said so loudly: a skipped check is not a pass.
+log "cargo deny check advisories"
+if cargo deny --log-level error fetch db >/dev/null 2>&1; then
+  cargo deny --log-level warn --locked check advisories
+else
+  echo "SKIPPED: cargo deny check advisories: the RustSec advisory database" \
+    "(https://github.com/RustSec/advisory-db) cannot be fetched from this machine;" \
+    "no advisory was checked."
+fi
+
 # 4. The tests, interop included.
 export PRIVCA_INTEROP=1
 log "cargo test --workspace"

@@ -28,6 +28,10 @@ pub use soft::{rsa_modulus_bits, spki_algorithm};
 /// Result type of this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// Test support (feature `testing`).
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
+
 /// A key pair type the CA can hold.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]

@@ -253,43 +253,8 @@ fn run(weak: Weak<Inner>) {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
-    use crate::soft::SoftKey;
-    use crate::{KeyAlgorithm, OaepHash, SignatureScheme};
-    use std::sync::atomic::{AtomicU8, Ordering};
-
-    /// A key whose behaviour the test switches: 0 works, 1 fails, 2 hangs (until switched).
-    #[derive(Debug)]
-    struct Switch {
-        inner: SoftKey,
-        mode: Arc<AtomicU8>,
-    }
-
-    impl PrivateKey for Switch {
-        fn label(&self) -> &str {
-            self.inner.label()
-        }
-        fn algorithm(&self) -> KeyAlgorithm {
-            self.inner.algorithm()
-        }
-        fn public_key_der(&self) -> &[u8] {
-            self.inner.public_key_der()
-        }
-        fn sign(&self, scheme: SignatureScheme, message: &[u8]) -> crate::Result<Vec<u8>> {
-            loop {
-                match self.mode.load(Ordering::SeqCst) {
-                    0 => return self.inner.sign(scheme, message),
-                    1 => return Err(crate::Error::Unavailable("token gone".into())),
-                    _ => std::thread::sleep(Duration::from_millis(10)),
-                }
-            }
-        }
-        fn decrypt_pkcs1v15(&self, c: &[u8]) -> crate::Result<Vec<u8>> {
-            self.inner.decrypt_pkcs1v15(c)
-        }
-        fn decrypt_oaep(&self, h: OaepHash, c: &[u8]) -> crate::Result<Vec<u8>> {
-            self.inner.decrypt_oaep(h, c)
-        }
-    }
+    use crate::KeyAlgorithm;
+    use crate::testing::{Fault, FaultSwitch, FaultyKey};
 
     fn wait_for(probe: &KeyProbe, ok: bool) -> ProbeReport {
         let t = Instant::now();
@@ -305,38 +270,32 @@ mod tests {
 
     #[test]
     fn reports_failing_and_hanging_keys_without_waiting_for_them() {
-        let mode = Arc::new(AtomicU8::new(0));
+        let switch = FaultSwitch::new();
         let probe = KeyProbe::start(ProbeOptions {
             interval: Duration::from_millis(50),
             timeout: Duration::from_millis(300),
             max_age: Duration::from_secs(5),
         })
         .unwrap();
-        let key = SoftKey::generate_ephemeral("ca", KeyAlgorithm::EcdsaP256).unwrap();
-        probe.add(
-            "ca:test",
-            Arc::new(Switch {
-                inner: key,
-                mode: mode.clone(),
-            }),
-        );
+        let key = FaultyKey::ephemeral("ca", KeyAlgorithm::EcdsaP256, &switch).unwrap();
+        probe.add("ca:test", key);
         wait_for(&probe, true);
         // Signing fails: reported down with the backend's reason.
-        mode.store(1, Ordering::SeqCst);
+        switch.set(Fault::Gone("token gone".into()));
         let r = wait_for(&probe, false);
         assert!(r.first_error().unwrap().contains("token gone"), "{r:?}");
         // Works again: reported up.
-        mode.store(0, Ordering::SeqCst);
+        switch.set(Fault::None);
         wait_for(&probe, true);
         // Signing hangs: reported down once the probe has run past its timeout, and the
         // report never waits for the hanging signature.
-        mode.store(2, Ordering::SeqCst);
+        switch.set(Fault::Hang);
         let r = wait_for(&probe, false);
         assert!(
             r.first_error().unwrap().contains("has not answered"),
             "{r:?}"
         );
-        mode.store(0, Ordering::SeqCst);
+        switch.set(Fault::None);
         wait_for(&probe, true);
     }
 }

@@ -9,31 +9,16 @@ use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
 
-use aws_lc_rs::rsa::{
-    OAEP_SHA1_MGF1SHA1, OAEP_SHA256_MGF1SHA256, OAEP_SHA384_MGF1SHA384, OAEP_SHA512_MGF1SHA512,
-    OaepAlgorithm, OaepPublicEncryptingKey, Pkcs1PublicEncryptingKey, PublicEncryptingKey,
-};
-use der::{Decode, Encode};
+use der::Decode;
 use hsm::soft::{PBKDF2_ITERATIONS, SoftKeyStore};
+use hsm::testing::keystore_suite::{self, Expectations};
 use hsm::{Error, KeyAlgorithm, KeyStore, OaepHash, Secret, SignatureScheme};
 use pkcs8::EncryptedPrivateKeyInfoRef;
 use pkcs8::pkcs5::EncryptionScheme;
 use pkcs8::pkcs5::pbes2::{self, Pbkdf2Prf};
-use spki::SubjectPublicKeyInfoRef;
 use tempfile::TempDir;
 
 const PASSPHRASE: &[u8] = b"correct horse battery staple";
-
-const ALL_SCHEMES: [SignatureScheme; 8] = [
-    SignatureScheme::RsaPkcs1Sha256,
-    SignatureScheme::RsaPkcs1Sha384,
-    SignatureScheme::RsaPkcs1Sha512,
-    SignatureScheme::RsaPssSha256,
-    SignatureScheme::RsaPssSha384,
-    SignatureScheme::RsaPssSha512,
-    SignatureScheme::EcdsaP256Sha256,
-    SignatureScheme::EcdsaP384Sha384,
-];
 
 fn new_store() -> (TempDir, SoftKeyStore) {
     let tmp = tempfile::tempdir().unwrap();
@@ -41,6 +26,27 @@ fn new_store() -> (TempDir, SoftKeyStore) {
         SoftKeyStore::open(tmp.path().join("keys"), Secret::new(PASSPHRASE.to_vec())).unwrap();
     (tmp, store)
 }
+
+/// Software keys: every algorithm, every OAEP hash; a key can do whatever its algorithm
+/// can (no key use is enforced).
+const SOFT: Expectations = Expectations {
+    algorithms: &KeyAlgorithm::ALL,
+    oaep_hashes: &[
+        OaepHash::Sha1,
+        OaepHash::Sha256,
+        OaepHash::Sha384,
+        OaepHash::Sha512,
+    ],
+    enforces_key_use: false,
+};
+
+fn run_case(_test: &str, case: keystore_suite::Case) {
+    let (_tmp, store) = new_store();
+    case(&store, &SOFT);
+}
+
+// The KeyStore contract (hsm::testing::keystore_suite), on a fresh key directory per case.
+hsm::keystore_suite!(contract, super::run_case);
 
 fn mode_of(path: &Path) -> u32 {
     fs::metadata(path).unwrap().permissions().mode() & 0o7777
@@ -64,7 +70,7 @@ fn openssl() -> Command {
     Command::new("openssl")
 }
 
-/// Generates, signs with every scheme, verifies, refuses unfit schemes, reopens from disk.
+/// Generates, writes one private encrypted key file, reopens it from disk, signs, lists.
 fn roundtrip(algorithm: KeyAlgorithm) {
     let (_tmp, store) = new_store();
     let label = format!("test-{algorithm}");
@@ -72,58 +78,9 @@ fn roundtrip(algorithm: KeyAlgorithm) {
     assert_eq!(key.label(), label);
     assert_eq!(key.algorithm(), algorithm);
 
-    // The SPKI is well-formed DER and says what we think it says.
+    // (The SPKI and signatures with every scheme: contract::every_algorithm_signs_and_verifies.)
     let spki_der = key.public_key_der().to_vec();
-    let spki = SubjectPublicKeyInfoRef::from_der(&spki_der).unwrap();
-    assert_eq!(
-        spki.to_der().unwrap(),
-        spki_der,
-        "SPKI must be canonical DER"
-    );
-    assert_eq!(hsm::spki_algorithm(&spki_der).unwrap(), algorithm);
-    match algorithm {
-        KeyAlgorithm::Rsa2048 => assert_eq!(hsm::rsa_modulus_bits(&spki_der).unwrap(), 2048),
-        KeyAlgorithm::Rsa3072 => assert_eq!(hsm::rsa_modulus_bits(&spki_der).unwrap(), 3072),
-        KeyAlgorithm::Rsa4096 => assert_eq!(hsm::rsa_modulus_bits(&spki_der).unwrap(), 4096),
-        KeyAlgorithm::EcdsaP256 | KeyAlgorithm::EcdsaP384 => {
-            assert!(matches!(
-                hsm::rsa_modulus_bits(&spki_der),
-                Err(Error::Unsupported(_))
-            ));
-        }
-    }
-    // aws-lc agrees with our hand-built SPKI.
-    if algorithm.is_rsa() {
-        PublicEncryptingKey::from_der(&spki_der).unwrap();
-    }
-
     let message = b"tbsCertificate stand-in";
-    for scheme in ALL_SCHEMES {
-        if scheme.fits(algorithm) {
-            let sig = key.sign(scheme, message).unwrap();
-            hsm::verify(scheme, &spki_der, message, &sig).unwrap();
-            assert!(matches!(
-                hsm::verify(scheme, &spki_der, b"another message", &sig),
-                Err(Error::BadSignature)
-            ));
-            let mut bad = sig.clone();
-            let last = bad.len() - 1;
-            bad[last] ^= 1;
-            assert!(matches!(
-                hsm::verify(scheme, &spki_der, message, &bad),
-                Err(Error::BadSignature)
-            ));
-        } else {
-            assert!(
-                matches!(key.sign(scheme, message), Err(Error::Unsupported(_))),
-                "{scheme:?} with {algorithm}"
-            );
-            assert!(matches!(
-                hsm::verify(scheme, &spki_der, message, b"whatever"),
-                Err(Error::Unsupported(_))
-            ));
-        }
-    }
 
     // The file on disk: mode 0600, encrypted PKCS#8 PEM, no temporary files left behind.
     let path = store.key_path(&label).unwrap();
@@ -346,91 +303,6 @@ fn openssl_verifies_signatures_and_reads_key_files() {
     assert!(!status.success());
 }
 
-fn oaep_alg(hash: OaepHash) -> &'static OaepAlgorithm {
-    match hash {
-        OaepHash::Sha1 => &OAEP_SHA1_MGF1SHA1,
-        OaepHash::Sha256 => &OAEP_SHA256_MGF1SHA256,
-        OaepHash::Sha384 => &OAEP_SHA384_MGF1SHA384,
-        OaepHash::Sha512 => &OAEP_SHA512_MGF1SHA512,
-    }
-}
-
-#[test]
-fn rsa_decrypt_pkcs1v15_and_oaep() {
-    let (_tmp, store) = new_store();
-    let key = store.generate("scep-ra", KeyAlgorithm::Rsa2048).unwrap();
-    let public = PublicEncryptingKey::from_der(key.public_key_der()).unwrap();
-    let cek = b"0123456789abcdef0123456789abcdef"; // an AES-256 content-encryption key
-
-    // PKCS#1 v1.5
-    let enc = Pkcs1PublicEncryptingKey::new(public.clone()).unwrap();
-    let mut buf = vec![0u8; enc.ciphertext_size()];
-    let ct = enc.encrypt(cek, &mut buf).unwrap().to_vec();
-    assert_eq!(key.decrypt_pkcs1v15(&ct).unwrap(), cek);
-
-    // OAEP with each hash; the wrong hash fails without detail.
-    let oaep = OaepPublicEncryptingKey::new(public).unwrap();
-    for hash in [
-        OaepHash::Sha1,
-        OaepHash::Sha256,
-        OaepHash::Sha384,
-        OaepHash::Sha512,
-    ] {
-        let mut buf = vec![0u8; oaep.ciphertext_size()];
-        let ct = oaep
-            .encrypt(oaep_alg(hash), cek, &mut buf, None)
-            .unwrap()
-            .to_vec();
-        assert_eq!(key.decrypt_oaep(hash, &ct).unwrap(), cek, "{hash:?}");
-        let other = if hash == OaepHash::Sha1 {
-            OaepHash::Sha256
-        } else {
-            OaepHash::Sha1
-        };
-        assert!(matches!(key.decrypt_oaep(other, &ct), Err(Error::Decrypt)));
-        // OAEP ciphertext is not PKCS#1 v1.5 ciphertext.
-        assert!(matches!(key.decrypt_pkcs1v15(&ct), Err(Error::Decrypt)));
-    }
-
-    // Garbage: right length, wrong length, empty, all ones (>= modulus).
-    let mut garbage = vec![0u8; 256];
-    aws_lc_rs::rand::fill(&mut garbage).unwrap();
-    garbage[0] &= 0x7f; // below the modulus, so it reaches the padding check
-    for ct in [
-        garbage.clone(),
-        garbage[..100].to_vec(),
-        vec![],
-        vec![0xff; 256],
-        vec![0; 257],
-    ] {
-        assert!(matches!(key.decrypt_pkcs1v15(&ct), Err(Error::Decrypt)));
-        assert!(matches!(
-            key.decrypt_oaep(OaepHash::Sha1, &ct),
-            Err(Error::Decrypt)
-        ));
-        assert!(matches!(
-            key.decrypt_oaep(OaepHash::Sha256, &ct),
-            Err(Error::Decrypt)
-        ));
-    }
-    assert_eq!(Error::Decrypt.to_string(), "decryption failed");
-
-    // The key reopened from disk decrypts too.
-    let reopened = store.open("scep-ra").unwrap();
-    assert_eq!(reopened.decrypt_pkcs1v15(&ct).unwrap(), cek);
-
-    // EC keys do not decrypt.
-    let ec = store.generate("ec", KeyAlgorithm::EcdsaP256).unwrap();
-    assert!(matches!(
-        ec.decrypt_pkcs1v15(&ct),
-        Err(Error::Unsupported(_))
-    ));
-    assert!(matches!(
-        ec.decrypt_oaep(OaepHash::Sha256, &ct),
-        Err(Error::Unsupported(_))
-    ));
-}
-
 #[test]
 fn insecure_permissions_are_refused() {
     let (_tmp, store) = new_store();
@@ -569,67 +441,21 @@ fn concurrent_generate_same_label_has_one_winner() {
     assert_eq!(names.len(), 1, "temporary files left: {names:?}");
 }
 
+/// Bad labels are refused before anything touches the disk (the refusals themselves:
+/// contract::bad_labels_are_refused).
 #[test]
 fn bad_labels_are_refused() {
     let (tmp, store) = new_store();
-    let long = "x".repeat(65);
-    let bad = [
-        "",
-        ".",
-        "..",
-        ".hidden",
-        "../escape",
-        "a/b",
-        "/abs",
-        "a b",
-        "tab\t",
-        "nul\0",
-        "é",
-        "semi;colon",
-        long.as_str(),
-    ];
-    let pkcs8 = aws_lc_rs::signature::EcdsaKeyPair::generate(
-        &aws_lc_rs::signature::ECDSA_P256_SHA256_ASN1_SIGNING,
-    )
-    .unwrap()
-    .to_pkcs8v1()
-    .unwrap();
-    for label in bad {
-        assert!(
-            matches!(
-                store.generate(label, KeyAlgorithm::EcdsaP256),
-                Err(Error::InvalidLabel(_))
-            ),
-            "{label:?}"
-        );
-        assert!(
-            matches!(store.open(label), Err(Error::InvalidLabel(_))),
-            "{label:?}"
-        );
-        assert!(
-            matches!(
-                store.import_pkcs8(label, pkcs8.as_ref()),
-                Err(Error::InvalidLabel(_))
-            ),
-            "{label:?}"
-        );
-        assert!(matches!(store.key_path(label), Err(Error::InvalidLabel(_))));
+    keystore_suite::refuse_bad_labels(&store);
+    for label in keystore_suite::bad_labels() {
+        assert!(matches!(
+            store.key_path(&label),
+            Err(Error::InvalidLabel(_))
+        ));
     }
     // Nothing was written anywhere.
     assert_eq!(fs::read_dir(store.dir()).unwrap().count(), 0);
     assert_eq!(fs::read_dir(tmp.path()).unwrap().count(), 1); // just "keys"
-
-    let max = "y".repeat(64);
-    for label in ["a", "Z", "0", "ca-root_2025.v1", "a..b", "x.", max.as_str()] {
-        store.generate(label, KeyAlgorithm::EcdsaP256).unwrap();
-        store.open(label).unwrap();
-    }
-}
-
-#[test]
-fn missing_key_is_not_found() {
-    let (_tmp, store) = new_store();
-    assert!(matches!(store.open("nope"), Err(Error::NotFound(l)) if l == "nope"));
 }
 
 #[test]
@@ -838,38 +664,6 @@ fn import_openssl_generated_keys() {
     assert!(matches!(
         hsm::spki_algorithm(b"garbage"),
         Err(Error::BadKey(_))
-    ));
-}
-
-#[test]
-fn verify_rejects_wrong_key_and_bad_input() {
-    let (_tmp, store) = new_store();
-    let k1 = store.generate("k1", KeyAlgorithm::EcdsaP256).unwrap();
-    let k2 = store.generate("k2", KeyAlgorithm::EcdsaP256).unwrap();
-    let s = SignatureScheme::EcdsaP256Sha256;
-    let sig = k1.sign(s, b"m").unwrap();
-    hsm::verify(s, k1.public_key_der(), b"m", &sig).unwrap();
-    assert!(matches!(
-        hsm::verify(s, k2.public_key_der(), b"m", &sig),
-        Err(Error::BadSignature)
-    ));
-    assert!(matches!(
-        hsm::verify(s, k1.public_key_der(), b"m", b""),
-        Err(Error::BadSignature)
-    ));
-    assert!(matches!(
-        hsm::verify(s, b"\x30\x00", b"m", &sig),
-        Err(Error::BadKey(_))
-    ));
-    // P-384 scheme with a P-256 key does not fit.
-    assert!(matches!(
-        hsm::verify(
-            SignatureScheme::EcdsaP384Sha384,
-            k1.public_key_der(),
-            b"m",
-            &sig
-        ),
-        Err(Error::Unsupported(_))
     ));
 }
 

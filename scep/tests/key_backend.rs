@@ -5,11 +5,11 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use ca_core::ceremony::{RootSpec, create_root};
 use ca_core::{Authority, CaEntity, FixedClock, IssueRequest, KeyWithCert, Settings};
-use hsm::{KeyAlgorithm, OaepHash, PrivateKey, SignatureScheme};
+use hsm::testing::{Fault, FaultSwitch, FaultyKey};
+use hsm::{KeyAlgorithm, PrivateKey};
 use scep::client::{self, Identity};
 use scep::codec::{ContentCipher, MessageType, PkiStatus};
 use scep::config::EndpointConfig;
@@ -18,72 +18,29 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const NOW: i64 = 1_790_000_000;
 
-/// A key on a token that can be taken away.
-#[derive(Debug)]
-struct TokenKey {
-    inner: hsm::soft::SoftKey,
-    gone: Arc<AtomicBool>,
-}
-
-impl TokenKey {
-    fn check(&self) -> hsm::Result<()> {
-        if self.gone.load(Ordering::SeqCst) {
-            Err(hsm::Error::Unavailable(
-                "no PKCS#11 token labelled \"test\"".into(),
-            ))
-        } else {
-            Ok(())
-        }
-    }
-}
-
-impl PrivateKey for TokenKey {
-    fn label(&self) -> &str {
-        self.inner.label()
-    }
-    fn algorithm(&self) -> KeyAlgorithm {
-        self.inner.algorithm()
-    }
-    fn public_key_der(&self) -> &[u8] {
-        self.inner.public_key_der()
-    }
-    fn sign(&self, scheme: SignatureScheme, message: &[u8]) -> hsm::Result<Vec<u8>> {
-        self.check()?;
-        self.inner.sign(scheme, message)
-    }
-    fn decrypt_pkcs1v15(&self, c: &[u8]) -> hsm::Result<Vec<u8>> {
-        self.check()?;
-        self.inner.decrypt_pkcs1v15(c)
-    }
-    fn decrypt_oaep(&self, h: OaepHash, c: &[u8]) -> hsm::Result<Vec<u8>> {
-        self.check()?;
-        self.inner.decrypt_oaep(h, c)
-    }
+/// What a key on a token that was taken away answers.
+fn token_gone() -> Fault {
+    Fault::Gone("no PKCS#11 token labelled \"test\"".into())
 }
 
 struct Fx {
     auth: Arc<Authority>,
     store: Arc<dyn store::Store>,
     ra_cert: Vec<u8>,
-    ra_gone: Arc<AtomicBool>,
-    ca_gone: Arc<AtomicBool>,
+    ra_gone: FaultSwitch,
+    ca_gone: FaultSwitch,
     ep: Arc<Endpoint>,
 }
 
-fn token_key(label: &str, alg: KeyAlgorithm, gone: &Arc<AtomicBool>) -> Arc<dyn PrivateKey> {
-    Arc::new(TokenKey {
-        inner: hsm::soft::SoftKey::generate_ephemeral(label, alg).unwrap(),
-        gone: gone.clone(),
-    })
+/// A software key on a "token" that `gone` can take away.
+fn token_key(label: &str, alg: KeyAlgorithm, gone: &FaultSwitch) -> Arc<dyn PrivateKey> {
+    FaultyKey::ephemeral(label, alg, gone).unwrap()
 }
 
 fn fixture() -> Fx {
     let store: Arc<dyn store::Store> = Arc::new(store::RedbStore::in_memory().unwrap());
     let clock = Arc::new(FixedClock::new(NOW));
-    let (ra_gone, ca_gone) = (
-        Arc::new(AtomicBool::new(false)),
-        Arc::new(AtomicBool::new(false)),
-    );
+    let (ra_gone, ca_gone) = (FaultSwitch::new(), FaultSwitch::new());
     let root_key = token_key("root", KeyAlgorithm::EcdsaP256, &ca_gone);
     let spec = RootSpec {
         name: "root".into(),
@@ -232,7 +189,7 @@ async fn a_key_backend_outage_is_a_retryable_503_audited_as_such() {
 
     // The RA key's token is gone: the envelope cannot be opened, but that is the server's
     // failure: 503 with Retry-After, audited as a key-backend failure.
-    fx.ra_gone.store(true, Ordering::SeqCst);
+    fx.ra_gone.set(token_gone());
     let issued_before = fx.store.stats().unwrap().certificates;
     let (der, _, _) = request(&fx, "ra-gone");
     let e = fx.ep.pki_operation(der.clone()).await.unwrap_err();
@@ -247,11 +204,11 @@ async fn a_key_backend_outage_is_a_retryable_503_audited_as_such() {
     assert!(a.detail.contains("key backend"), "{}", a.detail);
     assert!(!a.detail.contains("decrypt"), "{}", a.detail);
     assert!(!a.detail.contains("CSR"), "{}", a.detail);
-    fx.ra_gone.store(false, Ordering::SeqCst);
+    fx.ra_gone.set(Fault::None);
 
     // The CA key's token is gone (the RA key works): issuance fails, answered 503 too,
     // not a CertRep failure that makes the client give up.
-    fx.ca_gone.store(true, Ordering::SeqCst);
+    fx.ca_gone.set(token_gone());
     let (der, _, _) = request(&fx, "ca-gone");
     let (status, head) = post(addr, &der).await;
     eprintln!("CA key gone: {}", head.lines().next().unwrap_or_default());
@@ -261,7 +218,7 @@ async fn a_key_backend_outage_is_a_retryable_503_audited_as_such() {
     eprintln!("audited: {} / {}", a.action, a.detail);
     assert!(a.detail.contains("temporarily unavailable"), "{}", a.detail);
     assert_eq!(fx.store.stats().unwrap().certificates, issued_before);
-    fx.ca_gone.store(false, Ordering::SeqCst);
+    fx.ca_gone.set(Fault::None);
 
     // Back: the same request enrolls.
     let rep = fx.ep.pki_operation(der).await.unwrap();

@@ -22,6 +22,10 @@ pub use redb_store::{RedbStore, StoreOptions, WriterStats};
 /// Result type of this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// Test support (feature `testsuite`).
+#[cfg(feature = "testsuite")]
+pub mod testsuite;
+
 /// Seconds since the Unix epoch (UTC).
 pub type UnixTime = i64;
 

@@ -1,91 +1,30 @@
 //! A request answered 503 "request timed out" issues nothing: the request timeout is the
 //! issuance pipeline's deadline, and a certificate whose signature comes back after it is
 //! not recorded (ca_core::deadline). Tested through the HTTP layer with a CA key that
-//! hangs (a `KeyStore` wrapper that sleeps before every signature).
+//! hangs (`hsm::testing::FaultyKeyStore`, which sleeps before every signature).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use hsm::{KeyAlgorithm, KeyInfo, KeyStore, OaepHash, PrivateKey, SignatureScheme};
+use hsm::KeyStore;
+use hsm::testing::{Fault, FaultSwitch, FaultyKeyStore};
 use privca_server::http::{AppState, Limits};
 use privca_tests::TestCa;
 
 const BIN: &str = env!("CARGO_BIN_EXE_privca-under-test");
 const TOKEN: &str = "0123456789abcdef-admin";
 
-/// A key that sleeps `delay_ms` before each signature (a hanging token).
-#[derive(Debug)]
-struct SlowKey {
-    inner: Arc<dyn PrivateKey>,
-    delay_ms: Arc<AtomicU64>,
-    signed: Arc<AtomicUsize>,
-}
-
-impl PrivateKey for SlowKey {
-    fn label(&self) -> &str {
-        self.inner.label()
-    }
-    fn algorithm(&self) -> KeyAlgorithm {
-        self.inner.algorithm()
-    }
-    fn public_key_der(&self) -> &[u8] {
-        self.inner.public_key_der()
-    }
-    fn sign(&self, scheme: SignatureScheme, message: &[u8]) -> hsm::Result<Vec<u8>> {
-        std::thread::sleep(Duration::from_millis(self.delay_ms.load(Ordering::SeqCst)));
-        let s = self.inner.sign(scheme, message);
-        self.signed.fetch_add(1, Ordering::SeqCst);
-        s
-    }
-    fn decrypt_pkcs1v15(&self, ciphertext: &[u8]) -> hsm::Result<Vec<u8>> {
-        self.inner.decrypt_pkcs1v15(ciphertext)
-    }
-    fn decrypt_oaep(&self, hash: OaepHash, ciphertext: &[u8]) -> hsm::Result<Vec<u8>> {
-        self.inner.decrypt_oaep(hash, ciphertext)
-    }
-}
-
-/// Opens every key of `inner` as a [`SlowKey`] sharing one delay.
-struct SlowStore {
-    inner: Arc<dyn KeyStore>,
-    delay_ms: Arc<AtomicU64>,
-    signed: Arc<AtomicUsize>,
-}
-
-impl KeyStore for SlowStore {
-    fn generate(&self, label: &str, algorithm: KeyAlgorithm) -> hsm::Result<Arc<dyn PrivateKey>> {
-        self.inner.generate(label, algorithm)
-    }
-    fn import_pkcs8(&self, label: &str, der: &[u8]) -> hsm::Result<Arc<dyn PrivateKey>> {
-        self.inner.import_pkcs8(label, der)
-    }
-    fn open(&self, label: &str) -> hsm::Result<Arc<dyn PrivateKey>> {
-        Ok(Arc::new(SlowKey {
-            inner: self.inner.open(label)?,
-            delay_ms: self.delay_ms.clone(),
-            signed: self.signed.clone(),
-        }))
-    }
-    fn list(&self) -> hsm::Result<Vec<KeyInfo>> {
-        self.inner.list()
-    }
-}
-
 #[test]
 fn a_timed_out_request_issues_nothing() {
     let ca = TestCa::init(Path::new(BIN), &[]);
     let cfg = privca_server::config::Config::load(&ca.config()).unwrap();
-    let delay_ms = Arc::new(AtomicU64::new(0));
-    let signed = Arc::new(AtomicUsize::new(0));
-    let keys: Arc<dyn KeyStore> = Arc::new(SlowStore {
-        inner: cfg.open_keys().unwrap(),
-        delay_ms: delay_ms.clone(),
-        signed: signed.clone(),
-    });
+    // Every CA key opened through this store sleeps as long as `slow` says before each
+    // signature (a hanging token), and `slow` counts the signatures that came back.
+    let slow = FaultSwitch::new();
+    let keys: Arc<dyn KeyStore> = Arc::new(FaultyKeyStore::new(cfg.open_keys().unwrap(), &slow));
     let auth = Arc::new(
         ca_core::Authority::load(
             &cfg.ca,
@@ -155,17 +94,17 @@ fn a_timed_out_request_issues_nothing() {
 
     // The key hangs past the request timeout (2 s): 503, and once the signature comes
     // back (3 s), nothing is recorded.
-    delay_ms.store(3_000, Ordering::SeqCst);
+    slow.set(Fault::Delay(Duration::from_millis(3_000)));
     for i in 0..3 {
         let before = count();
-        let signed_before = signed.load(Ordering::SeqCst);
+        let signed_before = slow.signatures();
         let (s, body) = issue(&format!("slow{i}.example.com"));
         eprintln!("slow issuance {i}: {s} {}", body.trim());
         assert_eq!(s, 503, "{body}");
         assert!(body.contains("timed out"), "{body}");
         // Wait until the hanging signature has returned (bounded).
         let t = std::time::Instant::now();
-        while signed.load(Ordering::SeqCst) == signed_before {
+        while slow.signatures() == signed_before {
             assert!(
                 t.elapsed() < Duration::from_secs(20),
                 "the signature never returned"
@@ -181,7 +120,7 @@ fn a_timed_out_request_issues_nothing() {
     }
 
     // The key recovers: issuance works again.
-    delay_ms.store(0, Ordering::SeqCst);
+    slow.set(Fault::None);
     let before = count();
     let (s, body) = issue("again.example.com");
     assert_eq!(s, 201, "{body}");
