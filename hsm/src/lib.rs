@@ -16,14 +16,15 @@ use serde::{Deserialize, Serialize};
 
 pub mod pkcs11;
 pub mod probe;
+pub mod public;
 pub mod soft;
 
 mod error;
 mod secret;
 
 pub use error::Error;
-pub use secret::{Secret, SecretSource, check_private_file, read_private_file};
-pub use soft::{rsa_modulus_bits, spki_algorithm};
+pub use public::{rsa_modulus_bits, spki_algorithm};
+pub use secret::{Secret, SecretSource, check_private_file, ct_eq, read_private_file};
 
 /// Result type of this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -274,7 +275,7 @@ pub fn verify(
     message: &[u8],
     signature: &[u8],
 ) -> Result<()> {
-    soft::verify(scheme, spki_der, message, signature)
+    public::verify(scheme, spki_der, message, signature)
 }
 
 /// A digest named by a received signature algorithm.
@@ -310,7 +311,7 @@ pub fn verify_received(
     message: &[u8],
     signature: &[u8],
 ) -> Result<()> {
-    soft::verify_received(algorithm, spki_der, message, signature)
+    public::verify_received(algorithm, spki_der, message, signature)
 }
 
 #[cfg(test)]

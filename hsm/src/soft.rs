@@ -37,21 +37,22 @@ use aws_lc_rs::rsa::{
 };
 use aws_lc_rs::signature::{
     self as sig, EcdsaKeyPair, EcdsaSigningAlgorithm, KeyPair as _, RsaEncoding, RsaKeyPair,
-    UnparsedPublicKey, VerificationAlgorithm,
 };
 use const_oid::ObjectIdentifier;
-use const_oid::db::rfc5912::{ID_EC_PUBLIC_KEY, RSA_ENCRYPTION, SECP_256_R_1, SECP_384_R_1};
-use der::asn1::{Any, AnyRef, BitString};
+use const_oid::db::rfc5912::{ID_EC_PUBLIC_KEY, RSA_ENCRYPTION};
 use der::pem::{LineEnding, PemLabel};
-use der::{Decode, Encode, SecretDocument};
+use der::{Decode, SecretDocument};
 use pkcs8::pkcs5::pbes2;
 use pkcs8::{EncryptedPrivateKeyInfoRef, PrivateKeyInfoRef};
-use spki::{AlgorithmIdentifierOwned, SubjectPublicKeyInfoOwned, SubjectPublicKeyInfoRef};
 use zeroize::Zeroizing;
 
+use crate::public::{ec_algorithm, ec_spki, rsa_algorithm, rsa_spki, uint_bits};
 use crate::{
     Error, KeyAlgorithm, KeyInfo, KeyStore, OaepHash, PrivateKey, Result, Secret, SignatureScheme,
 };
+
+/// SPKI inspection moved to [`crate::public`]; these stay reachable here.
+pub use crate::public::{rsa_modulus_bits, spki_algorithm};
 
 /// PBKDF2-HMAC-SHA256 iteration count for newly written key files.
 ///
@@ -293,7 +294,9 @@ impl SoftKeyStore {
             .map_err(|_| Error::Crypto("random number generator failed".to_owned()))?;
         // The leading dot keeps temporary files out of `list` and makes their names invalid
         // labels, so they can never be mistaken for keys.
-        let tmp_path = self.dir.join(format!(".{label}.key.tmp-{}", hex8(&nonce)));
+        let tmp_path = self
+            .dir
+            .join(format!(".{label}.key.tmp-{}", hex::encode(nonce)));
         let mut file = OpenOptions::new()
             .write(true)
             .create_new(true)
@@ -336,10 +339,6 @@ impl Drop for TempFile {
             tracing::warn!(path = %self.0.display(), error = %e, "cannot remove temporary key file");
         }
     }
-}
-
-fn hex8(bytes: &[u8; 8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn sync_dir(dir: &Path) -> Result<()> {
@@ -557,19 +556,8 @@ impl SoftKey {
         };
 
         let spki = match &inner {
-            Inner::Rsa { signing, .. } => {
-                build_spki(RSA_ENCRYPTION, Any::null(), signing.public_key().as_ref())?
-            }
-            Inner::Ecdsa(kp) => {
-                let curve = if algorithm == KeyAlgorithm::EcdsaP384 {
-                    SECP_384_R_1
-                } else {
-                    SECP_256_R_1
-                };
-                let params = Any::encode_from(&curve)
-                    .map_err(|e| Error::Crypto(format!("encoding curve OID: {e}")))?;
-                build_spki(ID_EC_PUBLIC_KEY, params, kp.public_key().as_ref())?
-            }
+            Inner::Rsa { signing, .. } => rsa_spki(signing.public_key().as_ref())?,
+            Inner::Ecdsa(kp) => ec_spki(algorithm, kp.public_key().as_ref())?,
         };
 
         Ok(SoftKey {
@@ -612,20 +600,6 @@ fn not_pkcs8_hint(der_bytes: &[u8]) -> &'static str {
     } else {
         ""
     }
-}
-
-/// Encodes a SubjectPublicKeyInfo from its parts.
-pub(crate) fn build_spki(oid: ObjectIdentifier, params: Any, key: &[u8]) -> Result<Vec<u8>> {
-    let spki = SubjectPublicKeyInfoOwned {
-        algorithm: AlgorithmIdentifierOwned {
-            oid,
-            parameters: Some(params),
-        },
-        subject_public_key: BitString::from_bytes(key)
-            .map_err(|e| Error::Crypto(format!("encoding public key: {e}")))?,
-    };
-    spki.to_der()
-        .map_err(|e| Error::Crypto(format!("encoding SubjectPublicKeyInfo: {e}")))
 }
 
 fn rsa_encoding(scheme: SignatureScheme) -> Option<&'static dyn RsaEncoding> {
@@ -726,193 +700,6 @@ impl PrivateKey for SoftKey {
     }
 }
 
-// ---------------------------------------------------------------------------------------------
-// Public-key side: SPKI inspection and verification
-// ---------------------------------------------------------------------------------------------
-
-/// Number of significant bits of a big-endian unsigned integer.
-pub(crate) fn uint_bits(bytes: &[u8]) -> usize {
-    let bytes = match bytes.iter().position(|&b| b != 0) {
-        Some(i) => &bytes[i..],
-        None => return 0,
-    };
-    match bytes.first() {
-        Some(&first) => (bytes.len() - 1) * 8 + (8 - first.leading_zeros() as usize),
-        None => 0,
-    }
-}
-
-pub(crate) fn rsa_algorithm(bits: usize) -> Result<KeyAlgorithm> {
-    match bits {
-        2048 => Ok(KeyAlgorithm::Rsa2048),
-        3072 => Ok(KeyAlgorithm::Rsa3072),
-        4096 => Ok(KeyAlgorithm::Rsa4096),
-        _ => Err(Error::Unsupported(format!(
-            "RSA key with a {bits}-bit modulus (supported: 2048, 3072, 4096)"
-        ))),
-    }
-}
-
-pub(crate) fn ec_algorithm(curve: ObjectIdentifier) -> Result<KeyAlgorithm> {
-    if curve == SECP_256_R_1 {
-        Ok(KeyAlgorithm::EcdsaP256)
-    } else if curve == SECP_384_R_1 {
-        Ok(KeyAlgorithm::EcdsaP384)
-    } else {
-        Err(Error::Unsupported(format!(
-            "EC key on curve {curve} (supported: P-256, P-384)"
-        )))
-    }
-}
-
-/// The kind of public key in a SubjectPublicKeyInfo, with its key bytes.
-enum SpkiKey<'a> {
-    /// `rsaEncryption`; the bytes are the PKCS#1 `RSAPublicKey`.
-    Rsa(&'a [u8]),
-    /// `id-ecPublicKey` on a supported curve; the bytes are the SEC1 point.
-    Ec(KeyAlgorithm, &'a [u8]),
-}
-
-fn parse_spki(spki_der: &[u8]) -> Result<SpkiKey<'_>> {
-    let spki = SubjectPublicKeyInfoRef::from_der(spki_der)
-        .map_err(|e| Error::BadKey(format!("bad SubjectPublicKeyInfo: {e}")))?;
-    let key = spki.subject_public_key.as_bytes().ok_or_else(|| {
-        Error::BadKey("SubjectPublicKeyInfo key BIT STRING has unused bits".to_owned())
-    })?;
-    let alg = spki.algorithm;
-    if alg.oid == RSA_ENCRYPTION {
-        // RFC 3279 §2.3.1 says NULL; tolerate an absent parameter as many verifiers do.
-        if alg.parameters.is_some_and(|p| p != AnyRef::NULL) {
-            return Err(Error::BadKey(
-                "rsaEncryption AlgorithmIdentifier with non-NULL parameters".to_owned(),
-            ));
-        }
-        Ok(SpkiKey::Rsa(key))
-    } else if alg.oid == ID_EC_PUBLIC_KEY {
-        let curve = alg.parameters_oid().map_err(|_| {
-            Error::Unsupported(
-                "EC public key without a namedCurve parameter (explicit curves are not supported)"
-                    .to_owned(),
-            )
-        })?;
-        Ok(SpkiKey::Ec(ec_algorithm(curve)?, key))
-    } else {
-        Err(Error::Unsupported(format!(
-            "public key algorithm {} (only RSA and ECDSA P-256/P-384 are supported)",
-            alg.oid
-        )))
-    }
-}
-
-fn rsa_public_bits(rsa_public_key: &[u8]) -> Result<usize> {
-    let key = pkcs1::RsaPublicKey::<der::asn1::UintRef<'_>>::from_der(rsa_public_key)
-        .map_err(|e| Error::BadKey(format!("bad PKCS#1 RSAPublicKey: {e}")))?;
-    Ok(uint_bits(key.modulus.as_bytes()))
-}
-
-/// The number of bits of the RSA modulus in the SubjectPublicKeyInfo `spki_der`.
-///
-/// Fails with [`Error::Unsupported`] when the key is not RSA and [`Error::BadKey`] when it
-/// does not parse.
-pub fn rsa_modulus_bits(spki_der: &[u8]) -> Result<usize> {
-    match parse_spki(spki_der) {
-        Ok(SpkiKey::Rsa(key)) => rsa_public_bits(key),
-        Ok(SpkiKey::Ec(alg, _)) => Err(Error::Unsupported(format!(
-            "{alg} public key is not an RSA key"
-        ))),
-        Err(e) => Err(e),
-    }
-}
-
-/// The [`KeyAlgorithm`] of the public key in the SubjectPublicKeyInfo `spki_der`: RSA with
-/// its modulus size, or the ECDSA curve. Used to check the keys in certificate requests.
-///
-/// Fails with [`Error::Unsupported`] for other key types and curves and for RSA moduli that
-/// are not exactly 2048, 3072 or 4096 bits (the message names the size), and with
-/// [`Error::BadKey`] when the structure does not parse.
-pub fn spki_algorithm(spki_der: &[u8]) -> Result<KeyAlgorithm> {
-    match parse_spki(spki_der)? {
-        SpkiKey::Rsa(key) => rsa_algorithm(rsa_public_bits(key)?),
-        SpkiKey::Ec(alg, _) => Ok(alg),
-    }
-}
-
-/// Verifies a signature with aws-lc-rs. See [`crate::verify`].
-///
-/// Errors: [`Error::BadKey`] when `spki_der` does not parse, [`Error::Unsupported`] when the
-/// key type does not fit `scheme`, [`Error::BadSignature`] when the signature is wrong
-/// (including RSA keys outside 2048–8192 bits, which aws-lc refuses to verify with).
-pub(crate) fn verify(
-    scheme: SignatureScheme,
-    spki_der: &[u8],
-    message: &[u8],
-    signature: &[u8],
-) -> Result<()> {
-    // A scheme also fixes the curve; check the key fits, then verify as received.
-    match (parse_spki(spki_der)?, scheme.fits_key_type()) {
-        (SpkiKey::Rsa(_), None) => {}
-        (SpkiKey::Ec(alg, _), Some(curve)) if alg == curve => {}
-        (SpkiKey::Rsa(_), Some(_)) => {
-            return Err(Error::Unsupported(format!(
-                "signature scheme {scheme:?} does not fit an RSA key"
-            )));
-        }
-        (SpkiKey::Ec(alg, _), _) => {
-            return Err(Error::Unsupported(format!(
-                "signature scheme {scheme:?} does not fit an {alg} key"
-            )));
-        }
-    }
-    verify_received(scheme.received(), spki_der, message, signature)
-}
-
-/// Verifies a signature made by someone else (see [`crate::verify_received`]).
-pub(crate) fn verify_received(
-    algorithm: crate::ReceivedSignature,
-    spki_der: &[u8],
-    message: &[u8],
-    signature: &[u8],
-) -> Result<()> {
-    use crate::{Digest, ReceivedSignature as R};
-    let parsed = parse_spki(spki_der)?;
-    let (alg, key): (&'static dyn VerificationAlgorithm, &[u8]) = match (algorithm, parsed) {
-        (R::RsaPkcs1(Digest::Sha1), SpkiKey::Rsa(k)) => {
-            (&sig::RSA_PKCS1_2048_8192_SHA1_FOR_LEGACY_USE_ONLY, k)
-        }
-        (R::RsaPkcs1(Digest::Sha256), SpkiKey::Rsa(k)) => (&sig::RSA_PKCS1_2048_8192_SHA256, k),
-        (R::RsaPkcs1(Digest::Sha384), SpkiKey::Rsa(k)) => (&sig::RSA_PKCS1_2048_8192_SHA384, k),
-        (R::RsaPkcs1(Digest::Sha512), SpkiKey::Rsa(k)) => (&sig::RSA_PKCS1_2048_8192_SHA512, k),
-        (R::RsaPss(Digest::Sha256), SpkiKey::Rsa(k)) => (&sig::RSA_PSS_2048_8192_SHA256, k),
-        (R::RsaPss(Digest::Sha384), SpkiKey::Rsa(k)) => (&sig::RSA_PSS_2048_8192_SHA384, k),
-        (R::RsaPss(Digest::Sha512), SpkiKey::Rsa(k)) => (&sig::RSA_PSS_2048_8192_SHA512, k),
-        (R::Ecdsa(d), SpkiKey::Ec(curve, k)) => {
-            let a: &'static dyn VerificationAlgorithm = match (curve, d) {
-                (KeyAlgorithm::EcdsaP256, Digest::Sha1) => &sig::ECDSA_P256_SHA1_ASN1,
-                (KeyAlgorithm::EcdsaP256, Digest::Sha256) => &sig::ECDSA_P256_SHA256_ASN1,
-                (KeyAlgorithm::EcdsaP256, Digest::Sha384) => &sig::ECDSA_P256_SHA384_ASN1,
-                (KeyAlgorithm::EcdsaP256, Digest::Sha512) => &sig::ECDSA_P256_SHA512_ASN1,
-                (KeyAlgorithm::EcdsaP384, Digest::Sha256) => &sig::ECDSA_P384_SHA256_ASN1,
-                (KeyAlgorithm::EcdsaP384, Digest::Sha384) => &sig::ECDSA_P384_SHA384_ASN1,
-                (KeyAlgorithm::EcdsaP384, Digest::Sha512) => &sig::ECDSA_P384_SHA512_ASN1,
-                (curve, d) => {
-                    return Err(Error::Unsupported(format!(
-                        "ECDSA with {d:?} on a {curve} key"
-                    )));
-                }
-            };
-            (a, k)
-        }
-        (algorithm, _) => {
-            return Err(Error::Unsupported(format!(
-                "signature algorithm {algorithm:?} does not fit the key"
-            )));
-        }
-    };
-    UnparsedPublicKey::new(alg, key)
-        .verify(message, signature)
-        .map_err(|_| Error::BadSignature)
-}
-
 /// A key pair made for a subscriber (`privca issue --generate-key`): the CA hands the
 /// private key out once and keeps no copy.
 pub struct ExportableKey {
@@ -948,30 +735,7 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
-
-    #[test]
-    fn uint_bits_counts_significant_bits() {
-        assert_eq!(uint_bits(&[]), 0);
-        assert_eq!(uint_bits(&[0, 0]), 0);
-        assert_eq!(uint_bits(&[1]), 1);
-        assert_eq!(uint_bits(&[0x80]), 8);
-        assert_eq!(uint_bits(&[0x00, 0x80, 0x00]), 16);
-        assert_eq!(uint_bits(&[0x7f; 256]), 2047);
-        assert_eq!(uint_bits(&[0xff; 256]), 2048);
-    }
-
-    #[test]
-    fn rsa_sizes_other_than_the_three_are_unsupported() {
-        assert_eq!(rsa_algorithm(2048).unwrap(), KeyAlgorithm::Rsa2048);
-        assert_eq!(rsa_algorithm(3072).unwrap(), KeyAlgorithm::Rsa3072);
-        assert_eq!(rsa_algorithm(4096).unwrap(), KeyAlgorithm::Rsa4096);
-        for bits in [1024, 2047, 2049, 8192] {
-            match rsa_algorithm(bits) {
-                Err(Error::Unsupported(msg)) => assert!(msg.contains(&bits.to_string())),
-                other => panic!("{bits}: {other:?}"),
-            }
-        }
-    }
+    use crate::public::verify;
 
     #[test]
     fn labels() {
