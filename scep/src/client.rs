@@ -4,6 +4,7 @@
 
 use std::str::FromStr;
 
+use ca_core::asn1::oid::CHALLENGE_PASSWORD;
 use der::Encode;
 use hsm::{PrivateKey, SignatureScheme};
 use x509_cert::name::Name;
@@ -15,9 +16,6 @@ use crate::codec::{
     PkiStatus, Recipient, ReplySigner, oid,
 };
 use crate::{Error, Result};
-
-const CHALLENGE_PASSWORD: const_oid::ObjectIdentifier =
-    const_oid::ObjectIdentifier::new_unwrap("1.2.840.113549.1.9.7");
 
 fn name_der(dn: &str) -> Result<Vec<u8>> {
     let name = Name::from_str(dn).map_err(|e| Error::Reply(format!("name {dn:?}: {e}")))?;
