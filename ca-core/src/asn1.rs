@@ -185,6 +185,35 @@ pub fn received_algorithm_with(
     })
 }
 
+/// Verifies the self-signature of a DER PKCS#10 request, its proof of possession
+/// (RFC 2986 §4.2): the signature over the CertificationRequestInfo as received, with the
+/// key the request carries, by the algorithm [`received_algorithm_with`] names under
+/// `legacy`. Errors are [`Error::BadRequest`] with a text safe for the client. SCEP's
+/// messageData check uses it; `crate::csr` verifies the same way.
+pub fn verify_csr_signature(der: &[u8], legacy: Legacy) -> Result<()> {
+    let bad = |e: der::Error| Error::BadRequest(format!("CSR is not valid DER PKCS#10: {e}"));
+    let outer = SignedObject::from_der(der).map_err(bad)?;
+    let req = x509_cert::request::CertReq::from_der(der).map_err(bad)?;
+    let spki_der = req.info.public_key.to_der()?;
+    let alg = spki::AlgorithmIdentifierRef {
+        oid: req.algorithm.oid,
+        parameters: req.algorithm.parameters.as_ref().map(AnyRef::from),
+    };
+    let received = received_algorithm_with(&alg, legacy).ok_or_else(|| {
+        Error::BadRequest(format!(
+            "CSR signature algorithm {} is not supported",
+            alg.oid
+        ))
+    })?;
+    let tbs = outer.tbs.to_der()?;
+    let sig = req
+        .signature
+        .as_bytes()
+        .ok_or_else(|| Error::BadRequest("CSR signature has unused bits".into()))?;
+    hsm::verify_received(received, &spki_der, &tbs, sig)
+        .map_err(|_| Error::BadRequest("CSR signature does not verify".into()))
+}
+
 /// Signs `tbs_der` with `key` and wraps it as a signed object (certificate or CRL),
 /// then verifies the signature against `verify_spki` before returning
 /// (DESIGN.md decision 2: a faulty signature never leaves the CA).

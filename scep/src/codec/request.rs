@@ -57,41 +57,19 @@ pub fn check_message_data(
     }
 }
 
-/// DER PKCS#10 whose self-signature verifies (RFC 2986 §4.2): what ca-core's CSR parser
-/// checks before it reads the CSR's content.
+/// DER PKCS#10 whose self-signature verifies (RFC 2986 §4.2): the check ca-core's CSR
+/// parser makes before it reads the CSR's content (`ca_core::asn1::verify_csr_signature`),
+/// with SHA-1 allowed, as SCEP clients sign with it (RFC 8894 §3.5.2).
 fn csr_signature_verifies(data: &[u8]) -> std::result::Result<(), String> {
-    use der::Encode;
     if data.len() > ca_core::csr::MAX_CSR_BYTES {
         return Err("the CSR is too large".into());
     }
-    let outer =
-        ca_core::asn1::SignedObject::from_der(data).map_err(|e| format!("CSR is not DER: {e}"))?;
-    let req = x509_cert::request::CertReq::from_der(data)
-        .map_err(|e| format!("not a PKCS#10 CSR: {e}"))?;
-    let spki = req
-        .info
-        .public_key
-        .to_der()
-        .map_err(|e| format!("CSR public key: {e}"))?;
-    let alg = spki::AlgorithmIdentifierRef {
-        oid: req.algorithm.oid,
-        parameters: req.algorithm.parameters.as_ref().map(der::AnyRef::from),
-    };
-    // SHA-1 allowed, as SCEP clients sign with it (RFC 8894 §3.5.2).
     let legacy = ca_core::asn1::Legacy {
         sha1_rsa: true,
         sha1_ecdsa: true,
         key_only_digest: None,
     };
-    let received = ca_core::asn1::received_algorithm_with(&alg, legacy)
-        .ok_or_else(|| format!("CSR signature algorithm {} is not supported", alg.oid))?;
-    let tbs = outer.tbs.to_der().map_err(|e| format!("CSR: {e}"))?;
-    let sig = req
-        .signature
-        .as_bytes()
-        .ok_or_else(|| "CSR signature has unused bits".to_string())?;
-    hsm::verify_received(received, &spki, &tbs, sig)
-        .map_err(|_| "CSR signature does not verify".to_string())
+    ca_core::asn1::verify_csr_signature(data, legacy).map_err(|e| e.reason())
 }
 
 /// Decodes a request pkiMessage (server side): parse, verify the signature over the
