@@ -136,16 +136,9 @@ pub fn build_request_with(
     transport: KeyTransport,
     digest: DigestAlg,
 ) -> Result<BuiltRequest> {
-    let scheme = match digest {
-        DigestAlg::Sha384 => SignatureScheme::RsaPkcs1Sha384,
-        DigestAlg::Sha512 => SignatureScheme::RsaPkcs1Sha512,
-        DigestAlg::Sha256 => SignatureScheme::RsaPkcs1Sha256,
-        other => {
-            return Err(Error::Reply(format!(
-                "{other:?} requests are not built here"
-            )));
-        }
-    };
+    let scheme = digest
+        .rsa_scheme()
+        .ok_or_else(|| Error::Reply(format!("{digest:?} requests are not built here")))?;
     let env = codec::envelope_with(message_data, ra_cert_der, cipher, transport)?;
     let nonce = codec::fresh_nonce();
     let der = codec::sign_message(

@@ -267,10 +267,20 @@ impl DigestAlg {
     /// The digest and RSA scheme a reply is signed with: the client's digest, raised to
     /// SHA-256 when it used SHA-1 or MD5 (our keys never sign with SHA-1).
     pub fn reply_scheme(self) -> (DigestAlg, SignatureScheme) {
+        match self.rsa_scheme() {
+            Some(scheme) => (self, scheme),
+            None => (DigestAlg::Sha256, SignatureScheme::RsaPkcs1Sha256),
+        }
+    }
+
+    /// The RSASSA-PKCS1-v1_5 scheme (RFC 8017 §8.2) our keys sign a message with this
+    /// digest in: SHA-256, SHA-384 and SHA-512 only (never SHA-1 or MD5).
+    pub fn rsa_scheme(self) -> Option<SignatureScheme> {
         match self {
-            DigestAlg::Sha384 => (DigestAlg::Sha384, SignatureScheme::RsaPkcs1Sha384),
-            DigestAlg::Sha512 => (DigestAlg::Sha512, SignatureScheme::RsaPkcs1Sha512),
-            _ => (DigestAlg::Sha256, SignatureScheme::RsaPkcs1Sha256),
+            DigestAlg::Sha256 => Some(SignatureScheme::RsaPkcs1Sha256),
+            DigestAlg::Sha384 => Some(SignatureScheme::RsaPkcs1Sha384),
+            DigestAlg::Sha512 => Some(SignatureScheme::RsaPkcs1Sha512),
+            DigestAlg::Md5 | DigestAlg::Sha1 => None,
         }
     }
 }

@@ -122,22 +122,15 @@ pub fn cert_parts(der: &[u8]) -> Result<CertParts<'_>> {
             .ok_or_else(|| Error::malformed("TBSCertificate has no serial"))?;
     }
     let serial = serial.expect(tag::INTEGER, "serialNumber")?;
-    let _sig = f
-        .next()
-        .ok_or_else(|| Error::malformed("TBSCertificate is short"))?;
-    let issuer = f
-        .next()
-        .ok_or_else(|| Error::malformed("TBSCertificate is short"))?;
-    let _validity = f
-        .next()
-        .ok_or_else(|| Error::malformed("TBSCertificate is short"))?;
-    let subject = f
-        .next()
-        .ok_or_else(|| Error::malformed("TBSCertificate is short"))?;
-    let spki = f
-        .next()
-        .ok_or_else(|| Error::malformed("TBSCertificate is short"))?
-        .expect(tag::SEQUENCE, "subjectPublicKeyInfo")?;
+    let mut next = || {
+        f.next()
+            .ok_or_else(|| Error::malformed("TBSCertificate is short"))
+    };
+    let _sig = next()?;
+    let issuer = next()?;
+    let _validity = next()?;
+    let subject = next()?;
+    let spki = next()?.expect(tag::SEQUENCE, "subjectPublicKeyInfo")?;
     Ok(CertParts {
         issuer: issuer.expect(tag::SEQUENCE, "issuer")?.raw,
         serial: serial.content,
