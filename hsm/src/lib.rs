@@ -23,7 +23,7 @@ mod error;
 mod secret;
 
 pub use error::Error;
-pub use public::{rsa_modulus_bits, spki_algorithm};
+pub use public::{rsa_modulus_bits, spki_algorithm, verify, verify_received};
 pub use secret::{Secret, SecretSource, check_private_file, ct_eq, read_private_file};
 
 /// Result type of this crate.
@@ -266,18 +266,6 @@ pub trait KeyStore: Send + Sync {
     }
 }
 
-/// Verifies `signature` over `message` with the public key `spki_der` (a DER
-/// SubjectPublicKeyInfo). Used to check every signature right after it is made
-/// (DESIGN.md decision 2) and to check CSR self-signatures.
-pub fn verify(
-    scheme: SignatureScheme,
-    spki_der: &[u8],
-    message: &[u8],
-    signature: &[u8],
-) -> Result<()> {
-    public::verify(scheme, spki_der, message, signature)
-}
-
 /// A digest named by a received signature algorithm.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Digest {
@@ -302,16 +290,6 @@ pub enum ReceivedSignature {
     RsaPss(Digest),
     /// ECDSA on the key's curve.
     Ecdsa(Digest),
-}
-
-/// Verifies a signature made by someone else (CSRs, certificates of imported CAs).
-pub fn verify_received(
-    algorithm: ReceivedSignature,
-    spki_der: &[u8],
-    message: &[u8],
-    signature: &[u8],
-) -> Result<()> {
-    public::verify_received(algorithm, spki_der, message, signature)
 }
 
 #[cfg(test)]

@@ -114,40 +114,11 @@ mod tests {
     use super::*;
     use der::Encode;
 
-    /// The three hand writers this one replaced, verbatim, as the reference for "the
-    /// output did not change": SCEP's `ber::tlv`, EST's `encoding::tlv` and EST's
-    /// `csrattrs::tlv` (that one only handled lengths below 65,536, all it was used for).
-    fn old_scep(tag: u8, content: &[u8]) -> Vec<u8> {
-        let mut out = Vec::with_capacity(content.len() + 6);
-        out.push(tag);
-        let len = content.len();
-        if len < 0x80 {
-            out.push(len as u8);
-        } else {
-            let bytes = len.to_be_bytes();
-            let skip = bytes.iter().take_while(|&&b| b == 0).count();
-            out.push(0x80 | (bytes.len() - skip) as u8);
-            out.extend_from_slice(&bytes[skip..]);
-        }
-        out.extend_from_slice(content);
-        out
-    }
-
-    fn old_est(tag: u8, content: &[u8]) -> Vec<u8> {
-        let mut out = vec![tag];
-        let n = content.len();
-        if n < 0x80 {
-            out.push(n as u8);
-        } else {
-            let bytes = n.to_be_bytes();
-            let skip = bytes.iter().take_while(|b| **b == 0).count();
-            out.push(0x80 | (bytes.len() - skip) as u8);
-            out.extend_from_slice(&bytes[skip..]);
-        }
-        out.extend_from_slice(content);
-        out
-    }
-
+    /// The hand writers this one replaced: SCEP's `ber::tlv` moved here unchanged, and
+    /// EST's `encoding::tlv` was the same code token for token; EST's `csrattrs::tlv`
+    /// differed (it only handled lengths below 65,536, all it was used for) and is kept
+    /// here verbatim as the reference for "the output did not change". The comparison
+    /// with `der`'s encoder below covers every length class for all of them.
     fn old_csrattrs(tag: u8, content: &[u8]) -> Vec<u8> {
         let mut out = vec![tag];
         let n = content.len();
@@ -190,11 +161,8 @@ mod tests {
         for len in lengths() {
             let content = vec![0x5au8; len];
             for t in TAGS {
-                let new = tlv(t, &content);
-                assert_eq!(new, old_scep(t, &content), "{t:02x} {len}");
-                assert_eq!(new, old_est(t, &content), "{t:02x} {len}");
                 if len < 0x1_0000 {
-                    assert_eq!(new, old_csrattrs(t, &content), "{t:02x} {len}");
+                    assert_eq!(tlv(t, &content), old_csrattrs(t, &content), "{t:02x} {len}");
                 }
             }
         }
