@@ -3,7 +3,7 @@
 //!
 //! - [`oid`]: every object identifier privca names (const-oid's database, plus the few
 //!   private ones);
-//! - [`write`]: the one DER writer for structures built from encoded parts;
+//! - [`write`](mod@write): the one DER writer for structures built from encoded parts;
 //! - [`pkcs7`]: the certs-only SignedData SCEP and EST answer with;
 //! - here: the TBSCertificate the CA signs, the outer "signed object" shared by
 //!   certificates, CRLs and OCSP responses, the one mapping between AlgorithmIdentifiers

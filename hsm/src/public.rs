@@ -3,7 +3,7 @@
 //! public parts, and signature verification with aws-lc-rs.
 //!
 //! The software backend ([`crate::soft`]) and the PKCS#11 backend ([`crate::pkcs11`]) both
-//! describe their keys through [`rsa_spki`] and [`ec_spki`], and every signature is
+//! describe their keys through `rsa_spki` and `ec_spki`, and every signature is
 //! verified through [`verify`] / [`verify_received`] (re-exported at the crate root as
 //! [`crate::verify`] and [`crate::verify_received`]), whoever holds the private key.
 

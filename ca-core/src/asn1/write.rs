@@ -34,13 +34,13 @@ pub mod tag {
     pub const SEQUENCE: u8 = 0x30;
     /// SET (constructed).
     pub const SET: u8 = 0x31;
-    /// [0] constructed, context-specific.
+    /// `[0]` constructed, context-specific.
     pub const CTX0: u8 = 0xa0;
-    /// [1] constructed, context-specific.
+    /// `[1]` constructed, context-specific.
     pub const CTX1: u8 = 0xa1;
-    /// [2] constructed, context-specific.
+    /// `[2]` constructed, context-specific.
     pub const CTX2: u8 = 0xa2;
-    /// [0] primitive, context-specific.
+    /// `[0]` primitive, context-specific.
     pub const CTX0_PRIM: u8 = 0x80;
 }
 

@@ -5,10 +5,10 @@
 //!
 //! A key is a pair of token objects (`CKO_PRIVATE_KEY` and `CKO_PUBLIC_KEY`) that share a
 //! `CKA_LABEL` (the privca label, with the configured prefix in front) and a `CKA_ID`.
-//! [`KeyStore::open`] finds a key by label, or by ID when given `id:<hex>`. Keys generated
+//! [`KeyStore::open`](crate::KeyStore::open) finds a key by label, or by ID when given `id:<hex>`. Keys generated
 //! here are `CKA_TOKEN`, `CKA_PRIVATE`, `CKA_SENSITIVE` and not `CKA_EXTRACTABLE`: the
 //! private half never leaves the token. They get only the uses their role needs
-//! ([`KeyUse`]): CA, OCSP and TLS keys `CKA_SIGN` only, the SCEP RA key `CKA_SIGN` and
+//! ([`KeyUse`](crate::KeyUse)): CA, OCSP and TLS keys `CKA_SIGN` only, the SCEP RA key `CKA_SIGN` and
 //! `CKA_DECRYPT`; never `CKA_UNWRAP` or `CKA_DERIVE`, and `CKA_MODIFIABLE` and
 //! `CKA_COPYABLE` false so that nobody can widen them later. Imported keys get the same attributes (the token
 //! then reports them as not `CKA_LOCAL` and not `CKA_ALWAYS_SENSITIVE`, which is the truth).
@@ -23,9 +23,9 @@
 //! | RSA decryption | `CKM_RSA_PKCS` (RFC 8017 §7.2.2), `CKM_RSA_PKCS_OAEP` (RFC 8017 §7.1.2, empty label) |
 //!
 //! Raw `CKM_ECDSA` is used because SoftHSM 2.6 and many HSMs lack `CKM_ECDSA_SHA256`.
-//! Decryption fails uniformly with [`Error::Decrypt`] whatever the token says about the
+//! Decryption fails uniformly with [`Error::Decrypt`](crate::Error::Decrypt) whatever the token says about the
 //! padding, as the software backend does; only a token that cannot be reached at all is
-//! reported differently ([`Error::Unavailable`]), which says nothing about the ciphertext.
+//! reported differently ([`Error::Unavailable`](crate::Error::Unavailable)), which says nothing about the ciphertext.
 //!
 //! # Sessions, concurrency and recovery
 //!
@@ -53,7 +53,7 @@
 //! shared by every store on the same module (the CA keys' and the HTTPS listener's), so a
 //! session of an older generation is never used or closed again. An operation is tried at most
 //! [`OP_ATTEMPTS`] times. When reconnecting fails, later calls fail at once with
-//! [`Error::Unavailable`] until a backoff delay has passed (doubling from
+//! [`Error::Unavailable`](crate::Error::Unavailable) until a backoff delay has passed (doubling from
 //! [`BACKOFF_START`] to [`BACKOFF_MAX`]), so a token that never comes back gives prompt,
 //! clear errors instead of hangs or a storm of login attempts.
 //!
@@ -64,7 +64,7 @@
 //!
 //! # Layout
 //!
-//! - [`config`]: the `[keys.pkcs11]` section;
+//! - `config`: the `[keys.pkcs11]` section ([`Pkcs11Config`]);
 //! - `pool`: the connection, the session pool and recovery from a lost token;
 //! - `store`: the key store (generate, import, open, list, delete: token objects);
 //! - `key`: a key's operations (sign, decrypt).

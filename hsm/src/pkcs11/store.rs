@@ -23,7 +23,7 @@ use crate::public::{
 use crate::soft::validate_label;
 use crate::{Error, KeyAlgorithm, KeyInfo, KeyStore, KeyUse, PrivateKey, Result};
 
-/// Keys on a PKCS#11 token (see the [module docs](self)).
+/// Keys on a PKCS#11 token (see the [module docs](super)).
 #[derive(Clone)]
 pub struct Pkcs11KeyStore {
     pool: Arc<Pool>,

@@ -92,7 +92,7 @@ impl fmt::Debug for SoftKey {
 impl SoftKey {
     /// Generates a key that lives only in memory and is never written anywhere. Meant for
     /// tests (no passphrase derivation, no files) and for short-lived keys; a CA's keys belong
-    /// in a [`SoftKeyStore`].
+    /// in a [`SoftKeyStore`](super::SoftKeyStore).
     pub fn generate_ephemeral(label: &str, algorithm: KeyAlgorithm) -> Result<Self> {
         let pkcs8 = generate_pkcs8(algorithm)?;
         SoftKey::from_pkcs8(label, &pkcs8)

@@ -19,7 +19,7 @@ use super::key::{SoftKey, generate_pkcs8};
 use super::{KEY_SUFFIX, MAX_KEY_FILE_LEN, PBKDF2_ITERATIONS, io_err, validate_label};
 use crate::{Error, KeyAlgorithm, KeyInfo, KeyStore, PrivateKey, Result, Secret};
 
-/// A directory of passphrase-encrypted PKCS#8 key files (see the [module docs](self)).
+/// A directory of passphrase-encrypted PKCS#8 key files (see the [module docs](super)).
 pub struct SoftKeyStore {
     dir: PathBuf,
     passphrase: Secret,

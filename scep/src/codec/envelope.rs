@@ -196,7 +196,7 @@ pub struct EnvelopeFailure {
 /// on there is one path: whatever the key transport reports, a content key of the right
 /// length goes on to the same CBC decryption and the same padding check, and the result
 /// is an [`Opened`] whose `intact` the caller folds into its messageData check
-/// ([`decode_request`]), so that bad padding, a failed key transport and a plaintext that
+/// ([`decode_request`](super::decode_request)), so that bad padding, a failed key transport and a plaintext that
 /// does not parse end in the same answer, [`UNREADABLE_REQUEST`].
 pub fn open_envelope_uniform(
     input: &[u8],
@@ -347,7 +347,7 @@ impl std::fmt::Debug for Opened {
 
 /// Opens an EnvelopedData addressed to one of `recipients` (RFC 5652 §6.2.1, RFC 8017)
 /// and insists that it was intact: the client side, reading replies. The server side uses
-/// [`open_envelope_uniform`] through [`decode_request`].
+/// [`open_envelope_uniform`] through [`decode_request`](super::decode_request).
 pub fn open_envelope(
     input: &[u8],
     recipients: &[Recipient<'_>],
