@@ -1,6 +1,14 @@
-//! ASN.1 pieces the CA encodes itself: the TBSCertificate it signs, the outer
-//! "signed object" shared by certificates, CRLs and OCSP responses, signature algorithm
-//! identifiers, times and serial numbers.
+//! The DER/PKCS#7 toolkit every crate above `hsm` shares, and the ASN.1 pieces the CA
+//! encodes itself.
+//!
+//! - [`oid`]: every object identifier privca names (const-oid's database, plus the few
+//!   private ones);
+//! - [`write`](mod@write): the one DER writer for structures built from encoded parts;
+//! - [`pkcs7`]: the certs-only SignedData SCEP and EST answer with;
+//! - here: the TBSCertificate the CA signs, the outer "signed object" shared by
+//!   certificates, CRLs and OCSP responses, the one mapping between AlgorithmIdentifiers
+//!   and signature schemes ([`signature_algorithm`] out, [`received_algorithm_with`] in),
+//!   times and serial numbers.
 //!
 //! x509-cert's `TbsCertificate` fields are crate-private, so the CA encodes its own
 //! TBSCertificate (RFC 5280 §4.1) from x509-cert's component types; the result decodes as
@@ -19,78 +27,11 @@ use x509_cert::time::{Time, Validity};
 
 use crate::{Error, Result};
 
-/// Object identifiers the CA uses that const-oid's database does not name conveniently.
-pub mod oid {
-    use const_oid::ObjectIdentifier;
+pub mod oid;
+pub mod pkcs7;
+pub mod write;
 
-    /// sha256WithRSAEncryption (RFC 4055 §5).
-    pub const SHA256_WITH_RSA: ObjectIdentifier =
-        ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.11");
-    /// sha384WithRSAEncryption.
-    pub const SHA384_WITH_RSA: ObjectIdentifier =
-        ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.12");
-    /// sha512WithRSAEncryption.
-    pub const SHA512_WITH_RSA: ObjectIdentifier =
-        ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.13");
-    /// sha1WithRSAEncryption (accepted on CSRs only; never used to sign).
-    pub const SHA1_WITH_RSA: ObjectIdentifier =
-        ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.5");
-    /// id-RSASSA-PSS (RFC 4055 §3.1).
-    pub const RSASSA_PSS: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.10");
-    /// id-mgf1 (RFC 4055 §2.2).
-    pub const MGF1: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.8");
-    /// rsaEncryption (RFC 3279 §2.3.1).
-    pub const RSA_ENCRYPTION: ObjectIdentifier =
-        ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.1");
-    /// ecdsa-with-SHA256 (RFC 5758 §3.2).
-    pub const ECDSA_WITH_SHA256: ObjectIdentifier =
-        ObjectIdentifier::new_unwrap("1.2.840.10045.4.3.2");
-    /// ecdsa-with-SHA384.
-    pub const ECDSA_WITH_SHA384: ObjectIdentifier =
-        ObjectIdentifier::new_unwrap("1.2.840.10045.4.3.3");
-    /// ecdsa-with-SHA512.
-    pub const ECDSA_WITH_SHA512: ObjectIdentifier =
-        ObjectIdentifier::new_unwrap("1.2.840.10045.4.3.4");
-    /// id-ecPublicKey (RFC 5480 §2.1.1).
-    pub const EC_PUBLIC_KEY: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.2.1");
-    /// id-sha1.
-    pub const SHA1: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.14.3.2.26");
-    /// id-sha256 (RFC 5758 §2).
-    pub const SHA256: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.16.840.1.101.3.4.2.1");
-    /// id-sha384.
-    pub const SHA384: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.16.840.1.101.3.4.2.2");
-    /// id-sha512.
-    pub const SHA512: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.16.840.1.101.3.4.2.3");
-    /// id-pkix-ocsp-nocheck (RFC 6960 §4.2.2.2.1).
-    pub const OCSP_NOCHECK: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.48.1.5");
-    /// id-pkix-ocsp-basic (RFC 6960 §4.2.1).
-    pub const OCSP_BASIC: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.48.1.1");
-    /// id-pkix-ocsp-nonce (RFC 6960 §4.4.1, RFC 9654).
-    pub const OCSP_NONCE: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.48.1.2");
-    /// id-ad-ocsp (RFC 5280 §4.2.2.1).
-    pub const AD_OCSP: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.48.1");
-    /// id-ad-caIssuers (RFC 5280 §4.2.2.1).
-    pub const AD_CA_ISSUERS: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.48.2");
-    /// id-kp-serverAuth (RFC 5280 §4.2.1.12).
-    pub const KP_SERVER_AUTH: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.3.1");
-    /// id-kp-clientAuth.
-    pub const KP_CLIENT_AUTH: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.3.2");
-    /// id-kp-codeSigning.
-    pub const KP_CODE_SIGNING: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.3.3");
-    /// id-kp-emailProtection.
-    pub const KP_EMAIL_PROTECTION: ObjectIdentifier =
-        ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.3.4");
-    /// id-kp-timeStamping.
-    pub const KP_TIME_STAMPING: ObjectIdentifier =
-        ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.3.8");
-    /// id-kp-OCSPSigning.
-    pub const KP_OCSP_SIGNING: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.3.9");
-    /// anyPolicy (RFC 5280 §4.2.1.4).
-    pub const ANY_POLICY: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.29.32.0");
-    /// Microsoft szOID_NTDS_CA_SECURITY_EXT (the SID extension used by strong mapping).
-    pub const MS_NTDS_CA_SECURITY_EXT: ObjectIdentifier =
-        ObjectIdentifier::new_unwrap("1.3.6.1.4.1.311.25.2");
-}
+pub use pkcs7::certs_only;
 
 /// TBSCertificate (RFC 5280 §4.1), always version 3 with extensions.
 #[derive(Clone, Debug, Sequence)]
@@ -187,12 +128,43 @@ pub fn signature_algorithm(scheme: SignatureScheme) -> Result<AlgorithmIdentifie
 
 /// What a received signature AlgorithmIdentifier names, for verifying signatures made
 /// by others (CSRs, imported CA certificates). `None` for algorithms the CA does not
-/// accept: SHA-1 and MD5 are refused here.
+/// accept: SHA-1 and MD5 are refused here ([`received_algorithm_with`] admits SHA-1 where
+/// a protocol needs it).
 pub fn received_algorithm(
     alg: &spki::AlgorithmIdentifierRef<'_>,
 ) -> Option<hsm::ReceivedSignature> {
+    received_algorithm_with(alg, Legacy::default())
+}
+
+/// Legacy forms of a received signature algorithm that a caller accepts beside the ones
+/// [`received_algorithm`] names.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Legacy {
+    /// sha1WithRSAEncryption (RFC 3279 §2.2.1): SCEP clients sign CSRs and messages with
+    /// it (RFC 8894 §3.5.2).
+    pub sha1_rsa: bool,
+    /// ecdsa-with-SHA1 (RFC 3279 §2.2.3).
+    pub sha1_ecdsa: bool,
+    /// A CMS SignerInfo whose signatureAlgorithm names only the key type (rsaEncryption,
+    /// id-ecPublicKey), the digest being the SignerInfo's digestAlgorithm (RFC 5652 §5.3,
+    /// RFC 3370 §3.2, RFC 5753 §7.1.3): that digest.
+    pub key_only_digest: Option<hsm::Digest>,
+}
+
+/// The one mapping from a received signature AlgorithmIdentifier to how the signature is
+/// verified (RFC 4055 §5, RFC 5758 §3.2, RFC 3279 §2.2), with the `legacy` forms the caller
+/// admits. `None` for everything else (MD5, PSS with other than the matching MGF1 and salt,
+/// unknown algorithms).
+pub fn received_algorithm_with(
+    alg: &spki::AlgorithmIdentifierRef<'_>,
+    legacy: Legacy,
+) -> Option<hsm::ReceivedSignature> {
     use hsm::{Digest, ReceivedSignature as R};
     Some(match alg.oid {
+        oid::SHA1_WITH_RSA if legacy.sha1_rsa => R::RsaPkcs1(Digest::Sha1),
+        oid::ECDSA_WITH_SHA1 if legacy.sha1_ecdsa => R::Ecdsa(Digest::Sha1),
+        oid::RSA_ENCRYPTION => R::RsaPkcs1(legacy.key_only_digest?),
+        oid::EC_PUBLIC_KEY => R::Ecdsa(legacy.key_only_digest?),
         oid::SHA256_WITH_RSA => R::RsaPkcs1(Digest::Sha256),
         oid::SHA384_WITH_RSA => R::RsaPkcs1(Digest::Sha384),
         oid::SHA512_WITH_RSA => R::RsaPkcs1(Digest::Sha512),
@@ -211,6 +183,35 @@ pub fn received_algorithm(
         }
         _ => return None,
     })
+}
+
+/// Verifies the self-signature of a DER PKCS#10 request, its proof of possession
+/// (RFC 2986 §4.2): the signature over the CertificationRequestInfo as received, with the
+/// key the request carries, by the algorithm [`received_algorithm_with`] names under
+/// `legacy`. Errors are [`Error::BadRequest`] with a text safe for the client. SCEP's
+/// messageData check uses it; `crate::csr` verifies the same way.
+pub fn verify_csr_signature(der: &[u8], legacy: Legacy) -> Result<()> {
+    let bad = |e: der::Error| Error::BadRequest(format!("CSR is not valid DER PKCS#10: {e}"));
+    let outer = SignedObject::from_der(der).map_err(bad)?;
+    let req = x509_cert::request::CertReq::from_der(der).map_err(bad)?;
+    let spki_der = req.info.public_key.to_der()?;
+    let alg = spki::AlgorithmIdentifierRef {
+        oid: req.algorithm.oid,
+        parameters: req.algorithm.parameters.as_ref().map(AnyRef::from),
+    };
+    let received = received_algorithm_with(&alg, legacy).ok_or_else(|| {
+        Error::BadRequest(format!(
+            "CSR signature algorithm {} is not supported",
+            alg.oid
+        ))
+    })?;
+    let tbs = outer.tbs.to_der()?;
+    let sig = req
+        .signature
+        .as_bytes()
+        .ok_or_else(|| Error::BadRequest("CSR signature has unused bits".into()))?;
+    hsm::verify_received(received, &spki_der, &tbs, sig)
+        .map_err(|_| Error::BadRequest("CSR signature does not verify".into()))
 }
 
 /// Signs `tbs_der` with `key` and wraps it as a signed object (certificate or CRL),

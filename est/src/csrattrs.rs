@@ -13,45 +13,25 @@
 //! The challengePassword OID is never listed: listing it asks libest clients for a
 //! tls-unique value that rustls cannot verify (protocols.md C.5, C.7).
 
+use ca_core::asn1::oid::{
+    COMMON_NAME, EC_PUBLIC_KEY as ID_EC_PUBLIC_KEY, ECDSA_WITH_SHA256 as ECDSA_SHA256,
+    ECDSA_WITH_SHA384 as ECDSA_SHA384, EXTENSION_REQUEST, RSA_ENCRYPTION, SECP256R1, SECP384R1,
+    SHA256_WITH_RSA as SHA256_RSA, SUBJECT_ALT_NAME,
+};
+use ca_core::asn1::write::{self, tag};
 use const_oid::ObjectIdentifier;
 use der::Encode;
 use hsm::KeyAlgorithm;
 
 use crate::Result;
 
-const ID_EC_PUBLIC_KEY: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.2.1");
-const SECP256R1: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.3.1.7");
-const SECP384R1: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.132.0.34");
-const RSA_ENCRYPTION: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.1");
-const ECDSA_SHA256: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.4.3.2");
-const ECDSA_SHA384: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.4.3.3");
-const SHA256_RSA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.11");
-const EXTENSION_REQUEST: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.9.14");
-const SUBJECT_ALT_NAME: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.29.17");
-const COMMON_NAME: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.4.3");
-
-fn attribute(oid: ObjectIdentifier, values: &[Vec<u8>]) -> Result<Vec<u8>> {
-    let mut inner = oid.to_der().map_err(ca_core::Error::from)?;
-    inner.extend(tlv(0x31, &values.concat()));
-    Ok(tlv(0x30, &inner))
+/// An Attribute whose values are listed in the order given (RFC 7030 §4.5.2 AttrOrOID).
+fn attribute(oid: ObjectIdentifier, values: &[Vec<u8>]) -> Vec<u8> {
+    write::attribute(&oid, &values.concat())
 }
 
-fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
-    let mut out = vec![tag];
-    let n = content.len();
-    if n < 0x80 {
-        out.push(n as u8);
-    } else if n < 0x100 {
-        out.extend_from_slice(&[0x81, n as u8]);
-    } else {
-        out.extend_from_slice(&[0x82, (n >> 8) as u8, n as u8]);
-    }
-    out.extend_from_slice(content);
-    out
-}
-
-fn oid_der(o: ObjectIdentifier) -> Result<Vec<u8>> {
-    Ok(o.to_der().map_err(ca_core::Error::from)?)
+fn oid_der(o: ObjectIdentifier) -> Vec<u8> {
+    write::oid(&o)
 }
 
 fn int_der(v: u32) -> Result<Vec<u8>> {
@@ -74,11 +54,11 @@ pub fn for_profile(profile: &ca_core::profile::Profile) -> Result<Vec<u8>> {
     for a in &algs {
         match a {
             KeyAlgorithm::EcdsaP256 => {
-                curves.push(oid_der(SECP256R1)?);
+                curves.push(oid_der(SECP256R1));
                 sigs.push(ECDSA_SHA256);
             }
             KeyAlgorithm::EcdsaP384 => {
-                curves.push(oid_der(SECP384R1)?);
+                curves.push(oid_der(SECP384R1));
                 sigs.push(ECDSA_SHA384);
             }
             KeyAlgorithm::Rsa2048 => sizes.push(int_der(2048)?),
@@ -90,22 +70,22 @@ pub fn for_profile(profile: &ca_core::profile::Profile) -> Result<Vec<u8>> {
         sigs.push(SHA256_RSA);
     }
     if !curves.is_empty() {
-        items.push(attribute(ID_EC_PUBLIC_KEY, &curves)?);
+        items.push(attribute(ID_EC_PUBLIC_KEY, &curves));
     }
     if !sizes.is_empty() {
-        items.push(attribute(RSA_ENCRYPTION, &sizes)?);
+        items.push(attribute(RSA_ENCRYPTION, &sizes));
     }
     sigs.dedup();
     for s in sigs {
-        items.push(oid_der(s)?);
+        items.push(oid_der(s));
     }
     if profile.config.subject.require_cn {
-        items.push(oid_der(COMMON_NAME)?);
+        items.push(oid_der(COMMON_NAME));
     }
     if profile.config.san.required {
-        items.push(attribute(EXTENSION_REQUEST, &[oid_der(SUBJECT_ALT_NAME)?])?);
+        items.push(attribute(EXTENSION_REQUEST, &[oid_der(SUBJECT_ALT_NAME)]));
     }
-    Ok(tlv(0x30, &items.concat()))
+    Ok(write::tlv(tag::SEQUENCE, &items.concat()))
 }
 
 #[cfg(test)]

@@ -76,41 +76,12 @@ pub fn base64_lines(der: &[u8]) -> String {
     out
 }
 
-fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
-    let mut out = vec![tag];
-    let n = content.len();
-    if n < 0x80 {
-        out.push(n as u8);
-    } else {
-        let bytes = n.to_be_bytes();
-        let skip = bytes.iter().take_while(|b| **b == 0).count();
-        out.push(0x80 | (bytes.len() - skip) as u8);
-        out.extend_from_slice(&bytes[skip..]);
-    }
-    out.extend_from_slice(content);
-    out
-}
-
 /// A degenerate certs-only SignedData (RFC 5652 §5, RFC 8551 §3.2.2 "certs-only"): no
-/// signers, no content, the certificates in the order given.
+/// signers, no content, the certificates in the order given. The one builder, shared
+/// with SCEP (`ca_core::asn1::certs_only`).
 pub fn certs_only(certs: &[Vec<u8>]) -> Vec<u8> {
-    // id-signedData 1.2.840.113549.1.7.2, id-data 1.2.840.113549.1.7.1
-    const SIGNED_DATA: [u8; 11] = [
-        0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x07, 0x02,
-    ];
-    const DATA: [u8; 11] = [
-        0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x07, 0x01,
-    ];
-    let mut sd = Vec::new();
-    sd.extend_from_slice(&[0x02, 0x01, 0x01]); // version 1
-    sd.extend_from_slice(&[0x31, 0x00]); // digestAlgorithms: empty SET
-    sd.extend(tlv(0x30, &DATA)); // encapContentInfo without content
-    sd.extend(tlv(0xa0, &certs.concat())); // [0] IMPLICIT CertificateSet
-    sd.extend_from_slice(&[0x31, 0x00]); // signerInfos: empty SET
-    let signed = tlv(0x30, &sd);
-    let mut ci = SIGNED_DATA.to_vec();
-    ci.extend(tlv(0xa0, &signed));
-    tlv(0x30, &ci)
+    let refs: Vec<&[u8]> = certs.iter().map(Vec::as_slice).collect();
+    ca_core::asn1::certs_only(&refs, &[])
 }
 
 /// The serverkeygen answer (RFC 7030 §4.4.2): multipart/mixed with the PKCS#8 private
@@ -119,7 +90,7 @@ pub fn certs_only(certs: &[Vec<u8>]) -> Vec<u8> {
 pub fn serverkeygen_multipart(pkcs8_der: &[u8], certs_only_der: &[u8]) -> (String, String) {
     let mut r = [0u8; 12];
     let _ = aws_lc_rs::rand::fill(&mut r);
-    let boundary = format!("privca-est-{}", hex_lower(&r));
+    let boundary = format!("privca-est-{}", hex::encode(r));
     let mut body = String::new();
     for (ct, der) in [(CT_PKCS8, pkcs8_der), (CT_CERTS_ONLY, certs_only_der)] {
         body.push_str(&format!(
@@ -129,10 +100,6 @@ pub fn serverkeygen_multipart(pkcs8_der: &[u8], certs_only_der: &[u8]) -> (Strin
     }
     body.push_str(&format!("--{boundary}--\r\n"));
     (format!("multipart/mixed; boundary={boundary}"), body)
-}
-
-fn hex_lower(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 #[cfg(test)]

@@ -16,14 +16,15 @@ use serde::{Deserialize, Serialize};
 
 pub mod pkcs11;
 pub mod probe;
+pub mod public;
 pub mod soft;
 
 mod error;
 mod secret;
 
 pub use error::Error;
-pub use secret::{Secret, SecretSource, check_private_file, read_private_file};
-pub use soft::{rsa_modulus_bits, spki_algorithm};
+pub use public::{rsa_modulus_bits, spki_algorithm, verify, verify_received};
+pub use secret::{Secret, SecretSource, check_private_file, ct_eq, read_private_file};
 
 /// Result type of this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -269,18 +270,6 @@ pub trait KeyStore: Send + Sync {
     }
 }
 
-/// Verifies `signature` over `message` with the public key `spki_der` (a DER
-/// SubjectPublicKeyInfo). Used to check every signature right after it is made
-/// (DESIGN.md decision 2) and to check CSR self-signatures.
-pub fn verify(
-    scheme: SignatureScheme,
-    spki_der: &[u8],
-    message: &[u8],
-    signature: &[u8],
-) -> Result<()> {
-    soft::verify(scheme, spki_der, message, signature)
-}
-
 /// A digest named by a received signature algorithm.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Digest {
@@ -305,16 +294,6 @@ pub enum ReceivedSignature {
     RsaPss(Digest),
     /// ECDSA on the key's curve.
     Ecdsa(Digest),
-}
-
-/// Verifies a signature made by someone else (CSRs, certificates of imported CAs).
-pub fn verify_received(
-    algorithm: ReceivedSignature,
-    spki_der: &[u8],
-    message: &[u8],
-    signature: &[u8],
-) -> Result<()> {
-    soft::verify_received(algorithm, spki_der, message, signature)
 }
 
 #[cfg(test)]

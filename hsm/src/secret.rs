@@ -109,6 +109,19 @@ impl fmt::Debug for Secret {
     }
 }
 
+/// Equality of two secrets (passwords, tokens, channel-binding values) in time that
+/// depends neither on where they differ nor on their lengths: both are hashed with SHA-256
+/// and the digests compared with aws-lc-rs's constant-time comparison. The one comparison
+/// of secrets in privca; everything that compares a secret a client sent uses it.
+pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
+    use aws_lc_rs::digest::{SHA256, digest};
+    aws_lc_rs::constant_time::verify_slices_are_equal(
+        digest(&SHA256, a).as_ref(),
+        digest(&SHA256, b).as_ref(),
+    )
+    .is_ok()
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]

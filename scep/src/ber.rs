@@ -4,44 +4,17 @@
 //! (Java/BouncyCastle, OpenSSL `-stream`; protocols.md F.2 #1). The reader keeps every
 //! element's raw bytes so that signed attributes can be verified over the bytes as
 //! received (RFC 5652 §5.4), which a decode-and-re-encode library cannot promise.
-//! The writer emits DER only.
+//! The writer emits DER only; it is the workspace's one writer, `ca_core::asn1::write`,
+//! re-exported here.
 
 use crate::Error as DecodeError;
 
 /// Deepest nesting accepted; pkiMessages nest about 12 levels.
 pub const MAX_DEPTH: usize = 40;
 
-/// Tag octets used here (universal class unless noted).
-pub mod tag {
-    /// INTEGER.
-    pub const INTEGER: u8 = 0x02;
-    /// BIT STRING.
-    pub const BIT_STRING: u8 = 0x03;
-    /// OCTET STRING (primitive form).
-    pub const OCTET_STRING: u8 = 0x04;
-    /// NULL.
-    pub const NULL: u8 = 0x05;
-    /// OBJECT IDENTIFIER.
-    pub const OID: u8 = 0x06;
-    /// UTF8String.
-    pub const UTF8_STRING: u8 = 0x0c;
-    /// PrintableString.
-    pub const PRINTABLE_STRING: u8 = 0x13;
-    /// UTCTime.
-    pub const UTC_TIME: u8 = 0x17;
-    /// SEQUENCE (constructed).
-    pub const SEQUENCE: u8 = 0x30;
-    /// SET (constructed).
-    pub const SET: u8 = 0x31;
-    /// [0] constructed, context-specific.
-    pub const CTX0: u8 = 0xa0;
-    /// [1] constructed, context-specific.
-    pub const CTX1: u8 = 0xa1;
-    /// [2] constructed, context-specific.
-    pub const CTX2: u8 = 0xa2;
-    /// [0] primitive, context-specific.
-    pub const CTX0_PRIM: u8 = 0x80;
-}
+/// Identifier octets and the DER writer are the shared ones (`ca_core::asn1::write`),
+/// re-exported so that `scep::ber::…` paths stay as they were.
+pub use ca_core::asn1::write::{alg, cons, oid, seq, set_of, small_int, tag, tlv};
 
 /// One decoded element. `raw` is the whole encoding as received (header, content, and
 /// the end-of-contents octets of an indefinite length).
@@ -207,62 +180,6 @@ fn read_at(input: &[u8], depth: usize) -> Result<(Element<'_>, &[u8]), DecodeErr
         },
         &input[end..],
     ))
-}
-
-/// A DER element: tag, definite length, content.
-pub fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(content.len() + 6);
-    out.push(tag);
-    let len = content.len();
-    if len < 0x80 {
-        out.push(len as u8);
-    } else {
-        let bytes = len.to_be_bytes();
-        let skip = bytes.iter().take_while(|&&b| b == 0).count();
-        out.push(0x80 | (bytes.len() - skip) as u8);
-        out.extend_from_slice(&bytes[skip..]);
-    }
-    out.extend_from_slice(content);
-    out
-}
-
-/// A constructed element from already-encoded parts, in the given order.
-pub fn cons(tag: u8, parts: &[&[u8]]) -> Vec<u8> {
-    tlv(tag, &parts.concat())
-}
-
-/// A SEQUENCE of already-encoded parts.
-pub fn seq(parts: &[&[u8]]) -> Vec<u8> {
-    cons(tag::SEQUENCE, parts)
-}
-
-/// A DER SET OF: the encodings sorted (X.690 §11.6).
-pub fn set_of(mut parts: Vec<Vec<u8>>) -> Vec<u8> {
-    parts.sort();
-    tlv(tag::SET, &parts.concat())
-}
-
-/// An OBJECT IDENTIFIER.
-pub fn oid(o: &const_oid::ObjectIdentifier) -> Vec<u8> {
-    tlv(tag::OID, o.as_bytes())
-}
-
-/// An INTEGER from a small non-negative value.
-pub fn small_int(v: u8) -> Vec<u8> {
-    if v < 0x80 {
-        tlv(tag::INTEGER, &[v])
-    } else {
-        tlv(tag::INTEGER, &[0, v])
-    }
-}
-
-/// An AlgorithmIdentifier with NULL parameters (RSA, digests) or none.
-pub fn alg(o: &const_oid::ObjectIdentifier, null_params: bool) -> Vec<u8> {
-    if null_params {
-        seq(&[&oid(o), &[tag::NULL, 0]])
-    } else {
-        seq(&[&oid(o)])
-    }
 }
 
 /// Parses an OBJECT IDENTIFIER element.

@@ -4,6 +4,7 @@
 
 use std::str::FromStr;
 
+use ca_core::asn1::oid::CHALLENGE_PASSWORD;
 use der::Encode;
 use hsm::{PrivateKey, SignatureScheme};
 use x509_cert::name::Name;
@@ -15,9 +16,6 @@ use crate::codec::{
     PkiStatus, Recipient, ReplySigner, oid,
 };
 use crate::{Error, Result};
-
-const CHALLENGE_PASSWORD: const_oid::ObjectIdentifier =
-    const_oid::ObjectIdentifier::new_unwrap("1.2.840.113549.1.9.7");
 
 fn name_der(dn: &str) -> Result<Vec<u8>> {
     let name = Name::from_str(dn).map_err(|e| Error::Reply(format!("name {dn:?}: {e}")))?;
@@ -138,16 +136,9 @@ pub fn build_request_with(
     transport: KeyTransport,
     digest: DigestAlg,
 ) -> Result<BuiltRequest> {
-    let scheme = match digest {
-        DigestAlg::Sha384 => SignatureScheme::RsaPkcs1Sha384,
-        DigestAlg::Sha512 => SignatureScheme::RsaPkcs1Sha512,
-        DigestAlg::Sha256 => SignatureScheme::RsaPkcs1Sha256,
-        other => {
-            return Err(Error::Reply(format!(
-                "{other:?} requests are not built here"
-            )));
-        }
-    };
+    let scheme = digest
+        .rsa_scheme()
+        .ok_or_else(|| Error::Reply(format!("{digest:?} requests are not built here")))?;
     let env = codec::envelope_with(message_data, ra_cert_der, cipher, transport)?;
     let nonce = codec::fresh_nonce();
     let der = codec::sign_message(

@@ -6,7 +6,6 @@ use std::sync::Arc;
 
 use ca_core::Authority;
 use hsm::Secret;
-use sha2::Digest;
 
 use crate::challenge::{
     Acceptance, BoxFuture, ChallengeMethod, EnrollKind, EnrollmentContext, FailInfo, Rejection,
@@ -50,16 +49,10 @@ impl ChallengeMethod for NoChallenge {
     }
 }
 
-/// Equality of two secrets in time independent of where they differ: both are hashed,
-/// then the digests are compared without an early exit.
-fn ct_eq(a: &[u8], b: &[u8]) -> bool {
-    let ha = sha2::Sha256::digest(a);
-    let hb = sha2::Sha256::digest(b);
-    ha.iter()
-        .zip(hb.iter())
-        .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-        == 0
-}
+// Equality of two secrets in time independent of where they differ: the one comparison
+// of secrets, `hsm::ct_eq` (SHA-256 of both, compared with aws-lc-rs's constant-time
+// comparison).
+use hsm::ct_eq;
 
 /// `static`: named accounts with shared passwords, each able to pick its own profile.
 pub struct StaticChallenge {

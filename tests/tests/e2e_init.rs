@@ -36,7 +36,7 @@ fn sans(c: &Certificate) -> Vec<String> {
             for g in san.0 {
                 out.push(match g {
                     GeneralName::DnsName(d) => format!("DNS:{d}"),
-                    GeneralName::IpAddress(ip) => format!("IP:{}", hex(ip.as_bytes())),
+                    GeneralName::IpAddress(ip) => format!("IP:{}", hex::encode(ip.as_bytes())),
                     other => format!("{other:?}"),
                 });
             }
@@ -76,10 +76,6 @@ fn cert_urls(c: &Certificate) -> Vec<(String, String)> {
         }
     }
     out
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 fn mode(p: &Path) -> u32 {
