@@ -50,20 +50,9 @@ pub struct EnrollmentContext {
     pub csr: ca_core::csr::Csr,
 }
 
-/// failInfo values (RFC 8894 §3.2.1.4.5).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum FailInfo {
-    /// badAlg (0): unrecognised or unsupported algorithm.
-    BadAlg = 0,
-    /// badMessageCheck (1): integrity check (signature) failed.
-    BadMessageCheck = 1,
-    /// badRequest (2): transaction not permitted or supported.
-    BadRequest = 2,
-    /// badTime (3): messageTime was not close enough to the system time.
-    BadTime = 3,
-    /// badCertId (4): no certificate could be identified matching the criteria.
-    BadCertId = 4,
-}
+/// failInfo values (RFC 8894 §3.2.1.4.5): the one definition is ca-core's, whose
+/// [`ca_core::ErrorKind::answer`] maps every error kind to one.
+pub use ca_core::FailInfo;
 
 /// A refusal: what the client is told, and what only the audit log sees.
 #[derive(Clone, Debug)]

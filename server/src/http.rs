@@ -209,21 +209,14 @@ struct ErrorBody {
 
 /// Maps an authority error to an HTTP status; internal detail is logged, not sent.
 fn error_response(e: &ca_core::Error) -> Response {
-    let status = match e.kind() {
-        ErrorKind::BadRequest => StatusCode::BAD_REQUEST,
-        ErrorKind::Unauthorized => StatusCode::UNAUTHORIZED,
-        ErrorKind::PolicyRefused => StatusCode::FORBIDDEN,
-        ErrorKind::NotFound => StatusCode::NOT_FOUND,
-        ErrorKind::Conflict => StatusCode::CONFLICT,
-        ErrorKind::Unavailable => {
-            tracing::warn!(error = %e, "temporarily unavailable");
-            StatusCode::SERVICE_UNAVAILABLE
-        }
-        ErrorKind::Internal => {
-            tracing::error!(error = %e, "internal error");
-            StatusCode::INTERNAL_SERVER_ERROR
-        }
-    };
+    // The status from the one mapping of error kinds (ca_core::ErrorKind::answer).
+    let status = StatusCode::from_u16(e.kind().answer().http_status)
+        .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    match e.kind() {
+        ErrorKind::Unavailable => tracing::warn!(error = %e, "temporarily unavailable"),
+        ErrorKind::Internal => tracing::error!(error = %e, "internal error"),
+        _ => {}
+    }
     let mut r = (
         status,
         axum::Json(ErrorBody {
