@@ -149,7 +149,12 @@ fn every_error_kind_has_one_answer_per_protocol() {
     let acme = |t: &str| format!("urn:ietf:params:acme:error:{t}");
     let table: [(K, Option<F>, u16, String); 14] = [
         (K::BadRequest, Some(F::BadRequest), 400, acme("malformed")),
-        (K::BadSignature, Some(F::BadMessageCheck), 400, acme("badCSR")),
+        (
+            K::BadSignature,
+            Some(F::BadMessageCheck),
+            400,
+            acme("badCSR"),
+        ),
         (
             K::UnsupportedAlgorithm,
             Some(F::BadAlg),
@@ -164,7 +169,12 @@ fn every_error_kind_has_one_answer_per_protocol() {
             403,
             acme("unauthorized"),
         ),
-        (K::Unauthorized, Some(F::BadRequest), 401, acme("unauthorized")),
+        (
+            K::Unauthorized,
+            Some(F::BadRequest),
+            401,
+            acme("unauthorized"),
+        ),
         (
             K::PolicyRefused,
             Some(F::BadRequest),
@@ -174,8 +184,18 @@ fn every_error_kind_has_one_answer_per_protocol() {
         (K::NotFound, Some(F::BadRequest), 404, acme("malformed")),
         (K::Conflict, Some(F::BadRequest), 409, acme("malformed")),
         (K::Unavailable, None, 503, acme("serverInternal")),
-        (K::Internal, Some(F::BadRequest), 500, acme("serverInternal")),
-        (K::RateLimited, Some(F::BadRequest), 429, acme("rateLimited")),
+        (
+            K::Internal,
+            Some(F::BadRequest),
+            500,
+            acme("serverInternal"),
+        ),
+        (
+            K::RateLimited,
+            Some(F::BadRequest),
+            429,
+            acme("rateLimited"),
+        ),
         (K::Unsupported, Some(F::BadRequest), 501, acme("malformed")),
     ];
     assert_eq!(
@@ -285,7 +305,11 @@ fn an_enrollment_channel_never_issues_a_ca_certificate() {
     let key = new_key(KeyAlgorithm::EcdsaP256);
     let r = refused(fx.auth.enroll(request(&p, csr(&key, "CN=Sub CA", &[]))));
     assert_eq!(r.kind, ErrorKind::PolicyRefused);
-    assert!(r.client_text.contains("CA certificates"), "{}", r.client_text);
+    assert!(
+        r.client_text.contains("CA certificates"),
+        "{}",
+        r.client_text
+    );
     assert_eq!(certificates(&fx), before);
     assert!(p.validate(&fx.auth).is_err());
     assert!(policy("device").validate(&fx.auth).is_ok());
@@ -300,7 +324,11 @@ fn only_admitted_profiles_are_issued() {
     r.profile = Some("tls-server".into());
     let refusal = refused(fx.auth.enroll(r));
     assert_eq!(refusal.kind, ErrorKind::PolicyRefused);
-    assert!(refusal.client_text.contains("not offered"), "{}", refusal.client_text);
+    assert!(
+        refusal.client_text.contains("not offered"),
+        "{}",
+        refusal.client_text
+    );
     p.admitted_profiles.push("tls-server".into());
     let mut r = request(&p, csr(&key, "CN=a.example.com", &["a.example.com"]));
     r.profile = Some("tls-server".into());
@@ -311,7 +339,10 @@ struct Withhold;
 
 impl IssuanceHook for Withhold {
     fn issued(&self, _cert_der: &[u8], _csr: &Csr) -> Result<(), Refusal> {
-        Err(Refusal::new(ErrorKind::PolicyRefused, "the notification failed"))
+        Err(Refusal::new(
+            ErrorKind::PolicyRefused,
+            "the notification failed",
+        ))
     }
 }
 
@@ -325,7 +356,11 @@ fn a_withheld_certificate_is_revoked_and_refused() {
     r.replay_key = Some("w".into());
     let refusal = refused(fx.auth.enroll(r));
     assert_eq!(refusal.client_text, "the notification failed");
-    let record = fx.auth.find_transaction("w").expect("find").expect("recorded");
+    let record = fx
+        .auth
+        .find_transaction("w")
+        .expect("find")
+        .expect("recorded");
     let revocation = record.revocation.expect("revoked");
     assert_eq!(revocation.reason, 5, "cessationOfOperation");
 }
@@ -384,7 +419,11 @@ fn the_renewal_rule() {
     let key = new_key(KeyAlgorithm::EcdsaP256);
     let old = issued(fx.auth.enroll(request(
         &p,
-        csr(&key, "CN=r.example.com", &["r.example.com", "s.example.com"]),
+        csr(
+            &key,
+            "CN=r.example.com",
+            &["r.example.com", "s.example.com"],
+        ),
     )))
     .record;
     let renew = |subject: &str, dns: &[&str]| {
@@ -393,21 +432,31 @@ fn the_renewal_rule() {
         fx.auth.enroll(r)
     };
     // Same names in another order, new key: issued.
-    issued(renew("CN=r.example.com", &["s.example.com", "r.example.com"]));
+    issued(renew(
+        "CN=r.example.com",
+        &["s.example.com", "r.example.com"],
+    ));
     let kind = |o: EnrollOutcome| refused(o).kind;
     assert_eq!(
         kind(renew("CN=r.example.com", &["r.example.com"])),
         ErrorKind::PolicyRefused
     );
     assert_eq!(
-        kind(renew("CN=x.example.com", &["r.example.com", "s.example.com"])),
+        kind(renew(
+            "CN=x.example.com",
+            &["r.example.com", "s.example.com"]
+        )),
         ErrorKind::PolicyRefused
     );
     let mut no_renewals = p.clone();
     no_renewals.renewals = false;
     let mut r = request(
         &no_renewals,
-        csr(&key, "CN=r.example.com", &["r.example.com", "s.example.com"]),
+        csr(
+            &key,
+            "CN=r.example.com",
+            &["r.example.com", "s.example.com"],
+        ),
     );
     r.renewing = Some(old.der.clone());
     assert_eq!(kind(fx.auth.enroll(r)), ErrorKind::PolicyRefused);
@@ -415,7 +464,10 @@ fn the_renewal_rule() {
         .revoke(&old.serial, ca_core::RevocationReason::Superseded, "admin")
         .expect("revoke");
     assert_eq!(
-        kind(renew("CN=r.example.com", &["r.example.com", "s.example.com"])),
+        kind(renew(
+            "CN=r.example.com",
+            &["r.example.com", "s.example.com"]
+        )),
         ErrorKind::UnknownCertificate
     );
 }
