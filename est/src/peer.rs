@@ -6,10 +6,10 @@
 //! Which anchors a certificate must chain to depends on the EST endpoint the request
 //! names, so the chain is validated here, per request, before anything trusts it.
 
-use der::{Decode, Encode};
+use der::Decode;
 use rustls_pki_types::{CertificateDer, UnixTime};
 use x509_cert::Certificate;
-use x509_cert::ext::pkix::{ExtendedKeyUsage, SubjectAltName};
+use x509_cert::ext::pkix::ExtendedKeyUsage;
 
 use crate::{Error, Result};
 
@@ -59,38 +59,6 @@ pub struct ClientIdentity {
     pub privca_serial: Option<String>,
     /// Its decoded form.
     pub cert: Certificate,
-}
-
-impl ClientIdentity {
-    /// The certificate's subject, DER (for the RFC 7030 §4.2.2 comparison).
-    pub fn subject_der(&self) -> Result<Vec<u8>> {
-        Ok(self
-            .cert
-            .tbs_certificate()
-            .subject()
-            .to_der()
-            .map_err(ca_core::Error::from)?)
-    }
-
-    /// The certificate's subject alternative names, sorted.
-    pub fn sans(&self) -> Result<Vec<ca_core::profile::San>> {
-        let mut out = Vec::new();
-        for ext in self
-            .cert
-            .tbs_certificate()
-            .extensions()
-            .into_iter()
-            .flatten()
-        {
-            if ext.extn_id == <SubjectAltName as const_oid::AssociatedOid>::OID {
-                let san = SubjectAltName::from_der(ext.extn_value.as_bytes())
-                    .map_err(ca_core::Error::from)?;
-                out.extend(ca_core::profile::sans_from_general_names(&san.0)?);
-            }
-        }
-        out.sort();
-        Ok(out)
-    }
 }
 
 /// Validates a client chain for an endpoint: either the leaf is a certificate privca

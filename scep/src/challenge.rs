@@ -10,11 +10,13 @@
 //! Call order for one PKCSReq/RenewalReq (RFC 8894 §3.3.1):
 //! 1. [`ChallengeMethod::verify`]; a [`Verdict::Reject`] ends the transaction with a
 //!    CertRep FAILURE and an audit entry, then [`ChallengeMethod::failed`] is called.
-//! 2. The authority issues (its own refusals also lead to `failed`).
+//! 2. The enrollment core issues ([`ca_core::Authority::enroll`]; its refusals also lead
+//!    to `failed`).
 //! 3. [`ChallengeMethod::issued`] runs after the certificate is durable and before it is
-//!    delivered. If it returns an error the certificate is **not delivered**: the service
-//!    revokes it (reason `cessationOfOperation`, audited) and answers FAILURE. Intune
-//!    requires this for a failed successNotification.
+//!    delivered: the service passes the method to the enrollment core as its
+//!    [`ca_core::enroll::IssuanceHook`]. If it returns an error the certificate is **not
+//!    delivered**: ca-core revokes it (reason `cessationOfOperation`, audited) and the
+//!    service answers FAILURE. Intune requires this for a failed successNotification.
 
 use std::future::Future;
 use std::pin::Pin;

@@ -84,13 +84,14 @@ impl Endpoint {
         method: Arc<dyn ChallengeMethod>,
     ) -> Result<Endpoint> {
         config.validate(name)?;
+        let policy = config.policy(name);
         let profile = auth.profiles().get(&config.profile).ok_or_else(|| {
             Error::Config(format!(
                 "SCEP endpoint {name}: no profile named {}",
                 config.profile
             ))
         })?;
-        for p in config.profiles() {
+        for p in policy.profiles() {
             if !auth.profiles().contains_key(p) {
                 return Err(Error::Config(format!(
                     "SCEP endpoint {name}: no profile named {p}"
@@ -100,7 +101,7 @@ impl Endpoint {
         let ca_name = config.ca.clone().unwrap_or_else(|| profile.issuer.clone());
         let ca = auth.ca(&ca_name)?.clone();
         // GetCACert must announce the CA that actually issues.
-        for p in config.profiles() {
+        for p in policy.profiles() {
             if let Some(pr) = auth.profiles().get(p)
                 && pr.issuer != ca.name
             {
@@ -146,7 +147,7 @@ impl Endpoint {
         };
         Ok(Endpoint {
             name: name.to_string(),
-            policy: config.policy(name),
+            policy,
             config,
             auth,
             ca,
@@ -269,7 +270,10 @@ impl Endpoint {
     pub async fn pki_operation(self: &Arc<Self>, body: Vec<u8>) -> Result<Vec<u8>> {
         let me = self.clone();
         let handle = tokio::runtime::Handle::current();
-        ca_core::deadline::spawn_blocking(move || me.pki_blocking(&handle, &body))
+        // The request's span (method, path, request id) goes along, so that everything
+        // logged on the blocking thread belongs to the request.
+        let span = tracing::Span::current();
+        ca_core::deadline::spawn_blocking(move || span.in_scope(|| me.pki_blocking(&handle, &body)))
             .await
             .map_err(|e| Error::Reply(format!("task: {e}")))?
     }
@@ -486,10 +490,9 @@ impl Endpoint {
         {
             Ok(c) => c,
             Err(e) => {
-                return self.fail(
-                    &req,
-                    &Rejection::bad_request(format!("CSR: {}", e.reason())),
-                );
+                let mut why = Rejection::bad_request(format!("CSR: {}", e.reason()));
+                why.fail_info = e.answer().scep.unwrap_or(FailInfo::BadRequest);
+                return self.fail(&req, &why);
             }
         };
         // Initial enrollment or renewal: a request signed by a certificate we issued is a
