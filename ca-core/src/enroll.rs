@@ -404,6 +404,14 @@ impl Authority {
         } else {
             None
         };
+        tracing::debug!(
+            channel = %policy.channel,
+            requester = %req.requester.name,
+            authentication = ?req.requester.authentication,
+            profile = %profile_name,
+            renewal = req.renewing.is_some(),
+            "enrollment"
+        );
         // 6. Issue: the certificate, its transaction keys and the spent challenge in one
         //    commit.
         let binding = IssueBinding {

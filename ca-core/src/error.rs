@@ -231,7 +231,7 @@ pub enum Error {
 }
 
 impl Error {
-    /// The kind of this error as DESIGN's classes have it (bad request, unauthorized,
+    /// The kind of this error as docs/architecture.md classes it (bad request, unauthorized,
     /// policy refused, not found, conflict, unavailable, internal): the
     /// [`ErrorKind::class`] of [`Error::precise_kind`].
     pub fn kind(&self) -> ErrorKind {

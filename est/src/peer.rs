@@ -79,9 +79,8 @@ pub fn validate_client(
     let subject = cert.tbs_certificate().subject().to_string();
     let now = auth.now();
     let serial = cert.tbs_certificate().serial_number().as_bytes().to_vec();
-    if let Ok(record) = auth.get(&serial)
-        && record.der == *leaf_der
-    {
+    // A certificate privca issued: byte-equal to its record (ca-core's one lookup).
+    if let Ok(Some(record)) = auth.issued_certificate(leaf_der) {
         if !trust_privca {
             return Err(Error::Forbidden(
                 "this endpoint does not accept privca-issued client certificates".into(),

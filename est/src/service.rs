@@ -607,9 +607,7 @@ impl EstService {
             }
             let serial = tbs.serial_number().as_bytes().to_vec();
             let mut privca_serial = None;
-            if let Ok(record) = self.auth.get(&serial)
-                && record.der == *leaf
-            {
+            if let Ok(Some(record)) = self.auth.issued_certificate(leaf) {
                 if record.revocation.is_some() {
                     return Err(Error::Forbidden(
                         "the registration authority certificate is revoked".into(),
