@@ -152,9 +152,10 @@ impl EstService {
                 ))
             })?;
             // An enrollment channel never issues CA certificates (ca-core's rule).
-            ep.policy(label)
-                .validate(&auth)
-                .map_err(|e| Error::Config(format!("endpoint {label}: {}", e.reason())))?;
+            ep.policy(label).validate(&auth).map_err(|e| match e {
+                ca_core::Error::Config(m) => Error::Config(m),
+                other => Error::Core(other),
+            })?;
             let chain = auth.chain(&profile.issuer)?;
             let extra = read_cert_bundles(base_dir, &ep.client_ca_files)?;
             let accounts = ep
