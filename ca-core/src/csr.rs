@@ -132,7 +132,7 @@ fn decode(input: &[u8], verify: Option<CsrOptions>) -> Result<Csr> {
         let received = legacy
             .or_else(|| asn1::received_algorithm(&alg_ref))
             .ok_or_else(|| {
-                Error::BadRequest(format!(
+                Error::UnsupportedAlgorithm(format!(
                     "CSR signature algorithm {} is not supported",
                     req.algorithm.oid
                 ))
@@ -143,7 +143,7 @@ fn decode(input: &[u8], verify: Option<CsrOptions>) -> Result<Csr> {
             .as_bytes()
             .ok_or_else(|| Error::BadRequest("CSR signature has unused bits".into()))?;
         hsm::verify_received(received, &spki_der, &tbs, sig)
-            .map_err(|_| Error::BadRequest("CSR signature does not verify".into()))?;
+            .map_err(|_| Error::BadSignature("CSR signature does not verify".into()))?;
     }
 
     // extensionRequest and challengePassword are SINGLE VALUE attributes (RFC 2985

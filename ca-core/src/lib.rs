@@ -1,9 +1,10 @@
 //! The privca authority: CA hierarchy, profiles and policy, serials, the issuance
 //! pipeline, lints, CRLs and OCSP.
 //!
-//! All issuance policy lives here (DESIGN.md decision 1). Protocol front ends and the
-//! CLI authenticate and translate, then hand an [`IssueRequest`] to
-//! [`Authority::issue`]. There is no HTTP in this crate.
+//! All issuance policy lives here (docs/architecture.md). Enrollment protocols
+//! authenticate and translate, then hand an [`enroll::EnrollmentRequest`] to
+//! [`Authority::enroll`] and map its [`enroll::EnrollOutcome`]; the CLI and ceremonies
+//! hand an [`IssueRequest`] to [`Authority::issue`]. There is no HTTP in this crate.
 
 pub mod asn1;
 pub mod authority;
@@ -13,6 +14,7 @@ pub mod config;
 pub mod crl;
 pub mod csr;
 pub mod deadline;
+pub mod enroll;
 pub mod enrollment;
 pub mod lint;
 pub mod ocsp;
@@ -27,4 +29,7 @@ pub use authority::{
     RevocationReason, Settings,
 };
 pub use clock::{Clock, FixedClock, SystemClock};
-pub use error::{Error, ErrorKind, RETRY_AFTER_SECONDS, Result, UNAVAILABLE_MESSAGE};
+pub use enroll::{EnrollOutcome, EnrollmentPolicy, EnrollmentRequest};
+pub use error::{
+    Answer, Error, ErrorKind, FailInfo, RETRY_AFTER_SECONDS, Result, UNAVAILABLE_MESSAGE,
+};

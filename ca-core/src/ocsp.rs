@@ -4,9 +4,6 @@
 //! declared here with `der` derives. The HTTP mapping (GET/POST, cache headers) lives in
 //! the server.
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
-
 use const_oid::ObjectIdentifier;
 use der::asn1::{BitString, GeneralizedTime, Null, OctetString};
 use der::{Decode, Encode, Enumerated, Sequence};
@@ -18,7 +15,7 @@ use x509_cert::ext::pkix::name::GeneralName;
 use x509_cert::serial_number::SerialNumber;
 
 use crate::asn1::{self, oid};
-use crate::authority::{Authority, CaEntity};
+use crate::authority::Authority;
 use crate::{Error, Result};
 
 /// Largest OCSP request accepted (RFC 9919 requests are about 100 bytes).
@@ -203,49 +200,6 @@ pub struct OcspAnswer {
     pub statuses: Vec<CertStatus>,
 }
 
-/// Precomputed CertID hashes for each CA, SHA-1 and SHA-256 (RFC 6960 §4.1.1,
-/// RFC 9919 §2.2.1 recommends SHA-256; SHA-1 remains common).
-#[derive(Debug, Default)]
-pub struct OcspIndex {
-    entries: Vec<(ObjectIdentifier, Vec<u8>, Vec<u8>, String)>,
-}
-
-impl OcspIndex {
-    pub(crate) fn build(cas: &BTreeMap<String, Arc<CaEntity>>) -> Result<OcspIndex> {
-        let mut entries = Vec::new();
-        for ca in cas.values() {
-            let name_der = ca.subject.to_der()?;
-            let spki = SubjectPublicKeyInfoRef::from_der(&ca.spki_der)
-                .map_err(|e| Error::Internal(format!("CA key: {e}")))?;
-            let key = spki.subject_public_key.raw_bytes();
-            entries.push((
-                oid::SHA1,
-                sha1::Sha1::digest(&name_der).to_vec(),
-                sha1::Sha1::digest(key).to_vec(),
-                ca.name.clone(),
-            ));
-            entries.push((
-                oid::SHA256,
-                sha2::Sha256::digest(&name_der).to_vec(),
-                sha2::Sha256::digest(key).to_vec(),
-                ca.name.clone(),
-            ));
-        }
-        Ok(OcspIndex { entries })
-    }
-
-    fn find(&self, id: &CertId) -> Option<&str> {
-        self.entries
-            .iter()
-            .find(|(alg, n, k, _)| {
-                *alg == id.hash_algorithm.oid
-                    && n.as_slice() == id.issuer_name_hash.as_bytes()
-                    && k.as_slice() == id.issuer_key_hash.as_bytes()
-            })
-            .map(|(_, _, _, name)| name.as_str())
-    }
-}
-
 /// An OCSPResponse carrying only an error status (no signature, RFC 6960 §4.2.1).
 pub fn error_response(status: ResponseStatus) -> Vec<u8> {
     let r = OcspResponseAsn1 {
@@ -297,7 +251,11 @@ impl Authority {
         // All CertIDs of one request must belong to one CA, which signs the answer.
         let mut ca_name: Option<&str> = None;
         for r in &req.tbs_request.request_list {
-            match self.ocsp_index.find(&r.req_cert) {
+            match self.ocsp_index.find(
+                &r.req_cert.hash_algorithm.oid,
+                r.req_cert.issuer_name_hash.as_bytes(),
+                r.req_cert.issuer_key_hash.as_bytes(),
+            ) {
                 Some(n) if ca_name.is_none() || ca_name == Some(n) => ca_name = Some(n),
                 _ => return Ok(None),
             }

@@ -456,7 +456,7 @@ impl Profile {
                 .iter()
                 .map(|a| a.name())
                 .collect();
-            Err(Error::PolicyRefused(format!(
+            Err(Error::RefusedKey(format!(
                 "profile {} does not accept {alg} keys (allowed: {})",
                 self.name,
                 allowed.join(", ")
@@ -491,7 +491,7 @@ impl Profile {
             ));
         }
         if e.len() > 32 {
-            return Err(Error::PolicyRefused(format!(
+            return Err(Error::RefusedKey(format!(
                 "profile {}: the RSA public exponent is 2^256 or more (FIPS 186-5 §A.1.1)",
                 self.name
             )));
@@ -500,7 +500,7 @@ impl Profile {
         let small = e.len() <= 4 && e.iter().fold(0u32, |a, b| (a << 8) | u32::from(*b)) < min;
         if small {
             let value = e.iter().fold(0u64, |a, b| (a << 8) | u64::from(*b));
-            return Err(Error::PolicyRefused(format!(
+            return Err(Error::RefusedKey(format!(
                 "profile {}: RSA public exponent {value} is below {min} (FIPS 186-5 §A.1.1; \
                  a profile may lower rsa_min_exponent)",
                 self.name

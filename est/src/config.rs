@@ -180,7 +180,23 @@ pub fn valid_label(label: &str) -> bool {
         && label
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
-        && !crate::service::OPERATIONS.contains(&label)
+        && !crate::operation::OPERATIONS.contains(&label)
+}
+
+impl EndpointConfig {
+    /// The enrollment policy of the endpoint with this label (ca-core applies it): its
+    /// profile, approval (every request is held, re-enrollments too), renewals
+    /// (simplereenroll, RFC 7030 §4.2.2).
+    pub fn policy(&self, label: &str) -> ca_core::EnrollmentPolicy {
+        let mut p = ca_core::EnrollmentPolicy::new(
+            ca_core::enroll::Channel::Est(label.to_string()),
+            &self.profile,
+        );
+        p.renewals = true;
+        p.require_approval = self.require_approval;
+        p.hold_renewals = true;
+        p
+    }
 }
 
 impl EstConfig {

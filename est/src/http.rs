@@ -167,27 +167,10 @@ fn answer_response(a: EstAnswer) -> Response {
     }
 }
 
-/// The status and text/plain reason of a refusal (RFC 7030 §4.2.3).
+/// The status of a refusal (RFC 7030 §4.2.3): the HTTP status of its kind in the one
+/// mapping of error kinds ([`ca_core::ErrorKind::answer`]).
 pub fn status_of(e: &Error) -> StatusCode {
-    match e {
-        Error::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
-        Error::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-        Error::Forbidden(_) => StatusCode::FORBIDDEN,
-        Error::BadRequest(_) => StatusCode::BAD_REQUEST,
-        Error::NotFound(_) => StatusCode::NOT_FOUND,
-        Error::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
-        Error::Key(hsm::Error::Unavailable(_)) => StatusCode::SERVICE_UNAVAILABLE,
-        Error::Config(_) | Error::Key(_) => StatusCode::INTERNAL_SERVER_ERROR,
-        Error::Core(c) => match c.kind() {
-            ca_core::ErrorKind::BadRequest => StatusCode::BAD_REQUEST,
-            ca_core::ErrorKind::Unauthorized => StatusCode::UNAUTHORIZED,
-            ca_core::ErrorKind::PolicyRefused => StatusCode::FORBIDDEN,
-            ca_core::ErrorKind::NotFound => StatusCode::NOT_FOUND,
-            ca_core::ErrorKind::Conflict => StatusCode::CONFLICT,
-            ca_core::ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
-            ca_core::ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
-        },
-    }
+    StatusCode::from_u16(e.kind().answer().http_status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
 }
 
 fn error_response(e: &Error, label: Option<&str>) -> Response {

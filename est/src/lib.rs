@@ -7,6 +7,7 @@
 //! * [`limits`]: limits on failed password checks per client address and account.
 //! * [`peer`]: TLS connection facts and client-certificate validation.
 //! * [`csrattrs`]: the csrattrs answer derived from the profile.
+//! * [`operation`]: the operation names.
 //! * [`service`]: the operations; [`http`]: their axum routes.
 
 pub mod approval;
@@ -15,6 +16,7 @@ pub mod csrattrs;
 pub mod encoding;
 pub mod http;
 pub mod limits;
+pub mod operation;
 pub mod password;
 pub mod peer;
 pub mod service;

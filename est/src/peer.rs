@@ -6,10 +6,10 @@
 //! Which anchors a certificate must chain to depends on the EST endpoint the request
 //! names, so the chain is validated here, per request, before anything trusts it.
 
-use der::{Decode, Encode};
+use der::Decode;
 use rustls_pki_types::{CertificateDer, UnixTime};
 use x509_cert::Certificate;
-use x509_cert::ext::pkix::{ExtendedKeyUsage, SubjectAltName};
+use x509_cert::ext::pkix::ExtendedKeyUsage;
 
 use crate::{Error, Result};
 
@@ -61,38 +61,6 @@ pub struct ClientIdentity {
     pub cert: Certificate,
 }
 
-impl ClientIdentity {
-    /// The certificate's subject, DER (for the RFC 7030 §4.2.2 comparison).
-    pub fn subject_der(&self) -> Result<Vec<u8>> {
-        Ok(self
-            .cert
-            .tbs_certificate()
-            .subject()
-            .to_der()
-            .map_err(ca_core::Error::from)?)
-    }
-
-    /// The certificate's subject alternative names, sorted.
-    pub fn sans(&self) -> Result<Vec<ca_core::profile::San>> {
-        let mut out = Vec::new();
-        for ext in self
-            .cert
-            .tbs_certificate()
-            .extensions()
-            .into_iter()
-            .flatten()
-        {
-            if ext.extn_id == <SubjectAltName as const_oid::AssociatedOid>::OID {
-                let san = SubjectAltName::from_der(ext.extn_value.as_bytes())
-                    .map_err(ca_core::Error::from)?;
-                out.extend(ca_core::profile::sans_from_general_names(&san.0)?);
-            }
-        }
-        out.sort();
-        Ok(out)
-    }
-}
-
 /// Validates a client chain for an endpoint: either the leaf is a certificate privca
 /// issued (byte-equal to its record, within its validity, not revoked) and
 /// `trust_privca` is on, or the chain validates (rustls-webpki: signatures, validity,
@@ -111,9 +79,8 @@ pub fn validate_client(
     let subject = cert.tbs_certificate().subject().to_string();
     let now = auth.now();
     let serial = cert.tbs_certificate().serial_number().as_bytes().to_vec();
-    if let Ok(record) = auth.get(&serial)
-        && record.der == *leaf_der
-    {
+    // A certificate privca issued: byte-equal to its record (ca-core's one lookup).
+    if let Ok(Some(record)) = auth.issued_certificate(leaf_der) {
         if !trust_privca {
             return Err(Error::Forbidden(
                 "this endpoint does not accept privca-issued client certificates".into(),

@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use base64::Engine;
-use ca_core::{Authority, IssueRequest};
-use der::Decode;
+use ca_core::enroll::{Authentication, EnrollOutcome, EnrollmentRequest, HeldState, Requester};
+use ca_core::{Authority, EnrollmentPolicy};
 
 use crate::config::{AuthMode, ChannelBinding, EndpointConfig, EstConfig};
 use crate::limits::PasswordLimiter;
@@ -17,70 +17,7 @@ use crate::password::{BasicCredentials, PasswordHash, parse_basic};
 use crate::peer::{ClientIdentity, TlsInfo, validate_client};
 use crate::{Error, Result, encoding};
 
-/// The operation path segments (RFC 7030 §3.2.2, Table 1).
-pub const OPERATIONS: [&str; 6] = [
-    "cacerts",
-    "simpleenroll",
-    "simplereenroll",
-    "fullcmc",
-    "serverkeygen",
-    "csrattrs",
-];
-
-/// An EST operation (RFC 7030 §3.2.2).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Operation {
-    /// `cacerts` (§4.1).
-    CaCerts,
-    /// `simpleenroll` (§4.2.1).
-    SimpleEnroll,
-    /// `simplereenroll` (§4.2.2).
-    SimpleReenroll,
-    /// `fullcmc` (§4.3): not offered.
-    FullCmc,
-    /// `serverkeygen` (§4.4).
-    ServerKeyGen,
-    /// `csrattrs` (§4.5).
-    CsrAttrs,
-}
-
-impl Operation {
-    /// From a path segment.
-    pub fn parse(s: &str) -> Option<Operation> {
-        Some(match s {
-            "cacerts" => Operation::CaCerts,
-            "simpleenroll" => Operation::SimpleEnroll,
-            "simplereenroll" => Operation::SimpleReenroll,
-            "fullcmc" => Operation::FullCmc,
-            "serverkeygen" => Operation::ServerKeyGen,
-            "csrattrs" => Operation::CsrAttrs,
-            _ => return None,
-        })
-    }
-
-    /// The path segment.
-    pub fn name(self) -> &'static str {
-        match self {
-            Operation::CaCerts => "cacerts",
-            Operation::SimpleEnroll => "simpleenroll",
-            Operation::SimpleReenroll => "simplereenroll",
-            Operation::FullCmc => "fullcmc",
-            Operation::ServerKeyGen => "serverkeygen",
-            Operation::CsrAttrs => "csrattrs",
-        }
-    }
-
-    /// True for the operations that take a POSTed CSR.
-    pub fn is_post(self) -> bool {
-        matches!(
-            self,
-            Operation::SimpleEnroll
-                | Operation::SimpleReenroll
-                | Operation::FullCmc
-                | Operation::ServerKeyGen
-        )
-    }
-}
+pub use crate::operation::{OPERATIONS, Operation};
 
 /// One request as the HTTP layer hands it over.
 #[derive(Clone, Debug, Default)]
@@ -120,6 +57,8 @@ pub enum EstAnswer {
 struct Endpoint {
     label: String,
     cfg: EndpointConfig,
+    /// The enrollment policy ca-core applies to the endpoint's requests.
+    policy: EnrollmentPolicy,
     accounts: Vec<(String, PasswordHash)>,
     /// What an unknown user name is checked against (as costly as the dearest account).
     decoy: Option<PasswordHash>,
@@ -212,12 +151,11 @@ impl EstService {
                     ep.profile
                 ))
             })?;
-            if profile.config.ca {
-                return Err(Error::Config(format!(
-                    "endpoint {label}: profile {} issues CA certificates; EST endpoints may not",
-                    ep.profile
-                )));
-            }
+            // An enrollment channel never issues CA certificates (ca-core's rule).
+            ep.policy(label).validate(&auth).map_err(|e| match e {
+                ca_core::Error::Config(m) => Error::Config(m),
+                other => Error::Core(other),
+            })?;
             let chain = auth.chain(&profile.issuer)?;
             let extra = read_cert_bundles(base_dir, &ep.client_ca_files)?;
             let accounts = ep
@@ -247,6 +185,7 @@ impl EstService {
                 Endpoint {
                     label: label.clone(),
                     cfg: ep.clone(),
+                    policy: ep.policy(label),
                     accounts,
                     decoy,
                     ra_certs,
@@ -398,35 +337,20 @@ impl EstService {
                 tls,
             )?;
         }
-        // 4. Re-enrollment: same subject and SANs as the certificate being renewed
-        //    (RFC 7030 §4.2.2); a new key is allowed (rekey).
-        //    A registration authority re-enrolls on behalf of others (RFC 7030 §3.7):
-        //    its CSRs carry the device's subject, not its own.
-        if op == Operation::SimpleReenroll && !who.ra {
+        // 4. Re-enrollment (RFC 7030 §4.2.2): the TLS client certificate is the one
+        //    being renewed; ca-core applies the renewal rule. A registration authority
+        //    re-enrolls on behalf of others (RFC 7030 §3.7): its CSRs carry the device's
+        //    subject, not its own, so its certificate is not the one being renewed.
+        let renewing = if op == Operation::SimpleReenroll && !who.ra {
             let id = who.cert.as_ref().ok_or_else(|| {
                 Error::Forbidden(
                     "re-enrollment needs the current certificate as TLS client certificate".into(),
                 )
             })?;
-            // Equal as sent, or once the profile's subject template is applied, in any RDN
-            // order (a client that copies its request subject rather than its
-            // certificate's must not be refused for that); the SANs likewise, as sent or
-            // as the profile completes them (ca_core::profile::Profile::renewal_keeps_*).
-            let cert_subject = x509_cert::name::Name::from_der(&id.subject_der()?)
-                .map_err(ca_core::Error::from)?;
-            let profile = self.auth.profiles().get(&ep.cfg.profile);
-            if !profile.is_some_and(|p| p.renewal_keeps_subject(&csr.subject, &cert_subject)) {
-                return Err(Error::Forbidden(
-                    "re-enrollment CSR subject differs from the client certificate's (RFC 7030 §4.2.2)".into(),
-                ));
-            }
-            let cert_sans = id.sans()?;
-            if !profile.is_some_and(|p| p.renewal_keeps_sans(&csr.sans, &csr.subject, &cert_sans)) {
-                return Err(Error::Forbidden(
-                    "re-enrollment CSR subjectAltName differs from the client certificate's (RFC 7030 §4.2.2)".into(),
-                ));
-            }
-        }
+            Some(id.cert_der.clone())
+        } else {
+            None
+        };
         let requester = format!("est:{}/{}", ep.label, who.name());
         if who.ra {
             tracing::info!(
@@ -437,55 +361,55 @@ impl EstService {
                 "EST request by a registration authority on behalf of another subject"
             );
         }
-        // 5. Approval, when the endpoint holds requests.
-        if ep.cfg.require_approval {
-            return match crate::approval::check(
-                &self.auth,
-                &ep.label,
-                &ep.cfg.profile,
-                &requester,
-                &csr.der,
-            )? {
-                crate::approval::Decision::Pending => Ok(EstAnswer::Pending {
+        // 5. One call to the enrollment core: renewal rule, approval, server-side key
+        //    generation, issuance (all policy lives there).
+        let hold_key = ep
+            .cfg
+            .require_approval
+            .then(|| crate::approval::lookup_key(&ep.label, &csr.der));
+        let outcome = self.auth.enroll(EnrollmentRequest {
+            policy: &ep.policy,
+            requester: Requester {
+                name: requester,
+                authentication: who.authentication(),
+            },
+            csr,
+            renewing,
+            replay_key: None,
+            transaction_keys: Vec::new(),
+            hold_key,
+            profile: None,
+            server_keygen: op == Operation::ServerKeyGen,
+            challenge: None,
+            hook: None,
+        });
+        // 6. The outcome in EST terms.
+        match outcome {
+            EnrollOutcome::Issued(issued) => {
+                let certs = encoding::certs_only(&[issued.record.der]);
+                Ok(match issued.key {
+                    Some(key) => EstAnswer::KeyAndCert {
+                        pkcs8: key.pkcs8_der,
+                        certs,
+                    },
+                    None => EstAnswer::Certs(certs),
+                })
+            }
+            EnrollOutcome::Pending(held) => match held.state {
+                HeldState::Waiting => Ok(EstAnswer::Pending {
                     retry_after: ep.cfg.retry_after_seconds,
                 }),
-                crate::approval::Decision::Issued(cert) => {
-                    Ok(EstAnswer::Certs(encoding::certs_only(&[cert])))
-                }
-                crate::approval::Decision::Rejected(note) => Err(Error::Forbidden(format!(
+                HeldState::Rejected { note } => Err(Error::Forbidden(format!(
                     "the request was rejected by an administrator{}",
                     note.map(|n| format!(": {n}")).unwrap_or_default()
                 ))),
-            };
+            },
+            EnrollOutcome::Refused(r) => Err(match r.error {
+                // The pipeline's own refusal (audited there) or failure.
+                Some(e) => Error::Core(e),
+                None => Error::Refused(r),
+            }),
         }
-        // 6. Issue through the authority (all policy lives there).
-        if op == Operation::ServerKeyGen {
-            let profile = self
-                .auth
-                .profiles()
-                .get(&ep.cfg.profile)
-                .ok_or_else(|| Error::Config(format!("no profile {}", ep.cfg.profile)))?;
-            let alg = if profile.config.key_algorithms.is_empty()
-                || profile.config.key_algorithms.contains(&csr.key_algorithm)
-            {
-                csr.key_algorithm
-            } else {
-                profile.config.key_algorithms[0]
-            };
-            let key = hsm::soft::generate_exportable(alg)?;
-            let mut ir = IssueRequest::from_csr(&csr, &ep.cfg.profile, &requester);
-            ir.spki_der = key.spki_der.clone();
-            ir.key_algorithm = key.algorithm;
-            let issued = self.auth.issue(&ir)?;
-            return Ok(EstAnswer::KeyAndCert {
-                pkcs8: key.pkcs8_der,
-                certs: encoding::certs_only(&[issued.record.der]),
-            });
-        }
-        let issued = self
-            .auth
-            .issue(&IssueRequest::from_csr(&csr, &ep.cfg.profile, &requester))?;
-        Ok(EstAnswer::Certs(encoding::certs_only(&[issued.record.der])))
     }
 
     fn authenticate(
@@ -684,9 +608,7 @@ impl EstService {
             }
             let serial = tbs.serial_number().as_bytes().to_vec();
             let mut privca_serial = None;
-            if let Ok(record) = self.auth.get(&serial)
-                && record.der == *leaf
-            {
+            if let Ok(Some(record)) = self.auth.issued_certificate(leaf) {
                 if record.revocation.is_some() {
                     return Err(Error::Forbidden(
                         "the registration authority certificate is revoked".into(),
@@ -721,6 +643,16 @@ struct Who {
 }
 
 impl Who {
+    /// How the requester authenticated, for the enrollment core.
+    fn authentication(&self) -> Authentication {
+        match (self.ra, &self.cert, &self.user) {
+            (true, _, _) => Authentication::RegistrationAuthority,
+            (false, Some(_), Some(_)) => Authentication::ClientCertificateAndPassword,
+            (false, Some(_), None) => Authentication::ClientCertificate,
+            (false, None, _) => Authentication::Password,
+        }
+    }
+
     fn name(&self) -> String {
         if self.ra
             && let Some(c) = &self.cert

@@ -10,11 +10,13 @@
 //! Call order for one PKCSReq/RenewalReq (RFC 8894 §3.3.1):
 //! 1. [`ChallengeMethod::verify`]; a [`Verdict::Reject`] ends the transaction with a
 //!    CertRep FAILURE and an audit entry, then [`ChallengeMethod::failed`] is called.
-//! 2. The authority issues (its own refusals also lead to `failed`).
+//! 2. The enrollment core issues ([`ca_core::Authority::enroll`]; its refusals also lead
+//!    to `failed`).
 //! 3. [`ChallengeMethod::issued`] runs after the certificate is durable and before it is
-//!    delivered. If it returns an error the certificate is **not delivered**: the service
-//!    revokes it (reason `cessationOfOperation`, audited) and answers FAILURE. Intune
-//!    requires this for a failed successNotification.
+//!    delivered: the service passes the method to the enrollment core as its
+//!    [`ca_core::enroll::IssuanceHook`]. If it returns an error the certificate is **not
+//!    delivered**: ca-core revokes it (reason `cessationOfOperation`, audited) and the
+//!    service answers FAILURE. Intune requires this for a failed successNotification.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -50,20 +52,9 @@ pub struct EnrollmentContext {
     pub csr: ca_core::csr::Csr,
 }
 
-/// failInfo values (RFC 8894 §3.2.1.4.5).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum FailInfo {
-    /// badAlg (0): unrecognised or unsupported algorithm.
-    BadAlg = 0,
-    /// badMessageCheck (1): integrity check (signature) failed.
-    BadMessageCheck = 1,
-    /// badRequest (2): transaction not permitted or supported.
-    BadRequest = 2,
-    /// badTime (3): messageTime was not close enough to the system time.
-    BadTime = 3,
-    /// badCertId (4): no certificate could be identified matching the criteria.
-    BadCertId = 4,
-}
+/// failInfo values (RFC 8894 §3.2.1.4.5): the one definition is ca-core's, whose
+/// [`ca_core::ErrorKind::answer`] maps every error kind to one.
+pub use ca_core::FailInfo;
 
 /// A refusal: what the client is told, and what only the audit log sees.
 #[derive(Clone, Debug)]

@@ -136,6 +136,21 @@ impl EndpointConfig {
         v
     }
 
+    /// The enrollment policy of the endpoint `name` (ca-core applies it): its profiles,
+    /// renewals, approval of initial enrollments (a renewal is authenticated by the
+    /// certificate it renews and not held, RFC 8894 §3.3.1.2).
+    pub fn policy(&self, name: &str) -> ca_core::EnrollmentPolicy {
+        let mut p = ca_core::EnrollmentPolicy::new(
+            ca_core::enroll::Channel::Scep(name.to_string()),
+            &self.profile,
+        );
+        p.admitted_profiles = self.profiles()[1..].iter().map(|s| s.to_string()).collect();
+        p.renewals = self.renewal;
+        p.require_approval = self.require_approval;
+        p.hold_renewals = false;
+        p
+    }
+
     /// Checks what serde cannot.
     pub fn validate(&self, name: &str) -> Result<()> {
         if name.is_empty()

@@ -183,6 +183,28 @@ fn spent_by_same_subject(
     Ok(old.subject == first.subject && old.issuer == first.issuer)
 }
 
+/// Checks a one-time challenge; `Ok(None)` for a renewal re-sending the challenge of its
+/// own enrollment. The service calls methods from the request's one blocking thread
+/// (`service::Endpoint::pki_operation`), so the store is read here directly.
+fn check_one_time(
+    auth: &Authority,
+    endpoint: &str,
+    given: &str,
+    renewal_of: Option<String>,
+) -> ca_core::Result<Option<ca_core::enrollment::ChallengeSpend>> {
+    let checked = auth.check_challenge(endpoint, given);
+    match (&checked, renewal_of) {
+        (Err(e), Some(old)) if e.kind() == ca_core::ErrorKind::Unauthorized => {
+            // A renewal re-sending the challenge of its own enrollment.
+            if spent_by_same_subject(auth, endpoint, given, &old)? {
+                return Ok(None);
+            }
+            checked.map(Some)
+        }
+        _ => checked.map(Some),
+    }
+}
+
 impl ChallengeMethod for OneTimeChallenge {
     fn name(&self) -> &'static str {
         "one-time"
@@ -200,22 +222,11 @@ impl ChallengeMethod for OneTimeChallenge {
                 EnrollKind::Renewal => ctx.renewal_of.clone(),
                 EnrollKind::Initial => None,
             };
-            let r = tokio::task::spawn_blocking(move || {
-                let checked = auth.check_challenge(&endpoint, &given);
-                match (&checked, renewal_of) {
-                    (Err(e), Some(old)) if e.kind() == ca_core::ErrorKind::Unauthorized => {
-                        // A renewal re-sending the challenge of its own enrollment.
-                        if spent_by_same_subject(&auth, &endpoint, &given, &old)? {
-                            return Ok(None);
-                        }
-                        checked.map(Some)
-                    }
-                    _ => checked.map(Some),
-                }
-            })
-            .await;
+            // The service calls methods from the request's one blocking thread
+            // (service::Endpoint::pki_operation), so the store is read here directly.
+            let r = check_one_time(&auth, &endpoint, &given, renewal_of);
             match r {
-                Ok(Ok(spend)) => {
+                Ok(spend) => {
                     let requester = match &spend {
                         Some(_) => actor,
                         None => format!(
@@ -229,7 +240,7 @@ impl ChallengeMethod for OneTimeChallenge {
                         spend,
                     })
                 }
-                Ok(Err(e)) if e.kind() == ca_core::ErrorKind::Unauthorized => {
+                Err(e) if e.kind() == ca_core::ErrorKind::Unauthorized => {
                     let text = e.client_message();
                     let text = text.trim_start_matches("unauthorized: ").to_string();
                     Verdict::Reject(Rejection {
@@ -238,7 +249,7 @@ impl ChallengeMethod for OneTimeChallenge {
                         detail: text,
                     })
                 }
-                Ok(Err(e)) => {
+                Err(e) => {
                     tracing::error!(error = %e, "one-time challenge check failed");
                     Verdict::Reject(Rejection {
                         fail_info: FailInfo::BadRequest,
@@ -246,11 +257,6 @@ impl ChallengeMethod for OneTimeChallenge {
                         detail: format!("one-time challenge: {e}"),
                     })
                 }
-                Err(e) => Verdict::Reject(Rejection {
-                    fail_info: FailInfo::BadRequest,
-                    client_text: "the challenge could not be checked".into(),
-                    detail: format!("one-time challenge task: {e}"),
-                }),
             }
         })
     }

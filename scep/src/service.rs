@@ -4,9 +4,16 @@
 
 use std::sync::Arc;
 
+use std::sync::Mutex;
+
 use ca_core::csr::{Csr, CsrOptions};
-use ca_core::{Authority, CaEntity, IssueRequest, KeyWithCert, RevocationReason};
+use ca_core::enroll::{
+    Authentication, EnrollOutcome, EnrollmentRequest, Held, HeldState, IssuanceHook, Refusal,
+    Requester,
+};
+use ca_core::{Authority, CaEntity, EnrollmentPolicy, KeyWithCert};
 use der::{Decode, Encode};
+use tokio::runtime::Handle;
 use x509_cert::Certificate;
 
 use crate::challenge::{
@@ -32,6 +39,8 @@ pub struct CaCertAnswer {
 pub struct Endpoint {
     name: String,
     config: EndpointConfig,
+    /// The enrollment policy ca-core applies to the endpoint's requests.
+    policy: EnrollmentPolicy,
     auth: Arc<Authority>,
     ca: Arc<CaEntity>,
     /// Signs replies and opens envelopes: the RA, or the CA itself.
@@ -75,13 +84,14 @@ impl Endpoint {
         method: Arc<dyn ChallengeMethod>,
     ) -> Result<Endpoint> {
         config.validate(name)?;
+        let policy = config.policy(name);
         let profile = auth.profiles().get(&config.profile).ok_or_else(|| {
             Error::Config(format!(
                 "SCEP endpoint {name}: no profile named {}",
                 config.profile
             ))
         })?;
-        for p in config.profiles() {
+        for p in policy.profiles() {
             if !auth.profiles().contains_key(p) {
                 return Err(Error::Config(format!(
                     "SCEP endpoint {name}: no profile named {p}"
@@ -91,7 +101,7 @@ impl Endpoint {
         let ca_name = config.ca.clone().unwrap_or_else(|| profile.issuer.clone());
         let ca = auth.ca(&ca_name)?.clone();
         // GetCACert must announce the CA that actually issues.
-        for p in config.profiles() {
+        for p in policy.profiles() {
             if let Some(pr) = auth.profiles().get(p)
                 && pr.issuer != ca.name
             {
@@ -137,6 +147,7 @@ impl Endpoint {
         };
         Ok(Endpoint {
             name: name.to_string(),
+            policy,
             config,
             auth,
             ca,
@@ -252,32 +263,40 @@ impl Endpoint {
     }
 
     /// PKIOperation (RFC 8894 §4.3): a CertRep for the message, or an error when no
-    /// CertRep can be built (the HTTP layer answers 400).
+    /// CertRep can be built (the HTTP layer answers 400). One trip to the blocking pool
+    /// per request: decoding, authentication, enrollment and the reply run in one blocking
+    /// closure, which carries the request's deadline ([`ca_core::deadline`]); the
+    /// challenge method's network calls are driven from there on the runtime.
     pub async fn pki_operation(self: &Arc<Self>, body: Vec<u8>) -> Result<Vec<u8>> {
         let me = self.clone();
-        let decoded = tokio::task::spawn_blocking(move || {
-            let mut recipients = vec![Recipient {
-                cert_der: &me.ra.cert_der,
-                key: me.ra.key.as_ref(),
-            }];
-            if let Some((_, Some(r))) = &me.next {
-                recipients.push(Recipient {
-                    cert_der: &r.cert_der,
-                    key: r.key.as_ref(),
-                });
-            }
-            codec::decode_request(&body, &recipients, &me.decode_options())
-        })
-        .await
-        .map_err(|e| Error::Reply(format!("task: {e}")));
-        let decoded = match decoded.and_then(|d| d) {
+        let handle = tokio::runtime::Handle::current();
+        // The request's span (method, path, request id) goes along, so that everything
+        // logged on the blocking thread belongs to the request.
+        let span = tracing::Span::current();
+        ca_core::deadline::spawn_blocking(move || span.in_scope(|| me.pki_blocking(&handle, &body)))
+            .await
+            .map_err(|e| Error::Reply(format!("task: {e}")))?
+    }
+
+    fn pki_blocking(&self, rt: &Handle, body: &[u8]) -> Result<Vec<u8>> {
+        let mut recipients = vec![Recipient {
+            cert_der: &self.ra.cert_der,
+            key: self.ra.key.as_ref(),
+        }];
+        if let Some((_, Some(r))) = &self.next {
+            recipients.push(Recipient {
+                cert_der: &r.cert_der,
+                key: r.key.as_ref(),
+            });
+        }
+        let decoded = match codec::decode_request(body, &recipients, &self.decode_options()) {
             Ok(d) => d,
             Err(e) if e.is_unavailable() => {
                 // The RA key could not be used (token gone): the server's failure, not a
                 // bad request.
                 self.auth.audit_refusal(
                     "scep-key-backend-unavailable",
-                    &format!("scep:{}", self.name),
+                    &self.policy.channel.to_string(),
                     "-",
                     &ca_core::Error::Unavailable(format!("key backend: {e}")),
                 );
@@ -308,7 +327,6 @@ impl Endpoint {
                     &format!("{what}: {detail}"),
                 );
                 self.reply(&reply_to, PkiStatus::Failure(fail_info, Some(text)), None)
-                    .await
             }
             Decoded::Request(req) => {
                 tracing::info!(
@@ -319,7 +337,7 @@ impl Endpoint {
                     digest = ?req.reply_to.digest,
                     "SCEP request"
                 );
-                self.handle(*req).await
+                self.handle(rt, *req)
             }
         }
     }
@@ -330,7 +348,7 @@ impl Endpoint {
     fn audit(&self, action: &str, transaction: &str, detail: &str) {
         self.auth.note_unauthenticated(
             action,
-            &format!("scep:{}", self.name),
+            &self.policy.channel.to_string(),
             &format!("transaction {transaction}: {detail}"),
         );
     }
@@ -339,36 +357,30 @@ impl Endpoint {
     fn audit_authenticated(&self, action: &str, transaction: &str, detail: &str) {
         self.auth.audit_refusal(
             action,
-            &format!("scep:{}", self.name),
+            &self.policy.channel.to_string(),
             transaction,
             &ca_core::Error::BadRequest(detail.to_string()),
         );
     }
 
-    async fn reply(
+    fn reply(
         &self,
         reply_to: &ReplyTo,
         status: PkiStatus,
         degenerate: Option<Vec<u8>>,
     ) -> Result<Vec<u8>> {
-        let ra = self.ra.clone();
-        let reply_to = reply_to.clone();
-        tokio::task::spawn_blocking(move || {
-            codec::cert_rep(
-                &reply_to,
-                &status,
-                degenerate.as_deref(),
-                &ReplySigner {
-                    cert_der: &ra.cert_der,
-                    key: ra.key.as_ref(),
-                },
-            )
-        })
-        .await
-        .map_err(|e| Error::Reply(format!("task: {e}")))?
+        codec::cert_rep(
+            reply_to,
+            &status,
+            degenerate.as_deref(),
+            &ReplySigner {
+                cert_der: &self.ra.cert_der,
+                key: self.ra.key.as_ref(),
+            },
+        )
     }
 
-    async fn fail(&self, req: &PkiRequest, why: &Rejection) -> Result<Vec<u8>> {
+    fn fail(&self, req: &PkiRequest, why: &Rejection) -> Result<Vec<u8>> {
         self.audit(
             "scep-refused",
             &req.reply_to.transaction_id,
@@ -379,11 +391,10 @@ impl Endpoint {
             PkiStatus::Failure(why.fail_info, Some(why.client_text.clone())),
             None,
         )
-        .await
     }
 
     /// [`Self::fail`] for a request that authenticated: the refusal is audited.
-    async fn fail_authenticated(&self, req: &PkiRequest, why: &Rejection) -> Result<Vec<u8>> {
+    fn fail_authenticated(&self, req: &PkiRequest, why: &Rejection) -> Result<Vec<u8>> {
         self.audit_authenticated(
             "scep-refused",
             &req.reply_to.transaction_id,
@@ -394,25 +405,14 @@ impl Endpoint {
             PkiStatus::Failure(why.fail_info, Some(why.client_text.clone())),
             None,
         )
-        .await
     }
 
-    async fn success_with_cert(&self, req: &PkiRequest, cert_der: &[u8]) -> Result<Vec<u8>> {
+    fn success_with_cert(&self, req: &PkiRequest, cert_der: &[u8]) -> Result<Vec<u8>> {
         let chain = self.auth.chain(&self.ca.name)?;
         let mut certs: Vec<&[u8]> = vec![cert_der];
         certs.extend(chain.iter().map(Vec::as_slice));
         let d = codec::certs_only(&certs, &[]);
-        self.reply(&req.reply_to, PkiStatus::Success, Some(d)).await
-    }
-
-    async fn blocking<T: Send + 'static>(
-        &self,
-        f: impl FnOnce(&Authority) -> ca_core::Result<T> + Send + 'static,
-    ) -> ca_core::Result<T> {
-        let auth = self.auth.clone();
-        ca_core::deadline::spawn_blocking(move || f(&auth))
-            .await
-            .map_err(|e| ca_core::Error::Internal(format!("task: {e}")))?
+        self.reply(&req.reply_to, PkiStatus::Success, Some(d))
     }
 
     /// The durable key of a transaction: endpoint, transactionID and signer key hash
@@ -443,62 +443,61 @@ impl Endpoint {
         )
     }
 
-    async fn handle(&self, req: PkiRequest) -> Result<Vec<u8>> {
+    fn handle(&self, rt: &Handle, req: PkiRequest) -> Result<Vec<u8>> {
         match req.message_type {
             MessageType::PkcsReq | MessageType::RenewalReq | MessageType::UpdateReq => {
-                self.enroll(req).await
+                self.enroll(rt, req)
             }
-            MessageType::CertPoll => self.poll(req).await,
-            MessageType::GetCert => self.get_cert(req).await,
-            MessageType::GetCrl => self.get_crl(req).await,
+            MessageType::CertPoll => self.poll(rt, req),
+            MessageType::GetCert => self.get_cert(req),
+            MessageType::GetCrl => self.get_crl(req),
             MessageType::CertRep => {
                 self.fail(&req, &Rejection::bad_request("a CertRep is not a request"))
-                    .await
             }
         }
     }
 
-    async fn enroll(&self, req: PkiRequest) -> Result<Vec<u8>> {
+    /// The SCEP answer to a refusal of the enrollment core: its failInfo from the one
+    /// mapping of error kinds (or the method's own rejection when the method withheld
+    /// the certificate); an error (HTTP 503) when the kind has no failInfo (the key
+    /// backend is down, the request's time ran out: nothing was issued).
+    fn rejection(&self, r: Refusal, withheld: Option<Rejection>) -> Result<Rejection> {
+        if let Some(why) = withheld {
+            return Ok(why);
+        }
+        let Some(fail_info) = r.kind.answer().scep else {
+            return Err(Error::Authority(
+                r.error
+                    .unwrap_or_else(|| ca_core::Error::Unavailable(r.detail.clone())),
+            ));
+        };
+        Ok(Rejection {
+            fail_info,
+            client_text: r
+                .client_text
+                .trim_start_matches("unauthorized: ")
+                .to_string(),
+            detail: r.detail,
+        })
+    }
+
+    fn enroll(&self, rt: &Handle, req: PkiRequest) -> Result<Vec<u8>> {
         let key = self.transaction_key(&req);
         let replay = self.replay_key(&req);
-        // A replay of a completed request gets the same certificate.
-        // One trip to the blocking pool: the replay lookup, the CSR (its signature check
-        // is public-key work) and whether a certificate we issued signed the request.
-        let k2 = replay.clone();
-        let data = req.message_data.clone();
-        let serial = req.signer.serial.clone();
-        let der = req.signer.cert_der.clone();
-        let (done, csr, ours) = self
-            .blocking(move |a| {
-                // A transaction whose certificate was revoked (withheld, or revoked by an
-                // administrator) is finished: repeating it starts over.
-                let done = a.find_transaction(&k2)?.filter(|r| r.revocation.is_none());
-                let csr = ca_core::csr::parse_with(&data, CsrOptions { allow_sha1: true });
-                // Initial enrollment or renewal: a request signed by a certificate we
-                // issued is a renewal whatever its messageType (macOS and certnanny renew
-                // with PKCSReq).
-                let ours = match a.get(&ca_core::asn1::minimal_positive(&serial)) {
-                    Ok(r) if r.der == der => Some(r),
-                    Ok(_) => None,
-                    Err(e) if e.kind() == ca_core::ErrorKind::NotFound => None,
-                    Err(e) => return Err(e),
-                };
-                Ok((done, csr, ours))
-            })
-            .await?;
         // The codec has checked the CSR's DER and signature; what fails here concerns
         // what the (unaltered) CSR asks for.
-        let csr = match csr {
+        let csr = match ca_core::csr::parse_with(&req.message_data, CsrOptions { allow_sha1: true })
+        {
             Ok(c) => c,
             Err(e) => {
-                return self
-                    .fail(
-                        &req,
-                        &Rejection::bad_request(format!("CSR: {}", e.reason())),
-                    )
-                    .await;
+                let mut why = Rejection::bad_request(format!("CSR: {}", e.reason()));
+                why.fail_info = e.answer().scep.unwrap_or(FailInfo::BadRequest);
+                return self.fail(&req, &why);
             }
         };
+        // Initial enrollment or renewal: a request signed by a certificate we issued is a
+        // renewal whatever its messageType (macOS and certnanny renew with PKCSReq).
+        let ours = self.auth.issued_certificate(&req.signer.cert_der)?;
         let kind = if ours.is_some() {
             EnrollKind::Renewal
         } else {
@@ -509,346 +508,187 @@ impl Endpoint {
             transaction_id: req.reply_to.transaction_id.clone(),
             kind,
             renewal_of: ours.as_ref().map(|r| ca_core::asn1::serial_hex(&r.serial)),
-            csr: csr.clone(),
+            csr,
         };
-        if let Some(record) = done {
-            tracing::info!(transaction = %req.reply_to.transaction_id, "replayed SCEP transaction answered with its certificate");
-            return self.deliver(&req, &ctx, &record.serial, &record.der).await;
+        let hook = MethodHook::new(self.method.as_ref(), rt, &ctx);
+        // A replay of a completed request gets the same certificate (delivered again: the
+        // method may still withhold it, since its first delivery may not have finished).
+        // A transaction whose certificate was revoked (withheld, or revoked by an
+        // administrator) is finished: repeating it starts over.
+        match self
+            .auth
+            .replayed(&self.policy.channel, &replay, &ctx.csr, Some(&hook))?
+        {
+            Some(EnrollOutcome::Issued(e)) => {
+                tracing::info!(transaction = %req.reply_to.transaction_id, "replayed SCEP transaction answered with its certificate");
+                return self.success_with_cert(&req, &e.record.der);
+            }
+            Some(EnrollOutcome::Refused(r)) => {
+                let why = self.rejection(r, hook.take_withheld().map(|w| w.0))?;
+                rt.block_on(self.method.failed(&ctx, &why));
+                return self.fail_authenticated(&req, &why);
+            }
+            Some(EnrollOutcome::Pending(_)) | None => {}
         }
-        let refuse = |why: Rejection| why;
-        // Checks that do not involve the method.
-        let pre = match (&ours, req.message_type) {
-            (None, MessageType::RenewalReq | MessageType::UpdateReq) => {
-                Some(refuse(Rejection::bad_request(
-                    "a renewal must be signed by a valid certificate this CA issued",
-                )))
-            }
-            (None, _) if req.signer.spki_der != csr.spki_der => {
-                Some(refuse(Rejection::bad_request(
-                    "the request must be signed with the key of the CSR (proof of possession)",
-                )))
-            }
-            (Some(_), _) if !self.config.renewal => Some(Rejection::bad_request(
-                "this endpoint does not accept renewals",
-            )),
-            (Some(old), _) => {
-                let now = self.auth.now();
-                if old.revocation.is_some() {
-                    Some(Rejection::bad_request("the signing certificate is revoked"))
-                } else if old.not_after < now {
-                    Some(Rejection::bad_request(
-                        "the signing certificate has expired",
-                    ))
-                } else if !self.auth.profiles().get(&old.profile).is_some_and(|p| {
-                    x509_cert::Certificate::from_der(&old.der).is_ok_and(|c| {
-                        p.renewal_keeps_subject(&csr.subject, c.tbs_certificate().subject())
-                    })
-                }) {
-                    // Compared as sent or as the profile builds it, in any RDN order: the
-                    // certificate's subject is what the profile made of the original
-                    // request (ca_core::profile::Profile::renewal_keeps_subject).
-                    Some(Rejection::bad_request(
-                        "a renewal must keep the subject of the certificate being renewed",
-                    ))
-                } else {
-                    None
-                }
-            }
-            _ => None,
+        // Checks that do not involve the method: a renewal must be signed by a valid
+        // certificate this CA issued and keep its names (the one renewal rule of
+        // ca-core); an initial enrollment must be signed with the CSR's key.
+        let renewing = ours.is_some()
+            || matches!(
+                req.message_type,
+                MessageType::RenewalReq | MessageType::UpdateReq
+            );
+        let pre = if renewing {
+            self.auth
+                .check_renewal(&self.policy, &req.signer.cert_der, &ctx.csr)
+                .err()
+                .map(|r| self.rejection(r, None))
+                .transpose()?
+        } else if req.signer.spki_der != ctx.csr.spki_der {
+            Some(Rejection::bad_request(
+                "the request must be signed with the key of the CSR (proof of possession)",
+            ))
+        } else {
+            None
         };
         if let Some(why) = pre {
-            self.method.failed(&ctx, &why).await;
-            return self.fail(&req, &why).await;
+            rt.block_on(self.method.failed(&ctx, &why));
+            return self.fail(&req, &why);
         }
         // Authentication: the challenge method; a renewal without a (non-blank) challenge
         // is authenticated by its signer certificate alone, unless the method wants to see
         // every enrollment (Intune, webhook).
-        let blank = csr
+        let blank = ctx
+            .csr
             .challenge_password
             .as_deref()
             .is_none_or(|p| p.trim().is_empty());
-        let acceptance = if kind == EnrollKind::Renewal && blank && !self.method.verifies_renewals()
-        {
-            ctx.csr.challenge_password = None;
-            crate::challenge::Acceptance {
-                profile: ours.as_ref().map(|r| r.profile.clone()),
-                requester: format!(
-                    "scep:{}:renewal-of:{}",
-                    self.name,
-                    ctx.renewal_of.clone().unwrap_or_default()
-                ),
-                spend: None,
-            }
-        } else {
-            match self.method.verify(&ctx).await {
-                Verdict::Accept(a) => a,
-                Verdict::Reject(why) => {
-                    self.method.failed(&ctx, &why).await;
-                    return self.fail(&req, &why).await;
-                }
-            }
-        };
-        let profile = acceptance
-            .profile
-            .clone()
-            .unwrap_or_else(|| self.config.profile.clone());
-        if !self.config.profiles().contains(&profile.as_str()) {
-            let why = Rejection::bad_request(format!(
-                "profile {profile} is not offered by this endpoint"
-            ));
-            self.method.failed(&ctx, &why).await;
-            return self.fail_authenticated(&req, &why).await;
-        }
-        if self.config.require_approval && kind == EnrollKind::Initial {
-            return self
-                .hold(&req, &ctx, &csr, &profile, &acceptance, &key)
-                .await;
-        }
-        let binding = ca_core::IssueBinding {
-            replay_key: Some(replay),
-            transaction_keys: vec![key],
-            challenge: acceptance.spend.clone(),
-        };
-        self.issue_and_deliver(&req, &ctx, &csr, &profile, &acceptance.requester, binding)
-            .await
-    }
-
-    /// Delivers a recorded certificate: the method may still withhold it (Intune
-    /// successNotification), then it is revoked and the client told FAILURE. A replayed
-    /// transaction goes through here too, since its first delivery may not have finished.
-    async fn deliver(
-        &self,
-        req: &PkiRequest,
-        ctx: &EnrollmentContext,
-        serial: &[u8],
-        der: &[u8],
-    ) -> Result<Vec<u8>> {
-        if let Err(why) = self.method.issued(ctx, der).await {
-            let serial = serial.to_vec();
-            let actor = format!("scep:{}", self.name);
-            if let Err(e) = self
-                .blocking(move |a| {
-                    a.revoke(&serial, RevocationReason::CessationOfOperation, &actor)
-                })
-                .await
-                && e.kind() != ca_core::ErrorKind::Conflict
-            {
-                tracing::error!(error = %e, "revoking a withheld certificate failed");
-            }
-            self.method.failed(ctx, &why).await;
-            return self.fail_authenticated(req, &why).await;
-        }
-        self.success_with_cert(req, der).await
-    }
-
-    async fn issue_and_deliver(
-        &self,
-        req: &PkiRequest,
-        ctx: &EnrollmentContext,
-        csr: &Csr,
-        profile: &str,
-        requester: &str,
-        binding: ca_core::IssueBinding,
-    ) -> Result<Vec<u8>> {
-        let ir = IssueRequest::from_csr(csr, profile, requester);
-        // The certificate, its transaction keys and the spent challenge: one commit.
-        let recorded = match self.blocking(move |a| a.issue_bound(&ir, &binding)).await {
-            Ok(r) => r,
-            // The key backend is down or the request's time ran out: nothing was issued and
-            // the client should retry (HTTP 503), not be told its request is bad.
-            Err(e) if e.kind() == ca_core::ErrorKind::Unavailable => return Err(e.into()),
-            Err(e) => {
-                let why = Rejection {
-                    fail_info: FailInfo::BadRequest,
-                    client_text: e
-                        .client_message()
-                        .trim_start_matches("unauthorized: ")
-                        .to_string(),
-                    detail: e.to_string(),
+        let (acceptance, authentication) =
+            if kind == EnrollKind::Renewal && blank && !self.method.verifies_renewals() {
+                ctx.csr.challenge_password = None;
+                let acceptance = crate::challenge::Acceptance {
+                    profile: ours.as_ref().map(|r| r.profile.clone()),
+                    requester: format!(
+                        "scep:{}:renewal-of:{}",
+                        self.name,
+                        ctx.renewal_of.clone().unwrap_or_default()
+                    ),
+                    spend: None,
                 };
-                self.method.failed(ctx, &why).await;
-                return self.fail_authenticated(req, &why).await;
-            }
-        };
-        let record = match recorded {
-            ca_core::Recorded::Issued(i) => i.record,
-            ca_core::Recorded::Replayed(r) => r,
-        };
-        self.deliver(req, ctx, &record.serial, &record.der).await
-    }
-
-    /// Holds an initial enrollment for an administrator (RFC 8894 §3.3.2: PENDING, then
-    /// CertPoll). Idempotent per transaction: a repeated PKCSReq is answered from the
-    /// held request's state.
-    async fn hold(
-        &self,
-        req: &PkiRequest,
-        ctx: &EnrollmentContext,
-        csr: &Csr,
-        profile: &str,
-        acceptance: &crate::challenge::Acceptance,
-        key: &str,
-    ) -> Result<Vec<u8>> {
-        let hr = ca_core::pending::HoldRequest {
-            lookup_key: key.to_string(),
-            endpoint: format!("scep:{}", self.name),
-            profile: profile.to_string(),
-            requester: acceptance.requester.clone(),
-            csr_der: csr.der.clone(),
-        };
-        // A held request spends its one-time challenge when it is held (the certificate
-        // comes later, from an administrator's approval).
-        let spend = acceptance.spend.clone();
-        let actor = acceptance.requester.clone();
-        let held = self
-            .blocking(move |a| {
-                if let Some(s) = &spend {
-                    a.consume_spend(s, &actor)?;
-                }
-                match a.hold(hr) {
-                    Ok(h) => Ok(h),
-                    Err(e) => {
-                        if let Some(s) = &spend
-                            && let Err(re) = a.release_spend(s, &actor)
-                        {
-                            tracing::warn!(error = %re, "could not release a one-time challenge");
-                        }
-                        Err(e)
+                (acceptance, Authentication::RenewedCertificate)
+            } else {
+                match rt.block_on(self.method.verify(&ctx)) {
+                    Verdict::Accept(a) => (a, Authentication::Challenge(self.method.name())),
+                    Verdict::Reject(why) => {
+                        rt.block_on(self.method.failed(&ctx, &why));
+                        return self.fail(&req, &why);
                     }
                 }
-            })
-            .await;
-        match held {
-            Ok(_) => self.answer_held(req, key).await,
-            Err(e) if e.kind() == ca_core::ErrorKind::Unavailable => Err(Error::Authority(e)),
-            Err(e) => {
-                let why = Rejection {
-                    fail_info: FailInfo::BadRequest,
-                    client_text: e
-                        .client_message()
-                        .trim_start_matches("unauthorized: ")
-                        .to_string(),
-                    detail: e.to_string(),
-                };
-                self.method.failed(ctx, &why).await;
-                self.fail_authenticated(req, &why).await
-            }
-        }
-    }
-
-    /// Answers from a held request's state: PENDING, the certificate, or FAILURE.
-    async fn answer_held(&self, req: &PkiRequest, key: &str) -> Result<Vec<u8>> {
-        let k = key.to_string();
-        let held = self.blocking(move |a| a.find_held(&k)).await?;
-        let Some(held) = held else {
-            let why = Rejection {
-                fail_info: FailInfo::BadCertId,
-                client_text: "no request is known for this transaction".into(),
-                detail: "CertPoll for an unknown transaction".into(),
             };
-            return self.fail(req, &why).await;
-        };
-        match ca_core::pending::state_name(held.state) {
-            "pending" => self.reply(&req.reply_to, PkiStatus::Pending, None).await,
-            "issued" => {
-                let Some(serial) = held.serial.clone() else {
-                    return Err(Error::Reply("an issued request has no serial".into()));
-                };
-                let (k, s2) = (key.to_string(), serial.clone());
-                let (delivered, record) = self
-                    .blocking(move |a| Ok((a.find_transaction(&k)?.is_some(), a.get(&s2)?)))
-                    .await?;
-                if !delivered {
-                    // First delivery of an approved certificate: the method may still
-                    // withhold it (Intune successNotification), as for direct issuance.
-                    let csr = ca_core::csr::decode_held(&held.csr_der)?;
-                    let ctx = EnrollmentContext {
-                        endpoint: self.name.clone(),
-                        transaction_id: req.reply_to.transaction_id.clone(),
-                        kind: EnrollKind::Initial,
-                        renewal_of: None,
-                        csr,
-                    };
-                    if let Err(why) = self.method.issued(&ctx, &record.der).await {
-                        let actor = format!("scep:{}", self.name);
-                        let s3 = serial.clone();
-                        if let Err(e) = self
-                            .blocking(move |a| {
-                                a.revoke(&s3, RevocationReason::CessationOfOperation, &actor)
-                            })
-                            .await
-                        {
-                            tracing::error!(error = %e, "revoking a withheld certificate failed");
-                        }
-                        self.method.failed(&ctx, &why).await;
-                        return self.fail(req, &why).await;
-                    }
-                    let (k, s2) = (key.to_string(), serial.clone());
-                    self.blocking(move |a| a.record_transaction(&[k], &s2))
-                        .await?;
-                }
-                if record.revocation.is_some() {
-                    let why = Rejection::bad_request("the certificate was revoked");
-                    return self.fail(req, &why).await;
-                }
-                self.success_with_cert(req, &record.der).await
+        // One call to the enrollment core: the channel's profiles, approval, issuance
+        // with the transaction keys and the spent challenge in one commit, and delivery
+        // through the method (which may withhold the certificate).
+        let hook = MethodHook::new(self.method.as_ref(), rt, &ctx);
+        let outcome = self.auth.enroll(EnrollmentRequest {
+            policy: &self.policy,
+            requester: Requester {
+                name: acceptance.requester.clone(),
+                authentication,
+            },
+            csr: ctx.csr.clone(),
+            renewing: renewing.then(|| req.signer.cert_der.clone()),
+            replay_key: Some(replay),
+            transaction_keys: vec![key.clone()],
+            hold_key: Some(key),
+            profile: acceptance.profile.clone(),
+            server_keygen: false,
+            challenge: acceptance.spend.clone(),
+            hook: Some(&hook),
+        });
+        match outcome {
+            EnrollOutcome::Issued(e) => self.success_with_cert(&req, &e.record.der),
+            EnrollOutcome::Pending(held) => self.answer_held(&req, held),
+            EnrollOutcome::Refused(r) => {
+                let why = self.rejection(r, hook.take_withheld().map(|w| w.0))?;
+                rt.block_on(self.method.failed(&ctx, &why));
+                self.fail_authenticated(&req, &why)
             }
-            _ => {
-                let note = held.note.clone().unwrap_or_default();
+        }
+    }
+
+    /// Answers from a held request's state: PENDING, or FAILURE when an administrator
+    /// rejected it (RFC 8894 §3.3.2).
+    fn answer_held(&self, req: &PkiRequest, held: Held) -> Result<Vec<u8>> {
+        match held.state {
+            HeldState::Waiting => self.reply(&req.reply_to, PkiStatus::Pending, None),
+            HeldState::Rejected { note } => {
                 let why = Rejection {
                     fail_info: FailInfo::BadRequest,
-                    client_text: format!("the request was rejected: {note}"),
+                    client_text: format!("the request was rejected: {}", note.unwrap_or_default()),
                     detail: format!("held request {} was rejected", held.id),
                 };
-                self.fail(req, &why).await
+                self.fail(req, &why)
             }
         }
     }
 
-    async fn poll(&self, req: PkiRequest) -> Result<Vec<u8>> {
+    fn poll(&self, rt: &Handle, req: PkiRequest) -> Result<Vec<u8>> {
         if let Err(e) = codec::parse_issuer_and_subject(&req.message_data) {
-            return self
-                .fail(&req, &Rejection::bad_request(e.to_string()))
-                .await;
+            return self.fail(&req, &Rejection::bad_request(e.to_string()));
         }
         let key = self.transaction_key(&req);
-        let k2 = key.clone();
-        match self.blocking(move |a| a.find_transaction(&k2)).await? {
+        let unknown = Rejection {
+            fail_info: FailInfo::BadCertId,
+            client_text: "no request is known for this transaction".into(),
+            detail: "CertPoll for an unknown transaction".into(),
+        };
+        match self.auth.find_transaction(&key)? {
             Some(record) if record.revocation.is_some() => {
                 // Withheld by the method, or revoked since: not delivered.
                 let why = Rejection::bad_request("the certificate of this transaction was revoked");
-                self.fail(&req, &why).await
+                self.fail(&req, &why)
             }
-            Some(record) => self.success_with_cert(&req, &record.der).await,
-            None if self.config.require_approval => self.answer_held(&req, &key).await,
-            None => {
-                let why = Rejection {
-                    fail_info: FailInfo::BadCertId,
-                    client_text: "no request is known for this transaction".into(),
-                    detail: "CertPoll for an unknown transaction".into(),
-                };
-                self.fail(&req, &why).await
+            Some(record) => self.success_with_cert(&req, &record.der),
+            None if self.config.require_approval => {
+                // The first delivery of an approved certificate goes through the method,
+                // as for direct issuance.
+                let hook = MethodHook::for_poll(self.method.as_ref(), rt, &self.name, &req);
+                match self
+                    .auth
+                    .held_outcome(&key, std::slice::from_ref(&key), Some(&hook))?
+                {
+                    None => self.fail(&req, &unknown),
+                    Some(EnrollOutcome::Issued(e)) => self.success_with_cert(&req, &e.record.der),
+                    Some(EnrollOutcome::Pending(held)) => self.answer_held(&req, held),
+                    Some(EnrollOutcome::Refused(r)) => match hook.take_withheld() {
+                        Some((why, ctx)) => {
+                            rt.block_on(self.method.failed(&ctx, &why));
+                            self.fail(&req, &why)
+                        }
+                        None => {
+                            let why = self.rejection(r, None)?;
+                            self.fail(&req, &why)
+                        }
+                    },
+                }
             }
+            None => self.fail(&req, &unknown),
         }
     }
 
-    async fn get_cert(&self, req: PkiRequest) -> Result<Vec<u8>> {
+    fn get_cert(&self, req: PkiRequest) -> Result<Vec<u8>> {
         let (issuer, serial) = match codec::parse_issuer_and_serial(&req.message_data) {
             Ok(v) => v,
             Err(e) => {
-                return self
-                    .fail(&req, &Rejection::bad_request(e.to_string()))
-                    .await;
+                return self.fail(&req, &Rejection::bad_request(e.to_string()));
             }
         };
         let s = ca_core::asn1::minimal_positive(&serial);
-        let found = self
-            .blocking(move |a| match a.get(&s) {
-                Ok(r) => Ok(Some(r)),
-                Err(e) if e.kind() == ca_core::ErrorKind::NotFound => Ok(None),
-                Err(e) => Err(e),
-            })
-            .await?;
+        let found = match self.auth.get(&s) {
+            Ok(r) => Some(r),
+            Err(e) if e.kind() == ca_core::ErrorKind::NotFound => None,
+            Err(e) => return Err(e.into()),
+        };
         let matches = found.filter(|r| {
             self.auth
                 .ca(&r.issuer)
@@ -859,7 +699,7 @@ impl Endpoint {
         match matches {
             Some(r) => {
                 let d = codec::certs_only(&[&r.der], &[]);
-                self.reply(&req.reply_to, PkiStatus::Success, Some(d)).await
+                self.reply(&req.reply_to, PkiStatus::Success, Some(d))
             }
             None => {
                 let why = Rejection {
@@ -867,18 +707,16 @@ impl Endpoint {
                     client_text: "no such certificate".into(),
                     detail: "GetCert for an unknown certificate".into(),
                 };
-                self.fail(&req, &why).await
+                self.fail(&req, &why)
             }
         }
     }
 
-    async fn get_crl(&self, req: PkiRequest) -> Result<Vec<u8>> {
+    fn get_crl(&self, req: PkiRequest) -> Result<Vec<u8>> {
         let (issuer, _) = match codec::parse_issuer_and_serial(&req.message_data) {
             Ok(v) => v,
             Err(e) => {
-                return self
-                    .fail(&req, &Rejection::bad_request(e.to_string()))
-                    .await;
+                return self.fail(&req, &Rejection::bad_request(e.to_string()));
             }
         };
         let ca = self
@@ -893,10 +731,100 @@ impl Endpoint {
                 client_text: "no CA with this issuer name".into(),
                 detail: "GetCRL for an unknown issuer".into(),
             };
-            return self.fail(&req, &why).await;
+            return self.fail(&req, &why);
         };
-        let crl = self.blocking(move |a| a.current_crl(&ca)).await?;
+        let crl = self.auth.current_crl(&ca)?;
         let d = codec::certs_only(&[], &[&crl.der]);
-        self.reply(&req.reply_to, PkiStatus::Success, Some(d)).await
+        self.reply(&req.reply_to, PkiStatus::Success, Some(d))
+    }
+}
+
+/// The challenge method as the enrollment core's delivery hook: its
+/// [`ChallengeMethod::issued`] may withhold a certificate (Intune successNotification);
+/// the rejection is kept so that the client is answered with the method's own failInfo
+/// and the method is told through [`ChallengeMethod::failed`].
+struct MethodHook<'a> {
+    method: &'a dyn ChallengeMethod,
+    rt: &'a Handle,
+    endpoint: String,
+    transaction_id: String,
+    kind: EnrollKind,
+    renewal_of: Option<String>,
+    withheld: Mutex<Option<(Rejection, EnrollmentContext)>>,
+}
+
+impl<'a> MethodHook<'a> {
+    fn new(method: &'a dyn ChallengeMethod, rt: &'a Handle, ctx: &EnrollmentContext) -> Self {
+        MethodHook {
+            method,
+            rt,
+            endpoint: ctx.endpoint.clone(),
+            transaction_id: ctx.transaction_id.clone(),
+            kind: ctx.kind,
+            renewal_of: ctx.renewal_of.clone(),
+            withheld: Mutex::new(None),
+        }
+    }
+
+    /// For CertPoll: an initial enrollment (approval holds initial enrollments only).
+    fn for_poll(
+        method: &'a dyn ChallengeMethod,
+        rt: &'a Handle,
+        endpoint: &str,
+        req: &PkiRequest,
+    ) -> Self {
+        MethodHook {
+            method,
+            rt,
+            endpoint: endpoint.to_string(),
+            transaction_id: req.reply_to.transaction_id.clone(),
+            kind: EnrollKind::Initial,
+            renewal_of: None,
+            withheld: Mutex::new(None),
+        }
+    }
+
+    /// The method's rejection and the context it saw, when it withheld a certificate.
+    fn take_withheld(&self) -> Option<(Rejection, EnrollmentContext)> {
+        self.withheld.lock().ok().and_then(|mut w| w.take())
+    }
+}
+
+impl IssuanceHook for MethodHook<'_> {
+    fn issued(&self, cert_der: &[u8], csr: &Csr) -> std::result::Result<(), Refusal> {
+        let ctx = EnrollmentContext {
+            endpoint: self.endpoint.clone(),
+            transaction_id: self.transaction_id.clone(),
+            kind: self.kind,
+            renewal_of: self.renewal_of.clone(),
+            csr: csr.clone(),
+        };
+        match self.rt.block_on(self.method.issued(&ctx, cert_der)) {
+            Ok(()) => Ok(()),
+            Err(why) => {
+                let refusal = Refusal {
+                    kind: kind_of(why.fail_info),
+                    client_text: why.client_text.clone(),
+                    detail: why.detail.clone(),
+                    error: None,
+                };
+                if let Ok(mut w) = self.withheld.lock() {
+                    *w = Some((why, ctx));
+                }
+                Err(refusal)
+            }
+        }
+    }
+}
+
+/// The error kind whose row of [`ca_core::ErrorKind::answer`] has this failInfo.
+fn kind_of(fail_info: FailInfo) -> ca_core::ErrorKind {
+    use ca_core::ErrorKind as K;
+    match fail_info {
+        FailInfo::BadAlg => K::UnsupportedAlgorithm,
+        FailInfo::BadMessageCheck => K::BadSignature,
+        FailInfo::BadRequest => K::PolicyRefused,
+        FailInfo::BadTime => K::BadTime,
+        FailInfo::BadCertId => K::UnknownCertificate,
     }
 }

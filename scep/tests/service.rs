@@ -258,7 +258,7 @@ async fn refusals_answer_failure_and_are_audited() {
     .await;
     assert!(matches!(
         reply.status,
-        PkiStatus::Failure(FailInfo::BadRequest, _)
+        PkiStatus::Failure(FailInfo::BadCertId, _)
     ));
 
     // Proof of possession: a CSR for another key.
@@ -1736,10 +1736,13 @@ async fn a_renewal_may_resend_the_spent_one_time_challenge_of_its_enrollment() {
         key: renewed.0.as_ref(),
         cert_der: &renewed.1,
     };
-    let t = refused(
-        client::read_reply(&ep.pki_operation(msg).await.unwrap(), id).unwrap(),
-        "revoked",
-    );
+    let t = match client::read_reply(&ep.pki_operation(msg).await.unwrap(), id)
+        .unwrap()
+        .status
+    {
+        PkiStatus::Failure(FailInfo::BadCertId, Some(t)) => t,
+        s => panic!("revoked: {s:?}"),
+    };
     assert!(t.contains("revoked"), "{t}");
     let _ = cert.to_der();
 }

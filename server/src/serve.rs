@@ -21,6 +21,24 @@ pub struct Running {
     pub done: tokio::task::JoinHandle<()>,
 }
 
+/// Generates the keys of server-side key generation with the software backend (the
+/// client receives the key; the server keeps nothing, RFC 7030 §4.4).
+struct SoftKeyGenerator;
+
+impl ca_core::enroll::KeyGenerator for SoftKeyGenerator {
+    fn generate(
+        &self,
+        algorithm: hsm::KeyAlgorithm,
+    ) -> ca_core::Result<ca_core::enroll::GeneratedKey> {
+        let key = hsm::soft::generate_exportable(algorithm)?;
+        Ok(ca_core::enroll::GeneratedKey {
+            pkcs8_der: key.pkcs8_der,
+            spki_der: key.spki_der,
+            algorithm: key.algorithm,
+        })
+    }
+}
+
 /// Loads the configuration, opens everything and starts serving on the configured
 /// listener (or `listen_override`). Must be called inside a tokio runtime.
 pub async fn start(
@@ -32,6 +50,9 @@ pub async fn start(
         .await
         .map_err(|e| Error::io("loading", e))??;
     let auth = Arc::new(auth);
+    // Server-side key generation (EST serverkeygen) hands out software keys; only this
+    // crate names the backend (docs/architecture.md).
+    auth.set_key_generator(Arc::new(SoftKeyGenerator))?;
     // A revocation committed just before a crash (or whose CRL could not be signed) is
     // missing from the stored CRL: re-sign such CRLs before serving them (issue item 9).
     // A failure here is logged; the refresher tries again every minute.

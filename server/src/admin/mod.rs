@@ -61,14 +61,6 @@ pub trait Admin {
 
 /// The HTTP status of an authority error kind in the admin API (RFC 9110 §15).
 pub fn status_of(kind: ca_core::ErrorKind) -> u16 {
-    use ca_core::ErrorKind;
-    match kind {
-        ErrorKind::BadRequest => 400,
-        ErrorKind::Unauthorized => 401,
-        ErrorKind::PolicyRefused => 403,
-        ErrorKind::NotFound => 404,
-        ErrorKind::Conflict => 409,
-        ErrorKind::Unavailable => 503,
-        ErrorKind::Internal => 500,
-    }
+    // The one mapping of error kinds to protocol answers (docs/architecture.md).
+    kind.answer().http_status
 }
