@@ -31,12 +31,12 @@ pub fn decode_body(body: &[u8]) -> Result<Vec<u8>> {
             body.len()
         )));
     }
+    if body.first() == Some(&0x30) {
+        return Ok(raw_der(body).to_vec());
+    }
     let trimmed = body.trim_ascii();
     if trimmed.is_empty() {
         return Err(Error::BadRequest("empty body".into()));
-    }
-    if trimmed[0] == 0x30 {
-        return Ok(trimmed.to_vec());
     }
     let text = std::str::from_utf8(trimmed)
         .map_err(|_| Error::BadRequest("body is neither base64 text nor DER".into()))?;
@@ -62,6 +62,34 @@ pub fn decode_body(body: &[u8]) -> Result<Vec<u8>> {
             base64::engine::general_purpose::STANDARD_NO_PAD.decode(compact.trim_end_matches('='))
         })
         .map_err(|_| Error::BadRequest("body is not valid base64".into()))
+}
+
+/// A raw DER body as sent, without the whitespace some clients append after it. Only
+/// bytes past the outer TLV's own length are dropped, and only when they are all
+/// whitespace: a DER value whose last octets happen to be 0x09–0x0d or 0x20 is kept whole
+/// (trimming the body would cut them off). Anything else is left for the DER decoder to
+/// refuse.
+fn raw_der(body: &[u8]) -> &[u8] {
+    use der::Encode;
+    let Ok(reader) = der::SliceReader::new(body) else {
+        return body;
+    };
+    let Ok(header) = der::Header::peek(&reader) else {
+        return body;
+    };
+    let Ok(header_len) = header.encoded_len() else {
+        return body;
+    };
+    let Ok(total) = header_len + header.length() else {
+        return body;
+    };
+    let Ok(total) = usize::try_from(total) else {
+        return body;
+    };
+    match body.split_at_checked(total) {
+        Some((value, rest)) if rest.iter().all(u8::is_ascii_whitespace) => value,
+        _ => body,
+    }
 }
 
 /// base64 in 64-column lines, each ended by CRLF (RFC 2045 §6.8 line length).
@@ -106,6 +134,23 @@ pub fn serverkeygen_multipart(pkcs8_der: &[u8], certs_only_der: &[u8]) -> (Strin
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    #[test]
+    fn raw_der_ending_in_a_whitespace_byte_is_kept_whole() {
+        // INTEGER 0x20 inside a SEQUENCE: the last octet is an ASCII space, and one
+        // ending in 0x0a is a newline; both are part of the value.
+        for last in [0x20u8, 0x0a, 0x09, 0x0d] {
+            let der = vec![0x30, 0x03, 0x02, 0x01, last];
+            assert_eq!(decode_body(&der).unwrap(), der);
+            // A newline a client appended after the DER is dropped.
+            let mut sent = der.clone();
+            sent.extend_from_slice(b"\r\n");
+            assert_eq!(decode_body(&sent).unwrap(), der);
+        }
+        // Bytes after the value that are not whitespace are left for the decoder.
+        let odd = vec![0x30, 0x03, 0x02, 0x01, 0x05, 0x00];
+        assert_eq!(decode_body(&odd).unwrap(), odd);
+    }
 
     #[test]
     fn bodies_in_every_shape_decode_to_the_same_der() {
