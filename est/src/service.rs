@@ -96,46 +96,13 @@ fn read_cert_bundles(base_dir: &Path, files: &[std::path::PathBuf]) -> Result<Ve
     Ok(out)
 }
 
-/// Reads every certificate of a PEM (or single DER) file.
+/// Reads every certificate of a PEM (or single DER) file
+/// ([`ca_core::authority::read_cert_bundle`]), as an EST configuration error.
 pub fn read_cert_bundle(path: &Path) -> Result<Vec<Vec<u8>>> {
-    let bytes = std::fs::read(path)
-        .map_err(|e| Error::Config(format!("reading {}: {e}", path.display())))?;
-    // Every failure names the file (an empty file, say, is otherwise "certificate: …").
-    if bytes.trim_ascii().is_empty() {
-        return Err(Error::Config(format!(
-            "{} is empty; it must hold one or more PEM certificates",
-            path.display()
-        )));
-    }
-    if !bytes.trim_ascii_start().starts_with(b"-----BEGIN") {
-        return Ok(vec![
-            ca_core::authority::cert_der_from_bytes(&bytes).map_err(|e| {
-                Error::Config(format!(
-                    "{}: neither PEM nor a DER certificate: {}",
-                    path.display(),
-                    e.client_message()
-                ))
-            })?,
-        ]);
-    }
-    let text = String::from_utf8_lossy(&bytes);
-    let mut out = Vec::new();
-    for block in text.split_inclusive("-----END CERTIFICATE-----") {
-        let Some(start) = block.find("-----BEGIN CERTIFICATE-----") else {
-            continue;
-        };
-        out.push(
-            ca_core::authority::cert_der_from_bytes(&block.as_bytes()[start..])
-                .map_err(|e| Error::Config(format!("{}: {e}", path.display())))?,
-        );
-    }
-    if out.is_empty() {
-        return Err(Error::Config(format!(
-            "{} holds no certificate",
-            path.display()
-        )));
-    }
-    Ok(out)
+    ca_core::authority::read_cert_bundle(path).map_err(|e| match e {
+        ca_core::Error::Config(m) => Error::Config(m),
+        other => other.into(),
+    })
 }
 
 impl EstService {
@@ -703,13 +670,7 @@ pub fn check_binding(policy: ChannelBinding, challenge: Option<&str>, tls: &TlsI
         .map_err(|_| {
             Error::Forbidden("challengePassword is not a base64 tls-exporter value".into())
         })?;
-    let diff = presented.len() != exporter.len()
-        || presented
-            .iter()
-            .zip(exporter.iter())
-            .fold(0u8, |a, (x, y)| a | (x ^ y))
-            != 0;
-    if diff {
+    if !hsm::ct_eq(&presented, &exporter) {
         return Err(Error::Forbidden(
             "channel binding mismatch: challengePassword is not this connection's tls-exporter value".into(),
         ));

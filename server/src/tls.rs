@@ -247,40 +247,8 @@ pub fn connection_info(conn: &rustls::ServerConnection) -> est::TlsInfo {
 /// blocks (RFC 7468 §5; other blocks are skipped), or one DER certificate. Every
 /// certificate is checked to decode (RFC 5280 §4.1); every failure names the file.
 pub fn read_chain(path: &std::path::Path) -> Result<Vec<Vec<u8>>, Error> {
-    use der::Decode;
-    use rustls_pki_types::pem::PemObject;
-    let bytes = std::fs::read(path)
-        .map_err(|e| Error::Config(format!("reading {}: {e}", path.display())))?;
-    if bytes.trim_ascii().is_empty() {
-        return Err(Error::Config(format!(
-            "{} is empty; it must hold one or more PEM certificates",
-            path.display()
-        )));
-    }
-    let pem = bytes.trim_ascii_start().starts_with(b"-----BEGIN");
-    let chain: Vec<Vec<u8>> = if pem {
-        CertificateDer::pem_slice_iter(&bytes)
-            .map(|c| c.map(|c| c.as_ref().to_vec()))
-            .collect::<Result<_, _>>()
-            .map_err(|e| Error::Config(format!("{}: PEM: {e}", path.display())))?
-    } else {
-        vec![bytes]
-    };
-    for der in &chain {
-        x509_cert::Certificate::from_der(der).map_err(|e| {
-            let what = if pem {
-                "certificate"
-            } else {
-                "neither PEM nor a DER certificate"
-            };
-            Error::Config(format!("{}: {what}: {e}", path.display()))
-        })?;
-    }
-    if chain.is_empty() {
-        return Err(Error::Config(format!(
-            "{} holds no certificate",
-            path.display()
-        )));
-    }
-    Ok(chain)
+    ca_core::authority::read_cert_bundle(path).map_err(|e| match e {
+        ca_core::Error::Config(m) => Error::Config(m),
+        other => other.into(),
+    })
 }

@@ -128,6 +128,50 @@ pub fn read_cert_file(path: &Path) -> Result<Vec<u8>> {
     cert_der_from_bytes(&bytes).map_err(|e| Error::Config(format!("{}: {e}", path.display())))
 }
 
+/// Reads every certificate of a PEM bundle (or a single DER certificate) file: EST's
+/// client CA and RA files, the TLS listener's chain. Each certificate is checked to decode;
+/// every failure names the file.
+pub fn read_cert_bundle(path: &Path) -> Result<Vec<Vec<u8>>> {
+    let bytes = std::fs::read(path)
+        .map_err(|e| Error::Config(format!("reading {}: {e}", path.display())))?;
+    // Every failure names the file (an empty file, say, is otherwise "certificate: …").
+    if bytes.trim_ascii().is_empty() {
+        return Err(Error::Config(format!(
+            "{} is empty; it must hold one or more PEM certificates",
+            path.display()
+        )));
+    }
+    if !bytes.trim_ascii_start().starts_with(b"-----BEGIN") {
+        return Ok(vec![
+            cert_der_from_bytes(&bytes).map_err(|e| {
+                Error::Config(format!(
+                    "{}: neither PEM nor a DER certificate: {}",
+                    path.display(),
+                    e.client_message()
+                ))
+            })?,
+        ]);
+    }
+    let text = String::from_utf8_lossy(&bytes);
+    let mut out = Vec::new();
+    for block in text.split_inclusive("-----END CERTIFICATE-----") {
+        let Some(start) = block.find("-----BEGIN CERTIFICATE-----") else {
+            continue;
+        };
+        out.push(
+            cert_der_from_bytes(&block.as_bytes()[start..])
+                .map_err(|e| Error::Config(format!("{}: {e}", path.display())))?,
+        );
+    }
+    if out.is_empty() {
+        return Err(Error::Config(format!(
+            "{} holds no certificate",
+            path.display()
+        )));
+    }
+    Ok(out)
+}
+
 /// A certificate from PEM or DER bytes, as DER (checked to decode).
 pub fn cert_der_from_bytes(bytes: &[u8]) -> Result<Vec<u8>> {
     let der = if bytes.trim_ascii_start().starts_with(b"-----BEGIN") {

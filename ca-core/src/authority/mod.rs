@@ -25,7 +25,9 @@ pub mod issue;
 pub mod revoke;
 
 pub(crate) use extensions::{aki_ext, key_usage_ext, ski_ext};
-pub use hierarchy::{CaEntity, IssuerIndex, KeyWithCert, cert_der_from_bytes, read_cert_file};
+pub use hierarchy::{
+    CaEntity, IssuerIndex, KeyWithCert, cert_der_from_bytes, read_cert_bundle, read_cert_file,
+};
 pub(crate) use issue::sign_linted;
 pub use issue::{IssueBinding, IssueRequest, Issued, Recorded};
 pub use revoke::RevocationReason;

@@ -67,10 +67,7 @@ async fn admin_auth(
             .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         return r;
     };
-    let same =
-        aws_lc_rs::constant_time::verify_slices_are_equal(&presented, &state.admin_token_hash)
-            .is_ok();
-    if !same {
+    if !hsm::ct_eq(&presented, &state.admin_token_hash) {
         // Unauthenticated: counted and summarised, not audited one by one (issue item 6).
         let auth = state.auth.clone();
         let source = peer.ip().to_string();
