@@ -188,8 +188,10 @@ pub fn received_algorithm_with(
 /// Verifies the self-signature of a DER PKCS#10 request, its proof of possession
 /// (RFC 2986 §4.2): the signature over the CertificationRequestInfo as received, with the
 /// key the request carries, by the algorithm [`received_algorithm_with`] names under
-/// `legacy`. Errors are [`Error::BadRequest`] with a text safe for the client. SCEP's
-/// messageData check uses it; `crate::csr` verifies the same way.
+/// `legacy`. Errors carry texts safe for the client: an algorithm outside the list is
+/// [`Error::UnsupportedAlgorithm`], a signature that does not verify
+/// [`Error::BadSignature`], anything unreadable [`Error::BadRequest`]. `crate::csr` and
+/// SCEP's messageData check both use it.
 pub fn verify_csr_signature(der: &[u8], legacy: Legacy) -> Result<()> {
     let bad = |e: der::Error| Error::BadRequest(format!("CSR is not valid DER PKCS#10: {e}"));
     let outer = SignedObject::from_der(der).map_err(bad)?;
@@ -200,7 +202,7 @@ pub fn verify_csr_signature(der: &[u8], legacy: Legacy) -> Result<()> {
         parameters: req.algorithm.parameters.as_ref().map(AnyRef::from),
     };
     let received = received_algorithm_with(&alg, legacy).ok_or_else(|| {
-        Error::BadRequest(format!(
+        Error::UnsupportedAlgorithm(format!(
             "CSR signature algorithm {} is not supported",
             alg.oid
         ))
@@ -211,7 +213,7 @@ pub fn verify_csr_signature(der: &[u8], legacy: Legacy) -> Result<()> {
         .as_bytes()
         .ok_or_else(|| Error::BadRequest("CSR signature has unused bits".into()))?;
     hsm::verify_received(received, &spki_der, &tbs, sig)
-        .map_err(|_| Error::BadRequest("CSR signature does not verify".into()))
+        .map_err(|_| Error::BadSignature("CSR signature does not verify".into()))
 }
 
 /// Signs `tbs_der` with `key` and wraps it as a signed object (certificate or CRL),

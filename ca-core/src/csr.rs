@@ -16,18 +16,9 @@ use crate::{Error, Result};
 pub const MAX_CSR_BYTES: usize = 64 * 1024;
 
 /// id-ExtensionReq (PKCS#9, RFC 2985 §5.4.2).
-const EXTENSION_REQ: const_oid::ObjectIdentifier =
-    const_oid::ObjectIdentifier::new_unwrap("1.2.840.113549.1.9.14");
+const EXTENSION_REQ: const_oid::ObjectIdentifier = asn1::oid::EXTENSION_REQUEST;
 /// challengePassword (RFC 2985 §5.4.1).
-const CHALLENGE_PASSWORD: const_oid::ObjectIdentifier =
-    const_oid::ObjectIdentifier::new_unwrap("1.2.840.113549.1.9.7");
-
-/// sha1WithRSAEncryption (RFC 3279 §2.2.1).
-const SHA1_WITH_RSA: const_oid::ObjectIdentifier =
-    const_oid::ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.5");
-/// ecdsa-with-SHA1 (RFC 3279 §2.2.3).
-const ECDSA_WITH_SHA1: const_oid::ObjectIdentifier =
-    const_oid::ObjectIdentifier::new_unwrap("1.2.840.10045.4.1");
+const CHALLENGE_PASSWORD: const_oid::ObjectIdentifier = asn1::oid::CHALLENGE_PASSWORD;
 
 /// A decoded CSR whose self-signature has been verified.
 #[derive(Clone)]
@@ -110,40 +101,21 @@ fn decode(input: &[u8], verify: Option<CsrOptions>) -> Result<Csr> {
         input.to_vec()
     };
     let bad = |e: der::Error| Error::BadRequest(format!("CSR is not valid DER PKCS#10: {e}"));
-    let outer = SignedObject::from_der(&der).map_err(bad)?;
+    SignedObject::from_der(&der).map_err(bad)?;
     let req = CertReq::from_der(&der).map_err(bad)?;
     let spki_der = req.info.public_key.to_der()?;
     let key_algorithm = hsm::spki_algorithm(&spki_der)
         .map_err(|e| Error::BadRequest(format!("CSR public key: {e}")))?;
-    let alg_ref = spki::AlgorithmIdentifierRef {
-        oid: req.algorithm.oid,
-        parameters: req.algorithm.parameters.as_ref().map(der::AnyRef::from),
-    };
     if let Some(options) = verify {
-        let legacy = match req.algorithm.oid {
-            SHA1_WITH_RSA if options.allow_sha1 => {
-                Some(hsm::ReceivedSignature::RsaPkcs1(hsm::Digest::Sha1))
-            }
-            ECDSA_WITH_SHA1 if options.allow_sha1 => {
-                Some(hsm::ReceivedSignature::Ecdsa(hsm::Digest::Sha1))
-            }
-            _ => None,
-        };
-        let received = legacy
-            .or_else(|| asn1::received_algorithm(&alg_ref))
-            .ok_or_else(|| {
-                Error::UnsupportedAlgorithm(format!(
-                    "CSR signature algorithm {} is not supported",
-                    req.algorithm.oid
-                ))
-            })?;
-        let tbs = outer.tbs.to_der()?;
-        let sig = req
-            .signature
-            .as_bytes()
-            .ok_or_else(|| Error::BadRequest("CSR signature has unused bits".into()))?;
-        hsm::verify_received(received, &spki_der, &tbs, sig)
-            .map_err(|_| Error::BadSignature("CSR signature does not verify".into()))?;
+        // The proof of possession (RFC 2986 §4.2), SHA-1 only where the caller allows it.
+        asn1::verify_csr_signature(
+            &der,
+            asn1::Legacy {
+                sha1_rsa: options.allow_sha1,
+                sha1_ecdsa: options.allow_sha1,
+                key_only_digest: None,
+            },
+        )?;
     }
 
     // extensionRequest and challengePassword are SINGLE VALUE attributes (RFC 2985

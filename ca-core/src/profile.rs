@@ -795,7 +795,7 @@ impl Profile {
 }
 
 /// emailAddress (PKCS#9, RFC 2985 §5.2.1).
-const EMAIL_ADDRESS: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.9.1");
+const EMAIL_ADDRESS: ObjectIdentifier = crate::asn1::oid::EMAIL_ADDRESS;
 
 /// Two mailboxes are the same when the local parts are equal and the domains are equal
 /// ignoring case (RFC 5280 §7.5).
@@ -889,7 +889,7 @@ pub fn common_names(name: &Name) -> Vec<String> {
         .collect()
 }
 
-const CN: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.4.3");
+const CN: ObjectIdentifier = crate::asn1::oid::COMMON_NAME;
 
 /// The first common name of a Name, as text.
 pub fn common_name(name: &Name) -> Option<String> {

@@ -31,7 +31,7 @@ fn cert(path: &Path) -> Certificate {
 fn sans(c: &Certificate) -> Vec<String> {
     let mut out = Vec::new();
     for ext in c.tbs_certificate().extensions().into_iter().flatten() {
-        if ext.extn_id == der::asn1::ObjectIdentifier::new_unwrap("2.5.29.17") {
+        if ext.extn_id == ca_core::asn1::oid::SUBJECT_ALT_NAME {
             let san = SubjectAltName::from_der(ext.extn_value.as_bytes()).expect("SAN");
             for g in san.0 {
                 out.push(match g {

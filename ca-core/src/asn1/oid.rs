@@ -116,6 +116,8 @@ pub const FAIL_INFO_TEXT: ObjectIdentifier = rfc8894::ID_SCEP_FAIL_INFO_TEXT;
 
 // --- Names and extensions (RFC 4519, RFC 5280) ----------------------------------------------
 
+/// emailAddress, the PKCS#9 name attribute (RFC 2985 §5.2.1).
+pub const EMAIL_ADDRESS: ObjectIdentifier = rfc2985::PKCS_9_AT_EMAIL_ADDRESS;
 /// commonName (RFC 4519 §2.3).
 pub const COMMON_NAME: ObjectIdentifier = rfc4519::COMMON_NAME;
 /// id-ce-subjectAltName (RFC 5280 §4.2.1.6).
@@ -194,6 +196,7 @@ mod tests {
             (MESSAGE_TYPE, "2.16.840.1.113733.1.9.2"),
             (TRANSACTION_ID, "2.16.840.1.113733.1.9.7"),
             (FAIL_INFO_TEXT, "1.3.6.1.5.5.7.24.1"),
+            (EMAIL_ADDRESS, "1.2.840.113549.1.9.1"),
             (COMMON_NAME, "2.5.4.3"),
             (SUBJECT_ALT_NAME, "2.5.29.17"),
             (ANY_POLICY, "2.5.29.32.0"),

@@ -75,7 +75,7 @@ pub fn make_csr(cn: &str, challenge: Option<&str>) -> Result<Vec<u8>, Error> {
         values.insert(value).map_err(bad)?;
         attributes
             .insert(Attribute {
-                oid: const_oid::ObjectIdentifier::new_unwrap("1.2.840.113549.1.9.7"),
+                oid: ca_core::asn1::oid::CHALLENGE_PASSWORD,
                 values,
             })
             .map_err(bad)?;
