@@ -218,7 +218,7 @@ pub fn verify_csr_signature(der: &[u8], legacy: Legacy) -> Result<()> {
 
 /// Signs `tbs_der` with `key` and wraps it as a signed object (certificate or CRL),
 /// then verifies the signature against `verify_spki` before returning
-/// (DESIGN.md decision 2: a faulty signature never leaves the CA).
+/// (docs/architecture.md, decision 2: a faulty signature never leaves the CA).
 pub fn sign_and_wrap(
     key: &dyn hsm::PrivateKey,
     scheme: SignatureScheme,
@@ -269,7 +269,7 @@ pub fn unix_of(t: &Time) -> i64 {
 }
 
 /// A fresh serial number: 128 bits from the OS CSPRNG, encoded as a positive DER INTEGER
-/// of at most 17 octets (RFC 5280 §4.1.2.2: positive, at most 20 octets; DESIGN.md
+/// of at most 17 octets (RFC 5280 §4.1.2.2: positive, at most 20 octets; docs/architecture.md,
 /// decision 3). Returns the INTEGER contents.
 pub fn random_serial() -> Vec<u8> {
     let mut raw = [0u8; 16];

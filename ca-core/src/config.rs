@@ -1,4 +1,4 @@
-//! The `[ca]` and `[profiles.*]` sections of privca.toml (DESIGN.md decision 9).
+//! The `[ca]` and `[profiles.*]` sections of privca.toml (docs/architecture.md, decision 9).
 //!
 //! These are the raw, serialisable forms; [`crate::profile::Profile::from_config`] turns a
 //! [`ProfileConfig`] into a validated profile at start-up. Unknown fields are errors.

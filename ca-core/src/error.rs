@@ -1,4 +1,4 @@
-//! The error type of ca-core (DESIGN.md decision 10).
+//! The error type of ca-core (docs/architecture.md, decision 10).
 //!
 //! Every error has a [`ErrorKind`] and a message that is safe to show to the client that
 //! caused it. Internal detail (I/O, backend failures) is kept in [`Error::Internal`], whose

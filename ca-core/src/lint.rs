@@ -1,5 +1,5 @@
 //! Lints run on every to-be-signed certificate and CRL before the real signature
-//! (DESIGN.md decision 2). A finding refuses the object: nothing is signed.
+//! (docs/architecture.md, decision 2). A finding refuses the object: nothing is signed.
 //!
 //! Only [`lint_certificate`] can make a [`LintedTbs`], and only the issuance pipeline can
 //! consume one, so an unlinted TBS cannot reach the signer.

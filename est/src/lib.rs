@@ -1,5 +1,5 @@
 //! EST (RFC 7030, RFC 8951): the enrollment service, its encodings and authentication,
-//! and the HTTP mapping. Policy stays in ca-core (DESIGN.md decision 1).
+//! and the HTTP mapping. Policy stays in ca-core (docs/architecture.md, decision 1).
 //!
 //! * [`config`]: `[est.endpoints.<label>]` (profile, authentication, approval).
 //! * [`encoding`]: base64/PEM bodies in, 64-column base64 and certs-only PKCS#7 out.

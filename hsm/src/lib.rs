@@ -5,7 +5,7 @@
 //! The traits here are synchronous because PKCS#11 calls block; callers that live on an
 //! async runtime move calls to a blocking pool.
 //!
-//! Private-key operations never use the `rsa` crate (RUSTSEC-2023-0071, DESIGN.md
+//! Private-key operations never use the `rsa` crate (RUSTSEC-2023-0071, docs/architecture.md,
 //! decision 4): the software backend ([`soft`]) signs and decrypts with aws-lc-rs, the
 //! PKCS#11 backend ([`pkcs11`]) asks a hardware security module through `cryptoki`.
 

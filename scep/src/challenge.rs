@@ -5,7 +5,7 @@
 //! The service decodes and verifies the pkiMessage, then asks the endpoint's method for a
 //! [`Verdict`] before it hands anything to ca-core. A method only authenticates and may
 //! choose among the endpoint's allowed profiles; what goes into the certificate is
-//! decided by ca-core (DESIGN.md decision 1).
+//! decided by ca-core (docs/architecture.md, decision 1).
 //!
 //! Call order for one PKCSReq/RenewalReq (RFC 8894 §3.3.1):
 //! 1. [`ChallengeMethod::verify`]; a [`Verdict::Reject`] ends the transaction with a

@@ -1,5 +1,5 @@
 //! `[scep.endpoints.<name>]`: the configuration section owned by this crate
-//! (DESIGN.md decision 9). Secrets are references ([`hsm::SecretSource`]), never inline.
+//! (docs/architecture.md, decision 9). Secrets are references ([`hsm::SecretSource`]), never inline.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

@@ -1,4 +1,4 @@
-//! The error type of the scep crate (DESIGN.md decision 10).
+//! The error type of the scep crate (docs/architecture.md, decision 10).
 
 /// Why a SCEP operation failed.
 #[derive(Debug, thiserror::Error)]

@@ -1,6 +1,6 @@
 //! SCEP (RFC 8894): a sans-I/O message codec (bytes in, bytes out), the enrollment
 //! service, the challenge methods that authenticate requests, and a thin HTTP mapping.
-//! Policy stays in ca-core (DESIGN.md decision 1).
+//! Policy stays in ca-core (docs/architecture.md, decision 1).
 //!
 //! - [`codec`] (with [`ber`]): pkiMessage bytes → verified, decrypted request; CertRep
 //!   and GetCACert bodies out.

@@ -1,4 +1,4 @@
-//! privca.toml: one file composed of each crate's section (DESIGN.md decision 9).
+//! privca.toml: one file composed of each crate's section (docs/architecture.md, decision 9).
 //! Unknown fields are errors; secrets are references to files or environment variables;
 //! relative paths are relative to the directory of the configuration file.
 

@@ -1,6 +1,6 @@
 //! The `privca` binary as a library: configuration, wiring, HTTP listeners, the admin
 //! API, the CLI and the benchmarks. It is the only crate that names concrete backends
-//! and owns sockets (DESIGN.md). Keeping it a library lets the workspace tests start a
+//! and owns sockets (docs/architecture.md). Keeping it a library lets the workspace tests start a
 //! full server in-process.
 
 pub mod admin;

@@ -1,4 +1,4 @@
-//! The accept loop of every listener, plain or TLS (DESIGN.md decision 8), and what it
+//! The accept loop of every listener, plain or TLS (docs/architecture.md, decision 8), and what it
 //! bounds: how many connections a listener holds (in all and per client address), how
 //! long a connection may stay open with no request in progress, the TLS handshake, the
 //! HTTP/1 header read, and graceful shutdown.

@@ -1,5 +1,5 @@
-//! The HTTPS listener's TLS side (rustls with the aws-lc-rs provider; DESIGN.md decision
-//! 8): TLS 1.2 and 1.3 with ECDHE + AEAD suites only, Extended Master Secret required
+//! The HTTPS listener's TLS side (rustls with the aws-lc-rs provider; docs/architecture.md,
+//! decision 8): TLS 1.2 and 1.3 with ECDHE + AEAD suites only, Extended Master Secret required
 //! for TLS 1.2 (RFC 7627; needed before trusting an RFC 9266 exporter value), the server
 //! key held by the key store (`hsm`), and an optional client certificate whose chain is
 //! validated per request by the service that uses it (EST: `est::peer`).

@@ -4,7 +4,7 @@
 //! serial reservations, CRL numbers, pending enrollment requests and a hash-chained audit
 //! log. It holds no policy; `ca-core` decides, the store records.
 //!
-//! One backend exists today, [`RedbStore`] (DESIGN.md decision 5). Everything goes through
+//! One backend exists today, [`RedbStore`] (docs/architecture.md, decision 5). Everything goes through
 //! the [`Store`] trait so a PostgreSQL backend can serve several nodes later.
 //!
 //! Durability contract: when a method that writes returns `Ok`, the write has been
@@ -295,7 +295,7 @@ pub struct StoreStats {
 /// All methods are blocking. Implementations are safe to share between threads and batch
 /// concurrent writers into shared commits (group commit) where they can.
 pub trait Store: Send + Sync {
-    /// Reserves `serial` durably before anything is signed with it (DESIGN.md decision 3).
+    /// Reserves `serial` durably before anything is signed with it (docs/architecture.md, decision 3).
     /// Fails with [`Error::Conflict`] if the serial was ever reserved or used.
     fn reserve_serial(&self, serial: &[u8], issuer: &str) -> Result<()>;
 

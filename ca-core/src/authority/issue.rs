@@ -22,7 +22,7 @@ use crate::profile::San;
 use crate::{Error, Result};
 
 /// A normalised request for a certificate, as protocol front ends and the CLI hand it
-/// to the authority (DESIGN.md decision 1).
+/// to the authority (docs/architecture.md, decision 1).
 #[derive(Clone, Debug)]
 pub struct IssueRequest {
     /// Profile name.

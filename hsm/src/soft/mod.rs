@@ -18,7 +18,7 @@
 //!
 //! # Operations
 //!
-//! Every private-key operation uses aws-lc-rs (DESIGN.md decision 4); the `rsa` crate is not
+//! Every private-key operation uses aws-lc-rs (docs/architecture.md, decision 4); the `rsa` crate is not
 //! used anywhere in this crate. Supported keys: RSA 2048/3072/4096 and ECDSA P-256/P-384.
 //!
 //! # Layout

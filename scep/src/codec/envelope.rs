@@ -189,7 +189,7 @@ pub struct EnvelopeFailure {
 }
 
 /// Opens an EnvelopedData addressed to one of `recipients` (RFC 5652 §6.2.1, RFC 8017),
-/// without telling apart how decryption went (DESIGN.md decision 4).
+/// without telling apart how decryption went (docs/architecture.md, decision 4).
 ///
 /// Refusals here depend only on what the envelope says in the clear (its algorithms,
 /// IV length, recipient identifiers), which the sender knows anyway. From the RSA step

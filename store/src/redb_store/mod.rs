@@ -1,4 +1,4 @@
-//! The embedded backend: [`RedbStore`] on redb 4.6 (DESIGN.md decision 5).
+//! The embedded backend: [`RedbStore`] on redb 4.6 (docs/architecture.md, decision 5).
 //!
 //! # Tables and key encoding
 //!
@@ -105,7 +105,7 @@ pub struct StoreOptions {
     pub max_batch: usize,
     /// Use redb's quick repair: every commit also saves the allocator state, so the first
     /// open after a crash is instant instead of walking the whole file (about 0.6 s per GB),
-    /// at roughly 40% fewer commits per second (`research/store.md`). Default off.
+    /// at roughly 40% fewer commits per second (docs/architecture.md, decision 5). Default off.
     pub quick_repair: bool,
 }
 

@@ -17,7 +17,7 @@ pub(super) const PROBE_BYTES: usize = 1 << 20;
 /// `prev_hash` of the first audit entry.
 pub(super) const ZERO_HASH: &str =
     "0000000000000000000000000000000000000000000000000000000000000000";
-/// Longest serial accepted (RFC 5280 §4.1.2.2, DESIGN.md decision 3).
+/// Longest serial accepted (RFC 5280 §4.1.2.2, docs/architecture.md, decision 3).
 pub(super) const MAX_SERIAL_LEN: usize = 20;
 pub(super) const EMPTY: &[u8] = &[];
 
