@@ -11,7 +11,7 @@
 //! * `extensionRequest` listing `subjectAltName` when the profile requires SANs.
 //!
 //! The challengePassword OID is never listed: listing it asks libest clients for a
-//! tls-unique value that rustls cannot verify (protocols.md C.5, C.7).
+//! tls-unique value that rustls cannot verify (docs/client-quirks.md, "EST").
 
 use ca_core::asn1::oid::{
     COMMON_NAME, EC_PUBLIC_KEY as ID_EC_PUBLIC_KEY, ECDSA_WITH_SHA256 as ECDSA_SHA256,

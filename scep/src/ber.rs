@@ -1,7 +1,7 @@
 //! A small, strict-where-it-matters BER reader and DER writer (X.690).
 //!
 //! SCEP clients send BER: indefinite lengths and constructed OCTET STRINGs are normal
-//! (Java/BouncyCastle, OpenSSL `-stream`; protocols.md F.2 #1). The reader keeps every
+//! (Java/BouncyCastle, OpenSSL `-stream`; docs/client-quirks.md). The reader keeps every
 //! element's raw bytes so that signed attributes can be verified over the bytes as
 //! received (RFC 5652 §5.4), which a decode-and-re-encode library cannot promise.
 //! The writer emits DER only; it is the workspace's one writer, `ca_core::asn1::write`,

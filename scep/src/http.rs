@@ -108,7 +108,7 @@ fn percent_decode(s: &str) -> Vec<u8> {
 }
 
 /// Splits a raw query string into its parameters without turning `+` into a space:
-/// macOS leaves `+` and `/` raw in GET PKIOperation (protocols.md A.11).
+/// macOS leaves `+` and `/` raw in GET PKIOperation (docs/client-quirks.md).
 pub fn query_params(raw: &str) -> BTreeMap<String, Vec<u8>> {
     let mut out = BTreeMap::new();
     for pair in raw.split('&') {

@@ -3,7 +3,8 @@
 //! Intune gives every managed device a challenge — an opaque, signed and encrypted blob
 //! that names the CSR properties Intune expects — and the device sends it as the CSR's
 //! challengePassword (PKCS#9, RFC 2985 §5.4.1). privca cannot read it; it asks Intune
-//! (protocols.md B.1–B.5, from microsoft/Intune-Resource-Access `src/CsrValidation`):
+//! (as microsoft/Intune-Resource-Access `src/CsrValidation` does; docs/client-quirks.md,
+//! "Microsoft Intune"):
 //!
 //! 1. OAuth 2.0 client credentials (RFC 6749 §4.4) against Entra ID at
 //!    `{login_url}/{tenant}/oauth2/v2.0/token`, one token for Microsoft Graph
@@ -43,11 +44,11 @@ use crate::challenge::{
 use crate::error::Result;
 use crate::outbound::{self, IssuedFacts, MAX_RESPONSE_BYTES};
 
-/// The service Intune lists in Graph for SCEP validation (protocols.md B.3).
+/// The service Intune lists in Graph for SCEP validation (docs/client-quirks.md, "Service discovery").
 pub const VALIDATION_SERVICE: &str = "ScepRequestValidationFEService";
 
 /// The result codes Intune documents for validateRequest and the notifications
-/// (protocols.md B.4). Any other code is a failure too; it is only logged as unknown.
+/// (docs/client-quirks.md, "Calls and answers"). Any other code is a failure too; it is only logged as unknown.
 pub const KNOWN_CODES: [&str; 24] = [
     "Success",
     "CertificateRequestDecodingFailed",
@@ -76,7 +77,7 @@ pub const KNOWN_CODES: [&str; 24] = [
 ];
 
 /// The SAN URI prefix Intune uses for strong certificate mapping (KB5014754,
-/// protocols.md B.7): `tag:microsoft.com,2022-09-14:sid:<SID>`.
+/// docs/client-quirks.md): `tag:microsoft.com,2022-09-14:sid:<SID>`.
 pub const STRONG_MAPPING_URI_PREFIX: &str = "tag:microsoft.com,2022-09-14:sid:";
 
 /// HRESULTs sent in failureNotification (MS-ERREF §2.1), by failInfo of the refusal.
@@ -194,7 +195,7 @@ struct Token {
 #[derive(Debug)]
 struct Unavailable(String);
 
-/// The JSON answer of the ScepActions calls (protocols.md B.4).
+/// The JSON answer of the ScepActions calls (docs/client-quirks.md, "Calls and answers").
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct ActionResponse {
@@ -331,7 +332,7 @@ impl Intune {
             token_url,
             graph_scope: format!("{}/.default", config.graph_url.trim_end_matches('/')),
             // Deliberately not trimmed: the default resource ends in '/', and Microsoft's
-            // libraries send ".../.default" after it (protocols.md B.2).
+            // libraries send ".../.default" after it (docs/client-quirks.md, "Tokens").
             intune_scope: format!("{}/.default", config.intune_resource_url),
             discovery_url,
             fixed_service,
@@ -772,7 +773,7 @@ fn parse_token(body: &[u8]) -> std::result::Result<(Secret, u64, Duration), Unav
     ))
 }
 
-/// Finds the validation service in Graph's endpoint list (protocols.md B.3): the entry
+/// Finds the validation service in Graph's endpoint list (docs/client-quirks.md, "Service discovery"): the entry
 /// whose providerName (or serviceName) is [`VALIDATION_SERVICE`], case-insensitively.
 fn parse_endpoints(body: &[u8]) -> std::result::Result<Url, Unavailable> {
     let list: EndpointList = serde_json::from_slice(body)
@@ -799,7 +800,7 @@ fn parse_endpoints(body: &[u8]) -> std::result::Result<Url, Unavailable> {
     Ok(url)
 }
 
-/// Reads the answer of a ScepActions call (protocols.md B.4).
+/// Reads the answer of a ScepActions call (docs/client-quirks.md, "Calls and answers").
 fn parse_action(body: &[u8]) -> std::result::Result<ActionResponse, Unavailable> {
     serde_json::from_slice(body)
         .map_err(|e| Unavailable(format!("the answer is not the expected JSON: {e}")))
@@ -854,7 +855,7 @@ fn refusal(call: &str, a: &ActionResponse) -> Rejection {
 }
 
 /// A bounded set of transactions, keyed on transaction ID and CSR (transaction IDs alone
-/// are not unique in practice, protocols.md F.2).
+/// are not unique in practice: docs/client-quirks.md).
 #[derive(Default)]
 struct KeySet(std::sync::Mutex<VecDeque<String>>);
 

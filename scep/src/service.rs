@@ -194,7 +194,7 @@ impl Endpoint {
 
     /// GetCACert (RFC 8894 §4.2.1): the CA certificate alone, or CA + RA (+ chain) as a
     /// certs-only SignedData with the RA first (clients that take the first certificate
-    /// encrypt to it, protocols.md A.7).
+    /// encrypt to it; docs/client-quirks.md).
     pub fn ca_cert(&self) -> Result<CaCertAnswer> {
         if self.ra_is_ca && self.ca.parent.is_none() {
             return Ok(CaCertAnswer {
@@ -416,7 +416,7 @@ impl Endpoint {
     }
 
     /// The durable key of a transaction: endpoint, transactionID and signer key hash
-    /// (transaction IDs are not unique in the wild, protocols.md A.4).
+    /// (transaction IDs are not unique in the wild; docs/client-quirks.md).
     fn transaction_key(&self, req: &PkiRequest) -> String {
         format!(
             "scep:{}:{}:{}",

@@ -8,7 +8,7 @@ use sha2::Digest as _;
 use super::{DecodeOptions, oid};
 use crate::{Error, Result};
 
-/// Content-encryption algorithms (RFC 8894 §3.5.2, protocols.md A.10).
+/// Content-encryption algorithms (RFC 8894 §3.5.2; docs/client-quirks.md, "Algorithms clients use").
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ContentCipher {
     /// DES-CBC: only when the endpoint enables it.
@@ -162,7 +162,7 @@ fn pkcs7_unpadded_len(raw: &[u8], block: usize) -> (usize, subtle::Choice) {
     (len, good)
 }
 
-/// Digest algorithms of SignerInfos (protocols.md A.10).
+/// Digest algorithms of SignerInfos (docs/client-quirks.md, "Algorithms clients use").
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DigestAlg {
     /// MD5: recognised so that it can be refused with badAlg unless enabled.

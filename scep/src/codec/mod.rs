@@ -4,7 +4,7 @@
 //! Decoding is a hand walk over BER ([`crate::ber`]) rather than a decode-and-re-encode
 //! library, because the signed attributes must be verified over the bytes as received
 //! (RFC 5652 §5.4) and the reply envelopes must mirror DES/3DES, which the `cms` builder
-//! cannot produce (protocols.md E.3).
+//! cannot produce (docs/client-quirks.md, "Why the CMS code is hand-written").
 //!
 //! The codec's rooms, all re-exported here so that `scep::codec::…` paths stay as they
 //! were:
@@ -137,7 +137,7 @@ pub struct ReplyTo {
 }
 
 /// Facts about the request's signer certificate (used only as a key container; never
-/// path-validated: Windows signer certs carry a critical AKI, protocols.md A.11).
+/// path-validated: Windows signer certs carry a critical AKI; docs/client-quirks.md).
 #[derive(Clone, Debug)]
 pub struct SignerFacts {
     /// The certificate, DER as received.
