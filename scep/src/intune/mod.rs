@@ -32,9 +32,9 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use base64::Engine;
-use hsm::{Secret, SecretSource};
+use hsm::Secret;
 use reqwest::{StatusCode, Url};
-use serde::{Deserialize, Serialize};
+
 use tracing::{info, warn};
 
 use crate::Error;
@@ -43,6 +43,15 @@ use crate::challenge::{
 };
 use crate::error::Result;
 use crate::outbound::{self, IssuedFacts, MAX_RESPONSE_BYTES};
+
+mod config;
+mod wire;
+
+pub use config::IntuneConfig;
+use wire::{
+    ActionResponse, Audience, Token, TokenError, Unavailable, parse_action, parse_endpoints,
+    parse_token,
+};
 
 /// The service Intune lists in Graph for SCEP validation (docs/client-quirks.md, "Service discovery").
 pub const VALIDATION_SERVICE: &str = "ScepRequestValidationFEService";
@@ -97,150 +106,6 @@ pub mod hresult {
 const MAX_REMEMBERED: usize = 4096;
 /// errorDescription is limited to 255 characters by the Intune API.
 const MAX_ERROR_DESCRIPTION: usize = 255;
-
-/// `challenge = "intune"` settings of a SCEP endpoint. Every URL can be changed so that
-/// national clouds and test doubles work; the defaults are Microsoft's global cloud.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct IntuneConfig {
-    /// Entra ID tenant: `contoso.onmicrosoft.com` or the tenant GUID.
-    pub tenant: String,
-    /// Application (client) id of the Entra app registration.
-    pub client_id: String,
-    /// The app registration's client secret (`{ file = … }` or `{ env = … }`).
-    pub client_secret: SecretSource,
-    /// Entra ID login endpoint.
-    #[serde(default = "default_login_url")]
-    pub login_url: String,
-    /// Microsoft Graph base URL (service discovery); also the Graph token's resource.
-    #[serde(default = "default_graph_url")]
-    pub graph_url: String,
-    /// Intune resource the Intune token is for; the scope is this plus `/.default`.
-    #[serde(default = "default_intune_resource_url")]
-    pub intune_resource_url: String,
-    /// Application id of Intune in Graph.
-    #[serde(default = "default_intune_app_id")]
-    pub intune_app_id: String,
-    /// Skip discovery and use this ScepRequestValidationFEService URL.
-    #[serde(default)]
-    pub validation_service_url: Option<String>,
-    /// `api-version` header of the validation service.
-    #[serde(default = "default_api_version")]
-    pub api_version: String,
-    /// `callerInfo` and `UserAgent`: who is calling, shown to Intune.
-    #[serde(default = "default_caller_info")]
-    pub caller_info: String,
-    /// Time limit for one HTTP call, in milliseconds.
-    #[serde(default = "default_timeout_ms")]
-    pub timeout_ms: u64,
-    /// Extra attempts of validateRequest after a transport error, a 5xx or a 429 (it is
-    /// idempotent); each attempt re-discovers the service.
-    #[serde(default = "default_validate_retries")]
-    pub validate_retries: u32,
-    /// Optional `caConfiguration` sent in successNotification.
-    #[serde(default)]
-    pub ca_configuration: Option<String>,
-    /// Optional `certificateAuthority` sent in successNotification.
-    #[serde(default)]
-    pub certificate_authority: Option<String>,
-}
-
-fn default_login_url() -> String {
-    "https://login.microsoftonline.com".into()
-}
-fn default_graph_url() -> String {
-    "https://graph.microsoft.com".into()
-}
-fn default_intune_resource_url() -> String {
-    "https://api.manage.microsoft.com/".into()
-}
-fn default_intune_app_id() -> String {
-    "0000000a-0000-0000-c000-000000000000".into()
-}
-fn default_api_version() -> String {
-    "2018-02-20".into()
-}
-fn default_caller_info() -> String {
-    concat!("privca/", env!("CARGO_PKG_VERSION")).into()
-}
-fn default_timeout_ms() -> u64 {
-    15_000
-}
-fn default_validate_retries() -> u32 {
-    1
-}
-
-impl IntuneConfig {
-    /// Loads the client secret.
-    pub fn load_client_secret(&self) -> Result<Secret> {
-        self.client_secret
-            .load()
-            .map_err(|e| Error::Config(format!("intune client_secret: {e}")))
-    }
-}
-
-/// Which token: Graph (discovery) or Intune (validation calls).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Audience {
-    Graph,
-    Intune,
-}
-
-struct Token {
-    value: Secret,
-    renew_at: Instant,
-}
-
-/// Why a call to Microsoft did not produce an answer (never the answer "no").
-#[derive(Debug)]
-struct Unavailable(String);
-
-/// The JSON answer of the ScepActions calls (docs/client-quirks.md, "Calls and answers").
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct ActionResponse {
-    code: String,
-    #[serde(default)]
-    error_description: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct TokenResponse {
-    access_token: String,
-    expires_in: ExpiresIn,
-}
-
-/// `expires_in` is a number in v2.0 responses; older endpoints sent a string.
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum ExpiresIn {
-    Number(u64),
-    Text(String),
-}
-
-#[derive(Deserialize)]
-struct TokenError {
-    #[serde(default)]
-    error: String,
-    #[serde(default)]
-    error_description: String,
-}
-
-#[derive(Deserialize)]
-struct EndpointList {
-    value: Vec<ServiceEndpoint>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct ServiceEndpoint {
-    #[serde(default)]
-    provider_name: Option<String>,
-    #[serde(default)]
-    service_name: Option<String>,
-    #[serde(default)]
-    uri: Option<String>,
-}
 
 /// The Intune challenge method. Keep one per endpoint configuration for the life of the
 /// server: it caches tokens and the discovered service location.
@@ -744,68 +609,6 @@ impl ChallengeMethod for Intune {
     }
 }
 
-/// Longest token lifetime believed (Entra ID issues 60–90 minutes).
-const MAX_TOKEN_LIFETIME: u64 = 24 * 3600;
-
-/// Reads a token response (RFC 6749 §5.1): the token, its lifetime in seconds, and when
-/// to renew it: five minutes before expiry, or at half-life for short-lived tokens.
-fn parse_token(body: &[u8]) -> std::result::Result<(Secret, u64, Duration), Unavailable> {
-    let parsed: TokenResponse = serde_json::from_slice(body)
-        .map_err(|e| Unavailable(format!("Entra ID token response is not valid: {e}")))?;
-    let lifetime = match parsed.expires_in {
-        ExpiresIn::Number(n) => n,
-        ExpiresIn::Text(t) => t
-            .trim()
-            .parse()
-            .map_err(|_| Unavailable("Entra ID token response has a bad expires_in".into()))?,
-    };
-    if parsed.access_token.is_empty() || lifetime == 0 {
-        return Err(Unavailable(
-            "Entra ID token response has no usable token".into(),
-        ));
-    }
-    let lifetime = lifetime.min(MAX_TOKEN_LIFETIME);
-    let margin = (lifetime / 2).min(300);
-    Ok((
-        Secret::new(parsed.access_token.into_bytes()),
-        lifetime,
-        Duration::from_secs(lifetime - margin),
-    ))
-}
-
-/// Finds the validation service in Graph's endpoint list (docs/client-quirks.md, "Service discovery"): the entry
-/// whose providerName (or serviceName) is [`VALIDATION_SERVICE`], case-insensitively.
-fn parse_endpoints(body: &[u8]) -> std::result::Result<Url, Unavailable> {
-    let list: EndpointList = serde_json::from_slice(body)
-        .map_err(|e| Unavailable(format!("Graph service discovery answer: {e}")))?;
-    let uri = list
-        .value
-        .iter()
-        .find(|e| {
-            e.provider_name
-                .as_deref()
-                .or(e.service_name.as_deref())
-                .is_some_and(|n| n.eq_ignore_ascii_case(VALIDATION_SERVICE))
-        })
-        .and_then(|e| e.uri.as_deref())
-        .ok_or_else(|| {
-            Unavailable(format!(
-                "Graph lists no {VALIDATION_SERVICE} for this tenant (is Intune licensed?)"
-            ))
-        })?;
-    let url = Url::parse(uri)
-        .map_err(|e| Unavailable(format!("discovered {VALIDATION_SERVICE} URI: {e}")))?;
-    outbound::check_parsed("discovered validation service", &url)
-        .map_err(|e| Unavailable(e.to_string()))?;
-    Ok(url)
-}
-
-/// Reads the answer of a ScepActions call (docs/client-quirks.md, "Calls and answers").
-fn parse_action(body: &[u8]) -> std::result::Result<ActionResponse, Unavailable> {
-    serde_json::from_slice(body)
-        .map_err(|e| Unavailable(format!("the answer is not the expected JSON: {e}")))
-}
-
 /// Runs every parser of Microsoft's answers on `data` (for the fuzz target
 /// `fuzz/fuzz_targets/challenge_answers.rs`); must never panic.
 #[doc(hidden)]
@@ -907,6 +710,7 @@ fn clip(s: &str, max: usize) -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::wire::MAX_TOKEN_LIFETIME;
     use super::*;
 
     fn config(json: &str) -> IntuneConfig {

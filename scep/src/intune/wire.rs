@@ -1,0 +1,139 @@
+//! What privca reads from Microsoft's answers: Entra ID tokens (RFC 6749 §5.1), Graph's
+//! service list, and the ScepActions answers (docs/client-quirks.md, "Microsoft Intune").
+//! Every parser takes a bounded body and never panics (fuzz target `challenge_answers`).
+
+use std::time::{Duration, Instant};
+
+use hsm::Secret;
+use reqwest::Url;
+use serde::Deserialize;
+
+use super::VALIDATION_SERVICE;
+use crate::outbound;
+
+/// Which token: Graph (discovery) or Intune (validation calls).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Audience {
+    Graph,
+    Intune,
+}
+
+pub(super) struct Token {
+    pub(super) value: Secret,
+    pub(super) renew_at: Instant,
+}
+
+/// Why a call to Microsoft did not produce an answer (never the answer "no").
+#[derive(Debug)]
+pub(super) struct Unavailable(pub(super) String);
+
+/// The JSON answer of the ScepActions calls (docs/client-quirks.md, "Calls and answers").
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct ActionResponse {
+    pub(super) code: String,
+    #[serde(default)]
+    pub(super) error_description: Option<String>,
+}
+
+#[derive(Deserialize)]
+pub(super) struct TokenResponse {
+    pub(super) access_token: String,
+    pub(super) expires_in: ExpiresIn,
+}
+
+/// `expires_in` is a number in v2.0 responses; older endpoints sent a string.
+#[derive(Deserialize)]
+#[serde(untagged)]
+pub(super) enum ExpiresIn {
+    Number(u64),
+    Text(String),
+}
+
+#[derive(Deserialize)]
+pub(super) struct TokenError {
+    #[serde(default)]
+    pub(super) error: String,
+    #[serde(default)]
+    pub(super) error_description: String,
+}
+
+#[derive(Deserialize)]
+pub(super) struct EndpointList {
+    pub(super) value: Vec<ServiceEndpoint>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct ServiceEndpoint {
+    #[serde(default)]
+    pub(super) provider_name: Option<String>,
+    #[serde(default)]
+    pub(super) service_name: Option<String>,
+    #[serde(default)]
+    pub(super) uri: Option<String>,
+}
+
+/// Longest token lifetime believed (Entra ID issues 60–90 minutes).
+pub(super) const MAX_TOKEN_LIFETIME: u64 = 24 * 3600;
+
+/// Reads a token response (RFC 6749 §5.1): the token, its lifetime in seconds, and when
+/// to renew it: five minutes before expiry, or at half-life for short-lived tokens.
+pub(super) fn parse_token(
+    body: &[u8],
+) -> std::result::Result<(Secret, u64, Duration), Unavailable> {
+    let parsed: TokenResponse = serde_json::from_slice(body)
+        .map_err(|e| Unavailable(format!("Entra ID token response is not valid: {e}")))?;
+    let lifetime = match parsed.expires_in {
+        ExpiresIn::Number(n) => n,
+        ExpiresIn::Text(t) => t
+            .trim()
+            .parse()
+            .map_err(|_| Unavailable("Entra ID token response has a bad expires_in".into()))?,
+    };
+    if parsed.access_token.is_empty() || lifetime == 0 {
+        return Err(Unavailable(
+            "Entra ID token response has no usable token".into(),
+        ));
+    }
+    let lifetime = lifetime.min(MAX_TOKEN_LIFETIME);
+    let margin = (lifetime / 2).min(300);
+    Ok((
+        Secret::new(parsed.access_token.into_bytes()),
+        lifetime,
+        Duration::from_secs(lifetime - margin),
+    ))
+}
+
+/// Finds the validation service in Graph's endpoint list (docs/client-quirks.md, "Service discovery"): the entry
+/// whose providerName (or serviceName) is [`VALIDATION_SERVICE`], case-insensitively.
+pub(super) fn parse_endpoints(body: &[u8]) -> std::result::Result<Url, Unavailable> {
+    let list: EndpointList = serde_json::from_slice(body)
+        .map_err(|e| Unavailable(format!("Graph service discovery answer: {e}")))?;
+    let uri = list
+        .value
+        .iter()
+        .find(|e| {
+            e.provider_name
+                .as_deref()
+                .or(e.service_name.as_deref())
+                .is_some_and(|n| n.eq_ignore_ascii_case(VALIDATION_SERVICE))
+        })
+        .and_then(|e| e.uri.as_deref())
+        .ok_or_else(|| {
+            Unavailable(format!(
+                "Graph lists no {VALIDATION_SERVICE} for this tenant (is Intune licensed?)"
+            ))
+        })?;
+    let url = Url::parse(uri)
+        .map_err(|e| Unavailable(format!("discovered {VALIDATION_SERVICE} URI: {e}")))?;
+    outbound::check_parsed("discovered validation service", &url)
+        .map_err(|e| Unavailable(e.to_string()))?;
+    Ok(url)
+}
+
+/// Reads the answer of a ScepActions call (docs/client-quirks.md, "Calls and answers").
+pub(super) fn parse_action(body: &[u8]) -> std::result::Result<ActionResponse, Unavailable> {
+    serde_json::from_slice(body)
+        .map_err(|e| Unavailable(format!("the answer is not the expected JSON: {e}")))
+}
