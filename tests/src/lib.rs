@@ -252,3 +252,81 @@ fn collect_findings(v: &serde_json::Value, out: &mut Vec<String>) {
         _ => {}
     }
 }
+
+/// The state of an in-process server for admin API tests: `auth`, the admin token
+/// `token` (loopback only), `[scep]` from `scep`, `keys` for `/healthz`, no key probe.
+pub fn admin_state(
+    auth: std::sync::Arc<ca_core::Authority>,
+    scep: &scep::config::ScepConfig,
+    token: &str,
+    keys: Option<std::sync::Arc<dyn hsm::KeyStore>>,
+) -> std::sync::Arc<privca_server::http::AppState> {
+    std::sync::Arc::new(privca_server::http::AppState {
+        auth,
+        admin_token_hash: privca_server::http::token_hash(token.as_bytes()),
+        admin_loopback_only: true,
+        scep: scep.clone(),
+        keys,
+        key_probe: None,
+    })
+}
+
+/// privca's HTTP router served in process (`privca_server::http::serve`) on a free
+/// loopback port, on a runtime of its own. [`InProcessServer::stop`] shuts it down.
+pub struct InProcessServer {
+    /// The runtime it runs on.
+    pub rt: tokio::runtime::Runtime,
+    /// Where it listens.
+    pub addr: std::net::SocketAddr,
+    stop: tokio::sync::oneshot::Sender<()>,
+    served: tokio::task::JoinHandle<()>,
+}
+
+impl InProcessServer {
+    /// Serves `state` with the listener limits of the default configuration (1 MiB
+    /// bodies, 10 s header and idle timeouts, 64 connections) but `request_timeout`;
+    /// the shutdown grace is 5 s.
+    pub fn start(
+        state: std::sync::Arc<privca_server::http::AppState>,
+        request_timeout: Duration,
+    ) -> InProcessServer {
+        let limits = privca_server::http::Limits {
+            max_body_bytes: 1 << 20,
+            header_timeout: Duration::from_secs(10),
+            request_timeout,
+            idle_timeout: Duration::from_secs(10),
+            max_connections: 64,
+            max_connections_per_client: 0,
+        };
+        let rt = tokio::runtime::Runtime::new().expect("tokio runtime");
+        let listener = rt
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .expect("bind loopback");
+        let addr = listener.local_addr().expect("local address");
+        let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let served = rt.spawn(privca_server::http::serve(
+            listener,
+            privca_server::http::router(state, limits),
+            limits,
+            async move {
+                let _ = stop_rx.await;
+            },
+            Duration::from_secs(5),
+        ));
+        InProcessServer {
+            rt,
+            addr,
+            stop,
+            served,
+        }
+    }
+
+    /// Asks the server to stop and waits until it has.
+    pub fn stop(self) {
+        let InProcessServer {
+            rt, stop, served, ..
+        } = self;
+        let _ = stop.send(());
+        rt.block_on(served).expect("the server task");
+    }
+}
