@@ -330,3 +330,28 @@ impl InProcessServer {
         rt.block_on(served).expect("the server task");
     }
 }
+
+/// The `[est]` section the EST tests share, to append to a configuration: default
+/// endpoint `basic`; endpoints `basic` and `held` (which holds every request for approval,
+/// retry after 7 s), both profile `tls-client`, HTTP basic for `alice` whose password
+/// hash is `hash`. Further `[est.endpoints.*]` tables may follow it.
+pub fn est_basic_endpoints(hash: &str) -> String {
+    format!(
+        r#"
+[est]
+default_endpoint = "basic"
+
+[est.endpoints.basic]
+profile = "tls-client"
+auth = "basic"
+accounts = [{{ username = "alice", password_hash = "{hash}" }}]
+
+[est.endpoints.held]
+profile = "tls-client"
+auth = "basic"
+accounts = [{{ username = "alice", password_hash = "{hash}" }}]
+require_approval = true
+retry_after_seconds = 7
+"#
+    )
+}

@@ -105,23 +105,9 @@ impl Est {
                 "handshake_timeout_seconds = 10",
                 "handshake_timeout_seconds = 2",
             );
+        text.push_str(&privca_tests::est_basic_endpoints(hash));
         text.push_str(&format!(
             r#"
-[est]
-default_endpoint = "basic"
-
-[est.endpoints.basic]
-profile = "tls-client"
-auth = "basic"
-accounts = [{{ username = "alice", password_hash = "{hash}" }}]
-
-[est.endpoints.held]
-profile = "tls-client"
-auth = "basic"
-accounts = [{{ username = "alice", password_hash = "{hash}" }}]
-require_approval = true
-retry_after_seconds = 7
-
 [est.endpoints.certs]
 profile = "device"
 auth = "client-cert"
