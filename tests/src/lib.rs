@@ -194,6 +194,20 @@ impl TestCa {
     pub fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
     }
+
+    /// Writes `<data>/ca/chain.pem` (the issuing CA's certificate, then the root's, PEM)
+    /// for OpenSSL and curl, and returns its path.
+    pub fn write_chain_pem(&self) -> PathBuf {
+        let d = self.data.join("ca");
+        let chain = format!(
+            "{}{}",
+            std::fs::read_to_string(d.join("issuing.crt")).expect("issuing"),
+            std::fs::read_to_string(d.join("root.crt")).expect("root")
+        );
+        let path = d.join("chain.pem");
+        std::fs::write(&path, chain).expect("chain");
+        path
+    }
 }
 
 impl Drop for TestCa {
@@ -208,6 +222,44 @@ impl Drop for TestCa {
 /// An `openssl` command.
 pub fn openssl() -> Command {
     Command::new("openssl")
+}
+
+/// A command's stdout and stderr, as text.
+pub fn output_text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// Runs micromdm's `scepclient` in its own directory `dir` (it keeps csr.pem beside the
+/// key) against `url` for `CN=<cn>`, with `challenge` if any; the RSA-2048 key
+/// (`key.pem`) is made with OpenSSL unless `dir` has one, the certificate goes to
+/// `cert.pem`.
+pub fn scepclient(dir: &Path, url: &str, cn: &str, challenge: Option<&str>) -> Output {
+    std::fs::create_dir_all(dir).expect("dir");
+    if !dir.join("key.pem").exists() {
+        ok(openssl()
+            .args(["genrsa", "-traditional", "-out"])
+            .arg(dir.join("key.pem"))
+            .arg("2048"));
+    }
+    let mut c = Command::new("scepclient");
+    c.current_dir(dir).args([
+        "-server-url",
+        url,
+        "-private-key",
+        "key.pem",
+        "-certificate",
+        "cert.pem",
+        "-cn",
+        cn,
+    ]);
+    if let Some(ch) = challenge {
+        c.args(["-challenge", ch]);
+    }
+    run(&mut c)
 }
 
 /// Runs a pkilint linter over `file` and returns the findings at ERROR or above

@@ -52,13 +52,7 @@ impl Est {
                 "127.0.0.1",
             ],
         );
-        let d = ca.data.join("ca");
-        let chain = format!(
-            "{}{}",
-            std::fs::read_to_string(d.join("issuing.crt")).expect("issuing"),
-            std::fs::read_to_string(d.join("root.crt")).expect("root")
-        );
-        std::fs::write(d.join("chain.pem"), chain).expect("chain");
+        ca.write_chain_pem();
         // A manufacturer CA (OpenSSL) for first enrollment with an IDevID-like cert.
         let mfg_key = ca.path("mfg.key");
         let mfg_crt = ca.path("mfg.crt");
