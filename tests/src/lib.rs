@@ -407,3 +407,23 @@ retry_after_seconds = 7
 "#
     )
 }
+
+/// POSTs to the admin API at `addr` (plain HTTP) with bearer `token` a request for a
+/// `tls-server` certificate for DNS name `dns` with a server-generated ECDSA P-256 key.
+pub fn admin_issue_tls_server(
+    client: &reqwest::blocking::Client,
+    addr: std::net::SocketAddr,
+    token: &str,
+    dns: &str,
+) -> reqwest::blocking::Response {
+    client
+        .post(format!("http://{addr}/admin/v1/certificates"))
+        .bearer_auth(token)
+        .json(&serde_json::json!({
+            "profile": "tls-server",
+            "generate_key": "ecdsa-p256",
+            "sans": [dns],
+        }))
+        .send()
+        .expect("admin API request")
+}

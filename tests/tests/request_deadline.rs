@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use hsm::KeyStore;
 use hsm::testing::{Fault, FaultSwitch, FaultyKeyStore};
-use privca_tests::{InProcessServer, TestCa, admin_state};
+use privca_tests::{InProcessServer, TestCa, admin_issue_tls_server, admin_state};
 
 const BIN: &str = env!("CARGO_BIN_EXE_privca-under-test");
 const TOKEN: &str = "0123456789abcdef-admin";
@@ -43,16 +43,7 @@ fn a_timed_out_request_issues_nothing() {
         .build()
         .unwrap();
     let issue = |dns: &str| {
-        let r = client
-            .post(format!("http://{addr}/admin/v1/certificates"))
-            .bearer_auth(TOKEN)
-            .json(&serde_json::json!({
-                "profile": "tls-server",
-                "generate_key": "ecdsa-p256",
-                "sans": [dns],
-            }))
-            .send()
-            .unwrap();
+        let r = admin_issue_tls_server(&client, addr, TOKEN, dns);
         (r.status().as_u16(), r.text().unwrap())
     };
     let count = || auth.store().stats().unwrap().certificates;
