@@ -132,6 +132,9 @@ pub fn sign_csr(key: &dyn PrivateKey, subject: Name, attributes: SetOfVec<Attrib
 /// made with the key itself), e.g. to make it fail.
 type KeyWrap = Box<dyn FnOnce(Arc<dyn PrivateKey>) -> Arc<dyn PrivateKey>>;
 
+/// Changes the settings after the defaults are filled in.
+type SettingsTweak = Box<dyn FnOnce(&mut Settings)>;
+
 /// Builds a [`TestCa`]. The defaults: a root `root` with subject `CN=Test Root,O=Test`,
 /// an ephemeral ECDSA P-256 key, valid 3650 days from [`NOW`]; no issuing CA, no RA; the
 /// built-in profiles only; [`settings`] with the root (or the issuing CA) as default
@@ -144,7 +147,7 @@ pub struct TestCaBuilder {
     issuing: Option<(String, Arc<dyn PrivateKey>)>,
     ra: Option<(String, Arc<dyn PrivateKey>)>,
     profiles: BTreeMap<String, ProfileConfig>,
-    tweak_settings: Option<Box<dyn FnOnce(&mut Settings)>>,
+    tweak_settings: Option<SettingsTweak>,
     now: i64,
 }
 
