@@ -195,6 +195,17 @@ impl TestCa {
         self.dir.path().join(name)
     }
 
+    /// `openssl verify` of the certificate in `pem` against this CA's root, with the
+    /// issuing CA as untrusted intermediate; it must exit 0, its stdout is returned.
+    pub fn openssl_verify(&self, pem: &Path) -> String {
+        ok(openssl()
+            .args(["verify", "-CAfile"])
+            .arg(self.data.join("ca/root.crt"))
+            .arg("-untrusted")
+            .arg(self.data.join("ca/issuing.crt"))
+            .arg(pem))
+    }
+
     /// Writes `<data>/ca/chain.pem` (the issuing CA's certificate, then the root's, PEM)
     /// for OpenSSL and curl, and returns its path.
     pub fn write_chain_pem(&self) -> PathBuf {

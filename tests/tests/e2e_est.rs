@@ -232,12 +232,7 @@ fn p7_to_pem(ca: &TestCa, name: &str, body: &[u8]) -> PathBuf {
 }
 
 fn verify(ca: &TestCa, pem: &Path) {
-    let out = ok(openssl()
-        .args(["verify", "-CAfile"])
-        .arg(ca.data.join("ca/root.crt"))
-        .arg("-untrusted")
-        .arg(ca.data.join("ca/issuing.crt"))
-        .arg(pem));
+    let out = ca.openssl_verify(pem);
     assert!(out.contains(": OK"), "{out}");
 }
 

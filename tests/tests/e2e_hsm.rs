@@ -543,12 +543,7 @@ accounts = [{{ username = "alice", password_hash = "{}" }}]
         ca.start();
 
         let verify = |pem: &Path| {
-            let out = ok(openssl()
-                .args(["verify", "-CAfile"])
-                .arg(ca.data.join("ca/root.crt"))
-                .arg("-untrusted")
-                .arg(ca.data.join("ca/issuing.crt"))
-                .arg(pem));
+            let out = ca.openssl_verify(pem);
             assert!(out.contains(": OK"), "{out}");
         };
 

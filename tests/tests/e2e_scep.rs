@@ -41,12 +41,7 @@ challenge = { method = "static", accounts = [{ name = "mdm", secret = { file = "
 "#;
 
 fn verify(ca: &TestCa, cert: &Path) {
-    let out = ok(openssl()
-        .args(["verify", "-CAfile"])
-        .arg(ca.data.join("ca/root.crt"))
-        .arg("-untrusted")
-        .arg(ca.data.join("ca/issuing.crt"))
-        .arg(cert));
+    let out = ca.openssl_verify(cert);
     assert!(out.contains(": OK"), "{out}");
 }
 
