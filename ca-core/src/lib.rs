@@ -21,6 +21,8 @@ pub mod ocsp;
 pub mod pending;
 pub mod profile;
 pub mod refusals;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 mod error;
 

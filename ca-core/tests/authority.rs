@@ -8,9 +8,8 @@ use ca_core::ceremony::{RootSpec, create_root};
 use ca_core::config::ProfileConfig;
 use ca_core::ocsp::{CertStatus, ResponseStatus};
 use ca_core::profile::San;
-use ca_core::{
-    Authority, CaEntity, ErrorKind, FixedClock, IssueRequest, RevocationReason, Settings,
-};
+use ca_core::testing::{TestCa, dns, issue_request, name};
+use ca_core::{Authority, CaEntity, ErrorKind, FixedClock, IssueRequest, RevocationReason};
 use const_oid::AssociatedOid;
 use der::asn1::{OctetString, SetOfVec};
 use der::{Decode, Encode};
@@ -22,7 +21,7 @@ use x509_cert::crl::CertificateList;
 use x509_cert::ext::pkix::name::GeneralName;
 use x509_cert::ext::pkix::{CrlNumber, SubjectAltName};
 use x509_cert::name::Name;
-use x509_cert::request::{CertReq, CertReqInfo, ExtensionReq};
+use x509_cert::request::ExtensionReq;
 
 const NOW: i64 = 1_790_000_000; // 2026-09
 
@@ -31,24 +30,7 @@ struct Fx {
     keys: hsm::soft::SoftKeyStore,
     store: Arc<dyn Store>,
     clock: Arc<FixedClock>,
-    auth: Authority,
-}
-
-fn settings(issuer: &str) -> Settings {
-    Settings {
-        base_url: "http://127.0.0.1:9".into(),
-        default_issuer: issuer.into(),
-        crl_validity: 7 * 86_400,
-        crl_refresh: 3600,
-        ocsp_validity: 86_400,
-    }
-}
-
-fn name(s: &str) -> Name {
-    if s.is_empty() {
-        return Name::default();
-    }
-    s.parse().expect("name")
+    auth: Arc<Authority>,
 }
 
 fn fixture_with(profiles: BTreeMap<String, ProfileConfig>, issuing_alg: KeyAlgorithm) -> Fx {
@@ -58,67 +40,23 @@ fn fixture_with(profiles: BTreeMap<String, ProfileConfig>, issuing_alg: KeyAlgor
         Secret::new(b"test passphrase".to_vec()),
     )
     .expect("keys");
-    let store: Arc<dyn Store> = Arc::new(store::RedbStore::in_memory().expect("store"));
-    let clock = Arc::new(FixedClock::new(NOW));
-    let root_key = keys
-        .generate("root", KeyAlgorithm::EcdsaP384)
-        .expect("root key");
-    let spec = RootSpec {
-        name: "root".into(),
-        subject: name("CN=Test Root,O=Test"),
-        validity_days: 3650,
-        scheme: None,
-    };
-    let root_der = create_root(&store, &root_key, &spec, NOW, "test").expect("root");
-    let root_auth = Authority::from_parts(
-        vec![
-            CaEntity::new("root", root_der.clone(), root_key.clone(), None, None)
-                .expect("root entity"),
-        ],
-        &BTreeMap::new(),
-        settings("root"),
-        store.clone(),
-        clock.clone(),
-    )
-    .expect("root authority");
-    let issuing_key = keys.generate("issuing", issuing_alg).expect("issuing key");
-    let req = IssueRequest {
-        profile: "sub-ca".into(),
-        subject: name("CN=Test Issuing,O=Test"),
-        sans: vec![],
-        spki_der: issuing_key.public_key_der().to_vec(),
-        key_algorithm: issuing_alg,
-        extensions: vec![],
-        requester: "test".into(),
-        validity_days: Some(1000),
-        issuer: Some("root".into()),
-    };
-    let issuing_der = root_auth.issue(&req).expect("issuing cert").record.der;
-    drop(root_auth);
-    let auth = Authority::from_parts(
-        vec![
-            CaEntity::new("root", root_der, root_key, None, None).expect("root entity"),
-            CaEntity::new(
-                "issuing",
-                issuing_der,
-                issuing_key,
-                Some("root".into()),
-                None,
-            )
-            .expect("issuing entity"),
-        ],
-        &profiles,
-        settings("issuing"),
-        store.clone(),
-        clock.clone(),
-    )
-    .expect("authority");
+    let ca = TestCa::builder()
+        .root_key(
+            keys.generate("root", KeyAlgorithm::EcdsaP384)
+                .expect("root key"),
+        )
+        .issuing(
+            "CN=Test Issuing,O=Test",
+            keys.generate("issuing", issuing_alg).expect("issuing key"),
+        )
+        .profiles(profiles)
+        .build();
     Fx {
         _dir: dir,
         keys,
-        store,
-        clock,
-        auth,
+        store: ca.store,
+        clock: ca.clock,
+        auth: ca.auth,
     }
 }
 
@@ -128,35 +66,7 @@ fn fixture() -> Fx {
 
 /// A PKCS#10 CSR signed by `key`.
 fn csr(key: &Arc<dyn PrivateKey>, subject: &str, sans: &[GeneralName]) -> Vec<u8> {
-    let mut attributes = SetOfVec::new();
-    if !sans.is_empty() {
-        let ext =
-            ca_core::asn1::extension(SubjectAltName::OID, false, &SubjectAltName(sans.to_vec()))
-                .expect("ext");
-        attributes
-            .insert(ExtensionReq(vec![ext]).try_into().expect("attr"))
-            .expect("insert");
-    }
-    let info = CertReqInfo {
-        version: x509_cert::request::Version::V1,
-        subject: name(subject),
-        public_key: spki::SubjectPublicKeyInfoOwned::from_der(key.public_key_der()).expect("spki"),
-        attributes,
-    };
-    let tbs = info.to_der().expect("der");
-    let scheme = key.algorithm().default_scheme();
-    let sig = key.sign(scheme, &tbs).expect("sign");
-    CertReq {
-        info,
-        algorithm: ca_core::asn1::signature_algorithm(scheme).expect("alg"),
-        signature: der::asn1::BitString::from_bytes(&sig).expect("bits"),
-    }
-    .to_der()
-    .expect("csr der")
-}
-
-fn dns(s: &str) -> GeneralName {
-    GeneralName::DnsName(der::asn1::Ia5String::new(s).expect("ia5"))
+    ca_core::testing::csr(key.as_ref(), subject, sans)
 }
 
 fn issue_csr(fx: &Fx, profile: &str, der: &[u8]) -> ca_core::Result<ca_core::Issued> {
@@ -466,7 +376,7 @@ fn a_mismatched_key_is_refused_at_load() {
             .expect("entity"),
         ],
         &BTreeMap::new(),
-        settings("issuing"),
+        ca_core::testing::settings("issuing"),
         fx.store.clone(),
         fx.clock.clone(),
     )
@@ -482,19 +392,13 @@ fn sans_and_generated_requests() {
         .generate("leaf", KeyAlgorithm::EcdsaP256)
         .expect("key");
     let req = IssueRequest {
-        profile: "device".into(),
-        subject: name("CN=phone-1"),
         sans: vec![
             San::Uri("tag:microsoft.com,2022-09-14:sid:S-1-5-21-1".into()),
             San::Email("u@example.com".into()),
             San::Ip("::1".parse().expect("ip")),
         ],
-        spki_der: key.public_key_der().to_vec(),
-        key_algorithm: KeyAlgorithm::EcdsaP256,
-        extensions: vec![],
-        requester: "test".into(),
         validity_days: Some(30),
-        issuer: None,
+        ..issue_request("device", name("CN=phone-1"), key.as_ref())
     };
     let issued = fx.auth.issue(&req).expect("issued");
     assert_eq!(issued.record.not_after - NOW, 30 * 86_400);
@@ -719,15 +623,8 @@ fn text_request(fx: &Fx, profile: &str, subject: Name, sans: Vec<San>) -> IssueR
             .expect("key"),
     };
     IssueRequest {
-        profile: profile.into(),
-        subject,
         sans,
-        spki_der: key.public_key_der().to_vec(),
-        key_algorithm: KeyAlgorithm::EcdsaP256,
-        extensions: vec![],
-        requester: "test".into(),
-        validity_days: None,
-        issuer: None,
+        ..issue_request(profile, subject, key.as_ref())
     }
 }
 
@@ -1002,23 +899,7 @@ fn control_characters_and_foreign_characters_are_refused_in_subjects_and_sans() 
         // ... and in a CSR (EST, SCEP).
         let info_der = {
             // Re-sign a CSR with this subject.
-            let info = CertReqInfo {
-                version: x509_cert::request::Version::V1,
-                subject: subject.clone(),
-                public_key: spki::SubjectPublicKeyInfoOwned::from_der(key.public_key_der())
-                    .expect("spki"),
-                attributes: SetOfVec::new(),
-            };
-            let tbs = info.to_der().expect("der");
-            let scheme = key.algorithm().default_scheme();
-            let sig = key.sign(scheme, &tbs).expect("sign");
-            CertReq {
-                info,
-                algorithm: ca_core::asn1::signature_algorithm(scheme).expect("alg"),
-                signature: der::asn1::BitString::from_bytes(&sig).expect("bits"),
-            }
-            .to_der()
-            .expect("csr der")
+            ca_core::testing::sign_csr(key.as_ref(), subject.clone(), SetOfVec::new())
         };
         let e = issue_csr(&fx, "device", &info_der).refused(what);
         assert_eq!(e.kind(), ErrorKind::BadRequest, "{what} in a CSR: {e}");
@@ -1118,15 +999,8 @@ fn rsa_public_exponents_below_65537_or_even_are_refused() {
     let key = fx.keys.generate("rsa", KeyAlgorithm::Rsa2048).expect("key");
     let before = cert_count(&fx);
     let request = |spki_der: Vec<u8>| IssueRequest {
-        profile: "tls-client".into(),
-        subject: name("CN=client"),
-        sans: vec![],
         spki_der,
-        key_algorithm: KeyAlgorithm::Rsa2048,
-        extensions: vec![],
-        requester: "test".into(),
-        validity_days: None,
-        issuer: None,
+        ..issue_request("tls-client", name("CN=client"), key.as_ref())
     };
     for (e, kind) in [
         (&[3u8][..], ErrorKind::PolicyRefused),
@@ -1164,15 +1038,8 @@ fn a_profile_may_opt_in_to_small_rsa_exponents() {
     let fx = fixture_with(profiles, KeyAlgorithm::EcdsaP256);
     let key = fx.keys.generate("rsa", KeyAlgorithm::Rsa2048).expect("key");
     let mut req = IssueRequest {
-        profile: "legacy".into(),
-        subject: name("CN=old device"),
-        sans: vec![],
         spki_der: with_exponent(key.public_key_der(), &[3]),
-        key_algorithm: KeyAlgorithm::Rsa2048,
-        extensions: vec![],
-        requester: "test".into(),
-        validity_days: None,
-        issuer: None,
+        ..issue_request("legacy", name("CN=old device"), key.as_ref())
     };
     fx.auth
         .issue(&req)
@@ -1216,22 +1083,7 @@ fn csr_with_attributes(
     subject: &str,
     attributes: SetOfVec<x509_cert::attr::Attribute>,
 ) -> Vec<u8> {
-    let info = CertReqInfo {
-        version: x509_cert::request::Version::V1,
-        subject: name(subject),
-        public_key: spki::SubjectPublicKeyInfoOwned::from_der(key.public_key_der()).expect("spki"),
-        attributes,
-    };
-    let tbs = info.to_der().expect("der");
-    let scheme = key.algorithm().default_scheme();
-    let sig = key.sign(scheme, &tbs).expect("sign");
-    CertReq {
-        info,
-        algorithm: ca_core::asn1::signature_algorithm(scheme).expect("alg"),
-        signature: der::asn1::BitString::from_bytes(&sig).expect("bits"),
-    }
-    .to_der()
-    .expect("csr der")
+    ca_core::testing::sign_csr(key.as_ref(), name(subject), attributes)
 }
 
 fn san_ext(names: &[&str]) -> x509_cert::ext::Extension {
@@ -1433,40 +1285,18 @@ impl PrivateKey for GoneKey {
 /// §2.3: retry) rather than `internalError`, and issuance fails with the retryable kind.
 #[test]
 fn an_unavailable_key_backend_is_try_later_and_retryable() {
-    let store: Arc<dyn Store> = Arc::new(store::RedbStore::in_memory().expect("store"));
-    let clock = Arc::new(FixedClock::new(NOW));
-    let key: Arc<dyn PrivateKey> = Arc::new(
-        hsm::soft::SoftKey::generate_ephemeral("root", KeyAlgorithm::EcdsaP256).expect("key"),
-    );
-    let spec = RootSpec {
-        name: "root".into(),
-        subject: name("CN=Gone Root"),
-        validity_days: 3650,
-        scheme: None,
-    };
-    let root_der = create_root(&store, &key, &spec, NOW, "test").expect("root");
-    let gone: Arc<dyn PrivateKey> = Arc::new(GoneKey(key));
-    let auth = Authority::from_parts(
-        vec![CaEntity::new("root", root_der.clone(), gone, None, None).expect("entity")],
-        &BTreeMap::new(),
-        settings("root"),
-        store,
-        clock,
-    )
-    .expect("authority");
+    let ca = TestCa::builder()
+        .root_subject("CN=Gone Root")
+        .wrap_root_key(|key| Arc::new(GoneKey(key)))
+        .build();
+    let (auth, root_der) = (ca.auth, ca.root_der);
     let answer = auth.ocsp(&ocsp_request(&root_der, &[&[0x01]], None));
     assert_eq!(answer.status, ResponseStatus::TryLater);
     let e = auth
         .issue(&IssueRequest {
-            profile: "sub-ca".into(),
-            subject: name("CN=Sub"),
-            sans: vec![],
             spki_der: root_der_spki(&root_der),
             key_algorithm: KeyAlgorithm::EcdsaP256,
-            extensions: vec![],
-            requester: "test".into(),
-            validity_days: None,
-            issuer: None,
+            ..issue_request("sub-ca", name("CN=Sub"), ca.root_key.as_ref())
         })
         .expect_err("cannot sign");
     assert_eq!(e.kind(), ErrorKind::Unavailable, "{e}");

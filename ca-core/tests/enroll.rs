@@ -2,100 +2,41 @@
 //! profiles, the withhold hook, server-side key generation and its algorithm choice;
 //! and the one mapping of error kinds to each protocol's answer, row by row.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use ca_core::ceremony::{RootSpec, create_root};
 use ca_core::csr::Csr;
 use ca_core::enroll::{
     Authentication, Channel, EnrollOutcome, EnrollmentPolicy, EnrollmentRequest, GeneratedKey,
     HeldState, IssuanceHook, KeyGenerator, Refusal, Requester,
 };
-use ca_core::{Authority, CaEntity, ErrorKind, FailInfo, FixedClock, Settings};
-use const_oid::AssociatedOid;
-use der::Encode;
-use der::asn1::SetOfVec;
+use ca_core::testing::TestCa;
+use ca_core::{Authority, ErrorKind, FailInfo};
 use hsm::{KeyAlgorithm, PrivateKey};
 use store::Store;
-use x509_cert::ext::pkix::SubjectAltName;
-use x509_cert::ext::pkix::name::GeneralName;
-use x509_cert::request::{CertReq, CertReqInfo, ExtensionReq};
-
-const NOW: i64 = 1_790_000_000;
 
 struct Fx {
     store: Arc<dyn Store>,
-    auth: Authority,
+    auth: Arc<Authority>,
 }
 
 fn fixture() -> Fx {
-    let store: Arc<dyn Store> = Arc::new(store::RedbStore::in_memory().expect("store"));
-    let clock = Arc::new(FixedClock::new(NOW));
-    let key: Arc<dyn PrivateKey> = Arc::new(
-        hsm::soft::SoftKey::generate_ephemeral("root", KeyAlgorithm::EcdsaP256).expect("key"),
-    );
-    let spec = RootSpec {
-        name: "root".into(),
-        subject: "CN=Enroll Test Root,O=Test".parse().expect("name"),
-        validity_days: 3650,
-        scheme: None,
-    };
-    let root = create_root(&store, &key, &spec, NOW, "test").expect("root");
-    let settings = Settings {
-        base_url: "http://127.0.0.1:9".into(),
-        default_issuer: "root".into(),
-        crl_validity: 7 * 86_400,
-        crl_refresh: 3600,
-        ocsp_validity: 86_400,
-    };
-    let auth = Authority::from_parts(
-        vec![CaEntity::new("root", root, key, None, None).expect("entity")],
-        &BTreeMap::new(),
-        settings,
-        store.clone(),
-        clock,
-    )
-    .expect("authority");
-    Fx { store, auth }
+    let ca = TestCa::builder()
+        .root_subject("CN=Enroll Test Root,O=Test")
+        .build();
+    Fx {
+        store: ca.store,
+        auth: ca.auth,
+    }
 }
 
 fn new_key(alg: KeyAlgorithm) -> Arc<dyn PrivateKey> {
-    Arc::new(hsm::soft::SoftKey::generate_ephemeral("leaf", alg).expect("key"))
+    ca_core::testing::soft_key("leaf", alg)
 }
 
 /// A verified CSR for `subject` with DNS SANs, signed by `key`.
 fn csr(key: &Arc<dyn PrivateKey>, subject: &str, dns: &[&str]) -> Csr {
-    let mut attributes = SetOfVec::new();
-    if !dns.is_empty() {
-        let names = dns
-            .iter()
-            .map(|d| GeneralName::DnsName(der::asn1::Ia5String::new(d).expect("ia5")))
-            .collect();
-        let ext = ca_core::asn1::extension(SubjectAltName::OID, false, &SubjectAltName(names))
-            .expect("ext");
-        attributes
-            .insert(ExtensionReq(vec![ext]).try_into().expect("attr"))
-            .expect("insert");
-    }
-    let info = CertReqInfo {
-        version: x509_cert::request::Version::V1,
-        subject: subject.parse().expect("subject"),
-        public_key: <spki::SubjectPublicKeyInfoOwned as der::Decode>::from_der(
-            key.public_key_der(),
-        )
-        .expect("spki"),
-        attributes,
-    };
-    let tbs = info.to_der().expect("der");
-    let scheme = key.algorithm().default_scheme();
-    let sig = key.sign(scheme, &tbs).expect("sign");
-    let der = CertReq {
-        info,
-        algorithm: ca_core::asn1::signature_algorithm(scheme).expect("alg"),
-        signature: der::asn1::BitString::from_bytes(&sig).expect("bits"),
-    }
-    .to_der()
-    .expect("csr der");
+    let sans: Vec<_> = dns.iter().map(|d| ca_core::testing::dns(d)).collect();
+    let der = ca_core::testing::csr(key.as_ref(), subject, &sans);
     ca_core::csr::parse(&der).expect("the CSR verifies")
 }
 

@@ -7,7 +7,6 @@
 mod support;
 
 use std::path::Path;
-use std::process::Command;
 use std::sync::Arc;
 
 use axum::Router;
@@ -26,16 +25,7 @@ const CHILD_URL: &str = "PRIVCA_HTTPS_TEST_URL";
 const CHILD_EXPECT: &str = "PRIVCA_HTTPS_TEST_EXPECT";
 
 fn openssl(dir: &Path, args: &[&str]) {
-    let out = Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("openssl");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    support::openssl(args, dir);
 }
 
 /// A CA and a server certificate for localhost / 127.0.0.1, made by OpenSSL.

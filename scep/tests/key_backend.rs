@@ -3,11 +3,10 @@
 //! fault ("cannot be decrypted", "CSR is not valid DER").
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use ca_core::ceremony::{RootSpec, create_root};
-use ca_core::{Authority, CaEntity, FixedClock, IssueRequest, KeyWithCert, Settings};
+use ca_core::Authority;
+use ca_core::testing::TestCa;
 use hsm::testing::{Fault, FaultSwitch, FaultyKey};
 use hsm::{KeyAlgorithm, PrivateKey};
 use scep::client::{self, Identity};
@@ -15,8 +14,6 @@ use scep::codec::{ContentCipher, MessageType, PkiStatus};
 use scep::config::EndpointConfig;
 use scep::service::Endpoint;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-const NOW: i64 = 1_790_000_000;
 
 /// What a key on a token that was taken away answers.
 fn token_gone() -> Fault {
@@ -38,50 +35,17 @@ fn token_key(label: &str, alg: KeyAlgorithm, gone: &FaultSwitch) -> Arc<dyn Priv
 }
 
 fn fixture() -> Fx {
-    let store: Arc<dyn store::Store> = Arc::new(store::RedbStore::in_memory().unwrap());
-    let clock = Arc::new(FixedClock::new(NOW));
     let (ra_gone, ca_gone) = (FaultSwitch::new(), FaultSwitch::new());
-    let root_key = token_key("root", KeyAlgorithm::EcdsaP256, &ca_gone);
-    let spec = RootSpec {
-        name: "root".into(),
-        subject: "CN=SCEP Backend Test Root".parse().unwrap(),
-        validity_days: 3650,
-        scheme: None,
-    };
-    let root_der = create_root(&store, &root_key, &spec, NOW, "test").unwrap();
-    let settings = Settings {
-        base_url: "http://127.0.0.1:9".into(),
-        default_issuer: "root".into(),
-        crl_validity: 7 * 86_400,
-        crl_refresh: 3600,
-        ocsp_validity: 86_400,
-    };
-    let auth = Arc::new(
-        Authority::from_parts(
-            vec![CaEntity::new("root", root_der, root_key, None, None).unwrap()],
-            &BTreeMap::new(),
-            settings,
-            store.clone(),
-            clock,
-        )
-        .unwrap(),
+    let ca = TestCa::builder()
+        .root_subject("CN=SCEP Backend Test Root")
+        .root_key(token_key("root", KeyAlgorithm::EcdsaP256, &ca_gone))
+        .build();
+    let auth = ca.auth.clone();
+    let ra = ca.issue_ra(
+        "CN=SCEP Backend Test RA",
+        token_key("ra", KeyAlgorithm::Rsa2048, &ra_gone),
     );
-    let ra_key = token_key("ra", KeyAlgorithm::Rsa2048, &ra_gone);
-    let ra_cert = auth
-        .issue(&IssueRequest {
-            profile: "ra".into(),
-            subject: "CN=SCEP Backend Test RA".parse().unwrap(),
-            sans: vec![],
-            spki_der: ra_key.public_key_der().to_vec(),
-            key_algorithm: KeyAlgorithm::Rsa2048,
-            extensions: vec![],
-            requester: "test".into(),
-            validity_days: None,
-            issuer: None,
-        })
-        .unwrap()
-        .record
-        .der;
+    let ra_cert = ra.cert_der.clone();
     let cfg: EndpointConfig =
         toml::from_str("profile = \"device\"\nchallenge = { method = \"none\" }").unwrap();
     let ep = Arc::new(
@@ -89,10 +53,7 @@ fn fixture() -> Fx {
             "devices",
             cfg,
             auth.clone(),
-            Some(KeyWithCert {
-                cert_der: ra_cert.clone(),
-                key: ra_key,
-            }),
+            Some(ra),
             Arc::new(scep::methods::StaticChallenge::new(
                 "devices",
                 vec![("mdm".into(), hsm::Secret::new(b"s3cret".to_vec()), None)],
@@ -102,7 +63,7 @@ fn fixture() -> Fx {
     );
     Fx {
         auth,
-        store,
+        store: ca.store,
         ra_cert,
         ra_gone,
         ca_gone,

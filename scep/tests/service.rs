@@ -3,12 +3,11 @@
 //! tests/tests/e2e_scep.rs; this is the second check and covers every refusal.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use ca_core::ceremony::{RootSpec, create_root};
-use ca_core::{Authority, CaEntity, FixedClock, IssueRequest, KeyWithCert, Settings};
+use ca_core::testing::TestCa;
+use ca_core::{Authority, KeyWithCert};
 use hsm::{KeyAlgorithm, PrivateKey, Secret};
 use scep::challenge::{
     BoxFuture, ChallengeMethod, EnrollmentContext, FailInfo, Rejection, Verdict,
@@ -19,76 +18,23 @@ use scep::config::{ChallengeConfig, EndpointConfig};
 use scep::methods::{OneTimeChallenge, StaticChallenge};
 use scep::service::Endpoint;
 
-const NOW: i64 = 1_790_000_000;
-
 struct Fx {
-    _dir: tempfile::TempDir,
+    ca: TestCa,
     auth: Arc<Authority>,
     ra: KeyWithCert,
     store: Arc<dyn store::Store>,
 }
 
 fn fixture() -> Fx {
-    let dir = tempfile::tempdir().unwrap();
-    let store: Arc<dyn store::Store> = Arc::new(store::RedbStore::in_memory().unwrap());
-    let clock = Arc::new(FixedClock::new(NOW));
-    let root_key: Arc<dyn PrivateKey> =
-        Arc::new(hsm::soft::SoftKey::generate_ephemeral("root", KeyAlgorithm::EcdsaP256).unwrap());
-    let spec = RootSpec {
-        name: "root".into(),
-        subject: "CN=SCEP Test Root,O=Test".parse().unwrap(),
-        validity_days: 3650,
-        scheme: None,
-    };
-    let root_der = create_root(&store, &root_key, &spec, NOW, "test").unwrap();
-    let settings = Settings {
-        base_url: "http://127.0.0.1:9".into(),
-        default_issuer: "root".into(),
-        crl_validity: 7 * 86_400,
-        crl_refresh: 3600,
-        ocsp_validity: 86_400,
-    };
-    let a0 = Authority::from_parts(
-        vec![CaEntity::new("root", root_der.clone(), root_key.clone(), None, None).unwrap()],
-        &BTreeMap::new(),
-        settings.clone(),
-        store.clone(),
-        clock.clone(),
-    )
-    .unwrap();
-    let ra_key: Arc<dyn PrivateKey> =
-        Arc::new(hsm::soft::SoftKey::generate_ephemeral("ra", KeyAlgorithm::Rsa2048).unwrap());
-    let ra_der = a0
-        .issue(&IssueRequest {
-            profile: "ra".into(),
-            subject: "CN=SCEP Test RA,O=Test".parse().unwrap(),
-            sans: vec![],
-            spki_der: ra_key.public_key_der().to_vec(),
-            key_algorithm: KeyAlgorithm::Rsa2048,
-            extensions: vec![],
-            requester: "test".into(),
-            validity_days: None,
-            issuer: None,
-        })
-        .unwrap()
-        .record
-        .der;
-    drop(a0);
-    let ra = KeyWithCert {
-        cert_der: ra_der,
-        key: ra_key,
-    };
-    let mut root = CaEntity::new("root", root_der, root_key, None, None).unwrap();
-    root.ra = Some(ra.clone());
-    let auth = Arc::new(
-        Authority::from_parts(vec![root], &BTreeMap::new(), settings, store.clone(), clock)
-            .unwrap(),
-    );
+    let ca = TestCa::builder()
+        .root_subject("CN=SCEP Test Root,O=Test")
+        .ra("CN=SCEP Test RA,O=Test")
+        .build();
     Fx {
-        _dir: dir,
-        auth,
-        ra,
-        store,
+        auth: ca.auth.clone(),
+        ra: ca.ra.clone().expect("the root's RA"),
+        store: ca.store.clone(),
+        ca,
     }
 }
 
@@ -957,28 +903,11 @@ async fn oaep_key_transport_and_sha384_sha512_signatures() {
 #[tokio::test]
 async fn a_per_endpoint_ra_replaces_the_cas() {
     let fx = fixture();
-    let key: Arc<dyn PrivateKey> =
-        Arc::new(hsm::soft::SoftKey::generate_ephemeral("ra2", KeyAlgorithm::Rsa3072).unwrap());
-    let der = fx
-        .auth
-        .issue(&IssueRequest {
-            profile: "ra".into(),
-            subject: "CN=Endpoint RA".parse().unwrap(),
-            sans: vec![],
-            spki_der: key.public_key_der().to_vec(),
-            key_algorithm: KeyAlgorithm::Rsa3072,
-            extensions: vec![],
-            requester: "test".into(),
-            validity_days: None,
-            issuer: None,
-        })
-        .unwrap()
-        .record
-        .der;
-    let own = KeyWithCert {
-        cert_der: der.clone(),
-        key,
-    };
+    let own = fx.ca.issue_ra(
+        "CN=Endpoint RA",
+        ca_core::testing::soft_key("ra2", KeyAlgorithm::Rsa3072),
+    );
+    let der = own.cert_der.clone();
     let method = StaticChallenge::new(
         "own",
         vec![("mdm".into(), Secret::new(b"s3cret".to_vec()), None)],

@@ -194,6 +194,31 @@ impl TestCa {
     pub fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
     }
+
+    /// `openssl verify` of the certificate in `pem` against this CA's root, with the
+    /// issuing CA as untrusted intermediate; it must exit 0, its stdout is returned.
+    pub fn openssl_verify(&self, pem: &Path) -> String {
+        ok(openssl()
+            .args(["verify", "-CAfile"])
+            .arg(self.data.join("ca/root.crt"))
+            .arg("-untrusted")
+            .arg(self.data.join("ca/issuing.crt"))
+            .arg(pem))
+    }
+
+    /// Writes `<data>/ca/chain.pem` (the issuing CA's certificate, then the root's, PEM)
+    /// for OpenSSL and curl, and returns its path.
+    pub fn write_chain_pem(&self) -> PathBuf {
+        let d = self.data.join("ca");
+        let chain = format!(
+            "{}{}",
+            std::fs::read_to_string(d.join("issuing.crt")).expect("issuing"),
+            std::fs::read_to_string(d.join("root.crt")).expect("root")
+        );
+        let path = d.join("chain.pem");
+        std::fs::write(&path, chain).expect("chain");
+        path
+    }
 }
 
 impl Drop for TestCa {
@@ -208,6 +233,44 @@ impl Drop for TestCa {
 /// An `openssl` command.
 pub fn openssl() -> Command {
     Command::new("openssl")
+}
+
+/// A command's stdout and stderr, as text.
+pub fn output_text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// Runs micromdm's `scepclient` in its own directory `dir` (it keeps csr.pem beside the
+/// key) against `url` for `CN=<cn>`, with `challenge` if any; the RSA-2048 key
+/// (`key.pem`) is made with OpenSSL unless `dir` has one, the certificate goes to
+/// `cert.pem`.
+pub fn scepclient(dir: &Path, url: &str, cn: &str, challenge: Option<&str>) -> Output {
+    std::fs::create_dir_all(dir).expect("dir");
+    if !dir.join("key.pem").exists() {
+        ok(openssl()
+            .args(["genrsa", "-traditional", "-out"])
+            .arg(dir.join("key.pem"))
+            .arg("2048"));
+    }
+    let mut c = Command::new("scepclient");
+    c.current_dir(dir).args([
+        "-server-url",
+        url,
+        "-private-key",
+        "key.pem",
+        "-certificate",
+        "cert.pem",
+        "-cn",
+        cn,
+    ]);
+    if let Some(ch) = challenge {
+        c.args(["-challenge", ch]);
+    }
+    run(&mut c)
 }
 
 /// Runs a pkilint linter over `file` and returns the findings at ERROR or above
@@ -251,4 +314,127 @@ fn collect_findings(v: &serde_json::Value, out: &mut Vec<String>) {
         serde_json::Value::Array(a) => a.iter().for_each(|x| collect_findings(x, out)),
         _ => {}
     }
+}
+
+/// The state of an in-process server for admin API tests: `auth`, the admin token
+/// `token` (loopback only), `[scep]` from `scep`, `keys` for `/healthz`, no key probe.
+pub fn admin_state(
+    auth: std::sync::Arc<ca_core::Authority>,
+    scep: &scep::config::ScepConfig,
+    token: &str,
+    keys: Option<std::sync::Arc<dyn hsm::KeyStore>>,
+) -> std::sync::Arc<privca_server::http::AppState> {
+    std::sync::Arc::new(privca_server::http::AppState {
+        auth,
+        admin_token_hash: privca_server::http::token_hash(token.as_bytes()),
+        admin_loopback_only: true,
+        scep: scep.clone(),
+        keys,
+        key_probe: None,
+    })
+}
+
+/// privca's HTTP router served in process (`privca_server::http::serve`) on a free
+/// loopback port, on a runtime of its own. [`InProcessServer::stop`] shuts it down.
+pub struct InProcessServer {
+    /// The runtime it runs on.
+    pub rt: tokio::runtime::Runtime,
+    /// Where it listens.
+    pub addr: std::net::SocketAddr,
+    stop: tokio::sync::oneshot::Sender<()>,
+    served: tokio::task::JoinHandle<()>,
+}
+
+impl InProcessServer {
+    /// Serves `state` with the listener limits of the default configuration (1 MiB
+    /// bodies, 10 s header and idle timeouts, 64 connections) but `request_timeout`;
+    /// the shutdown grace is 5 s.
+    pub fn start(
+        state: std::sync::Arc<privca_server::http::AppState>,
+        request_timeout: Duration,
+    ) -> InProcessServer {
+        let limits = privca_server::http::Limits {
+            max_body_bytes: 1 << 20,
+            header_timeout: Duration::from_secs(10),
+            request_timeout,
+            idle_timeout: Duration::from_secs(10),
+            max_connections: 64,
+            max_connections_per_client: 0,
+        };
+        let rt = tokio::runtime::Runtime::new().expect("tokio runtime");
+        let listener = rt
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .expect("bind loopback");
+        let addr = listener.local_addr().expect("local address");
+        let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let served = rt.spawn(privca_server::http::serve(
+            listener,
+            privca_server::http::router(state, limits),
+            limits,
+            async move {
+                let _ = stop_rx.await;
+            },
+            Duration::from_secs(5),
+        ));
+        InProcessServer {
+            rt,
+            addr,
+            stop,
+            served,
+        }
+    }
+
+    /// Asks the server to stop and waits until it has.
+    pub fn stop(self) {
+        let InProcessServer {
+            rt, stop, served, ..
+        } = self;
+        let _ = stop.send(());
+        rt.block_on(served).expect("the server task");
+    }
+}
+
+/// The `[est]` section the EST tests share, to append to a configuration: default
+/// endpoint `basic`; endpoints `basic` and `held` (which holds every request for approval,
+/// retry after 7 s), both profile `tls-client`, HTTP basic for `alice` whose password
+/// hash is `hash`. Further `[est.endpoints.*]` tables may follow it.
+pub fn est_basic_endpoints(hash: &str) -> String {
+    format!(
+        r#"
+[est]
+default_endpoint = "basic"
+
+[est.endpoints.basic]
+profile = "tls-client"
+auth = "basic"
+accounts = [{{ username = "alice", password_hash = "{hash}" }}]
+
+[est.endpoints.held]
+profile = "tls-client"
+auth = "basic"
+accounts = [{{ username = "alice", password_hash = "{hash}" }}]
+require_approval = true
+retry_after_seconds = 7
+"#
+    )
+}
+
+/// POSTs to the admin API at `addr` (plain HTTP) with bearer `token` a request for a
+/// `tls-server` certificate for DNS name `dns` with a server-generated ECDSA P-256 key.
+pub fn admin_issue_tls_server(
+    client: &reqwest::blocking::Client,
+    addr: std::net::SocketAddr,
+    token: &str,
+    dns: &str,
+) -> reqwest::blocking::Response {
+    client
+        .post(format!("http://{addr}/admin/v1/certificates"))
+        .bearer_auth(token)
+        .json(&serde_json::json!({
+            "profile": "tls-server",
+            "generate_key": "ecdsa-p256",
+            "sans": [dns],
+        }))
+        .send()
+        .expect("admin API request")
 }

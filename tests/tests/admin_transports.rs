@@ -14,9 +14,8 @@ use privca_server::admin::{
     Admin, IssueInput, ListQuery, LocalAdmin, RejectInput, RemoteAdmin, RequestsQuery, RevokeInput,
     status_of,
 };
-use privca_server::http::{AppState, Limits};
 use privca_server::scep_wiring::ChallengeInput;
-use privca_tests::TestCa;
+use privca_tests::{InProcessServer, TestCa, admin_state};
 use serde_json::Value;
 
 const BIN: &str = env!("CARGO_BIN_EXE_privca-under-test");
@@ -308,37 +307,9 @@ fn local_and_remote_admin_answer_alike() {
     std::fs::write(ca.config(), text).unwrap();
     let cfg = privca_server::config::Config::load(&ca.config()).unwrap();
     let auth = Arc::new(cfg.load_authority().unwrap());
-    let state = Arc::new(AppState {
-        auth: auth.clone(),
-        admin_token_hash: privca_server::http::token_hash(TOKEN.as_bytes()),
-        admin_loopback_only: true,
-        scep: cfg.scep.clone(),
-        keys: None,
-        key_probe: None,
-    });
-    let limits = Limits {
-        max_body_bytes: 1 << 20,
-        header_timeout: Duration::from_secs(10),
-        request_timeout: Duration::from_secs(60),
-        idle_timeout: Duration::from_secs(10),
-        max_connections: 64,
-        max_connections_per_client: 0,
-    };
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let listener = rt
-        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-        .unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let served = rt.spawn(privca_server::http::serve(
-        listener,
-        privca_server::http::router(state, limits),
-        limits,
-        async move {
-            let _ = stop_rx.await;
-        },
-        Duration::from_secs(5),
-    ));
+    let state = admin_state(auth.clone(), &cfg.scep, TOKEN, None);
+    let server = InProcessServer::start(state, Duration::from_secs(60));
+    let addr = server.addr;
 
     // The handlers record their operations as `admin-api`: so does the local transport
     // here, so that requesters compare equal.
@@ -412,6 +383,5 @@ fn local_and_remote_admin_answer_alike() {
         other => panic!("expected 401, got {other:?}"),
     }
 
-    let _ = stop_tx.send(());
-    rt.block_on(served).unwrap();
+    server.stop();
 }

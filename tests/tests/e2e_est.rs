@@ -52,13 +52,7 @@ impl Est {
                 "127.0.0.1",
             ],
         );
-        let d = ca.data.join("ca");
-        let chain = format!(
-            "{}{}",
-            std::fs::read_to_string(d.join("issuing.crt")).expect("issuing"),
-            std::fs::read_to_string(d.join("root.crt")).expect("root")
-        );
-        std::fs::write(d.join("chain.pem"), chain).expect("chain");
+        ca.write_chain_pem();
         // A manufacturer CA (OpenSSL) for first enrollment with an IDevID-like cert.
         let mfg_key = ca.path("mfg.key");
         let mfg_crt = ca.path("mfg.crt");
@@ -105,23 +99,9 @@ impl Est {
                 "handshake_timeout_seconds = 10",
                 "handshake_timeout_seconds = 2",
             );
+        text.push_str(&privca_tests::est_basic_endpoints(hash));
         text.push_str(&format!(
             r#"
-[est]
-default_endpoint = "basic"
-
-[est.endpoints.basic]
-profile = "tls-client"
-auth = "basic"
-accounts = [{{ username = "alice", password_hash = "{hash}" }}]
-
-[est.endpoints.held]
-profile = "tls-client"
-auth = "basic"
-accounts = [{{ username = "alice", password_hash = "{hash}" }}]
-require_approval = true
-retry_after_seconds = 7
-
 [est.endpoints.certs]
 profile = "device"
 auth = "client-cert"
@@ -252,12 +232,7 @@ fn p7_to_pem(ca: &TestCa, name: &str, body: &[u8]) -> PathBuf {
 }
 
 fn verify(ca: &TestCa, pem: &Path) {
-    let out = ok(openssl()
-        .args(["verify", "-CAfile"])
-        .arg(ca.data.join("ca/root.crt"))
-        .arg("-untrusted")
-        .arg(ca.data.join("ca/issuing.crt"))
-        .arg(pem));
+    let out = ca.openssl_verify(pem);
     assert!(out.contains(": OK"), "{out}");
 }
 

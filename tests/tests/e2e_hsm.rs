@@ -383,16 +383,7 @@ fn healthz_follows_the_token() {
         };
         let token = std::fs::read_to_string(ca.data.join("admin-token")).unwrap();
         let issue = |dns: &str| {
-            let r = client
-                .post(format!("http://{}/admin/v1/certificates", running.addr))
-                .bearer_auth(token.trim())
-                .json(&serde_json::json!({
-                    "profile": "tls-server",
-                    "generate_key": "ecdsa-p256",
-                    "sans": [dns],
-                }))
-                .send()
-                .unwrap();
+            let r = privca_tests::admin_issue_tls_server(&client, running.addr, token.trim(), dns);
             let retry_after = r.headers().get("retry-after").is_some();
             (r.status().as_u16(), retry_after, r.text().unwrap())
         };
@@ -552,12 +543,7 @@ accounts = [{{ username = "alice", password_hash = "{}" }}]
         ca.start();
 
         let verify = |pem: &Path| {
-            let out = ok(openssl()
-                .args(["verify", "-CAfile"])
-                .arg(ca.data.join("ca/root.crt"))
-                .arg("-untrusted")
-                .arg(ca.data.join("ca/issuing.crt"))
-                .arg(pem));
+            let out = ca.openssl_verify(pem);
             assert!(out.contains(": OK"), "{out}");
         };
 

@@ -63,12 +63,7 @@ fn cli_server_openssl_end_to_end() {
     let mut ca = TestCa::init(std::path::Path::new(BIN), &[]);
     let ca_dir = ca.data.join("ca");
     // A chain file (root + issuing) for OpenSSL.
-    let chain = format!(
-        "{}{}",
-        std::fs::read_to_string(ca_dir.join("issuing.crt")).expect("issuing"),
-        std::fs::read_to_string(ca_dir.join("root.crt")).expect("root")
-    );
-    std::fs::write(ca_dir.join("chain.pem"), chain).expect("chain");
+    ca.write_chain_pem();
 
     // Secrets written by init are private.
     for f in [

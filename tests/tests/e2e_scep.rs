@@ -11,7 +11,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use base64::Engine;
-use privca_tests::{TestCa, fails, interop_enabled, ok, openssl, run};
+use privca_tests::output_text as text;
+use privca_tests::{TestCa, fails, interop_enabled, ok, openssl, run, scepclient};
 
 const BIN: &str = env!("CARGO_BIN_EXE_privca-under-test");
 
@@ -40,12 +41,7 @@ challenge = { method = "static", accounts = [{ name = "mdm", secret = { file = "
 "#;
 
 fn verify(ca: &TestCa, cert: &Path) {
-    let out = ok(openssl()
-        .args(["verify", "-CAfile"])
-        .arg(ca.data.join("ca/root.crt"))
-        .arg("-untrusted")
-        .arg(ca.data.join("ca/issuing.crt"))
-        .arg(cert));
+    let out = ca.openssl_verify(cert);
     assert!(out.contains(": OK"), "{out}");
 }
 
@@ -53,40 +49,6 @@ fn serial_of(cert: &Path) -> String {
     ok(openssl()
         .args(["x509", "-noout", "-serial", "-in"])
         .arg(cert))
-}
-
-/// scepclient in its own directory (it keeps csr.pem beside the key).
-fn scepclient(dir: &Path, url: &str, cn: &str, challenge: Option<&str>) -> std::process::Output {
-    std::fs::create_dir_all(dir).expect("dir");
-    if !dir.join("key.pem").exists() {
-        ok(openssl()
-            .args(["genrsa", "-traditional", "-out"])
-            .arg(dir.join("key.pem"))
-            .arg("2048"));
-    }
-    let mut c = Command::new("scepclient");
-    c.current_dir(dir).args([
-        "-server-url",
-        url,
-        "-private-key",
-        "key.pem",
-        "-certificate",
-        "cert.pem",
-        "-cn",
-        cn,
-    ]);
-    if let Some(ch) = challenge {
-        c.args(["-challenge", ch]);
-    }
-    run(&mut c)
-}
-
-fn text(o: &std::process::Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
 }
 
 struct Certmonger {

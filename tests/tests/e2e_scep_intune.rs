@@ -17,6 +17,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use base64::Engine;
+use privca_tests::output_text as text;
 use privca_tests::{TestCa, interop_enabled, ok, openssl, run};
 use serde_json::{Value, json};
 
@@ -133,31 +134,7 @@ fn start_fake() -> (Shared, String) {
 }
 
 fn scepclient(dir: &Path, url: &str, cn: &str, challenge: &str) -> std::process::Output {
-    std::fs::create_dir_all(dir).expect("dir");
-    ok(openssl()
-        .args(["genrsa", "-traditional", "-out"])
-        .arg(dir.join("key.pem"))
-        .arg("2048"));
-    run(Command::new("scepclient").current_dir(dir).args([
-        "-server-url",
-        url,
-        "-private-key",
-        "key.pem",
-        "-certificate",
-        "cert.pem",
-        "-cn",
-        cn,
-        "-challenge",
-        challenge,
-    ]))
-}
-
-fn text(o: &std::process::Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
+    privca_tests::scepclient(dir, url, cn, Some(challenge))
 }
 
 fn calls(f: &Shared, action: &str) -> Vec<Value> {

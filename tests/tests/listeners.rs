@@ -64,29 +64,15 @@ fn start(server: &[(&str, &str)]) -> Server {
         "handshake_timeout_seconds = 10",
         "handshake_timeout_seconds = 3",
     );
-    text.push_str(&format!(
+    text.push_str(&privca_tests::est_basic_endpoints(&hash));
+    text.push_str(
         r#"
-[est]
-default_endpoint = "basic"
-
-[est.endpoints.basic]
-profile = "tls-client"
-auth = "basic"
-accounts = [{{ username = "alice", password_hash = "{hash}" }}]
-
-[est.endpoints.held]
-profile = "tls-client"
-auth = "basic"
-accounts = [{{ username = "alice", password_hash = "{hash}" }}]
-require_approval = true
-retry_after_seconds = 7
-
 [scep.endpoints.devices]
 profile = "device"
 default = true
-challenge = {{ method = "static", accounts = [{{ name = "mdm", secret = {{ file = "scep.secret" }} }}] }}
-"#
-    ));
+challenge = { method = "static", accounts = [{ name = "mdm", secret = { file = "scep.secret" } }] }
+"#,
+    );
     std::fs::write(&cfg, text).expect("write config");
     ca.start();
     Server { ca, tls_port }

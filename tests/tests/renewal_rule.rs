@@ -6,27 +6,19 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use base64::Engine;
-use ca_core::ceremony::{RootSpec, create_root};
 use ca_core::profile::San;
-use ca_core::{Authority, CaEntity, FixedClock, IssueRequest, KeyWithCert, Settings};
-use der::Encode;
-use der::asn1::SetOfVec;
-use der::oid::AssociatedOid;
+use ca_core::testing::{self, NOW};
+use ca_core::{Authority, FixedClock, IssueRequest};
 use est::service::{EstAnswer, EstRequest, EstService, Operation};
 use hsm::{KeyAlgorithm, PrivateKey};
 use scep::challenge::FailInfo;
 use scep::client::{self, Identity};
 use scep::codec::{ContentCipher, MessageType, PkiStatus};
 use scep::service::Endpoint;
-use x509_cert::ext::pkix::SubjectAltName;
-use x509_cert::ext::pkix::name::GeneralName;
-use x509_cert::request::{CertReq, CertReqInfo, ExtensionReq};
 
-const NOW: i64 = 1_790_000_000;
 const SUBJECT: &str = "CN=dev.example.com";
 const SANS: [&str; 2] = ["dev.example.com", "alt.example.com"];
 
@@ -39,72 +31,18 @@ struct Fx {
     est: EstService,
 }
 
-fn settings() -> Settings {
-    Settings {
-        base_url: "http://127.0.0.1:9".into(),
-        default_issuer: "root".into(),
-        crl_validity: 7 * 86_400,
-        crl_refresh: 3600,
-        ocsp_validity: 86_400,
-    }
-}
-
 fn key(alg: KeyAlgorithm) -> Arc<dyn PrivateKey> {
-    Arc::new(hsm::soft::SoftKey::generate_ephemeral("k", alg).unwrap())
+    testing::soft_key("k", alg)
 }
 
 fn fixture() -> Fx {
     let dir = tempfile::tempdir().unwrap();
-    let store: Arc<dyn store::Store> = Arc::new(store::RedbStore::in_memory().unwrap());
-    let clock = Arc::new(FixedClock::new(NOW));
-    let root_key = key(KeyAlgorithm::EcdsaP256);
-    let spec = RootSpec {
-        name: "root".into(),
-        subject: "CN=Renewal Rule Root,O=Test".parse().unwrap(),
-        validity_days: 3650,
-        scheme: None,
-    };
-    let root_der = create_root(&store, &root_key, &spec, NOW, "test").unwrap();
-    let a0 = Authority::from_parts(
-        vec![CaEntity::new("root", root_der.clone(), root_key.clone(), None, None).unwrap()],
-        &BTreeMap::new(),
-        settings(),
-        store.clone(),
-        clock.clone(),
-    )
-    .unwrap();
-    let ra_key = key(KeyAlgorithm::Rsa2048);
-    let ra_der = a0
-        .issue(&IssueRequest {
-            profile: "ra".into(),
-            subject: "CN=Renewal Rule RA,O=Test".parse().unwrap(),
-            sans: vec![],
-            spki_der: ra_key.public_key_der().to_vec(),
-            key_algorithm: KeyAlgorithm::Rsa2048,
-            extensions: vec![],
-            requester: "test".into(),
-            validity_days: None,
-            issuer: None,
-        })
-        .unwrap()
-        .record
-        .der;
-    drop(a0);
-    let mut root = CaEntity::new("root", root_der, root_key, None, None).unwrap();
-    root.ra = Some(KeyWithCert {
-        cert_der: ra_der.clone(),
-        key: ra_key,
-    });
-    let auth = Arc::new(
-        Authority::from_parts(
-            vec![root],
-            &BTreeMap::new(),
-            settings(),
-            store,
-            clock.clone(),
-        )
-        .unwrap(),
-    );
+    let ca = testing::TestCa::builder()
+        .root_subject("CN=Renewal Rule Root,O=Test")
+        .ra("CN=Renewal Rule RA,O=Test")
+        .build();
+    let (clock, auth) = (ca.clock, ca.auth);
+    let ra_der = ca.ra.expect("the root's RA").cert_der;
     let scep_cfg: scep::config::EndpointConfig = serde_json::from_value(serde_json::json!({
         "profile": "tls-server",
         "challenge": { "method": "none" },
@@ -137,37 +75,8 @@ fn fixture() -> Fx {
 
 /// A CSR (DER) for `subject` with DNS SANs, signed by `key`.
 fn csr(key: &Arc<dyn PrivateKey>, subject: &str, dns: &[&str]) -> Vec<u8> {
-    let mut attributes = SetOfVec::new();
-    if !dns.is_empty() {
-        let names = dns
-            .iter()
-            .map(|d| GeneralName::DnsName(der::asn1::Ia5String::new(d).unwrap()))
-            .collect();
-        let ext =
-            ca_core::asn1::extension(SubjectAltName::OID, false, &SubjectAltName(names)).unwrap();
-        attributes
-            .insert(ExtensionReq(vec![ext]).try_into().unwrap())
-            .unwrap();
-    }
-    let info = CertReqInfo {
-        version: x509_cert::request::Version::V1,
-        subject: subject.parse().unwrap(),
-        public_key: <x509_cert::spki::SubjectPublicKeyInfoOwned as der::Decode>::from_der(
-            key.public_key_der(),
-        )
-        .unwrap(),
-        attributes,
-    };
-    let tbs = info.to_der().unwrap();
-    let scheme = key.algorithm().default_scheme();
-    let sig = key.sign(scheme, &tbs).unwrap();
-    CertReq {
-        info,
-        algorithm: ca_core::asn1::signature_algorithm(scheme).unwrap(),
-        signature: der::asn1::BitString::from_bytes(&sig).unwrap(),
-    }
-    .to_der()
-    .unwrap()
+    let sans: Vec<_> = dns.iter().map(|d| testing::dns(d)).collect();
+    testing::csr(key.as_ref(), subject, &sans)
 }
 
 /// What a row does to the certificate being renewed before the renewal.
@@ -260,15 +169,9 @@ fn old_certificate(fx: &Fx, old: Old) -> (Arc<dyn PrivateKey>, Vec<u8>) {
     let record = fx
         .auth
         .issue(&IssueRequest {
-            profile: "tls-server".into(),
-            subject: SUBJECT.parse().unwrap(),
             sans: SANS.iter().map(|d| San::Dns((*d).to_string())).collect(),
-            spki_der: k.public_key_der().to_vec(),
-            key_algorithm: KeyAlgorithm::Rsa2048,
-            extensions: vec![],
-            requester: "test".into(),
             validity_days: Some(1),
-            issuer: None,
+            ..testing::issue_request("tls-server", testing::name(SUBJECT), k.as_ref())
         })
         .unwrap()
         .record;

@@ -11,8 +11,7 @@ use std::time::Duration;
 
 use hsm::KeyStore;
 use hsm::testing::{Fault, FaultSwitch, FaultyKeyStore};
-use privca_server::http::{AppState, Limits};
-use privca_tests::TestCa;
+use privca_tests::{InProcessServer, TestCa, admin_issue_tls_server, admin_state};
 
 const BIN: &str = env!("CARGO_BIN_EXE_privca-under-test");
 const TOKEN: &str = "0123456789abcdef-admin";
@@ -36,52 +35,15 @@ fn a_timed_out_request_issues_nothing() {
         )
         .unwrap(),
     );
-    let state = Arc::new(AppState {
-        auth: auth.clone(),
-        admin_token_hash: privca_server::http::token_hash(TOKEN.as_bytes()),
-        admin_loopback_only: true,
-        scep: cfg.scep.clone(),
-        keys: Some(keys),
-        key_probe: None,
-    });
-    let limits = Limits {
-        max_body_bytes: 1 << 20,
-        header_timeout: Duration::from_secs(10),
-        request_timeout: Duration::from_secs(2),
-        idle_timeout: Duration::from_secs(10),
-        max_connections: 64,
-        max_connections_per_client: 0,
-    };
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let listener = rt
-        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-        .unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let served = rt.spawn(privca_server::http::serve(
-        listener,
-        privca_server::http::router(state, limits),
-        limits,
-        async move {
-            let _ = stop_rx.await;
-        },
-        Duration::from_secs(5),
-    ));
+    let state = admin_state(auth.clone(), &cfg.scep, TOKEN, Some(keys));
+    let server = InProcessServer::start(state, Duration::from_secs(2));
+    let addr = server.addr;
     let client = reqwest::blocking::Client::builder()
         .timeout(Duration::from_secs(60))
         .build()
         .unwrap();
     let issue = |dns: &str| {
-        let r = client
-            .post(format!("http://{addr}/admin/v1/certificates"))
-            .bearer_auth(TOKEN)
-            .json(&serde_json::json!({
-                "profile": "tls-server",
-                "generate_key": "ecdsa-p256",
-                "sans": [dns],
-            }))
-            .send()
-            .unwrap();
+        let r = admin_issue_tls_server(&client, addr, TOKEN, dns);
         (r.status().as_u16(), r.text().unwrap())
     };
     let count = || auth.store().stats().unwrap().certificates;
@@ -125,6 +87,5 @@ fn a_timed_out_request_issues_nothing() {
     let (s, body) = issue("again.example.com");
     assert_eq!(s, 201, "{body}");
     assert_eq!(count(), before + 1);
-    let _ = stop_tx.send(());
-    rt.block_on(served).unwrap();
+    server.stop();
 }

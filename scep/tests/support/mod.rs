@@ -43,7 +43,8 @@ pub struct Issued {
     pub issuer: String,
 }
 
-fn openssl(args: &[&str], dir: &Path) -> String {
+/// Runs `openssl` with `args` in `dir`; panics with its stderr when it fails.
+pub fn openssl(args: &[&str], dir: &Path) -> String {
     let out = Command::new("openssl")
         .args(args)
         .current_dir(dir)
