@@ -142,15 +142,13 @@ pub fn read_cert_bundle(path: &Path) -> Result<Vec<Vec<u8>>> {
         )));
     }
     if !bytes.trim_ascii_start().starts_with(b"-----BEGIN") {
-        return Ok(vec![
-            cert_der_from_bytes(&bytes).map_err(|e| {
-                Error::Config(format!(
-                    "{}: neither PEM nor a DER certificate: {}",
-                    path.display(),
-                    e.client_message()
-                ))
-            })?,
-        ]);
+        return Ok(vec![cert_der_from_bytes(&bytes).map_err(|e| {
+            Error::Config(format!(
+                "{}: neither PEM nor a DER certificate: {}",
+                path.display(),
+                e.client_message()
+            ))
+        })?]);
     }
     let text = String::from_utf8_lossy(&bytes);
     let mut out = Vec::new();
