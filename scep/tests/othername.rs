@@ -133,6 +133,7 @@ fn new_client(cn: &str) -> Client {
     Client { key, cert }
 }
 
+#[allow(clippy::too_many_arguments)] // a test helper: one argument per request field
 async fn send(
     ep: &Arc<Endpoint>,
     fx: &Fx,
