@@ -50,7 +50,10 @@ fn csr_seeds_pass_the_signature_check_and_their_content_decodes() {
         // whole; it now decodes, UPN included.)
         let refused = [
             ("p256-othername-unknown.der", "of type 1.2.3.4.5"),
-            ("p256-upn-ia5.der", "UPN (a UTF8String) otherName value is malformed"),
+            (
+                "p256-upn-ia5.der",
+                "UPN (a UTF8String) otherName value is malformed",
+            ),
         ];
         if let Some((_, why)) = refused.iter().find(|(n, _)| *n == name) {
             let e = parsed.unwrap_err().to_string();
