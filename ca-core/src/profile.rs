@@ -1804,4 +1804,125 @@ mod tests {
         cfg.validity_days = 0;
         assert!(Profile::from_config("x", cfg, "i").is_err());
     }
+
+    fn other_names_profile() -> Profile {
+        let mut cfg = built_in("tls-client").expect("built-in");
+        cfg.san.upn_suffixes = vec!["@corp.example".into()];
+        cfg.san.permanent_identifier_values = vec!["SN-*".into()];
+        cfg.san.permanent_identifier_assigners = vec!["1.3.6.1.4.1.99999.1".into()];
+        cfg.san.hardware_module_types = vec!["1.3.6.1.4.1.99999.2".into()];
+        Profile::from_config("users", cfg, "i").expect("profile")
+    }
+
+    #[test]
+    fn other_names_round_trip_through_der_and_the_display_form() {
+        for text in [
+            "upn:jane@corp.example",
+            "permanentId:SN-0017",
+            "permanentId:SN-0017;assigner=1.3.6.1.4.1.99999.1",
+            "hardwareModuleName:1.3.6.1.4.1.99999.2:0A0B0C",
+        ] {
+            let san = San::parse(text).expect(text);
+            assert_eq!(san.display(), text);
+            let g = san.to_general_name().expect("encode");
+            let der = g.to_der().expect("der");
+            let back = GeneralName::from_der(&der).expect("decode");
+            assert_eq!(San::from_general_name(&back).expect("read"), san, "{text}");
+        }
+        // The UPN is [0] { OID 1.3.6.1.4.1.311.20.2.3, [0] EXPLICIT UTF8String }.
+        let der = San::Upn("u@c.example".into())
+            .to_general_name()
+            .and_then(|g| Ok(g.to_der()?))
+            .expect("der");
+        let mut want = vec![0xA0, 0x1B, 0x06, 0x0A];
+        want.extend([0x2B, 0x06, 0x01, 0x04, 0x01, 0x82, 0x37, 0x14, 0x02, 0x03]);
+        want.extend([0xA0, 0x0D, 0x0C, 0x0B]);
+        want.extend(b"u@c.example");
+        assert_eq!(der, want);
+    }
+
+    #[test]
+    fn other_names_are_refused_unless_the_profile_allows_them() {
+        let subject = Name::default();
+        let plain = Profile::from_config("p", built_in("tls-client").expect("b"), "i").expect("p");
+        let upn = San::Upn("jane@corp.example".into());
+        let e = plain
+            .check_sans(std::slice::from_ref(&upn), &subject)
+            .unwrap_err();
+        assert!(e.to_string().contains("issues no UPNs"), "{e}");
+        let p = other_names_profile();
+        assert!(p.check_sans(std::slice::from_ref(&upn), &subject).is_ok());
+        for (san, why) in [
+            (San::Upn("jane@evil.example".into()), "not allowed"),
+            (San::Upn("jane@CORP.example.evil".into()), "not allowed"),
+            (San::Upn("no-at".into()), "is not a UPN"),
+            (San::Upn("a@b@corp.example".into()), "is not a UPN"),
+            (San::Upn("".into()), "is empty"),
+            (
+                San::PermanentId {
+                    value: "XX-1".into(),
+                    assigner: None,
+                },
+                "does not match",
+            ),
+            (
+                San::PermanentId {
+                    value: "SN-1".into(),
+                    assigner: Some(ObjectIdentifier::new_unwrap("1.2.3")),
+                },
+                "assigner 1.2.3",
+            ),
+            (
+                San::HardwareModule {
+                    hw_type: ObjectIdentifier::new_unwrap("1.2.3"),
+                    serial: vec![1],
+                },
+                "hwType 1.2.3",
+            ),
+        ] {
+            let e = p.check_sans(&[san.clone()], &subject).unwrap_err();
+            assert!(e.to_string().contains(why), "{san:?}: {e}");
+        }
+        // The UPN suffix compares ignoring case.
+        assert!(
+            p.check_sans(&[San::Upn("jane@Corp.Example".into())], &subject)
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn glob_patterns() {
+        for (p, t, m) in [
+            ("*", "", true),
+            ("SN-*", "SN-1", true),
+            ("SN-*", "XSN-1", false),
+            ("*-01", "a-01", true),
+            ("a*b*c", "abc", true),
+            ("a*b*c", "acb", false),
+            ("a*a", "a", false),
+            ("exact", "exact", true),
+            ("exact", "exact2", false),
+        ] {
+            assert_eq!(glob_match(p, t), m, "{p:?} {t:?}");
+        }
+    }
+
+    #[test]
+    fn other_name_profile_settings_are_validated() {
+        for (field, value) in [
+            ("upn", "corp.example"),
+            ("assigner", "not-an-oid"),
+            ("hw", "x"),
+            ("require", "phone"),
+        ] {
+            let mut cfg = built_in("tls-client").expect("built-in");
+            match field {
+                "upn" => cfg.san.upn_suffixes = vec![value.into()],
+                "assigner" => cfg.san.permanent_identifier_assigners = vec![value.into()],
+                "hw" => cfg.san.hardware_module_types = vec![value.into()],
+                _ => cfg.san.require = vec![value.into()],
+            }
+            assert!(Profile::from_config("x", cfg, "i").is_err(), "{field}");
+        }
+    }
 }
