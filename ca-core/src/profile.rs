@@ -1848,7 +1848,7 @@ mod tests {
         let upn = San::Upn("jane@corp.example".into());
         let e = plain
             .check_sans(std::slice::from_ref(&upn), &subject)
-            .unwrap_err();
+            .expect_err("refused");
         assert!(e.to_string().contains("issues no UPNs"), "{e}");
         let p = other_names_profile();
         assert!(p.check_sans(std::slice::from_ref(&upn), &subject).is_ok());
@@ -1880,7 +1880,9 @@ mod tests {
                 "hwType 1.2.3",
             ),
         ] {
-            let e = p.check_sans(&[san.clone()], &subject).unwrap_err();
+            let e = p
+                .check_sans(std::slice::from_ref(&san), &subject)
+                .expect_err("refused");
             assert!(e.to_string().contains(why), "{san:?}: {e}");
         }
         // The UPN suffix compares ignoring case.
