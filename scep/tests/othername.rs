@@ -310,3 +310,21 @@ async fn other_names_the_profile_does_not_allow_are_refused() {
         refused_with(&reply, reason);
     }
 }
+
+/// The UPN profile of docs/intune.md ("User certificates with a UPN") is a valid profile.
+/// (Its block is fenced without `toml` so that the guide keeps the two blocks
+/// tests/config.rs reads.)
+#[test]
+fn the_intune_guide_upn_profile_is_valid() {
+    let guide =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/intune.md")).unwrap();
+    let section = guide
+        .split("### User certificates with a UPN")
+        .nth(1)
+        .unwrap();
+    let block = section.split("```\n").nth(1).unwrap();
+    let p: BTreeMap<String, BTreeMap<String, ProfileConfig>> = toml::from_str(block).unwrap();
+    let cfg = p["profiles"]["intune-user"].clone();
+    assert_eq!(cfg.san.upn_suffixes, vec!["@contoso.com".to_string()]);
+    ca_core::profile::Profile::from_config("intune-user", cfg, "issuing").unwrap();
+}
