@@ -92,6 +92,30 @@ URI.1 = tag:microsoft.com,2022-09-14:sid:S-1-5-21-1-2-3-1001
 DNS.1 = laptop.example.com
 CNF
 csr p256-intune-uri p256.key -config "$T/intune.cnf"
+# otherName SANs (issue 15 item 3): an Intune user certificate's UPN, a device's
+# permanentIdentifier (RFC 4043) and hardwareModuleName (RFC 4108 §5), an unknown
+# otherName type and a UPN of the wrong inner type.
+cat >"$T/othername.cnf" <<'CNF'
+[req]
+distinguished_name = dn
+req_extensions = ext
+prompt = no
+[dn]
+CN = jane@corp.example
+[ext]
+subjectAltName = otherName:1.3.6.1.4.1.311.20.2.3;UTF8:jane@corp.example,otherName:1.3.6.1.5.5.7.8.3;SEQUENCE:pi,otherName:1.3.6.1.5.5.7.8.4;SEQUENCE:hw,email:jane@corp.example
+[pi]
+value = UTF8:SN-0042
+assigner = OID:1.3.6.1.4.1.99999.1
+[hw]
+type = OID:1.3.6.1.4.1.99999.2
+serial = FORMAT:HEX,OCTETSTRING:DEADBEEF
+CNF
+csr p256-othernames p256.key -config "$T/othername.cnf"
+csr p256-othername-unknown p256.key -subj "/CN=x" \
+  -addext "subjectAltName=otherName:1.2.3.4.5;UTF8:x"
+csr p256-upn-ia5 p256.key -subj "/CN=x" \
+  -addext "subjectAltName=otherName:1.3.6.1.4.1.311.20.2.3;IA5STRING:jane@corp.example"
 openssl req -new -key "$T/p256.key" -subj "/CN=pem.example.com" -out "$T/pem-p256.csr.pem"
 
 # The CSRs inside the captured SCEP requests (decrypted with the test-only RA key).

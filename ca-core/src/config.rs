@@ -197,6 +197,27 @@ pub struct SanConfig {
     /// Allowed URI prefixes (`https://`, `tag:microsoft.com,2022-09-14:sid:`); `*` allows any.
     #[serde(default)]
     pub uri_prefixes: Vec<String>,
+    /// Allowed user principal name otherNames (Microsoft 1.3.6.1.4.1.311.20.2.3): UPN
+    /// suffixes written `@corp.example` (the part after the `@`, compared ignoring
+    /// case), or `*` for any. Empty: UPNs are refused.
+    #[serde(default)]
+    pub upn_suffixes: Vec<String>,
+    /// Allowed permanentIdentifier otherName values (RFC 4043 §2): patterns in which
+    /// `*` stands for any run of characters (`*` allows any). Empty: refused.
+    #[serde(default)]
+    pub permanent_identifier_values: Vec<String>,
+    /// Allowed permanentIdentifier assigner OIDs. A permanentIdentifier without an
+    /// assigner (assigned by the issuer, RFC 4043 §2) passes whatever this says; one
+    /// with an assigner needs it listed.
+    #[serde(default)]
+    pub permanent_identifier_assigners: Vec<String>,
+    /// Allowed hardwareModuleName otherName hwType OIDs (RFC 4108 §5). Empty: refused.
+    #[serde(default)]
+    pub hardware_module_types: Vec<String>,
+    /// SAN kinds the certificate must carry at least one of each: `dns`, `ip`, `email`,
+    /// `uri`, `upn`, `permanent_identifier`, `hardware_module_name`.
+    #[serde(default)]
+    pub require: Vec<String>,
     /// When the request has no DNS SAN but its CN is a DNS name, add it as a SAN.
     #[serde(default)]
     pub cn_as_dns: bool,
@@ -219,6 +240,11 @@ impl Default for SanConfig {
             ip_ranges: Vec::new(),
             email_domains: Vec::new(),
             uri_prefixes: Vec::new(),
+            upn_suffixes: Vec::new(),
+            permanent_identifier_values: Vec::new(),
+            permanent_identifier_assigners: Vec::new(),
+            hardware_module_types: Vec::new(),
+            require: Vec::new(),
             cn_as_dns: false,
             max: default_max_sans(),
         }

@@ -164,14 +164,151 @@ pub enum San {
     Email(String),
     /// uniformResourceIdentifier.
     Uri(String),
+    /// otherName user principal name (Microsoft szOID_NT_PRINCIPAL_NAME,
+    /// 1.3.6.1.4.1.311.20.2.3, a UTF8String `user@suffix`), as received.
+    Upn(String),
+    /// otherName permanentIdentifier (RFC 4043 §2): an identifier that stays with the
+    /// device for its life, with the OID of the authority that assigned it (absent: the
+    /// issuer). privca issues it only with an identifierValue.
+    PermanentId {
+        /// identifierValue (UTF8String).
+        value: String,
+        /// assigner.
+        assigner: Option<ObjectIdentifier>,
+    },
+    /// otherName hardwareModuleName (RFC 4108 §5): the type and serial number of a
+    /// hardware module (a TPM, a secure element).
+    HardwareModule {
+        /// hwType.
+        hw_type: ObjectIdentifier,
+        /// hwSerialNum (OCTET STRING).
+        serial: Vec<u8>,
+    },
+}
+
+/// Longest UPN or permanentIdentifier value accepted, in bytes (Active Directory's
+/// userPrincipalName has a rangeUpper of 1024 characters; nothing legitimate is longer).
+pub const MAX_OTHER_NAME_TEXT: usize = 1024;
+/// Longest hardwareModuleName serial number accepted, in bytes.
+pub const MAX_HW_SERIAL: usize = 256;
+
+/// PermanentIdentifier ::= SEQUENCE { identifierValue UTF8String OPTIONAL, assigner
+/// OBJECT IDENTIFIER OPTIONAL } (RFC 4043 §2).
+#[derive(Clone, Debug, der::Sequence)]
+struct PermanentIdentifierRef<'a> {
+    #[asn1(optional = "true")]
+    identifier_value: Option<Utf8StringRef<'a>>,
+    #[asn1(optional = "true")]
+    assigner: Option<ObjectIdentifier>,
+}
+
+/// HardwareModuleName ::= SEQUENCE { hwType OBJECT IDENTIFIER, hwSerialNum OCTET STRING }
+/// (RFC 4108 §5).
+#[derive(Clone, Debug, der::Sequence)]
+struct HardwareModuleNameDer {
+    hw_type: ObjectIdentifier,
+    hw_serial_num: OctetString,
+}
+
+/// Checks the text of a UPN or a permanentIdentifier value: not empty, at most
+/// [`MAX_OTHER_NAME_TEXT`] bytes, no control characters (which would let a name rewrite
+/// a log line or a display).
+fn check_other_name_text(what: &str, text: &str) -> Result<()> {
+    if text.is_empty() {
+        return Err(Error::BadRequest(format!("the {what} is empty")));
+    }
+    if text.len() > MAX_OTHER_NAME_TEXT {
+        return Err(Error::BadRequest(format!(
+            "the {what} is {} bytes long, at most {MAX_OTHER_NAME_TEXT} are accepted",
+            text.len()
+        )));
+    }
+    if text.chars().any(char::is_control) {
+        return Err(Error::BadRequest(format!(
+            "the {what} {text:?} contains a control character"
+        )));
+    }
+    Ok(())
+}
+
+/// Checks UPN syntax: `user@suffix`, one `@`, a non-empty user part without spaces,
+/// a DNS suffix (Active Directory's UPN suffixes are DNS names).
+fn check_upn_syntax(upn: &str) -> Result<()> {
+    check_other_name_text("UPN", upn)?;
+    let bad = || Error::BadRequest(format!("{upn:?} is not a UPN (user@suffix)"));
+    let (user, suffix) = upn.split_once('@').ok_or_else(bad)?;
+    if user.is_empty() || suffix.contains('@') || user.chars().any(char::is_whitespace) {
+        return Err(bad());
+    }
+    check_dns_syntax(&suffix.to_ascii_lowercase(), false)
+}
+
+fn parse_oid(text: &str) -> Result<ObjectIdentifier> {
+    ObjectIdentifier::new(text.trim())
+        .map_err(|_| Error::BadRequest(format!("{text:?} is not an OID")))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02X}")).collect()
+}
+
+fn unhex(text: &str) -> Option<Vec<u8>> {
+    if !text.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..text.len())
+        .step_by(2)
+        .map(|i| {
+            text.get(i..i + 2)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+        })
+        .collect()
 }
 
 impl San {
     /// Parses the CLI form: `a.example` (DNS), `10.0.0.1` (IP), `me@a.example` (email),
-    /// `scheme:…` (URI), or with explicit prefix `dns:`, `ip:`, `email:`, `uri:`.
+    /// `scheme:…` (URI), or with explicit prefix `dns:`, `ip:`, `email:`, `uri:`; the
+    /// otherNames only with their prefix: `upn:user@corp.example`,
+    /// `permanentId:VALUE` or `permanentId:VALUE;assigner=OID`,
+    /// `hardwareModuleName:OID:HEXSERIAL` (the forms [`San::display`] writes).
     pub fn parse(text: &str) -> Result<San> {
         let t = text.trim();
         let lower = t.to_ascii_lowercase();
+        let rest = |prefix: &str| t.get(prefix.len()..).unwrap_or_default();
+        if lower.starts_with("upn:") {
+            let v = rest("upn:");
+            check_upn_syntax(v)?;
+            return Ok(San::Upn(v.to_string()));
+        }
+        if lower.starts_with("permanentid:") {
+            let v = rest("permanentid:");
+            let (value, assigner) = match v.rsplit_once(";assigner=") {
+                Some((value, oid)) => (value, Some(parse_oid(oid)?)),
+                None => (v, None),
+            };
+            check_other_name_text("permanentIdentifier value", value)?;
+            return Ok(San::PermanentId {
+                value: value.to_string(),
+                assigner,
+            });
+        }
+        if lower.starts_with("hardwaremodulename:") {
+            let v = rest("hardwaremodulename:");
+            let bad = || {
+                Error::BadRequest(format!(
+                    "{t:?} is not hardwareModuleName:OID:HEXSERIAL (RFC 4108 §5)"
+                ))
+            };
+            let (oid, serial) = v.rsplit_once(':').ok_or_else(bad)?;
+            let serial = unhex(serial).ok_or_else(bad)?;
+            if serial.is_empty() || serial.len() > MAX_HW_SERIAL {
+                return Err(bad());
+            }
+            return Ok(San::HardwareModule {
+                hw_type: parse_oid(oid)?,
+                serial,
+            });
+        }
         if let Some(v) = lower.strip_prefix("dns:") {
             return Ok(San::Dns(v.to_string()));
         }
@@ -199,29 +336,109 @@ impl San {
         Ok(San::Dns(lower))
     }
 
-    /// Reads a GeneralName; `None` for kinds the CA does not issue (otherName, …).
-    pub fn from_general_name(g: &GeneralName) -> Option<San> {
+    /// Reads a GeneralName (RFC 5280 §4.2.1.6). Kinds the CA does not issue (x400Address,
+    /// directoryName, ediPartyName, registeredID, an otherName of another type) are
+    /// `PolicyRefused` with a reason that names them; a known otherName whose value is
+    /// malformed (wrong inner type, empty, control characters, over-long) is
+    /// `BadRequest`.
+    pub fn from_general_name(g: &GeneralName) -> Result<San> {
+        let unsupported = |what: &str| {
+            Err(Error::PolicyRefused(format!(
+                "the request carries a {what} subject alternative name, which privca does not issue"
+            )))
+        };
         match g {
-            GeneralName::DnsName(s) => Some(San::Dns(s.to_string().to_ascii_lowercase())),
-            GeneralName::Rfc822Name(s) => Some(San::Email(s.to_string())),
-            GeneralName::UniformResourceIdentifier(s) => Some(San::Uri(s.to_string())),
+            GeneralName::DnsName(s) => Ok(San::Dns(s.to_string().to_ascii_lowercase())),
+            GeneralName::Rfc822Name(s) => Ok(San::Email(s.to_string())),
+            GeneralName::UniformResourceIdentifier(s) => Ok(San::Uri(s.to_string())),
             GeneralName::IpAddress(o) => match o.as_bytes().len() {
                 4 => <[u8; 4]>::try_from(o.as_bytes())
-                    .ok()
-                    .map(|b| San::Ip(IpAddr::from(b))),
+                    .map(|b| San::Ip(IpAddr::from(b)))
+                    .map_err(|_| Error::BadRequest("malformed iPAddress".into())),
                 16 => <[u8; 16]>::try_from(o.as_bytes())
-                    .ok()
-                    .map(|b| San::Ip(IpAddr::from(b))),
-                _ => None,
+                    .map(|b| San::Ip(IpAddr::from(b)))
+                    .map_err(|_| Error::BadRequest("malformed iPAddress".into())),
+                n => Err(Error::BadRequest(format!(
+                    "an iPAddress SAN of {n} bytes (RFC 5280 §4.2.1.6: 4 or 16)"
+                ))),
             },
-            _ => None,
+            GeneralName::OtherName(on) => San::from_other_name(on),
+            GeneralName::DirectoryName(_) => unsupported("directoryName"),
+            GeneralName::RegisteredId(o) => unsupported(&format!("registeredID ({o})")),
+            GeneralName::EdiPartyName(_) => unsupported("ediPartyName"),
         }
     }
 
-    /// Encodes as a GeneralName.
+    /// Reads an otherName (RFC 5280 §4.2.1.6) of the three types privca issues.
+    fn from_other_name(on: &x509_cert::ext::pkix::name::OtherName) -> Result<San> {
+        let inner = |what: &str, e: der::Error| {
+            Error::BadRequest(format!("the {what} otherName value is malformed: {e}"))
+        };
+        if on.type_id == oid::MS_UPN {
+            let s: Utf8StringRef<'_> = on
+                .value
+                .decode_as()
+                .map_err(|e| inner("UPN (a UTF8String)", e))?;
+            check_upn_syntax(s.as_str())?;
+            Ok(San::Upn(s.as_str().to_string()))
+        } else if on.type_id == oid::PERMANENT_IDENTIFIER {
+            let p: PermanentIdentifierRef<'_> = on
+                .value
+                .decode_as()
+                .map_err(|e| inner("permanentIdentifier (RFC 4043 §2)", e))?;
+            let value = p.identifier_value.ok_or_else(|| {
+                Error::BadRequest(
+                    "the permanentIdentifier has no identifierValue (RFC 4043 §2); privca                      issues it only with one"
+                        .into(),
+                )
+            })?;
+            check_other_name_text("permanentIdentifier value", value.as_str())?;
+            Ok(San::PermanentId {
+                value: value.as_str().to_string(),
+                assigner: p.assigner,
+            })
+        } else if on.type_id == oid::HARDWARE_MODULE_NAME {
+            let h: HardwareModuleNameDer = on
+                .value
+                .decode_as()
+                .map_err(|e| inner("hardwareModuleName (RFC 4108 §5)", e))?;
+            let serial = h.hw_serial_num.as_bytes();
+            if serial.is_empty() || serial.len() > MAX_HW_SERIAL {
+                return Err(Error::BadRequest(format!(
+                    "the hardwareModuleName serial number is {} bytes, 1 to {MAX_HW_SERIAL} \
+                     are accepted",
+                    serial.len()
+                )));
+            }
+            Ok(San::HardwareModule {
+                hw_type: h.hw_type,
+                serial: serial.to_vec(),
+            })
+        } else {
+            Err(Error::PolicyRefused(format!(
+                "the request carries an otherName subject alternative name of type {}, \
+                 which privca does not issue (it issues UPN {}, permanentIdentifier {} and \
+                 hardwareModuleName {})",
+                on.type_id,
+                oid::MS_UPN,
+                oid::PERMANENT_IDENTIFIER,
+                oid::HARDWARE_MODULE_NAME
+            )))
+        }
+    }
+
+    /// Encodes as a GeneralName; otherNames as `[0] EXPLICIT` of their DER value
+    /// (RFC 5280 §4.2.1.6).
     pub fn to_general_name(&self) -> Result<GeneralName> {
+        use x509_cert::ext::pkix::name::OtherName;
         let ia5 = |s: &str| {
             Ia5String::new(s).map_err(|_| Error::BadRequest(format!("{s:?} is not ASCII")))
+        };
+        let other = |type_id: ObjectIdentifier, der: Vec<u8>| -> Result<GeneralName> {
+            Ok(GeneralName::OtherName(OtherName {
+                type_id,
+                value: Any::from_der(&der)?,
+            }))
         };
         Ok(match self {
             San::Dns(s) => GeneralName::DnsName(ia5(s)?),
@@ -231,19 +448,74 @@ impl San {
                 IpAddr::V4(v) => OctetString::new(v.octets().to_vec())?,
                 IpAddr::V6(v) => OctetString::new(v.octets().to_vec())?,
             }),
+            San::Upn(s) => other(oid::MS_UPN, Utf8StringRef::new(s)?.to_der()?)?,
+            San::PermanentId { value, assigner } => other(
+                oid::PERMANENT_IDENTIFIER,
+                PermanentIdentifierRef {
+                    identifier_value: Some(Utf8StringRef::new(value)?),
+                    assigner: *assigner,
+                }
+                .to_der()?,
+            )?,
+            San::HardwareModule { hw_type, serial } => other(
+                oid::HARDWARE_MODULE_NAME,
+                HardwareModuleNameDer {
+                    hw_type: *hw_type,
+                    hw_serial_num: OctetString::new(serial.clone())?,
+                }
+                .to_der()?,
+            )?,
         })
     }
 
-    /// Display form stored in records: `DNS:…`, `IP:…`, `email:…`, `URI:…`.
+    /// Display form stored in records: `DNS:…`, `IP:…`, `email:…`, `URI:…`,
+    /// `upn:user@suffix`, `permanentId:VALUE[;assigner=OID]`,
+    /// `hardwareModuleName:OID:HEXSERIAL` ([`San::parse`] reads them back).
     pub fn display(&self) -> String {
         match self {
             San::Dns(s) => format!("DNS:{s}"),
             San::Ip(ip) => format!("IP:{ip}"),
             San::Email(s) => format!("email:{s}"),
             San::Uri(s) => format!("URI:{s}"),
+            San::Upn(s) => format!("upn:{s}"),
+            San::PermanentId {
+                value,
+                assigner: None,
+            } => format!("permanentId:{value}"),
+            San::PermanentId {
+                value,
+                assigner: Some(a),
+            } => format!("permanentId:{value};assigner={a}"),
+            San::HardwareModule { hw_type, serial } => {
+                format!("hardwareModuleName:{hw_type}:{}", hex(serial))
+            }
+        }
+    }
+
+    /// The kind's name as the profile's `require` list writes it.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            San::Dns(_) => "dns",
+            San::Ip(_) => "ip",
+            San::Email(_) => "email",
+            San::Uri(_) => "uri",
+            San::Upn(_) => "upn",
+            San::PermanentId { .. } => "permanent_identifier",
+            San::HardwareModule { .. } => "hardware_module_name",
         }
     }
 }
+
+/// The kinds a profile's `san.require` may name.
+pub const SAN_KINDS: [&str; 7] = [
+    "dns",
+    "ip",
+    "email",
+    "uri",
+    "upn",
+    "permanent_identifier",
+    "hardware_module_name",
+];
 
 /// An IP range in CIDR form.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -304,6 +576,8 @@ pub struct Profile {
     ip_ranges: Vec<IpRange>,
     subject_from_request: Vec<ObjectIdentifier>,
     subject_fixed: Vec<(ObjectIdentifier, String)>,
+    permanent_id_assigners: Vec<ObjectIdentifier>,
+    hardware_module_types: Vec<ObjectIdentifier>,
 }
 
 impl Profile {
@@ -376,6 +650,40 @@ impl Profile {
             let bare = d.strip_prefix('.').unwrap_or(d);
             check_dns_syntax(bare, false).map_err(|e| err(e.to_string()))?;
         }
+        for u in &config.san.upn_suffixes {
+            if u != "*" {
+                let suffix = u.strip_prefix('@').ok_or_else(|| {
+                    err(format!(
+                        "upn_suffixes entry {u:?} must be `@suffix` (e.g. @corp.example) or `*`"
+                    ))
+                })?;
+                check_dns_syntax(&suffix.to_ascii_lowercase(), false)
+                    .map_err(|e| err(e.to_string()))?;
+            }
+        }
+        let oids = |list: &[String], what: &str| {
+            list.iter()
+                .map(|o| {
+                    ObjectIdentifier::new(o).map_err(|_| err(format!("{what} {o:?} is not an OID")))
+                })
+                .collect::<Result<Vec<_>>>()
+        };
+        let permanent_id_assigners = oids(
+            &config.san.permanent_identifier_assigners,
+            "permanent_identifier_assigners entry",
+        )?;
+        let hardware_module_types = oids(
+            &config.san.hardware_module_types,
+            "hardware_module_types entry",
+        )?;
+        for k in &config.san.require {
+            if !SAN_KINDS.contains(&k.as_str()) {
+                return Err(err(format!(
+                    "san.require names {k:?}, not one of {}",
+                    SAN_KINDS.join(", ")
+                )));
+            }
+        }
         if config.path_len.is_some() && !config.ca {
             return Err(err("path_len needs `ca = true`".into()));
         }
@@ -397,6 +705,8 @@ impl Profile {
             ip_ranges,
             subject_from_request,
             subject_fixed,
+            permanent_id_assigners,
+            hardware_module_types,
             config,
         })
     }
@@ -653,6 +963,11 @@ impl Profile {
         if rules.required && out.is_empty() {
             return refuse("a subject alternative name is required".into());
         }
+        for kind in &rules.require {
+            if !out.iter().any(|s| s.kind() == kind) {
+                return refuse(format!("a {kind} subject alternative name is required"));
+            }
+        }
         Ok(out)
     }
 
@@ -717,6 +1032,63 @@ impl Profile {
                     return refuse(format!("URI {uri} is not allowed"));
                 }
             }
+            San::Upn(upn) => {
+                check_upn_syntax(upn)?;
+                let suffix = upn.rsplit_once('@').map(|(_, d)| d).unwrap_or_default();
+                let allowed = rules.upn_suffixes.iter().any(|a| {
+                    a == "*"
+                        || a.strip_prefix('@')
+                            .is_some_and(|d| d.eq_ignore_ascii_case(suffix))
+                });
+                if !allowed {
+                    return refuse(if rules.upn_suffixes.is_empty() {
+                        format!("UPN {upn} is not allowed: the profile issues no UPNs")
+                    } else {
+                        format!(
+                            "UPN {upn} is not allowed (allowed suffixes: {})",
+                            rules.upn_suffixes.join(", ")
+                        )
+                    });
+                }
+            }
+            San::PermanentId { value, assigner } => {
+                check_other_name_text("permanentIdentifier value", value)?;
+                if !rules
+                    .permanent_identifier_values
+                    .iter()
+                    .any(|p| glob_match(p, value))
+                {
+                    return refuse(if rules.permanent_identifier_values.is_empty() {
+                        format!(
+                            "permanentIdentifier {value:?} is not allowed: the profile issues \
+                             no permanentIdentifiers"
+                        )
+                    } else {
+                        format!(
+                            "permanentIdentifier {value:?} does not match the profile's patterns"
+                        )
+                    });
+                }
+                if let Some(a) = assigner
+                    && !self.permanent_id_assigners.contains(a)
+                {
+                    return refuse(format!("permanentIdentifier assigner {a} is not allowed"));
+                }
+            }
+            San::HardwareModule { hw_type, serial } => {
+                if serial.is_empty() || serial.len() > MAX_HW_SERIAL {
+                    return Err(Error::BadRequest(format!(
+                        "the hardwareModuleName serial number is {} bytes, 1 to \
+                         {MAX_HW_SERIAL} are accepted",
+                        serial.len()
+                    )));
+                }
+                if !self.hardware_module_types.contains(hw_type) {
+                    return refuse(format!(
+                        "hardwareModuleName of hwType {hw_type} is not allowed"
+                    ));
+                }
+            }
         }
         Ok(())
     }
@@ -768,7 +1140,31 @@ impl Profile {
                             ));
                         }
                     }
-                    NameShape::Email(e) => self.check_name(&San::Email(e))?,
+                    NameShape::Email(e) => {
+                        // A UPN-shaped CN (Intune user certificates write
+                        // CN={{UserPrincipalName}}) passes when it is one of the UPN SANs,
+                        // which check_sans has judged. Under a profile that issues UPNs it
+                        // must be one of the UPN or email SANs, as a DNS-shaped CN must be a
+                        // DNS SAN; elsewhere it is judged as an email address, as before.
+                        let listed = |upn: bool| {
+                            sans.iter().any(|s| match s {
+                                San::Upn(u) => same_mailbox(u, &e),
+                                San::Email(m) => !upn && same_mailbox(m, &e),
+                                _ => false,
+                            })
+                        };
+                        if !listed(true) {
+                            if self.config.san.upn_suffixes.is_empty() {
+                                self.check_name(&San::Email(e))?;
+                            } else if !listed(false) {
+                                return refuse(format!(
+                                    "the common name {text} is shaped like a UPN or an email \
+                                     address but is neither one of the UPN nor one of the \
+                                     email subjectAltNames: request it as a UPN SAN too"
+                                ));
+                            }
+                        }
+                    }
                     NameShape::Uri(u) => self.check_name(&San::Uri(u))?,
                     NameShape::Malformed(why) => {
                         return Err(Error::BadRequest(format!("the common name {text:?} {why}")));
@@ -792,6 +1188,25 @@ impl Profile {
         }
         Ok(())
     }
+}
+
+/// Whether `text` matches `pattern`, in which `*` stands for any run of characters
+/// (including none) and every other character for itself.
+fn glob_match(pattern: &str, text: &str) -> bool {
+    let parts: Vec<&str> = pattern.split('*').collect();
+    let [first, middle @ .., last] = parts.as_slice() else {
+        return pattern == text;
+    };
+    let Some(mut rest) = text.strip_prefix(first) else {
+        return false;
+    };
+    for m in middle {
+        match rest.find(m) {
+            Some(i) => rest = &rest[i + m.len()..],
+            None => return false,
+        }
+    }
+    rest.ends_with(last)
 }
 
 /// emailAddress (PKCS#9, RFC 2985 §5.2.1).
@@ -1179,19 +1594,9 @@ pub fn check_dns_syntax(name: &str, allow_wildcard: bool) -> Result<()> {
 }
 
 /// Parses a requested name list from decoded GeneralNames, refusing kinds the CA does not
-/// issue.
+/// issue ([`San::from_general_name`]).
 pub fn sans_from_general_names(names: &[GeneralName]) -> Result<Vec<San>> {
-    names
-        .iter()
-        .map(|g| {
-            San::from_general_name(g).ok_or_else(|| {
-                Error::PolicyRefused(
-                    "the request carries a kind of subject alternative name privca does not issue"
-                        .into(),
-                )
-            })
-        })
-        .collect()
+    names.iter().map(San::from_general_name).collect()
 }
 
 /// Decodes a DER Name (for tests and tools).
@@ -1398,5 +1803,128 @@ mod tests {
         let mut cfg = built_in("tls-server").expect("built-in");
         cfg.validity_days = 0;
         assert!(Profile::from_config("x", cfg, "i").is_err());
+    }
+
+    fn other_names_profile() -> Profile {
+        let mut cfg = built_in("tls-client").expect("built-in");
+        cfg.san.upn_suffixes = vec!["@corp.example".into()];
+        cfg.san.permanent_identifier_values = vec!["SN-*".into()];
+        cfg.san.permanent_identifier_assigners = vec!["1.3.6.1.4.1.99999.1".into()];
+        cfg.san.hardware_module_types = vec!["1.3.6.1.4.1.99999.2".into()];
+        Profile::from_config("users", cfg, "i").expect("profile")
+    }
+
+    #[test]
+    fn other_names_round_trip_through_der_and_the_display_form() {
+        for text in [
+            "upn:jane@corp.example",
+            "permanentId:SN-0017",
+            "permanentId:SN-0017;assigner=1.3.6.1.4.1.99999.1",
+            "hardwareModuleName:1.3.6.1.4.1.99999.2:0A0B0C",
+        ] {
+            let san = San::parse(text).expect(text);
+            assert_eq!(san.display(), text);
+            let g = san.to_general_name().expect("encode");
+            let der = g.to_der().expect("der");
+            let back = GeneralName::from_der(&der).expect("decode");
+            assert_eq!(San::from_general_name(&back).expect("read"), san, "{text}");
+        }
+        // The UPN is [0] { OID 1.3.6.1.4.1.311.20.2.3, [0] EXPLICIT UTF8String }.
+        let der = San::Upn("u@c.example".into())
+            .to_general_name()
+            .and_then(|g| Ok(g.to_der()?))
+            .expect("der");
+        let mut want = vec![0xA0, 0x1B, 0x06, 0x0A];
+        want.extend([0x2B, 0x06, 0x01, 0x04, 0x01, 0x82, 0x37, 0x14, 0x02, 0x03]);
+        want.extend([0xA0, 0x0D, 0x0C, 0x0B]);
+        want.extend(b"u@c.example");
+        assert_eq!(der, want);
+    }
+
+    #[test]
+    fn other_names_are_refused_unless_the_profile_allows_them() {
+        let subject = Name::default();
+        let plain = Profile::from_config("p", built_in("tls-client").expect("b"), "i").expect("p");
+        let upn = San::Upn("jane@corp.example".into());
+        let e = plain
+            .check_sans(std::slice::from_ref(&upn), &subject)
+            .expect_err("refused");
+        assert!(e.to_string().contains("issues no UPNs"), "{e}");
+        let p = other_names_profile();
+        assert!(p.check_sans(std::slice::from_ref(&upn), &subject).is_ok());
+        for (san, why) in [
+            (San::Upn("jane@evil.example".into()), "not allowed"),
+            (San::Upn("jane@CORP.example.evil".into()), "not allowed"),
+            (San::Upn("no-at".into()), "is not a UPN"),
+            (San::Upn("a@b@corp.example".into()), "is not a UPN"),
+            (San::Upn("".into()), "is empty"),
+            (
+                San::PermanentId {
+                    value: "XX-1".into(),
+                    assigner: None,
+                },
+                "does not match",
+            ),
+            (
+                San::PermanentId {
+                    value: "SN-1".into(),
+                    assigner: Some(ObjectIdentifier::new_unwrap("1.2.3")),
+                },
+                "assigner 1.2.3",
+            ),
+            (
+                San::HardwareModule {
+                    hw_type: ObjectIdentifier::new_unwrap("1.2.3"),
+                    serial: vec![1],
+                },
+                "hwType 1.2.3",
+            ),
+        ] {
+            let e = p
+                .check_sans(std::slice::from_ref(&san), &subject)
+                .expect_err("refused");
+            assert!(e.to_string().contains(why), "{san:?}: {e}");
+        }
+        // The UPN suffix compares ignoring case.
+        assert!(
+            p.check_sans(&[San::Upn("jane@Corp.Example".into())], &subject)
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn glob_patterns() {
+        for (p, t, m) in [
+            ("*", "", true),
+            ("SN-*", "SN-1", true),
+            ("SN-*", "XSN-1", false),
+            ("*-01", "a-01", true),
+            ("a*b*c", "abc", true),
+            ("a*b*c", "acb", false),
+            ("a*a", "a", false),
+            ("exact", "exact", true),
+            ("exact", "exact2", false),
+        ] {
+            assert_eq!(glob_match(p, t), m, "{p:?} {t:?}");
+        }
+    }
+
+    #[test]
+    fn other_name_profile_settings_are_validated() {
+        for (field, value) in [
+            ("upn", "corp.example"),
+            ("assigner", "not-an-oid"),
+            ("hw", "x"),
+            ("require", "phone"),
+        ] {
+            let mut cfg = built_in("tls-client").expect("built-in");
+            match field {
+                "upn" => cfg.san.upn_suffixes = vec![value.into()],
+                "assigner" => cfg.san.permanent_identifier_assigners = vec![value.into()],
+                "hw" => cfg.san.hardware_module_types = vec![value.into()],
+                _ => cfg.san.require = vec![value.into()],
+            }
+            assert!(Profile::from_config("x", cfg, "i").is_err(), "{field}");
+        }
     }
 }

@@ -52,8 +52,21 @@ fn profiles() -> &'static [Profile] {
                 let cfg = ca_core::profile::built_in(n)?;
                 Profile::from_config(n, cfg, "issuing").ok()
             })
+            .chain(other_names_profile())
             .collect()
     })
+}
+
+/// A profile that admits the otherName SANs (UPN, permanentIdentifier,
+/// hardwareModuleName), so that their rules run too: no built-in profile issues them.
+fn other_names_profile() -> Option<Profile> {
+    let mut cfg = ca_core::profile::built_in("tls-client")?;
+    cfg.san.upn_suffixes = vec!["@corp.example".into()];
+    cfg.san.email_domains = vec!["corp.example".into()];
+    cfg.san.permanent_identifier_values = vec!["SN-*".into()];
+    cfg.san.permanent_identifier_assigners = vec!["1.3.6.1.4.1.99999.1".into()];
+    cfg.san.hardware_module_types = vec!["1.3.6.1.4.1.99999.2".into()];
+    Profile::from_config("other-names", cfg, "issuing").ok()
 }
 
 /// What the authority does with a CSR's content before it builds a certificate: key
@@ -66,8 +79,10 @@ fn policy(csr: &Csr) {
     }
     for p in profiles() {
         let _ = p.check_key(csr.key_algorithm);
-        if let Ok(subject) = p.build_subject(&csr.subject) {
-            let _ = p.check_sans(&csr.sans, &subject);
+        if let Ok(subject) = p.build_subject(&csr.subject)
+            && let Ok(sans) = p.check_sans(&csr.sans, &subject)
+        {
+            let _ = p.check_subject_names(&subject, &sans);
         }
     }
 }

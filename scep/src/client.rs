@@ -67,7 +67,25 @@ pub fn self_signed(key: &dyn PrivateKey, dn: &str) -> Result<Vec<u8>> {
 /// A PKCS#10 request (RFC 2986) for `key` with subject `dn` and an optional
 /// challengePassword (RFC 2985 §5.4.1).
 pub fn csr(key: &dyn PrivateKey, dn: &str, challenge: Option<&str>) -> Result<Vec<u8>> {
+    csr_with_extensions(key, dn, challenge, None)
+}
+
+/// [`csr`] with an extensionRequest attribute (RFC 2985 §5.4.2) carrying `extensions`,
+/// the DER of an `Extensions` SEQUENCE (RFC 5280 §4.1), as MDM profiles put the
+/// subjectAltName there.
+pub fn csr_with_extensions(
+    key: &dyn PrivateKey,
+    dn: &str,
+    challenge: Option<&str>,
+    extensions: Option<&[u8]>,
+) -> Result<Vec<u8>> {
     let mut attrs = Vec::new();
+    if let Some(e) = extensions {
+        attrs.push(ber::seq(&[
+            &ber::oid(&ca_core::asn1::oid::EXTENSION_REQUEST),
+            &ber::tlv(tag::SET, e),
+        ]));
+    }
     if let Some(c) = challenge {
         attrs.push(ber::seq(&[
             &ber::oid(&CHALLENGE_PASSWORD),

@@ -837,7 +837,16 @@ accounts = [{ username = "alice", password_hash = "@HASH@" }]
     let san_ok = ["-addext", "subjectAltName=DNS:ok.example.com"];
     // (name, -subj, further openssl arguments, endpoint, status, reason)
     type Case<'a> = (&'a str, &'a str, &'a [&'a str], &'a str, u16, &'a str);
-    let cases: [Case; 7] = [
+    let upn = [
+        "-addext",
+        "subjectAltName=otherName:1.3.6.1.4.1.311.20.2.3;UTF8:u@example.com",
+    ];
+    let unknown = ["-addext", "subjectAltName=otherName:1.2.3.4.5;UTF8:x"];
+    let upn_ia5 = [
+        "-addext",
+        "subjectAltName=otherName:1.3.6.1.4.1.311.20.2.3;IA5STRING:u@example.com",
+    ];
+    let cases: [Case; 10] = [
         (
             "evil",
             "/CN=www.evil.com",
@@ -872,6 +881,32 @@ accounts = [{ username = "alice", password_hash = "@HASH@" }]
             "basic",
             403,
             "exponent 3",
+        ),
+        // otherName SANs (issue 15 item 3): a UPN the profile does not allow, an
+        // otherName of a type privca does not issue, a UPN that is not a UTF8String.
+        (
+            "upn",
+            "/CN=u",
+            &upn,
+            "corp",
+            403,
+            "the profile issues no UPNs",
+        ),
+        (
+            "othername",
+            "/CN=u",
+            &unknown,
+            "corp",
+            400,
+            "of type 1.2.3.4.5",
+        ),
+        (
+            "upnia5",
+            "/CN=u",
+            &upn_ia5,
+            "corp",
+            400,
+            "UPN (a UTF8String)",
         ),
     ];
     for (name, subj, extra, endpoint, status, reason) in cases {

@@ -161,9 +161,20 @@ pub mod private {
     /// (Microsoft KB5014754).
     pub const MS_NTDS_CA_SECURITY_EXT: ObjectIdentifier =
         ObjectIdentifier::new_unwrap("1.3.6.1.4.1.311.25.2");
+    /// szOID_NT_PRINCIPAL_NAME: the user principal name otherName (a UTF8String), read
+    /// by Windows logon and Intune user certificates (Microsoft KB281245, MS-WCCE).
+    pub const MS_UPN: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.4.1.311.20.2.3");
 }
 
-pub use private::MS_NTDS_CA_SECURITY_EXT;
+pub use private::{MS_NTDS_CA_SECURITY_EXT, MS_UPN};
+
+// --- otherName forms (RFC 5280 §4.2.1.6) -----------------------------------------------
+
+/// id-on-permanentIdentifier (RFC 4043 §2). No module of const-oid's database names it.
+pub const PERMANENT_IDENTIFIER: ObjectIdentifier =
+    ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.8.3");
+/// id-on-hardwareModuleName (RFC 4108 §5).
+pub const HARDWARE_MODULE_NAME: ObjectIdentifier = rfc5911::ID_ON_HARDWARE_MODULE_NAME;
 
 #[cfg(test)]
 mod tests {

@@ -409,6 +409,18 @@ pub struct IssueArgs {
     /// URI SAN (repeatable).
     #[arg(long)]
     pub uri: Vec<String>,
+    /// User principal name otherName SAN, `user@suffix` (repeatable; Microsoft
+    /// 1.3.6.1.4.1.311.20.2.3).
+    #[arg(long)]
+    pub upn: Vec<String>,
+    /// permanentIdentifier otherName SAN (RFC 4043), `VALUE` or `VALUE;assigner=OID`
+    /// (repeatable).
+    #[arg(long)]
+    pub permanent_id: Vec<String>,
+    /// hardwareModuleName otherName SAN (RFC 4108 §5), `HWTYPE-OID:HEXSERIAL`
+    /// (repeatable).
+    #[arg(long)]
+    pub hardware_module: Vec<String>,
     /// Validity in days (at most the profile's).
     #[arg(long)]
     pub days: Option<u32>,

@@ -324,6 +324,13 @@ fn issue_input(a: &IssueArgs) -> Result<IssueInput, Error> {
     sans.extend(a.ip.iter().map(|d| format!("ip:{d}")));
     sans.extend(a.email.iter().map(|d| format!("email:{d}")));
     sans.extend(a.uri.iter().map(|d| format!("uri:{d}")));
+    sans.extend(a.upn.iter().map(|d| format!("upn:{d}")));
+    sans.extend(a.permanent_id.iter().map(|d| format!("permanentId:{d}")));
+    sans.extend(
+        a.hardware_module
+            .iter()
+            .map(|d| format!("hardwareModuleName:{d}")),
+    );
     let mut input = IssueInput {
         profile: a.profile.clone(),
         sans,
