@@ -142,15 +142,13 @@ pub fn read_cert_bundle(path: &Path) -> Result<Vec<Vec<u8>>> {
         )));
     }
     if !bytes.trim_ascii_start().starts_with(b"-----BEGIN") {
-        return Ok(vec![
-            cert_der_from_bytes(&bytes).map_err(|e| {
-                Error::Config(format!(
-                    "{}: neither PEM nor a DER certificate: {}",
-                    path.display(),
-                    e.client_message()
-                ))
-            })?,
-        ]);
+        return Ok(vec![cert_der_from_bytes(&bytes).map_err(|e| {
+            Error::Config(format!(
+                "{}: neither PEM nor a DER certificate: {}",
+                path.display(),
+                e.client_message()
+            ))
+        })?]);
     }
     let text = String::from_utf8_lossy(&bytes);
     let mut out = Vec::new();
@@ -335,13 +333,15 @@ impl Authority {
             e.ra = ra;
             entities.push(e);
         }
-        Authority::from_parts(
+        let auth = Authority::from_parts(
             entities,
             profiles,
             Settings::from_config(config),
             store,
             clock,
-        )
+        )?;
+        auth.set_ocsp_cache_entries(config.ocsp_cache_entries);
+        Ok(auth)
     }
 
     /// Builds the authority from loaded CAs (parents before children). Checks that each
@@ -420,6 +420,7 @@ impl Authority {
             crl_locks,
             approvals: Mutex::new(()),
             ocsp_index,
+            ocsp_cache: crate::ocsp::OcspCache::default(),
             refusals: crate::refusals::RefusalCounter::default(),
             key_generator: std::sync::OnceLock::new(),
         })
