@@ -48,6 +48,27 @@ pub struct CertId {
     pub serial_number: SerialNumber,
 }
 
+impl CertId {
+    /// The SHA-1 CertID (RFC 6960 §4.1.1, the hash RFC 5019 §2.1.1 clients use) of
+    /// `serial` under the CA certificate `issuer_der`: the hashes of its DER subject
+    /// name and of its subjectPublicKey BIT STRING contents.
+    pub fn sha1(issuer_der: &[u8], serial: &[u8]) -> Result<CertId> {
+        let cert = Certificate::from_der(issuer_der)?;
+        let tbs = cert.tbs_certificate();
+        let name = tbs.subject().to_der()?;
+        let key = tbs.subject_public_key_info().subject_public_key.raw_bytes();
+        Ok(CertId {
+            hash_algorithm: AlgorithmIdentifierOwned {
+                oid: oid::SHA1,
+                parameters: Some(der::Any::from(Null)),
+            },
+            issuer_name_hash: OctetString::new(sha1::Sha1::digest(&name).to_vec())?,
+            issuer_key_hash: OctetString::new(sha1::Sha1::digest(key).to_vec())?,
+            serial_number: SerialNumber::new(serial)?,
+        })
+    }
+}
+
 /// `Request` (RFC 6960 §4.1.1).
 #[derive(Clone, Debug, Sequence)]
 pub struct Request {
