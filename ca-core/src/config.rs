@@ -27,6 +27,10 @@ pub struct CaConfig {
     /// OCSP response validity (thisUpdate to nextUpdate), in hours.
     #[serde(default = "default_ocsp_validity_hours")]
     pub ocsp_validity_hours: u32,
+    /// Most certificates whose pre-signed OCSP responses are kept in memory (RFC 9919
+    /// §6); the oldest is evicted beyond it, 0 signs every response live.
+    #[serde(default = "default_ocsp_cache_entries")]
+    pub ocsp_cache_entries: usize,
     /// The certificate authorities, roots first.
     #[serde(rename = "authority")]
     pub authorities: Vec<AuthorityConfig>,
@@ -40,6 +44,9 @@ fn default_crl_refresh_minutes() -> u32 {
 }
 fn default_ocsp_validity_hours() -> u32 {
     24
+}
+fn default_ocsp_cache_entries() -> usize {
+    crate::ocsp::DEFAULT_CACHE_ENTRIES
 }
 
 /// `[[ca.authority]]`: one CA.

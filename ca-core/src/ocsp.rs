@@ -1,8 +1,18 @@
 //! OCSP responder logic (RFC 6960, lightweight profile RFC 9919, nonces RFC 9654).
 //!
+//! Responses to requests without a nonce are pre-signed and kept in an [`OcspCache`]
+//! (RFC 5019 §6.1 / RFC 9919 §6: a responder may pre-produce responses): served
+//! without touching the store or the key until half their validity has passed, and
+//! dropped at once when their certificate is revoked. Requests with a nonce (RFC 9654)
+//! are signed live.
+//!
 //! No OCSP crate exists for the der 0.8 line, so the request and response structures are
 //! declared here with `der` derives. The HTTP mapping (GET/POST, cache headers) lives in
 //! the server.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, RwLock};
 
 use const_oid::ObjectIdentifier;
 use der::asn1::{BitString, GeneralizedTime, Null, OctetString};
@@ -36,6 +46,27 @@ pub struct CertId {
     pub issuer_key_hash: OctetString,
     /// Serial number.
     pub serial_number: SerialNumber,
+}
+
+impl CertId {
+    /// The SHA-1 CertID (RFC 6960 §4.1.1, the hash RFC 5019 §2.1.1 clients use) of
+    /// `serial` under the CA certificate `issuer_der`: the hashes of its DER subject
+    /// name and of its subjectPublicKey BIT STRING contents.
+    pub fn sha1(issuer_der: &[u8], serial: &[u8]) -> Result<CertId> {
+        let cert = Certificate::from_der(issuer_der)?;
+        let tbs = cert.tbs_certificate();
+        let name = tbs.subject().to_der()?;
+        let key = tbs.subject_public_key_info().subject_public_key.raw_bytes();
+        Ok(CertId {
+            hash_algorithm: AlgorithmIdentifierOwned {
+                oid: oid::SHA1,
+                parameters: Some(der::Any::from(Null)),
+            },
+            issuer_name_hash: OctetString::new(sha1::Sha1::digest(&name).to_vec())?,
+            issuer_key_hash: OctetString::new(sha1::Sha1::digest(key).to_vec())?,
+            serial_number: SerialNumber::new(serial)?,
+        })
+    }
 }
 
 /// `Request` (RFC 6960 §4.1.1).
@@ -231,6 +262,9 @@ impl Authority {
                 return plain(ResponseStatus::MalformedRequest);
             }
         };
+        if let Some(a) = self.ocsp_cache.lookup(&req, now) {
+            return a;
+        }
         match self.ocsp_answer(&req, now) {
             Ok(Some(a)) => a,
             Ok(None) => plain(ResponseStatus::Unauthorized),
@@ -247,7 +281,29 @@ impl Authority {
         }
     }
 
+    /// The fast path: the pre-signed answer to `request_der` when the cache holds a fresh
+    /// one (RFC 9919 §6), without touching the store or the key; `None` means the caller
+    /// must call [`Authority::ocsp`] (on the blocking pool).
+    pub fn ocsp_cached(&self, request_der: &[u8]) -> Option<OcspAnswer> {
+        let req = parse_request(request_der).ok()?;
+        self.ocsp_cache.lookup(&req, self.clock.now())
+    }
+
+    /// Sets the most certificates whose pre-signed OCSP responses are kept (`[ca]
+    /// ocsp_cache_entries`); 0 turns the cache off. Takes effect on the next insertion.
+    pub fn set_ocsp_cache_entries(&self, entries: usize) {
+        self.ocsp_cache.set_capacity(entries);
+    }
+
+    /// Certificates with a pre-signed OCSP response in the cache now.
+    pub fn ocsp_cache_len(&self) -> usize {
+        self.ocsp_cache.len()
+    }
+
     fn ocsp_answer(&self, req: &OcspRequest, now: i64) -> Result<Option<OcspAnswer>> {
+        // Read before the store: a revocation committed after this point bumps the
+        // generation, and the cache then refuses the answer built from the older read.
+        let generation = self.ocsp_cache.generation();
         // All CertIDs of one request must belong to one CA, which signs the answer.
         let mut ca_name: Option<&str> = None;
         for r in &req.tbs_request.request_list {
@@ -349,14 +405,210 @@ impl Authority {
                 response: OctetString::new(basic.to_der()?)?,
             }),
         };
-        Ok(Some(OcspAnswer {
+        let answer = OcspAnswer {
             der: resp.to_der()?,
             status: ResponseStatus::Successful,
             this_update: now,
             next_update,
             nonced: nonce.is_some(),
             statuses,
-        }))
+        };
+        // Only one-certificate requests without a nonce, and only good or revoked
+        // answers: see `OcspCache::insert` for why "unknown" is never kept.
+        if !answer.nonced
+            && let [r] = req.tbs_request.request_list.as_slice()
+            && req.tbs_request.request_extensions.is_none()
+            && r.single_request_extensions.is_none()
+        {
+            self.ocsp_cache.insert(&r.req_cert, &answer, generation);
+        }
+        Ok(Some(answer))
+    }
+}
+
+/// Default of `[ca] ocsp_cache_entries`: the most certificates whose pre-signed
+/// responses are kept. A response is 300–1,100 bytes (the larger with a delegated
+/// responder's certificate in it) plus its key and bookkeeping, about 1.3 KB with the
+/// certificate: 50,000 entries stay under 70 MB, a quarter of the 256 MB memory bound of
+/// issue 13, while covering the certificates a typical private CA has live at once.
+pub const DEFAULT_CACHE_ENTRIES: usize = 50_000;
+
+/// Most CertID forms kept per certificate (SHA-1 or SHA-256, parameters NULL or absent).
+const MAX_FORMS_PER_SERIAL: usize = 4;
+
+/// One pre-signed response.
+#[derive(Debug)]
+struct Presigned {
+    /// The DER CertID as the client sent it (echoed in the response, RFC 6960 §4.2.1).
+    cert_id: Vec<u8>,
+    der: Arc<[u8]>,
+    this_update: i64,
+    next_update: i64,
+    status: CertStatus,
+}
+
+#[derive(Debug, Default)]
+struct CacheInner {
+    /// Bumped by every revocation; an answer built from a store read taken before the
+    /// bump is not kept.
+    generation: u64,
+    /// Serial → its pre-signed responses (one per CertID form).
+    by_serial: HashMap<Vec<u8>, Vec<Presigned>>,
+    /// Serials in insertion order, oldest first (FIFO eviction). May hold serials already
+    /// removed; they are skipped.
+    order: VecDeque<Vec<u8>>,
+}
+
+/// Pre-signed OCSP responses for requests without a nonce (RFC 5019 §6.1, RFC 9919 §6),
+/// per certificate and CertID form, bounded to a number of certificates with
+/// oldest-first eviction.
+///
+/// A response is served while less than half of its validity (thisUpdate to
+/// nextUpdate) has passed; after that the next request signs a new one. A revocation
+/// removes the certificate's responses in the same step as it bumps the generation, so
+/// the very next answer is built from the store.
+#[derive(Debug)]
+pub struct OcspCache {
+    inner: RwLock<CacheInner>,
+    capacity: AtomicUsize,
+}
+
+impl Default for OcspCache {
+    fn default() -> Self {
+        OcspCache::new(DEFAULT_CACHE_ENTRIES)
+    }
+}
+
+impl OcspCache {
+    /// A cache for at most `capacity` certificates (0: nothing is kept).
+    pub fn new(capacity: usize) -> Self {
+        OcspCache {
+            inner: RwLock::new(CacheInner::default()),
+            capacity: AtomicUsize::new(capacity),
+        }
+    }
+
+    fn set_capacity(&self, capacity: usize) {
+        self.capacity.store(capacity, Ordering::Relaxed);
+        if let Ok(mut g) = self.inner.write() {
+            evict(&mut g, capacity);
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.inner.read().map(|g| g.by_serial.len()).unwrap_or(0)
+    }
+
+    fn generation(&self) -> u64 {
+        self.inner.read().map(|g| g.generation).unwrap_or(0)
+    }
+
+    /// The fresh pre-signed answer to a one-certificate request without extensions.
+    fn lookup(&self, req: &OcspRequest, now: i64) -> Option<OcspAnswer> {
+        let [r] = req.tbs_request.request_list.as_slice() else {
+            return None;
+        };
+        if req.tbs_request.request_extensions.is_some() || r.single_request_extensions.is_some() {
+            return None;
+        }
+        let cert_id = r.req_cert.to_der().ok()?;
+        let g = self.inner.read().ok()?;
+        let p = g
+            .by_serial
+            .get(r.req_cert.serial_number.as_bytes())?
+            .iter()
+            .find(|p| p.cert_id == cert_id)?;
+        // Refreshed once half the validity has passed (RFC 5019 §6.1: responses are
+        // re-produced before nextUpdate); a thisUpdate ahead of the clock is not served.
+        let half = p.this_update + (p.next_update - p.this_update) / 2;
+        if now < p.this_update || now >= half {
+            return None;
+        }
+        Some(OcspAnswer {
+            der: p.der.to_vec(),
+            status: ResponseStatus::Successful,
+            this_update: p.this_update,
+            next_update: p.next_update,
+            nonced: false,
+            statuses: vec![p.status],
+        })
+    }
+
+    /// Keeps `answer` for `cert_id`, unless a revocation happened since `generation`
+    /// was read (the answer may then say "good" of a revoked certificate).
+    ///
+    /// "unknown" answers are never kept: a serial that is not issued now may be issued
+    /// later (serials are reserved before signing), and a kept "unknown" would then hide
+    /// it; and anyone can ask about random serials, which would evict the responses of
+    /// real certificates. They are signed live, as before.
+    fn insert(&self, cert_id: &CertId, answer: &OcspAnswer, generation: u64) {
+        let capacity = self.capacity.load(Ordering::Relaxed);
+        let status = match answer.statuses.as_slice() {
+            [s @ (CertStatus::Good | CertStatus::Revoked { .. })] => *s,
+            _ => return,
+        };
+        if capacity == 0 {
+            return;
+        }
+        let Ok(key) = cert_id.to_der() else {
+            return;
+        };
+        let Ok(mut g) = self.inner.write() else {
+            return;
+        };
+        if g.generation != generation {
+            return;
+        }
+        let serial = cert_id.serial_number.as_bytes().to_vec();
+        let entry = Presigned {
+            cert_id: key,
+            der: Arc::from(answer.der.as_slice()),
+            this_update: answer.this_update,
+            next_update: answer.next_update,
+            status,
+        };
+        match g.by_serial.get_mut(&serial) {
+            Some(forms) => {
+                if let Some(p) = forms.iter_mut().find(|p| p.cert_id == entry.cert_id) {
+                    *p = entry;
+                } else if forms.len() < MAX_FORMS_PER_SERIAL {
+                    forms.push(entry);
+                }
+            }
+            None => {
+                g.by_serial.insert(serial.clone(), vec![entry]);
+                g.order.push_back(serial);
+                evict(&mut g, capacity);
+            }
+        }
+    }
+
+    /// Drops the responses of `serial` and bumps the generation, in one step: called
+    /// after a revocation is durable (RFC 6960 §2.2: the next answer says "revoked").
+    pub(crate) fn revoked(&self, serial: &[u8]) {
+        if let Ok(mut g) = self.inner.write() {
+            g.generation = g.generation.wrapping_add(1);
+            g.by_serial.remove(serial);
+        }
+    }
+}
+
+/// Evicts the oldest certificates until at most `capacity` remain.
+fn evict(g: &mut CacheInner, capacity: usize) {
+    while g.by_serial.len() > capacity {
+        match g.order.pop_front() {
+            Some(s) => {
+                g.by_serial.remove(&s);
+            }
+            None => break,
+        }
+    }
+    // Serials removed by revocations linger in `order`; drop them once they dominate.
+    if g.order.len() > 2 * g.by_serial.len() + 1024 {
+        let CacheInner {
+            by_serial, order, ..
+        } = g;
+        order.retain(|s| by_serial.contains_key(s));
     }
 }
 

@@ -420,6 +420,39 @@ fn cli_server_openssl_end_to_end() {
         .arg(ca_dir.join("chain.pem")));
     assert!(t.contains(": good"), "{t}");
 
+    // Pre-signed (RFC 9919 §6): the same GET again gets the same bytes and ETag, and
+    // openssl's POST without a nonce (the same request) gets them too and verifies them.
+    let get_again = ca.path("ocsp-get-again.der");
+    let h2 = curl_to(&ca.url(&format!("/ocsp/{b64}")), &get_again);
+    let etag = |h: &str| {
+        h.lines()
+            .find(|l| l.to_ascii_lowercase().starts_with("etag:"))
+            .map(|l| l.trim().to_string())
+            .unwrap_or_else(|| panic!("no ETag in {h}"))
+    };
+    assert_eq!(
+        etag(&h2),
+        etag(&h),
+        "the ETag of a cached response is stable"
+    );
+    assert_eq!(
+        std::fs::read(&get_again).expect("resp"),
+        std::fs::read(&get_resp).expect("resp"),
+        "the cached response is served byte for byte"
+    );
+    let resp_post = ca.path("ocsp-post-cached.der");
+    let t = ocsp_status(
+        &ca,
+        &["-cert", leaf_crt.to_str().expect("path")],
+        &["-no_nonce", "-respout", resp_post.to_str().expect("path")],
+    );
+    assert!(t.contains(": good"), "{t}");
+    assert_eq!(
+        std::fs::read(&resp_post).expect("resp"),
+        std::fs::read(&get_resp).expect("resp"),
+        "POST and GET of the same request get the same pre-signed response"
+    );
+
     // Revoke, then CRL and OCSP both say so.
     let serial = ok(openssl()
         .args(["x509", "-noout", "-serial", "-in"])
@@ -464,6 +497,27 @@ fn cli_server_openssl_end_to_end() {
     assert!(t.contains("keyCompromise"), "{t}");
     let f = pkilint("lint_ocsp_response", &[], &resp_revoked);
     assert!(f.is_empty(), "pkilint lint_ocsp_response (revoked): {f:?}");
+    // The pre-signed "good" went with the revocation: the non-nonced request and the
+    // GET now say revoked, under a new ETag.
+    let t = ocsp_status(
+        &ca,
+        &["-cert", leaf_crt.to_str().expect("path")],
+        &["-no_nonce"],
+    );
+    assert!(t.contains(": revoked"), "{t}");
+    let get_revoked = ca.path("ocsp-get-revoked.der");
+    let h3 = curl_to(&ca.url(&format!("/ocsp/{b64}")), &get_revoked);
+    assert_ne!(etag(&h3), etag(&h), "a new response, a new ETag");
+    let t = ok(openssl()
+        .args(["ocsp", "-respin"])
+        .arg(&get_revoked)
+        .args(["-issuer"])
+        .arg(ca_dir.join("issuing.crt"))
+        .arg("-cert")
+        .arg(&leaf_crt)
+        .arg("-CAfile")
+        .arg(ca_dir.join("chain.pem")));
+    assert!(t.contains(": revoked"), "{t}");
     // A serial this CA never issued.
     let t = ocsp_status(&ca, &["-serial", "0x0123456789abcdef"], &[]);
     assert!(t.contains(": unknown"), "{t}");

@@ -333,13 +333,15 @@ impl Authority {
             e.ra = ra;
             entities.push(e);
         }
-        Authority::from_parts(
+        let auth = Authority::from_parts(
             entities,
             profiles,
             Settings::from_config(config),
             store,
             clock,
-        )
+        )?;
+        auth.set_ocsp_cache_entries(config.ocsp_cache_entries);
+        Ok(auth)
     }
 
     /// Builds the authority from loaded CAs (parents before children). Checks that each
@@ -418,6 +420,7 @@ impl Authority {
             crl_locks,
             approvals: Mutex::new(()),
             ocsp_index,
+            ocsp_cache: crate::ocsp::OcspCache::default(),
             refusals: crate::refusals::RefusalCounter::default(),
             key_generator: std::sync::OnceLock::new(),
         })

@@ -84,6 +84,8 @@ pub struct Authority {
     pub(crate) settings: Settings,
     pub(crate) crl_locks: BTreeMap<String, Mutex<()>>,
     pub(crate) ocsp_index: IssuerIndex,
+    /// Pre-signed OCSP responses ([`crate::ocsp::OcspCache`]).
+    pub(crate) ocsp_cache: crate::ocsp::OcspCache,
     /// Serialises approvals of held requests so that one request is issued once.
     pub(crate) approvals: Mutex<()>,
     /// Counts of unauthenticated refusals, summarised into the audit log.

@@ -102,8 +102,13 @@ impl Authority {
             },
             &audit,
         ) {
-            Ok(r) => r,
+            Ok(r) => {
+                // Durable now: no pre-signed "good" may be served from here on.
+                self.ocsp_cache.revoked(serial);
+                r
+            }
             Err(e) => {
+                self.ocsp_cache.revoked(serial);
                 let e = match e {
                     store::Error::NotFound(_) => Error::NotFound(format!(
                         "no certificate with serial {}",

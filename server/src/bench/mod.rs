@@ -17,6 +17,7 @@ use common::{algorithm, load, raw_sign_rate};
 
 mod common;
 pub mod est;
+pub mod ocsp;
 pub mod scep;
 
 /// Which benchmark.
@@ -62,6 +63,10 @@ pub enum BenchCommand {
     },
     /// EST enrollments per second over HTTPS (new TLS connection each, and keep-alive).
     Est(est::EstBenchArgs),
+    /// OCSP responses per second over HTTP (new connection each; GET, POST, nonced)
+    /// against `privca serve` and `openssl ocsp`, beside the responder key's raw
+    /// signing speed.
+    Ocsp(ocsp::OcspBenchArgs),
     /// Build a CRL with many revoked entries.
     Crl {
         /// Entry counts.
@@ -169,6 +174,7 @@ pub fn run(cmd: BenchCommand) -> Result<(), Error> {
             Ok(())
         }
         BenchCommand::Est(a) => est::run(&a),
+        BenchCommand::Ocsp(a) => ocsp::run(&a),
         BenchCommand::Crl { entries, alg } => {
             let alg = algorithm(&alg)?;
             for n in entries {

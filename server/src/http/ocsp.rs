@@ -57,7 +57,13 @@ fn malformed(state: &Arc<AppState>) -> Response {
     )
 }
 
+/// A pre-signed answer is sent straight from the cache, on the connection's task: no
+/// store read, no signature, no hop to the blocking pool. Anything else (a miss, a
+/// nonce, several certificates) is answered by `Authority::ocsp` on the blocking pool.
 async fn ocsp_answer(state: &Arc<AppState>, der: Vec<u8>) -> Response {
+    if let Some(answer) = state.auth.ocsp_cached(&der) {
+        return ocsp_reply(state, answer);
+    }
     match blocking(state, move |a| Ok(a.ocsp(&der))).await {
         Ok(answer) => ocsp_reply(state, answer),
         Err(r) => r,
