@@ -2,6 +2,8 @@
 //! fixed clock: `ca_core::testing::TestCa`) for the CRL and OCSP tests.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod ocsp;
+
 use std::sync::Arc;
 
 use ca_core::testing::TestCa;
