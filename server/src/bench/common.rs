@@ -133,3 +133,35 @@ pub(crate) fn load<C>(
         elapsed,
     }
 }
+
+/// The parameters of a throw-away CA for a benchmark: root, issuing and OCSP keys of
+/// `alg`, an RSA RA key, listening on `listen` (and with HTTPS on `tls_listen`), its
+/// certificates pointing at `base_url`.
+pub(crate) fn bench_ca(
+    data_dir: std::path::PathBuf,
+    alg: KeyAlgorithm,
+    listen: &str,
+    base_url: String,
+    tls_listen: Option<String>,
+) -> crate::init::InitParams {
+    crate::init::InitParams {
+        data_dir,
+        root_key: alg,
+        issuing_key: alg,
+        ocsp_key: alg,
+        ra_key: KeyAlgorithm::Rsa2048,
+        root_subject: "CN=Bench Root".into(),
+        issuing_subject: "CN=Bench Issuing".into(),
+        root_days: 3650,
+        issuing_days: 1825,
+        base_url,
+        listen: listen.to_string(),
+        passphrase: None,
+        import_root: None,
+        import_issuing: None,
+        tls_listen,
+        hostnames: vec!["127.0.0.1".into()],
+        tls_days: crate::init::DEFAULT_TLS_DAYS,
+        hsm: None,
+    }
+}

@@ -9,7 +9,7 @@ use base64::Engine;
 use der::Encode;
 use hsm::{KeyAlgorithm, PrivateKey};
 
-use super::common::{algorithm, load, raw_sign_rate};
+use super::common::{algorithm, bench_ca, load, raw_sign_rate};
 use crate::Error;
 
 /// Options of `privca bench est`.
@@ -182,26 +182,13 @@ pub fn run(a: &EstBenchArgs) -> Result<(), Error> {
 fn in_process(a: &EstBenchArgs, alg: KeyAlgorithm) -> Result<Target, Error> {
     let dir = tempfile::tempdir().map_err(|e| Error::io("temporary directory", e))?;
     let data = dir.path().join("data");
-    let params = crate::init::InitParams {
-        data_dir: data.clone(),
-        root_key: alg,
-        issuing_key: alg,
-        ocsp_key: alg,
-        ra_key: KeyAlgorithm::Rsa2048,
-        root_subject: "CN=Bench Root".into(),
-        issuing_subject: "CN=Bench Issuing".into(),
-        root_days: 3650,
-        issuing_days: 1825,
-        base_url: "http://127.0.0.1:8080".into(),
-        listen: "127.0.0.1:0".into(),
-        passphrase: None,
-        import_root: None,
-        import_issuing: None,
-        tls_listen: Some("127.0.0.1:0".into()),
-        hostnames: vec!["127.0.0.1".into()],
-        tls_days: crate::init::DEFAULT_TLS_DAYS,
-        hsm: None,
-    };
+    let params = bench_ca(
+        data.clone(),
+        alg,
+        "127.0.0.1:0",
+        "http://127.0.0.1:8080".into(),
+        Some("127.0.0.1:0".into()),
+    );
     let out = crate::init::init(&params)?;
     let password = "bench password";
     let hash = est::password::PasswordHash::new(password.as_bytes(), a.pbkdf2_iterations)?;

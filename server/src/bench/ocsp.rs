@@ -22,7 +22,7 @@ use der::asn1::OctetString;
 use hsm::{KeyAlgorithm, PrivateKey};
 use x509_cert::ext::Extension;
 
-use super::common::{algorithm, load, raw_sign_rate};
+use super::common::{algorithm, bench_ca, load, raw_sign_rate};
 use crate::Error;
 use ca_core::ocsp::{CertId, OcspRequest, Request, TbsRequest};
 
@@ -378,26 +378,7 @@ fn start_privca(
     let data = dir.join("data");
     let port = free_port()?;
     let listen = format!("127.0.0.1:{port}");
-    let params = crate::init::InitParams {
-        data_dir: data.clone(),
-        root_key: alg,
-        issuing_key: alg,
-        ocsp_key: alg,
-        ra_key: KeyAlgorithm::Rsa2048,
-        root_subject: "CN=Bench Root".into(),
-        issuing_subject: "CN=Bench Issuing".into(),
-        root_days: 3650,
-        issuing_days: 1825,
-        base_url: format!("http://{listen}"),
-        listen: listen.clone(),
-        passphrase: None,
-        import_root: None,
-        import_issuing: None,
-        tls_listen: None,
-        hostnames: vec!["127.0.0.1".into()],
-        tls_days: crate::init::DEFAULT_TLS_DAYS,
-        hsm: None,
-    };
+    let params = bench_ca(data.clone(), alg, &listen, format!("http://{listen}"), None);
     let out = crate::init::init(&params)?;
     let cfg = crate::config::Config::load(&out.config_path)?;
     let responder_key = cfg.open_keys()?.open("issuing-ocsp")?;
