@@ -680,9 +680,13 @@ async fn failed_success_notification_withholds_the_certificate() {
     assert!(method.issued(&ctx, &cert.der).await.is_err());
 }
 
-#[tokio::test]
-async fn secrets_tokens_and_challenges_never_reach_the_log() {
+/// The log of the whole test process. A scoped subscriber (`set_default`) raced with the
+/// call-site interest cache when other tests of this binary logged at the same time (CI
+/// once saw the TX0040 lines missing); the process-wide subscriber has no such window,
+/// and every test's log is then checked for secrets, not only this one's.
+fn process_log() -> Arc<Mutex<Vec<u8>>> {
     use std::io::Write;
+    use std::sync::OnceLock;
 
     #[derive(Clone, Default)]
     struct Buf(Arc<Mutex<Vec<u8>>>);
@@ -695,24 +699,31 @@ async fn secrets_tokens_and_challenges_never_reach_the_log() {
             Ok(())
         }
     }
-    let buf = Buf::default();
-    let writer = buf.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_writer(move || writer.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    static LOG: OnceLock<Buf> = OnceLock::new();
+    LOG.get_or_init(|| {
+        let buf = Buf::default();
+        let writer = buf.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        tracing::subscriber::set_global_default(subscriber).expect("the only subscriber");
+        tracing::callsite::rebuild_interest_cache();
+        buf
+    })
+    .0
+    .clone()
+}
 
-    // Current-thread runtime: the server and the method log on this thread.
+#[tokio::test]
+async fn secrets_tokens_and_challenges_never_reach_the_log() {
+    let log_buf = process_log();
+
     let (fake, base) = start_fake(3600).await;
     let pki = Pki::new();
     let method = intune(&base, 1500, 0);
     let ctx = device(&pki, 40);
-    // Other tests of this binary run on other threads without this subscriber; a log call
-    // site one of them registered while this subscriber was being set may have cached
-    // "nobody listens" (seen once in CI: the TX0040 lines were missing). Recompute, so
-    // that every call site asks this thread's subscriber.
-    tracing::callsite::rebuild_interest_cache();
     accepted(method.verify(&ctx).await);
     let cert = pki.issue("dev40", &ctx.csr.der, "77");
     method.issued(&ctx, &cert.der).await.expect("notified");
@@ -721,7 +732,7 @@ async fn secrets_tokens_and_challenges_never_reach_the_log() {
     let r = rejected(method.verify(&ctx).await);
     method.failed(&ctx, &r).await;
 
-    let log = String::from_utf8(buf.0.lock().expect("buf").clone()).expect("utf-8");
+    let log = String::from_utf8(log_buf.lock().expect("buf").clone()).expect("utf-8");
     assert!(log.contains("TX0040ABCDEF"), "the log is captured: {log}");
     assert!(log.contains("ChallengeExpired"));
     assert!(!log.contains(CLIENT_SECRET));
