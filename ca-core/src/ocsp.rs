@@ -7,8 +7,10 @@
 //! are signed live.
 //!
 //! No OCSP crate exists for the der 0.8 line, so the request and response structures are
-//! declared here with `der` derives. The HTTP mapping (GET/POST, cache headers) lives in
-//! the server.
+//! declared here with `der` derives. This module knows nothing of the authority: which CA
+//! answers and each certificate's status come from `authority::ocsp`, which calls
+//! `sign_response` and keeps the cache. The HTTP mapping (GET/POST, cache headers) lives
+//! in the server.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -25,7 +27,6 @@ use x509_cert::ext::pkix::name::GeneralName;
 use x509_cert::serial_number::SerialNumber;
 
 use crate::asn1::{self, oid};
-use crate::authority::Authority;
 use crate::{Error, Result};
 
 /// Largest OCSP request accepted (RFC 9919 requests are about 100 bytes).
@@ -242,188 +243,96 @@ pub fn error_response(status: ResponseStatus) -> Vec<u8> {
         .unwrap_or_else(|_| vec![0x30, 0x03, 0x0a, 0x01, status as u8])
 }
 
-impl Authority {
-    /// Answers an OCSP request (DER). Never fails: malformed input gets a
-    /// `malformedRequest` response, internal failures `internalError`.
-    pub fn ocsp(&self, request_der: &[u8]) -> OcspAnswer {
-        let now = self.clock.now();
-        let plain = |status| OcspAnswer {
-            der: error_response(status),
-            status,
-            this_update: now,
-            next_update: now,
-            nonced: false,
-            statuses: Vec::new(),
-        };
-        let req = match parse_request(request_der) {
-            Ok(r) => r,
-            Err(e) => {
-                tracing::debug!(error = %e, "malformed OCSP request");
-                return plain(ResponseStatus::MalformedRequest);
-            }
-        };
-        if let Some(a) = self.ocsp_cache.lookup(&req, now) {
-            return a;
-        }
-        match self.ocsp_answer(&req, now) {
-            Ok(Some(a)) => a,
-            Ok(None) => plain(ResponseStatus::Unauthorized),
-            // The key backend is unavailable for now: `tryLater` (RFC 6960 §2.3), which
-            // tells the client to retry rather than that the responder is broken.
-            Err(e) if e.kind() == crate::ErrorKind::Unavailable => {
-                tracing::warn!(error = %e, "OCSP response deferred: key backend unavailable");
-                plain(ResponseStatus::TryLater)
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "OCSP response failed");
-                plain(ResponseStatus::InternalError)
-            }
-        }
-    }
+/// The key that signs OCSP responses of one CA: its delegated responder (RFC 6960 §4.2.2.2),
+/// or the CA key itself.
+pub(crate) struct Signer<'a> {
+    pub key: &'a dyn hsm::PrivateKey,
+    pub spki_der: &'a [u8],
+    /// The delegated responder's certificate, carried in the response; `None` for the CA.
+    pub cert_der: Option<&'a [u8]>,
+}
 
-    /// The fast path: the pre-signed answer to `request_der` when the cache holds a fresh
-    /// one (RFC 9919 §6), without touching the store or the key; `None` means the caller
-    /// must call [`Authority::ocsp`] (on the blocking pool).
-    pub fn ocsp_cached(&self, request_der: &[u8]) -> Option<OcspAnswer> {
-        let req = parse_request(request_der).ok()?;
-        self.ocsp_cache.lookup(&req, self.clock.now())
-    }
-
-    /// Sets the most certificates whose pre-signed OCSP responses are kept (`[ca]
-    /// ocsp_cache_entries`); 0 turns the cache off. Takes effect on the next insertion.
-    pub fn set_ocsp_cache_entries(&self, entries: usize) {
-        self.ocsp_cache.set_capacity(entries);
-    }
-
-    /// Certificates with a pre-signed OCSP response in the cache now.
-    pub fn ocsp_cache_len(&self) -> usize {
-        self.ocsp_cache.len()
-    }
-
-    fn ocsp_answer(&self, req: &OcspRequest, now: i64) -> Result<Option<OcspAnswer>> {
-        // Read before the store: a revocation committed after this point bumps the
-        // generation, and the cache then refuses the answer built from the older read.
-        let generation = self.ocsp_cache.generation();
-        // All CertIDs of one request must belong to one CA, which signs the answer.
-        let mut ca_name: Option<&str> = None;
-        for r in &req.tbs_request.request_list {
-            match self.ocsp_index.find(
-                &r.req_cert.hash_algorithm.oid,
-                r.req_cert.issuer_name_hash.as_bytes(),
-                r.req_cert.issuer_key_hash.as_bytes(),
-            ) {
-                Some(n) if ca_name.is_none() || ca_name == Some(n) => ca_name = Some(n),
-                _ => return Ok(None),
-            }
-        }
-        let Some(ca_name) = ca_name else {
-            return Ok(None);
-        };
-        let ca = self.ca(ca_name)?;
-        let next_update = now + self.settings.ocsp_validity;
-        let mut responses = Vec::new();
-        let mut statuses = Vec::new();
-        for r in &req.tbs_request.request_list {
-            let serial = r.req_cert.serial_number.as_bytes();
-            let status = match self.store.get_cert(serial)? {
-                Some(rec) if rec.issuer == ca.name => match rec.revocation {
-                    Some(rv) => CertStatus::Revoked {
-                        time: rv.time,
-                        reason: rv.reason,
-                    },
-                    None => CertStatus::Good,
+/// Builds and signs the BasicOCSPResponse (RFC 6960 §4.2.1) answering `req` with one
+/// status per CertID, in request order, and echoes the request's nonce (RFC 9654).
+/// The signature is verified before the response is returned.
+pub(crate) fn sign_response(
+    req: &OcspRequest,
+    statuses: Vec<CertStatus>,
+    now: i64,
+    next_update: i64,
+    signer: &Signer<'_>,
+) -> Result<OcspAnswer> {
+    let mut responses = Vec::with_capacity(statuses.len());
+    for (r, status) in req.tbs_request.request_list.iter().zip(&statuses) {
+        let cert_status = match *status {
+            CertStatus::Good => CertStatusAsn1::Good(Null),
+            CertStatus::Unknown => CertStatusAsn1::Unknown(Null),
+            CertStatus::Revoked { time, reason } => CertStatusAsn1::Revoked(RevokedInfo {
+                revocation_time: asn1::generalized_time(time)?,
+                revocation_reason: match reason {
+                    0 => None,
+                    code => Some(reason_of(code)?),
                 },
-                _ => CertStatus::Unknown,
-            };
-            statuses.push(status);
-            let cert_status = match status {
-                CertStatus::Good => CertStatusAsn1::Good(Null),
-                CertStatus::Unknown => CertStatusAsn1::Unknown(Null),
-                CertStatus::Revoked { time, reason } => CertStatusAsn1::Revoked(RevokedInfo {
-                    revocation_time: asn1::generalized_time(time)?,
-                    revocation_reason: match reason {
-                        0 => None,
-                        code => Some(reason_of(code)?),
-                    },
-                }),
-            };
-            responses.push(SingleResponse {
-                cert_id: r.req_cert.clone(),
-                cert_status,
-                this_update: asn1::generalized_time(now)?,
-                next_update: Some(asn1::generalized_time(next_update)?),
-                single_extensions: None,
-            });
-        }
-        let nonce = req
-            .tbs_request
-            .request_extensions
-            .iter()
-            .flatten()
-            .find(|e| e.extn_id == oid::OCSP_NONCE)
-            .cloned()
-            .map(|mut e| {
-                e.critical = false;
-                e
-            });
-        let (signer_key, signer_spki, signer_cert) = match &ca.ocsp {
-            Some(d) => (
-                d.key.clone(),
-                d.key.public_key_der().to_vec(),
-                Some(d.cert_der.clone()),
-            ),
-            None => (ca.key.clone(), ca.spki_der.clone(), None),
-        };
-        let spki = SubjectPublicKeyInfoRef::from_der(&signer_spki)
-            .map_err(|e| Error::Internal(format!("responder key: {e}")))?;
-        let key_hash = sha1::Sha1::digest(spki.subject_public_key.raw_bytes()).to_vec();
-        let data = ResponseData {
-            responder_id: ResponderId::ByKey(OctetString::new(key_hash)?),
-            produced_at: asn1::generalized_time(now)?,
-            responses,
-            response_extensions: nonce.as_ref().map(|n| vec![n.clone()]),
-        };
-        let tbs_der = data.to_der()?;
-        let scheme = signer_key.algorithm().default_scheme();
-        let signature = signer_key.sign(scheme, &tbs_der)?;
-        hsm::verify(scheme, &signer_spki, &tbs_der, &signature)
-            .map_err(|e| Error::Internal(format!("OCSP signature does not verify: {e}")))?;
-        let certs = match signer_cert {
-            Some(der) => Some(vec![Certificate::from_der(&der)?]),
-            None => None,
-        };
-        let basic = BasicOcspResponse {
-            tbs_response_data: der::AnyRef::try_from(tbs_der.as_slice())?,
-            signature_algorithm: asn1::signature_algorithm(scheme)?,
-            signature: BitString::from_bytes(&signature)?,
-            certs,
-        };
-        let resp = OcspResponseAsn1 {
-            response_status: ResponseStatus::Successful,
-            response_bytes: Some(ResponseBytes {
-                response_type: oid::OCSP_BASIC,
-                response: OctetString::new(basic.to_der()?)?,
             }),
         };
-        let answer = OcspAnswer {
-            der: resp.to_der()?,
-            status: ResponseStatus::Successful,
-            this_update: now,
-            next_update,
-            nonced: nonce.is_some(),
-            statuses,
-        };
-        // Only one-certificate requests without a nonce, and only good or revoked
-        // answers: see `OcspCache::insert` for why "unknown" is never kept.
-        if !answer.nonced
-            && let [r] = req.tbs_request.request_list.as_slice()
-            && req.tbs_request.request_extensions.is_none()
-            && r.single_request_extensions.is_none()
-        {
-            self.ocsp_cache.insert(&r.req_cert, &answer, generation);
-        }
-        Ok(Some(answer))
+        responses.push(SingleResponse {
+            cert_id: r.req_cert.clone(),
+            cert_status,
+            this_update: asn1::generalized_time(now)?,
+            next_update: Some(asn1::generalized_time(next_update)?),
+            single_extensions: None,
+        });
     }
+    let nonce = req
+        .tbs_request
+        .request_extensions
+        .iter()
+        .flatten()
+        .find(|e| e.extn_id == oid::OCSP_NONCE)
+        .cloned()
+        .map(|mut e| {
+            e.critical = false;
+            e
+        });
+    let spki = SubjectPublicKeyInfoRef::from_der(signer.spki_der)
+        .map_err(|e| Error::Internal(format!("responder key: {e}")))?;
+    let key_hash = sha1::Sha1::digest(spki.subject_public_key.raw_bytes()).to_vec();
+    let data = ResponseData {
+        responder_id: ResponderId::ByKey(OctetString::new(key_hash)?),
+        produced_at: asn1::generalized_time(now)?,
+        responses,
+        response_extensions: nonce.as_ref().map(|n| vec![n.clone()]),
+    };
+    let tbs_der = data.to_der()?;
+    let scheme = signer.key.algorithm().default_scheme();
+    let signature = signer.key.sign(scheme, &tbs_der)?;
+    hsm::verify(scheme, signer.spki_der, &tbs_der, &signature)
+        .map_err(|e| Error::Internal(format!("OCSP signature does not verify: {e}")))?;
+    let certs = match signer.cert_der {
+        Some(der) => Some(vec![Certificate::from_der(der)?]),
+        None => None,
+    };
+    let basic = BasicOcspResponse {
+        tbs_response_data: der::AnyRef::try_from(tbs_der.as_slice())?,
+        signature_algorithm: asn1::signature_algorithm(scheme)?,
+        signature: BitString::from_bytes(&signature)?,
+        certs,
+    };
+    let resp = OcspResponseAsn1 {
+        response_status: ResponseStatus::Successful,
+        response_bytes: Some(ResponseBytes {
+            response_type: oid::OCSP_BASIC,
+            response: OctetString::new(basic.to_der()?)?,
+        }),
+    };
+    Ok(OcspAnswer {
+        der: resp.to_der()?,
+        status: ResponseStatus::Successful,
+        this_update: now,
+        next_update,
+        nonced: nonce.is_some(),
+        statuses,
+    })
 }
 
 /// Default of `[ca] ocsp_cache_entries`: the most certificates whose pre-signed
@@ -488,23 +397,23 @@ impl OcspCache {
         }
     }
 
-    fn set_capacity(&self, capacity: usize) {
+    pub(crate) fn set_capacity(&self, capacity: usize) {
         self.capacity.store(capacity, Ordering::Relaxed);
         if let Ok(mut g) = self.inner.write() {
             evict(&mut g, capacity);
         }
     }
 
-    fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.inner.read().map(|g| g.by_serial.len()).unwrap_or(0)
     }
 
-    fn generation(&self) -> u64 {
+    pub(crate) fn generation(&self) -> u64 {
         self.inner.read().map(|g| g.generation).unwrap_or(0)
     }
 
     /// The fresh pre-signed answer to a one-certificate request without extensions.
-    fn lookup(&self, req: &OcspRequest, now: i64) -> Option<OcspAnswer> {
+    pub(crate) fn lookup(&self, req: &OcspRequest, now: i64) -> Option<OcspAnswer> {
         let [r] = req.tbs_request.request_list.as_slice() else {
             return None;
         };
@@ -541,7 +450,7 @@ impl OcspCache {
     /// later (serials are reserved before signing), and a kept "unknown" would then hide
     /// it; and anyone can ask about random serials, which would evict the responses of
     /// real certificates. They are signed live, as before.
-    fn insert(&self, cert_id: &CertId, answer: &OcspAnswer, generation: u64) {
+    pub(crate) fn insert(&self, cert_id: &CertId, answer: &OcspAnswer, generation: u64) {
         let capacity = self.capacity.load(Ordering::Relaxed);
         let status = match answer.statuses.as_slice() {
             [s @ (CertStatus::Good | CertStatus::Revoked { .. })] => *s,

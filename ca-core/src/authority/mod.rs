@@ -5,9 +5,11 @@
 //!   the chain above a CA;
 //! - [`issue`]: the issuance pipeline, one function commented step by step;
 //! - [`extensions`]: the builders of the extensions a certificate gets from its profile;
-//! - [`revoke`]: revocation reasons and revoking.
+//! - [`revoke`]: revocation reasons and revoking;
+//! - `ocsp` (private): the OCSP responder over the hierarchy and the store.
 //!
-//! CRLs are in [`crate::crl`], OCSP in [`crate::ocsp`].
+//! CRLs are in [`crate::crl`], the OCSP wire structures and response signing in
+//! [`crate::ocsp`].
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -22,6 +24,7 @@ use crate::{Error, Result, asn1};
 pub mod extensions;
 pub mod hierarchy;
 pub mod issue;
+mod ocsp;
 pub mod revoke;
 
 pub(crate) use extensions::{aki_ext, key_usage_ext, ski_ext};
