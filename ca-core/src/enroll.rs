@@ -20,7 +20,7 @@
 
 use std::sync::Arc;
 
-use hsm::{KeyAlgorithm, Secret};
+use hsm::KeyAlgorithm;
 use store::{CertRecord, PendingState};
 use x509_cert::Certificate;
 
@@ -206,32 +206,7 @@ pub trait IssuanceHook: Send + Sync {
     fn issued(&self, cert_der: &[u8], csr: &Csr) -> std::result::Result<(), Refusal>;
 }
 
-/// A key pair generated for a client (RFC 7030 §4.4): the client receives the private
-/// key, the server keeps nothing.
-pub struct GeneratedKey {
-    /// The private key, unencrypted PKCS#8 DER. Wiped on drop; never log it.
-    pub pkcs8_der: Secret,
-    /// Its SubjectPublicKeyInfo, DER.
-    pub spki_der: Vec<u8>,
-    /// Its algorithm.
-    pub algorithm: KeyAlgorithm,
-}
-
-impl std::fmt::Debug for GeneratedKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("GeneratedKey")
-            .field("algorithm", &self.algorithm)
-            .finish_non_exhaustive()
-    }
-}
-
-/// Generates keys to hand out (server-side key generation). The `server` crate injects
-/// the implementation ([`Authority::set_key_generator`]); protocol crates never name a
-/// key backend.
-pub trait KeyGenerator: Send + Sync {
-    /// A fresh key pair of `algorithm`.
-    fn generate(&self, algorithm: KeyAlgorithm) -> Result<GeneratedKey>;
-}
+pub use crate::authority::keygen::{GeneratedKey, KeyGenerator};
 
 /// One enrollment, as a protocol front end hands it over after authenticating it.
 pub struct EnrollmentRequest<'a> {

@@ -122,7 +122,7 @@ pub async fn start(
             let _ = rx.await;
             let _ = stop_tx.send(true);
         });
-        http::serve(
+        crate::listener::serve(
             listener,
             router,
             limits,
@@ -195,12 +195,12 @@ async fn start_tls(
         .local_addr()
         .map_err(|e| Error::io("local address", e))?;
     let router = router.merge(http::with_limits(est::http::router(est), limits));
-    let tls = http::TlsAccept {
+    let tls = crate::listener::TlsAccept {
         acceptor: tokio_rustls::TlsAcceptor::from(Arc::new(server_cfg)),
         handshake_timeout: Duration::from_secs(t.handshake_timeout_seconds.max(1)),
     };
     let handle = tokio::spawn(async move {
-        http::serve_with(
+        crate::listener::serve_with(
             listener,
             router,
             limits,

@@ -334,7 +334,7 @@ pub fn admin_state(
     })
 }
 
-/// privca's HTTP router served in process (`privca_server::http::serve`) on a free
+/// privca's HTTP router served in process (`privca_server::listener::serve`) on a free
 /// loopback port, on a runtime of its own. [`InProcessServer::stop`] shuts it down.
 pub struct InProcessServer {
     /// The runtime it runs on.
@@ -367,7 +367,7 @@ impl InProcessServer {
             .expect("bind loopback");
         let addr = listener.local_addr().expect("local address");
         let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let served = rt.spawn(privca_server::http::serve(
+        let served = rt.spawn(privca_server::listener::serve(
             listener,
             privca_server::http::router(state, limits),
             limits,

@@ -6,6 +6,7 @@
 //! - [`issue`]: the issuance pipeline, one function commented step by step;
 //! - [`extensions`]: the builders of the extensions a certificate gets from its profile;
 //! - [`revoke`]: revocation reasons and revoking;
+//! - [`keygen`]: the injected generator of server-side keys;
 //! - `ocsp` (private): the OCSP responder over the hierarchy and the store.
 //!
 //! CRLs are in [`crate::crl`], the OCSP wire structures and response signing in
@@ -24,6 +25,7 @@ use crate::{Error, Result, asn1};
 pub mod extensions;
 pub mod hierarchy;
 pub mod issue;
+pub mod keygen;
 mod ocsp;
 pub mod revoke;
 
@@ -94,7 +96,7 @@ pub struct Authority {
     /// Counts of unauthenticated refusals, summarised into the audit log.
     pub(crate) refusals: crate::refusals::RefusalCounter,
     /// Generates keys for server-side key generation; injected by the `server` crate.
-    pub(crate) key_generator: std::sync::OnceLock<Arc<dyn crate::enroll::KeyGenerator>>,
+    pub(crate) key_generator: std::sync::OnceLock<Arc<dyn keygen::KeyGenerator>>,
 }
 
 impl std::fmt::Debug for Authority {

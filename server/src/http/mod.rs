@@ -260,5 +260,3 @@ fn set(h: &mut HeaderMap, name: header::HeaderName, value: String) {
         h.insert(name, v);
     }
 }
-
-pub use crate::listener::{TlsAccept, serve, serve_with};
