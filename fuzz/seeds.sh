@@ -12,9 +12,13 @@
 #     base64 with LF and CRLF line breaks, on one line, PEM, raw DER, multipart/form-data,
 #     and curl's `Authorization: Basic` header value;
 #   - JSON answers of the challenge methods (webhook, Entra ID token, Graph discovery,
-#     Intune ScepActions) as the unit tests use them.
+#     Intune ScepActions) as the unit tests use them;
+#   - ACME newAccount requests signed by josepy, the JOSE library certbot uses
+#     (tests/clients/josepy_requests.py: RS256, ES256, ES384, ES512, each with an External
+#     Account Binding), and a POST-as-GET by kid.
 #
-# Needs openssl, curl and python3 (all installed by scripts/test.sh). Keys are made fresh
+# Needs openssl, curl and python3 with josepy (all installed by scripts/test.sh; run it
+# with the project's .venv on PATH). Keys are made fresh
 # in a temporary directory and thrown away; only the messages are kept. The files change
 # on every run (fresh keys, nonces, signatures); their shapes do not.
 #
@@ -28,7 +32,7 @@ T="$(mktemp -d)"
 trap 'rm -rf "$T"' EXIT
 
 targets=(csr csr_content csr_signed ocsp_request ocsp_get scep_pkimessage scep_envelope
-  scep_envelope_built scep_signed est_request est_body challenge_answers)
+  scep_envelope_built scep_signed est_request est_body challenge_answers acme_jws)
 for t in "${targets[@]}"; do
   rm -rf "${OUT:?}/$t"
   mkdir -p "$OUT/$t"
@@ -306,6 +310,17 @@ printf '%s' '{"access_token":"t","expires_in":"3599","ext_expires_in":3599}' >"$
 printf '%s' '{"value":[{"providerName":"ScepRequestValidationFEService","uri":"https://fef.msub01.manage.microsoft.com/StatelessScepRequestValidation/StatelessScepRequestValidationService"},{"providerName":"PkiConnectorFEService","uri":"https://a/x"}]}' >"$A/graph-discovery"
 printf '%s' '{"code":"Success","errorDescription":"","transactionId":"t-1","activityId":"a-1"}' >"$A/intune-success"
 printf '%s' '{"code":"ChallengeDecryptionError","errorDescription":"the challenge cannot be decrypted","transactionId":"t-2"}' >"$A/intune-refused"
+
+# --- ACME requests (josepy, as certbot signs them) --------------------------------------
+python3 "$FUZZ/../tests/clients/josepy_requests.py" https://127.0.0.1:8443/acme/servers/new-account |
+  python3 -c '
+import json, sys
+out = sys.argv[1]
+for line in sys.stdin:
+    l = json.loads(line)
+    open(out + "/new-account-" + l["alg"], "w").write(l["body"])
+' "$OUT/acme_jws"
+printf '%s' '{"protected":"eyJhbGciOiJFUzI1NiIsImtpZCI6Imh0dHBzOi8vMTI3LjAuMC4xOjg0NDMvYWNtZS9zZXJ2ZXJzL2FjY3QvMSIsIm5vbmNlIjoibiIsInVybCI6Imh0dHBzOi8vMTI3LjAuMC4xOjg0NDMvYWNtZS9zZXJ2ZXJzL29yZGVyLzEifQ","payload":"","signature":"AAAA"}' >"$OUT/acme_jws/post-as-get-kid"
 
 du -sh "$OUT"
 for t in "${targets[@]}"; do printf '%-22s %3d files\n' "$t" "$(ls "$OUT/$t" | wc -l)"; done

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test of privca on a fresh Debian machine with Rust installed:
-# installs what the interop tests need (OpenSSL, curl, a Python venv with pkilint),
+# installs what the interop tests need (OpenSSL, curl, a Python venv with pkilint and
+# josepy),
 # then runs the cargo tests with the interop gate on.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -39,12 +40,20 @@ if ! .venv/bin/python -c "import pkilint, sys; from importlib.metadata import ve
   python3 -m venv .venv
   .venv/bin/pip install -q --disable-pip-version-check "pkilint==$PKILINT_VERSION"
 fi
+# josepy, the JOSE library certbot signs its ACME requests with
+# (tests/tests/acme_jws_josepy.rs), in the same venv (pinned).
+JOSEPY_VERSION=2.2.0
+if ! .venv/bin/python -c "import josepy, sys; from importlib.metadata import version; sys.exit(version('josepy') != '$JOSEPY_VERSION')" >/dev/null 2>&1; then
+  log "installing josepy $JOSEPY_VERSION into .venv"
+  .venv/bin/pip install -q --disable-pip-version-check "josepy==$JOSEPY_VERSION"
+fi
 export PATH="$PWD/.venv/bin:$PATH"
 
 log "tool versions"
 openssl version
 curl --version | head -1
 lint_pkix_cert --help >/dev/null && echo "pkilint $PKILINT_VERSION"
+python -c "import josepy" && echo "josepy $JOSEPY_VERSION"
 echo "scepclient $(scepclient -version)"
 dpkg-query -W -f='certmonger ${Version}\n' certmonger
 softhsm2-util --version | sed 's/^/softhsm2 /'

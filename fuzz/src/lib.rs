@@ -404,11 +404,37 @@ pub fn est_body(data: &[u8]) {
     let _ = ca_core::csr::parse(&der);
 }
 
+/// ACME request bodies (RFC 8555 §6.2) through the JWS layer: the flattened JWS, its
+/// protected header and JWK, the signature check with the request's own key, and the
+/// External Account Binding of a newAccount payload (§7.3.4) with its MAC check.
+/// Asserts that a request that verifies still verifies after a second parse of the same
+/// bytes (parsing keeps no state) and that its thumbprint is stable.
+pub fn acme_jws(data: &[u8]) {
+    let Ok(req) = acme::jws::Jws::parse(data) else {
+        return;
+    };
+    let acme::jws::KeyRef::Jwk(key) = &req.protected.key else {
+        return;
+    };
+    let _ = req.check_url("https://127.0.0.1:8443/acme/servers/new-account");
+    if req.verify(key).is_ok() {
+        let again = acme::jws::Jws::parse(data).expect("a parsed request parses again");
+        assert!(again.verify(key).is_ok(), "a verified request verifies again");
+        assert_eq!(key.thumbprint(), key.clone().thumbprint());
+    }
+    if let Ok(payload) = serde_json::from_slice::<serde_json::Value>(&req.payload)
+        && let Some(eab) = payload.get("externalAccountBinding")
+        && let Ok(binding) = acme::jws::ExternalAccountBinding::parse(eab, &req, key)
+    {
+        let _ = binding.verify(&[0x5a; 32]);
+    }
+}
+
 /// A target's body.
 pub type Target = fn(&[u8]);
 
 /// Every target by name, for the corpus test and tools.
-pub const TARGETS: [(&str, Target); 12] = [
+pub const TARGETS: [(&str, Target); 13] = [
     ("csr", csr),
     ("ocsp_request", ocsp_request),
     ("scep_pkimessage", scep_pkimessage),
@@ -421,4 +447,5 @@ pub const TARGETS: [(&str, Target); 12] = [
     ("scep_envelope_built", scep_envelope_built),
     ("scep_signed", scep_signed),
     ("est_body", est_body),
+    ("acme_jws", acme_jws),
 ];

@@ -178,3 +178,21 @@ fn est_bodies_as_curl_sends_them_decode_to_the_csr() {
     let creds = est::password::parse_basic(&auth).unwrap().unwrap();
     assert_eq!(creds.username, "device-7");
 }
+
+#[test]
+fn acme_seeds_verify_and_carry_their_binding() {
+    let mut verified = 0;
+    for (name, data) in corpus("acme_jws") {
+        let req = acme::jws::Jws::parse(&data).unwrap_or_else(|e| panic!("{name}: {e}"));
+        if let acme::jws::KeyRef::Jwk(key) = &req.protected.key {
+            req.verify(key).unwrap_or_else(|e| panic!("{name}: {e}"));
+            let payload: serde_json::Value = serde_json::from_slice(&req.payload).unwrap();
+            acme::jws::ExternalAccountBinding::parse(&payload["externalAccountBinding"], &req, key)
+                .unwrap_or_else(|e| panic!("{name}: {e}"))
+                .verify(&[0x5a; 32])
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
+            verified += 1;
+        }
+    }
+    assert_eq!(verified, 5, "the five josepy newAccount seeds reach the MAC check");
+}
