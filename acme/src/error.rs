@@ -19,6 +19,10 @@ pub enum Error {
     /// The account key is not acceptable (RFC 8555 §6.7 `badPublicKey`).
     #[error("{0}")]
     BadPublicKey(String),
+    /// The nonce is missing, not genuine, expired or used (RFC 8555 §6.5, `badNonce`); the
+    /// client retries with the nonce of the error response.
+    #[error("{0}")]
+    BadNonce(String),
     /// The signature does not verify, or the EAB binding does not hold
     /// (RFC 8555 §6.7 `unauthorized`).
     #[error("{0}")]
@@ -34,6 +38,7 @@ impl Error {
                 "urn:ietf:params:acme:error:badSignatureAlgorithm"
             }
             Error::BadPublicKey(_) => "urn:ietf:params:acme:error:badPublicKey",
+            Error::BadNonce(_) => "urn:ietf:params:acme:error:badNonce",
             Error::Unauthorized(_) => "urn:ietf:params:acme:error:unauthorized",
         }
     }
