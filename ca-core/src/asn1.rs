@@ -339,6 +339,22 @@ pub fn key_identifier(spki_der: &[u8]) -> Result<Vec<u8>> {
     Ok(sha1::Sha1::digest(spki.subject_public_key.raw_bytes()).to_vec())
 }
 
+/// SHA-256 of a SubjectPublicKeyInfo DER: how the key blocklist and the store's key
+/// index name a public key (RFC 5280 §4.1.2.7 subjectPublicKeyInfo, hashed whole so that
+/// the algorithm parameters are part of the identity).
+pub fn spki_sha256(spki_der: &[u8]) -> Vec<u8> {
+    use sha2::Digest as _;
+    sha2::Sha256::digest(spki_der).to_vec()
+}
+
+/// [`spki_sha256`] of the subjectPublicKeyInfo of a certificate (DER).
+pub fn cert_spki_sha256(cert_der: &[u8]) -> Result<Vec<u8>> {
+    let cert = x509_cert::Certificate::from_der(cert_der)
+        .map_err(|e| Error::BadRequest(format!("certificate: {e}")))?;
+    let spki = cert.tbs_certificate().subject_public_key_info().to_der()?;
+    Ok(spki_sha256(&spki))
+}
+
 /// Encodes an extension value into an [`Extension`].
 pub fn extension<T: Encode>(oid: ObjectIdentifier, critical: bool, value: &T) -> Result<Extension> {
     Ok(Extension {

@@ -1332,6 +1332,7 @@ fn revoke_in_store_only(fx: &Fx, serial: &[u8]) {
             store::Revocation {
                 time: fx.auth.now(),
                 reason: 1,
+                invalidity_date: None,
             },
             &store::AuditEvent {
                 time: fx.auth.now(),

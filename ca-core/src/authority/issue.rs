@@ -231,6 +231,7 @@ impl Authority {
             issued_at: now,
             status: CertStatus::Valid,
             revocation: None,
+            spki_sha256: asn1::spki_sha256(&req.spki_der),
             der,
         };
         let audit = AuditEvent {

@@ -99,6 +99,7 @@ impl Authority {
             Revocation {
                 time: now,
                 reason: reason.code(),
+                invalidity_date: None,
             },
             &audit,
         ) {
