@@ -339,6 +339,13 @@ pub fn key_identifier(spki_der: &[u8]) -> Result<Vec<u8>> {
     Ok(sha1::Sha1::digest(spki.subject_public_key.raw_bytes()).to_vec())
 }
 
+/// The invalidityDate extension (RFC 5280 §5.3.2: non-critical, a GeneralizedTime), as a
+/// CRL entry extension and as an OCSP singleExtension (RFC 6960 §4.4.5 carries every CRL
+/// entry extension there).
+pub fn invalidity_date_ext(t: i64) -> Result<Extension> {
+    extension(oid::INVALIDITY_DATE, false, &generalized_time(t)?)
+}
+
 /// SHA-256 of a SubjectPublicKeyInfo DER: how the key blocklist and the store's key
 /// index name a public key (RFC 5280 §4.1.2.7 subjectPublicKeyInfo, hashed whole so that
 /// the algorithm parameters are part of the identity).

@@ -325,12 +325,16 @@ impl Authority {
         let mut statuses = Vec::new();
         for r in &req.tbs_request.request_list {
             let serial = r.req_cert.serial_number.as_bytes();
+            let mut invalidity_date = None;
             let status = match self.store.get_cert(serial)? {
                 Some(rec) if rec.issuer == ca.name => match rec.revocation {
-                    Some(rv) => CertStatus::Revoked {
-                        time: rv.time,
-                        reason: rv.reason,
-                    },
+                    Some(rv) => {
+                        invalidity_date = rv.invalidity_date;
+                        CertStatus::Revoked {
+                            time: rv.time,
+                            reason: rv.reason,
+                        }
+                    }
                     None => CertStatus::Good,
                 },
                 _ => CertStatus::Unknown,
@@ -352,7 +356,12 @@ impl Authority {
                 cert_status,
                 this_update: asn1::generalized_time(now)?,
                 next_update: Some(asn1::generalized_time(next_update)?),
-                single_extensions: None,
+                // RevokedInfo (RFC 6960 §4.2.1) has no invalidity date; the CRL entry
+                // extension goes into singleExtensions (RFC 6960 §4.4.5, RFC 5280 §5.3.2).
+                single_extensions: match invalidity_date {
+                    Some(date) => Some(vec![asn1::invalidity_date_ext(date)?]),
+                    None => None,
+                },
             });
         }
         let nonce = req

@@ -188,16 +188,7 @@ pub struct ProfileView {
     pub key_algorithms: Vec<String>,
 }
 
-/// RFC 3339 text of a Unix time.
-pub fn rfc3339(t: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp(t)
-        .ok()
-        .and_then(|d| {
-            d.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_else(|| t.to_string())
-}
+pub use ca_core::clock::rfc3339;
 
 /// PEM of a DER object.
 pub fn pem(label: &str, der: &[u8]) -> String {
