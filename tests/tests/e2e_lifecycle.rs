@@ -186,6 +186,11 @@ fn a_compromised_key_is_refused_over_scep_est_and_the_cli() {
     assert!(crl.contains("Key Compromise"), "{crl}");
     assert!(crl.contains("Invalidity Date"), "{crl}");
     assert!(crl.contains("Jan  2 03:04:05 2026 GMT"), "{crl}");
+    let shown = ok(ca.cmd().args(["show", &serial]));
+    assert!(
+        shown.contains("invalid since: 2026-01-02T03:04:05Z"),
+        "{shown}"
+    );
     let ocsp = ocsp_text(&ca, &cert);
     assert!(
         ocsp.contains(": revoked") && ocsp.contains("keyCompromise"),

@@ -198,6 +198,9 @@ pub(super) fn run(cmd: Command, cfg: &Config) -> Result<(), Error> {
             println!("not after:  {}", v.not_after);
             if let Some(r) = &v.revoked_at {
                 println!("revoked:    {r} ({})", v.reason.clone().unwrap_or_default());
+                if let Some(d) = &v.invalidity_date {
+                    println!("invalid since: {d}");
+                }
             }
             print!("{}", v.pem.unwrap_or_default());
             Ok(())
