@@ -339,6 +339,29 @@ pub fn key_identifier(spki_der: &[u8]) -> Result<Vec<u8>> {
     Ok(sha1::Sha1::digest(spki.subject_public_key.raw_bytes()).to_vec())
 }
 
+/// The invalidityDate extension (RFC 5280 §5.3.2: non-critical, a GeneralizedTime), as a
+/// CRL entry extension and as an OCSP singleExtension (RFC 6960 §4.4.5 carries every CRL
+/// entry extension there).
+pub fn invalidity_date_ext(t: i64) -> Result<Extension> {
+    extension(oid::INVALIDITY_DATE, false, &generalized_time(t)?)
+}
+
+/// SHA-256 of a SubjectPublicKeyInfo DER: how the key blocklist and the store's key
+/// index name a public key (RFC 5280 §4.1.2.7 subjectPublicKeyInfo, hashed whole so that
+/// the algorithm parameters are part of the identity).
+pub fn spki_sha256(spki_der: &[u8]) -> Vec<u8> {
+    use sha2::Digest as _;
+    sha2::Sha256::digest(spki_der).to_vec()
+}
+
+/// [`spki_sha256`] of the subjectPublicKeyInfo of a certificate (DER).
+pub fn cert_spki_sha256(cert_der: &[u8]) -> Result<Vec<u8>> {
+    let cert = x509_cert::Certificate::from_der(cert_der)
+        .map_err(|e| Error::BadRequest(format!("certificate: {e}")))?;
+    let spki = cert.tbs_certificate().subject_public_key_info().to_der()?;
+    Ok(spki_sha256(&spki))
+}
+
 /// Encodes an extension value into an [`Extension`].
 pub fn extension<T: Encode>(oid: ObjectIdentifier, critical: bool, value: &T) -> Result<Extension> {
     Ok(Extension {

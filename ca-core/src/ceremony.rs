@@ -111,6 +111,7 @@ pub fn create_root(
         issued_at: now,
         status: CertStatus::Valid,
         revocation: None,
+        spki_sha256: asn1::spki_sha256(&spki_der),
         der: der.clone(),
     };
     let audit = AuditEvent {

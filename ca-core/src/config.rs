@@ -148,6 +148,11 @@ pub struct ProfileConfig {
     /// refused.
     #[serde(default = "default_rsa_min_exponent")]
     pub rsa_min_exponent: u32,
+    /// Certificates of this profile may be put on hold (RFC 5280 §5.3.1
+    /// certificateHold: a device reported lost) and released again. Off by default: a
+    /// revocation is then always permanent.
+    #[serde(default)]
+    pub allow_hold: bool,
 }
 
 fn default_backdate() -> u32 {

@@ -31,17 +31,24 @@ impl Authority {
 
         let mut revoked: Vec<RevokedCert> = Vec::new();
         self.store.for_each_revoked(ca, &mut |entry| {
-            let crl_entry_extensions = if entry.revocation.reason == 0 {
-                // RFC 5280 §5.3.1: omit reasonCode rather than use unspecified.
-                None
-            } else {
+            let mut extensions = Vec::new();
+            // RFC 5280 §5.3.1: omit reasonCode rather than use unspecified.
+            if entry.revocation.reason != 0 {
                 let reason = crl_reason(entry.revocation.reason).ok_or_else(|| {
                     store::Error::Corrupt(format!("revocation reason {}", entry.revocation.reason))
                 })?;
                 let ext = asn1::extension(CrlReason::OID, false, &reason)
                     .map_err(|e| store::Error::Corrupt(e.to_string()))?;
-                Some(vec![ext])
-            };
+                extensions.push(ext);
+            }
+            // RFC 5280 §5.3.2: the invalidity date, when the operator gave one.
+            if let Some(date) = entry.revocation.invalidity_date {
+                extensions.push(
+                    asn1::invalidity_date_ext(date)
+                        .map_err(|e| store::Error::Corrupt(e.to_string()))?,
+                );
+            }
+            let crl_entry_extensions = (!extensions.is_empty()).then_some(extensions);
             let serial_number = asn1::serial_number(&entry.serial)
                 .map_err(|e| store::Error::Corrupt(e.to_string()))?;
             let revocation_date = asn1::x509_time(entry.revocation.time)

@@ -20,6 +20,16 @@ pub enum ErrorKind {
     UnsupportedAlgorithm,
     /// The key is of a type or size the profile does not allow (too weak, wrong curve).
     RefusedKey,
+    /// The request's public key was revoked for keyCompromise and is on the blocklist
+    /// (RFC 5280 §5.3.1): no certificate is issued for it again, on any channel.
+    ///
+    /// Its answers: HTTP 403, not 400, because the request is well formed and understood
+    /// and the server refuses to act on it (RFC 9110 §15.5.4; EST, RFC 7030 §4.2.3, leaves
+    /// the status to HTTP), like every other policy refusal; SCEP failInfo badRequest
+    /// ("transaction not permitted", RFC 8894 §3.2.1.4.5), not badAlg, which would tell a
+    /// client to retry with another algorithm when only a new key helps; ACME
+    /// badPublicKey (RFC 8555 §6.7, as for any refused key).
+    CompromisedKey,
     /// A time is out of range: a requested validity, or the certificate being renewed
     /// has expired or is not yet valid.
     BadTime,
@@ -83,19 +93,21 @@ impl ErrorKind {
     pub const fn class(self) -> ErrorKind {
         match self {
             ErrorKind::BadSignature | ErrorKind::UnsupportedAlgorithm => ErrorKind::BadRequest,
-            ErrorKind::RefusedKey | ErrorKind::BadTime | ErrorKind::UnknownCertificate => {
-                ErrorKind::PolicyRefused
-            }
+            ErrorKind::RefusedKey
+            | ErrorKind::CompromisedKey
+            | ErrorKind::BadTime
+            | ErrorKind::UnknownCertificate => ErrorKind::PolicyRefused,
             other => other,
         }
     }
 
     /// Every kind, in the order of the table.
-    pub const ALL: [ErrorKind; 14] = [
+    pub const ALL: [ErrorKind; 15] = [
         ErrorKind::BadRequest,
         ErrorKind::BadSignature,
         ErrorKind::UnsupportedAlgorithm,
         ErrorKind::RefusedKey,
+        ErrorKind::CompromisedKey,
         ErrorKind::BadTime,
         ErrorKind::UnknownCertificate,
         ErrorKind::Unauthorized,
@@ -127,6 +139,7 @@ impl ErrorKind {
                 row(Some(F::BadAlg), 400, ACME_BAD_SIGNATURE_ALGORITHM)
             }
             ErrorKind::RefusedKey => row(Some(F::BadAlg), 403, ACME_BAD_PUBLIC_KEY),
+            ErrorKind::CompromisedKey => row(Some(F::BadRequest), 403, ACME_BAD_PUBLIC_KEY),
             ErrorKind::BadTime => row(Some(F::BadTime), 403, ACME_MALFORMED),
             ErrorKind::UnknownCertificate => row(Some(F::BadCertId), 403, ACME_UNAUTHORIZED),
             ErrorKind::Unauthorized => row(Some(F::BadRequest), 401, ACME_UNAUTHORIZED),
@@ -157,6 +170,7 @@ impl fmt::Display for ErrorKind {
             ErrorKind::BadSignature => "bad signature",
             ErrorKind::UnsupportedAlgorithm => "unsupported algorithm",
             ErrorKind::RefusedKey => "key refused",
+            ErrorKind::CompromisedKey => "key compromised",
             ErrorKind::BadTime => "bad time",
             ErrorKind::UnknownCertificate => "unknown certificate",
             ErrorKind::RateLimited => "rate limited",
@@ -187,6 +201,9 @@ pub enum Error {
     /// A key the profile does not allow ([`ErrorKind::RefusedKey`]).
     #[error("refused: {0}")]
     RefusedKey(String),
+    /// A public key on the blocklist ([`ErrorKind::CompromisedKey`]).
+    #[error("refused: {0}")]
+    CompromisedKey(String),
     /// A time out of range ([`ErrorKind::BadTime`]).
     #[error("refused: {0}")]
     BadTime(String),
@@ -247,6 +264,7 @@ impl Error {
             Error::BadSignature(_) => ErrorKind::BadSignature,
             Error::UnsupportedAlgorithm(_) => ErrorKind::UnsupportedAlgorithm,
             Error::RefusedKey(_) => ErrorKind::RefusedKey,
+            Error::CompromisedKey(_) => ErrorKind::CompromisedKey,
             Error::BadTime(_) => ErrorKind::BadTime,
             Error::UnknownCertificate(_) => ErrorKind::UnknownCertificate,
             Error::Unauthorized(_) => ErrorKind::Unauthorized,
@@ -300,6 +318,7 @@ impl Error {
             | Error::BadSignature(m)
             | Error::UnsupportedAlgorithm(m)
             | Error::RefusedKey(m)
+            | Error::CompromisedKey(m)
             | Error::BadTime(m)
             | Error::UnknownCertificate(m)
             | Error::Unauthorized(m)
@@ -318,6 +337,7 @@ impl Error {
             (ErrorKind::BadSignature, _) => Error::BadSignature(self.reason()),
             (ErrorKind::UnsupportedAlgorithm, _) => Error::UnsupportedAlgorithm(self.reason()),
             (ErrorKind::RefusedKey, _) => Error::RefusedKey(self.reason()),
+            (ErrorKind::CompromisedKey, _) => Error::CompromisedKey(self.reason()),
             (ErrorKind::BadTime, _) => Error::BadTime(self.reason()),
             (ErrorKind::UnknownCertificate, _) => Error::UnknownCertificate(self.reason()),
             // Kinds of the protocol front ends; ca-core does not produce them.
@@ -347,6 +367,7 @@ impl Error {
             ErrorKind::BadSignature => Error::BadSignature(m),
             ErrorKind::UnsupportedAlgorithm => Error::UnsupportedAlgorithm(m),
             ErrorKind::RefusedKey => Error::RefusedKey(m),
+            ErrorKind::CompromisedKey => Error::CompromisedKey(m),
             ErrorKind::BadTime => Error::BadTime(m),
             ErrorKind::UnknownCertificate => Error::UnknownCertificate(m),
             ErrorKind::Unauthorized => Error::Unauthorized(m),

@@ -28,7 +28,7 @@ mod error;
 
 pub use authority::{
     Authority, CaEntity, IssueBinding, IssueRequest, Issued, KeyWithCert, Recorded,
-    RevocationReason, Settings,
+    RevocationReason, RevokeOptions, Settings,
 };
 pub use clock::{Clock, FixedClock, SystemClock};
 pub use enroll::{EnrollOutcome, EnrollmentPolicy, EnrollmentRequest};

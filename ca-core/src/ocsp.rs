@@ -253,18 +253,21 @@ pub(crate) struct Signer<'a> {
 }
 
 /// Builds and signs the BasicOCSPResponse (RFC 6960 §4.2.1) answering `req` with one
-/// status per CertID, in request order, and echoes the request's nonce (RFC 9654).
-/// The signature is verified before the response is returned.
+/// status per CertID, in request order, each with the invalidity date of its revocation
+/// if one is known, and echoes the request's nonce (RFC 9654). The signature is verified
+/// before the response is returned.
 pub(crate) fn sign_response(
     req: &OcspRequest,
-    statuses: Vec<CertStatus>,
+    entries: Vec<(CertStatus, Option<i64>)>,
     now: i64,
     next_update: i64,
     signer: &Signer<'_>,
 ) -> Result<OcspAnswer> {
-    let mut responses = Vec::with_capacity(statuses.len());
-    for (r, status) in req.tbs_request.request_list.iter().zip(&statuses) {
-        let cert_status = match *status {
+    let mut responses = Vec::with_capacity(entries.len());
+    let mut statuses = Vec::with_capacity(entries.len());
+    for (r, (status, invalidity_date)) in req.tbs_request.request_list.iter().zip(entries) {
+        statuses.push(status);
+        let cert_status = match status {
             CertStatus::Good => CertStatusAsn1::Good(Null),
             CertStatus::Unknown => CertStatusAsn1::Unknown(Null),
             CertStatus::Revoked { time, reason } => CertStatusAsn1::Revoked(RevokedInfo {
@@ -280,7 +283,12 @@ pub(crate) fn sign_response(
             cert_status,
             this_update: asn1::generalized_time(now)?,
             next_update: Some(asn1::generalized_time(next_update)?),
-            single_extensions: None,
+            // RevokedInfo (RFC 6960 §4.2.1) has no invalidity date; the CRL entry
+            // extension goes into singleExtensions (RFC 6960 §4.4.5, RFC 5280 §5.3.2).
+            single_extensions: match invalidity_date {
+                Some(date) => Some(vec![asn1::invalidity_date_ext(date)?]),
+                None => None,
+            },
         });
     }
     let nonce = req

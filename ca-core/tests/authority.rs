@@ -272,7 +272,15 @@ fn revocation_reaches_crl_and_ocsp() {
     );
     assert!(list.tbs_cert_list.next_update.is_some());
 
+    // a's key was revoked for keyCompromise: it is blocked (docs/lifecycle.md).
+    let e =
+        issue_csr(&fx, "tls-server", &csr(&key, "CN=c.example.com", &[])).expect_err("blocked key");
+    assert_eq!(e.precise_kind(), ErrorKind::CompromisedKey);
     // OCSP: revoked for a, unknown for a foreign serial, good for a fresh one.
+    let key = fx
+        .keys
+        .generate("tls-c", KeyAlgorithm::EcdsaP256)
+        .expect("key");
     let c = issue_csr(&fx, "tls-server", &csr(&key, "CN=c.example.com", &[])).expect("c");
     let issuing = fx.auth.ca("issuing").expect("issuing");
     let answer = fx.auth.ocsp(&ocsp_request(
@@ -1332,6 +1340,7 @@ fn revoke_in_store_only(fx: &Fx, serial: &[u8]) {
             store::Revocation {
                 time: fx.auth.now(),
                 reason: 1,
+                invalidity_date: None,
             },
             &store::AuditEvent {
                 time: fx.auth.now(),

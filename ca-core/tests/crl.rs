@@ -45,7 +45,11 @@ fn a_crl_lists_every_revocation_with_its_date_and_reason_and_is_signed_by_its_ca
     // One certificate revoked for each reason, one a second later than the one before,
     // and one that stays valid.
     let mut revoked = Vec::new();
-    for (i, (reason, name)) in RevocationReason::ALL.into_iter().enumerate() {
+    // (certificateHold needs a profile with allow_hold: tests/lifecycle.rs.)
+    let reasons = RevocationReason::ALL
+        .into_iter()
+        .filter(|(r, _)| *r != RevocationReason::CertificateHold);
+    for (i, (reason, name)) in reasons.enumerate() {
         let r = fx.issue(&format!("revoked-{name}"));
         let at = NOW + 10 + i64::try_from(i).unwrap();
         fx.clock.set(at);

@@ -88,7 +88,7 @@ fn every_error_kind_has_one_answer_per_protocol() {
     use ErrorKind as K;
     use FailInfo as F;
     let acme = |t: &str| format!("urn:ietf:params:acme:error:{t}");
-    let table: [(K, Option<F>, u16, String); 14] = [
+    let table: [(K, Option<F>, u16, String); 15] = [
         (K::BadRequest, Some(F::BadRequest), 400, acme("malformed")),
         (
             K::BadSignature,
@@ -103,6 +103,12 @@ fn every_error_kind_has_one_answer_per_protocol() {
             acme("badSignatureAlgorithm"),
         ),
         (K::RefusedKey, Some(F::BadAlg), 403, acme("badPublicKey")),
+        (
+            K::CompromisedKey,
+            Some(F::BadRequest),
+            403,
+            acme("badPublicKey"),
+        ),
         (K::BadTime, Some(F::BadTime), 403, acme("malformed")),
         (
             K::UnknownCertificate,

@@ -576,6 +576,8 @@ fn import_record(
         issued_at: now,
         status: store::CertStatus::Valid,
         revocation: None,
+        spki_sha256: ca_core::asn1::cert_spki_sha256(der)
+            .map_err(|e| Error::Usage(format!("imported certificate: {e}")))?,
         der: der.to_vec(),
     };
     let audit = store::AuditEvent {

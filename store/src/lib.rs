@@ -40,6 +40,14 @@ pub enum CertStatus {
     Revoked,
 }
 
+/// RFC 5280 §5.3.1 CRLReason code of certificateHold: the one revocation that may be
+/// undone ([`Store::release_hold`]) or made permanent with another reason
+/// ([`Store::revoke_with`]).
+pub const REASON_CERTIFICATE_HOLD: u8 = 6;
+
+/// RFC 5280 §5.3.1 CRLReason code of keyCompromise.
+pub const REASON_KEY_COMPROMISE: u8 = 1;
+
 /// Revocation facts of a certificate.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Revocation {
@@ -47,7 +55,45 @@ pub struct Revocation {
     pub time: UnixTime,
     /// RFC 5280 §5.3.1 CRLReason code (0 = unspecified, 1 = keyCompromise, …).
     pub reason: u8,
+    /// RFC 5280 §5.3.2 invalidityDate: when the key is known or suspected to have been
+    /// compromised, or the certificate otherwise became invalid; `None` when not given
+    /// (and in records written before this field existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub invalidity_date: Option<UnixTime>,
 }
+
+impl Revocation {
+    /// A revocation at `time` for `reason` without an invalidity date.
+    pub fn new(time: UnixTime, reason: u8) -> Revocation {
+        Revocation {
+            time,
+            reason,
+            invalidity_date: None,
+        }
+    }
+
+    /// Whether this is a certificateHold (RFC 5280 §5.3.1), which may be released.
+    pub fn is_hold(&self) -> bool {
+        self.reason == REASON_CERTIFICATE_HOLD
+    }
+}
+
+/// A public key on the blocklist: it was revoked for keyCompromise, and no certificate
+/// for it is issued again.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlockedKey {
+    /// SHA-256 of the SubjectPublicKeyInfo DER (32 octets).
+    pub spki_sha256: Vec<u8>,
+    /// The certificate whose keyCompromise revocation blocked it (the first one).
+    pub serial: Vec<u8>,
+    /// Its issuer.
+    pub issuer: String,
+    /// When it was blocked.
+    pub time: UnixTime,
+}
+
+/// Length of an SPKI hash (SHA-256) as the blocklist and the key index take it.
+pub const SPKI_HASH_LEN: usize = 32;
 
 /// An issued certificate and what the CA knows about it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -74,6 +120,11 @@ pub struct CertRecord {
     pub status: CertStatus,
     /// Set when `status` is `Revoked`.
     pub revocation: Option<Revocation>,
+    /// SHA-256 of the certificate's SubjectPublicKeyInfo DER: the key of the index
+    /// [`Store::certs_by_spki`] reads. Empty in records written before the index existed
+    /// (they are not in it).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub spki_sha256: Vec<u8>,
     /// The certificate, DER.
     pub der: Vec<u8>,
 }
@@ -342,12 +393,44 @@ pub trait Store: Send + Sync {
 
     /// Marks a certificate revoked and appends `audit`, atomically and durably.
     /// [`Error::NotFound`] for an unknown serial, [`Error::Conflict`] if already revoked.
+    /// (A certificate on hold may be revoked for good: see [`Store::revoke_with`].)
     fn revoke(
         &self,
         serial: &[u8],
         revocation: Revocation,
         audit: &AuditEvent,
+    ) -> Result<CertRecord> {
+        self.revoke_with(serial, revocation, None, audit)
+    }
+
+    /// [`Store::revoke`], and when `block_key` is set (the SHA-256 of the certificate's
+    /// SubjectPublicKeyInfo, [`SPKI_HASH_LEN`] octets) that key goes on the blocklist in
+    /// the same commit ([`Store::blocked_key`]; a key already there keeps its first entry).
+    ///
+    /// A certificate on hold ([`REASON_CERTIFICATE_HOLD`], RFC 5280 §5.3.1) may be revoked
+    /// again with another reason: the new revocation replaces the hold. Revoking it with
+    /// hold again, or revoking a certificate revoked for any other reason, is
+    /// [`Error::Conflict`]; an unknown serial is [`Error::NotFound`]; a hash of the wrong
+    /// length is [`Error::Invalid`]. Then nothing is written.
+    fn revoke_with(
+        &self,
+        serial: &[u8],
+        revocation: Revocation,
+        block_key: Option<&[u8]>,
+        audit: &AuditEvent,
     ) -> Result<CertRecord>;
+
+    /// Releases a certificate from hold (RFC 5280 §5.3.1 certificateHold): it is valid
+    /// again and leaves its issuer's revocation list, with `audit`, atomically and durably.
+    /// [`Error::NotFound`] for an unknown serial, [`Error::Conflict`] if it is not on hold.
+    fn release_hold(&self, serial: &[u8], audit: &AuditEvent) -> Result<CertRecord>;
+
+    /// The blocklist entry of a public key (SHA-256 of its SubjectPublicKeyInfo DER).
+    fn blocked_key(&self, spki_sha256: &[u8]) -> Result<Option<BlockedKey>>;
+
+    /// Every certificate whose [`CertRecord::spki_sha256`] is `spki_sha256`, in serial
+    /// order, read through the key index (no scan of all certificates).
+    fn certs_by_spki(&self, spki_sha256: &[u8]) -> Result<Vec<CertRecord>>;
 
     /// Calls `each` for every revoked certificate of `issuer` (for CRLs), in serial order.
     fn for_each_revoked(

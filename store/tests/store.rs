@@ -162,11 +162,7 @@ fn concurrent_writers_16_threads() {
                     seqs.push(store.record_issuance(&r, &event("issue", "x")).unwrap());
                     if i % 5 == 0 {
                         store
-                            .revoke(
-                                &r.serial,
-                                Revocation { time: 1, reason: 0 },
-                                &event("revoke", "x"),
-                            )
+                            .revoke(&r.serial, Revocation::new(1, 0), &event("revoke", "x"))
                             .unwrap();
                     }
                     // Contended refusals must not disturb the others.

@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use privca_server::Error;
 use privca_server::admin::{
-    Admin, IssueInput, ListQuery, LocalAdmin, RejectInput, RemoteAdmin, RequestsQuery, RevokeInput,
-    status_of,
+    Admin, IssueInput, ListQuery, LocalAdmin, RejectInput, RemoteAdmin, RequestsQuery,
+    RevokeCertInput, RevokeInput, RevokeKeyInput, status_of,
 };
 use privca_server::scep_wiring::ChallengeInput;
 use privca_tests::{InProcessServer, TestCa, admin_state};
@@ -20,6 +20,13 @@ use serde_json::Value;
 
 const BIN: &str = env!("CARGO_BIN_EXE_privca-under-test");
 const TOKEN: &str = "0123456789abcdef-admin";
+
+/// A P-256 public key no certificate of the test has.
+const UNUSED_KEY: &str = "-----BEGIN PUBLIC KEY-----
+MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEMJF1g7RzKn7dFAtYwLr0Iw59bdUM
+E4JjcDS+OBh7WSW4BvH3e2BuW0RjfBenYewcD2ICU9fFRe9uDee3dsF/qg==
+-----END PUBLIC KEY-----
+";
 
 const ENDPOINTS: &str = r#"
 [scep.endpoints.otp]
@@ -185,6 +192,7 @@ fn sequence(
     ));
     let revoke = RevokeInput {
         reason: Some("keyCompromise".into()),
+        ..RevokeInput::default()
     };
     out.push(("revoke", outcome!(tag, admin.revoke(&serial, &revoke))));
     out.push((
@@ -198,10 +206,107 @@ fn sequence(
             admin.revoke(
                 &serial,
                 &RevokeInput {
-                    reason: Some("boredom".into())
+                    reason: Some("boredom".into()),
+                    ..RevokeInput::default()
                 }
             )
         ),
+    ));
+    // Revocation as operators need it (docs/lifecycle.md): invalidity dates, holds,
+    // revoking by certificate and by key.
+    let issue = |cn: &str| {
+        admin
+            .issue(&IssueInput {
+                profile: "tls-server".into(),
+                generate_key: Some(hsm::KeyAlgorithm::EcdsaP256),
+                // Not matched by the lists above and below (text `{tag}.example`): in
+                // one second, several certificates share a notAfter and list in
+                // random serial order.
+                subject: Some(format!("CN={tag}-{cn}.example")),
+                sans: vec![format!("{tag}-{cn}.example")],
+                ..IssueInput::default()
+            })
+            .unwrap()
+    };
+    let second_cert = issue("second");
+    let third = issue("third");
+    let with = |reason: &str, date: Option<&str>| RevokeInput {
+        reason: Some(reason.into()),
+        invalidity_date: date.map(str::to_string),
+    };
+    out.push((
+        "revoke with a future invalidity date",
+        outcome!(
+            tag,
+            admin.revoke(
+                &second_cert.serial,
+                &with("keyCompromise", Some("2999-01-01T00:00:00Z"))
+            )
+        ),
+    ));
+    out.push((
+        "revoke with a malformed invalidity date",
+        outcome!(
+            tag,
+            admin.revoke(
+                &second_cert.serial,
+                &with("keyCompromise", Some("yesterday"))
+            )
+        ),
+    ));
+    out.push((
+        "hold where the profile does not allow it",
+        outcome!(
+            tag,
+            admin.revoke(&second_cert.serial, &with("certificateHold", None))
+        ),
+    ));
+    out.push((
+        "release of a certificate not on hold",
+        outcome!(tag, admin.release(&serial)),
+    ));
+    out.push((
+        "release of an unknown serial",
+        outcome!(tag, admin.release("7f00ff")),
+    ));
+    let by_cert = |pem: &str| RevokeCertInput {
+        certificate_pem: pem.into(),
+        reason: Some("superseded".into()),
+        invalidity_date: Some("2020-01-02T03:04:05Z".into()),
+    };
+    out.push((
+        "revoke by certificate",
+        outcome!(
+            tag,
+            admin.revoke_by_certificate(&by_cert(&second_cert.certificate_pem))
+        ),
+    ));
+    out.push((
+        "revoke by certificate again",
+        outcome!(
+            tag,
+            admin.revoke_by_certificate(&by_cert(&second_cert.certificate_pem))
+        ),
+    ));
+    out.push((
+        "revoke by a file that is no certificate",
+        outcome!(
+            tag,
+            admin.revoke_by_certificate(&by_cert("not a certificate"))
+        ),
+    ));
+    let by_key = |pem: &str| RevokeKeyInput {
+        key_pem: pem.into(),
+        reason: Some("cessationOfOperation".into()),
+        invalidity_date: None,
+    };
+    out.push((
+        "revoke by key",
+        outcome!(tag, admin.revoke_by_key(&by_key(&third.certificate_pem))),
+    ));
+    out.push((
+        "revoke by a key that matches nothing",
+        outcome!(tag, admin.revoke_by_key(&by_key(UNUSED_KEY))),
     ));
     out.push((
         "list revoked",
@@ -295,7 +400,10 @@ fn sequence(
         ),
     ));
     out.into_iter()
-        .map(|(step, v)| (step, replace_all(&v, &serial, "SERIAL")))
+        .map(|(step, v)| {
+            let v = replace_all(&v, &serial, "SERIAL");
+            (step, replace_all(&v, &second_cert.serial, "SECOND"))
+        })
         .collect()
 }
 
@@ -351,6 +459,8 @@ fn local_and_remote_admin_answer_alike() {
         "show",
         "list",
         "revoke",
+        "revoke by certificate",
+        "revoke by key",
         "list revoked",
         "crl of one CA",
         "crl of every CA",
@@ -375,6 +485,17 @@ fn local_and_remote_admin_answer_alike() {
         })
         .unwrap();
     assert_eq!(both.certificates.len(), 2);
+    // And each revoked one by certificate and one by key.
+    for name in ["-run-second.example", "-run-third.example"] {
+        let revoked = local
+            .list(&ListQuery {
+                status: Some("revoked".into()),
+                text: Some(name.into()),
+                ..ListQuery::default()
+            })
+            .unwrap();
+        assert_eq!(revoked.certificates.len(), 2, "{name}");
+    }
 
     // A wrong token is the admin API's 401, mapped to the same error type.
     let wrong = RemoteAdmin::new(addr, hsm::Secret::new(b"wrong-token-0123456".to_vec())).unwrap();

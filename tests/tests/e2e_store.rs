@@ -152,6 +152,7 @@ fn a_revocation_whose_crl_was_never_signed_is_on_the_crl_after_restart() {
                         .expect("time")
                         .as_secs() as i64,
                     reason: 1,
+                    invalidity_date: None,
                 },
                 &store::AuditEvent {
                     time: 0,
@@ -206,6 +207,7 @@ fn the_certificate_list_pages_with_a_cursor() {
                 issued_at: 1_700_000_000,
                 status: store::CertStatus::Valid,
                 revocation: None,
+                spki_sha256: Vec::new(),
                 der: vec![0x30, 0x00],
             })
             .collect();

@@ -9,6 +9,11 @@
 use const_oid::ObjectIdentifier;
 use const_oid::db::{rfc2985, rfc4519, rfc5280, rfc5911, rfc5912, rfc6960, rfc8894};
 
+// --- Extensions -------------------------------------------------------------------------
+
+/// id-ce-invalidityDate (RFC 5280 §5.3.2), a CRL entry extension.
+pub const INVALIDITY_DATE: ObjectIdentifier = rfc5280::ID_CE_INVALIDITY_DATE;
+
 // --- Signature algorithms (RFC 3279, RFC 4055, RFC 5758, RFC 8017) ------------------------
 
 /// sha256WithRSAEncryption (RFC 4055 §5).

@@ -164,6 +164,9 @@ impl Authority {
         //    names the subject carries), validity.
         profile.check_key(req.key_algorithm)?;
         profile.check_public_key(&req.spki_der)?;
+        // A key revoked for keyCompromise is never certified again (RFC 5280 §5.3.1),
+        // whatever the channel: this is the one place that checks it.
+        self.check_key_not_blocked(&req.spki_der)?;
         let subject = profile.build_subject(&req.subject)?;
         let sans = profile.check_sans(&req.sans, &subject)?;
         profile.check_subject_names(&subject, &sans)?;
@@ -231,6 +234,7 @@ impl Authority {
             issued_at: now,
             status: CertStatus::Valid,
             revocation: None,
+            spki_sha256: asn1::spki_sha256(&req.spki_der),
             der,
         };
         let audit = AuditEvent {

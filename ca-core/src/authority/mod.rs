@@ -35,7 +35,7 @@ pub use hierarchy::{
 };
 pub(crate) use issue::sign_linted;
 pub use issue::{IssueBinding, IssueRequest, Issued, Recorded};
-pub use revoke::RevocationReason;
+pub use revoke::{BLOCKED_KEY_MESSAGE, RevocationReason, RevokeOptions, spki_of_key_material};
 
 /// Settings of the authority that are not per CA.
 #[derive(Clone, Debug)]

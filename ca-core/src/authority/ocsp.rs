@@ -89,18 +89,21 @@ impl Authority {
         };
         let ca = self.ca(ca_name)?;
         let next_update = now + self.settings.ocsp_validity;
-        let mut statuses = Vec::with_capacity(req.tbs_request.request_list.len());
+        let mut entries = Vec::with_capacity(req.tbs_request.request_list.len());
         for r in &req.tbs_request.request_list {
             let serial = r.req_cert.serial_number.as_bytes();
-            statuses.push(match self.store.get_cert(serial)? {
+            entries.push(match self.store.get_cert(serial)? {
                 Some(rec) if rec.issuer == ca.name => match rec.revocation {
-                    Some(rv) => CertStatus::Revoked {
-                        time: rv.time,
-                        reason: rv.reason,
-                    },
-                    None => CertStatus::Good,
+                    Some(rv) => (
+                        CertStatus::Revoked {
+                            time: rv.time,
+                            reason: rv.reason,
+                        },
+                        rv.invalidity_date,
+                    ),
+                    None => (CertStatus::Good, None),
                 },
-                _ => CertStatus::Unknown,
+                _ => (CertStatus::Unknown, None),
             });
         }
         let signer = match &ca.ocsp {
@@ -115,7 +118,7 @@ impl Authority {
                 cert_der: None,
             },
         };
-        let answer = sign_response(req, statuses, now, next_update, &signer)?;
+        let answer = sign_response(req, entries, now, next_update, &signer)?;
         // Only one-certificate requests without a nonce, and only good or revoked
         // answers: see `OcspCache::insert` for why "unknown" is never kept.
         if !answer.nonced

@@ -63,6 +63,7 @@ pub fn built_in(name: &str) -> Option<ProfileConfig> {
         ca_issuers_url: None,
         policy_oids: Vec::new(),
         rsa_min_exponent: crate::config::default_rsa_min_exponent(),
+        allow_hold: false,
     };
     let p = match name {
         "tls-server" => ProfileConfig {

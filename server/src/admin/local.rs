@@ -10,8 +10,8 @@ use store::{AuditVerification, CertFilter, CertStatus};
 use super::Admin;
 use super::types::{
     self, CertListPage, CertView, CrlView, IssueInput, IssueOutput, LIST_DEFAULT_LIMIT,
-    LIST_MAX_LIMIT, ListQuery, ProfileView, RejectInput, RequestView, RequestsQuery, RevokeInput,
-    pem, rfc3339, view,
+    LIST_MAX_LIMIT, ListQuery, ProfileView, RejectInput, RequestView, RequestsQuery,
+    RevokeCertInput, RevokeInput, RevokeKeyInput, RevokedList, pem, rfc3339, view,
 };
 use crate::Error;
 use crate::scep_wiring::{ChallengeInput, ChallengeOutput};
@@ -165,9 +165,39 @@ impl<'a> LocalAdmin<'a> {
     fn do_revoke(&self, serial: &str, input: &RevokeInput) -> Result<CertView, ca_core::Error> {
         let (auth, actor) = (self.auth, self.actor);
         let serial = parse_serial_hex(serial)?;
-        let reason = RevocationReason::parse(input.reason.as_deref().unwrap_or("unspecified"))?;
-        let rec = auth.revoke(&serial, reason, actor)?;
+        let rec = auth.revoke_with(&serial, revoke_options(input)?, actor)?;
         Ok(view(&rec, auth.now(), false))
+    }
+
+    /// Releases a certificate from hold.
+    fn do_release(&self, serial: &str) -> Result<CertView, ca_core::Error> {
+        let (auth, actor) = (self.auth, self.actor);
+        let serial = parse_serial_hex(serial)?;
+        let rec = auth.release(&serial, actor)?;
+        Ok(view(&rec, auth.now(), false))
+    }
+
+    /// Revokes the certificate given.
+    fn do_revoke_by_certificate(
+        &self,
+        input: &RevokeCertInput,
+    ) -> Result<CertView, ca_core::Error> {
+        let (auth, actor) = (self.auth, self.actor);
+        let options = revoke_options(&input.revoke())?;
+        let rec = auth.revoke_certificate(input.certificate_pem.as_bytes(), options, actor)?;
+        Ok(view(&rec, auth.now(), false))
+    }
+
+    /// Revokes every unrevoked certificate of a key.
+    fn do_revoke_by_key(&self, input: &RevokeKeyInput) -> Result<RevokedList, ca_core::Error> {
+        let (auth, actor) = (self.auth, self.actor);
+        let options = revoke_options(&input.revoke())?;
+        let spki = ca_core::authority::spki_of_key_material(input.key_pem.as_bytes())?;
+        let now = auth.now();
+        let revoked = auth.revoke_by_key(&spki, options, actor)?;
+        Ok(RevokedList {
+            certificates: revoked.iter().map(|r| view(r, now, false)).collect(),
+        })
     }
 
     /// Forces a new CRL for `ca` (all CAs when `None`).
@@ -263,6 +293,19 @@ impl<'a> LocalAdmin<'a> {
 
 /// The authority's operations are the in-process transport; its refusals become
 /// [`Error::Core`], whose kind the admin API turns into the status.
+/// The reason (default `unspecified`) and invalidity date (RFC 3339) of a revocation
+/// request, checked.
+fn revoke_options(input: &RevokeInput) -> Result<ca_core::RevokeOptions, ca_core::Error> {
+    Ok(ca_core::RevokeOptions {
+        reason: RevocationReason::parse(input.reason.as_deref().unwrap_or("unspecified"))?,
+        invalidity_date: input
+            .invalidity_date
+            .as_deref()
+            .map(ca_core::clock::parse_rfc3339)
+            .transpose()?,
+    })
+}
+
 impl Admin for LocalAdmin<'_> {
     fn issue(&self, input: &IssueInput) -> Result<IssueOutput, Error> {
         Ok(self.do_issue(input)?)
@@ -275,6 +318,15 @@ impl Admin for LocalAdmin<'_> {
     }
     fn revoke(&self, serial: &str, input: &RevokeInput) -> Result<CertView, Error> {
         Ok(self.do_revoke(serial, input)?)
+    }
+    fn release(&self, serial: &str) -> Result<CertView, Error> {
+        Ok(self.do_release(serial)?)
+    }
+    fn revoke_by_certificate(&self, input: &RevokeCertInput) -> Result<CertView, Error> {
+        Ok(self.do_revoke_by_certificate(input)?)
+    }
+    fn revoke_by_key(&self, input: &RevokeKeyInput) -> Result<RevokedList, Error> {
+        Ok(self.do_revoke_by_key(input)?)
     }
     fn crl(&self, ca: Option<&str>) -> Result<Vec<CrlView>, Error> {
         Ok(self.do_crl(ca)?)

@@ -15,8 +15,8 @@ pub use local::LocalAdmin;
 pub use remote::RemoteAdmin;
 pub use types::{
     CertListPage, CertView, CrlView, IssueInput, IssueOutput, LIST_DEFAULT_LIMIT, LIST_MAX_LIMIT,
-    ListQuery, ProfileView, RejectInput, RequestView, RequestsQuery, RevokeInput, pem, rfc3339,
-    view,
+    ListQuery, ProfileView, RejectInput, RequestView, RequestsQuery, RevokeCertInput, RevokeInput,
+    RevokeKeyInput, RevokedList, pem, rfc3339, view,
 };
 
 use crate::Error;
@@ -39,8 +39,18 @@ pub trait Admin {
     fn list(&self, query: &ListQuery) -> Result<CertListPage, Error>;
     /// `GET /admin/v1/certificates/{serial}`: one certificate with its PEM.
     fn show(&self, serial: &str) -> Result<CertView, Error>;
-    /// `POST /admin/v1/certificates/{serial}/revoke` (reason names of RFC 5280 §5.3.1).
+    /// `POST /admin/v1/certificates/{serial}/revoke` (reason names of RFC 5280 §5.3.1,
+    /// optional invalidity date of §5.3.2).
     fn revoke(&self, serial: &str, input: &RevokeInput) -> Result<CertView, Error>;
+    /// `POST /admin/v1/certificates/{serial}/release`: a certificate on hold
+    /// (RFC 5280 §5.3.1 certificateHold) is valid again.
+    fn release(&self, serial: &str) -> Result<CertView, Error>;
+    /// `POST /admin/v1/revocations/by-certificate`: revokes the certificate given, which
+    /// must be one this CA issued.
+    fn revoke_by_certificate(&self, input: &RevokeCertInput) -> Result<CertView, Error>;
+    /// `POST /admin/v1/revocations/by-key`: revokes every unrevoked certificate of a
+    /// public key; a key that matches none is not found and changes nothing.
+    fn revoke_by_key(&self, input: &RevokeKeyInput) -> Result<RevokedList, Error>;
     /// `POST /admin/v1/crl/{ca}` (one authority) or `POST /admin/v1/crl` (all, when
     /// `ca` is `None`): signs and publishes a new CRL now (RFC 5280 §5).
     fn crl(&self, ca: Option<&str>) -> Result<Vec<CrlView>, Error>;

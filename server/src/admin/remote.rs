@@ -13,7 +13,7 @@ use store::AuditVerification;
 use super::Admin;
 use super::types::{
     CertListPage, CertView, CrlView, IssueInput, IssueOutput, ListQuery, ProfileView, RejectInput,
-    RequestView, RequestsQuery, RevokeInput,
+    RequestView, RequestsQuery, RevokeCertInput, RevokeInput, RevokeKeyInput, RevokedList,
 };
 use crate::Error;
 use crate::scep_wiring::{ChallengeInput, ChallengeOutput};
@@ -175,6 +175,27 @@ impl Admin for RemoteAdmin {
     fn revoke(&self, serial: &str, input: &RevokeInput) -> Result<CertView, Error> {
         self.call(
             Call::new(Method::POST, &["certificates", serial, "revoke"]),
+            Some(input),
+        )
+    }
+
+    fn release(&self, serial: &str) -> Result<CertView, Error> {
+        self.get(Call::new(
+            Method::POST,
+            &["certificates", serial, "release"],
+        ))
+    }
+
+    fn revoke_by_certificate(&self, input: &RevokeCertInput) -> Result<CertView, Error> {
+        self.call(
+            Call::new(Method::POST, &["revocations", "by-certificate"]),
+            Some(input),
+        )
+    }
+
+    fn revoke_by_key(&self, input: &RevokeKeyInput) -> Result<RevokedList, Error> {
+        self.call(
+            Call::new(Method::POST, &["revocations", "by-key"]),
             Some(input),
         )
     }

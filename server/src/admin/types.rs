@@ -69,9 +69,12 @@ pub struct CertView {
     /// Revocation time, RFC 3339.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revoked_at: Option<String>,
-    /// Revocation reason name.
+    /// Revocation reason name (`certificateHold` while on hold).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// RFC 5280 §5.3.2 invalidity date of the revocation, RFC 3339.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub invalidity_date: Option<String>,
     /// The certificate, PEM (only from `show`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pem: Option<String>,
@@ -146,12 +149,74 @@ pub(super) fn decode_cursor(text: &str) -> Result<CertCursor, ca_core::Error> {
 }
 
 /// Body of `POST /admin/v1/certificates/{serial}/revoke`.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RevokeInput {
-    /// RFC 5280 reason name; default `unspecified`.
+    /// RFC 5280 §5.3.1 reason name; default `unspecified`. `keyCompromise` also blocks
+    /// the key; `certificateHold` only where the profile has `allow_hold = true`.
     #[serde(default)]
     pub reason: Option<String>,
+    /// RFC 5280 §5.3.2 invalidityDate, RFC 3339 (`2026-01-02T03:04:05Z`); not in the
+    /// future.
+    #[serde(default)]
+    pub invalidity_date: Option<String>,
+}
+
+/// Body of `POST /admin/v1/revocations/by-certificate`: revoke the certificate given (it
+/// must be one this CA issued).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RevokeCertInput {
+    /// The certificate, PEM.
+    pub certificate_pem: String,
+    /// RFC 5280 §5.3.1 reason name, as for a revocation by serial.
+    #[serde(default)]
+    pub reason: Option<String>,
+    /// RFC 5280 §5.3.2 invalidityDate, RFC 3339, as for a revocation by serial.
+    #[serde(default)]
+    pub invalidity_date: Option<String>,
+}
+
+/// Body of `POST /admin/v1/revocations/by-key`: revoke every unrevoked certificate of a
+/// public key.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RevokeKeyInput {
+    /// The key, PEM: a `PUBLIC KEY`, a `CERTIFICATE REQUEST` or a `CERTIFICATE`.
+    pub key_pem: String,
+    /// RFC 5280 §5.3.1 reason name, as for a revocation by serial.
+    #[serde(default)]
+    pub reason: Option<String>,
+    /// RFC 5280 §5.3.2 invalidityDate, RFC 3339, as for a revocation by serial.
+    #[serde(default)]
+    pub invalidity_date: Option<String>,
+}
+
+impl RevokeCertInput {
+    /// Its reason and invalidity date.
+    pub fn revoke(&self) -> RevokeInput {
+        RevokeInput {
+            reason: self.reason.clone(),
+            invalidity_date: self.invalidity_date.clone(),
+        }
+    }
+}
+
+impl RevokeKeyInput {
+    /// Its reason and invalidity date.
+    pub fn revoke(&self) -> RevokeInput {
+        RevokeInput {
+            reason: self.reason.clone(),
+            invalidity_date: self.invalidity_date.clone(),
+        }
+    }
+}
+
+/// Answer of `POST /admin/v1/revocations/by-key`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RevokedList {
+    /// The certificates revoked, in serial order.
+    pub certificates: Vec<CertView>,
 }
 
 /// A CRL summary.
@@ -188,16 +253,7 @@ pub struct ProfileView {
     pub key_algorithms: Vec<String>,
 }
 
-/// RFC 3339 text of a Unix time.
-pub fn rfc3339(t: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp(t)
-        .ok()
-        .and_then(|d| {
-            d.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_else(|| t.to_string())
-}
+pub use ca_core::clock::rfc3339;
 
 /// PEM of a DER object.
 pub fn pem(label: &str, der: &[u8]) -> String {
@@ -232,6 +288,7 @@ pub fn view(r: &CertRecord, now: i64, with_pem: bool) -> CertView {
         reason: r
             .revocation
             .map(|v| RevocationReason::name_of(v.reason).to_string()),
+        invalidity_date: r.revocation.and_then(|v| v.invalidity_date).map(rfc3339),
         pem: with_pem.then(|| pem("CERTIFICATE", &r.der)),
     }
 }

@@ -424,7 +424,9 @@ fn bench_crl(alg: KeyAlgorithm, entries: usize) -> Result<(), Error> {
                     revocation: Some(Revocation {
                         time: now - 3600,
                         reason,
+                        invalidity_date: None,
                     }),
+                    spki_sha256: Vec::new(),
                     der: Vec::new(),
                 }
             })

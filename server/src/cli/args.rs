@@ -35,14 +35,15 @@ pub enum Command {
     Serve,
     /// Issue a certificate from a CSR or a key generated here.
     Issue(IssueArgs),
-    /// Revoke a certificate.
-    Revoke {
+    /// Revoke a certificate by serial, by certificate file (`--cert`), or every
+    /// certificate of a public key (`--key`). keyCompromise also blocks the key for every
+    /// later enrollment (docs/lifecycle.md).
+    Revoke(RevokeArgs),
+    /// Release a certificate from hold (certificateHold, RFC 5280 §5.3.1): it is valid
+    /// again, OCSP answers good and the next CRL no longer lists it.
+    Release {
         /// Serial number, hex.
         serial: String,
-        /// RFC 5280 reason: unspecified, keyCompromise, cACompromise, affiliationChanged,
-        /// superseded, cessationOfOperation, privilegeWithdrawn.
-        #[arg(long, default_value = "unspecified")]
-        reason: String,
     },
     /// List certificates.
     List(ListArgs),
@@ -377,6 +378,30 @@ pub struct QuickstartArgs {
     /// Listener address.
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub listen: String,
+}
+
+/// `privca revoke` options: exactly one of a serial, `--cert` and `--key`.
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("target").required(true).args(["serial", "cert", "key"])))]
+pub struct RevokeArgs {
+    /// Serial number, hex.
+    pub serial: Option<String>,
+    /// A certificate file (PEM or DER) this CA issued.
+    #[arg(long, value_name = "FILE")]
+    pub cert: Option<PathBuf>,
+    /// A public key, certificate request or certificate (PEM): revokes every unrevoked
+    /// certificate with that public key.
+    #[arg(long, value_name = "FILE")]
+    pub key: Option<PathBuf>,
+    /// RFC 5280 §5.3.1 reason: unspecified, keyCompromise, cACompromise,
+    /// affiliationChanged, superseded, cessationOfOperation, certificateHold (profiles with
+    /// allow_hold = true), privilegeWithdrawn.
+    #[arg(long, default_value = "unspecified")]
+    pub reason: String,
+    /// RFC 5280 §5.3.2 invalidity date, RFC 3339 (2026-01-02T03:04:05Z): when the key
+    /// was compromised or the certificate became invalid; not in the future.
+    #[arg(long, value_name = "RFC3339")]
+    pub invalidity_date: Option<String>,
 }
 
 /// `privca issue` options.

@@ -8,7 +8,7 @@ use super::commands::{print_json, write_out};
 use crate::Error;
 use crate::admin::{
     Admin, IssueInput, IssueOutput, LIST_MAX_LIMIT, ListQuery, LocalAdmin, RejectInput,
-    RemoteAdmin, RequestsQuery, RevokeInput,
+    RemoteAdmin, RequestsQuery, RevokeCertInput, RevokeInput, RevokeKeyInput,
 };
 use crate::config::Config;
 use crate::scep_wiring::ChallengeInput;
@@ -84,12 +84,51 @@ pub(super) fn run(cmd: Command, cfg: &Config) -> Result<(), Error> {
             }
             Ok(())
         }
-        Command::Revoke { serial, reason } => {
-            let input = RevokeInput {
-                reason: Some(reason),
+        Command::Revoke(a) => {
+            let revoked = |v: &crate::admin::CertView| {
+                println!(
+                    "revoked {} ({})",
+                    v.serial,
+                    v.reason.clone().unwrap_or_default()
+                );
             };
-            let v = admin.revoke(&serial, &input)?;
-            println!("revoked {} ({})", v.serial, v.reason.unwrap_or_default());
+            // --cert takes PEM or DER: DER is sent as PEM.
+            let read = |path: &PathBuf, label: &str| -> Result<String, Error> {
+                let bytes = std::fs::read(path)
+                    .map_err(|e| Error::Usage(format!("{}: {e}", path.display())))?;
+                Ok(match String::from_utf8(bytes) {
+                    Ok(text) => text,
+                    Err(e) => crate::admin::pem(label, e.as_bytes()),
+                })
+            };
+            if let Some(path) = &a.cert {
+                let input = RevokeCertInput {
+                    certificate_pem: read(path, "CERTIFICATE")?,
+                    reason: Some(a.reason.clone()),
+                    invalidity_date: a.invalidity_date.clone(),
+                };
+                revoked(&admin.revoke_by_certificate(&input)?);
+            } else if let Some(path) = &a.key {
+                let input = RevokeKeyInput {
+                    key_pem: read(path, "PUBLIC KEY")?,
+                    reason: Some(a.reason.clone()),
+                    invalidity_date: a.invalidity_date.clone(),
+                };
+                for v in &admin.revoke_by_key(&input)?.certificates {
+                    revoked(v);
+                }
+            } else if let Some(serial) = &a.serial {
+                let input = RevokeInput {
+                    reason: Some(a.reason.clone()),
+                    invalidity_date: a.invalidity_date.clone(),
+                };
+                revoked(&admin.revoke(serial, &input)?);
+            }
+            Ok(())
+        }
+        Command::Release { serial } => {
+            let v = admin.release(&serial)?;
+            println!("released {} ({})", v.serial, v.status);
             Ok(())
         }
         Command::List(a) => {
@@ -159,6 +198,9 @@ pub(super) fn run(cmd: Command, cfg: &Config) -> Result<(), Error> {
             println!("not after:  {}", v.not_after);
             if let Some(r) = &v.revoked_at {
                 println!("revoked:    {r} ({})", v.reason.clone().unwrap_or_default());
+                if let Some(d) = &v.invalidity_date {
+                    println!("invalid since: {d}");
+                }
             }
             print!("{}", v.pem.unwrap_or_default());
             Ok(())

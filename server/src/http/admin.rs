@@ -17,7 +17,8 @@ use serde::de::DeserializeOwned;
 use super::{AppState, error_response, plain, task_failed, token_hash};
 use crate::Error;
 use crate::admin::{
-    Admin, IssueInput, ListQuery, LocalAdmin, RejectInput, RequestsQuery, RevokeInput,
+    Admin, IssueInput, ListQuery, LocalAdmin, RejectInput, RequestsQuery, RevokeCertInput,
+    RevokeInput, RevokeKeyInput,
 };
 use crate::scep_wiring::ChallengeInput;
 
@@ -30,6 +31,12 @@ pub(super) fn routes(state: Arc<AppState>) -> Router<Arc<AppState>> {
         .route("/certificates", get(admin_list).post(admin_issue))
         .route("/certificates/{serial}", get(admin_show))
         .route("/certificates/{serial}/revoke", post(admin_revoke))
+        .route("/certificates/{serial}/release", post(admin_release))
+        .route(
+            "/revocations/by-certificate",
+            post(admin_revoke_by_certificate),
+        )
+        .route("/revocations/by-key", post(admin_revoke_by_key))
         .route("/crl", post(admin_crl_all))
         .route("/crl/{ca}", post(admin_crl))
         .route("/profiles", get(admin_profiles))
@@ -167,12 +174,35 @@ async fn admin_revoke(
 ) -> Response {
     // An empty body is the default reason.
     let input = if bytes.is_empty() {
-        Ok(RevokeInput { reason: None })
+        Ok(RevokeInput::default())
     } else {
         body::<RevokeInput>(&bytes)
     };
     match input {
         Ok(input) => run(&state, StatusCode::OK, move |a| a.revoke(&serial, &input)).await,
+        Err(r) => r,
+    }
+}
+
+async fn admin_release(State(state): State<Arc<AppState>>, Path(serial): Path<String>) -> Response {
+    run(&state, StatusCode::OK, move |a| a.release(&serial)).await
+}
+
+async fn admin_revoke_by_certificate(State(state): State<Arc<AppState>>, bytes: Bytes) -> Response {
+    match body::<RevokeCertInput>(&bytes) {
+        Ok(input) => {
+            run(&state, StatusCode::OK, move |a| {
+                a.revoke_by_certificate(&input)
+            })
+            .await
+        }
+        Err(r) => r,
+    }
+}
+
+async fn admin_revoke_by_key(State(state): State<Arc<AppState>>, bytes: Bytes) -> Response {
+    match body::<RevokeKeyInput>(&bytes) {
+        Ok(input) => run(&state, StatusCode::OK, move |a| a.revoke_by_key(&input)).await,
         Err(r) => r,
     }
 }

@@ -21,11 +21,16 @@
 //! | `audit`        | `u64` seq                             | JSON of [`AuditEntry`]                         |
 //! | `challenges`   | `&[u8]` SHA-256 of a one-time challenge | JSON of [`OneTimeChallenge`]                 |
 //! | `transactions` | `&str` protocol transaction key       | `&[u8]` serial it produced                     |
+//! | `blocked_keys` | `&[u8]` SHA-256 of a SubjectPublicKeyInfo | JSON of [`BlockedKey`]                    |
+//! | `spki_index`   | `(&[u8] SPKI SHA-256, &[u8] serial)`  | `()`                                           |
+//! | `invalidity`   | `(&str issuer, &[u8] len ‖ serial)`   | `i64` invalidityDate (RFC 5280 §5.3.2)         |
 //! | `probe`        | `&str` `"headroom"`                   | 1 MiB written and removed by a write probe     |
 //!
 //! In `revoked` the serial element is prefixed with one byte holding its length, so that a
 //! range scan over one issuer yields minimally encoded positive serials in numeric order; the
-//! whole revocation list of an issuer is one range scan. `expiry` makes listing by expiry a
+//! whole revocation list of an issuer is one range scan; `invalidity` has the same keys
+//! for the entries that carry an invalidity date. `spki_index` finds every certificate of
+//! a public key with one range scan (revoking by key). `expiry` makes listing by expiry a
 //! range scan too. A database whose `schema_version` is newer than this code's is refused with
 //! [`Error::UnsupportedSchema`].
 //!
@@ -86,9 +91,9 @@ use std::thread::JoinHandle;
 use redb::{Database, DatabaseError, ReadableDatabase};
 
 use crate::{
-    AuditEntry, AuditEvent, AuditVerification, CertCursor, CertFilter, CertPage, CertRecord, Error,
-    IssuanceBinding, OneTimeChallenge, PendingRequest, PendingState, Result, Revocation,
-    RevokedEntry, Store, StoreStats, StoredCrl, UnixTime,
+    AuditEntry, AuditEvent, AuditVerification, BlockedKey, CertCursor, CertFilter, CertPage,
+    CertRecord, Error, IssuanceBinding, OneTimeChallenge, PendingRequest, PendingState, Result,
+    Revocation, RevokedEntry, Store, StoreStats, StoredCrl, UnixTime,
 };
 use schema::*;
 use writer::*;
@@ -366,21 +371,45 @@ impl Store for RedbStore {
         read::list_cert_page(&self.read()?, filter, after, page_size)
     }
 
-    fn revoke(
+    fn revoke_with(
         &self,
         serial: &[u8],
         revocation: Revocation,
+        block_key: Option<&[u8]>,
         audit: &AuditEvent,
     ) -> Result<CertRecord> {
         check_serial(serial)?;
+        if let Some(hash) = block_key {
+            check_spki_hash(hash)?;
+        }
         match self.submit(Op::Revoke {
             serial: serial.to_vec(),
             revocation,
+            block_key: block_key.map(<[u8]>::to_vec),
             audit: audit.clone(),
         })? {
             Reply::Record(record) => Ok(*record),
             other => Err(unexpected(other)),
         }
+    }
+
+    fn release_hold(&self, serial: &[u8], audit: &AuditEvent) -> Result<CertRecord> {
+        check_serial(serial)?;
+        match self.submit(Op::ReleaseHold {
+            serial: serial.to_vec(),
+            audit: audit.clone(),
+        })? {
+            Reply::Record(record) => Ok(*record),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    fn blocked_key(&self, spki_sha256: &[u8]) -> Result<Option<BlockedKey>> {
+        read::blocked_key(&self.read()?, spki_sha256)
+    }
+
+    fn certs_by_spki(&self, spki_sha256: &[u8]) -> Result<Vec<CertRecord>> {
+        read::certs_by_spki(&self.read()?, spki_sha256)
     }
 
     fn for_each_revoked(

@@ -4,7 +4,7 @@ use redb::{ReadTransaction, ReadableTable, ReadableTableMetadata};
 
 use super::schema::*;
 use crate::{
-    AuditEntry, AuditVerification, CertCursor, CertFilter, CertPage, CertRecord, Error,
+    AuditEntry, AuditVerification, BlockedKey, CertCursor, CertFilter, CertPage, CertRecord, Error,
     OneTimeChallenge, PendingRequest, PendingState, Result, Revocation, RevokedEntry, StoreStats,
     StoredCrl,
 };
@@ -154,20 +154,65 @@ pub(super) fn for_each_revoked(
 ) -> Result<()> {
     let err = "reading revocations";
     let revoked = txn.open_table(REVOKED).ctx(err)?;
+    let invalidity = txn.open_table(INVALIDITY).ctx(err)?;
     for item in revoked.range((issuer, EMPTY)..).ctx(err)? {
         let (key, value) = item.ctx(err)?;
         let (key_issuer, ordered) = key.value();
         if key_issuer != issuer {
             break;
         }
+        let invalidity_date = invalidity
+            .get((key_issuer, ordered))
+            .ctx(err)?
+            .map(|g| g.value());
         let serial = ordered.get(1..).unwrap_or_default().to_vec();
         let (time, reason) = value.value();
         each(RevokedEntry {
             serial,
-            revocation: Revocation { time, reason },
+            revocation: Revocation {
+                time,
+                reason,
+                invalidity_date,
+            },
         })?;
     }
     Ok(())
+}
+
+pub(super) fn blocked_key(txn: &ReadTransaction, hash: &[u8]) -> Result<Option<BlockedKey>> {
+    let err = "reading the key blocklist";
+    let table = txn.open_table(BLOCKED_KEYS).ctx(err)?;
+    match table.get(hash).ctx(err)? {
+        Some(g) => Ok(Some(decode("blocked key", g.value())?)),
+        None => Ok(None),
+    }
+}
+
+pub(super) fn certs_by_spki(txn: &ReadTransaction, hash: &[u8]) -> Result<Vec<CertRecord>> {
+    let err = "reading the key index";
+    let index = txn.open_table(SPKI_INDEX).ctx(err)?;
+    let mut serials = Vec::new();
+    for item in index.range((hash, EMPTY)..).ctx(err)? {
+        let (key, _) = item.ctx(err)?;
+        let (key_hash, serial) = key.value();
+        if key_hash != hash {
+            break;
+        }
+        serials.push(serial.to_vec());
+    }
+    let mut out = Vec::with_capacity(serials.len());
+    for serial in serials {
+        match get_cert(txn, &serial)? {
+            Some(record) => out.push(record),
+            None => {
+                return Err(Error::Corrupt(format!(
+                    "key index names unknown serial {}",
+                    hex::encode(&serial)
+                )));
+            }
+        }
+    }
+    Ok(out)
 }
 
 pub(super) fn latest_crl(txn: &ReadTransaction, issuer: &str) -> Result<Option<StoredCrl>> {

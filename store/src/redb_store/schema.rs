@@ -35,6 +35,11 @@ pub(super) const PENDING_KEYS: TableDefinition<&str, u64> = TableDefinition::new
 pub(super) const AUDIT: TableDefinition<u64, &[u8]> = TableDefinition::new("audit");
 pub(super) const CHALLENGES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("challenges");
 pub(super) const TRANSACTIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("transactions");
+pub(super) const BLOCKED_KEYS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("blocked_keys");
+pub(super) const SPKI_INDEX: TableDefinition<(&[u8], &[u8]), ()> =
+    TableDefinition::new("spki_index");
+pub(super) const INVALIDITY: TableDefinition<(&str, &[u8]), i64> =
+    TableDefinition::new("invalidity");
 pub(super) const PROBE: TableDefinition<&str, &[u8]> = TableDefinition::new("probe");
 
 /// An engine error as a store error: [`Error::Unavailable`] for I/O failures (a full disk,
@@ -89,6 +94,18 @@ pub(super) fn order_key(serial: &[u8]) -> Vec<u8> {
     key.push(u8::try_from(serial.len()).unwrap_or(u8::MAX));
     key.extend_from_slice(serial);
     key
+}
+
+/// Refuses an SPKI hash that is not a SHA-256.
+pub(super) fn check_spki_hash(hash: &[u8]) -> Result<()> {
+    if hash.len() != crate::SPKI_HASH_LEN {
+        return Err(Error::Invalid(format!(
+            "an SPKI hash has {} octets, not {}",
+            crate::SPKI_HASH_LEN,
+            hash.len()
+        )));
+    }
+    Ok(())
 }
 
 pub(super) fn decode<T: serde::de::DeserializeOwned>(what: &str, bytes: &[u8]) -> Result<T> {
@@ -166,6 +183,9 @@ pub(super) struct Tables<'t> {
     pub(super) audit: Table<'t, u64, &'static [u8]>,
     pub(super) challenges: Table<'t, &'static [u8], &'static [u8]>,
     pub(super) transactions: Table<'t, &'static str, &'static [u8]>,
+    pub(super) blocked_keys: Table<'t, &'static [u8], &'static [u8]>,
+    pub(super) spki_index: Table<'t, (&'static [u8], &'static [u8]), ()>,
+    pub(super) invalidity: Table<'t, (&'static str, &'static [u8]), i64>,
 }
 
 impl<'t> Tables<'t> {
@@ -185,6 +205,9 @@ impl<'t> Tables<'t> {
             audit: txn.open_table(AUDIT)?,
             challenges: txn.open_table(CHALLENGES)?,
             transactions: txn.open_table(TRANSACTIONS)?,
+            blocked_keys: txn.open_table(BLOCKED_KEYS)?,
+            spki_index: txn.open_table(SPKI_INDEX)?,
+            invalidity: txn.open_table(INVALIDITY)?,
         })
     }
 }

@@ -28,6 +28,7 @@ fn record(serial: &[u8], issuer: &str) -> CertRecord {
         issued_at: 1_700_000_000,
         status: CertStatus::Valid,
         revocation: None,
+        spki_sha256: Vec::new(),
         der: vec![0x30, 0x00],
     }
 }
@@ -90,7 +91,8 @@ fn batch_with_conflict_isolated() {
         // not found: never recorded; must write no audit entry
         Op::Revoke {
             serial: vec![3],
-            revocation: Revocation { time: 9, reason: 1 },
+            revocation: Revocation::new(9, 1),
+            block_key: None,
             audit: event("revoke", "03"),
         },
         // ok: audit seq 3 (no gap from the refused ones)
@@ -100,7 +102,8 @@ fn batch_with_conflict_isolated() {
         // ok
         Op::Revoke {
             serial: vec![1],
-            revocation: Revocation { time: 9, reason: 1 },
+            revocation: Revocation::new(9, 1),
+            block_key: None,
             audit: event("revoke", "01"),
         },
     ];
@@ -291,7 +294,7 @@ fn revoked_keys_are_in_numeric_serial_order() {
             .record_issuance(&record(s, "ca"), &event("issue", "x"))
             .unwrap();
         store
-            .revoke(s, Revocation { time: 1, reason: 0 }, &event("revoke", "x"))
+            .revoke(s, Revocation::new(1, 0), &event("revoke", "x"))
             .unwrap();
     }
     let mut seen = Vec::new();

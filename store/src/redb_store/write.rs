@@ -7,8 +7,8 @@ use redb::ReadableTable;
 use super::schema::*;
 use super::writer::*;
 use crate::{
-    AuditEntry, AuditEvent, CertRecord, CertStatus, Error, IssuanceBinding, OneTimeChallenge,
-    PendingRequest, PendingState, Result, Revocation, StoredCrl, UnixTime,
+    AuditEntry, AuditEvent, BlockedKey, CertRecord, CertStatus, Error, IssuanceBinding,
+    OneTimeChallenge, PendingRequest, PendingState, Result, Revocation, StoredCrl, UnixTime,
 };
 
 /// Applies one operation: all checks and encoding first, then the inserts.
@@ -24,8 +24,10 @@ pub(super) fn apply(t: &mut Tables<'_>, tip: &mut AuditTip, op: Op) -> Result<Re
         Op::Revoke {
             serial,
             revocation,
+            block_key,
             audit,
-        } => revoke(t, tip, serial, revocation, audit),
+        } => revoke(t, tip, serial, revocation, block_key, audit),
+        Op::ReleaseHold { serial, audit } => release_hold(t, tip, serial, audit),
         Op::NextCrlNumber { issuer } => next_crl_number(t, issuer),
         Op::PutCrl { issuer, crl, audit } => put_crl(t, tip, issuer, crl, audit),
         Op::AppendAudit { event } => append_audit(t, tip, event),
@@ -205,52 +207,122 @@ fn record_issuance(
     Ok(Reply::Number(seq))
 }
 
-/// [`crate::Store::revoke`]: marks a certificate revoked and adds it to its issuer's revocation list.
+/// The record of `serial` with its DER; [`Error::NotFound`] when there is none.
+fn load_record(t: &Tables<'_>, serial: &[u8]) -> Result<CertRecord, ApplyError> {
+    let mut record: CertRecord = match t.certs.get(serial).fatal()? {
+        None => {
+            return refused(Error::NotFound(format!(
+                "no certificate with serial {}",
+                hex::encode(serial)
+            )));
+        }
+        Some(guard) => decode("certificate record", guard.value()).refuse()?,
+    };
+    record.der = match t.der.get(serial).fatal()? {
+        Some(guard) => guard.value().to_vec(),
+        None => {
+            return refused(Error::Corrupt(format!(
+                "certificate {} has no DER",
+                hex::encode(serial)
+            )));
+        }
+    };
+    Ok(record)
+}
+
+/// [`crate::Store::revoke_with`]: marks a certificate revoked (replacing a hold, RFC 5280
+/// §5.3.1), adds it to its issuer's revocation list with its invalidity date, and puts
+/// its key on the blocklist when asked.
 fn revoke(
     t: &mut Tables<'_>,
     tip: &mut AuditTip,
     serial: Vec<u8>,
     revocation: Revocation,
+    block_key: Option<Vec<u8>>,
     audit: AuditEvent,
 ) -> Result<Reply, ApplyError> {
     check_serial(&serial).refuse()?;
-    let mut record: CertRecord = match t.certs.get(serial.as_slice()).fatal()? {
-        None => {
-            return refused(Error::NotFound(format!(
-                "no certificate with serial {}",
+    if let Some(hash) = &block_key {
+        check_spki_hash(hash).refuse()?;
+    }
+    let mut record = load_record(t, &serial)?;
+    if record.status == CertStatus::Revoked {
+        let on_hold = record.revocation.is_some_and(|r| r.is_hold());
+        if !on_hold || revocation.is_hold() {
+            return refused(Error::Conflict(format!(
+                "certificate {} is already revoked",
                 hex::encode(&serial)
             )));
         }
-        Some(guard) => decode("certificate record", guard.value()).refuse()?,
-    };
-    if record.status == CertStatus::Revoked {
-        return refused(Error::Conflict(format!(
-            "certificate {} is already revoked",
-            hex::encode(&serial)
-        )));
     }
     record.status = CertStatus::Revoked;
     record.revocation = Some(revocation);
+    let der = std::mem::take(&mut record.der);
     let meta = encode(&record).refuse()?;
-    let der = match t.der.get(serial.as_slice()).fatal()? {
-        Some(guard) => guard.value().to_vec(),
-        None => {
-            return refused(Error::Corrupt(format!(
-                "certificate {} has no DER",
-                hex::encode(&serial)
-            )));
+    let blocked = match &block_key {
+        Some(hash) if t.blocked_keys.get(hash.as_slice()).fatal()?.is_none() => {
+            let entry = BlockedKey {
+                spki_sha256: hash.clone(),
+                serial: serial.clone(),
+                issuer: record.issuer.clone(),
+                time: revocation.time,
+            };
+            Some((hash.as_slice(), encode(&entry).refuse()?))
         }
+        _ => None,
     };
     let (entry, entry_json) = chain(tip, audit)?;
 
     t.certs.insert(serial.as_slice(), meta.as_slice()).fatal()?;
     let key = order_key(&serial);
+    let index_key = (record.issuer.as_str(), key.as_slice());
     t.revoked
-        .insert(
-            (record.issuer.as_str(), key.as_slice()),
-            (revocation.time, revocation.reason),
-        )
+        .insert(index_key, (revocation.time, revocation.reason))
         .fatal()?;
+    match revocation.invalidity_date {
+        Some(date) => {
+            t.invalidity.insert(index_key, date).fatal()?;
+        }
+        None => {
+            // A hold made permanent without a date must not keep the hold's.
+            t.invalidity.remove(index_key).fatal()?;
+        }
+    }
+    if let Some((hash, json)) = &blocked {
+        t.blocked_keys.insert(*hash, json.as_slice()).fatal()?;
+    }
+    append_entry(t, tip, entry, &entry_json)?;
+    record.der = der;
+    Ok(Reply::Record(Box::new(record)))
+}
+
+/// [`crate::Store::release_hold`]: a certificate on hold is valid again and leaves its
+/// issuer's revocation list (RFC 5280 §5.3.1).
+fn release_hold(
+    t: &mut Tables<'_>,
+    tip: &mut AuditTip,
+    serial: Vec<u8>,
+    audit: AuditEvent,
+) -> Result<Reply, ApplyError> {
+    check_serial(&serial).refuse()?;
+    let mut record = load_record(t, &serial)?;
+    if !record.revocation.is_some_and(|r| r.is_hold()) {
+        return refused(Error::Conflict(format!(
+            "certificate {} is not on hold",
+            hex::encode(&serial)
+        )));
+    }
+    record.status = CertStatus::Valid;
+    record.revocation = None;
+    let der = std::mem::take(&mut record.der);
+    let meta = encode(&record).refuse()?;
+    let (entry, entry_json) = chain(tip, audit)?;
+
+    t.certs.insert(serial.as_slice(), meta.as_slice()).fatal()?;
+    let key = order_key(&serial);
+    let index_key = (record.issuer.as_str(), key.as_slice());
+    t.revoked.remove(index_key).fatal()?;
+    t.invalidity.remove(index_key).fatal()?;
     append_entry(t, tip, entry, &entry_json)?;
     record.der = der;
     Ok(Reply::Record(Box::new(record)))
@@ -505,8 +577,12 @@ fn append_entry(
     Ok(seq)
 }
 
-/// Refuses a record whose status and revocation disagree (`what`: how to name it).
+/// Refuses a record whose status and revocation disagree, or whose SPKI hash is not a
+/// SHA-256 (`what`: how to name it).
 fn check_status(record: &CertRecord, what: &str) -> Result<(), ApplyError> {
+    if !record.spki_sha256.is_empty() {
+        check_spki_hash(&record.spki_sha256).refuse()?;
+    }
     match (record.status, &record.revocation) {
         (CertStatus::Valid, None) | (CertStatus::Revoked, Some(_)) => Ok(()),
         _ => refused(Error::Invalid(format!(
@@ -516,8 +592,8 @@ fn check_status(record: &CertRecord, what: &str) -> Result<(), ApplyError> {
 }
 
 /// Inserts a certificate record: its metadata `meta` (the record's JSON without DER),
-/// its `der`, its place in the expiry index and, when revoked, in its issuer's
-/// revocation list.
+/// its `der`, its place in the expiry index and the key index and, when revoked, in its
+/// issuer's revocation list.
 fn insert_record(
     t: &mut Tables<'_>,
     record: &CertRecord,
@@ -528,14 +604,20 @@ fn insert_record(
     t.certs.insert(serial, meta).fatal()?;
     t.der.insert(serial, der).fatal()?;
     t.expiry.insert((record.not_after, serial), ()).fatal()?;
+    if !record.spki_sha256.is_empty() {
+        t.spki_index
+            .insert((record.spki_sha256.as_slice(), serial), ())
+            .fatal()?;
+    }
     if let Some(revocation) = record.revocation {
         let key = order_key(serial);
+        let index_key = (record.issuer.as_str(), key.as_slice());
         t.revoked
-            .insert(
-                (record.issuer.as_str(), key.as_slice()),
-                (revocation.time, revocation.reason),
-            )
+            .insert(index_key, (revocation.time, revocation.reason))
             .fatal()?;
+        if let Some(date) = revocation.invalidity_date {
+            t.invalidity.insert(index_key, date).fatal()?;
+        }
     }
     Ok(())
 }

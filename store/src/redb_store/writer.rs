@@ -31,6 +31,11 @@ pub(super) enum Op {
     Revoke {
         serial: Vec<u8>,
         revocation: Revocation,
+        block_key: Option<Vec<u8>>,
+        audit: AuditEvent,
+    },
+    ReleaseHold {
+        serial: Vec<u8>,
         audit: AuditEvent,
     },
     NextCrlNumber {

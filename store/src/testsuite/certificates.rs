@@ -102,6 +102,7 @@ pub fn revoke_updates_record_and_index(db: &dyn TestDatabase) {
     let rev = Revocation {
         time: 1_700_000_500,
         reason: 1,
+        invalidity_date: None,
     };
     let revoked = store.revoke(&[5], rev, &event("revoke", "05")).unwrap();
     assert_eq!(revoked.status, CertStatus::Revoked);
@@ -129,7 +130,7 @@ pub fn revoke_updates_record_and_index(db: &dyn TestDatabase) {
 /// Revoking an unknown (or only reserved) serial is not found and writes nothing.
 pub fn revoke_unknown_is_not_found(db: &dyn TestDatabase) {
     let store = db.open();
-    let rev = Revocation { time: 1, reason: 0 };
+    let rev = Revocation::new(1, 0);
     assert!(matches!(
         store.revoke(&[1], rev, &event("revoke", "01")),
         Err(Error::NotFound(_))
@@ -150,11 +151,13 @@ pub fn revoke_twice_conflicts(db: &dyn TestDatabase) {
     let first = Revocation {
         time: 10,
         reason: 1,
+        invalidity_date: None,
     };
     store.revoke(&[4], first, &event("revoke", "04")).unwrap();
     let second = Revocation {
         time: 20,
         reason: 4,
+        invalidity_date: None,
     };
     assert!(matches!(
         store.revoke(&[4], second, &event("revoke", "04")),
@@ -177,11 +180,7 @@ pub fn for_each_revoked_is_per_issuer_and_propagates_errors(db: &dyn TestDatabas
             let serial = [u8::try_from(i).unwrap() * 10 + j + 1];
             issue(&*store, &record(&serial, issuer, 1));
             store
-                .revoke(
-                    &serial,
-                    Revocation { time: 1, reason: 0 },
-                    &event("revoke", "x"),
-                )
+                .revoke(&serial, Revocation::new(1, 0), &event("revoke", "x"))
                 .unwrap();
         }
     }

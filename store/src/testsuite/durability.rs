@@ -223,12 +223,8 @@ pub fn an_issuance_binding_commits_with_its_certificate_or_not_at_all(db: &dyn T
     assert_eq!(audits(&*s), before);
 
     // Once its certificate is revoked, the transaction may be repeated.
-    s.revoke(
-        &[1],
-        store::Revocation { time: 3, reason: 5 },
-        &event("revoke", "01"),
-    )
-    .expect("revoke");
+    s.revoke(&[1], store::Revocation::new(3, 5), &event("revoke", "01"))
+        .expect("revoke");
     s.record_issuance_bound(
         &record(&[3], "ca", 9_000),
         &event("issue", "03"),

@@ -54,7 +54,11 @@ macro_rules! store_suite {
             persistence_across_reopen,
             one_time_challenges_are_consumed_once_even_concurrently,
             an_issuance_binding_commits_with_its_certificate_or_not_at_all,
-            pages_cover_every_record_once_with_bounded_pages
+            pages_cover_every_record_once_with_bounded_pages,
+            key_compromise_blocks_the_key_in_the_revocation_commit,
+            invalidity_dates_are_stored_and_listed,
+            hold_release_and_permanent_revocation,
+            the_key_index_finds_every_certificate_of_a_key
         );
     };
     (@cases $factory:expr, $($case:ident),* $(,)?) => {
@@ -93,8 +97,17 @@ pub fn record(serial: &[u8], issuer: &str, not_after: i64) -> CertRecord {
         issued_at: 1_700_000_000,
         status: CertStatus::Valid,
         revocation: None,
+        spki_sha256: key_hash(serial),
         der: vec![0x30, 0x03, 0x02, 0x01, serial[0]],
     }
+}
+
+/// A stand-in SPKI hash (32 octets) for the key named `seed`: the [`record`] of a serial
+/// has the key `key_hash(serial)`, so every record has a key of its own unless a case
+/// gives two the same.
+pub fn key_hash(seed: &[u8]) -> Vec<u8> {
+    use sha2::Digest as _;
+    sha2::Sha256::digest(seed).to_vec()
 }
 
 /// Reserves and records `r`; returns its audit sequence number.
@@ -165,8 +178,10 @@ pub fn bound(
 
 mod certificates;
 mod durability;
+mod lifecycle;
 mod records;
 
 pub use certificates::*;
 pub use durability::*;
+pub use lifecycle::*;
 pub use records::*;

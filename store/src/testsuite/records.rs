@@ -164,11 +164,7 @@ pub fn stats_count(db: &dyn TestDatabase) {
         issue(&*store, &record(&[s], "ca", 1));
     }
     store
-        .revoke(
-            &[2],
-            Revocation { time: 1, reason: 0 },
-            &event("revoke", "02"),
-        )
+        .revoke(&[2], Revocation::new(1, 0), &event("revoke", "02"))
         .unwrap();
     store.append_audit(&event("note", "x")).unwrap();
     let stats = store.stats().unwrap();
@@ -199,18 +195,10 @@ pub fn list_filters(db: &dyn TestDatabase) {
         issue(&*store, &r);
     }
     store
-        .revoke(
-            &[5],
-            Revocation { time: 1, reason: 0 },
-            &event("revoke", "05"),
-        )
+        .revoke(&[5], Revocation::new(1, 0), &event("revoke", "05"))
         .unwrap();
     store
-        .revoke(
-            &[2],
-            Revocation { time: 1, reason: 0 },
-            &event("revoke", "02"),
-        )
+        .revoke(&[2], Revocation::new(1, 0), &event("revoke", "02"))
         .unwrap();
 
     let serials = |f: CertFilter| -> Vec<u8> {
