@@ -311,9 +311,14 @@ fn init_logging(format: &str) {
     };
 }
 
+/// Makes the text a server prints once it listens, from its configuration and the
+/// bound plain and HTTPS addresses.
+pub type Banner = dyn Fn(&Config, std::net::SocketAddr, Option<std::net::SocketAddr>) -> String;
+
 /// `privca serve` / `quickstart`: runs until SIGTERM or Ctrl-C, then finishes in-flight
-/// requests and exits.
-pub fn serve_blocking(config_path: &Path, print_urls: bool) -> Result<(), Error> {
+/// requests and exits. Once the listeners are bound, `banner` (given the configuration
+/// and the bound plain and HTTPS addresses) makes the text printed on standard output.
+pub fn serve_blocking(config_path: &Path, banner: Option<&Banner>) -> Result<(), Error> {
     let cfg = Config::load(config_path)?;
     init_logging(&cfg.server.log_format);
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -323,20 +328,11 @@ pub fn serve_blocking(config_path: &Path, print_urls: bool) -> Result<(), Error>
     rt.block_on(async {
         let running = start(&cfg, None).await?;
         tracing::info!(addr = %running.addr, "privca listening");
-        if print_urls {
-            let base = cfg.ca.base_url.trim_end_matches('/');
-            println!("privca is serving on http://{}", running.addr);
-            for ca in cfg.ca.authorities.iter().map(|a| &a.name) {
-                println!("  CA certificate: {base}/ca/{ca}.crt   CRL: {base}/crl/{ca}.crl");
-            }
-            println!("  OCSP:           {base}/ocsp");
-            println!("  health:         http://{}/healthz", running.addr);
-            println!(
-                "  admin API:      http://{}/admin/v1 (token in {})",
-                running.addr,
-                cfg.path(Path::new("admin-token")).display()
-            );
-            println!("  configuration:  {}", config_path.display());
+        if let Some(b) = banner {
+            use std::io::Write;
+            let text = b(&cfg, running.addr, running.tls_addr);
+            let mut out = std::io::stdout().lock();
+            let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
         }
         wait_for_signal().await;
         tracing::info!("signal received, stopping");
