@@ -724,6 +724,12 @@ max_connections_per_client = 0
 # text or json
 log_format = "text"
 
+# Prometheus metrics at /metrics on this listener (docs/metrics.md): loopback clients
+# only, like the admin API. `enabled = false` turns them off.
+# [server.metrics]
+# enabled = true
+# loopback_only = true
+
 [store]
 # The record database (redb). Only one process opens it at a time.
 path = "privca.redb"

@@ -53,6 +53,14 @@ pub async fn start(
     // Server-side key generation (EST serverkeygen) hands out software keys; only this
     // crate names the backend (docs/architecture.md).
     auth.set_key_generator(Arc::new(SoftKeyGenerator))?;
+    // Metrics: ca-core reports issuances, refusals and commit times to this observer.
+    let metrics = if cfg.server.metrics.enabled {
+        let m = Arc::new(crate::metrics::Metrics::new());
+        auth.set_observer(m.clone())?;
+        Some(m)
+    } else {
+        None
+    };
     // A revocation committed just before a crash (or whose CRL could not be signed) is
     // missing from the stored CRL: re-sign such CRLs before serving them (issue item 9).
     // A failure here is logged; the refresher tries again every minute.
@@ -95,6 +103,29 @@ pub async fn start(
         .local_addr()
         .map_err(|e| Error::io("local address", e))?;
     let router = http::router_with(state, limits, scep_routes);
+    // `/metrics` on the plain listener only (an operator endpoint, like the admin API).
+    let plain_router = match &metrics {
+        Some(m) => {
+            let tls_cert = match &cfg.server.tls {
+                Some(t) => crate::tls::read_chain(&cfg.path(&t.certificate))?
+                    .into_iter()
+                    .next(),
+                None => None,
+            };
+            let mstate = Arc::new(crate::metrics::MetricsState {
+                metrics: m.clone(),
+                auth: auth.clone(),
+                key_probe: Some(key_probe.clone()),
+                tls_cert,
+                loopback_only: cfg.server.metrics.loopback_only,
+            });
+            let route = axum::Router::new()
+                .route("/metrics", axum::routing::get(crate::metrics::handler))
+                .with_state(mstate);
+            timed(router.clone().merge(http::with_limits(route, limits)), m)
+        }
+        None => router.clone(),
+    };
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     // One stop signal for every listener.
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -108,6 +139,7 @@ pub async fn start(
                 limits,
                 stop_rx.clone(),
                 &key_probe,
+                metrics.as_ref(),
             )
             .await?,
         ),
@@ -124,7 +156,7 @@ pub async fn start(
         });
         http::serve(
             listener,
-            router,
+            plain_router,
             limits,
             async move {
                 let _ = plain_stop.wait_for(|s| *s).await;
@@ -153,8 +185,17 @@ pub async fn start(
     })
 }
 
+/// `router` with every request timed into `privca_request_duration_seconds`.
+fn timed(router: axum::Router, m: &Arc<crate::metrics::Metrics>) -> axum::Router {
+    router.layer(axum::middleware::from_fn_with_state(
+        m.clone(),
+        crate::metrics::time_request,
+    ))
+}
+
 /// Starts the HTTPS listener (`[server.tls]`): the plain listener's routes plus EST,
 /// through the same accept loop with a TLS handshake timeout.
+#[allow(clippy::too_many_arguments)] // the listener's parts, each used once
 async fn start_tls(
     cfg: &Config,
     t: &crate::config::TlsConfig,
@@ -163,6 +204,7 @@ async fn start_tls(
     limits: Limits,
     mut stop: tokio::sync::watch::Receiver<bool>,
     key_probe: &hsm::probe::KeyProbe,
+    metrics: Option<&Arc<crate::metrics::Metrics>>,
 ) -> Result<(std::net::SocketAddr, tokio::task::JoinHandle<()>), Error> {
     let est = Arc::new(est::EstService::new(&cfg.est, &cfg.base_dir, auth)?);
     let chain = crate::tls::read_chain(&cfg.path(&t.certificate))?;
@@ -195,6 +237,10 @@ async fn start_tls(
         .local_addr()
         .map_err(|e| Error::io("local address", e))?;
     let router = router.merge(http::with_limits(est::http::router(est), limits));
+    let router = match metrics {
+        Some(m) => timed(router, m),
+        None => router,
+    };
     let tls = http::TlsAccept {
         acceptor: tokio_rustls::TlsAcceptor::from(Arc::new(server_cfg)),
         handshake_timeout: Duration::from_secs(t.handshake_timeout_seconds.max(1)),

@@ -7,114 +7,14 @@
 //! commands that work again (a fresh one-time challenge); the used challenge is refused.
 //! Runs when `PRIVCA_INTEROP=1`.
 
-use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::time::Duration;
+use std::process::Command;
 
+use privca_tests::quickstart::{Quickstart, run_script};
 use privca_tests::{free_port, interop_enabled, ok, openssl, run};
 
 const BIN: &str = env!("CARGO_BIN_EXE_privca-under-test");
-
-/// A running `privca quickstart` and what it printed up to its "ready" line.
-struct Quickstart {
-    child: Child,
-    stdout: String,
-}
-
-impl Quickstart {
-    fn start(data: &Path, listen: &str, tls_listen: &str, log: &Path) -> Quickstart {
-        let mut child = Command::new(BIN)
-            .arg("quickstart")
-            .arg("--data-dir")
-            .arg(data)
-            .args(["--listen", listen, "--tls-listen", tls_listen])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(log).expect("log file"))
-            .spawn()
-            .expect("start privca quickstart");
-        let out = child.stdout.take().expect("stdout");
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(out).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let mut stdout = String::new();
-        loop {
-            match rx.recv_timeout(Duration::from_secs(120)) {
-                Ok(line) => {
-                    stdout.push_str(&line);
-                    stdout.push('\n');
-                    if line.contains("quickstart is ready") {
-                        break;
-                    }
-                }
-                Err(_) => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    panic!(
-                        "quickstart printed no ready line:\n{stdout}\nlog:\n{}",
-                        std::fs::read_to_string(log).unwrap_or_default()
-                    );
-                }
-            }
-        }
-        Quickstart { child, stdout }
-    }
-
-    /// The commands printed under `Commands to run (<what>):`, one per line.
-    fn commands(&self, what: &str) -> Vec<String> {
-        let mark = format!("{} ({what}):", privca_server::quickstart::COMMANDS_MARK);
-        let mut lines = self.stdout.lines().skip_while(|l| *l != mark);
-        assert!(lines.next().is_some(), "no {mark:?} in:\n{}", self.stdout);
-        let cmds: Vec<String> = lines
-            .take_while(|l| l.starts_with("    "))
-            .map(|l| l[4..].to_string())
-            .collect();
-        assert!(!cmds.is_empty(), "no commands after {mark:?}");
-        cmds
-    }
-
-    fn stop(mut self) {
-        ok(Command::new("kill").args(["-TERM", &self.child.id().to_string()]));
-        let status = self.child.wait().expect("wait");
-        assert!(status.success(), "quickstart exited with {status}");
-    }
-}
-
-impl Drop for Quickstart {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Runs `commands` verbatim, as one `sh -e` script in `dir`; returns its output.
-fn run_script(dir: &Path, commands: &[String]) -> String {
-    std::fs::create_dir_all(dir).expect("dir");
-    let script = commands.join("\n");
-    let out = run(Command::new("sh")
-        .args(["-e", "-c", &script])
-        .current_dir(dir));
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        out.status.success(),
-        "the printed commands failed ({}):\n{script}\n{text}",
-        out.status
-    );
-    text
-}
 
 fn verify(data: &Path, cert: &Path) -> String {
     let out = ok(openssl()
@@ -155,7 +55,7 @@ fn quickstart_prints_commands_that_enroll_over_scep_and_est() {
     let listen = format!("127.0.0.1:{port}");
     let tls_listen = format!("127.0.0.1:{tls_port}");
     let log = tmp.path().join("quickstart.log");
-    let qs = Quickstart::start(&data, &listen, &tls_listen, &log);
+    let qs = Quickstart::start(Path::new(BIN), &data, &listen, &tls_listen, &log);
     assert!(qs.stdout.contains("initialised a new CA"), "{}", qs.stdout);
     for url in [
         format!("http://{listen}/scep/devices"),
@@ -224,7 +124,7 @@ fn quickstart_prints_commands_that_enroll_over_scep_and_est() {
 
     // A second quickstart reuses the CA (same root) and its commands work again.
     let root = std::fs::read(data.join("ca/root.crt")).expect("root");
-    let qs = Quickstart::start(&data, &listen, &tls_listen, &log);
+    let qs = Quickstart::start(Path::new(BIN), &data, &listen, &tls_listen, &log);
     assert!(qs.stdout.contains("reusing the CA"), "{}", qs.stdout);
     assert_eq!(std::fs::read(data.join("ca/root.crt")).expect("root"), root);
     let challenge2 = std::fs::read_to_string(data.join("scep-challenge")).expect("challenge");
