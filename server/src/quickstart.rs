@@ -262,6 +262,17 @@ pub fn banner(cfg: &Config, e: &Enrollment, plain: SocketAddr, tls: Option<Socke
         );
     }
     let _ = writeln!(t, "  health:         http://{plain}/healthz");
+    if cfg.server.metrics.enabled {
+        let _ = writeln!(
+            t,
+            "  metrics:        http://{plain}/metrics (Prometheus{})",
+            if cfg.server.metrics.loopback_only {
+                ", loopback clients only"
+            } else {
+                ""
+            }
+        );
+    }
     let _ = writeln!(
         t,
         "  admin API:      http://{plain}/admin/v1 (token in {})",

@@ -61,6 +61,7 @@ fn quickstart_prints_commands_that_enroll_over_scep_and_est() {
         format!("http://{listen}/scep/devices"),
         format!("https://{tls_listen}/.well-known/est/"),
         format!("http://{listen}/ocsp"),
+        format!("http://{listen}/metrics"),
     ] {
         assert!(
             qs.stdout.contains(&url),
