@@ -275,6 +275,9 @@ pub struct MetricsState {
     pub tls_cert: Option<Vec<u8>>,
     /// Only loopback clients may fetch `/metrics`.
     pub loopback_only: bool,
+    /// Held while the gauges are set and encoded, so that concurrent scrapes do not
+    /// see each other's half-set families.
+    pub scrape: std::sync::Mutex<()>,
 }
 
 impl MetricsState {
@@ -356,6 +359,7 @@ pub async fn handler(
         .any(|v| v.contains("application/openmetrics-text"));
     let s = state.clone();
     let text = tokio::task::spawn_blocking(move || {
+        let _one_at_a_time = s.scrape.lock().unwrap_or_else(|p| p.into_inner());
         s.refresh()?;
         s.metrics.encode_openmetrics()
     })

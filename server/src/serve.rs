@@ -118,6 +118,7 @@ pub async fn start(
                 key_probe: Some(key_probe.clone()),
                 tls_cert,
                 loopback_only: cfg.server.metrics.loopback_only,
+                scrape: std::sync::Mutex::new(()),
             });
             let route = axum::Router::new()
                 .route("/metrics", axum::routing::get(crate::metrics::handler))
