@@ -46,6 +46,18 @@ pub enum Channel {
     },
 }
 
+impl Channel {
+    /// The protocol of the channel (`scep`, `est`, `acme`): the channel label of the
+    /// metrics, which never carry an endpoint or account name a client could vary.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Channel::Scep(_) => "scep",
+            Channel::Est(_) => "est",
+            Channel::Acme { .. } => "acme",
+        }
+    }
+}
+
 impl std::fmt::Display for Channel {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
@@ -313,10 +325,25 @@ impl Authority {
     /// documentation for the steps). Never panics on input; every failure is a
     /// [`EnrollOutcome::Refused`] with its kind.
     pub fn enroll(&self, req: EnrollmentRequest<'_>) -> EnrollOutcome {
-        match self.enroll_inner(req) {
+        let channel = req.policy.channel.kind();
+        let profile = req
+            .profile
+            .clone()
+            .unwrap_or_else(|| req.policy.default_profile.clone());
+        let outcome = match self.enroll_inner(req) {
             Ok(outcome) => outcome,
             Err(e) => EnrollOutcome::Refused(Refusal::from(e)),
+        };
+        if let Some(o) = self.observer() {
+            // A client-named profile this CA lacks is not a label (crate::observe).
+            let profile = self.profile_label(&profile);
+            match &outcome {
+                EnrollOutcome::Issued(e) if !e.replayed => o.issued(channel, profile),
+                EnrollOutcome::Refused(r) => o.refused(channel, profile, r.kind),
+                _ => {}
+            }
         }
+        outcome
     }
 
     fn enroll_inner(&self, req: EnrollmentRequest<'_>) -> Result<EnrollOutcome> {

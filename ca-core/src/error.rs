@@ -163,6 +163,30 @@ const ACME_REJECTED_IDENTIFIER: &str = "urn:ietf:params:acme:error:rejectedIdent
 const ACME_SERVER_INTERNAL: &str = "urn:ietf:params:acme:error:serverInternal";
 const ACME_RATE_LIMITED: &str = "urn:ietf:params:acme:error:rateLimited";
 
+impl ErrorKind {
+    /// A stable snake_case name of the kind, for metric labels and machine-readable
+    /// output (the table in docs/architecture.md).
+    pub const fn label(self) -> &'static str {
+        match self {
+            ErrorKind::BadRequest => "bad_request",
+            ErrorKind::BadSignature => "bad_signature",
+            ErrorKind::UnsupportedAlgorithm => "unsupported_algorithm",
+            ErrorKind::RefusedKey => "refused_key",
+            ErrorKind::CompromisedKey => "compromised_key",
+            ErrorKind::BadTime => "bad_time",
+            ErrorKind::UnknownCertificate => "unknown_certificate",
+            ErrorKind::Unauthorized => "unauthorized",
+            ErrorKind::PolicyRefused => "policy_refused",
+            ErrorKind::NotFound => "not_found",
+            ErrorKind::Conflict => "conflict",
+            ErrorKind::Unavailable => "unavailable",
+            ErrorKind::Internal => "internal",
+            ErrorKind::RateLimited => "rate_limited",
+            ErrorKind::Unsupported => "unsupported",
+        }
+    }
+}
+
 impl fmt::Display for ErrorKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {

@@ -17,6 +17,7 @@ pub mod deadline;
 pub mod enroll;
 pub mod enrollment;
 pub mod lint;
+pub mod observe;
 pub mod ocsp;
 pub mod pending;
 pub mod profile;

@@ -418,3 +418,72 @@ fn the_renewal_rule() {
         ErrorKind::UnknownCertificate
     );
 }
+
+/// What an observer was told, one line per event.
+#[derive(Default)]
+struct Recorder(std::sync::Mutex<Vec<String>>);
+
+impl ca_core::observe::Observer for Recorder {
+    fn issued(&self, channel: &str, profile: &str) {
+        self.push(format!("issued {channel} {profile}"));
+    }
+    fn refused(&self, channel: &str, profile: &str, kind: ErrorKind) {
+        self.push(format!("refused {channel} {profile} {}", kind.label()));
+    }
+    fn unauthenticated(&self, action: &str) {
+        self.push(format!("unauthenticated {action}"));
+    }
+    fn store_commit(&self, _took: std::time::Duration) {
+        self.push("commit".into());
+    }
+}
+
+impl Recorder {
+    fn push(&self, s: String) {
+        self.0.lock().expect("lock").push(s);
+    }
+    fn take(&self) -> Vec<String> {
+        std::mem::take(&mut *self.0.lock().expect("lock"))
+    }
+}
+
+/// The observer (the server's metrics) hears of every issuance once, not of replays,
+/// of refusals with their kind, and a client-named profile this CA lacks is "other".
+#[test]
+fn the_observer_counts_issuances_and_refusals_with_bounded_labels() {
+    let fx = fixture();
+    let rec = Arc::new(Recorder::default());
+    fx.auth.set_observer(rec.clone()).expect("set observer");
+    assert!(fx.auth.set_observer(rec.clone()).is_err(), "once only");
+    let p = policy("device");
+    let key = new_key(KeyAlgorithm::EcdsaP256);
+    let mut r = request(&p, csr(&key, "CN=dev1", &[]));
+    r.replay_key = Some("replay-obs".into());
+    issued(fx.auth.enroll(r));
+    assert_eq!(rec.take(), ["commit", "issued est device"]);
+    let mut again = request(&p, csr(&key, "CN=dev1", &[]));
+    again.replay_key = Some("replay-obs".into());
+    assert!(issued(fx.auth.enroll(again)).replayed);
+    assert!(rec.take().is_empty(), "a replay is not an issuance");
+    let mut r = request(&p, csr(&key, "CN=dev2", &[]));
+    r.profile = Some("tls-server".into());
+    refused(fx.auth.enroll(r));
+    assert_eq!(rec.take(), ["refused est tls-server policy_refused"]);
+    let mut r = request(&p, csr(&key, "CN=dev3", &[]));
+    r.profile = Some("serial-0123-from-the-client".into());
+    refused(fx.auth.enroll(r));
+    assert_eq!(rec.take(), ["refused est other policy_refused"]);
+    fx.auth.observe_refusal(&p, ErrorKind::UnsupportedAlgorithm);
+    assert_eq!(rec.take(), ["refused est device unsupported_algorithm"]);
+    fx.auth
+        .note_unauthenticated("est-refused", "127.0.0.1", "wrong password");
+    assert_eq!(rec.take(), ["unauthenticated est-refused"]);
+    // The reason labels: one per kind, snake_case.
+    let labels: std::collections::BTreeSet<_> = ErrorKind::ALL.iter().map(|k| k.label()).collect();
+    assert_eq!(labels.len(), ErrorKind::ALL.len());
+    assert!(
+        labels
+            .iter()
+            .all(|l| l.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'))
+    );
+}

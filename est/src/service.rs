@@ -292,7 +292,10 @@ impl EstService {
         authenticated.set(true);
         // 2. Decode and verify the CSR (proof of possession by its self-signature).
         let der = encoding::decode_body(&req.body)?;
-        let csr = ca_core::csr::parse(&der).map_err(|e| Error::BadRequest(e.client_message()))?;
+        let csr = ca_core::csr::parse(&der).map_err(|e| {
+            self.auth.observe_refusal(&ep.policy, e.kind());
+            Error::BadRequest(e.client_message())
+        })?;
         // 3. Channel binding (RFC 7030 §3.5 with RFC 9266 tls-exporter). A CSR that a
         //    registration authority forwards was bound (if at all) to the device's TLS
         //    session with the RA, which the RA checked (RFC 7030 §3.7); it cannot carry

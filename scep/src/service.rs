@@ -490,6 +490,7 @@ impl Endpoint {
         {
             Ok(c) => c,
             Err(e) => {
+                self.auth.observe_refusal(&self.policy, e.kind());
                 let mut why = Rejection::bad_request(format!("CSR: {}", e.reason()));
                 why.fail_info = e.answer().scep.unwrap_or(FailInfo::BadRequest);
                 return self.fail(&req, &why);

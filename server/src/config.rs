@@ -77,6 +77,33 @@ pub struct ServerConfig {
     /// `[server.tls]`: the HTTPS listener (EST, and everything the plain one serves).
     #[serde(default)]
     pub tls: Option<TlsConfig>,
+    /// `[server.metrics]`: `/metrics` on the plain listener.
+    #[serde(default)]
+    pub metrics: MetricsConfig,
+}
+
+/// `[server.metrics]`: Prometheus metrics at `/metrics` on the plain HTTP listener
+/// (docs/metrics.md). Like the admin API it is an operator endpoint: loopback clients
+/// only unless `loopback_only = false` (then put it behind a firewall or a proxy that
+/// authenticates the scraper). The metrics hold counts and expiry dates, no secrets.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// Serve `/metrics` (default true).
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// Only to loopback clients (default true).
+    #[serde(default = "default_true")]
+    pub loopback_only: bool,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        MetricsConfig {
+            enabled: true,
+            loopback_only: true,
+        }
+    }
 }
 
 /// `[server.tls]`: the HTTPS listener. It serves the same routes as the plain listener

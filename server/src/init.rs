@@ -188,7 +188,8 @@ pub fn write_new(path: &Path, bytes: &[u8], mode: u32) -> Result<(), Error> {
         .map_err(|e| Error::io(format!("writing {}", path.display()), e))
 }
 
-fn random_secret() -> String {
+/// 32 random bytes from the OS CSPRNG, base64url: a generated passphrase, token or password.
+pub(crate) fn random_secret() -> String {
     let mut b = [0u8; 32];
     rand::fill(&mut b);
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b)
@@ -618,21 +619,29 @@ pub fn add_ca(config_path: &Path, p: &AddCaParams) -> Result<Vec<u8>, Error> {
     let der = issue_for_key(&auth, &key, "sub-ca", &p.subject, &p.parent, Some(p.days))?;
     let rel = PathBuf::from("ca").join(format!("{}.crt", p.name));
     write_new(&cfg.path(&rel), pem("CERTIFICATE", &der).as_bytes(), 0o644)?;
+    append_config(
+        config_path,
+        &format!(
+            "\n# Added by `privca ca add`.\n[[ca.authority]]\nname = {:?}\ncertificate = {:?}\nkey = {:?}\nparent = {:?}\n",
+            p.name,
+            rel.display().to_string(),
+            p.name,
+            p.parent
+        ),
+    )?;
+    Ok(der)
+}
+
+/// Appends `extra` to the configuration file, atomically: the new text goes to a 0600
+/// file beside it, which then replaces it (a crash leaves the old or the new file).
+pub fn append_config(config_path: &Path, extra: &str) -> Result<(), Error> {
     let mut text = std::fs::read_to_string(config_path)
         .map_err(|e| Error::io(format!("reading {}", config_path.display()), e))?;
-    text.push_str(&format!(
-        "\n# Added by `privca ca add`.\n[[ca.authority]]\nname = {:?}\ncertificate = {:?}\nkey = {:?}\nparent = {:?}\n",
-        p.name,
-        rel.display().to_string(),
-        p.name,
-        p.parent
-    ));
+    text.push_str(extra);
     let tmp = config_path.with_extension("toml.new");
-    std::fs::write(&tmp, text).map_err(|e| Error::io(format!("writing {}", tmp.display()), e))?;
-    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600))
-        .map_err(|e| Error::io("chmod", e))?;
-    std::fs::rename(&tmp, config_path).map_err(|e| Error::io("replacing the configuration", e))?;
-    Ok(der)
+    let _ = std::fs::remove_file(&tmp);
+    write_new(&tmp, text.as_bytes(), 0o600)?;
+    std::fs::rename(&tmp, config_path).map_err(|e| Error::io("replacing the configuration", e))
 }
 
 /// The commented configuration `init` writes, with software keys (`passphrase` is the
@@ -716,6 +725,12 @@ max_connections = 256
 max_connections_per_client = 0
 # text or json
 log_format = "text"
+
+# Prometheus metrics at /metrics on this listener (docs/metrics.md): loopback clients
+# only, like the admin API. `enabled = false` turns them off.
+# [server.metrics]
+# enabled = true
+# loopback_only = true
 
 [store]
 # The record database (redb). Only one process opens it at a time.

@@ -10,6 +10,8 @@ pub mod config;
 pub mod http;
 pub mod init;
 pub mod listener;
+pub mod metrics;
+pub mod quickstart;
 pub mod scep_wiring;
 pub mod serve;
 pub mod tls;

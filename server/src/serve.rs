@@ -53,6 +53,14 @@ pub async fn start(
     // Server-side key generation (EST serverkeygen) hands out software keys; only this
     // crate names the backend (docs/architecture.md).
     auth.set_key_generator(Arc::new(SoftKeyGenerator))?;
+    // Metrics: ca-core reports issuances, refusals and commit times to this observer.
+    let metrics = if cfg.server.metrics.enabled {
+        let m = Arc::new(crate::metrics::Metrics::new());
+        auth.set_observer(m.clone())?;
+        Some(m)
+    } else {
+        None
+    };
     // A revocation committed just before a crash (or whose CRL could not be signed) is
     // missing from the stored CRL: re-sign such CRLs before serving them (issue item 9).
     // A failure here is logged; the refresher tries again every minute.
@@ -95,6 +103,30 @@ pub async fn start(
         .local_addr()
         .map_err(|e| Error::io("local address", e))?;
     let router = http::router_with(state, limits, scep_routes);
+    // `/metrics` on the plain listener only (an operator endpoint, like the admin API).
+    let plain_router = match &metrics {
+        Some(m) => {
+            let tls_cert = match &cfg.server.tls {
+                Some(t) => crate::tls::read_chain(&cfg.path(&t.certificate))?
+                    .into_iter()
+                    .next(),
+                None => None,
+            };
+            let mstate = Arc::new(crate::metrics::MetricsState {
+                metrics: m.clone(),
+                auth: auth.clone(),
+                key_probe: Some(key_probe.clone()),
+                tls_cert,
+                loopback_only: cfg.server.metrics.loopback_only,
+                scrape: std::sync::Mutex::new(()),
+            });
+            let route = axum::Router::new()
+                .route("/metrics", axum::routing::get(crate::metrics::handler))
+                .with_state(mstate);
+            timed(router.clone().merge(http::with_limits(route, limits)), m)
+        }
+        None => router.clone(),
+    };
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     // One stop signal for every listener.
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -108,6 +140,7 @@ pub async fn start(
                 limits,
                 stop_rx.clone(),
                 &key_probe,
+                metrics.as_ref(),
             )
             .await?,
         ),
@@ -124,7 +157,7 @@ pub async fn start(
         });
         crate::listener::serve(
             listener,
-            router,
+            plain_router,
             limits,
             async move {
                 let _ = plain_stop.wait_for(|s| *s).await;
@@ -153,8 +186,17 @@ pub async fn start(
     })
 }
 
+/// `router` with every request timed into `privca_request_duration_seconds`.
+fn timed(router: axum::Router, m: &Arc<crate::metrics::Metrics>) -> axum::Router {
+    router.layer(axum::middleware::from_fn_with_state(
+        m.clone(),
+        crate::metrics::time_request,
+    ))
+}
+
 /// Starts the HTTPS listener (`[server.tls]`): the plain listener's routes plus EST,
 /// through the same accept loop with a TLS handshake timeout.
+#[allow(clippy::too_many_arguments)] // the listener's parts, each used once
 async fn start_tls(
     cfg: &Config,
     t: &crate::config::TlsConfig,
@@ -163,6 +205,7 @@ async fn start_tls(
     limits: Limits,
     mut stop: tokio::sync::watch::Receiver<bool>,
     key_probe: &hsm::probe::KeyProbe,
+    metrics: Option<&Arc<crate::metrics::Metrics>>,
 ) -> Result<(std::net::SocketAddr, tokio::task::JoinHandle<()>), Error> {
     let est = Arc::new(est::EstService::new(&cfg.est, &cfg.base_dir, auth)?);
     let chain = crate::tls::read_chain(&cfg.path(&t.certificate))?;
@@ -195,6 +238,10 @@ async fn start_tls(
         .local_addr()
         .map_err(|e| Error::io("local address", e))?;
     let router = router.merge(http::with_limits(est::http::router(est), limits));
+    let router = match metrics {
+        Some(m) => timed(router, m),
+        None => router,
+    };
     let tls = crate::listener::TlsAccept {
         acceptor: tokio_rustls::TlsAcceptor::from(Arc::new(server_cfg)),
         handshake_timeout: Duration::from_secs(t.handshake_timeout_seconds.max(1)),
@@ -311,9 +358,14 @@ fn init_logging(format: &str) {
     };
 }
 
+/// Makes the text a server prints once it listens, from its configuration and the
+/// bound plain and HTTPS addresses.
+pub type Banner = dyn Fn(&Config, std::net::SocketAddr, Option<std::net::SocketAddr>) -> String;
+
 /// `privca serve` / `quickstart`: runs until SIGTERM or Ctrl-C, then finishes in-flight
-/// requests and exits.
-pub fn serve_blocking(config_path: &Path, print_urls: bool) -> Result<(), Error> {
+/// requests and exits. Once the listeners are bound, `banner` (given the configuration
+/// and the bound plain and HTTPS addresses) makes the text printed on standard output.
+pub fn serve_blocking(config_path: &Path, banner: Option<&Banner>) -> Result<(), Error> {
     let cfg = Config::load(config_path)?;
     init_logging(&cfg.server.log_format);
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -323,20 +375,11 @@ pub fn serve_blocking(config_path: &Path, print_urls: bool) -> Result<(), Error>
     rt.block_on(async {
         let running = start(&cfg, None).await?;
         tracing::info!(addr = %running.addr, "privca listening");
-        if print_urls {
-            let base = cfg.ca.base_url.trim_end_matches('/');
-            println!("privca is serving on http://{}", running.addr);
-            for ca in cfg.ca.authorities.iter().map(|a| &a.name) {
-                println!("  CA certificate: {base}/ca/{ca}.crt   CRL: {base}/crl/{ca}.crl");
-            }
-            println!("  OCSP:           {base}/ocsp");
-            println!("  health:         http://{}/healthz", running.addr);
-            println!(
-                "  admin API:      http://{}/admin/v1 (token in {})",
-                running.addr,
-                cfg.path(Path::new("admin-token")).display()
-            );
-            println!("  configuration:  {}", config_path.display());
+        if let Some(b) = banner {
+            use std::io::Write;
+            let text = b(&cfg, running.addr, running.tls_addr);
+            let mut out = std::io::stdout().lock();
+            let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
         }
         wait_for_signal().await;
         tracing::info!("signal received, stopping");

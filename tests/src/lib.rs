@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+pub mod quickstart;
+
 /// True when the interop gate is on (`PRIVCA_INTEROP=1`, set by `scripts/test.sh`, which
 /// installs the tools). With the gate on, a missing tool fails the test; with it off the
 /// interop tests print why they skip.

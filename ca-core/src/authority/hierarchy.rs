@@ -423,6 +423,7 @@ impl Authority {
             ocsp_cache: crate::ocsp::OcspCache::default(),
             refusals: crate::refusals::RefusalCounter::default(),
             key_generator: std::sync::OnceLock::new(),
+            observer: std::sync::OnceLock::new(),
         })
     }
 

@@ -96,14 +96,25 @@ pub enum Recorded {
 impl Authority {
     /// Issues a certificate. Refusals are audited; on success the record and its audit
     /// entry are durable before this returns.
+    /// The observer counts it under the channel `admin` (the admin API and the CLI,
+    /// approvals of held requests included).
     pub fn issue(&self, req: &IssueRequest) -> Result<Issued> {
-        match self.issue_bound(req, &IssueBinding::default())? {
-            Recorded::Issued(issued) => Ok(issued),
+        let out = match self.issue_bound(req, &IssueBinding::default()) {
+            Ok(Recorded::Issued(issued)) => Ok(issued),
             // Without a replay key no earlier certificate can be found.
-            Recorded::Replayed(_) => Err(Error::Internal(
+            Ok(Recorded::Replayed(_)) => Err(Error::Internal(
                 "an unbound issuance found an earlier transaction".into(),
             )),
+            Err(e) => Err(e),
+        };
+        if let Some(o) = self.observer() {
+            let profile = self.profile_label(&req.profile);
+            match &out {
+                Ok(_) => o.issued("admin", profile),
+                Err(e) => o.refused("admin", profile, e.kind()),
+            }
         }
+        out
     }
 
     /// Issues a certificate and records with it, in the same durable commit, what
@@ -267,10 +278,14 @@ impl Authority {
                 },
             }),
         };
-        match self
+        let started = std::time::Instant::now();
+        let committed = self
             .store
-            .record_issuance_bound(&record, &audit, &store_binding)
-        {
+            .record_issuance_bound(&record, &audit, &store_binding);
+        if let Some(o) = self.observer() {
+            o.store_commit(started.elapsed());
+        }
+        match committed {
             Ok(_) => {}
             Err(store::Error::Conflict(e)) => {
                 // Either a copy of this request was recorded first, or the challenge was

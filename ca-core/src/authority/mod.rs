@@ -97,6 +97,8 @@ pub struct Authority {
     pub(crate) refusals: crate::refusals::RefusalCounter,
     /// Generates keys for server-side key generation; injected by the `server` crate.
     pub(crate) key_generator: std::sync::OnceLock<Arc<dyn keygen::KeyGenerator>>,
+    /// Receives issuances, refusals and commit times (metrics); injected by `server`.
+    pub(crate) observer: std::sync::OnceLock<Arc<dyn crate::observe::Observer>>,
 }
 
 impl std::fmt::Debug for Authority {
@@ -141,6 +143,19 @@ impl Authority {
         self.clock.now()
     }
 
+    /// Injects the observer of issuances, refusals and commit times (the `server`
+    /// crate's metrics). Once only.
+    pub fn set_observer(&self, observer: Arc<dyn crate::observe::Observer>) -> Result<()> {
+        self.observer
+            .set(observer)
+            .map_err(|_| Error::Internal("the observer is set already".into()))
+    }
+
+    /// The observer, when one is set.
+    pub(crate) fn observer(&self) -> Option<&dyn crate::observe::Observer> {
+        self.observer.get().map(|o| o.as_ref())
+    }
+
     /// Appends an audit entry for a refused operation; failure to audit is logged.
     pub fn audit_refusal(&self, action: &str, actor: &str, subject: &str, e: &Error) {
         let event = AuditEvent {
@@ -161,6 +176,9 @@ impl Authority {
     /// and `source` and logged with a rate limit, not audited one by one; once a window
     /// is over, one summary entry goes into the audit log ([`crate::refusals`]).
     pub fn note_unauthenticated(&self, action: &str, source: &str, detail: &str) {
+        if let Some(o) = self.observer() {
+            o.unauthenticated(action);
+        }
         if self.refusals.note(self.clock.now(), action, source, detail)
             && let Err(e) = self.flush_refusals(false)
         {

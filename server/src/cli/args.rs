@@ -375,9 +375,13 @@ pub struct QuickstartArgs {
     /// Data directory.
     #[arg(long, default_value = "privca-data")]
     pub data_dir: PathBuf,
-    /// Listener address.
+    /// Listener address (plain HTTP: CRLs, OCSP, SCEP, admin API), for a new CA.
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub listen: String,
+    /// HTTPS listener address (EST), for a new CA; its certificate names localhost and
+    /// the address.
+    #[arg(long, default_value = "127.0.0.1:8443")]
+    pub tls_listen: String,
 }
 
 /// `privca revoke` options: exactly one of a serial, `--cert` and `--key`.
@@ -509,7 +513,7 @@ impl InitArgs {
             import_root_key: None,
             import_issuing_cert: None,
             import_issuing_key: None,
-            tls_listen: None,
+            tls_listen: Some(q.tls_listen.clone()),
             hostnames: Vec::new(),
             tls_days: crate::init::DEFAULT_TLS_DAYS,
             hsm: HsmArgs::default(),

@@ -80,14 +80,31 @@ pub fn run(cli: Cli) -> Result<(), Error> {
         }
         Command::Quickstart(q) => {
             let cfg_path = q.data_dir.join("privca.toml");
-            if !cfg_path.exists() {
+            if cfg_path.exists() {
+                println!(
+                    "reusing the CA in {} (a new one-time SCEP challenge is made on each run)",
+                    q.data_dir.display()
+                );
+            } else {
                 let args = InitArgs::parse_defaults(&q);
-                crate::init::init(&init_params(&args)?)?;
-                println!("initialised a new CA in {}", q.data_dir.display());
+                crate::quickstart::create(&init_params(&args)?)?;
+                println!(
+                    "initialised a new CA in {} with a SCEP endpoint (one-time challenges) and an EST endpoint (HTTP Basic)",
+                    q.data_dir.display()
+                );
             }
-            crate::serve::serve_blocking(&cfg_path, true)
+            // Absolute paths in the printed commands: they run from any directory.
+            let cfg_path = std::fs::canonicalize(&cfg_path)
+                .map_err(|e| Error::io(format!("resolving {}", cfg_path.display()), e))?;
+            let cfg = Config::load(&cfg_path)?;
+            let enrollment = crate::quickstart::prepare(&cfg, &cfg_path)?;
+            drop(cfg);
+            let banner = move |cfg: &Config, plain, tls| {
+                crate::quickstart::banner(cfg, &enrollment, plain, tls)
+            };
+            crate::serve::serve_blocking(&cfg_path, Some(&banner))
         }
-        Command::Serve => crate::serve::serve_blocking(&cli.config, false),
+        Command::Serve => crate::serve::serve_blocking(&cli.config, None),
         Command::Config {
             action: ConfigAction::Check,
         } => {
