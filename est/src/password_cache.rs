@@ -68,9 +68,8 @@ impl PasswordCache {
     /// An empty cache with these settings and a fresh random HMAC key.
     pub fn new(cfg: PasswordCacheConfig) -> crate::Result<PasswordCache> {
         let rng = aws_lc_rs::rand::SystemRandom::new();
-        let key = hmac::Key::generate(hmac::HMAC_SHA256, &rng).map_err(|_| {
-            crate::Error::Config("no randomness for the password cache key".into())
-        })?;
+        let key = hmac::Key::generate(hmac::HMAC_SHA256, &rng)
+            .map_err(|_| crate::Error::Config("no randomness for the password cache key".into()))?;
         Ok(PasswordCache {
             cfg,
             key,
@@ -208,8 +207,20 @@ mod tests {
         let c = cache(16, 60);
         let now = Instant::now();
         c.insert("ep", "alice", "$h", &c.tag(b"pw"), now);
-        assert!(c.hit("ep", "alice", "$h", &c.tag(b"pw"), now + Duration::from_secs(59)));
-        assert!(!c.hit("ep", "alice", "$h", &c.tag(b"pw"), now + Duration::from_secs(60)));
+        assert!(c.hit(
+            "ep",
+            "alice",
+            "$h",
+            &c.tag(b"pw"),
+            now + Duration::from_secs(59)
+        ));
+        assert!(!c.hit(
+            "ep",
+            "alice",
+            "$h",
+            &c.tag(b"pw"),
+            now + Duration::from_secs(60)
+        ));
         assert!(c.is_empty());
     }
 
@@ -218,7 +229,13 @@ mod tests {
         let c = cache(3, 300);
         let t0 = Instant::now();
         for (i, u) in ["a", "b", "c"].iter().enumerate() {
-            c.insert("ep", u, "$h", &c.tag(u.as_bytes()), t0 + Duration::from_secs(i as u64));
+            c.insert(
+                "ep",
+                u,
+                "$h",
+                &c.tag(u.as_bytes()),
+                t0 + Duration::from_secs(i as u64),
+            );
         }
         // "a" was used last, so "b" is the least recently used.
         assert!(c.hit("ep", "a", "$h", &c.tag(b"a"), t0 + Duration::from_secs(5)));
@@ -234,7 +251,13 @@ mod tests {
         c.insert("ep", "old", "$h", &c.tag(b"o"), t0);
         c.insert("ep", "new", "$h", &c.tag(b"n"), t0 + Duration::from_secs(9));
         c.insert("ep", "x", "$h", &c.tag(b"x"), t0 + Duration::from_secs(11));
-        assert!(c.hit("ep", "new", "$h", &c.tag(b"n"), t0 + Duration::from_secs(12)));
+        assert!(c.hit(
+            "ep",
+            "new",
+            "$h",
+            &c.tag(b"n"),
+            t0 + Duration::from_secs(12)
+        ));
         assert!(c.hit("ep", "x", "$h", &c.tag(b"x"), t0 + Duration::from_secs(12)));
     }
 

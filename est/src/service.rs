@@ -799,9 +799,15 @@ mod tests {
         let svc = basic_service(Default::default());
         let ep = svc.endpoint(Some("basic")).unwrap();
         assert!(svc.password_cache.is_empty());
-        assert_eq!(svc.check_basic(ep, creds("alice", "right"), IP).unwrap(), "alice");
+        assert_eq!(
+            svc.check_basic(ep, creds("alice", "right"), IP).unwrap(),
+            "alice"
+        );
         assert_eq!(svc.password_cache.len(), 1, "the success is remembered");
-        assert_eq!(svc.check_basic(ep, creds("alice", "right"), IP).unwrap(), "alice");
+        assert_eq!(
+            svc.check_basic(ep, creds("alice", "right"), IP).unwrap(),
+            "alice"
+        );
         for wrong in ["wrong", "right ", "", "Right"] {
             let e = svc.check_basic(ep, creds("alice", wrong), IP).unwrap_err();
             assert!(
@@ -811,7 +817,10 @@ mod tests {
         }
         // Failures are not remembered, and the good entry stays.
         assert_eq!(svc.password_cache.len(), 1);
-        assert_eq!(svc.check_basic(ep, creds("alice", "right"), IP).unwrap(), "alice");
+        assert_eq!(
+            svc.check_basic(ep, creds("alice", "right"), IP).unwrap(),
+            "alice"
+        );
     }
 
     #[test]
@@ -822,7 +831,9 @@ mod tests {
         let wrong = svc.check_basic(ep, creds("alice", "x"), IP).unwrap_err();
         // The unknown user presents alice's (cached) password, twice.
         for _ in 0..2 {
-            let unknown = svc.check_basic(ep, creds("mallory", "right"), IP).unwrap_err();
+            let unknown = svc
+                .check_basic(ep, creds("mallory", "right"), IP)
+                .unwrap_err();
             assert_eq!(format!("{unknown:?}"), format!("{wrong:?}"));
         }
         assert_eq!(svc.password_cache.len(), 1, "only alice's success is kept");
@@ -849,6 +860,9 @@ mod tests {
             Err(Error::RateLimited { .. })
         ));
         let other = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 99));
-        assert_eq!(svc.check_basic(ep, creds("alice", "right"), other).unwrap(), "alice");
+        assert_eq!(
+            svc.check_basic(ep, creds("alice", "right"), other).unwrap(),
+            "alice"
+        );
     }
 }

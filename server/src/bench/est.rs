@@ -74,8 +74,7 @@ struct LocalServer {
 impl LocalServer {
     /// Writes `config_text` to `path` and serves it.
     fn start(path: &std::path::Path, config_text: &str) -> Result<LocalServer, Error> {
-        std::fs::write(path, config_text)
-            .map_err(|e| Error::io("writing the bench config", e))?;
+        std::fs::write(path, config_text).map_err(|e| Error::io("writing the bench config", e))?;
         let cfg = crate::config::Config::load(path)?;
         let rt = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
