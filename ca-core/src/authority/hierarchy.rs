@@ -225,8 +225,12 @@ pub(crate) fn cert_facts(der_bytes: &[u8]) -> Result<CertFacts> {
     })
 }
 
+/// How [`Authority::load_with`] gets the key of a label, given the DER certificate it
+/// belongs to.
+type OpenKey<'a> = dyn Fn(&str, &[u8]) -> Result<Arc<dyn PrivateKey>> + 'a;
+
 fn load_key_with_cert(
-    open: &dyn Fn(&str, &[u8]) -> Result<Arc<dyn PrivateKey>>,
+    open: &OpenKey<'_>,
     data_dir: &Path,
     cert: &Option<std::path::PathBuf>,
     key: &Option<String>,
@@ -339,7 +343,7 @@ impl Authority {
         config: &CaConfig,
         profiles: &BTreeMap<String, ProfileConfig>,
         data_dir: &Path,
-        open: &dyn Fn(&str, &[u8]) -> Result<Arc<dyn PrivateKey>>,
+        open: &OpenKey<'_>,
         store: Arc<dyn Store>,
         clock: Arc<dyn Clock>,
     ) -> Result<Authority> {
