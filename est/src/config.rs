@@ -316,3 +316,24 @@ impl EstConfig {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn password_cache_settings_are_checked() {
+        let with = |max_entries, ttl_seconds| EstConfig {
+            password_cache: PasswordCacheConfig {
+                max_entries,
+                ttl_seconds,
+            },
+            ..EstConfig::default()
+        };
+        assert!(with(1_000, 300).validate().is_ok());
+        assert!(with(0, 300).validate().is_ok(), "0 turns the cache off");
+        assert!(with(1_000_001, 300).validate().is_err());
+        assert!(with(1_000, 0).validate().is_err());
+        assert!(with(1_000, 86_401).validate().is_err());
+    }
+}

@@ -486,6 +486,10 @@ mod tests {
             cfg.est.password_limits,
             est::config::PasswordLimits::default()
         );
+        assert_eq!(
+            cfg.est.password_cache,
+            est::config::PasswordCacheConfig::default()
+        );
         assert_eq!(cfg.server.tls.as_ref().map(|t| t.listen.port()), Some(8443));
     }
 
