@@ -20,6 +20,41 @@ pub struct EstConfig {
     /// `[est.password_limits]`: how many wrong HTTP Basic passwords are tolerated.
     #[serde(default)]
     pub password_limits: PasswordLimits,
+    /// `[est.password_cache]`: how successful HTTP Basic password checks are remembered.
+    #[serde(default)]
+    pub password_cache: PasswordCacheConfig,
+}
+
+/// `[est.password_cache]`: successful HTTP Basic password checks remembered so that a
+/// client does not pay a full PBKDF2 on every request ([`crate::password_cache`]).
+/// Failed checks are never remembered.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordCacheConfig {
+    /// Most (endpoint, user name) pairs remembered at once (0 turns the cache off);
+    /// when full, expired entries go first, then the least recently used one.
+    #[serde(default = "default_cache_entries")]
+    pub max_entries: usize,
+    /// Seconds a successful check is remembered; after that the next request runs the
+    /// full PBKDF2 again.
+    #[serde(default = "default_cache_ttl")]
+    pub ttl_seconds: u64,
+}
+
+impl Default for PasswordCacheConfig {
+    fn default() -> Self {
+        PasswordCacheConfig {
+            max_entries: default_cache_entries(),
+            ttl_seconds: default_cache_ttl(),
+        }
+    }
+}
+
+fn default_cache_entries() -> usize {
+    1_000
+}
+fn default_cache_ttl() -> u64 {
+    300
 }
 
 /// `[est.password_limits]`: limits on failed HTTP Basic password checks, per client
@@ -259,6 +294,17 @@ impl EstConfig {
                 "password_limits: max_entries must be between 16 and 1000000".into(),
             ));
         }
+        let c = &self.password_cache;
+        if c.max_entries > 1_000_000 {
+            return Err(err(
+                "password_cache: max_entries must be between 0 (off) and 1000000".into(),
+            ));
+        }
+        if !(1..=86_400).contains(&c.ttl_seconds) {
+            return Err(err(
+                "password_cache: ttl_seconds must be between 1 and 86400".into(),
+            ));
+        }
         Ok(())
     }
 
@@ -268,5 +314,26 @@ impl EstConfig {
             Some(d) => Some(d.as_str()),
             None => self.endpoints.contains_key("default").then_some("default"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn password_cache_settings_are_checked() {
+        let with = |max_entries, ttl_seconds| EstConfig {
+            password_cache: PasswordCacheConfig {
+                max_entries,
+                ttl_seconds,
+            },
+            ..EstConfig::default()
+        };
+        assert!(with(1_000, 300).validate().is_ok());
+        assert!(with(0, 300).validate().is_ok(), "0 turns the cache off");
+        assert!(with(1_000_001, 300).validate().is_err());
+        assert!(with(1_000, 0).validate().is_err());
+        assert!(with(1_000, 86_401).validate().is_err());
     }
 }

@@ -4,6 +4,7 @@
 //! * [`config`]: `[est.endpoints.<label>]` (profile, authentication, approval).
 //! * [`encoding`]: base64/PEM bodies in, 64-column base64 and certs-only PKCS#7 out.
 //! * [`password`]: HTTP Basic and PBKDF2 password hashes.
+//! * [`password_cache`]: successful password checks, remembered (bounded, with a TTL).
 //! * [`limits`]: limits on failed password checks per client address and account.
 //! * [`peer`]: TLS connection facts and client-certificate validation.
 //! * [`csrattrs`]: the csrattrs answer derived from the profile.
@@ -18,6 +19,7 @@ pub mod http;
 pub mod limits;
 pub mod operation;
 pub mod password;
+pub mod password_cache;
 pub mod peer;
 pub mod service;
 

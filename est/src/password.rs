@@ -150,8 +150,8 @@ fn check_iterations(i: u32) -> Result<NonZeroU32> {
 pub struct BasicCredentials {
     /// User name.
     pub username: String,
-    /// Password (never logged).
-    pub password: String,
+    /// Password (never logged; wiped when dropped).
+    pub password: zeroize::Zeroizing<String>,
 }
 
 impl std::fmt::Debug for BasicCredentials {
@@ -177,18 +177,21 @@ pub fn parse_basic(value: &[u8]) -> Result<Option<BasicCredentials>> {
     if !scheme.eq_ignore_ascii_case("basic") {
         return Ok(None);
     }
-    let raw = STANDARD
-        .decode(rest.trim())
-        .or_else(|_| STANDARD_NO_PAD.decode(rest.trim().trim_end_matches('=')))
-        .map_err(|_| Error::BadRequest("Basic credentials are not base64".into()))?;
-    let raw = String::from_utf8(raw)
+    // The decoded bytes hold the password: wiped when dropped.
+    let raw = zeroize::Zeroizing::new(
+        STANDARD
+            .decode(rest.trim())
+            .or_else(|_| STANDARD_NO_PAD.decode(rest.trim().trim_end_matches('=')))
+            .map_err(|_| Error::BadRequest("Basic credentials are not base64".into()))?,
+    );
+    let raw = std::str::from_utf8(&raw)
         .map_err(|_| Error::BadRequest("Basic credentials are not UTF-8".into()))?;
     let (user, pass) = raw
         .split_once(':')
         .ok_or_else(|| Error::BadRequest("Basic credentials lack ':'".into()))?;
     Ok(Some(BasicCredentials {
         username: user.to_string(),
-        password: pass.to_string(),
+        password: zeroize::Zeroizing::new(pass.to_string()),
     }))
 }
 
@@ -228,7 +231,7 @@ mod tests {
         let v = format!("Basic {}", STANDARD.encode("alice:pa:ss"));
         let c = parse_basic(v.as_bytes()).unwrap().unwrap();
         assert_eq!(c.username, "alice");
-        assert_eq!(c.password, "pa:ss");
+        assert_eq!(c.password.as_str(), "pa:ss");
         assert!(!format!("{c:?}").contains("pa:ss"));
         assert_eq!(parse_basic(b"Bearer x").unwrap(), None);
         assert!(parse_basic(b"Basic !!!").is_err());

@@ -14,6 +14,7 @@ use ca_core::{Authority, EnrollmentPolicy};
 use crate::config::{AuthMode, ChannelBinding, EndpointConfig, EstConfig};
 use crate::limits::PasswordLimiter;
 use crate::password::{BasicCredentials, PasswordHash, parse_basic};
+use crate::password_cache::PasswordCache;
 use crate::peer::{ClientIdentity, TlsInfo, validate_client};
 use crate::{Error, Result, encoding};
 
@@ -59,14 +60,25 @@ struct Endpoint {
     cfg: EndpointConfig,
     /// The enrollment policy ca-core applies to the endpoint's requests.
     policy: EnrollmentPolicy,
-    accounts: Vec<(String, PasswordHash)>,
+    accounts: Vec<BasicAccount>,
     /// What an unknown user name is checked against (as costly as the dearest account).
     decoy: Option<PasswordHash>,
+    /// The decoy's PHC string (what an unknown user name is looked up in the password
+    /// cache with; it never has an entry).
+    decoy_phc: String,
     extra_anchors: Vec<Vec<u8>>,
     /// Certificates accepted as registration authorities (`ra_certificates`), DER.
     ra_certs: Vec<Vec<u8>>,
     cacerts: Vec<u8>,
     csrattrs: Vec<u8>,
+}
+
+/// One HTTP Basic account of an endpoint.
+struct BasicAccount {
+    username: String,
+    hash: PasswordHash,
+    /// The hash in PHC string form: what a cached check was made against.
+    phc: String,
 }
 
 /// The EST service: every endpoint, over one authority.
@@ -75,6 +87,7 @@ pub struct EstService {
     endpoints: BTreeMap<String, Endpoint>,
     default_label: Option<String>,
     limiter: PasswordLimiter,
+    password_cache: PasswordCache,
 }
 
 impl std::fmt::Debug for EstService {
@@ -128,18 +141,26 @@ impl EstService {
             let accounts = ep
                 .accounts
                 .iter()
-                .map(|a| Ok((a.username.clone(), PasswordHash::parse(&a.password_hash)?)))
+                .map(|a| {
+                    let hash = PasswordHash::parse(&a.password_hash)?;
+                    Ok(BasicAccount {
+                        username: a.username.clone(),
+                        phc: hash.to_string(),
+                        hash,
+                    })
+                })
                 .collect::<Result<Vec<_>>>()?;
             // An unknown user costs one hash like the dearest known one; accounts with
             // different iteration counts can be told apart by timing, so say so.
             let decoy = accounts
                 .iter()
-                .map(|(_, h)| h)
+                .map(|a| &a.hash)
                 .max_by_key(|h| h.iterations())
                 .map(PasswordHash::decoy);
+            let decoy_phc = decoy.as_ref().map(|d| d.to_string()).unwrap_or_default();
             if accounts
                 .iter()
-                .any(|(_, h)| Some(h.iterations()) != decoy.as_ref().map(|d| d.iterations()))
+                .any(|a| Some(a.hash.iterations()) != decoy.as_ref().map(|d| d.iterations()))
             {
                 tracing::warn!(
                     endpoint = %label,
@@ -155,6 +176,7 @@ impl EstService {
                     policy: ep.policy(label),
                     accounts,
                     decoy,
+                    decoy_phc,
                     ra_certs,
                     extra_anchors: extra,
                     cacerts: encoding::certs_only(&chain),
@@ -167,6 +189,7 @@ impl EstService {
             endpoints,
             default_label: cfg.default_label().map(str::to_string),
             limiter: PasswordLimiter::new(cfg.password_limits.clone()),
+            password_cache: PasswordCache::new(cfg.password_cache.clone())?,
         })
     }
 
@@ -514,13 +537,37 @@ impl EstService {
                 retry_after: l.retry_after,
             });
         }
-        let found = ep.accounts.iter().find(|(u, _)| *u == creds.username);
-        // Hash even for an unknown user, so that timing does not tell which users exist.
+        let found = ep.accounts.iter().find(|a| a.username == creds.username);
+        let password = creds.password.as_bytes();
+        // A password PBKDF2 verified before for this account, against its current hash
+        // and within the TTL, is not hashed again (issue 13 item 3). The lookup runs for
+        // unknown user names too (with the decoy's hash string; they never have an
+        // entry), so that both take the same steps up to the full hash.
+        let tag = self.password_cache.tag(password);
+        let phc = found.map_or(ep.decoy_phc.as_str(), |a| a.phc.as_str());
+        let cached = self
+            .password_cache
+            .hit(&ep.label, &creds.username, phc, &tag, Instant::now());
+        // Otherwise hash, even for an unknown user, so that timing does not tell which
+        // users exist; a wrong password costs the full hash whatever the cache holds.
         let ok = match found {
-            Some((_, h)) => h.verify(creds.password.as_bytes()),
+            Some(_) if cached => true,
+            Some(a) => {
+                let ok = a.hash.verify(password);
+                if ok {
+                    self.password_cache.insert(
+                        &ep.label,
+                        &creds.username,
+                        &a.phc,
+                        &tag,
+                        Instant::now(),
+                    );
+                }
+                ok
+            }
             None => {
                 if let Some(d) = &ep.decoy {
-                    let _ = d.verify(creds.password.as_bytes());
+                    let _ = d.verify(password);
                 }
                 false
             }
@@ -709,5 +756,116 @@ mod tests {
         assert!(check_binding(ChannelBinding::Optional, Some("x"), &tls).is_err());
         assert!(check_binding(ChannelBinding::Off, Some("x"), &tls).is_ok());
         assert!(check_binding(ChannelBinding::Optional, Some(&good), &TlsInfo::default()).is_err());
+    }
+
+    /// A service with one HTTP Basic endpoint `basic` (account `alice`, password
+    /// `right`) over an in-memory authority, with these password limits.
+    fn basic_service(limits: crate::config::PasswordLimits) -> EstService {
+        let ca = ca_core::testing::TestCa::new();
+        let hash = PasswordHash::new(b"right", crate::password::MIN_ITERATIONS).unwrap();
+        let ep = EndpointConfig {
+            profile: "tls-server".into(),
+            auth: AuthMode::Basic,
+            accounts: vec![crate::config::Account {
+                username: "alice".into(),
+                password_hash: hash.to_string(),
+            }],
+            trust_privca: true,
+            client_ca_files: Vec::new(),
+            require_approval: false,
+            retry_after_seconds: 60,
+            server_keygen: true,
+            channel_binding: ChannelBinding::Optional,
+            ra_eku: false,
+            ra_certificates: Vec::new(),
+        };
+        let cfg = EstConfig {
+            default_endpoint: None,
+            endpoints: [("basic".to_string(), ep)].into(),
+            password_limits: limits,
+            password_cache: Default::default(),
+        };
+        EstService::new(&cfg, Path::new("."), ca.auth).unwrap()
+    }
+
+    fn creds(user: &str, password: &str) -> Option<BasicCredentials> {
+        Some(BasicCredentials {
+            username: user.into(),
+            password: zeroize::Zeroizing::new(password.into()),
+        })
+    }
+
+    const IP: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1));
+
+    #[test]
+    fn a_wrong_password_after_a_cached_good_one_is_refused() {
+        let svc = basic_service(Default::default());
+        let ep = svc.endpoint(Some("basic")).unwrap();
+        assert!(svc.password_cache.is_empty());
+        assert_eq!(
+            svc.check_basic(ep, creds("alice", "right"), IP).unwrap(),
+            "alice"
+        );
+        assert_eq!(svc.password_cache.len(), 1, "the success is remembered");
+        assert_eq!(
+            svc.check_basic(ep, creds("alice", "right"), IP).unwrap(),
+            "alice"
+        );
+        for wrong in ["wrong", "right ", "", "Right"] {
+            let e = svc.check_basic(ep, creds("alice", wrong), IP).unwrap_err();
+            assert!(
+                matches!(&e, Error::Unauthenticated(m) if m == "wrong user name or password"),
+                "{e:?}"
+            );
+        }
+        // Failures are not remembered, and the good entry stays.
+        assert_eq!(svc.password_cache.len(), 1);
+        assert_eq!(
+            svc.check_basic(ep, creds("alice", "right"), IP).unwrap(),
+            "alice"
+        );
+    }
+
+    #[test]
+    fn an_unknown_user_is_refused_like_a_wrong_password_and_never_cached() {
+        let svc = basic_service(Default::default());
+        let ep = svc.endpoint(Some("basic")).unwrap();
+        svc.check_basic(ep, creds("alice", "right"), IP).unwrap();
+        let wrong = svc.check_basic(ep, creds("alice", "x"), IP).unwrap_err();
+        // The unknown user presents alice's (cached) password, twice.
+        for _ in 0..2 {
+            let unknown = svc
+                .check_basic(ep, creds("mallory", "right"), IP)
+                .unwrap_err();
+            assert_eq!(format!("{unknown:?}"), format!("{wrong:?}"));
+        }
+        assert_eq!(svc.password_cache.len(), 1, "only alice's success is kept");
+    }
+
+    #[test]
+    fn failures_stay_limited_when_the_password_is_cached() {
+        let svc = basic_service(crate::config::PasswordLimits {
+            address_failures: 3,
+            ..Default::default()
+        });
+        let ep = svc.endpoint(Some("basic")).unwrap();
+        svc.check_basic(ep, creds("alice", "right"), IP).unwrap();
+        for _ in 0..3 {
+            assert!(matches!(
+                svc.check_basic(ep, creds("alice", "wrong"), IP),
+                Err(Error::Unauthenticated(_))
+            ));
+        }
+        // The limited address is refused before the cache is consulted, even with the
+        // right password.
+        assert!(matches!(
+            svc.check_basic(ep, creds("alice", "right"), IP),
+            Err(Error::RateLimited { .. })
+        ));
+        let other = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 99));
+        assert_eq!(
+            svc.check_basic(ep, creds("alice", "right"), other).unwrap(),
+            "alice"
+        );
     }
 }

@@ -14,6 +14,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+pub mod deferred;
 pub mod pkcs11;
 pub mod probe;
 pub mod public;
@@ -22,6 +23,7 @@ pub mod soft;
 mod error;
 mod secret;
 
+pub use deferred::DeferredKey;
 pub use error::Error;
 pub use public::{rsa_modulus_bits, spki_algorithm, verify, verify_received};
 pub use secret::{Secret, SecretSource, check_private_file, ct_eq, read_private_file};

@@ -401,6 +401,25 @@ impl Config {
         )?;
         Ok((auth, keys))
     }
+
+    /// Opens store and keys and loads the authority without opening (decrypting) any
+    /// key until it is used ([`ca_core::Authority::load_deferred`]): what offline CLI
+    /// commands use, so that a read-only `privca show` or `list` does not spend a PBKDF2
+    /// per CA key (issue 13 item 6). A wrong key passphrase is reported by the command
+    /// that signs. `serve` and `config check` load keys up front
+    /// ([`Config::load_authority_and_keys`]).
+    pub fn load_authority_deferred(&self) -> Result<ca_core::Authority, Error> {
+        let store = self.open_store()?;
+        let keys = self.open_keys()?;
+        Ok(ca_core::Authority::load_deferred(
+            &self.ca,
+            &self.profiles,
+            &self.base_dir,
+            keys,
+            store,
+            Arc::new(ca_core::SystemClock),
+        )?)
+    }
 }
 
 #[cfg(test)]
@@ -493,6 +512,10 @@ mod tests {
         assert_eq!(
             cfg.est.password_limits,
             est::config::PasswordLimits::default()
+        );
+        assert_eq!(
+            cfg.est.password_cache,
+            est::config::PasswordCacheConfig::default()
         );
         assert_eq!(cfg.server.tls.as_ref().map(|t| t.listen.port()), Some(8443));
     }

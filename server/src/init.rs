@@ -828,6 +828,9 @@ ra_key = "issuing-ra"
 # account_failures = 30     # ... or for one account, within the window: then 429
 # window_seconds = 300
 # max_entries = 10000
+# [est.password_cache]
+# max_entries = 1000        # successful password checks remembered (0: off) ...
+# ttl_seconds = 300         # ... for this long; wrong passwords always run the full hash
 "#
     )
 }

@@ -23,6 +23,30 @@ struct Est {
     tls_port: u16,
 }
 
+/// A PBKDF2 hash (10,000 iterations) of `password` from `privca est hash-password`, the
+/// password on stdin.
+fn hash_password(ca: &TestCa, password: &str) -> String {
+    let mut child = ca
+        .cmd()
+        .args(["est", "hash-password", "--iterations", "10000"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("hash-password");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(format!("{password}\n").as_bytes())
+        .expect("write password");
+    let out = child.wait_with_output().expect("hash-password output");
+    assert!(out.status.success());
+    let hash = String::from_utf8(out.stdout).expect("utf-8");
+    let hash = hash.trim().to_string();
+    assert!(hash.starts_with("$pbkdf2-sha256$i=10000$"), "{hash}");
+    hash
+}
+
 /// One curl call: returns (status, headers, body).
 struct Reply {
     status: u16,
@@ -72,25 +96,8 @@ impl Est {
             .arg(&mfg_key)
             .arg("-out")
             .arg(&mfg_crt));
-        // The password hash comes from the CLI, password on stdin.
-        let mut child = ca
-            .cmd()
-            .args(["est", "hash-password", "--iterations", "10000"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("hash-password");
-        child
-            .stdin
-            .take()
-            .expect("stdin")
-            .write_all(format!("{PASSWORD}\n").as_bytes())
-            .expect("write password");
-        let out = child.wait_with_output().expect("hash-password output");
-        assert!(out.status.success());
-        let hash = String::from_utf8(out.stdout).expect("utf-8");
-        let hash = hash.trim();
-        assert!(hash.starts_with("$pbkdf2-sha256$i=10000$"), "{hash}");
+        let hash = hash_password(&ca, PASSWORD);
+        let hash = hash.as_str();
         let cfg = ca.config();
         let mut text = std::fs::read_to_string(&cfg).expect("config");
         text = text
@@ -242,6 +249,7 @@ fn subject_of(pem: &Path) -> String {
         .arg(pem))
 }
 
+#[track_caller]
 fn assert_refused(r: &Reply, status: u16, reason: &str) {
     let body = String::from_utf8_lossy(&r.body);
     assert_eq!(r.status, status, "headers: {}\nbody: {body}", r.headers);
@@ -1499,4 +1507,62 @@ fn serverkeygen_recipe_in_the_docs_works() {
             .permissions(),
     );
     assert_eq!(mode & 0o077, 0, "key.pem mode {mode:o}");
+}
+
+/// Issue 13 item 3: successful HTTP Basic checks are cached; with curl against the real
+/// server, the right password keeps working on repeated enrollments, a wrong one after
+/// cached good ones is refused with 401 (and the right one still works after it), an
+/// unknown user presenting the cached password is refused like a wrong password, and
+/// after the account's password is changed (new hash in the configuration, server
+/// restarted) the old password is refused and the new one accepted. No password shows
+/// in the log.
+#[test]
+fn cached_password_checks_refuse_wrong_and_changed_passwords() {
+    if !interop_enabled("cached_password_checks_refuse_wrong_and_changed_passwords") {
+        return;
+    }
+    let mut est =
+        Est::start_with(|_| "\n[est.password_cache]\nmax_entries = 16\nttl_seconds = 600\n".into());
+    let (_, req) = csr(&est.ca, "cached", "/CN=cached-client", None);
+    let good = format!("alice:{PASSWORD}");
+    let enroll =
+        |est: &Est, user: &str| est.curl("basic/simpleenroll", &["--user", user], Some(&req));
+
+    for _ in 0..3 {
+        let r = enroll(&est, &good);
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    }
+    for wrong in ["alice:wrong", "alice:correct horse battery stapl", "alice:"] {
+        assert_refused(&enroll(&est, wrong), 401, "wrong user name or password");
+    }
+    assert_refused(
+        &enroll(&est, &format!("mallory:{PASSWORD}")),
+        401,
+        "wrong user name or password",
+    );
+    assert_eq!(enroll(&est, &good).status, 200);
+    let log = est.ca.server_log();
+    assert!(!log.contains(PASSWORD) && !log.contains("stapl"), "{log}");
+
+    // A new password for alice: the configuration gets its hash, the server restarts.
+    let new_password = "a new password for alice";
+    let new_hash = hash_password(&est.ca, new_password);
+    let cfg = est.ca.config();
+    let text = std::fs::read_to_string(&cfg).expect("config");
+    let old_hash = text
+        .lines()
+        .filter(|l| l.contains("username = \"alice\""))
+        .find_map(|l| l.split("password_hash = \"").nth(1))
+        .and_then(|rest| rest.split('"').next())
+        .expect("alice's hash")
+        .to_string();
+    assert!(old_hash.starts_with("$pbkdf2-sha256$"), "{old_hash}");
+    std::fs::write(&cfg, text.replace(&old_hash, &new_hash)).expect("write config");
+    est.ca.stop();
+    est.ca.start();
+    assert_refused(&enroll(&est, &good), 401, "wrong user name or password");
+    let r = enroll(&est, &format!("alice:{new_password}"));
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(enroll(&est, &format!("alice:{new_password}")).status, 200);
+    assert_refused(&enroll(&est, &good), 401, "wrong user name or password");
 }

@@ -333,3 +333,64 @@ fn loose_secret_files_and_configurations_are_refused_naming_the_file() {
     );
     assert!(out.contains("empty-ca.pem"), "{out}");
 }
+
+/// Issue 13 item 6: offline commands open a key only when they use it. With a wrong key
+/// passphrase, `show` and `list` (which sign nothing) work; `issue` fails naming the key
+/// file and the wrong passphrase, and writes no certificate; `config check` and `serve`
+/// still decrypt every key up front and refuse at once.
+#[test]
+fn offline_commands_decrypt_keys_only_when_they_sign() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let listen = format!("127.0.0.1:{}", free_port());
+    let (data, _) = init(tmp.path(), &["--listen", &listen]);
+    let config = data.join("privca.toml");
+    let cli = |args: &[&str]| {
+        let mut c = Command::new(BIN);
+        c.arg("--config").arg(&config).args(args);
+        c
+    };
+    let out = ok(cli(&[
+        "issue",
+        "--profile",
+        "tls-server",
+        "--generate-key",
+        "--dns",
+        "a.example",
+        "--out",
+    ])
+    .arg(tmp.path().join("a")));
+    let serial = out
+        .split_whitespace()
+        .skip_while(|w| *w != "serial")
+        .nth(1)
+        .expect("serial in the output")
+        .to_string();
+    let listed = ok(&mut cli(&["list"]));
+
+    privca_tests::write_secret(&data.join("keys/passphrase"), "not the passphrase\n");
+    let shown = ok(&mut cli(&["show", &serial]));
+    assert!(shown.contains("CN=a.example"), "{shown}");
+    assert_eq!(ok(&mut cli(&["list"])), listed);
+    let err = fails(
+        cli(&[
+            "issue",
+            "--profile",
+            "tls-server",
+            "--generate-key",
+            "--dns",
+            "b.example",
+            "--out",
+        ])
+        .arg(tmp.path().join("b")),
+    );
+    assert!(
+        err.contains("keys/issuing.key") && err.contains("wrong passphrase"),
+        "{err}"
+    );
+    assert!(!tmp.path().join("b.crt").exists());
+    assert_eq!(ok(&mut cli(&["list"])), listed, "nothing was issued");
+    let err = fails(&mut cli(&["config", "check"]));
+    assert!(err.contains("wrong passphrase"), "{err}");
+    let log = serve_refuses(&config);
+    assert!(log.contains("wrong passphrase"), "{log}");
+}

@@ -225,8 +225,12 @@ pub(crate) fn cert_facts(der_bytes: &[u8]) -> Result<CertFacts> {
     })
 }
 
+/// How [`Authority::load_with`] gets the key of a label, given the DER certificate it
+/// belongs to.
+type OpenKey<'a> = dyn Fn(&str, &[u8]) -> Result<Arc<dyn PrivateKey>> + 'a;
+
 fn load_key_with_cert(
-    keys: &dyn KeyStore,
+    open: &OpenKey<'_>,
     data_dir: &Path,
     cert: &Option<std::path::PathBuf>,
     key: &Option<String>,
@@ -237,7 +241,7 @@ fn load_key_with_cert(
         (None, None) => Ok(None),
         (Some(c), Some(k)) => {
             let cert_der = read_cert_file(&data_dir.join(c))?;
-            let key = keys.open(k)?;
+            let key = open(k, &cert_der)?;
             if cert_facts(&cert_der)?.spki_der != key.public_key_der() {
                 return Err(Error::Config(format!(
                     "authority {ca}: the {what} certificate does not match key {k:?}"
@@ -308,12 +312,47 @@ impl Authority {
         store: Arc<dyn Store>,
         clock: Arc<dyn Clock>,
     ) -> Result<Authority> {
+        let open = |label: &str, _cert_der: &[u8]| Ok(keys.open(label)?);
+        Authority::load_with(config, profiles, data_dir, &open, store, clock)
+    }
+
+    /// [`Authority::load`], but no key is opened (for software keys: decrypted) until
+    /// its first private-key operation ([`hsm::DeferredKey`]): each key's public key is
+    /// taken from its certificate, and the key must match it when it is opened. For
+    /// offline commands that may not sign at all (`privca show`, `list`); a wrong key
+    /// passphrase is then reported by the operation that needs the key. `privca serve`
+    /// and `privca config check` use [`Authority::load`], so that it is found at start.
+    pub fn load_deferred(
+        config: &CaConfig,
+        profiles: &BTreeMap<String, ProfileConfig>,
+        data_dir: &Path,
+        keys: Arc<dyn KeyStore>,
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Authority> {
+        let open = |label: &str, cert_der: &[u8]| -> Result<Arc<dyn PrivateKey>> {
+            let spki = cert_facts(cert_der)?.spki_der;
+            Ok(Arc::new(hsm::DeferredKey::new(keys.clone(), label, &spki)?))
+        };
+        Authority::load_with(config, profiles, data_dir, &open, store, clock)
+    }
+
+    /// The body of [`Authority::load`] and [`Authority::load_deferred`]: `open` gives
+    /// the key of a label, given the certificate it belongs to.
+    fn load_with(
+        config: &CaConfig,
+        profiles: &BTreeMap<String, ProfileConfig>,
+        data_dir: &Path,
+        open: &OpenKey<'_>,
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Authority> {
         let mut entities = Vec::new();
         for ac in &config.authorities {
             let cert_der = read_cert_file(&data_dir.join(&ac.certificate))?;
-            let key = keys.open(&ac.key)?;
+            let key = open(&ac.key, &cert_der)?;
             let ocsp = load_key_with_cert(
-                keys,
+                open,
                 data_dir,
                 &ac.ocsp_certificate,
                 &ac.ocsp_key,
@@ -321,7 +360,7 @@ impl Authority {
                 &ac.name,
             )?;
             let ra = load_key_with_cert(
-                keys,
+                open,
                 data_dir,
                 &ac.ra_certificate,
                 &ac.ra_key,

@@ -22,9 +22,10 @@ pub(super) enum Connection {
 }
 
 /// Opens the database, or, when a running server holds it, connects to that server's
-/// admin API on its configured listener with the configured admin token.
+/// admin API on its configured listener with the configured admin token. Keys are
+/// opened only when the command uses them ([`Config::load_authority_deferred`]).
 pub(super) fn connect(cfg: &Config) -> Result<Connection, Error> {
-    match cfg.load_authority() {
+    match cfg.load_authority_deferred() {
         Ok(a) => Ok(Connection::Local(Box::new(a))),
         Err(e) if e.is_store_locked() => {
             let token = cfg.secret(&cfg.server.admin_token).load()?;
