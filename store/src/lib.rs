@@ -121,8 +121,8 @@ pub struct CertRecord {
     /// Set when `status` is `Revoked`.
     pub revocation: Option<Revocation>,
     /// SHA-256 of the certificate's SubjectPublicKeyInfo DER: the key of the index
-    /// [`Store::certs_by_spki`] reads. Empty in records written before the index existed
-    /// (they are not in it).
+    /// [`Store::certs_by_spki`] reads. Empty in records written before the index existed,
+    /// until [`Store::index_missing_keys`] fills it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub spki_sha256: Vec<u8>,
     /// The certificate, DER.
@@ -431,6 +431,14 @@ pub trait Store: Send + Sync {
     /// Every certificate whose [`CertRecord::spki_sha256`] is `spki_sha256`, in serial
     /// order, read through the key index (no scan of all certificates).
     fn certs_by_spki(&self, spki_sha256: &[u8]) -> Result<Vec<CertRecord>>;
+
+    /// Puts into the key index every certificate recorded before the index existed (whose
+    /// [`CertRecord::spki_sha256`] is empty), with the hash `hash_of` computes from its DER
+    /// (`None` leaves a record out). Runs once per database: afterwards the database is
+    /// marked complete and the call returns at once. Returns how many records were indexed.
+    /// [`Store::certs_by_spki`] callers run it first, so that a revocation by key finds
+    /// certificates of every age.
+    fn index_missing_keys(&self, hash_of: &dyn Fn(&[u8]) -> Option<Vec<u8>>) -> Result<usize>;
 
     /// Calls `each` for every revoked certificate of `issuer` (for CRLs), in serial order.
     fn for_each_revoked(

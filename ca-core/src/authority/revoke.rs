@@ -216,7 +216,13 @@ impl Authority {
     ) -> Result<Vec<CertRecord>> {
         let hash = asn1::spki_sha256(spki_der);
         let subject = format!("key:{}", hex::encode(&hash));
-        let targets = match self.store.certs_by_spki(&hash) {
+        // Certificates recorded before the key index existed are indexed first (once per
+        // database), so that no certificate with this key is missed.
+        let indexed = self
+            .store
+            .index_missing_keys(&|der| asn1::cert_spki_sha256(der).ok())
+            .and_then(|_| self.store.certs_by_spki(&hash));
+        let targets = match indexed {
             Ok(found) => found
                 .into_iter()
                 .filter(|r| match r.revocation {

@@ -412,6 +412,33 @@ impl Store for RedbStore {
         read::certs_by_spki(&self.read()?, spki_sha256)
     }
 
+    fn index_missing_keys(&self, hash_of: &dyn Fn(&[u8]) -> Option<Vec<u8>>) -> Result<usize> {
+        /// Records read and indexed per commit.
+        const BATCH: usize = 1000;
+        if read::key_index_complete(&self.read()?)? {
+            return Ok(0);
+        }
+        let mut indexed = 0;
+        let mut after: Option<Vec<u8>> = None;
+        loop {
+            let batch = read::certs_without_key_hash(&self.read()?, after.as_deref(), BATCH)?;
+            let complete = batch.len() < BATCH;
+            after = batch.last().map(|(serial, _)| serial.clone());
+            let entries: Vec<(Vec<u8>, Vec<u8>)> = batch
+                .into_iter()
+                .filter_map(|(serial, der)| hash_of(&der).map(|hash| (serial, hash)))
+                .collect();
+            indexed += entries.len();
+            match self.submit(Op::IndexKeys { entries, complete })? {
+                Reply::Done => {}
+                other => return Err(unexpected(other)),
+            }
+            if complete {
+                return Ok(indexed);
+            }
+        }
+    }
+
     fn for_each_revoked(
         &self,
         issuer: &str,

@@ -188,6 +188,51 @@ pub(super) fn blocked_key(txn: &ReadTransaction, hash: &[u8]) -> Result<Option<B
     }
 }
 
+/// Whether every record is in the key index (see [`super::schema::KEY_INDEX_KEY`]).
+pub(super) fn key_index_complete(txn: &ReadTransaction) -> Result<bool> {
+    let err = "reading the schema";
+    let meta = txn.open_table(META).ctx(err)?;
+    Ok(meta
+        .get(KEY_INDEX_KEY)
+        .ctx(err)?
+        .is_some_and(|g| g.value() == 1))
+}
+
+/// Up to `limit` records after serial `after` (in key order) that have no key hash, with
+/// their DER.
+pub(super) fn certs_without_key_hash(
+    txn: &ReadTransaction,
+    after: Option<&[u8]>,
+    limit: usize,
+) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+    use std::ops::Bound;
+    let err = "reading certificates for the key index";
+    let certs = txn.open_table(CERTS).ctx(err)?;
+    let ders = txn.open_table(CERT_DER).ctx(err)?;
+    let range = match after {
+        Some(a) => certs.range::<&[u8]>((Bound::Excluded(a), Bound::Unbounded)),
+        None => certs.range::<&[u8]>(..),
+    }
+    .ctx(err)?;
+    let mut out = Vec::new();
+    for item in range {
+        let (serial, meta) = item.ctx(err)?;
+        let record: CertRecord = decode("certificate record", meta.value())?;
+        if record.spki_sha256.is_empty() {
+            let der = ders
+                .get(serial.value())
+                .ctx(err)?
+                .map(|g| g.value().to_vec())
+                .unwrap_or_default();
+            out.push((serial.value().to_vec(), der));
+        }
+        if out.len() >= limit {
+            break;
+        }
+    }
+    Ok(out)
+}
+
 pub(super) fn certs_by_spki(txn: &ReadTransaction, hash: &[u8]) -> Result<Vec<CertRecord>> {
     let err = "reading the key index";
     let index = txn.open_table(SPKI_INDEX).ctx(err)?;

@@ -10,6 +10,9 @@ use crate::{AuditEntry, Error, Result, UnixTime};
 /// The schema version this code writes and understands.
 pub(super) const SCHEMA_VERSION: u64 = 1;
 pub(super) const SCHEMA_KEY: &str = "schema_version";
+/// Set (to 1) once every certificate record is in the key index: at creation for a new
+/// database, after [`crate::Store::index_missing_keys`] for one written before the index.
+pub(super) const KEY_INDEX_KEY: &str = "key_index_complete";
 /// Key of the `probe` table's only entry (see [`Writer::probe`]).
 pub(super) const PROBE_KEY: &str = "headroom";
 /// What [`Writer::probe`] writes: a store that cannot take this much more is unavailable.
@@ -136,6 +139,8 @@ pub(super) fn init_schema(db: &Database) -> Result<()> {
             Some(_) => {}
             None => {
                 meta.insert(SCHEMA_KEY, SCHEMA_VERSION).ctx(err)?;
+                // A new database: every record it will hold is indexed when written.
+                meta.insert(KEY_INDEX_KEY, 1).ctx(err)?;
             }
         }
     }
@@ -186,6 +191,7 @@ pub(super) struct Tables<'t> {
     pub(super) blocked_keys: Table<'t, &'static [u8], &'static [u8]>,
     pub(super) spki_index: Table<'t, (&'static [u8], &'static [u8]), ()>,
     pub(super) invalidity: Table<'t, (&'static str, &'static [u8]), i64>,
+    pub(super) meta: Table<'t, &'static str, u64>,
 }
 
 impl<'t> Tables<'t> {
@@ -208,6 +214,7 @@ impl<'t> Tables<'t> {
             blocked_keys: txn.open_table(BLOCKED_KEYS)?,
             spki_index: txn.open_table(SPKI_INDEX)?,
             invalidity: txn.open_table(INVALIDITY)?,
+            meta: txn.open_table(META)?,
         })
     }
 }

@@ -515,3 +515,55 @@ fn a_crash_at_any_write_of_a_bound_issuance_leaves_all_or_nothing() {
     );
     assert!(partial.contains(&(true, false, false, true)), "{partial:?}");
 }
+
+/// A database written before the key index existed: its records have no key hash and it is
+/// not marked complete. `index_missing_keys` indexes them once, in batches, and then the
+/// database is marked so that the next call does nothing.
+#[test]
+fn records_from_before_the_key_index_are_indexed_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("old.redb");
+    let store = RedbStore::open(&path, StoreOptions::default()).unwrap();
+    // 1,500 records without a key hash: more than one batch.
+    let records: Vec<CertRecord> = (0u16..1500)
+        .map(|i| {
+            let mut r = record(&[1, (i >> 8) as u8, i as u8], "ca");
+            r.der = vec![0x30, 0x01, (i % 3) as u8];
+            r
+        })
+        .collect();
+    store
+        .import_certificates(&records, &event("import", "old"))
+        .unwrap();
+    drop(store);
+    // As an older privca left it: no completeness mark.
+    {
+        let db = redb::Database::open(&path).unwrap();
+        let txn = db.begin_write().unwrap();
+        txn.open_table(META).unwrap().remove(KEY_INDEX_KEY).unwrap();
+        txn.commit().unwrap();
+    }
+    let store = RedbStore::open(&path, StoreOptions::default()).unwrap();
+    // The "hash" of a DER here is 32 copies of its last octet: three distinct keys.
+    let hash_of = |der: &[u8]| der.last().map(|b| vec![*b; 32]);
+    assert!(store.certs_by_spki(&[0; 32]).unwrap().is_empty());
+    assert_eq!(store.index_missing_keys(&hash_of).unwrap(), 1500);
+    assert_eq!(store.certs_by_spki(&[0; 32]).unwrap().len(), 500);
+    assert_eq!(store.certs_by_spki(&[2; 32]).unwrap().len(), 500);
+    assert!(
+        store
+            .certs_by_spki(&[1; 32])
+            .unwrap()
+            .iter()
+            .all(|r| r.spki_sha256 == vec![1; 32] && !r.der.is_empty())
+    );
+    // Marked complete: nothing more to do, even with another hash function.
+    assert_eq!(store.index_missing_keys(&|_| Some(vec![9; 32])).unwrap(), 0);
+    assert!(store.certs_by_spki(&[9; 32]).unwrap().is_empty());
+    // A new database is complete from the start.
+    let fresh = RedbStore::in_memory().unwrap();
+    fresh
+        .import_certificates(&[record(&[7], "ca")], &event("import", "new"))
+        .unwrap();
+    assert_eq!(fresh.index_missing_keys(&hash_of).unwrap(), 0);
+}

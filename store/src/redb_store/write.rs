@@ -28,6 +28,7 @@ pub(super) fn apply(t: &mut Tables<'_>, tip: &mut AuditTip, op: Op) -> Result<Re
             audit,
         } => revoke(t, tip, serial, revocation, block_key, audit),
         Op::ReleaseHold { serial, audit } => release_hold(t, tip, serial, audit),
+        Op::IndexKeys { entries, complete } => index_keys(t, entries, complete),
         Op::NextCrlNumber { issuer } => next_crl_number(t, issuer),
         Op::PutCrl { issuer, crl, audit } => put_crl(t, tip, issuer, crl, audit),
         Op::AppendAudit { event } => append_audit(t, tip, event),
@@ -326,6 +327,36 @@ fn release_hold(
     append_entry(t, tip, entry, &entry_json)?;
     record.der = der;
     Ok(Reply::Record(Box::new(record)))
+}
+
+/// [`crate::Store::index_missing_keys`]: one batch of key-index entries for records that
+/// have none; records that gained one meanwhile are left as they are.
+fn index_keys(
+    t: &mut Tables<'_>,
+    entries: Vec<(Vec<u8>, Vec<u8>)>,
+    complete: bool,
+) -> Result<Reply, ApplyError> {
+    for (serial, hash) in entries {
+        check_spki_hash(&hash).refuse()?;
+        let mut record: CertRecord = match t.certs.get(serial.as_slice()).fatal()? {
+            Some(guard) => decode("certificate record", guard.value()).refuse()?,
+            None => continue,
+        };
+        if !record.spki_sha256.is_empty() {
+            continue;
+        }
+        record.spki_sha256 = hash;
+        record.der = Vec::new();
+        let meta = encode(&record).refuse()?;
+        t.certs.insert(serial.as_slice(), meta.as_slice()).fatal()?;
+        t.spki_index
+            .insert((record.spki_sha256.as_slice(), serial.as_slice()), ())
+            .fatal()?;
+    }
+    if complete {
+        t.meta.insert(KEY_INDEX_KEY, 1).fatal()?;
+    }
+    Ok(Reply::Done)
 }
 
 /// [`crate::Store::next_crl_number`]: allocates the next cRLNumber (RFC 5280 §5.2.3).

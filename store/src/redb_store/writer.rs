@@ -61,6 +61,12 @@ pub(super) enum Op {
         records: Vec<CertRecord>,
         audit: AuditEvent,
     },
+    /// Key-index entries (serial, SPKI SHA-256) for records written before the index;
+    /// `complete` marks the database as fully indexed in the same commit.
+    IndexKeys {
+        entries: Vec<(Vec<u8>, Vec<u8>)>,
+        complete: bool,
+    },
     PutChallenge {
         challenge: Box<OneTimeChallenge>,
         audit: AuditEvent,
