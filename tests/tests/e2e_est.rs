@@ -854,7 +854,9 @@ accounts = [{ username = "alice", password_hash = "@HASH@" }]
         "-addext",
         "subjectAltName=otherName:1.3.6.1.4.1.311.20.2.3;IA5STRING:u@example.com",
     ];
-    let cases: [Case; 10] = [
+    // Two "@": accepted before the mailbox check followed RFC 5321's Dot-string.
+    let bad_mail = ["-addext", "subjectAltName=email:bad@@x.example"];
+    let cases: [Case; 11] = [
         (
             "evil",
             "/CN=www.evil.com",
@@ -915,6 +917,14 @@ accounts = [{ username = "alice", password_hash = "@HASH@" }]
             "corp",
             400,
             "UPN (a UTF8String)",
+        ),
+        (
+            "mail",
+            "/CN=m",
+            &bad_mail,
+            "dev",
+            400,
+            "more than one \"@\"",
         ),
     ];
     for (name, subj, extra, endpoint, status, reason) in cases {

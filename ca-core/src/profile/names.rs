@@ -16,13 +16,35 @@ pub(crate) fn same_mailbox(a: &str, b: &str) -> bool {
     }
 }
 
-/// Checks rfc822Name syntax: `local@domain`, printable ASCII without spaces in the local
-/// part (RFC 5280 §4.2.1.6: an IA5String Mailbox of RFC 5321 §4.1.2), a DNS domain.
+/// The longest local part of a mailbox (RFC 5321 §4.5.3.1.1).
+const MAX_LOCAL_PART: usize = 64;
+
+/// `atext` of RFC 5322 §3.2.3: the characters of an unquoted local-part atom.
+fn is_atext(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-/=?^_`{|}~".contains(&b)
+}
+
+/// Checks rfc822Name syntax (RFC 5280 §4.2.1.6: an IA5String Mailbox of RFC 5321
+/// §4.1.2): `local@domain` with exactly one `@`, the local part a Dot-string (atoms of
+/// `atext` joined by single dots, at most 64 octets), the domain a DNS name. Quoted local
+/// parts (`"a b"@example.com`), which no device or mail client here needs, are refused
+/// with the rest.
 pub(crate) fn check_mailbox_syntax(addr: &str) -> Result<()> {
-    let bad = || Error::BadRequest(format!("{addr:?} is not an email address"));
-    let (local, domain) = addr.rsplit_once('@').ok_or_else(bad)?;
-    if local.is_empty() || !local.bytes().all(|b| b.is_ascii_graphic()) {
-        return Err(bad());
+    let bad = |why: &str| Error::BadRequest(format!("{addr:?} is not an email address: {why}"));
+    let (local, domain) = addr.split_once('@').ok_or_else(|| bad("it has no \"@\""))?;
+    if domain.contains('@') {
+        return Err(bad("it has more than one \"@\""));
+    }
+    if local.is_empty() || local.len() > MAX_LOCAL_PART {
+        return Err(bad("the local part must be 1 to 64 characters"));
+    }
+    if !local
+        .split('.')
+        .all(|atom| !atom.is_empty() && atom.bytes().all(is_atext))
+    {
+        return Err(bad(
+            "the local part must be dot-separated letters, digits and !#$%&'*+-/=?^_`{|}~",
+        ));
     }
     check_dns_syntax(&domain.to_ascii_lowercase(), false)
 }

@@ -300,3 +300,37 @@ fn other_name_profile_settings_are_validated() {
         assert!(Profile::from_config("x", cfg, "i").is_err(), "{field}");
     }
 }
+
+/// rfc822Name syntax (RFC 5321 §4.1.2 Mailbox, RFC 5322 §3.2.3 atext): the addresses
+/// devices and mail clients use pass; two "@", empty or doubled dots, spaces, quoted
+/// local parts and over-long local parts are refused.
+#[test]
+fn mailbox_syntax() {
+    for ok in [
+        "a@example.com",
+        "first.last+tag@sub.example.com",
+        "o'neil@example.com",
+        "x_y-z@example.com",
+        "UPPER@EXAMPLE.COM",
+    ] {
+        assert!(names::check_mailbox_syntax(ok).is_ok(), "{ok}");
+    }
+    let long = format!("{}@example.com", "a".repeat(65));
+    for (bad, why) in [
+        ("bad@@x.example", "more than one"),
+        ("a@b@example.com", "more than one"),
+        ("@example.com", "1 to 64"),
+        (long.as_str(), "1 to 64"),
+        (".a@example.com", "dot-separated"),
+        ("a.@example.com", "dot-separated"),
+        ("a..b@example.com", "dot-separated"),
+        ("\"a b\"@example.com", "dot-separated"),
+        ("a(b)@example.com", "dot-separated"),
+        ("noat.example.com", "no \"@\""),
+        ("a@", "DNS name"),
+        ("a@exa_mple.com", "DNS name"),
+    ] {
+        let e = names::check_mailbox_syntax(bad).expect_err(bad).to_string();
+        assert!(e.contains(why), "{bad}: {e}");
+    }
+}
