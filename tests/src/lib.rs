@@ -221,6 +221,33 @@ impl TestCa {
         std::fs::write(&path, chain).expect("chain");
         path
     }
+
+    /// A PBKDF2 hash (10,000 iterations) of `password` from `privca est hash-password`,
+    /// the password on stdin (never on a command line).
+    pub fn est_password_hash(&self, password: &str) -> String {
+        use std::io::Write as _;
+        let mut child = self
+            .cmd()
+            .args(["est", "hash-password", "--iterations", "10000"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("hash-password");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(format!("{password}\n").as_bytes())
+            .expect("write password");
+        let out = child.wait_with_output().expect("hash-password output");
+        assert!(out.status.success());
+        let hash = String::from_utf8(out.stdout)
+            .expect("utf-8")
+            .trim()
+            .to_string();
+        assert!(hash.starts_with("$pbkdf2-sha256$i=10000$"), "{hash}");
+        hash
+    }
 }
 
 impl Drop for TestCa {

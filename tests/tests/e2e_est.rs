@@ -23,30 +23,6 @@ struct Est {
     tls_port: u16,
 }
 
-/// A PBKDF2 hash (10,000 iterations) of `password` from `privca est hash-password`, the
-/// password on stdin.
-fn hash_password(ca: &TestCa, password: &str) -> String {
-    let mut child = ca
-        .cmd()
-        .args(["est", "hash-password", "--iterations", "10000"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("hash-password");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(format!("{password}\n").as_bytes())
-        .expect("write password");
-    let out = child.wait_with_output().expect("hash-password output");
-    assert!(out.status.success());
-    let hash = String::from_utf8(out.stdout).expect("utf-8");
-    let hash = hash.trim().to_string();
-    assert!(hash.starts_with("$pbkdf2-sha256$i=10000$"), "{hash}");
-    hash
-}
-
 /// One curl call: returns (status, headers, body).
 struct Reply {
     status: u16,
@@ -96,7 +72,7 @@ impl Est {
             .arg(&mfg_key)
             .arg("-out")
             .arg(&mfg_crt));
-        let hash = hash_password(&ca, PASSWORD);
+        let hash = ca.est_password_hash(PASSWORD);
         let hash = hash.as_str();
         let cfg = ca.config();
         let mut text = std::fs::read_to_string(&cfg).expect("config");
@@ -1556,7 +1532,7 @@ fn cached_password_checks_refuse_wrong_and_changed_passwords() {
 
     // A new password for alice: the configuration gets its hash, the server restarts.
     let new_password = "a new password for alice";
-    let new_hash = hash_password(&est.ca, new_password);
+    let new_hash = est.ca.est_password_hash(new_password);
     let cfg = est.ca.config();
     let text = std::fs::read_to_string(&cfg).expect("config");
     let old_hash = text

@@ -4,9 +4,8 @@
 //! `openssl ocsp` shows revoked/certificateHold, then good after `privca release`.
 //! Runs when `PRIVCA_INTEROP=1`.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use privca_tests::output_text as text;
 use privca_tests::{TestCa, fails, free_port, interop_enabled, ok, openssl, run, scepclient};
@@ -71,29 +70,6 @@ fn serial_of(cert: &Path) -> String {
     .to_string()
 }
 
-/// An EST password hash made by the CLI (password on stdin).
-fn password_hash(ca: &TestCa) -> String {
-    let mut child = ca
-        .cmd()
-        .args(["est", "hash-password", "--iterations", "10000"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("hash-password");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(format!("{PASSWORD}\n").as_bytes())
-        .expect("write password");
-    let out = child.wait_with_output().expect("hash-password output");
-    assert!(out.status.success());
-    String::from_utf8(out.stdout)
-        .expect("utf-8")
-        .trim()
-        .to_string()
-}
-
 /// A PEM CSR for `subj` signed by the existing key `key`.
 fn csr_with_key(ca: &TestCa, name: &str, subj: &str, key: &Path) -> PathBuf {
     let out = ca.path(&format!("{name}.csr.pem"));
@@ -145,7 +121,7 @@ fn a_compromised_key_is_refused_over_scep_est_and_the_cli() {
     );
     ca.write_chain_pem();
     privca_tests::write_secret(&ca.data.join("scep.secret"), "s3cret\n");
-    let hash = password_hash(&ca);
+    let hash = ca.est_password_hash(PASSWORD);
     let mut cfg = std::fs::read_to_string(ca.config()).expect("config");
     cfg.push_str(SCEP);
     cfg.push_str(&privca_tests::est_basic_endpoints(&hash));
