@@ -259,6 +259,16 @@ impl Drop for TestCa {
     }
 }
 
+/// The serial of the certificate in `cert` (PEM), hex, as `openssl x509 -serial` prints it.
+pub fn serial_of(cert: &Path) -> String {
+    ok(openssl()
+        .args(["x509", "-noout", "-serial", "-in"])
+        .arg(cert))
+    .trim()
+    .trim_start_matches("serial=")
+    .to_string()
+}
+
 /// An `openssl` command.
 pub fn openssl() -> Command {
     Command::new("openssl")

@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use privca_tests::{TestCa, interop_enabled, ok, openssl, run};
+use privca_tests::{TestCa, interop_enabled, ok, openssl, run, serial_of};
 
 const BIN: &str = env!("CARGO_BIN_EXE_privca-under-test");
 const TOKEN: &str = "privca-e2e";
@@ -91,15 +91,6 @@ fn hsm_args(module: &Path) -> Vec<String> {
         "--hsm-pin-env".into(),
         "PRIVCA_HSM_PIN".into(),
     ]
-}
-
-fn serial_of(cert: &Path) -> String {
-    ok(openssl()
-        .args(["x509", "-noout", "-serial", "-in"])
-        .arg(cert))
-    .trim()
-    .trim_start_matches("serial=")
-    .to_string()
 }
 
 #[test]

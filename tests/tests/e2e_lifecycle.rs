@@ -8,7 +8,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use privca_tests::output_text as text;
-use privca_tests::{TestCa, fails, free_port, interop_enabled, ok, openssl, run, scepclient};
+use privca_tests::{
+    TestCa, fails, free_port, interop_enabled, ok, openssl, run, scepclient, serial_of,
+};
 
 const BIN: &str = env!("CARGO_BIN_EXE_privca-under-test");
 const PASSWORD: &str = "est-password-1";
@@ -59,15 +61,6 @@ fn ocsp_text(ca: &TestCa, cert: &Path) -> String {
     assert!(out.status.success(), "openssl ocsp failed: {t}");
     assert!(t.contains("Response verify OK"), "{t}");
     t
-}
-
-fn serial_of(cert: &Path) -> String {
-    ok(openssl()
-        .args(["x509", "-noout", "-serial", "-in"])
-        .arg(cert))
-    .trim()
-    .trim_start_matches("serial=")
-    .to_string()
 }
 
 /// A PEM CSR for `subj` signed by the existing key `key`.
