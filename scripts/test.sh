@@ -51,6 +51,13 @@ if ! .venv/bin/python -c "import josepy, sys; from importlib.metadata import ver
 fi
 export PATH="$PWD/.venv/bin:$PATH"
 
+# Incremental caches (1.5 GB for this workspace) only help an edit-compile loop; a test run
+# does without them unless the caller asks.
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
+
+log "disk before the build (the target directory takes about 2.5 GB)"
+df -h . | tail -1
+
 log "tool versions"
 openssl version
 curl --version | head -1
