@@ -3,6 +3,17 @@
 //! and owns sockets (docs/architecture.md). Keeping it a library lets the workspace tests start a
 //! full server in-process.
 
+/// `println!` for the CLI's and the benchmarks' output: a closed pipe (`privca list | head`)
+/// ends the command quietly instead of panicking, as `println!` does on a write error.
+macro_rules! outln {
+    ($($arg:tt)*) => { $crate::write_stdout(format_args!("{}\n", format_args!($($arg)*))) };
+}
+
+/// `print!` counterpart of [`outln!`].
+macro_rules! out {
+    ($($arg:tt)*) => { $crate::write_stdout(format_args!($($arg)*)) };
+}
+
 pub mod admin;
 pub mod bench;
 pub mod cli;
@@ -23,6 +34,22 @@ pub use error::Error;
 /// `privca bench est`'s module under its former path (the workspace tests build CSRs
 /// with [`bench_est::make_csr`]).
 pub use bench::est as bench_est;
+
+/// Writes CLI output to stdout. A reader that went away (EPIPE) ends the process with
+/// success, as a command that was cut short by `head` should; another write error ends it
+/// with a message and a failure status.
+#[doc(hidden)]
+pub fn write_stdout(args: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = out.write_fmt(args) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("privca: writing to stdout: {e}");
+        std::process::exit(1);
+    }
+}
 
 /// The entry point of the `privca` binary: parses arguments, runs, prints a one-line
 /// error and returns a non-zero exit code on failure.

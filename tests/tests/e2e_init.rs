@@ -394,3 +394,28 @@ fn offline_commands_decrypt_keys_only_when_they_sign() {
     let log = serve_refuses(&config);
     assert!(log.contains("wrong passphrase"), "{log}");
 }
+
+/// A reader that stops early (`privca list | head -1`) closes the pipe; the command ends
+/// quietly with success instead of panicking on the failed write. The read end is closed
+/// before privca writes, so the first line already meets EPIPE.
+#[test]
+fn output_into_a_closed_pipe_ends_quietly() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let listen = format!("127.0.0.1:{}", free_port());
+    let (data, _) = init(tmp.path(), &["--listen", &listen]);
+    for args in [&["list"][..], &["profiles"][..], &["audit", "verify"][..]] {
+        let mut child = Command::new(BIN)
+            .arg("--config")
+            .arg(data.join("privca.toml"))
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn privca");
+        drop(child.stdout.take());
+        let out = child.wait_with_output().expect("wait");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        assert!(out.status.success(), "{args:?}: {:?} {stderr}", out.status);
+    }
+}

@@ -187,14 +187,17 @@ pub fn run(a: &EstBenchArgs) -> Result<(), Error> {
     let bench_hash = est::password::PasswordHash::new(b"bench password", a.pbkdf2_iterations)?;
     let pbkdf2_1 = raw_pbkdf2_rate(&bench_hash, b"bench password", 1, sign_dur);
     let pbkdf2_n = raw_pbkdf2_rate(&bench_hash, b"bench password", cores, sign_dur);
-    println!(
+    outln!(
         "== bench est: {}, issuing CA key {alg}, {} enrollments per mode ({} with the password cache off), {} clients ==",
-        t.what, a.count, a.baseline_count, a.clients
+        t.what,
+        a.count,
+        a.baseline_count,
+        a.clients
     );
-    println!(
+    outln!(
         "raw signing ({alg}, 600-byte message): {raw_1:.0}/s on 1 thread, {raw_n:.0}/s on {cores} threads"
     );
-    println!(
+    outln!(
         "raw PBKDF2-HMAC-SHA256 verification (i={}): {pbkdf2_1:.1}/s on 1 thread, {pbkdf2_n:.1}/s on {cores} threads",
         a.pbkdf2_iterations
     );
@@ -216,7 +219,7 @@ pub fn run(a: &EstBenchArgs) -> Result<(), Error> {
             })
             .map(|r| r.status().is_success())
             .unwrap_or(false);
-        println!(
+        outln!(
             "{label}, warm-up enrollment (not counted): {:.1} ms{}",
             warm.elapsed().as_secs_f64() * 1000.0,
             if warm_ok { "" } else { ", FAILED" }
@@ -252,7 +255,7 @@ pub fn run(a: &EstBenchArgs) -> Result<(), Error> {
             let rate = run.rate();
             rates[i] = rate;
             let p = |q| run.ms(q);
-            println!(
+            outln!(
                 "{label}, {}: {rate:.0} enrollments/s ({:.1}% of raw signing on {cores} threads, {:.1}x raw PBKDF2), latency p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, failures {}",
                 if keep_alive {
                     "keep-alive        "
@@ -289,7 +292,7 @@ pub fn run(a: &EstBenchArgs) -> Result<(), Error> {
             let on = measure(&url, a.count, "password cache on ");
             server.stop();
             if let Some(off) = off {
-                println!(
+                outln!(
                     "password cache on/off: {:.1}x with a new TLS connection each, {:.1}x with keep-alive",
                     on[0] / off[0],
                     on[1] / off[1]

@@ -292,14 +292,14 @@ fn bench_sign(
     token: Option<&hsm::pkcs11::Pkcs11KeyStore>,
 ) -> Result<(), Error> {
     let soft: Arc<dyn PrivateKey> = Arc::new(hsm::soft::SoftKey::generate_ephemeral("bench", alg)?);
-    println!(
+    outln!(
         "== bench sign: {alg} ({:?}), 600-byte message, {:.0} s per figure ==",
         alg.default_scheme(),
         dur.as_secs_f64()
     );
     let soft_1 = raw_sign_rate(&soft, 1, dur)?;
     let soft_n = raw_sign_rate(&soft, threads, dur)?;
-    println!(
+    outln!(
         "software (aws-lc-rs):   {soft_1:>9.0}/s on 1 thread, {soft_n:>9.0}/s on {threads} threads"
     );
     if let Some(t) = token {
@@ -313,11 +313,11 @@ fn bench_sign(
         hsm::verify(scheme, key.public_key_der(), b"bench check", &sig)?;
         let hsm_1 = raw_sign_rate(&key, 1, dur)?;
         let hsm_n = raw_sign_rate(&key, threads, dur)?;
-        println!(
+        outln!(
             "PKCS#11 ({}): {hsm_1:>9.0}/s on 1 thread, {hsm_n:>9.0}/s on {threads} threads ({sessions} sessions)",
             t.config().module.display()
         );
-        println!(
+        outln!(
             "software/PKCS#11 ratio: {:.2}x on 1 thread, {:.2}x on {threads} threads",
             soft_1 / hsm_1,
             soft_n / hsm_n
@@ -377,18 +377,18 @@ fn bench_issue(
         },
     );
     let rate = run.rate();
-    println!(
+    outln!(
         "== bench issue: issuing CA key {alg} ({backend} backend), {count} certificates, {threads} threads, durable redb store =="
     );
-    println!(
+    outln!(
         "raw signing ({alg}, 600-byte message): {raw_1:.0}/s on 1 thread, {raw_n:.0}/s on {cores} threads"
     );
-    println!(
+    outln!(
         "issuance through the pipeline: {rate:.0} certificates/s ({:.0}% of raw signing on {cores} threads), failures {}",
         100.0 * rate / raw_n,
         run.failures
     );
-    println!(
+    outln!(
         "issuance latency: p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms",
         run.ms(0.5),
         run.ms(0.9),
@@ -451,12 +451,12 @@ fn bench_crl(alg: KeyAlgorithm, entries: usize) -> Result<(), Error> {
         size = crl.der.len();
     }
     times.sort();
-    println!("== bench crl: {entries} revoked entries, CA key {alg} ==");
-    println!(
+    outln!("== bench crl: {entries} revoked entries, CA key {alg} ==");
+    outln!(
         "store filled in {:.1} s (bulk import, not part of the figure)",
         fill.as_secs_f64()
     );
-    println!(
+    outln!(
         "CRL build (read store, encode, lint, sign, verify, store): median {:.2} s, min {:.2} s, max {:.2} s over 3 runs; {size} bytes DER",
         times[1].as_secs_f64(),
         times[0].as_secs_f64(),

@@ -248,7 +248,7 @@ pub fn run(a: &OcspBenchArgs) -> Result<(), Error> {
     let raw_1 = raw_sign_rate(&responder_key, 1, dur)?;
     let raw_n = raw_sign_rate(&responder_key, cores, dur)?;
     let load_avg = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
-    println!(
+    outln!(
         "== bench ocsp: {} certificates ({} revoked), {} requests per mode, {} clients, new TCP connection per request; load average {} ==",
         ids.len(),
         serials.iter().filter(|r| r.revocation.is_some()).count(),
@@ -260,7 +260,7 @@ pub fn run(a: &OcspBenchArgs) -> Result<(), Error> {
             .collect::<Vec<_>>()
             .join(" ")
     );
-    println!(
+    outln!(
         "raw signing of the OCSP responder key ({alg}, 600-byte message): {raw_1:.0}/s on 1 thread, {raw_n:.0}/s on {cores} threads"
     );
     for mode in modes {
@@ -287,7 +287,7 @@ pub fn run(a: &OcspBenchArgs) -> Result<(), Error> {
                     c0 / cpu_ms.max(f64::MIN_POSITIVE)
                 ),
             };
-            println!(
+            outln!(
                 "{:7} {}: {rate:.0} responses/s, p50 {:.2} ms, p99 {:.2} ms, server CPU {cpu_ms:.4} ms/response, failures {} (warm-up failures {}){cmp}",
                 t.name,
                 mode.label(),

@@ -105,14 +105,19 @@ pub fn run(a: ScepBenchArgs) -> Result<(), Error> {
         .and_then(|p| hsm::spki_algorithm(p.spki).ok())
         .ok_or_else(|| Error::Usage("GetCACert did not return an RSA certificate".into()))?;
 
-    println!(
+    outln!(
         "SCEP bench: {} ({} RA), {} requests x {} runs, concurrency {}, {:?}",
-        a.url, ra_alg, a.requests, a.runs, a.concurrency, cipher
+        a.url,
+        ra_alg,
+        a.requests,
+        a.runs,
+        a.concurrency,
+        cipher
     );
     let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
     let rsa1 = rsa_speed(ra_alg, 1, Duration::from_secs(a.rsa_seconds.max(1)))?;
     let rsa_n = rsa_speed(ra_alg, threads, Duration::from_secs(a.rsa_seconds.max(1)))?;
-    println!(
+    outln!(
         "raw {ra_alg} private-key operations: {rsa1:.0}/s on 1 thread, {rsa_n:.0}/s on {threads} threads \
          -> crypto limit ~{:.0} enrollments/s at 2 RSA operations each",
         rsa_n / 2.0
@@ -207,7 +212,7 @@ pub fn run(a: ScepBenchArgs) -> Result<(), Error> {
             p90: percentile(&lat, 0.9),
             p99: percentile(&lat, 0.99),
         };
-        println!(
+        outln!(
             "run {}: {:.1} enrollments/s ({} ok, {} failed), latency p50 {:.1} ms, p90 {:.1} ms, p99 {:.1} ms",
             run + 1,
             r.per_sec,
@@ -221,7 +226,7 @@ pub fn run(a: ScepBenchArgs) -> Result<(), Error> {
     }
     runs.sort_by(|x, y| x.per_sec.total_cmp(&y.per_sec));
     let m = &runs[runs.len() / 2];
-    println!(
+    outln!(
         "median: {:.1} enrollments/s, p50 {:.1} ms, p99 {:.1} ms; {:.0}% of the crypto limit ({:.0}/s)",
         m.per_sec,
         ms(m.p50),

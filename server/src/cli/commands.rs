@@ -34,7 +34,7 @@ pub fn hash_password(file: Option<&Path>, iterations: u32) -> Result<String, Err
 
 pub(super) fn print_json<T: Serialize>(v: &T) -> Result<(), Error> {
     let s = serde_json::to_string_pretty(v).map_err(|e| Error::io("JSON", e))?;
-    println!("{s}");
+    outln!("{s}");
     Ok(())
 }
 
@@ -49,30 +49,31 @@ pub fn run(cli: Cli) -> Result<(), Error> {
         Command::Init(a) => {
             let params = init_params(&a)?;
             let out = crate::init::init(&params)?;
-            println!("created {}", out.config_path.display());
-            println!("root CA:    {}", a.data_dir.join("ca/root.crt").display());
-            println!(
+            outln!("created {}", out.config_path.display());
+            outln!("root CA:    {}", a.data_dir.join("ca/root.crt").display());
+            outln!(
                 "issuing CA: {}",
                 a.data_dir.join("ca/issuing.crt").display()
             );
-            println!(
+            outln!(
                 "listener:   http://{} (base URL {})",
-                a.listen, params.base_url
+                a.listen,
+                params.base_url
             );
             if let Some(l) = &a.tls_listen {
-                println!(
+                outln!(
                     "HTTPS:      {l} (certificate {}, {} days; add [est.endpoints.<label>] for EST, see docs/est.md)",
                     a.data_dir.join("ca/tls-server.crt").display(),
                     a.tls_days
                 );
             }
-            println!(
+            outln!(
                 "URLs the certificates carry (relying parties fetch them; they cannot be changed without re-issuing):"
             );
             for (which, what, url) in &out.urls {
-                println!("  {which}: {what} {url}");
+                outln!("  {which}: {what} {url}");
             }
-            println!(
+            outln!(
                 "start it with: privca serve --config {}",
                 out.config_path.display()
             );
@@ -81,14 +82,14 @@ pub fn run(cli: Cli) -> Result<(), Error> {
         Command::Quickstart(q) => {
             let cfg_path = q.data_dir.join("privca.toml");
             if cfg_path.exists() {
-                println!(
+                outln!(
                     "reusing the CA in {} (a new one-time SCEP challenge is made on each run)",
                     q.data_dir.display()
                 );
             } else {
                 let args = InitArgs::parse_defaults(&q);
                 crate::quickstart::create(&init_params(&args)?)?;
-                println!(
+                outln!(
                     "initialised a new CA in {} with a SCEP endpoint (one-time challenges) and an EST endpoint (HTTP Basic)",
                     q.data_dir.display()
                 );
@@ -122,14 +123,14 @@ pub fn run(cli: Cli) -> Result<(), Error> {
                     let scep = crate::scep_wiring::endpoints(&cfg, &a, keys.as_deref())?;
                     // EST endpoints name profiles and client CA files: check them too.
                     let est = est::EstService::new(&cfg.est, &cfg.base_dir, a.clone())?;
-                    println!(
+                    outln!(
                         "{}: valid ({cas} authorities, {profiles} profiles, {} SCEP endpoints, {} EST endpoints)",
                         cli.config.display(),
                         scep.by_name.len(),
                         est.labels().len()
                     )
                 }
-                Err(e) if e.is_store_locked() => println!(
+                Err(e) if e.is_store_locked() => outln!(
                     "{}: valid syntax (certificates and keys not loaded: the server holds the store)",
                     cli.config.display()
                 ),
@@ -157,7 +158,7 @@ pub fn run(cli: Cli) -> Result<(), Error> {
                     parent,
                 },
             )?;
-            println!(
+            outln!(
                 "created authority {name} ({} bytes); restart the server to use it",
                 der.len()
             );
@@ -167,7 +168,7 @@ pub fn run(cli: Cli) -> Result<(), Error> {
         Command::Est {
             action: EstAction::HashPassword { file, iterations },
         } => {
-            println!("{}", hash_password(file.as_deref(), iterations)?);
+            outln!("{}", hash_password(file.as_deref(), iterations)?);
             Ok(())
         }
         Command::Keys { action } => keys_command(&Config::load(&cli.config)?, action),
@@ -272,7 +273,7 @@ fn keys_command(cfg: &Config, action: KeysAction) -> Result<(), Error> {
             if json {
                 return print_json(&rows);
             }
-            println!("backend: {}", cfg.keys.backend);
+            outln!("backend: {}", cfg.keys.backend);
             for r in rows {
                 let mut line = format!(
                     "{:<24} {:<11} spki-sha256:{}",
@@ -291,14 +292,14 @@ fn keys_command(cfg: &Config, action: KeysAction) -> Result<(), Error> {
                         if l { "generated-on-token" } else { "imported" }
                     ));
                 }
-                println!("{line}");
+                outln!("{line}");
             }
             Ok(())
         }
         KeysAction::Import { label, key } => {
             let pkcs8 = crate::init::read_key_file(&key)?;
             let k = cfg.open_keys()?.import_pkcs8(&label, pkcs8.expose())?;
-            println!(
+            outln!(
                 "imported {} key {:?} into the {} backend (spki-sha256:{})",
                 k.algorithm(),
                 k.label(),

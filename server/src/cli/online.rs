@@ -73,21 +73,21 @@ pub(super) fn run(cmd: Command, cfg: &Config) -> Result<(), Error> {
                             crate::init::write_new(&p(".p12"), &bundle, 0o600)?;
                         }
                     }
-                    println!("issued serial {} -> {}", out.serial, p(".crt").display());
+                    outln!("issued serial {} -> {}", out.serial, p(".crt").display());
                 }
                 None => {
                     if out.private_key_pem.is_some() {
                         return Err(Error::Usage("--generate-key needs --out (the key is written to a 0600 file, never to the terminal)".into()));
                     }
                     eprintln!("issued serial {}", out.serial);
-                    print!("{}", out.certificate_pem);
+                    out!("{}", out.certificate_pem);
                 }
             }
             Ok(())
         }
         Command::Revoke(a) => {
             let revoked = |v: &crate::admin::CertView| {
-                println!(
+                outln!(
                     "revoked {} ({})",
                     v.serial,
                     v.reason.clone().unwrap_or_default()
@@ -129,7 +129,7 @@ pub(super) fn run(cmd: Command, cfg: &Config) -> Result<(), Error> {
         }
         Command::Release { serial } => {
             let v = admin.release(&serial)?;
-            println!("released {} ({})", v.serial, v.status);
+            outln!("released {} ({})", v.serial, v.status);
             Ok(())
         }
         Command::List(a) => {
@@ -147,11 +147,14 @@ pub(super) fn run(cmd: Command, cfg: &Config) -> Result<(), Error> {
             let mut remaining = a.limit.unwrap_or(usize::MAX);
             let mut shown = 0usize;
             if a.json {
-                println!("[");
+                outln!("[");
             } else {
-                println!(
+                outln!(
                     "{:<34} {:<8} {:<12} {:<20} SUBJECT",
-                    "SERIAL", "STATUS", "PROFILE", "NOT AFTER"
+                    "SERIAL",
+                    "STATUS",
+                    "PROFILE",
+                    "NOT AFTER"
                 );
             }
             while remaining > 0 {
@@ -162,11 +165,15 @@ pub(super) fn run(cmd: Command, cfg: &Config) -> Result<(), Error> {
                         let s =
                             serde_json::to_string_pretty(c).map_err(|e| Error::io("JSON", e))?;
                         let sep = if shown == 0 { "" } else { ",\n" };
-                        print!("{sep}{s}");
+                        out!("{sep}{s}");
                     } else {
-                        println!(
+                        outln!(
                             "{:<34} {:<8} {:<12} {:<20} {}",
-                            c.serial, c.status, c.profile, c.not_after, c.subject
+                            c.serial,
+                            c.status,
+                            c.profile,
+                            c.not_after,
+                            c.subject
                         );
                     }
                     shown += 1;
@@ -178,7 +185,7 @@ pub(super) fn run(cmd: Command, cfg: &Config) -> Result<(), Error> {
                 }
             }
             if a.json {
-                println!("\n]");
+                outln!("\n]");
             }
             eprintln!("{shown} certificate(s)");
             Ok(())
@@ -188,29 +195,33 @@ pub(super) fn run(cmd: Command, cfg: &Config) -> Result<(), Error> {
             if json {
                 return print_json(&v);
             }
-            println!("serial:     {}", v.serial);
-            println!("status:     {}", v.status);
-            println!("subject:    {}", v.subject);
-            println!("SANs:       {}", v.sans.join(", "));
-            println!("issuer:     {}", v.issuer);
-            println!("profile:    {}", v.profile);
-            println!("requester:  {}", v.requester);
-            println!("not before: {}", v.not_before);
-            println!("not after:  {}", v.not_after);
+            outln!("serial:     {}", v.serial);
+            outln!("status:     {}", v.status);
+            outln!("subject:    {}", v.subject);
+            outln!("SANs:       {}", v.sans.join(", "));
+            outln!("issuer:     {}", v.issuer);
+            outln!("profile:    {}", v.profile);
+            outln!("requester:  {}", v.requester);
+            outln!("not before: {}", v.not_before);
+            outln!("not after:  {}", v.not_after);
             if let Some(r) = &v.revoked_at {
-                println!("revoked:    {r} ({})", v.reason.clone().unwrap_or_default());
+                outln!("revoked:    {r} ({})", v.reason.clone().unwrap_or_default());
                 if let Some(d) = &v.invalidity_date {
-                    println!("invalid since: {d}");
+                    outln!("invalid since: {d}");
                 }
             }
-            print!("{}", v.pem.unwrap_or_default());
+            out!("{}", v.pem.unwrap_or_default());
             Ok(())
         }
         Command::Crl { ca } => {
             for c in admin.crl(ca.as_deref())? {
-                println!(
+                outln!(
                     "{}: CRL number {} ({} bytes), next update {} — {}",
-                    c.ca, c.number, c.bytes, c.next_update, c.url
+                    c.ca,
+                    c.number,
+                    c.bytes,
+                    c.next_update,
+                    c.url
                 );
             }
             Ok(())
@@ -220,7 +231,7 @@ pub(super) fn run(cmd: Command, cfg: &Config) -> Result<(), Error> {
             action: ScepAction::Challenge { endpoint, ttl },
         } => {
             let out = admin.scep_challenge(&ChallengeInput { endpoint, ttl })?;
-            println!("{}", out.challenge);
+            outln!("{}", out.challenge);
             eprintln!(
                 "one-time challenge for SCEP endpoint {} (expires {}); it is shown only now",
                 out.endpoint, out.expires_at
@@ -232,12 +243,15 @@ pub(super) fn run(cmd: Command, cfg: &Config) -> Result<(), Error> {
             if json {
                 return print_json(&v);
             }
-            println!(
+            outln!(
                 "{:<16} {:<10} {:>6}  {:<4} EKU",
-                "PROFILE", "ISSUER", "DAYS", "CA"
+                "PROFILE",
+                "ISSUER",
+                "DAYS",
+                "CA"
             );
             for p in v {
-                println!(
+                outln!(
                     "{:<16} {:<10} {:>6}  {:<4} {}",
                     p.name,
                     p.issuer,
@@ -254,7 +268,7 @@ pub(super) fn run(cmd: Command, cfg: &Config) -> Result<(), Error> {
             let v = admin.audit_verify()?;
             match v.first_bad {
                 None => {
-                    println!("audit log intact: {} entries verified", v.entries);
+                    outln!("audit log intact: {} entries verified", v.entries);
                     Ok(())
                 }
                 Some(seq) => Err(Error::Usage(format!(
@@ -274,12 +288,16 @@ fn requests(action: RequestsAction, admin: &dyn Admin) -> Result<(), Error> {
             if json {
                 return print_json(&v);
             }
-            println!(
+            outln!(
                 "{:>6} {:<9} {:<16} {:<12} {:<20} SUBJECT / SANS",
-                "ID", "STATE", "ENDPOINT", "PROFILE", "RECEIVED"
+                "ID",
+                "STATE",
+                "ENDPOINT",
+                "PROFILE",
+                "RECEIVED"
             );
             for r in &v {
-                println!(
+                outln!(
                     "{:>6} {:<9} {:<16} {:<12} {:<20} {} {}",
                     r.id,
                     r.state,
@@ -295,12 +313,12 @@ fn requests(action: RequestsAction, admin: &dyn Admin) -> Result<(), Error> {
         }
         RequestsAction::Approve { id } => {
             let v = admin.approve(id)?;
-            println!("approved request {id}: issued serial {}", v.serial);
+            outln!("approved request {id}: issued serial {}", v.serial);
             Ok(())
         }
         RequestsAction::Reject { id, reason } => {
             let v = admin.reject(id, &RejectInput { reason })?;
-            println!("rejected request {}", v.id);
+            outln!("rejected request {}", v.id);
             Ok(())
         }
     }
