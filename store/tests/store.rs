@@ -114,14 +114,14 @@ fn newer_schema_is_refused() {
         let txn = db.begin_write().unwrap();
         txn.open_table(META)
             .unwrap()
-            .insert("schema_version", 2)
+            .insert("schema_version", 3)
             .unwrap();
         txn.commit().unwrap();
     }
     match RedbStore::open(&path, StoreOptions::default()) {
         Err(Error::UnsupportedSchema {
-            found: 2,
-            supported: 1,
+            found: 3,
+            supported: 2,
         }) => {}
         other => panic!("expected UnsupportedSchema, got {other:?}"),
     }

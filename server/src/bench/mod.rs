@@ -19,6 +19,7 @@ mod common;
 pub mod est;
 pub mod ocsp;
 pub mod scep;
+pub mod store_list;
 
 /// Which benchmark.
 #[derive(Debug, Subcommand)]
@@ -67,6 +68,9 @@ pub enum BenchCommand {
     /// against `privca serve` and `openssl ocsp`, beside the responder key's raw
     /// signing speed.
     Ocsp(ocsp::OcspBenchArgs),
+    /// Fill a store with many certificate records, then time the first page of each
+    /// `list` filter, opening the store, and the bytes per certificate on disk.
+    Store(store_list::StoreBenchArgs),
     /// Build a CRL with many revoked entries.
     Crl {
         /// Entry counts.
@@ -175,6 +179,7 @@ pub fn run(cmd: BenchCommand) -> Result<(), Error> {
         }
         BenchCommand::Est(a) => est::run(&a),
         BenchCommand::Ocsp(a) => ocsp::run(&a),
+        BenchCommand::Store(a) => store_list::run(&a),
         BenchCommand::Crl { entries, alg } => {
             let alg = algorithm(&alg)?;
             for n in entries {

@@ -8,7 +8,7 @@
 //!
 //! | table          | key                                   | value                                          |
 //! |----------------|---------------------------------------|------------------------------------------------|
-//! | `meta`         | `&str` name                           | `u64`; `"schema_version"` → 1                  |
+//! | `meta`         | `&str` name                           | `u64`; `"schema_version"` → 2                  |
 //! | `certs`        | `&[u8]` serial                        | JSON of [`CertRecord`] with `der` empty        |
 //! | `cert_der`     | `&[u8]` serial                        | `&[u8]` the certificate, DER                   |
 //! | `serials`      | `&[u8]` serial                        | `(&str issuer, i64 reserved_at)`, never removed |
@@ -25,13 +25,21 @@
 //! | `spki_index`   | `(&[u8] SPKI SHA-256, &[u8] serial)`  | `()`                                           |
 //! | `invalidity`   | `(&str issuer, &[u8] len ‖ serial)`   | `i64` invalidityDate (RFC 5280 §5.3.2)         |
 //! | `probe`        | `&str` `"headroom"`                   | 1 MiB written and removed by a write probe     |
+//! | `profile_expiry` | `(&str profile, i64 not_after, &[u8] serial)` | `()`                               |
+//! | `issuer_expiry`  | `(&str issuer, i64 not_after, &[u8] serial)`  | `()`                               |
+//! | `revoked_expiry` | `(i64 not_after, &[u8] serial)` of the revoked | `()`                              |
+//! | `names`          | `(i64 not_after, &[u8] serial)`       | `&str` subject and SANs, lowercased, one per line |
 //!
 //! In `revoked` the serial element is prefixed with one byte holding its length, so that a
 //! range scan over one issuer yields minimally encoded positive serials in numeric order; the
 //! whole revocation list of an issuer is one range scan; `invalidity` has the same keys
 //! for the entries that carry an invalidity date. `spki_index` finds every certificate of
 //! a public key with one range scan (revoking by key). `expiry` makes listing by expiry a
-//! range scan too. A database whose `schema_version` is newer than this code's is refused with
+//! range scan too. The list indexes (schema 2) let `list` walk only what a filter can
+//! match, in the same (`not_after`, serial) order, so pages and cursors do not depend on
+//! the index walked: `revoked_expiry` for `--status revoked`, `profile_expiry` and
+//! `issuer_expiry` for one profile or issuer, `names` for `--text` (matched without
+//! decoding records). A database whose `schema_version` is newer than this code's is refused with
 //! [`Error::UnsupportedSchema`].
 //!
 //! # Group commit

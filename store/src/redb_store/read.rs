@@ -1,24 +1,147 @@
 //! The reads: each runs in the caller's own read transaction, beside the writer.
 
-use redb::{ReadTransaction, ReadableTable, ReadableTableMetadata};
+use std::ops::Bound;
+
+use redb::{AccessGuard, ReadTransaction, ReadableTable, ReadableTableMetadata};
 
 use super::schema::*;
 use crate::{
-    AuditEntry, AuditVerification, BlockedKey, CertCursor, CertFilter, CertPage, CertRecord, Error,
-    OneTimeChallenge, PendingRequest, PendingState, Result, Revocation, RevokedEntry, StoreStats,
-    StoredCrl,
+    AuditEntry, AuditVerification, BlockedKey, CertCursor, CertFilter, CertPage, CertRecord,
+    CertStatus, Error, OneTimeChallenge, PendingRequest, PendingState, Result, Revocation,
+    RevokedEntry, StoreStats, StoredCrl,
 };
 
-/// Walks the expiry index from the start (or after `after`) and returns up to `limit`
-/// records matching `filter`, without DER, and whether it stopped because `limit` was
-/// reached.
+/// Which index a listing walks: the one that narrows the filter most, all of them ordered
+/// by (`not_after`, serial) within their prefix, so that pages and cursors are the same
+/// whichever is walked.
+enum Driver<'f> {
+    /// `revoked_expiry`: the revoked records (`--status revoked`).
+    Revoked,
+    /// `profile_expiry` over one profile.
+    Profile(&'f str),
+    /// `issuer_expiry` over one issuer.
+    Issuer(&'f str),
+    /// `names`, matching the text without decoding records (`--text` alone).
+    Names(&'f str),
+    /// `expiry`: every record.
+    All,
+}
+
+impl<'f> Driver<'f> {
+    fn choose(filter: &'f CertFilter, needle: Option<&'f str>) -> Driver<'f> {
+        if filter.status == Some(CertStatus::Revoked) {
+            Driver::Revoked
+        } else if let Some(p) = &filter.profile {
+            Driver::Profile(p)
+        } else if let Some(i) = &filter.issuer {
+            Driver::Issuer(i)
+        } else if let Some(n) = needle {
+            Driver::Names(n)
+        } else {
+            Driver::All
+        }
+    }
+}
+
+/// One position of an index walk: (`not_after`, serial).
+type Position = (i64, Vec<u8>);
+
+/// An entry of an index keyed by (`not_after`, serial) without a value, as redb yields it.
+type ExpiryItem<'a> = std::result::Result<
+    (AccessGuard<'a, (i64, &'a [u8])>, AccessGuard<'a, ()>),
+    redb::StorageError,
+>;
+
+/// The positions of `driver`'s index between `lower` and `upper` (bounds on (`not_after`,
+/// serial)), in order.
+fn walk<'t, 'k>(
+    txn: &'t ReadTransaction,
+    driver: &Driver<'k>,
+    lower: Bound<(i64, &'k [u8])>,
+    upper: Bound<(i64, &'k [u8])>,
+) -> Result<Box<dyn Iterator<Item = Result<Position>> + 't>> {
+    let err = "listing certificates";
+    fn unit(item: ExpiryItem<'_>) -> Result<Position> {
+        let (k, _) = item.ctx("listing certificates")?;
+        let (at, serial) = k.value();
+        Ok((at, serial.to_vec()))
+    }
+    Ok(match driver {
+        Driver::All => Box::new(
+            txn.open_table(EXPIRY)
+                .ctx(err)?
+                .range::<(i64, &[u8])>((lower, upper))
+                .ctx(err)?
+                .map(unit),
+        ),
+        Driver::Revoked => Box::new(
+            txn.open_table(REVOKED_EXPIRY)
+                .ctx(err)?
+                .range::<(i64, &[u8])>((lower, upper))
+                .ctx(err)?
+                .map(unit),
+        ),
+        Driver::Names(needle) => {
+            let needle = needle.to_string();
+            Box::new(
+                txn.open_table(NAMES)
+                    .ctx(err)?
+                    .range::<(i64, &[u8])>((lower, upper))
+                    .ctx(err)?
+                    .filter_map(move |item| match item.ctx(err) {
+                        Err(e) => Some(Err(e)),
+                        Ok((k, v)) => v.value().contains(needle.as_str()).then(|| {
+                            let (at, serial) = k.value();
+                            Ok((at, serial.to_vec()))
+                        }),
+                    }),
+            )
+        }
+        Driver::Profile(prefix) | Driver::Issuer(prefix) => {
+            let table = match driver {
+                Driver::Profile(_) => PROFILE_EXPIRY,
+                _ => ISSUER_EXPIRY,
+            };
+            let lo = with_prefix(prefix, lower, (i64::MIN, EMPTY));
+            let hi = with_prefix(prefix, upper, (i64::MAX, AFTER_EVERY_SERIAL));
+            Box::new(
+                txn.open_table(table)
+                    .ctx(err)?
+                    .range::<(&str, i64, &[u8])>((lo, hi))
+                    .ctx(err)?
+                    .map(move |item| {
+                        let (k, _) = item.ctx(err)?;
+                        let (_, at, serial) = k.value();
+                        Ok((at, serial.to_vec()))
+                    }),
+            )
+        }
+    })
+}
+
+/// A bound on (`not_after`, serial) as a bound on (`prefix`, `not_after`, serial); an
+/// unbounded end becomes `end` within the prefix.
+fn with_prefix<'a>(
+    prefix: &'a str,
+    bound: Bound<(i64, &'a [u8])>,
+    end: (i64, &'a [u8]),
+) -> Bound<(&'a str, i64, &'a [u8])> {
+    match bound {
+        Bound::Included((at, s)) => Bound::Included((prefix, at, s)),
+        Bound::Excluded((at, s)) => Bound::Excluded((prefix, at, s)),
+        Bound::Unbounded => Bound::Included((prefix, end.0, end.1)),
+    }
+}
+
+/// Walks the index that narrows `filter` most ([`Driver`]) from the start (or after
+/// `after`) and returns up to `limit` records matching `filter`, without DER, and whether
+/// it stopped because `limit` was reached.
 fn scan_certs(
     txn: &ReadTransaction,
     filter: &CertFilter,
     after: Option<&CertCursor>,
     limit: usize,
 ) -> Result<(Vec<CertRecord>, bool)> {
-    use std::ops::Bound;
     if limit == 0 {
         return Ok((Vec::new(), false));
     }
@@ -50,18 +173,17 @@ fn scan_certs(
         (None, None) => Bound::Unbounded,
     };
     let needle = filter.text.as_ref().map(|t| t.to_lowercase());
+    let driver = Driver::choose(filter, needle.as_deref());
 
     let err = "listing certificates";
-    let expiry = txn.open_table(EXPIRY).ctx(err)?;
     let certs = txn.open_table(CERTS).ctx(err)?;
     let mut out = Vec::new();
-    for item in expiry.range::<(i64, &[u8])>((lower, upper)).ctx(err)? {
-        let (key, _) = item.ctx(err)?;
-        let (_, serial) = key.value();
-        let Some(guard) = certs.get(serial).ctx(err)? else {
+    for position in walk(txn, &driver, lower, upper)? {
+        let (_, serial) = position?;
+        let Some(guard) = certs.get(serial.as_slice()).ctx(err)? else {
             return Err(Error::Corrupt(format!(
-                "expiry index names unknown serial {}",
-                hex::encode(serial)
+                "a list index names unknown serial {}",
+                hex::encode(&serial)
             )));
         };
         let record: CertRecord = decode("certificate record", guard.value())?;
@@ -75,11 +197,8 @@ fn scan_certs(
             continue;
         }
         if let Some(needle) = &needle
-            && !record.subject.to_lowercase().contains(needle.as_str())
-            && !record
-                .sans
-                .iter()
-                .any(|s| s.to_lowercase().contains(needle.as_str()))
+            && !matches!(driver, Driver::Names(_))
+            && !searchable_names(&record).contains(needle.as_str())
         {
             continue;
         }

@@ -5,10 +5,12 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use redb::{Database, ReadableDatabase, ReadableTable, Table, TableDefinition, WriteTransaction};
 
-use crate::{AuditEntry, Error, Result, UnixTime};
+use crate::{AuditEntry, CertRecord, CertStatus, Error, Result, UnixTime};
 
-/// The schema version this code writes and understands.
-pub(super) const SCHEMA_VERSION: u64 = 1;
+/// The schema version this code writes and understands. Version 2 added the list
+/// indexes (`profile_expiry`, `issuer_expiry`, `revoked_expiry`, `names`); a version-1
+/// database gets them built when it is first opened ([`migrate_1_to_2`]).
+pub(super) const SCHEMA_VERSION: u64 = 2;
 pub(super) const SCHEMA_KEY: &str = "schema_version";
 /// Set (to 1) once every certificate record is in the key index: at creation for a new
 /// database, after [`crate::Store::index_missing_keys`] for one written before the index.
@@ -44,6 +46,28 @@ pub(super) const SPKI_INDEX: TableDefinition<(&[u8], &[u8]), ()> =
 pub(super) const INVALIDITY: TableDefinition<(&str, &[u8]), i64> =
     TableDefinition::new("invalidity");
 pub(super) const PROBE: TableDefinition<&str, &[u8]> = TableDefinition::new("probe");
+pub(super) const PROFILE_EXPIRY: TableDefinition<(&str, i64, &[u8]), ()> =
+    TableDefinition::new("profile_expiry");
+pub(super) const ISSUER_EXPIRY: TableDefinition<(&str, i64, &[u8]), ()> =
+    TableDefinition::new("issuer_expiry");
+pub(super) const REVOKED_EXPIRY: TableDefinition<(i64, &[u8]), ()> =
+    TableDefinition::new("revoked_expiry");
+pub(super) const NAMES: TableDefinition<(i64, &[u8]), &str> = TableDefinition::new("names");
+
+/// Greater than every serial (they have at most [`MAX_SERIAL_LEN`] octets): the upper end
+/// of a range over one prefix of `profile_expiry` or `issuer_expiry`.
+pub(super) const AFTER_EVERY_SERIAL: &[u8] = &[0xff; MAX_SERIAL_LEN + 1];
+
+/// What the `names` index holds for a record: its subject and SANs, lowercased, one per
+/// line, which `list --text` searches without decoding the record.
+pub(super) fn searchable_names(record: &CertRecord) -> String {
+    let mut names = record.subject.to_lowercase();
+    for san in &record.sans {
+        names.push('\n');
+        names.push_str(&san.to_lowercase());
+    }
+    names
+}
 
 /// An engine error as a store error: [`Error::Unavailable`] for I/O failures (a full disk,
 /// and redb's "previous I/O error" after one), [`Error::Backend`] for the rest.
@@ -133,6 +157,12 @@ pub(super) fn init_schema(db: &Database) -> Result<()> {
                     supported: SCHEMA_VERSION,
                 });
             }
+            Some(1) => {
+                drop(meta);
+                Tables::open(&txn).ctx(err)?;
+                txn.commit().ctx(err)?;
+                return migrate_1_to_2(db);
+            }
             Some(v) if v < SCHEMA_VERSION => {
                 return Err(Error::Corrupt(format!("schema version {v}")));
             }
@@ -146,6 +176,88 @@ pub(super) fn init_schema(db: &Database) -> Result<()> {
     }
     Tables::open(&txn).ctx(err)?;
     txn.commit().ctx(err)
+}
+
+/// Records per transaction while [`migrate_1_to_2`] builds the list indexes.
+#[cfg(not(test))]
+const MIGRATION_BATCH: usize = 20_000;
+#[cfg(test)]
+const MIGRATION_BATCH: usize = 64;
+
+/// Builds the list indexes of schema 2 for every record of a version-1 database, in
+/// transactions of [`MIGRATION_BATCH`] records, then sets the version. A crash in between
+/// leaves version 1 and some index entries; the next open builds them again (inserting an
+/// entry that exists is harmless), so the indexes are complete when the version says 2.
+fn migrate_1_to_2(db: &Database) -> Result<()> {
+    use std::ops::Bound;
+    let err = "building the list indexes (schema 1 to 2)";
+    let mut after: Option<Vec<u8>> = None;
+    loop {
+        let txn = db.begin_write().ctx(err)?;
+        let mut last = None;
+        {
+            let mut t = Tables::open(&txn).ctx(err)?;
+            let batch: Vec<(Vec<u8>, Vec<u8>)> = {
+                let range = match &after {
+                    Some(a) => t
+                        .certs
+                        .range::<&[u8]>((Bound::Excluded(a.as_slice()), Bound::Unbounded)),
+                    None => t.certs.range::<&[u8]>(..),
+                }
+                .ctx(err)?;
+                let mut batch = Vec::new();
+                for item in range.take(MIGRATION_BATCH) {
+                    let (k, v) = item.ctx(err)?;
+                    batch.push((k.value().to_vec(), v.value().to_vec()));
+                }
+                batch
+            };
+            for (serial, json) in &batch {
+                let record: CertRecord = decode("certificate record", json)?;
+                index_for_lists(&mut t, &record).ctx(err)?;
+                last = Some(serial.clone());
+            }
+            if last.is_none() {
+                t.meta.insert(SCHEMA_KEY, SCHEMA_VERSION).ctx(err)?;
+            }
+        }
+        txn.commit().ctx(err)?;
+        match last {
+            Some(l) => after = Some(l),
+            None => return Ok(()),
+        }
+    }
+}
+
+/// Puts a record in the list indexes: by profile, by issuer, by its names, and among the
+/// revoked ones when it is revoked.
+pub(super) fn index_for_lists(
+    t: &mut Tables<'_>,
+    record: &CertRecord,
+) -> std::result::Result<(), redb::StorageError> {
+    let serial = record.serial.as_slice();
+    let at = record.not_after;
+    t.profile_expiry
+        .insert((record.profile.as_str(), at, serial), ())?;
+    t.issuer_expiry
+        .insert((record.issuer.as_str(), at, serial), ())?;
+    t.names
+        .insert((at, serial), searchable_names(record).as_str())?;
+    set_revoked_index(t, record)
+}
+
+/// Keeps `revoked_expiry` in step with the record's status.
+pub(super) fn set_revoked_index(
+    t: &mut Tables<'_>,
+    record: &CertRecord,
+) -> std::result::Result<(), redb::StorageError> {
+    let key = (record.not_after, record.serial.as_slice());
+    if record.status == CertStatus::Revoked {
+        t.revoked_expiry.insert(key, ())?;
+    } else {
+        t.revoked_expiry.remove(key)?;
+    }
+    Ok(())
 }
 
 /// Where the audit chain ends: the last seq (0 if empty) and its hash.
@@ -191,6 +303,10 @@ pub(super) struct Tables<'t> {
     pub(super) blocked_keys: Table<'t, &'static [u8], &'static [u8]>,
     pub(super) spki_index: Table<'t, (&'static [u8], &'static [u8]), ()>,
     pub(super) invalidity: Table<'t, (&'static str, &'static [u8]), i64>,
+    pub(super) profile_expiry: Table<'t, (&'static str, i64, &'static [u8]), ()>,
+    pub(super) issuer_expiry: Table<'t, (&'static str, i64, &'static [u8]), ()>,
+    pub(super) revoked_expiry: Table<'t, (i64, &'static [u8]), ()>,
+    pub(super) names: Table<'t, (i64, &'static [u8]), &'static str>,
     pub(super) meta: Table<'t, &'static str, u64>,
 }
 
@@ -214,6 +330,10 @@ impl<'t> Tables<'t> {
             blocked_keys: txn.open_table(BLOCKED_KEYS)?,
             spki_index: txn.open_table(SPKI_INDEX)?,
             invalidity: txn.open_table(INVALIDITY)?,
+            profile_expiry: txn.open_table(PROFILE_EXPIRY)?,
+            issuer_expiry: txn.open_table(ISSUER_EXPIRY)?,
+            revoked_expiry: txn.open_table(REVOKED_EXPIRY)?,
+            names: txn.open_table(NAMES)?,
             meta: txn.open_table(META)?,
         })
     }

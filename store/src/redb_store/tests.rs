@@ -215,9 +215,16 @@ fn commit_failure_fails_whole_batch_and_reloads_tip() {
     ];
     let (jobs, answers): (Vec<_>, Vec<_>) = ops.into_iter().map(job).unzip();
     writer.process(jobs);
-    for answer in answers {
-        // An I/O failure is a retryable storage error.
-        assert!(matches!(answer.recv().unwrap(), Err(Error::Unavailable(_))));
+    // An I/O failure is a retryable storage error. It may come from the commit or, when
+    // redb flushes while the batch grows the file, from an insert; in that case the
+    // operation refused before it keeps its own refusal.
+    for (i, answer) in answers.into_iter().enumerate() {
+        let a = answer.recv().unwrap();
+        assert!(
+            matches!(a, Err(Error::Unavailable(_)))
+                || (i == 1 && matches!(a, Err(Error::Conflict(_)))),
+            "{i}: {a:?}"
+        );
     }
     assert!(
         writer.tip.is_none(),
@@ -566,4 +573,106 @@ fn records_from_before_the_key_index_are_indexed_once() {
         .import_certificates(&[record(&[7], "ca")], &event("import", "new"))
         .unwrap();
     assert_eq!(fresh.index_missing_keys(&hash_of).unwrap(), 0);
+}
+
+/// A database of schema 1 (no list indexes) gets them built on its first open, in several
+/// transactions, and then answers every list filter as a new one does. An interrupted
+/// build (version still 1, some entries written) is finished by the next open.
+#[test]
+fn schema_1_gets_its_list_indexes_on_first_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v1.redb");
+    let store = RedbStore::open(&path, StoreOptions::default()).unwrap();
+    // More records than one migration batch (64 under test).
+    let records: Vec<CertRecord> = (0u16..300)
+        .map(|i| {
+            let mut r = record(
+                &[2, (i >> 8) as u8, i as u8],
+                if i % 3 == 0 { "a" } else { "b" },
+            );
+            r.profile = if i % 10 == 0 { "rare" } else { "server" }.into();
+            r.subject = format!("CN=node-{i}");
+            r.not_after = 1_800_000_000 + i64::from(i % 13);
+            if i % 7 == 0 {
+                r.status = CertStatus::Revoked;
+                r.revocation = Some(Revocation::new(1_700_000_100, 1));
+            }
+            r
+        })
+        .collect();
+    store
+        .import_certificates(&records, &event("import", "v1"))
+        .unwrap();
+    let filters = [
+        CertFilter {
+            status: Some(CertStatus::Revoked),
+            ..CertFilter::default()
+        },
+        CertFilter {
+            profile: Some("rare".into()),
+            ..CertFilter::default()
+        },
+        CertFilter {
+            issuer: Some("a".into()),
+            ..CertFilter::default()
+        },
+        CertFilter {
+            text: Some("NODE-29".into()),
+            ..CertFilter::default()
+        },
+    ];
+    let before: Vec<Vec<Vec<u8>>> = filters
+        .iter()
+        .map(|f| {
+            store
+                .list_certs(f)
+                .unwrap()
+                .into_iter()
+                .map(|r| r.serial)
+                .collect()
+        })
+        .collect();
+    assert_eq!(before[0].len(), 43);
+    assert_eq!(before[1].len(), 30);
+    assert_eq!(before[2].len(), 100);
+    assert_eq!(before[3].len(), 11, "node-29 and node-290..299");
+    drop(store);
+
+    let downgrade = |keep_some: bool| {
+        let db = redb::Database::open(&path).unwrap();
+        let txn = db.begin_write().unwrap();
+        txn.delete_table(PROFILE_EXPIRY).unwrap();
+        txn.delete_table(ISSUER_EXPIRY).unwrap();
+        txn.delete_table(REVOKED_EXPIRY).unwrap();
+        // An interrupted build leaves some index entries behind.
+        if !keep_some {
+            txn.delete_table(NAMES).unwrap();
+        }
+        txn.open_table(META).unwrap().insert(SCHEMA_KEY, 1).unwrap();
+        txn.commit().unwrap();
+    };
+    for interrupted in [false, true] {
+        downgrade(interrupted);
+        let store = RedbStore::open(&path, StoreOptions::default()).unwrap();
+        for (f, want) in filters.iter().zip(&before) {
+            let got: Vec<Vec<u8>> = store
+                .list_certs(f)
+                .unwrap()
+                .into_iter()
+                .map(|r| r.serial)
+                .collect();
+            assert_eq!(&got, want, "{f:?}");
+        }
+        drop(store);
+        let db = redb::Database::open(&path).unwrap();
+        let txn = db.begin_read().unwrap();
+        let version = txn
+            .open_table(META)
+            .unwrap()
+            .get(SCHEMA_KEY)
+            .unwrap()
+            .unwrap()
+            .value();
+        assert_eq!(version, SCHEMA_VERSION);
+    }
 }

@@ -275,6 +275,7 @@ fn revoke(
     let (entry, entry_json) = chain(tip, audit)?;
 
     t.certs.insert(serial.as_slice(), meta.as_slice()).fatal()?;
+    set_revoked_index(t, &record).fatal()?;
     let key = order_key(&serial);
     let index_key = (record.issuer.as_str(), key.as_slice());
     t.revoked
@@ -320,6 +321,7 @@ fn release_hold(
     let (entry, entry_json) = chain(tip, audit)?;
 
     t.certs.insert(serial.as_slice(), meta.as_slice()).fatal()?;
+    set_revoked_index(t, &record).fatal()?;
     let key = order_key(&serial);
     let index_key = (record.issuer.as_str(), key.as_slice());
     t.revoked.remove(index_key).fatal()?;
@@ -635,6 +637,7 @@ fn insert_record(
     t.certs.insert(serial, meta).fatal()?;
     t.der.insert(serial, der).fatal()?;
     t.expiry.insert((record.not_after, serial), ()).fatal()?;
+    index_for_lists(t, record).fatal()?;
     if !record.spki_sha256.is_empty() {
         t.spki_index
             .insert((record.spki_sha256.as_slice(), serial), ())

@@ -58,7 +58,8 @@ macro_rules! store_suite {
             key_compromise_blocks_the_key_in_the_revocation_commit,
             invalidity_dates_are_stored_and_listed,
             hold_release_and_permanent_revocation,
-            the_key_index_finds_every_certificate_of_a_key
+            the_key_index_finds_every_certificate_of_a_key,
+            list_pages_agree_with_a_scan_for_every_filter
         );
     };
     (@cases $factory:expr, $($case:ident),* $(,)?) => {
