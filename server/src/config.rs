@@ -158,6 +158,11 @@ fn default_log_format() -> String {
 pub struct StoreConfig {
     /// The redb database file.
     pub path: PathBuf,
+    /// Memory the database may keep for cached pages, in MiB: the bound on what the store
+    /// adds to the server's resident memory however many certificates it holds. Default
+    /// 128 (`store::DEFAULT_CACHE_BYTES`).
+    #[serde(default)]
+    pub cache_mb: Option<u64>,
 }
 
 /// `[keys]`: the key backend.
@@ -228,6 +233,15 @@ impl Config {
     /// Checks what serde cannot: backend names, URLs, authority names.
     pub fn validate(&self) -> Result<(), Error> {
         self.validate_keys()?;
+        if self
+            .store
+            .cache_mb
+            .is_some_and(|mb| !(8..=1 << 20).contains(&mb))
+        {
+            return Err(Error::Config(
+                "[store] cache_mb must be between 8 and 1048576 (MiB)".into(),
+            ));
+        }
         if !(self.ca.base_url.starts_with("http://") || self.ca.base_url.starts_with("https://")) {
             return Err(Error::Config(format!(
                 "[ca] base_url {:?} must start with http:// or https://",
@@ -372,8 +386,11 @@ impl Config {
 
     /// Opens the store (fails with `store::Error::Locked` while a server holds it).
     pub fn open_store(&self) -> Result<Arc<dyn store::Store>, Error> {
-        let s =
-            store::RedbStore::open(&self.path(&self.store.path), store::StoreOptions::default())?;
+        let mut options = store::StoreOptions::default();
+        if let Some(mb) = self.store.cache_mb {
+            options.cache_bytes = usize::try_from(mb.saturating_mul(1 << 20)).unwrap_or(usize::MAX);
+        }
+        let s = store::RedbStore::open(&self.path(&self.store.path), options)?;
         Ok(Arc::new(s))
     }
 
@@ -580,5 +597,12 @@ mod tests {
         let cfg: Config = toml::from_str(&base.replace("backend = \"soft\"", "backend = \"nope\""))
             .expect("parses");
         assert!(cfg.validate().is_err());
+        // The store's page cache: the commented default is valid uncommented, 0 is not.
+        for (line, ok) in [("cache_mb = 128", true), ("cache_mb = 0", false)] {
+            let cfg: Config =
+                toml::from_str(&base.replace("# cache_mb = 128", line)).expect("parses");
+            assert_eq!(cfg.validate().is_ok(), ok, "{line}");
+            assert!(cfg.store.cache_mb.is_some(), "{line}");
+        }
     }
 }

@@ -735,6 +735,9 @@ log_format = "text"
 [store]
 # The record database (redb). Only one process opens it at a time.
 path = "privca.redb"
+# Memory for cached database pages, in MiB: what the store adds to the server's resident
+# memory at most, however many certificates it holds.
+# cache_mb = 128
 
 [keys]
 {keys}

@@ -17,7 +17,7 @@ mod error;
 mod redb_store;
 
 pub use error::Error;
-pub use redb_store::{RedbStore, StoreOptions, WriterStats};
+pub use redb_store::{DEFAULT_CACHE_BYTES, RedbStore, StoreOptions, WriterStats};
 
 /// Result type of this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -120,13 +120,22 @@ pub struct StoreOptions {
     /// open after a crash is instant instead of walking the whole file (about 0.6 s per GB),
     /// at roughly 40% fewer commits per second (docs/architecture.md, decision 5). Default off.
     pub quick_repair: bool,
+    /// Memory redb may keep for cached pages, in bytes: the bound on what the store adds
+    /// to the server's resident memory however many records it holds (redb's own default
+    /// is 1 GiB). Default [`DEFAULT_CACHE_BYTES`].
+    pub cache_bytes: usize,
 }
+
+/// [`StoreOptions::cache_bytes`] by default: 128 MiB, enough for the indexes of about a
+/// million certificates and the pages recent issuances touch.
+pub const DEFAULT_CACHE_BYTES: usize = 128 << 20;
 
 impl Default for StoreOptions {
     fn default() -> Self {
         StoreOptions {
             max_batch: 64,
             quick_repair: false,
+            cache_bytes: DEFAULT_CACHE_BYTES,
         }
     }
 }
@@ -191,6 +200,8 @@ struct Shared {
     db: RwLock<Option<Arc<Database>>>,
     /// The file, to reopen; `None` for an in-memory database.
     path: Option<PathBuf>,
+    /// [`StoreOptions::cache_bytes`], for a reopen.
+    cache_bytes: usize,
     /// Why the last write failed for lack of storage; cleared by a successful
     /// [`Writer::probe`].
     failure: Mutex<Option<String>>,
@@ -216,13 +227,16 @@ impl Shared {
     }
 }
 
-fn open_file(path: &Path) -> Result<Database> {
-    Database::builder().create(path).map_err(|e| match e {
-        DatabaseError::DatabaseAlreadyOpen | DatabaseError::LockProtocolMismatch => {
-            Error::Locked(path.display().to_string())
-        }
-        other => classify(&format!("opening {}", path.display()), other.into()),
-    })
+fn open_file(path: &Path, cache_bytes: usize) -> Result<Database> {
+    Database::builder()
+        .set_cache_size(cache_bytes)
+        .create(path)
+        .map_err(|e| match e {
+            DatabaseError::DatabaseAlreadyOpen | DatabaseError::LockProtocolMismatch => {
+                Error::Locked(path.display().to_string())
+            }
+            other => classify(&format!("opening {}", path.display()), other.into()),
+        })
 }
 
 impl RedbStore {
@@ -235,13 +249,14 @@ impl RedbStore {
     /// record of every certificate; only the server's user reads it).
     pub fn open(path: &Path, options: StoreOptions) -> Result<RedbStore> {
         create_private(path)?;
-        let db = open_file(path)?;
+        let db = open_file(path, options.cache_bytes)?;
         Self::start(db, Some(path.to_path_buf()), options)
     }
 
     /// A store in memory, lost when dropped (for tests).
     pub fn in_memory() -> Result<RedbStore> {
         let db = Database::builder()
+            .set_cache_size(DEFAULT_CACHE_BYTES)
             .create_with_backend(redb::backends::InMemoryBackend::new())
             .ctx("creating the in-memory database")?;
         Self::start(db, None, StoreOptions::default())
@@ -262,6 +277,7 @@ impl RedbStore {
         let shared = Arc::new(Shared {
             db: RwLock::new(Some(Arc::new(db))),
             path,
+            cache_bytes: options.cache_bytes,
             failure: Mutex::new(None),
         });
         let counters = Arc::new(Counters::default());

@@ -198,7 +198,7 @@ impl Writer {
             // releases the file when the last one goes.
             *slot = None;
         }
-        let db = open_file(&path).map_err(|e| match e {
+        let db = open_file(&path, self.shared.cache_bytes).map_err(|e| match e {
             Error::Locked(_) => {
                 Error::Unavailable("the failed database is still held by a reader; retrying".into())
             }
