@@ -30,6 +30,9 @@ use prometheus_client::registry::Registry;
 
 use crate::Error;
 
+/// Records per store page while the expiring certificates are counted.
+const COUNT_PAGE: usize = 5_000;
+
 /// Certificates expiring within this many days are counted by
 /// `privca_certificates_expiring_soon`.
 pub const EXPIRING_DAYS: i64 = 30;
@@ -319,14 +322,27 @@ impl MetricsState {
                 })
                 .set(left(t));
         }
-        let soon = self.auth.store().list_certs(&store::CertFilter {
+        // Counted page by page without the certificates' DER, so a scrape holds at most
+        // one page of records however many expire soon.
+        let filter = store::CertFilter {
             status: Some(store::CertStatus::Valid),
             expires_after: Some(now),
             expires_before: Some(now + EXPIRING_DAYS * 86_400),
             ..store::CertFilter::default()
-        })?;
-        m.expiring
-            .set(i64::try_from(soon.len()).unwrap_or(i64::MAX));
+        };
+        let (mut soon, mut after) = (0usize, None);
+        loop {
+            let page = self
+                .auth
+                .store()
+                .list_cert_page(&filter, after.as_ref(), COUNT_PAGE)?;
+            soon += page.records.len();
+            match page.next {
+                Some(next) => after = Some(next),
+                None => break,
+            }
+        }
+        m.expiring.set(i64::try_from(soon).unwrap_or(i64::MAX));
         m.key_up.clear();
         if let Some(p) = &self.key_probe {
             for k in p.report().keys {
