@@ -8,6 +8,27 @@ use hsm::{KeyAlgorithm, PrivateKey};
 
 use crate::Error;
 
+/// A benchmark's request for an end-entity certificate with a P-256 key from the default
+/// issuing CA.
+pub(crate) fn leaf_request(
+    profile: &str,
+    subject: x509_cert::name::Name,
+    sans: Vec<ca_core::profile::San>,
+    spki_der: Vec<u8>,
+) -> ca_core::IssueRequest {
+    ca_core::IssueRequest {
+        profile: profile.into(),
+        subject,
+        sans,
+        spki_der,
+        key_algorithm: KeyAlgorithm::EcdsaP256,
+        extensions: Vec::new(),
+        requester: "bench".into(),
+        validity_days: None,
+        issuer: None,
+    }
+}
+
 /// Signatures per second of `key` over a certificate-sized message with `threads` threads.
 pub(crate) fn raw_sign_rate(
     key: &Arc<dyn PrivateKey>,

@@ -367,17 +367,12 @@ fn bench_issue(
         count,
         || Some(()),
         |(), i| {
-            let req = IssueRequest {
-                profile: "tls-server".into(),
-                subject: x509_cert::name::Name::default(),
-                sans: vec![San::Dns(format!("host{i}.bench.example"))],
-                spki_der: spki.clone(),
-                key_algorithm: KeyAlgorithm::EcdsaP256,
-                extensions: Vec::new(),
-                requester: "bench".into(),
-                validity_days: None,
-                issuer: None,
-            };
+            let req = common::leaf_request(
+                "tls-server",
+                x509_cert::name::Name::default(),
+                vec![San::Dns(format!("host{i}.bench.example"))],
+                spki.clone(),
+            );
             auth.issue(&req).is_ok()
         },
     );

@@ -390,19 +390,14 @@ fn start_privca(
             let key =
                 hsm::soft::SoftKey::generate_ephemeral("bench-leaf", KeyAlgorithm::EcdsaP256)?;
             let rec = auth
-                .issue(&ca_core::IssueRequest {
-                    profile: "device".into(),
-                    subject: format!("CN=bench-ocsp-{i}")
+                .issue(&super::common::leaf_request(
+                    "device",
+                    format!("CN=bench-ocsp-{i}")
                         .parse()
                         .map_err(|e| Error::Usage(format!("{e}")))?,
-                    sans: Vec::new(),
-                    spki_der: key.public_key_der().to_vec(),
-                    key_algorithm: KeyAlgorithm::EcdsaP256,
-                    extensions: Vec::new(),
-                    requester: "bench".into(),
-                    validity_days: None,
-                    issuer: None,
-                })?
+                    Vec::new(),
+                    key.public_key_der().to_vec(),
+                ))?
                 .record;
             let revoked = i % 10 == 9;
             let rec = if revoked {

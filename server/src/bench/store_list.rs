@@ -7,7 +7,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use ca_core::IssueRequest;
 use ca_core::profile::San;
 use hsm::KeyAlgorithm;
 use store::{AuditEvent, CertFilter, CertRecord, CertStatus, Revocation, Store};
@@ -84,17 +83,12 @@ pub fn run(a: &StoreBenchArgs) -> Result<(), Error> {
     let leaf = hsm::soft::generate_exportable(KeyAlgorithm::EcdsaP256)?;
     let template = fx
         .auth
-        .issue(&IssueRequest {
-            profile: "tls-server".into(),
-            subject: x509_cert::name::Name::default(),
-            sans: vec![San::Dns("template.bench.example".into())],
-            spki_der: leaf.spki_der.clone(),
-            key_algorithm: KeyAlgorithm::EcdsaP256,
-            extensions: Vec::new(),
-            requester: "bench".into(),
-            validity_days: None,
-            issuer: None,
-        })?
+        .issue(&super::common::leaf_request(
+            "tls-server",
+            x509_cert::name::Name::default(),
+            vec![San::Dns("template.bench.example".into())],
+            leaf.spki_der.clone(),
+        ))?
         .record
         .der;
     let now = fx.auth.now();
