@@ -21,7 +21,7 @@ enum Driver<'f> {
     Profile(&'f str),
     /// `issuer_expiry` over one issuer.
     Issuer(&'f str),
-    /// `names`, matching the text without decoding records (`--text` alone).
+    /// `names`, sieving on the text without decoding records (`--text` alone).
     Names(&'f str),
     /// `expiry`: every record.
     All,
@@ -119,6 +119,16 @@ fn walk<'t, 'k>(
     })
 }
 
+/// Whether the record's subject or one of its SANs contains `needle` (lowercase),
+/// ignoring case (`list --text`).
+fn names_match(record: &CertRecord, needle: &str) -> bool {
+    record.subject.to_lowercase().contains(needle)
+        || record
+            .sans
+            .iter()
+            .any(|s| s.to_lowercase().contains(needle))
+}
+
 /// A bound on (`not_after`, serial) as a bound on (`prefix`, `not_after`, serial); an
 /// unbounded end becomes `end` within the prefix.
 fn with_prefix<'a>(
@@ -196,9 +206,10 @@ fn scan_certs(
         {
             continue;
         }
+        // The names index is only a sieve (a needle may span two of its lines): each
+        // candidate is checked name by name.
         if let Some(needle) = &needle
-            && !matches!(driver, Driver::Names(_))
-            && !searchable_names(&record).contains(needle.as_str())
+            && !names_match(&record, needle)
         {
             continue;
         }

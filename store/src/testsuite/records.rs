@@ -425,7 +425,13 @@ pub fn list_pages_agree_with_a_scan_for_every_filter(db: &dyn TestDatabase) {
     let statuses = [None, Some(CertStatus::Valid), Some(CertStatus::Revoked)];
     let profiles = [None, Some("server"), Some("rare"), Some("none")];
     let issuers = [None, Some("sub")];
-    let texts = [None, Some("shared-name"), Some("HOST-2014")];
+    // The last spans the end of a subject and the start of a SAN: no single name holds it.
+    let texts = [
+        None,
+        Some("shared-name"),
+        Some("HOST-2014"),
+        Some("example\ndns:host"),
+    ];
     let windows = [
         (None, None),
         (Some(10_150), Some(10_500)),
