@@ -13,6 +13,10 @@ pub enum Error {
     /// A reply could not be built or read (client side, or an internal encoding problem).
     #[error("SCEP reply: {0}")]
     Reply(String),
+    /// An outside service privca calls on its own (Intune's revocation service) could not
+    /// be reached or answered something unusable.
+    #[error("upstream service: {0}")]
+    Upstream(String),
     /// An error from the key backend.
     #[error(transparent)]
     Key(#[from] hsm::Error),

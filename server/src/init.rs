@@ -795,12 +795,13 @@ ra_key = "issuing-ra"
 # profile = "device"
 # challenge = {{ method = "one-time", default_ttl_seconds = 3600 }}
 #
-# Microsoft Intune validates each request's challenge (see docs/intune.md), and an
+# Microsoft Intune validates each request's challenge and, every five minutes, asks for
+# the certificates of wiped or retired devices to be revoked (see docs/intune.md), and an
 # external decision service (webhook) that gets every enrollment as JSON.
 #
 # [scep.endpoints.intune]
 # profile = "device"
-# challenge = {{ method = "intune", tenant = "contoso.onmicrosoft.com", client_id = "11111111-2222-3333-4444-555555555555", client_secret = {{ file = "intune-client.secret" }} }}
+# challenge = {{ method = "intune", tenant = "contoso.onmicrosoft.com", client_id = "11111111-2222-3333-4444-555555555555", client_secret = {{ file = "intune-client.secret" }}, revocation = {{ interval_seconds = 300 }} }}
 #
 # [scep.endpoints.nac]
 # profile = "device"

@@ -67,6 +67,45 @@ pub fn endpoints(
     Ok(out)
 }
 
+/// Delay before the first Intune revocation round after the server starts.
+const FIRST_REVOCATION_ROUND: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Starts Intune-driven revocation (docs/intune.md, "Revocation") for every SCEP endpoint
+/// with `challenge = { method = "intune", revocation = { … } }`: a round shortly after the
+/// start, then one every `interval_seconds`. A failed round is logged and the next one
+/// tries again. Must be called inside the server's runtime.
+pub fn start_intune_revocation(
+    cfg: &Config,
+    auth: &Arc<Authority>,
+) -> Result<Vec<tokio::task::JoinHandle<()>>, Error> {
+    let mut tasks = Vec::new();
+    for (name, ec) in &cfg.scep.endpoints {
+        let ChallengeConfig::Intune(c) = &ec.challenge else {
+            continue;
+        };
+        if c.revocation.is_none() {
+            continue;
+        }
+        let mut c = (**c).clone();
+        c.client_secret = cfg.secret(&c.client_secret);
+        let intune = scep::intune::Intune::load(&c).map_err(scep_err)?;
+        let Some(interval) = intune.revocation_interval() else {
+            continue;
+        };
+        let (name, auth) = (name.clone(), auth.clone());
+        tasks.push(tokio::spawn(async move {
+            tokio::time::sleep(FIRST_REVOCATION_ROUND).await;
+            loop {
+                if let Err(e) = intune.revocation_round(auth.clone(), &name).await {
+                    tracing::warn!(endpoint = %name, error = %e, "Intune revocation round failed");
+                }
+                tokio::time::sleep(interval).await;
+            }
+        }));
+    }
+    Ok(tasks)
+}
+
 fn scep_err(e: scep::Error) -> Error {
     match e {
         scep::Error::Authority(e) => Error::Core(e),

@@ -87,6 +87,7 @@ pub async fn start(
         &auth,
         Some(keys.as_ref()),
     )?);
+    let intune_revocation = crate::scep_wiring::start_intune_revocation(cfg, &auth)?;
     let limits = Limits {
         max_body_bytes: cfg.server.max_body_bytes,
         header_timeout: Duration::from_secs(cfg.server.header_timeout_seconds),
@@ -169,6 +170,9 @@ pub async fn start(
             let _ = h.await;
         }
         refresher.abort();
+        for task in intune_revocation {
+            task.abort();
+        }
         // The refusals counted since the last summary go into the audit log.
         let a = auth_for_stop;
         let _ = tokio::task::spawn_blocking(move || {

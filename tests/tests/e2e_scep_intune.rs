@@ -28,6 +28,8 @@ const SECRET: &str = "e2e-client-secret";
 struct Fake {
     base: String,
     fail_success: bool,
+    /// What downloadRevocationRequests hands out (once; then nothing).
+    revocations: Vec<Value>,
     calls: Vec<(String, Value)>,
     tokens: u32,
 }
@@ -64,7 +66,8 @@ async fn endpoints(State(f): State<Shared>) -> Response {
     let base = f.lock().expect("fake").base.clone();
     axum::Json(
         json!({"value": [{"providerName": "ScepRequestValidationFEService",
-        "uri": format!("{base}/svc")}]}),
+        "uri": format!("{base}/svc")},
+        {"providerName": "PkiConnectorFEService", "uri": format!("{base}/pki")}]}),
     )
     .into_response()
 }
@@ -90,6 +93,33 @@ async fn action(
         _ => "Success",
     };
     axum::Json(json!({"code": code, "errorDescription": ""})).into_response()
+}
+
+/// Intune's PkiConnectorFEService: hands out the primed revocation requests once, and
+/// records the uploaded results.
+async fn pki(
+    State(f): State<Shared>,
+    UrlPath(action): UrlPath<String>,
+    headers: axum::http::HeaderMap,
+    body: String,
+) -> Response {
+    let mut f = f.lock().expect("fake");
+    let v: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+    let version = headers
+        .get("api-version")
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    f.calls
+        .push((action.clone(), json!({"body": v, "api-version": version})));
+    match action.as_str() {
+        "downloadRevocationRequests" => {
+            let value = std::mem::take(&mut f.revocations);
+            axum::Json(json!({ "value": value })).into_response()
+        }
+        "uploadRevocationResults" => axum::Json(json!({"value": true})).into_response(),
+        _ => StatusCode::NOT_FOUND.into_response(),
+    }
 }
 
 async fn hook(State(f): State<Shared>, body: String) -> Response {
@@ -123,6 +153,7 @@ fn start_fake() -> (Shared, String) {
                     get(endpoints),
                 )
                 .route("/svc/ScepActions/{action}", post(action))
+                .route("/pki/CertificateAuthorityRequests/{action}", post(pki))
                 .route("/hook", post(hook))
                 .with_state(state);
             tx.send(base).expect("send");
@@ -332,4 +363,157 @@ challenge = {{ method = "webhook", url = "{base}/hook", timeout_ms = 5000 }}
     let log = ca.server_log();
     assert!(!log.contains(SECRET), "the client secret reached the log");
     assert!(!log.contains("intune-good"), "a challenge reached the log");
+}
+
+/// Intune-driven revocation: after a device enrolled through the Intune endpoint, Intune
+/// asks (through the PkiConnectorFEService found by discovery) to revoke its
+/// certificate, a certificate the CLI issued, a serial privca never issued and a serial
+/// that is not hexadecimal. privca revokes only the first (OCSP says revoked,
+/// cessationOfOperation; the CLI's certificate stays good), answers each request with
+/// its result code, and audits the refusals.
+#[test]
+fn intune_revocation_requests_revoke_only_what_the_endpoint_enrolled() {
+    if !interop_enabled("intune_revocation_requests_revoke_only_what_the_endpoint_enrolled") {
+        return;
+    }
+    let (fake, base) = start_fake();
+    let mut ca = TestCa::init(
+        Path::new(BIN),
+        &["--root-key", "rsa-2048", "--issuing-key", "rsa-2048"],
+    );
+    privca_tests::write_secret(&ca.data.join("intune.secret"), format!("{SECRET}\n"));
+    let mut cfg = std::fs::read_to_string(ca.config()).expect("config");
+    cfg.push_str(&format!(
+        r#"
+[scep.endpoints.intune]
+profile = "device"
+allow_des = true            # micromdm scepclient 2.1.0 only encrypts with DES-CBC
+[scep.endpoints.intune.challenge]
+method = "intune"
+tenant = "contoso.onmicrosoft.com"
+client_id = "11111111-2222-3333-4444-555555555555"
+client_secret = {{ file = "intune.secret" }}
+login_url = "{base}/login"
+graph_url = "{base}/graph"
+revocation = {{ interval_seconds = 3600, max_requests = 50 }}
+"#
+    ));
+    std::fs::write(ca.config(), cfg).expect("config");
+    ca.start();
+    let d1 = ca.path("phone");
+    let o = scepclient(&d1, &ca.url("/scep/intune"), "phone-1", "intune-good");
+    assert!(o.status.success(), "{}", text(&o));
+    let cert = d1.join("cert.pem");
+    let serial_of = |p: &Path| {
+        let s = ok(openssl().args(["x509", "-noout", "-serial", "-in"]).arg(p));
+        s.trim().split_once('=').expect("serial").1.to_string()
+    };
+    let phone = serial_of(&cert);
+    let server = ca.path("server");
+    ok(ca
+        .cmd()
+        .args([
+            "issue",
+            "--profile",
+            "tls-server",
+            "--generate-key",
+            "--dns",
+            "srv.example",
+            "--out",
+        ])
+        .arg(&server));
+    let server_cert = server.with_extension("crt");
+    let cli = serial_of(&server_cert);
+    ca.stop();
+
+    // The first round runs two seconds after the start.
+    fake.lock().expect("fake").revocations = vec![
+        json!({"requestContext": "ctx-phone", "serialNumber": phone, "issuerName": "CN=privca Issuing CA,O=privca"}),
+        json!({"requestContext": "ctx-cli", "serialNumber": cli}),
+        json!({"requestContext": "ctx-unknown", "serialNumber": "0123456789ABCDEF"}),
+        json!({"requestContext": "ctx-garbage", "serialNumber": "not hex"}),
+    ];
+    ca.start();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let upload = loop {
+        if let Some(u) = calls(&fake, "uploadRevocationResults").pop() {
+            break u;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no upload: {}",
+            ca.server_log()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    let download = calls(&fake, "downloadRevocationRequests");
+    assert_eq!(download[0]["body"]["downloadParameters"]["maxRequests"], 50);
+    assert_eq!(download[0]["api-version"], "5019-05-05");
+    assert_eq!(upload["api-version"], "5019-05-05");
+    let results = upload["body"]["results"]
+        .as_array()
+        .expect("results")
+        .clone();
+    let by_ctx = |ctx: &str| {
+        results
+            .iter()
+            .find(|r| r["requestContext"] == ctx)
+            .unwrap_or_else(|| panic!("no result for {ctx}: {results:?}"))
+            .clone()
+    };
+    assert_eq!(by_ctx("ctx-phone")["succeeded"], true, "{results:?}");
+    assert_eq!(by_ctx("ctx-phone")["errorCode"], 0);
+    for (ctx, code) in [
+        ("ctx-cli", 4003),
+        ("ctx-unknown", 4003),
+        ("ctx-garbage", 4001),
+    ] {
+        let r = by_ctx(ctx);
+        assert_eq!(r["succeeded"], false, "{r}");
+        assert_eq!(r["errorCode"], code, "{r}");
+        assert!(!r["errorMessage"].as_str().unwrap_or("").is_empty(), "{r}");
+    }
+
+    // OCSP over the wire: the phone's certificate is revoked, the server's is not.
+    let chain = ca.write_chain_pem();
+    let ocsp = |c: &Path| {
+        text(&run(openssl()
+            .args(["ocsp", "-issuer"])
+            .arg(ca.data.join("ca/issuing.crt"))
+            .arg("-CAfile")
+            .arg(&chain)
+            .arg("-cert")
+            .arg(c)
+            .args(["-url", &ca.url("/ocsp"), "-resp_text"])))
+    };
+    let o = ocsp(&cert);
+    assert!(
+        o.contains("Cert Status: revoked") && o.contains("Revocation Reason: cessationOfOperation"),
+        "{o}"
+    );
+    let o = ocsp(&server_cert);
+    assert!(o.contains("Cert Status: good"), "{o}");
+    // The revocation and the three refusals are in the audit log, named as Intune's.
+    ca.stop();
+    let store =
+        store::RedbStore::open(&ca.data.join("privca.redb"), store::StoreOptions::default())
+            .expect("open the store (no server running)");
+    let entries = store::Store::audit_entries(&store, 1, 10_000).expect("audit entries");
+    let by_intune: Vec<_> = entries
+        .iter()
+        .filter(|e| e.event.actor == "intune:intune:revocation")
+        .map(|e| (e.event.action.clone(), e.event.subject.clone()))
+        .collect();
+    assert_eq!(
+        by_intune
+            .iter()
+            .filter(|(a, _)| a == "intune-revoke")
+            .count(),
+        3,
+        "{by_intune:?}"
+    );
+    assert!(
+        by_intune.iter().any(|(a, _)| a != "intune-revoke"),
+        "the revocation itself: {by_intune:?}"
+    );
 }

@@ -51,6 +51,80 @@ pub struct IntuneConfig {
     /// Optional `certificateAuthority` sent in successNotification.
     #[serde(default)]
     pub certificate_authority: Option<String>,
+    /// `[…intune.revocation]`: revoke what Intune asks to revoke (a wiped or retired
+    /// device), on a schedule. Off when absent.
+    #[serde(default)]
+    pub revocation: Option<IntuneRevocationConfig>,
+}
+
+/// Intune-driven revocation (docs/intune.md, "Revocation"): every `interval_seconds`,
+/// privca downloads up to `max_requests` pending revocation requests from Intune's
+/// PkiConnectorFEService, revokes the certificates they name that this endpoint enrolled,
+/// and uploads one result per request.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IntuneRevocationConfig {
+    /// Seconds between rounds (30 to 86400).
+    #[serde(default = "default_revocation_interval")]
+    pub interval_seconds: u64,
+    /// Requests per download (1 to 500, Intune's limit).
+    #[serde(default = "default_max_requests")]
+    pub max_requests: u32,
+    /// The CRLReason recorded (RFC 5280 §5.3.1 name); Intune asks when a device is
+    /// wiped or retired.
+    #[serde(default = "default_revocation_reason")]
+    pub reason: String,
+    /// Skip discovery and use this PkiConnectorFEService URL.
+    #[serde(default)]
+    pub service_url: Option<String>,
+    /// `api-version` header of the revocation service.
+    #[serde(default = "default_revocation_api_version")]
+    pub api_version: String,
+}
+
+fn default_revocation_interval() -> u64 {
+    300
+}
+fn default_max_requests() -> u32 {
+    100
+}
+fn default_revocation_reason() -> String {
+    "cessationOfOperation".into()
+}
+fn default_revocation_api_version() -> String {
+    "5019-05-05".into()
+}
+
+impl IntuneRevocationConfig {
+    /// Checks the bounds and the reason name.
+    pub fn check(&self) -> Result<()> {
+        if !(30..=86_400).contains(&self.interval_seconds) {
+            return Err(Error::Config(
+                "intune revocation interval_seconds must be between 30 and 86400".into(),
+            ));
+        }
+        if !(1..=500).contains(&self.max_requests) {
+            return Err(Error::Config(
+                "intune revocation max_requests must be between 1 and 500".into(),
+            ));
+        }
+        let reason = ca_core::RevocationReason::parse(&self.reason)
+            .map_err(|e| Error::Config(format!("intune revocation reason: {}", e.reason())))?;
+        if reason == ca_core::RevocationReason::CertificateHold {
+            return Err(Error::Config(
+                "intune revocation reason cannot be certificateHold (Intune asks for a permanent revocation)".into(),
+            ));
+        }
+        if self.api_version.is_empty()
+            || self.api_version.len() > 64
+            || self.api_version.chars().any(|c| c.is_control())
+        {
+            return Err(Error::Config(
+                "intune revocation api_version is invalid".into(),
+            ));
+        }
+        Ok(())
+    }
 }
 
 fn default_login_url() -> String {

@@ -45,16 +45,31 @@ use crate::error::Result;
 use crate::outbound::{self, IssuedFacts, MAX_RESPONSE_BYTES};
 
 mod config;
+mod revocation;
 mod wire;
 
-pub use config::IntuneConfig;
+pub use config::{IntuneConfig, IntuneRevocationConfig};
+pub use revocation::{RevocationRound, revocation_error};
 use wire::{
     ActionResponse, Audience, Token, TokenError, Unavailable, parse_action, parse_endpoints,
     parse_token,
 };
+pub use wire::{RevocationRequest, RevocationResult};
 
 /// The service Intune lists in Graph for SCEP validation (docs/client-quirks.md, "Service discovery").
 pub const VALIDATION_SERVICE: &str = "ScepRequestValidationFEService";
+
+/// The service Intune lists in Graph for revocation requests (docs/intune.md, "Revocation").
+pub const REVOCATION_SERVICE: &str = "PkiConnectorFEService";
+
+/// Which of Intune's services a call goes to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Service {
+    /// [`VALIDATION_SERVICE`].
+    Validation,
+    /// [`REVOCATION_SERVICE`].
+    Revocation,
+}
 
 /// The result codes Intune documents for validateRequest and the notifications
 /// (docs/client-quirks.md, "Calls and answers"). Any other code is a failure too; it is only logged as unknown.
@@ -127,6 +142,10 @@ pub struct Intune {
     graph_token: tokio::sync::Mutex<Option<Token>>,
     intune_token: tokio::sync::Mutex<Option<Token>>,
     service: tokio::sync::Mutex<Option<Url>>,
+    /// Revocation: settings, the configured service URL, the discovered one.
+    revocation: Option<IntuneRevocationConfig>,
+    fixed_revocation_service: Option<Url>,
+    revocation_service: tokio::sync::Mutex<Option<Url>>,
     /// Transactions whose refusal must not be reported (Intune unreachable, or the
     /// failure came from a notification call).
     suppressed: KeySet,
@@ -190,6 +209,15 @@ impl Intune {
             Duration::from_millis(config.timeout_ms),
             &config.caller_info,
         )?;
+        if let Some(r) = &config.revocation {
+            r.check()?;
+        }
+        let fixed_revocation_service = config
+            .revocation
+            .as_ref()
+            .and_then(|r| r.service_url.as_deref())
+            .map(|u| outbound::check_url("intune revocation service_url", u))
+            .transpose()?;
         Ok(Intune {
             tenant: config.tenant.clone(),
             client_id: config.client_id.clone(),
@@ -210,6 +238,9 @@ impl Intune {
             graph_token: tokio::sync::Mutex::new(None),
             intune_token: tokio::sync::Mutex::new(None),
             service: tokio::sync::Mutex::new(None),
+            revocation: config.revocation.clone(),
+            fixed_revocation_service,
+            revocation_service: tokio::sync::Mutex::new(None),
             suppressed: KeySet::default(),
             validated: KeySet::default(),
         })
@@ -290,12 +321,20 @@ impl Intune {
         *self.token_slot(audience).lock().await = None;
     }
 
-    /// The validation service URL: configured, cached, or discovered through Graph.
-    async fn service_url(&self) -> std::result::Result<Url, Unavailable> {
-        if let Some(u) = &self.fixed_service {
+    /// The URL of `which` service: configured, cached, or discovered through Graph.
+    async fn service_url(&self, which: Service) -> std::result::Result<Url, Unavailable> {
+        let (fixed, slot, name) = match which {
+            Service::Validation => (&self.fixed_service, &self.service, VALIDATION_SERVICE),
+            Service::Revocation => (
+                &self.fixed_revocation_service,
+                &self.revocation_service,
+                REVOCATION_SERVICE,
+            ),
+        };
+        if let Some(u) = fixed {
             return Ok(u.clone());
         }
-        let mut cached = self.service.lock().await;
+        let mut cached = slot.lock().await;
         if let Some(u) = cached.as_ref() {
             return Ok(u.clone());
         }
@@ -331,14 +370,18 @@ impl Intune {
                 .await
                 .map_err(|e| Unavailable(format!("Graph service discovery: {e}")))?;
         };
-        let url = parse_endpoints(&body)?;
-        info!(service = %url, "discovered the Intune validation service");
+        let url = parse_endpoints(&body, name)?;
+        info!(service = %url, "discovered the Intune service {name}");
         *cached = Some(url.clone());
         Ok(url)
     }
 
-    async fn forget_service(&self) {
-        *self.service.lock().await = None;
+    async fn forget_service(&self, which: Service) {
+        let slot = match which {
+            Service::Validation => &self.service,
+            Service::Revocation => &self.revocation_service,
+        };
+        *slot.lock().await = None;
     }
 
     /// POSTs one ScepActions call and returns Intune's answer. `retries` extra attempts
@@ -350,10 +393,38 @@ impl Intune {
         transaction_id: &str,
         retries: u32,
     ) -> std::result::Result<ActionResponse, Unavailable> {
+        let bytes = self
+            .call(Service::Validation, suffix, body, transaction_id, retries)
+            .await?;
+        let answer = parse_action(&bytes).map_err(|e| Unavailable(format!("{suffix}: {}", e.0)))?;
+        info!(
+            transaction_id = %transaction_id,
+            code = %clip(&answer.code, 64),
+            "Intune {suffix}"
+        );
+        Ok(answer)
+    }
+
+    /// POSTs `body` to `suffix` of `which` service and returns the answer's body (at most
+    /// [`MAX_RESPONSE_BYTES`]). `retries` extra attempts follow transport errors, 5xx and
+    /// 429; a 401 renews the token once; an HTTP failure forgets the discovered location.
+    /// `log_key` names what the call is about in the logs (a transaction, a round).
+    async fn call(
+        &self,
+        which: Service,
+        suffix: &str,
+        body: &serde_json::Value,
+        log_key: &str,
+        retries: u32,
+    ) -> std::result::Result<Vec<u8>, Unavailable> {
+        let api_version = match (which, &self.revocation) {
+            (Service::Revocation, Some(r)) => r.api_version.as_str(),
+            _ => self.api_version.as_str(),
+        };
         let mut attempt = 0;
         let mut refreshed = false;
         loop {
-            let base = self.service_url().await?;
+            let base = self.service_url(which).await?;
             let url = join(&base, suffix).map_err(|e| Unavailable(e.to_string()))?;
             let token = self.token(Audience::Intune).await?;
             let request_id = outbound::request_id();
@@ -362,7 +433,7 @@ impl Intune {
                 .post(url)
                 .bearer_auth(String::from_utf8_lossy(token.expose()))
                 .header("client-request-id", &request_id)
-                .header("api-version", &self.api_version)
+                .header("api-version", api_version)
                 .header("UserAgent", &self.caller_info)
                 .json(body)
                 .send()
@@ -373,15 +444,8 @@ impl Intune {
                     let bytes = outbound::read_limited(resp, MAX_RESPONSE_BYTES)
                         .await
                         .map_err(|e| Unavailable(format!("{suffix} ({request_id}): {e}")))?;
-                    let answer = parse_action(&bytes)
-                        .map_err(|e| Unavailable(format!("{suffix} ({request_id}): {}", e.0)))?;
-                    info!(
-                        client_request_id = %request_id,
-                        transaction_id = %transaction_id,
-                        code = %clip(&answer.code, 64),
-                        "Intune {suffix}"
-                    );
-                    return Ok(answer);
+                    info!(client_request_id = %request_id, about = %log_key, "Intune {suffix} answered");
+                    return Ok(bytes);
                 }
                 Ok(resp) if resp.status() == StatusCode::UNAUTHORIZED && !refreshed => {
                     refreshed = true;
@@ -393,7 +457,7 @@ impl Intune {
                     let retryable =
                         status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS;
                     // The library clears the location on every HTTP failure (B.3).
-                    self.forget_service().await;
+                    self.forget_service(which).await;
                     if !retryable {
                         return Err(Unavailable(format!(
                             "{suffix} ({request_id}) answered HTTP {status}"
@@ -402,8 +466,8 @@ impl Intune {
                     format!("{suffix} ({request_id}) answered HTTP {status}")
                 }
             };
-            self.forget_service().await;
-            warn!(transaction_id = %transaction_id, "Intune call failed: {failure}");
+            self.forget_service(which).await;
+            warn!(about = %log_key, "Intune call failed: {failure}");
             if attempt >= retries {
                 return Err(Unavailable(failure));
             }
@@ -614,7 +678,9 @@ impl ChallengeMethod for Intune {
 #[doc(hidden)]
 pub fn fuzz_answers(data: &[u8]) {
     let _ = parse_token(data);
-    let _ = parse_endpoints(data);
+    let _ = parse_endpoints(data, VALIDATION_SERVICE);
+    let _ = wire::parse_revocation_requests(data, 500);
+    let _ = wire::parse_upload_answer(data);
     if let Ok(a) = parse_action(data) {
         let _ = refusal("validateRequest", &a);
     }
@@ -780,20 +846,76 @@ mod tests {
 
     #[test]
     fn discovery_finds_the_service_case_insensitively_and_checks_its_url() {
-        let u = parse_endpoints(
-            br#"{"value":[{"providerName":"PkiConnectorFEService","uri":"https://a/x"},
-                {"serviceName":"SCEPREQUESTVALIDATIONFESERVICE","uri":"https://b.example/svc"}]}"#,
-        )
-        .expect("found");
+        let list = br#"{"value":[{"providerName":"PkiConnectorFEService","uri":"https://a/x"},
+                {"serviceName":"SCEPREQUESTVALIDATIONFESERVICE","uri":"https://b.example/svc"}]}"#;
+        let u = parse_endpoints(list, VALIDATION_SERVICE).expect("found");
         assert_eq!(u.as_str(), "https://b.example/svc");
-        assert!(parse_endpoints(br#"{"value":[]}"#).is_err());
+        let u = parse_endpoints(list, REVOCATION_SERVICE).expect("found");
+        assert_eq!(u.as_str(), "https://a/x");
+        assert!(parse_endpoints(br#"{"value":[]}"#, VALIDATION_SERVICE).is_err());
         assert!(
             parse_endpoints(
-                br#"{"value":[{"providerName":"ScepRequestValidationFEService","uri":"http://evil.example/"}]}"#
+                br#"{"value":[{"providerName":"ScepRequestValidationFEService","uri":"http://evil.example/"}]}"#,
+                VALIDATION_SERVICE,
             )
             .is_err(),
             "plain http to a remote host is refused"
         );
+    }
+
+    #[test]
+    fn revocation_settings_are_checked() {
+        let parse = |t: &str| toml::from_str::<IntuneRevocationConfig>(t).expect("parses");
+        let ok = parse("");
+        assert_eq!((ok.interval_seconds, ok.max_requests), (300, 100));
+        assert!(ok.check().is_ok());
+        for bad in [
+            "interval_seconds = 5",
+            "max_requests = 0",
+            "max_requests = 501",
+            "reason = \"certificateHold\"",
+            "reason = \"bogus\"",
+            "api_version = \"\"",
+        ] {
+            assert!(parse(bad).check().is_err(), "{bad}");
+        }
+        assert!(toml::from_str::<IntuneRevocationConfig>("bogus = 1").is_err());
+    }
+
+    #[test]
+    fn revocation_answers_are_bounded_and_checked() {
+        let one =
+            br#"{"value":[{"requestContext":"c1","serialNumber":"0A1B","issuerName":"CN=x"}]}"#;
+        let got = wire::parse_revocation_requests(one, 10).expect("parses");
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].serial_number, "0A1B");
+        assert!(
+            wire::parse_revocation_requests(one, 0).is_err(),
+            "more than asked for"
+        );
+        let long = format!(
+            r#"{{"value":[{{"requestContext":"{}","serialNumber":"01"}}]}}"#,
+            "c".repeat(wire::MAX_REQUEST_CONTEXT + 1)
+        );
+        assert!(wire::parse_revocation_requests(long.as_bytes(), 10).is_err());
+        assert!(
+            wire::parse_revocation_requests(
+                br#"{"value":[{"requestContext":"","serialNumber":"01"}]}"#,
+                10
+            )
+            .is_err()
+        );
+        assert!(wire::parse_revocation_requests(b"[]", 10).is_err());
+        assert_eq!(
+            wire::parse_upload_answer(br#"{"value":true}"#).ok(),
+            Some(true)
+        );
+        assert!(wire::parse_upload_answer(br#"{"value":"yes"}"#).is_err());
+        assert!(revocation::enrolled_by("intune:phones", "phones"));
+        assert!(revocation::enrolled_by("intune:phones:sid:S-1-5", "phones"));
+        assert!(!revocation::enrolled_by("intune:phones2", "phones"));
+        assert!(!revocation::enrolled_by("scep:phones", "phones"));
+        assert!(!revocation::enrolled_by("cli:root", "phones"));
     }
 
     #[test]
