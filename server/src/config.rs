@@ -160,7 +160,7 @@ pub struct StoreConfig {
     pub path: PathBuf,
     /// Memory the database may keep for cached pages, in MiB: the bound on what the store
     /// adds to the server's resident memory however many certificates it holds. Default
-    /// 128 (`store::DEFAULT_CACHE_BYTES`).
+    /// 256 (`store::DEFAULT_CACHE_BYTES`).
     #[serde(default)]
     pub cache_mb: Option<u64>,
 }
@@ -598,9 +598,9 @@ mod tests {
             .expect("parses");
         assert!(cfg.validate().is_err());
         // The store's page cache: the commented default is valid uncommented, 0 is not.
-        for (line, ok) in [("cache_mb = 128", true), ("cache_mb = 0", false)] {
+        for (line, ok) in [("cache_mb = 256", true), ("cache_mb = 0", false)] {
             let cfg: Config =
-                toml::from_str(&base.replace("# cache_mb = 128", line)).expect("parses");
+                toml::from_str(&base.replace("# cache_mb = 256", line)).expect("parses");
             assert_eq!(cfg.validate().is_ok(), ok, "{line}");
             assert!(cfg.store.cache_mb.is_some(), "{line}");
         }

@@ -737,7 +737,7 @@ log_format = "text"
 path = "privca.redb"
 # Memory for cached database pages, in MiB: what the store adds to the server's resident
 # memory at most, however many certificates it holds.
-# cache_mb = 128
+# cache_mb = 256
 
 [keys]
 {keys}
