@@ -383,8 +383,13 @@ impl Authority {
         {
             return Ok(EnrollOutcome::Refused(r));
         }
-        // 4. Approval: hold, or answer from the held request.
+        // 4. Approval: hold, or answer from the held request. A key on the keyCompromise
+        //    blocklist is refused on arrival, not first held for an administrator (its
+        //    approval would be refused anyway); a server-generated key is a fresh one.
         if policy.require_approval && (req.renewing.is_none() || policy.hold_renewals) {
+            if !req.server_keygen {
+                self.check_key_not_blocked(&req.csr.spki_der)?;
+            }
             return self.hold_enrollment(&req, &profile_name);
         }
         // 5. Server-side key generation: the algorithm of the CSR when the profile

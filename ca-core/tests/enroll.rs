@@ -487,3 +487,38 @@ fn the_observer_counts_issuances_and_refusals_with_bounded_labels() {
             .all(|l| l.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'))
     );
 }
+
+/// A request with a key on the keyCompromise blocklist is refused when it arrives at a
+/// channel that holds requests for approval: nothing is held for an administrator.
+#[test]
+fn a_blocked_key_is_refused_on_arrival_not_held() {
+    let fx = fixture();
+    let mut p = policy("device");
+    let key = new_key(KeyAlgorithm::EcdsaP256);
+    let first = issued(fx.auth.enroll(request(&p, csr(&key, "CN=lost", &[]))));
+    fx.auth
+        .revoke(
+            &first.record.serial,
+            ca_core::RevocationReason::KeyCompromise,
+            "test",
+        )
+        .expect("revoke");
+    p.require_approval = true;
+    let mut r = request(&p, csr(&key, "CN=lost-again", &[]));
+    r.hold_key = Some("lost-again".into());
+    let refusal = refused(fx.auth.enroll(r));
+    assert_eq!(
+        refusal.error.as_ref().map(|e| e.precise_kind()),
+        Some(ErrorKind::CompromisedKey),
+        "{refusal:?}"
+    );
+    assert!(
+        fx.store.list_pending(None).expect("pending").is_empty(),
+        "nothing held"
+    );
+    // Another key is held as usual.
+    let other = new_key(KeyAlgorithm::EcdsaP256);
+    let mut r = request(&p, csr(&other, "CN=new-key", &[]));
+    r.hold_key = Some("new-key".into());
+    assert!(matches!(fx.auth.enroll(r), EnrollOutcome::Pending(_)));
+}
