@@ -13,10 +13,15 @@
 
 use serde::{Deserialize, Serialize};
 
+mod checks;
 mod error;
+#[cfg(feature = "postgres")]
+mod pg;
 mod redb_store;
 
 pub use error::Error;
+#[cfg(feature = "postgres")]
+pub use pg::{MIGRATIONS, Migration, PgOptions, PgStore, PgTls, latest_version};
 pub use redb_store::{RedbStore, StoreOptions, WriterStats};
 
 /// Result type of this crate.

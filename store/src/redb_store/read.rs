@@ -75,11 +75,7 @@ fn scan_certs(
             continue;
         }
         if let Some(needle) = &needle
-            && !record.subject.to_lowercase().contains(needle.as_str())
-            && !record
-                .sans
-                .iter()
-                .any(|s| s.to_lowercase().contains(needle.as_str()))
+            && !crate::checks::text_matches(&record, needle)
         {
             continue;
         }
@@ -292,35 +288,12 @@ pub(super) fn audit_entries(
 pub(super) fn verify_audit(txn: &ReadTransaction) -> Result<AuditVerification> {
     let err = "reading the audit log";
     let audit = txn.open_table(AUDIT).ctx(err)?;
-    let mut entries = 0u64;
-    let mut first_bad = None;
-    let mut expected_seq = 1u64;
-    let mut expected_prev = ZERO_HASH.to_string();
+    let mut walk = crate::checks::ChainWalk::new();
     for item in audit.iter().ctx(err)? {
         let (key, value) = item.ctx(err)?;
-        let seq = key.value();
-        entries += 1;
-        let good = match serde_json::from_slice::<AuditEntry>(value.value()) {
-            Ok(entry) => {
-                let computed = AuditEntry::compute_hash(entry.seq, &entry.prev_hash, &entry.event)?;
-                let good = entry.seq == seq
-                    && seq == expected_seq
-                    && entry.prev_hash == expected_prev
-                    && entry.hash == computed;
-                expected_prev = entry.hash;
-                good
-            }
-            Err(_) => {
-                expected_prev = String::new();
-                false
-            }
-        };
-        if !good && first_bad.is_none() {
-            first_bad = Some(seq);
-        }
-        expected_seq = seq.saturating_add(1);
+        walk.push(key.value(), serde_json::from_slice(value.value()).ok())?;
     }
-    Ok(AuditVerification { entries, first_bad })
+    Ok(walk.finish())
 }
 
 pub(super) fn get_pending(txn: &ReadTransaction, id: u64) -> Result<Option<PendingRequest>> {
