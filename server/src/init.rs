@@ -735,6 +735,18 @@ log_format = "text"
 [store]
 # The record database (redb). Only one process opens it at a time.
 path = "privca.redb"
+# Several nodes on one PostgreSQL database instead (docs/scale-out.md): replace the
+# path line with these, then run `privca store migrate` once.
+# backend = "postgres"
+# [store.postgres]
+# url = "postgresql://privca@db.example:5432/privca"
+# password = {{ file = "pg-password" }}
+# pool_size = 16
+# statement_timeout_ms = 30000
+# lock_timeout_ms = 5000
+# tls = "verify-full"
+# ca_file = "db-ca.pem"
+# node_id = "node-a"
 
 [keys]
 {keys}
