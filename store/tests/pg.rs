@@ -338,3 +338,52 @@ fn a_stopped_database_is_unavailable_and_the_same_store_recovers_when_it_returns
         .collect();
     assert!(seen.len() >= 2);
 }
+
+#[test]
+fn concurrent_issuances_share_commits_and_a_refused_one_does_not_affect_the_others() {
+    let Some(db) = fresh_database() else { return };
+    let store = Arc::new(PgStore::open(&db.options).unwrap());
+    const THREADS: u8 = 16;
+    const PER_THREAD: u8 = 10;
+    let barrier = Arc::new(Barrier::new(usize::from(THREADS)));
+    let handles: Vec<_> = (0..THREADS)
+        .map(|t| {
+            let (store, barrier) = (Arc::clone(&store), Arc::clone(&barrier));
+            std::thread::spawn(move || {
+                barrier.wait();
+                let mut seqs = Vec::new();
+                for i in 0..PER_THREAD {
+                    let r = record(&[0x60, t, i], "ca", 2_000_000_000);
+                    store.reserve_serial(&r.serial, "ca").unwrap();
+                    seqs.push(store.record_issuance(&r, &event("issue", "x")).unwrap());
+                    // Never reserved: refused inside a batch with the others.
+                    let stray = record(&[0x61, t, i], "ca", 2_000_000_000);
+                    assert!(matches!(
+                        store.record_issuance(&stray, &event("issue", "stray")),
+                        Err(Error::Conflict(_))
+                    ));
+                }
+                seqs
+            })
+        })
+        .collect();
+    let mut seqs: Vec<u64> = handles
+        .into_iter()
+        .flat_map(|h| h.join().unwrap())
+        .collect();
+    let total = usize::from(THREADS) * usize::from(PER_THREAD);
+    seqs.sort_unstable();
+    seqs.dedup();
+    assert_eq!(seqs.len(), total);
+    let stats = store.stats().unwrap();
+    assert_eq!(stats.certificates, total as u64);
+    assert_eq!(
+        stats.audit_entries, total as u64,
+        "refused issuances wrote no audit entry"
+    );
+    assert_eq!(store.verify_audit().unwrap().first_bad, None);
+    let (commits, issuances) = store.group_commit_stats();
+    println!("{issuances} issuances in {commits} commits");
+    assert_eq!(issuances, 2 * total as u64);
+    assert!(commits < issuances, "concurrent issuances shared commits");
+}

@@ -312,18 +312,92 @@ fn challenge_from_row(r: &Row) -> Result<OneTimeChallenge> {
     })
 }
 
-pub(super) async fn record_issuance(
-    i: &Inner,
-    record: CertRecord,
-    audit: AuditEvent,
-    binding: IssuanceBinding,
+/// One issuance waiting for the group-commit writer of its node.
+pub(super) struct IssueJob {
+    pub(super) record: CertRecord,
+    pub(super) audit: AuditEvent,
+    pub(super) binding: IssuanceBinding,
+    pub(super) reply: std::sync::mpsc::SyncSender<Result<u64>>,
+}
+
+/// Most issuances one transaction commits.
+pub(super) const MAX_BATCH: usize = 32;
+
+/// The node's group-commit writer: takes the first waiting issuance and whatever else is
+/// queued behind it (up to [`MAX_BATCH`]), applies each inside a savepoint of one
+/// transaction (a refused one is rolled back to its savepoint and does not affect the
+/// others) and commits once, so concurrent issuances share one WAL flush. Only after the
+/// commit are the callers answered; if the commit fails, every issuance of the batch
+/// gets the error.
+pub(super) async fn issuance_writer(
+    inner: std::sync::Arc<Inner>,
+    mut jobs: tokio::sync::mpsc::Receiver<IssueJob>,
+) {
+    while let Some(first) = jobs.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match jobs.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let results = commit_batch(&inner, &batch).await;
+        for (job, result) in batch.into_iter().zip(results) {
+            let _ = job.reply.send(result);
+        }
+    }
+}
+
+async fn commit_batch(i: &Inner, batch: &[IssueJob]) -> Vec<Result<u64>> {
+    let fail_all = |e: &Error| -> Vec<Result<u64>> {
+        batch
+            .iter()
+            .map(|_| Err(Error::Unavailable(e.to_string())))
+            .collect()
+    };
+    let mut c = match i.client().await {
+        Ok(c) => c,
+        Err(e) => return fail_all(&e),
+    };
+    let mut tx = match c.transaction().await.map_err(db) {
+        Ok(tx) => tx,
+        Err(e) => return fail_all(&e),
+    };
+    let mut results = Vec::with_capacity(batch.len());
+    for job in batch {
+        let outcome = async {
+            let sp = tx.savepoint("issue").await.map_err(db)?;
+            // Dropped without release on a refusal: rolled back to the savepoint.
+            let seq =
+                record_issuance_in(&sp, &i.node, &job.record, &job.audit, &job.binding).await?;
+            sp.commit().await.map_err(db)?;
+            Ok(seq)
+        }
+        .await;
+        results.push(outcome);
+    }
+    if let Err(e) = tx.commit().await.map_err(db) {
+        return fail_all(&e);
+    }
+    use std::sync::atomic::Ordering::Relaxed;
+    i.batches.fetch_add(1, Relaxed);
+    i.batched.fetch_add(batch.len() as u64, Relaxed);
+    results
+}
+
+/// Everything of [`crate::Store::record_issuance_bound`] inside `tx`, audit included;
+/// returns the issuance entry's seq.
+async fn record_issuance_in(
+    tx: &Transaction<'_>,
+    node: &str,
+    record: &CertRecord,
+    audit: &AuditEvent,
+    binding: &IssuanceBinding,
 ) -> Result<u64> {
     let serial = record.serial.as_slice();
-    let mut c = i.client().await?;
-    let tx = c.transaction().await.map_err(db)?;
     // The reservation, locked: two commits of one serial run one after the other.
     let reserved = row(
-        &tx,
+        tx,
         "SELECT issuer FROM serials WHERE serial = $1 FOR UPDATE",
         &[&serial],
     )
@@ -343,7 +417,7 @@ pub(super) async fn record_issuance(
         )));
     }
     if row(
-        &tx,
+        tx,
         "SELECT 1 FROM certificates WHERE serial = $1",
         &[&serial],
     )
@@ -361,7 +435,7 @@ pub(super) async fn record_issuance(
     let mut replay_known = false;
     if let Some(key) = &binding.replay_key {
         let earlier = row(
-            &tx,
+            tx,
             "SELECT t.serial, c.revoked_at IS NULL AND c.serial IS NOT NULL \
              FROM transactions t LEFT JOIN certificates c ON c.serial = t.serial \
              WHERE t.key = $1 FOR UPDATE OF t",
@@ -382,10 +456,10 @@ pub(super) async fn record_issuance(
     // The challenge it spends, checked as consume_challenge checks it.
     let mut events: Vec<&AuditEvent> = Vec::with_capacity(2);
     if let Some(use_) = &binding.challenge {
-        let spent = lock_challenge(&tx, &use_.hash, &use_.endpoint).await?;
+        let spent = lock_challenge(tx, &use_.hash, &use_.endpoint).await?;
         check_spendable(&spent, use_.now)?;
         exec(
-            &tx,
+            tx,
             "UPDATE challenges SET used_at = $2, used_for = $3 WHERE hash = $1",
             &[&use_.hash, &use_.now, &serial],
         )
@@ -400,21 +474,21 @@ pub(super) async fn record_issuance(
             // waits for the first and then fails here (a conflict), issuing nothing.
             "INSERT INTO transactions (key, serial) VALUES ($1, $2)"
         };
-        exec(&tx, sql, &[key, &serial]).await?;
+        exec(tx, sql, &[key, &serial]).await?;
     }
     for key in &binding.transaction_keys {
         exec(
-            &tx,
+            tx,
             "INSERT INTO transactions (key, serial) VALUES ($1, $2) \
              ON CONFLICT (key) DO UPDATE SET serial = EXCLUDED.serial",
             &[key, &serial],
         )
         .await?;
     }
-    insert_cert(&tx, &record).await?;
+    insert_cert(tx, record).await?;
     // Audit: the challenge's use first, then the issuance.
-    events.push(&audit);
-    commit_with(tx, &i.node, &events).await
+    events.push(audit);
+    append(tx, node, &events).await
 }
 
 pub(super) async fn get_cert(i: &Inner, serial: Vec<u8>) -> Result<Option<CertRecord>> {
