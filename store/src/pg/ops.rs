@@ -363,18 +363,31 @@ async fn commit_batch(i: &Inner, batch: &[IssueJob]) -> Vec<Result<u64>> {
         Ok(tx) => tx,
         Err(e) => return fail_all(&e),
     };
-    let mut results = Vec::with_capacity(batch.len());
+    // First every issuance's checks and writes, each in its savepoint; then the audit
+    // entries of the accepted ones, so that the audit head is still the last lock the
+    // transaction takes (a batch that held it while waiting for a row another node has
+    // locked could deadlock with that node).
+    let mut accepted: Vec<Result<Vec<&AuditEvent>>> = Vec::with_capacity(batch.len());
     for job in batch {
         let outcome = async {
             let sp = tx.savepoint("issue").await.map_err(db)?;
             // Dropped without release on a refusal: rolled back to the savepoint.
-            let seq =
-                record_issuance_in(&sp, &i.node, &job.record, &job.audit, &job.binding).await?;
+            let events = record_issuance_in(&sp, &job.record, &job.audit, &job.binding).await?;
             sp.commit().await.map_err(db)?;
-            Ok(seq)
+            Ok(events)
         }
         .await;
-        results.push(outcome);
+        accepted.push(outcome);
+    }
+    let mut results = Vec::with_capacity(batch.len());
+    for outcome in accepted {
+        results.push(match outcome {
+            Ok(events) => match append(&tx, &i.node, &events).await {
+                Ok(seq) => Ok(seq),
+                Err(e) => return fail_all(&e),
+            },
+            Err(e) => Err(e),
+        });
     }
     if let Err(e) = tx.commit().await.map_err(db) {
         return fail_all(&e);
@@ -385,15 +398,14 @@ async fn commit_batch(i: &Inner, batch: &[IssueJob]) -> Vec<Result<u64>> {
     results
 }
 
-/// Everything of [`crate::Store::record_issuance_bound`] inside `tx`, audit included;
-/// returns the issuance entry's seq.
-async fn record_issuance_in(
+/// The checks and writes of [`crate::Store::record_issuance_bound`] inside `tx`; returns
+/// the audit events to append for it, in order (the challenge's use, then the issuance).
+async fn record_issuance_in<'a>(
     tx: &Transaction<'_>,
-    node: &str,
     record: &CertRecord,
-    audit: &AuditEvent,
-    binding: &IssuanceBinding,
-) -> Result<u64> {
+    audit: &'a AuditEvent,
+    binding: &'a IssuanceBinding,
+) -> Result<Vec<&'a AuditEvent>> {
     let serial = record.serial.as_slice();
     // The reservation, locked: two commits of one serial run one after the other.
     let reserved = row(
@@ -488,7 +500,7 @@ async fn record_issuance_in(
     insert_cert(tx, record).await?;
     // Audit: the challenge's use first, then the issuance.
     events.push(audit);
-    append(tx, node, &events).await
+    Ok(events)
 }
 
 pub(super) async fn get_cert(i: &Inner, serial: Vec<u8>) -> Result<Option<CertRecord>> {
