@@ -29,10 +29,21 @@ command -v softhsm2-util >/dev/null || need+=(softhsm2)
 command -v pkcs11-tool >/dev/null || need+=(opensc)
 # Metrics (tests/tests/metrics.rs): `promtool check metrics` from Debian `prometheus`.
 command -v promtool >/dev/null || need+=(prometheus)
+# PostgreSQL store backend (store/tests/pg.rs): the tests run initdb and pg_ctl from
+# /usr/lib/postgresql/<version>/bin into a temporary directory as the postgres user.
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 if [ ${#need[@]} -gt 0 ]; then
   log "installing ${need[*]}"
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}"
+fi
+# The package starts a default cluster on port 5432 where services auto-start; the tests
+# do not use it (each test binary starts its own on a free loopback port), so stop it.
+if command -v pg_lsclusters >/dev/null && pg_lsclusters -h 2>/dev/null | grep -q online; then
+  log "stopping the distribution's default PostgreSQL cluster (the tests start their own)"
+  pg_lsclusters -h | awk '$4 == "online" { print $1, $2 }' | while read -r ver name; do
+    $SUDO pg_ctlcluster "$ver" "$name" stop || true
+  done
 fi
 
 # 2. pkilint in a project-local venv (pinned).

@@ -29,6 +29,11 @@ impl Authority {
         let now = self.clock.now();
         let next_update = now + self.settings.crl_validity;
 
+        // The number first, then the revocations: with several nodes on one database a
+        // CRL with a higher number then always lists every revocation committed before
+        // its number was allocated, so the newest CRL can never miss one that an older
+        // CRL lists (RFC 5280 §5.2.3 allows the gap a failed signing leaves).
+        let number = self.store.next_crl_number(ca)?;
         let mut revoked: Vec<RevokedCert> = Vec::new();
         self.store.for_each_revoked(ca, &mut |entry| {
             let mut extensions = Vec::new();
@@ -62,7 +67,6 @@ impl Authority {
         })?;
         let count = revoked.len();
 
-        let number = self.store.next_crl_number(ca)?;
         let number_bytes = asn1::minimal_positive(&number.to_be_bytes());
         let crl_number = CrlNumber(Uint::new(&number_bytes)?);
         let tbs = TbsCertList {

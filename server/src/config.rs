@@ -156,13 +156,90 @@ fn default_log_format() -> String {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StoreConfig {
-    /// The redb database file.
-    pub path: PathBuf,
-    /// Memory the database may keep for cached pages, in MiB: the bound on what the store
-    /// adds to the server's resident memory however many certificates it holds. Default
-    /// 256 (`store::DEFAULT_CACHE_BYTES`).
+    /// `redb` (one embedded file, one process) or `postgres` (several nodes on one
+    /// PostgreSQL database, docs/scale-out.md).
+    #[serde(default = "default_store_backend")]
+    pub backend: String,
+    /// `redb`: the database file.
+    #[serde(default)]
+    pub path: Option<PathBuf>,
+    /// `redb`: memory the database may keep for cached pages, in MiB: the bound on what
+    /// the store adds to the server's resident memory however many certificates it
+    /// holds. Default 256 (`store::DEFAULT_CACHE_BYTES`).
     #[serde(default)]
     pub cache_mb: Option<u64>,
+    /// `postgres`: the `[store.postgres]` table.
+    #[serde(default)]
+    pub postgres: Option<PostgresConfig>,
+}
+
+fn default_store_backend() -> String {
+    "redb".into()
+}
+
+/// `[store.postgres]`: how a node reaches the shared database (docs/scale-out.md).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PostgresConfig {
+    /// Connection URL (`postgresql://privca@db.example:5432/privca`) without a password;
+    /// the fields below override its parts.
+    #[serde(default)]
+    pub url: Option<String>,
+    /// Host name, address, or Unix socket directory.
+    #[serde(default)]
+    pub host: Option<String>,
+    /// TCP port (default 5432).
+    #[serde(default)]
+    pub port: Option<u16>,
+    /// User name.
+    #[serde(default)]
+    pub user: Option<String>,
+    /// Database name.
+    #[serde(default)]
+    pub dbname: Option<String>,
+    /// Secret: the password (`{ file = ... }` or `{ env = ... }`); none for trust or
+    /// peer authentication.
+    #[serde(default)]
+    pub password: Option<SecretSource>,
+    /// Most connections this node opens.
+    #[serde(default = "default_pool_size")]
+    pub pool_size: usize,
+    /// Time to connect, and to wait for a free pooled connection, in milliseconds.
+    #[serde(default = "default_connect_timeout_ms")]
+    pub connect_timeout_ms: u64,
+    /// PostgreSQL `statement_timeout`, milliseconds.
+    #[serde(default = "default_statement_timeout_ms")]
+    pub statement_timeout_ms: u64,
+    /// PostgreSQL `lock_timeout`, milliseconds: how long a write waits for a row another
+    /// node holds before it fails (retryably).
+    #[serde(default = "default_lock_timeout_ms")]
+    pub lock_timeout_ms: u64,
+    /// `disable` or `verify-full` (TLS, the server certificate checked against
+    /// `ca_file` and the host name).
+    #[serde(default = "default_pg_tls")]
+    pub tls: String,
+    /// PEM file of the CA certificates that sign the database server's certificate.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// This node's name in the audit log (letters, digits, `-`, `_`, `.`); default empty.
+    #[serde(default)]
+    pub node_id: Option<String>,
+}
+
+fn default_pool_size() -> usize {
+    16
+}
+fn default_connect_timeout_ms() -> u64 {
+    5_000
+}
+fn default_statement_timeout_ms() -> u64 {
+    30_000
+}
+fn default_lock_timeout_ms() -> u64 {
+    5_000
+}
+fn default_pg_tls() -> String {
+    "disable".into()
 }
 
 /// `[keys]`: the key backend.
@@ -242,6 +319,7 @@ impl Config {
                 "[store] cache_mb must be between 8 and 1048576 (MiB)".into(),
             ));
         }
+        self.validate_store()?;
         if !(self.ca.base_url.starts_with("http://") || self.ca.base_url.starts_with("https://")) {
             return Err(Error::Config(format!(
                 "[ca] base_url {:?} must start with http:// or https://",
@@ -318,6 +396,100 @@ impl Config {
         }
     }
 
+    /// Checks `[store]`: the backend's own settings are present and only those, and
+    /// (for PostgreSQL) that they describe a connection, without connecting.
+    fn validate_store(&self) -> Result<(), Error> {
+        let s = &self.store;
+        match s.backend.as_str() {
+            "redb" => {
+                if s.path.is_none() {
+                    return Err(Error::Config("[store] backend \"redb\" needs path".into()));
+                }
+                if s.postgres.is_some() {
+                    return Err(Error::Config(
+                        "[store.postgres] is set but backend is \"redb\"".into(),
+                    ));
+                }
+                Ok(())
+            }
+            "postgres" => {
+                if s.path.is_some() {
+                    return Err(Error::Config(
+                        "[store] path belongs to the redb backend; remove it".into(),
+                    ));
+                }
+                self.postgres_options(false).map(|_| ())
+            }
+            other => Err(Error::Config(format!(
+                "[store] backend {other:?} is not supported (supported: redb, postgres)"
+            ))),
+        }
+    }
+
+    /// The PostgreSQL settings of `[store.postgres]` with relative paths resolved and,
+    /// when `load_password`, the password read from its file or variable.
+    pub fn postgres_options(&self, load_password: bool) -> Result<store::PgOptions, Error> {
+        let Some(p) = &self.store.postgres else {
+            return Err(Error::Config(
+                "[store] backend \"postgres\" needs a [store.postgres] table".into(),
+            ));
+        };
+        let ms = std::time::Duration::from_millis;
+        let tls = match (p.tls.as_str(), &p.ca_file) {
+            ("disable", None) => store::PgTls::Disable,
+            ("disable", Some(_)) => {
+                return Err(Error::Config(
+                    "[store.postgres] ca_file is set but tls is \"disable\"; set tls = \"verify-full\""
+                        .into(),
+                ));
+            }
+            ("verify-full", Some(ca)) => store::PgTls::VerifyFull(self.path(ca)),
+            ("verify-full", None) => {
+                return Err(Error::Config(
+                    "[store.postgres] tls = \"verify-full\" needs ca_file".into(),
+                ));
+            }
+            (other, _) => {
+                return Err(Error::Config(format!(
+                    "[store.postgres] tls {other:?} is not supported (supported: disable, verify-full)"
+                )));
+            }
+        };
+        let password = match (&p.password, load_password) {
+            (Some(source), true) => Some(self.secret(source).load()?.expose().to_vec()),
+            _ => None,
+        };
+        let options = store::PgOptions {
+            url: p.url.clone(),
+            host: p.host.clone(),
+            port: p.port,
+            user: p.user.clone(),
+            dbname: p.dbname.clone(),
+            password,
+            pool_size: p.pool_size,
+            connect_timeout: ms(p.connect_timeout_ms),
+            statement_timeout: ms(p.statement_timeout_ms),
+            lock_timeout: ms(p.lock_timeout_ms),
+            tls,
+            node: p.node_id.clone().unwrap_or_default(),
+        };
+        options
+            .validate()
+            .map_err(|e| Error::Config(format!("[store.postgres]: {e}")))?;
+        Ok(options)
+    }
+
+    /// `privca store migrate`: applies the PostgreSQL schema migrations the database
+    /// lacks; returns their versions. The redb backend migrates itself at open.
+    pub fn migrate_store(&self) -> Result<Vec<i32>, Error> {
+        if self.store.backend != "postgres" {
+            return Err(Error::Config(
+                "privca store migrate is for [store] backend = \"postgres\"; a redb file is prepared when it is opened".into(),
+            ));
+        }
+        Ok(store::PgStore::migrate(&self.postgres_options(true)?)?)
+    }
+
     /// Checks `[keys]`: the backend's own settings are present and only those.
     fn validate_keys(&self) -> Result<(), Error> {
         let k = &self.keys;
@@ -386,11 +558,19 @@ impl Config {
 
     /// Opens the store (fails with `store::Error::Locked` while a server holds it).
     pub fn open_store(&self) -> Result<Arc<dyn store::Store>, Error> {
+        if self.store.backend == "postgres" {
+            return Ok(Arc::new(store::PgStore::open(
+                &self.postgres_options(true)?,
+            )?));
+        }
+        let Some(path) = &self.store.path else {
+            return Err(Error::Config("[store] backend \"redb\" needs path".into()));
+        };
         let mut options = store::StoreOptions::default();
         if let Some(mb) = self.store.cache_mb {
             options.cache_bytes = usize::try_from(mb.saturating_mul(1 << 20)).unwrap_or(usize::MAX);
         }
-        let s = store::RedbStore::open(&self.path(&self.store.path), options)?;
+        let s = store::RedbStore::open(&self.path(path), options)?;
         Ok(Arc::new(s))
     }
 
@@ -498,6 +678,184 @@ mod tests {
             4,
             "the SCEP examples parse"
         );
+    }
+
+    /// The commented PostgreSQL example is valid once uncommented in place of `path`, and
+    /// bad `[store]` settings are refused with messages that say what to change.
+    #[test]
+    #[allow(clippy::unwrap_used)]
+    fn the_postgres_store_example_loads_and_bad_store_settings_are_refused() {
+        let text = crate::init::render_config("127.0.0.1:8080", "http://x", "{ file = \"p\" }");
+        let example: String = text
+            .lines()
+            .skip_while(|l| !l.starts_with("# backend = \"postgres\""))
+            .take_while(|l| l.starts_with('#'))
+            .map(|l| l.trim_start_matches('#').trim_start())
+            .collect::<Vec<_>>()
+            .join("\n");
+        let (head, tail) = text
+            .split_once("path = \"privca.redb\"\n")
+            .expect("the redb path line");
+        let (_, rest) = tail.split_once("\n[keys]\n").expect("[keys] follows");
+        let with = |store: &str| -> Result<Config, String> {
+            let mut cfg: Config = toml::from_str(&format!("{head}{store}\n\n[keys]\n{rest}"))
+                .map_err(|e| e.to_string())?;
+            cfg.base_dir = PathBuf::from("/etc/privca");
+            Ok(cfg)
+        };
+        let cfg = with(&example).expect("example parses");
+        let dir = tempfile::tempdir().unwrap();
+        let ca = dir.path().join("db-ca.pem");
+        // Not a certificate: the CA file is read and refused at validation.
+        std::fs::write(&ca, "not pem").unwrap();
+        let mut pg = cfg.store.postgres.clone().unwrap();
+        pg.ca_file = Some(ca.clone());
+        let err = |store: StoreConfig| {
+            let mut c = cfg.clone();
+            c.store = store;
+            c.validate().unwrap_err().to_string()
+        };
+        let bad_ca = err(StoreConfig {
+            postgres: Some(pg.clone()),
+            ..cfg.store.clone()
+        });
+        assert!(bad_ca.contains("CA file"), "{bad_ca}");
+        // A real CA certificate is accepted.
+        use base64::Engine as _;
+        let der = include_bytes!("../../tests/vectors/scep/ra.crt.der");
+        let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+        std::fs::write(
+            &ca,
+            format!("-----BEGIN CERTIFICATE-----\n{b64}\n-----END CERTIFICATE-----\n"),
+        )
+        .unwrap();
+        let mut good = cfg.clone();
+        good.store.postgres = Some(pg.clone());
+        good.validate().expect("example valid");
+        let opts = good.postgres_options(false).unwrap();
+        assert_eq!(opts.node, "node-a");
+        assert_eq!(opts.pool_size, 16);
+        assert!(opts.password.is_none(), "not loaded while validating");
+
+        let cases: Vec<(StoreConfig, &str)> = vec![
+            (
+                StoreConfig {
+                    backend: "sqlite".into(),
+                    ..good.store.clone()
+                },
+                "not supported",
+            ),
+            (
+                StoreConfig {
+                    postgres: None,
+                    ..good.store.clone()
+                },
+                "needs a [store.postgres] table",
+            ),
+            (
+                StoreConfig {
+                    path: Some("x.redb".into()),
+                    ..good.store.clone()
+                },
+                "path belongs to the redb backend",
+            ),
+            (
+                StoreConfig {
+                    postgres: Some(PostgresConfig {
+                        url: Some("postgresql://privca:secret@db/privca".into()),
+                        ..pg.clone()
+                    }),
+                    ..good.store.clone()
+                },
+                "holds a password",
+            ),
+            (
+                StoreConfig {
+                    postgres: Some(PostgresConfig {
+                        url: None,
+                        ..pg.clone()
+                    }),
+                    ..good.store.clone()
+                },
+                "no host",
+            ),
+            (
+                StoreConfig {
+                    postgres: Some(PostgresConfig {
+                        pool_size: 0,
+                        ..pg.clone()
+                    }),
+                    ..good.store.clone()
+                },
+                "pool_size",
+            ),
+            (
+                StoreConfig {
+                    postgres: Some(PostgresConfig {
+                        lock_timeout_ms: 0,
+                        ..pg.clone()
+                    }),
+                    ..good.store.clone()
+                },
+                "lock_timeout",
+            ),
+            (
+                StoreConfig {
+                    postgres: Some(PostgresConfig {
+                        ca_file: None,
+                        ..pg.clone()
+                    }),
+                    ..good.store.clone()
+                },
+                "needs ca_file",
+            ),
+            (
+                StoreConfig {
+                    postgres: Some(PostgresConfig {
+                        tls: "prefer".into(),
+                        ..pg.clone()
+                    }),
+                    ..good.store.clone()
+                },
+                "tls \"prefer\" is not supported",
+            ),
+            (
+                StoreConfig {
+                    postgres: Some(PostgresConfig {
+                        node_id: Some("node a/1".into()),
+                        ..pg.clone()
+                    }),
+                    ..good.store.clone()
+                },
+                "node name",
+            ),
+            (
+                StoreConfig {
+                    backend: "redb".into(),
+                    path: Some("x.redb".into()),
+                    cache_mb: None,
+                    postgres: Some(pg.clone()),
+                },
+                "backend is \"redb\"",
+            ),
+            (
+                StoreConfig {
+                    backend: "redb".into(),
+                    path: None,
+                    cache_mb: None,
+                    postgres: None,
+                },
+                "needs path",
+            ),
+        ];
+        for (store, want) in cases {
+            let got = err(store);
+            assert!(got.contains(want), "{got:?} should say {want:?}");
+        }
+        // An inline password is not a field.
+        let inline =
+            with(&example.replace("password = { file = \"pg-password\" }", "password = \"x\""));
+        assert!(inline.is_err());
     }
 
     /// The commented EST example is valid once uncommented, with the `[server.tls]`

@@ -738,6 +738,18 @@ path = "privca.redb"
 # Memory for cached database pages, in MiB: what the store adds to the server's resident
 # memory at most, however many certificates it holds.
 # cache_mb = 256
+# Several nodes on one PostgreSQL database instead (docs/scale-out.md): replace the
+# path line with these, then run `privca store migrate` once.
+# backend = "postgres"
+# [store.postgres]
+# url = "postgresql://privca@db.example:5432/privca"
+# password = {{ file = "pg-password" }}
+# pool_size = 16
+# statement_timeout_ms = 30000
+# lock_timeout_ms = 5000
+# tls = "verify-full"
+# ca_file = "db-ca.pem"
+# node_id = "node-a"
 
 [keys]
 {keys}

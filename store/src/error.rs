@@ -34,6 +34,10 @@ pub enum Error {
         /// Newest schema version this code understands.
         supported: u64,
     },
+    /// The database schema is not the one this code knows (not migrated yet, or changed
+    /// outside privca): the message says what to do.
+    #[error("database schema: {0}")]
+    Schema(String),
     /// Storage is unavailable for now (disk full, I/O error): nothing was written, and the
     /// same request may succeed later. The store reopens its database on the next write.
     #[error("storage unavailable: {0}")]

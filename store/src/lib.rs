@@ -4,8 +4,9 @@
 //! serial reservations, CRL numbers, pending enrollment requests and a hash-chained audit
 //! log. It holds no policy; `ca-core` decides, the store records.
 //!
-//! One backend exists today, [`RedbStore`] (docs/architecture.md, decision 5). Everything goes through
-//! the [`Store`] trait so a PostgreSQL backend can serve several nodes later.
+//! Two backends: [`RedbStore`], one embedded file (docs/architecture.md, decision 5), and
+//! with the feature `postgres` `PgStore`, several nodes on one PostgreSQL database
+//! (docs/scale-out.md). Both pass the same contract suite ([`testsuite`]).
 //!
 //! Durability contract: when a method that writes returns `Ok`, the write has been
 //! committed with an fsync and survives a crash or power cut. Writes are atomic: a record
@@ -13,10 +14,15 @@
 
 use serde::{Deserialize, Serialize};
 
+mod checks;
 mod error;
+#[cfg(feature = "postgres")]
+mod pg;
 mod redb_store;
 
 pub use error::Error;
+#[cfg(feature = "postgres")]
+pub use pg::{MIGRATIONS, Migration, PgOptions, PgStore, PgTls, latest_version};
 pub use redb_store::{DEFAULT_CACHE_BYTES, RedbStore, StoreOptions, WriterStats};
 
 /// Result type of this crate.

@@ -79,6 +79,12 @@ pub enum Command {
         #[command(subcommand)]
         action: AuditAction,
     },
+    /// Store operations: `privca store migrate` applies the PostgreSQL schema.
+    Store {
+        /// What to do.
+        #[command(subcommand)]
+        action: StoreAction,
+    },
     /// Configuration operations.
     Config {
         /// What to do.
@@ -179,6 +185,15 @@ pub enum RequestsAction {
 pub enum AuditAction {
     /// Walk the hash chain of the audit log.
     Verify,
+}
+
+/// `privca store …`.
+#[derive(Debug, Subcommand)]
+pub enum StoreAction {
+    /// Apply the schema migrations a PostgreSQL database lacks (`[store] backend =
+    /// "postgres"`); safe to run from several nodes at once. Nodes refuse to start on a
+    /// database that is not migrated, or migrated by a newer privca.
+    Migrate,
 }
 
 /// `privca config …`.

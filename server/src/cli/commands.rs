@@ -106,6 +106,26 @@ pub fn run(cli: Cli) -> Result<(), Error> {
             crate::serve::serve_blocking(&cfg_path, Some(&banner))
         }
         Command::Serve => crate::serve::serve_blocking(&cli.config, None),
+        Command::Store {
+            action: StoreAction::Migrate,
+        } => {
+            let cfg = Config::load(&cli.config)?;
+            let applied = cfg.migrate_store()?;
+            if applied.is_empty() {
+                println!(
+                    "the database schema is current (version {})",
+                    store::latest_version()
+                );
+            } else {
+                let list: Vec<String> = applied.iter().map(i32::to_string).collect();
+                println!(
+                    "applied migrations {}; the database schema is at version {}",
+                    list.join(", "),
+                    store::latest_version()
+                );
+            }
+            Ok(())
+        }
         Command::Config {
             action: ConfigAction::Check,
         } => {

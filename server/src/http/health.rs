@@ -25,7 +25,8 @@ struct Health {
 /// The store's state in `/healthz`.
 #[derive(Serialize)]
 struct StoreHealth {
-    /// `ok` or `unavailable` (writes fail: disk full or failing).
+    /// `ok` or `unavailable` (writes fail: disk full or failing, PostgreSQL unreachable
+    /// or a read-only standby).
     status: &'static str,
     /// Why, when unavailable.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -105,7 +106,7 @@ pub(super) async fn healthz(State(state): State<Arc<AppState>>) -> Response {
                 tracing::warn!(error = %e, "healthz: the store does not take writes");
                 StoreHealth {
                     status: "unavailable",
-                    error: Some("writes fail: disk full or I/O error (see the log)".into()),
+                    error: Some("writes fail: disk full, I/O error, or the database unreachable or read-only (see the log)".into()),
                 }
             }
         };

@@ -119,16 +119,6 @@ fn walk<'t, 'k>(
     })
 }
 
-/// Whether the record's subject or one of its SANs contains `needle` (lowercase),
-/// ignoring case (`list --text`).
-fn names_match(record: &CertRecord, needle: &str) -> bool {
-    record.subject.to_lowercase().contains(needle)
-        || record
-            .sans
-            .iter()
-            .any(|s| s.to_lowercase().contains(needle))
-}
-
 /// A bound on (`not_after`, serial) as a bound on (`prefix`, `not_after`, serial); an
 /// unbounded end becomes `end` within the prefix.
 fn with_prefix<'a>(
@@ -209,7 +199,7 @@ fn scan_certs(
         // The names index is only a sieve (a needle may span two of its lines): each
         // candidate is checked name by name.
         if let Some(needle) = &needle
-            && !names_match(&record, needle)
+            && !crate::checks::text_matches(&record, needle)
         {
             continue;
         }
@@ -422,35 +412,12 @@ pub(super) fn audit_entries(
 pub(super) fn verify_audit(txn: &ReadTransaction) -> Result<AuditVerification> {
     let err = "reading the audit log";
     let audit = txn.open_table(AUDIT).ctx(err)?;
-    let mut entries = 0u64;
-    let mut first_bad = None;
-    let mut expected_seq = 1u64;
-    let mut expected_prev = ZERO_HASH.to_string();
+    let mut walk = crate::checks::ChainWalk::new();
     for item in audit.iter().ctx(err)? {
         let (key, value) = item.ctx(err)?;
-        let seq = key.value();
-        entries += 1;
-        let good = match serde_json::from_slice::<AuditEntry>(value.value()) {
-            Ok(entry) => {
-                let computed = AuditEntry::compute_hash(entry.seq, &entry.prev_hash, &entry.event)?;
-                let good = entry.seq == seq
-                    && seq == expected_seq
-                    && entry.prev_hash == expected_prev
-                    && entry.hash == computed;
-                expected_prev = entry.hash;
-                good
-            }
-            Err(_) => {
-                expected_prev = String::new();
-                false
-            }
-        };
-        if !good && first_bad.is_none() {
-            first_bad = Some(seq);
-        }
-        expected_seq = seq.saturating_add(1);
+        walk.push(key.value(), serde_json::from_slice(value.value()).ok())?;
     }
-    Ok(AuditVerification { entries, first_bad })
+    Ok(walk.finish())
 }
 
 pub(super) fn get_pending(txn: &ReadTransaction, id: u64) -> Result<Option<PendingRequest>> {

@@ -1,11 +1,9 @@
 //! The schema: table definitions, key and value encodings, the schema version, and the
 //! audit chain's tip (see the module documentation of [`super`] for the table layout).
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use redb::{Database, ReadableDatabase, ReadableTable, Table, TableDefinition, WriteTransaction};
 
-use crate::{AuditEntry, CertRecord, CertStatus, Error, Result, UnixTime};
+use crate::{AuditEntry, CertRecord, CertStatus, Error, Result};
 
 /// The schema version this code writes and understands. Version 2 added the list
 /// indexes (`profile_expiry`, `issuer_expiry`, `revoked_expiry`, `names`); a version-1
@@ -19,11 +17,7 @@ pub(super) const KEY_INDEX_KEY: &str = "key_index_complete";
 pub(super) const PROBE_KEY: &str = "headroom";
 /// What [`Writer::probe`] writes: a store that cannot take this much more is unavailable.
 pub(super) const PROBE_BYTES: usize = 1 << 20;
-/// `prev_hash` of the first audit entry.
-pub(super) const ZERO_HASH: &str =
-    "0000000000000000000000000000000000000000000000000000000000000000";
-/// Longest serial accepted (RFC 5280 §4.1.2.2, docs/architecture.md, decision 3).
-pub(super) const MAX_SERIAL_LEN: usize = 20;
+pub(super) use crate::checks::{ZERO_HASH, check_serial, check_spki_hash, now};
 pub(super) const EMPTY: &[u8] = &[];
 
 pub(super) const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
@@ -56,7 +50,7 @@ pub(super) const NAMES: TableDefinition<(i64, &[u8]), &str> = TableDefinition::n
 
 /// Greater than every serial (they have at most [`MAX_SERIAL_LEN`] octets): the upper end
 /// of a range over one prefix of `profile_expiry` or `issuer_expiry`.
-pub(super) const AFTER_EVERY_SERIAL: &[u8] = &[0xff; MAX_SERIAL_LEN + 1];
+pub(super) const AFTER_EVERY_SERIAL: &[u8] = &[0xff; crate::checks::MAX_SERIAL_LEN + 1];
 
 /// What the `names` index holds for a record: its subject and SANs, lowercased, one per
 /// line, which `list --text` searches without decoding the record.
@@ -97,23 +91,6 @@ impl<T, E: Into<redb::Error>> Context<T> for std::result::Result<T, E> {
     }
 }
 
-pub(super) fn now() -> UnixTime {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
-}
-
-pub(super) fn check_serial(serial: &[u8]) -> Result<()> {
-    if serial.is_empty() || serial.len() > MAX_SERIAL_LEN {
-        return Err(Error::Invalid(format!(
-            "a serial has 1 to {MAX_SERIAL_LEN} octets, not {}",
-            serial.len()
-        )));
-    }
-    Ok(())
-}
-
 /// The serial element of a `revoked` key: length octet, then the serial.
 pub(super) fn order_key(serial: &[u8]) -> Vec<u8> {
     let mut key = Vec::with_capacity(serial.len() + 1);
@@ -121,18 +98,6 @@ pub(super) fn order_key(serial: &[u8]) -> Vec<u8> {
     key.push(u8::try_from(serial.len()).unwrap_or(u8::MAX));
     key.extend_from_slice(serial);
     key
-}
-
-/// Refuses an SPKI hash that is not a SHA-256.
-pub(super) fn check_spki_hash(hash: &[u8]) -> Result<()> {
-    if hash.len() != crate::SPKI_HASH_LEN {
-        return Err(Error::Invalid(format!(
-            "an SPKI hash has {} octets, not {}",
-            crate::SPKI_HASH_LEN,
-            hash.len()
-        )));
-    }
-    Ok(())
 }
 
 pub(super) fn decode<T: serde::de::DeserializeOwned>(what: &str, bytes: &[u8]) -> Result<T> {

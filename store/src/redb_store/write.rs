@@ -610,18 +610,9 @@ fn append_entry(
     Ok(seq)
 }
 
-/// Refuses a record whose status and revocation disagree, or whose SPKI hash is not a
-/// SHA-256 (`what`: how to name it).
+/// [`crate::checks::check_status`], as a refusal.
 fn check_status(record: &CertRecord, what: &str) -> Result<(), ApplyError> {
-    if !record.spki_sha256.is_empty() {
-        check_spki_hash(&record.spki_sha256).refuse()?;
-    }
-    match (record.status, &record.revocation) {
-        (CertStatus::Valid, None) | (CertStatus::Revoked, Some(_)) => Ok(()),
-        _ => refused(Error::Invalid(format!(
-            "status and revocation of {what} disagree"
-        ))),
-    }
+    crate::checks::check_status(record, what).refuse()
 }
 
 /// Inserts a certificate record: its metadata `meta` (the record's JSON without DER),
@@ -673,13 +664,7 @@ fn find_challenge(
     }
 }
 
-/// Refuses a challenge that was used or has expired at `now`.
+/// [`crate::checks::check_spendable`], as a refusal.
 fn check_spendable(c: &OneTimeChallenge, now: UnixTime) -> Result<(), ApplyError> {
-    if c.used_at.is_some() {
-        return refused(Error::Conflict("the challenge was already used".into()));
-    }
-    if now > c.expires_at {
-        return refused(Error::Invalid("the challenge has expired".into()));
-    }
-    Ok(())
+    crate::checks::check_spendable(c, now).refuse()
 }

@@ -1,0 +1,389 @@
+//! Tests of the PostgreSQL backend on a throw-away cluster
+//! (`store::testsuite::pg_cluster`): the contract suite every backend passes, unchanged,
+//! then what is PostgreSQL's own: migrations, and two stores ("nodes") on one database
+//! racing for the same records. Skipped when PostgreSQL is not installed, unless
+//! `PRIVCA_INTEROP=1` (scripts/test.sh installs it), where that is a failure.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::HashSet;
+use std::sync::{Arc, Barrier};
+
+use store::testsuite::pg_cluster::{PgCluster, fresh_database};
+use store::testsuite::{TestDatabase, challenge, event, issue, pending, record};
+use store::{Error, PendingState, PgStore, Store};
+
+/// The contract suite: one test per case, each on a fresh database.
+mod contract {
+    store::store_suite!(skip_unless super::fresh_database);
+}
+
+/// Two "nodes": two stores, each with its own pool and runtime, on one database.
+fn two_nodes() -> Option<(Arc<dyn Store>, Arc<dyn Store>)> {
+    let db = fresh_database()?;
+    let mut b = db.options.clone();
+    b.node = "node-b".into();
+    let a = db.open();
+    let b: Arc<dyn Store> = Arc::new(PgStore::open(&b).unwrap());
+    Some((a, b))
+}
+
+/// Runs `f(node, thread)` on `per_node` threads of each node, all released at once.
+fn race<T: Send + 'static>(
+    nodes: &[Arc<dyn Store>],
+    per_node: usize,
+    f: impl Fn(&dyn Store, usize) -> T + Send + Sync + 'static,
+) -> Vec<T> {
+    let f = Arc::new(f);
+    let barrier = Arc::new(Barrier::new(nodes.len() * per_node));
+    let handles: Vec<_> = nodes
+        .iter()
+        .flat_map(|n| (0..per_node).map(move |t| (Arc::clone(n), t)))
+        .enumerate()
+        .map(|(k, (node, _))| {
+            let (f, barrier) = (Arc::clone(&f), Arc::clone(&barrier));
+            std::thread::spawn(move || {
+                barrier.wait();
+                f(&*node, k)
+            })
+        })
+        .collect();
+    handles.into_iter().map(|h| h.join().unwrap()).collect()
+}
+
+#[test]
+fn a_challenge_raced_by_two_nodes_is_consumed_exactly_once() {
+    let Some((a, b)) = two_nodes() else { return };
+    for round in 0..5u8 {
+        let hash = vec![0xc0, round];
+        a.put_challenge(
+            &challenge(&hash, "scep/default", i64::MAX),
+            &event("challenge", "x"),
+        )
+        .unwrap();
+        let h = hash.clone();
+        let results = race(&[Arc::clone(&a), Arc::clone(&b)], 6, move |s, _| {
+            s.consume_challenge(&h, "scep/default", 2000, &event("use", "x"))
+        });
+        let wins = results.iter().filter(|r| r.is_ok()).count();
+        assert_eq!(wins, 1, "round {round}: {results:?}");
+        assert!(
+            results
+                .iter()
+                .filter_map(|r| r.as_ref().err())
+                .all(|e| matches!(e, Error::Conflict(_))),
+            "the losers see it used: {results:?}"
+        );
+        assert_eq!(b.get_challenge(&hash).unwrap().unwrap().used_at, Some(2000));
+    }
+    assert_eq!(a.verify_audit().unwrap().first_bad, None);
+}
+
+#[test]
+fn a_pending_request_approved_by_two_nodes_at_once_is_approved_once() {
+    let Some((a, b)) = two_nodes() else { return };
+    for round in 0..5 {
+        let key = format!("tx-{round}");
+        let id = a
+            .put_pending(&pending(&key), &event("pending", &key))
+            .unwrap();
+        let results = race(&[Arc::clone(&a), Arc::clone(&b)], 4, move |s, k| {
+            let mut req = s.get_pending(id).unwrap().unwrap();
+            req.state = PendingState::Issued;
+            req.serial = Some(vec![0x40, u8::try_from(k).unwrap()]);
+            s.update_pending(&req, &event("approve", &id.to_string()))
+                .map(|()| k)
+        });
+        let winners: Vec<usize> = results
+            .iter()
+            .filter_map(|r| r.as_ref().ok().copied())
+            .collect();
+        assert_eq!(winners.len(), 1, "round {round}: {results:?}");
+        let stored = b.get_pending(id).unwrap().unwrap();
+        assert_eq!(stored.state, PendingState::Issued);
+        assert_eq!(
+            stored.serial,
+            Some(vec![0x40, u8::try_from(winners[0]).unwrap()]),
+            "the stored decision is the winner's"
+        );
+    }
+    // And the same key cannot be held twice by two nodes racing to put it.
+    let results = race(&[Arc::clone(&a), Arc::clone(&b)], 4, |s, _| {
+        s.put_pending(&pending("same"), &event("pending", "same"))
+    });
+    assert_eq!(
+        results.iter().filter(|r| r.is_ok()).count(),
+        1,
+        "{results:?}"
+    );
+    assert_eq!(a.verify_audit().unwrap().first_bad, None);
+}
+
+#[test]
+fn crl_numbers_from_two_nodes_strictly_increase_without_repeats() {
+    let Some((a, b)) = two_nodes() else { return };
+    let results = race(&[Arc::clone(&a), Arc::clone(&b)], 4, |s, _| {
+        let mut got = Vec::new();
+        let mut last = 0;
+        for _ in 0..25 {
+            let n = s.next_crl_number("issuing").unwrap();
+            assert!(n > last, "one caller sees its numbers increase");
+            last = n;
+            got.push(n);
+        }
+        got
+    });
+    let mut all: Vec<u64> = results.into_iter().flatten().collect();
+    let count = all.len();
+    all.sort_unstable();
+    all.dedup();
+    assert_eq!(all.len(), count, "no number was handed out twice");
+    assert_eq!(all, (1..=count as u64).collect::<Vec<_>>());
+    assert_eq!(b.next_crl_number("issuing").unwrap(), count as u64 + 1);
+    assert_eq!(a.next_crl_number("other").unwrap(), 1);
+}
+
+#[test]
+fn the_audit_chain_stays_one_verifiable_chain_under_concurrent_appends_from_two_nodes() {
+    let Some((a, b)) = two_nodes() else { return };
+    let seqs = race(&[Arc::clone(&a), Arc::clone(&b)], 4, |s, k| {
+        let mut seqs = Vec::new();
+        for i in 0..20u8 {
+            let serial = [0x10 + u8::try_from(k).unwrap(), i];
+            seqs.push(issue(s, &record(&serial, "ca", 2_000_000_000)));
+            seqs.push(s.append_audit(&event("note", &format!("{k}/{i}"))).unwrap());
+            if i % 4 == 0 {
+                s.revoke(&serial, store::Revocation::new(5, 1), &event("revoke", "x"))
+                    .unwrap();
+            }
+        }
+        seqs
+    });
+    let mut all: Vec<u64> = seqs.into_iter().flatten().collect();
+    let count = all.len();
+    all.sort_unstable();
+    all.dedup();
+    assert_eq!(all.len(), count, "every append got its own seq");
+    let v = b.verify_audit().unwrap();
+    assert_eq!(v.first_bad, None, "{v:?}");
+    let revocations = 8 * 5;
+    assert_eq!(v.entries, count as u64 + revocations);
+    let entries = a.audit_entries(1, usize::MAX).unwrap();
+    assert!(
+        entries
+            .iter()
+            .enumerate()
+            .all(|(i, e)| e.seq == i as u64 + 1)
+    );
+    let stats = a.stats().unwrap();
+    assert_eq!((stats.certificates, stats.revoked), (160, revocations));
+}
+
+#[test]
+fn a_serial_raced_by_two_nodes_is_reserved_and_recorded_once() {
+    let Some((a, b)) = two_nodes() else { return };
+    let results = race(&[Arc::clone(&a), Arc::clone(&b)], 4, |s, _| {
+        s.reserve_serial(&[0x77, 1], "ca")
+    });
+    assert_eq!(
+        results.iter().filter(|r| r.is_ok()).count(),
+        1,
+        "{results:?}"
+    );
+    assert!(
+        results
+            .iter()
+            .filter_map(|r| r.as_ref().err())
+            .all(|e| matches!(e, Error::Conflict(_)))
+    );
+    let r = record(&[0x77, 1], "ca", 2_000_000_000);
+    let results = race(&[Arc::clone(&a), Arc::clone(&b)], 4, move |s, _| {
+        s.record_issuance(&r, &event("issue", "x"))
+    });
+    assert_eq!(
+        results.iter().filter(|r| r.is_ok()).count(),
+        1,
+        "{results:?}"
+    );
+    assert_eq!(a.stats().unwrap().certificates, 1);
+}
+
+#[test]
+fn a_replayed_transaction_raced_by_two_nodes_issues_once() {
+    let Some((a, b)) = two_nodes() else { return };
+    let results = race(&[Arc::clone(&a), Arc::clone(&b)], 3, |s, k| {
+        let serial = [0x50, u8::try_from(k).unwrap()];
+        let r = record(&serial, "ca", 2_000_000_000);
+        s.reserve_serial(&serial, "ca").unwrap();
+        s.record_issuance_bound(
+            &r,
+            &event("issue", "x"),
+            &store::testsuite::bound("replay-1", &format!("tx-{k}"), None),
+        )
+    });
+    assert_eq!(
+        results.iter().filter(|r| r.is_ok()).count(),
+        1,
+        "{results:?}"
+    );
+    assert_eq!(b.stats().unwrap().certificates, 1);
+}
+
+#[test]
+fn migrate_is_idempotent_and_open_refuses_an_unknown_or_edited_schema() {
+    let Some(cluster) = PgCluster::shared() else {
+        return;
+    };
+    let name = cluster.create_database();
+    let options = cluster.options(&name);
+    // Not migrated: refused with what to do.
+    match PgStore::open(&options) {
+        Err(Error::Schema(m)) => assert!(m.contains("privca store migrate"), "{m}"),
+        other => panic!("expected a schema error, got {other:?}"),
+    }
+    assert_eq!(PgStore::migrate(&options).unwrap(), vec![1]);
+    assert_eq!(PgStore::migrate(&options).unwrap(), Vec::<i32>::new());
+    let s = PgStore::open(&options).unwrap();
+    s.append_audit(&event("note", "x")).unwrap();
+    drop(s);
+
+    // Two nodes migrating a new database at once: one applies, both succeed.
+    let name2 = cluster.create_database();
+    let o2 = cluster.options(&name2);
+    let handles: Vec<_> = (0..2)
+        .map(|_| {
+            let o = o2.clone();
+            std::thread::spawn(move || PgStore::migrate(&o).unwrap())
+        })
+        .collect();
+    let mut applied: Vec<Vec<i32>> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    applied.sort();
+    assert_eq!(applied, vec![vec![], vec![1]]);
+
+    // A schema from a newer privca, and an edited one, are refused at open.
+    let psql = |sql: &str| {
+        let s = PgStore::open(&options);
+        drop(s);
+        let bin = store::testsuite::pg_cluster::find_bin().unwrap();
+        let out = std::process::Command::new(bin.join("psql"))
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &cluster.port().to_string(),
+                "-U",
+                "privca",
+                "-d",
+            ])
+            .arg(&name)
+            .args(["-v", "ON_ERROR_STOP=1", "-c", sql])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    psql("INSERT INTO schema_migrations VALUES (99, 'future', 'x', 0)");
+    match PgStore::open(&options) {
+        Err(Error::UnsupportedSchema {
+            found: 99,
+            supported: 1,
+        }) => {}
+        other => panic!("expected UnsupportedSchema, got {other:?}"),
+    }
+    psql(
+        "DELETE FROM schema_migrations WHERE version = 99; UPDATE schema_migrations SET checksum = 'edited'",
+    );
+    match PgStore::open(&options) {
+        Err(Error::Schema(m)) => assert!(m.contains("checksum"), "{m}"),
+        other => panic!("expected a checksum error, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_stopped_database_is_unavailable_and_the_same_store_recovers_when_it_returns() {
+    let Some(cluster) = PgCluster::start() else {
+        return;
+    };
+    let db = cluster.database();
+    let s = db.open();
+    issue(&*s, &record(&[1], "ca", 2_000_000_000));
+    s.check_writable().unwrap();
+    cluster.pause();
+    let e = s.append_audit(&event("note", "down")).unwrap_err();
+    assert!(matches!(e, Error::Unavailable(_)), "{e:?}");
+    let e = s.check_writable().unwrap_err();
+    assert!(matches!(e, Error::Unavailable(_)), "{e:?}");
+    assert!(matches!(s.get_cert(&[1]), Err(Error::Unavailable(_))));
+    cluster.resume();
+    // Connections broken by the restart are replaced; allow a few attempts.
+    let mut ok = false;
+    for _ in 0..20 {
+        if s.check_writable().is_ok() && s.append_audit(&event("note", "up")).is_ok() {
+            ok = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
+    assert!(ok, "the store did not recover");
+    assert!(s.get_cert(&[1]).unwrap().is_some());
+    assert_eq!(s.verify_audit().unwrap().first_bad, None);
+    let seen: HashSet<u64> = s
+        .audit_entries(1, 100)
+        .unwrap()
+        .iter()
+        .map(|e| e.seq)
+        .collect();
+    assert!(seen.len() >= 2);
+}
+
+#[test]
+fn concurrent_issuances_share_commits_and_a_refused_one_does_not_affect_the_others() {
+    let Some(db) = fresh_database() else { return };
+    let store = Arc::new(PgStore::open(&db.options).unwrap());
+    const THREADS: u8 = 16;
+    const PER_THREAD: u8 = 10;
+    let barrier = Arc::new(Barrier::new(usize::from(THREADS)));
+    let handles: Vec<_> = (0..THREADS)
+        .map(|t| {
+            let (store, barrier) = (Arc::clone(&store), Arc::clone(&barrier));
+            std::thread::spawn(move || {
+                barrier.wait();
+                let mut seqs = Vec::new();
+                for i in 0..PER_THREAD {
+                    let r = record(&[0x60, t, i], "ca", 2_000_000_000);
+                    store.reserve_serial(&r.serial, "ca").unwrap();
+                    seqs.push(store.record_issuance(&r, &event("issue", "x")).unwrap());
+                    // Never reserved: refused inside a batch with the others.
+                    let stray = record(&[0x61, t, i], "ca", 2_000_000_000);
+                    assert!(matches!(
+                        store.record_issuance(&stray, &event("issue", "stray")),
+                        Err(Error::Conflict(_))
+                    ));
+                }
+                seqs
+            })
+        })
+        .collect();
+    let mut seqs: Vec<u64> = handles
+        .into_iter()
+        .flat_map(|h| h.join().unwrap())
+        .collect();
+    let total = usize::from(THREADS) * usize::from(PER_THREAD);
+    seqs.sort_unstable();
+    seqs.dedup();
+    assert_eq!(seqs.len(), total);
+    let stats = store.stats().unwrap();
+    assert_eq!(stats.certificates, total as u64);
+    assert_eq!(
+        stats.audit_entries, total as u64,
+        "refused issuances wrote no audit entry"
+    );
+    assert_eq!(store.verify_audit().unwrap().first_bad, None);
+    let (commits, issuances) = store.group_commit_stats();
+    println!("{issuances} issuances in {commits} commits");
+    assert_eq!(issuances, 2 * total as u64);
+    assert!(commits < issuances, "concurrent issuances shared commits");
+}
