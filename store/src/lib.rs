@@ -13,6 +13,7 @@
 
 use serde::{Deserialize, Serialize};
 
+pub mod acme;
 mod error;
 mod redb_store;
 
@@ -522,5 +523,11 @@ pub trait Store: Send + Sync {
     /// while writes work.
     fn check_writable(&self) -> Result<()> {
         Ok(())
+    }
+
+    /// The ACME records of this store ([`acme::AcmeStore`]); `None` for a backend that
+    /// does not hold them (yet).
+    fn acme(&self) -> Option<&dyn acme::AcmeStore> {
+        None
     }
 }

@@ -25,6 +25,12 @@
 //! | `spki_index`   | `(&[u8] SPKI SHA-256, &[u8] serial)`  | `()`                                           |
 //! | `invalidity`   | `(&str issuer, &[u8] len ‖ serial)`   | `i64` invalidityDate (RFC 5280 §5.3.2)         |
 //! | `probe`        | `&str` `"headroom"`                   | 1 MiB written and removed by a write probe     |
+//! | `acme_accounts` | `&str` account id                    | JSON of [`crate::acme::AcmeAccount`]           |
+//! | `acme_account_keys` | `&str` RFC 7638 thumbprint       | `&str` account id                              |
+//! | `acme_orders`  | `&str` order id                       | JSON of [`crate::acme::AcmeOrder`]             |
+//! | `acme_account_orders` | `(&str account, i64 created, &str order)` | `()`                          |
+//! | `acme_authzs`  | `&str` authorization id               | JSON of [`crate::acme::AcmeAuthz`]             |
+//! | `acme_eab`     | `&str` EAB key id                     | JSON of [`crate::acme::EabKey`]                |
 //!
 //! In `revoked` the serial element is prefixed with one byte holding its length, so that a
 //! range scan over one issuer yields minimally encoded positive serials in numeric order; the
@@ -77,6 +83,7 @@
 //! - this module: [`RedbStore`] itself, opening, and the [`Store`] implementation that
 //!   sends writes to the writer and runs reads.
 
+mod acme;
 mod read;
 mod schema;
 mod write;
@@ -559,6 +566,10 @@ impl Store for RedbStore {
 
     fn stats(&self) -> Result<StoreStats> {
         read::stats(&self.read()?)
+    }
+
+    fn acme(&self) -> Option<&dyn crate::acme::AcmeStore> {
+        Some(self)
     }
 }
 

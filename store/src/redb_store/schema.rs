@@ -44,6 +44,15 @@ pub(super) const SPKI_INDEX: TableDefinition<(&[u8], &[u8]), ()> =
 pub(super) const INVALIDITY: TableDefinition<(&str, &[u8]), i64> =
     TableDefinition::new("invalidity");
 pub(super) const PROBE: TableDefinition<&str, &[u8]> = TableDefinition::new("probe");
+pub(super) const ACME_ACCOUNTS: TableDefinition<&str, &[u8]> =
+    TableDefinition::new("acme_accounts");
+pub(super) const ACME_ACCOUNT_KEYS: TableDefinition<&str, &str> =
+    TableDefinition::new("acme_account_keys");
+pub(super) const ACME_ORDERS: TableDefinition<&str, &[u8]> = TableDefinition::new("acme_orders");
+pub(super) const ACME_ACCOUNT_ORDERS: TableDefinition<(&str, i64, &str), ()> =
+    TableDefinition::new("acme_account_orders");
+pub(super) const ACME_AUTHZS: TableDefinition<&str, &[u8]> = TableDefinition::new("acme_authzs");
+pub(super) const ACME_EAB: TableDefinition<&str, &[u8]> = TableDefinition::new("acme_eab");
 
 /// An engine error as a store error: [`Error::Unavailable`] for I/O failures (a full disk,
 /// and redb's "previous I/O error" after one), [`Error::Backend`] for the rest.
@@ -192,6 +201,12 @@ pub(super) struct Tables<'t> {
     pub(super) spki_index: Table<'t, (&'static [u8], &'static [u8]), ()>,
     pub(super) invalidity: Table<'t, (&'static str, &'static [u8]), i64>,
     pub(super) meta: Table<'t, &'static str, u64>,
+    pub(super) acme_accounts: Table<'t, &'static str, &'static [u8]>,
+    pub(super) acme_account_keys: Table<'t, &'static str, &'static str>,
+    pub(super) acme_orders: Table<'t, &'static str, &'static [u8]>,
+    pub(super) acme_account_orders: Table<'t, (&'static str, i64, &'static str), ()>,
+    pub(super) acme_authzs: Table<'t, &'static str, &'static [u8]>,
+    pub(super) acme_eab: Table<'t, &'static str, &'static [u8]>,
 }
 
 impl<'t> Tables<'t> {
@@ -215,6 +230,12 @@ impl<'t> Tables<'t> {
             spki_index: txn.open_table(SPKI_INDEX)?,
             invalidity: txn.open_table(INVALIDITY)?,
             meta: txn.open_table(META)?,
+            acme_accounts: txn.open_table(ACME_ACCOUNTS)?,
+            acme_account_keys: txn.open_table(ACME_ACCOUNT_KEYS)?,
+            acme_orders: txn.open_table(ACME_ORDERS)?,
+            acme_account_orders: txn.open_table(ACME_ACCOUNT_ORDERS)?,
+            acme_authzs: txn.open_table(ACME_AUTHZS)?,
+            acme_eab: txn.open_table(ACME_EAB)?,
         })
     }
 }
