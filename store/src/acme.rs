@@ -16,7 +16,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{AuditEvent, Result, UnixTime};
+pub use crate::{AuditEvent, Error as StoreError};
+use crate::{Result, UnixTime};
 
 /// Status of an account (RFC 8555 §7.1.6).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
