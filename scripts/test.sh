@@ -49,6 +49,13 @@ if ! .venv/bin/python -c "import josepy, sys; from importlib.metadata import ver
   log "installing josepy $JOSEPY_VERSION into .venv"
   .venv/bin/pip install -q --disable-pip-version-check "josepy==$JOSEPY_VERSION"
 fi
+# certbot, the ACME client of tests/tests/e2e_acme.rs, in the same venv (pinned; the
+# Debian package is years older).
+CERTBOT_VERSION=5.8.0
+if ! .venv/bin/python -c "import certbot, sys; from importlib.metadata import version; sys.exit(version('certbot') != '$CERTBOT_VERSION')" >/dev/null 2>&1; then
+  log "installing certbot $CERTBOT_VERSION into .venv"
+  .venv/bin/pip install -q --disable-pip-version-check "certbot==$CERTBOT_VERSION"
+fi
 export PATH="$PWD/.venv/bin:$PATH"
 
 # Incremental caches (1.5 GB for this workspace) only help an edit-compile loop; a test run

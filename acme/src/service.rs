@@ -204,15 +204,7 @@ fn st<T>(r: std::result::Result<T, impl Into<ca_core::Error>>) -> Result<T> {
     r.map_err(|e| Error::from(e.into()))
 }
 
-fn rfc3339(t: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp(t)
-        .ok()
-        .and_then(|d| {
-            d.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_default()
-}
+use ca_core::clock::rfc3339;
 
 fn payload<T: serde::de::DeserializeOwned>(jws: &Jws, what: &str) -> Result<T> {
     serde_json::from_slice(&jws.payload)
@@ -789,9 +781,11 @@ impl AcmeService {
         }
         let actor = format!("acme:{}/{}", ep.name, acct.id);
         if !subproblems.is_empty() {
+            let why: Vec<String> = subproblems.iter().map(|s| s.detail.clone()).collect();
             let detail = format!(
-                "{} identifier(s) refused by profile {profile_name}",
-                subproblems.len()
+                "{} identifier(s) refused by profile {profile_name}: {}",
+                subproblems.len(),
+                why.join("; ")
             );
             let listed: Vec<String> = subproblems
                 .iter()
@@ -856,8 +850,7 @@ impl AcmeService {
             format!("profile {profile_name}; {}", names.join(",")),
         );
         st(self.records()?.create_order(&order, &authzs, &audit))?;
-        let url = self.url(ep, &format!("order/{}", order.id));
-        Ok(self.order_response(ep, &order, 201).header("Location", url))
+        Ok(self.order_response(ep, &order, 201))
     }
 
     fn owned_order(&self, acct: &AcmeAccount, id: &str) -> Result<AcmeOrder> {

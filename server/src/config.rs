@@ -34,6 +34,9 @@ pub struct Config {
     /// `[est]`: EST endpoints (served on the HTTPS listener, `[server.tls]`).
     #[serde(default)]
     pub est: est::EstConfig,
+    /// `[acme]`: ACME endpoints (served on the HTTPS listener, `[server.tls]`).
+    #[serde(default)]
+    pub acme: acme::AcmeConfig,
     /// The directory relative paths are resolved against (the config file's directory).
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -279,6 +282,14 @@ impl Config {
         if !self.est.endpoints.is_empty() && self.server.tls.is_none() {
             return Err(Error::Config(
                 "[est] endpoints need the HTTPS listener: add [server.tls]".into(),
+            ));
+        }
+        self.acme
+            .validate()
+            .map_err(|e| Error::Config(e.to_string()))?;
+        if !self.acme.endpoints.is_empty() && self.server.tls.is_none() {
+            return Err(Error::Config(
+                "[acme] endpoints need the HTTPS listener: add [server.tls]".into(),
             ));
         }
         for (name, p) in &self.profiles {

@@ -3,6 +3,7 @@
 //! and owns sockets (docs/architecture.md). Keeping it a library lets the workspace tests start a
 //! full server in-process.
 
+pub mod acme_wiring;
 pub mod admin;
 pub mod bench;
 pub mod cli;
