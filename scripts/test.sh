@@ -22,6 +22,7 @@ python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || need+=(python3-venv)
 # SCEP interop (tests/tests/e2e_scep.rs): micromdm scepclient (Debian `scep`), certmonger
 # (its daemon runs on a private session bus, so dbus-daemon too).
 command -v scepclient >/dev/null || need+=(scep)
+command -v lego >/dev/null || need+=(lego)            # ACME client (tests/tests/e2e_acme.rs)
 command -v certmonger >/dev/null || need+=(certmonger)
 command -v dbus-daemon >/dev/null || need+=(dbus-daemon)
 # PKCS#11: SoftHSM2 (the token of the HSM tests) and OpenSC's pkcs11-tool.

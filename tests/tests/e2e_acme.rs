@@ -4,8 +4,9 @@
 //! obtaining a certificate with `certonly --standalone` (http-01 answered by certbot's
 //! own listener on a loopback port), which is then checked with `openssl verify` and
 //! pkilint, revoked with `certbot revoke` and seen revoked over OCSP and in the CRL.
-//! Refusals are checked with certbot too (no EAB, a name outside the profile). Runs when
-//! `PRIVCA_INTEROP=1`.
+//! Refusals are checked with certbot too (no EAB, a name outside the profile). A second
+//! test does the same with lego (Debian; the ACME library inside Traefik): `run` with
+//! `--eab` and its own http-01 listener, then `revoke`. Runs when `PRIVCA_INTEROP=1`.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -242,5 +243,63 @@ fn certbot_obtains_verifies_and_revokes_with_eab() {
     // The audit log recorded the binding, the order and the issuance, and still verifies.
     let audit = ok(acme.ca.cmd().args(["audit", "verify"]));
     assert!(audit.contains("audit log intact"), "{audit}");
+    acme.ca.stop();
+}
+
+#[test]
+fn lego_obtains_and_revokes_with_eab() {
+    if !interop_enabled("lego_obtains_and_revokes_with_eab") {
+        return;
+    }
+    let mut acme = Acme::start();
+    let (kid, hmac) = acme.eab();
+    let dir = acme.ca.path("lego");
+    let lego = |action: &str, extra: &[&str]| {
+        let mut c = Command::new("lego");
+        c.env("LEGO_CA_CERTIFICATES", acme.ca.data.join("ca/root.crt"))
+            .args([
+                "--accept-tos",
+                "--email",
+                "a@b.example",
+                "--server",
+                &acme.directory(),
+            ])
+            .args(["--eab", "--kid", &kid, "--hmac", &hmac])
+            .args([
+                "--http",
+                "--http.port",
+                &format!("127.0.0.1:{}", acme.http01_port),
+            ])
+            .args(["--domains", "api.acme.test", "--path"])
+            .arg(&dir)
+            .arg(action)
+            .args(extra);
+        run(&mut c)
+    };
+    let out = lego("run", &["--no-bundle"]);
+    assert!(
+        out.status.success(),
+        "lego run failed: {}\nserver log:\n{}",
+        text(&out),
+        acme.ca.server_log()
+    );
+    let cert = dir.join("certificates/api.acme.test.crt");
+    let v = acme.ca.openssl_verify(&cert);
+    assert!(v.contains(": OK"), "{v}");
+    let findings = pkilint("lint_pkix_cert", &[], &cert);
+    assert!(findings.is_empty(), "pkilint: {findings:?}");
+    assert!(ocsp_status(&acme.ca, &cert).contains(": good"));
+    // lego moves what it revoked into an archive directory: keep a copy.
+    let kept = acme.ca.path("lego-api.crt");
+    std::fs::copy(&cert, &kept).expect("copy");
+    let cert = kept;
+    let out = lego("revoke", &[]);
+    assert!(
+        out.status.success(),
+        "lego revoke failed: {}\n{}",
+        text(&out),
+        acme.ca.server_log()
+    );
+    assert!(ocsp_status(&acme.ca, &cert).contains(": revoked"));
     acme.ca.stop();
 }
