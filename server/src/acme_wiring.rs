@@ -179,3 +179,91 @@ pub fn list_eab(auth: &Authority) -> Result<Vec<EabView>, ca_core::Error> {
         })
         .collect())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+    use std::net::TcpListener;
+    use std::time::Duration;
+
+    use super::*;
+
+    /// A one-request HTTP server on loopback answering `response`; returns its port.
+    fn serve_once(response: Vec<u8>) -> u16 {
+        let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = l.local_addr().expect("addr").port();
+        std::thread::spawn(move || {
+            if let Ok((mut s, _)) = l.accept() {
+                let mut buf = [0u8; 4096];
+                let _ = s.read(&mut buf);
+                let _ = s.write_all(&response);
+            }
+        });
+        port
+    }
+
+    fn check(port: u16, timeout: Duration) -> Http01Check {
+        Http01Check {
+            host: "www.acme.test".into(),
+            address: Some("127.0.0.1".parse().expect("ip")),
+            port,
+            token: "tok".into(),
+            key_authorization: "tok.thumb".into(),
+            timeout,
+        }
+    }
+
+    fn answer(status: &str, headers: &str, body: &[u8]) -> Vec<u8> {
+        let mut r = format!(
+            "HTTP/1.1 {status}\r\nContent-Length: {}\r\n{headers}Connection: close\r\n\r\n",
+            body.len()
+        )
+        .into_bytes();
+        r.extend_from_slice(body);
+        r
+    }
+
+    #[test]
+    fn the_key_authorization_passes_with_trailing_whitespace() {
+        let port = serve_once(answer("200 OK", "", b"tok.thumb\r\n"));
+        assert_eq!(
+            HttpValidator.http01(&check(port, Duration::from_secs(5))),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn wrong_bodies_redirects_errors_big_bodies_and_silence_fail() {
+        let t = Duration::from_secs(5);
+        let port = serve_once(answer("200 OK", "", b"tok.other"));
+        let e = HttpValidator
+            .http01(&check(port, t))
+            .expect_err("wrong body");
+        assert!(e.contains("did not answer the key authorization"), "{e}");
+        // A redirect, even to the same host, is not followed.
+        let port = serve_once(answer(
+            "302 Found",
+            "Location: http://127.0.0.1:1/.well-known/acme-challenge/tok\r\n",
+            b"",
+        ));
+        let e = HttpValidator.http01(&check(port, t)).expect_err("redirect");
+        assert!(e.contains("redirect"), "{e}");
+        let port = serve_once(answer("404 Not Found", "", b"tok.thumb"));
+        assert!(HttpValidator.http01(&check(port, t)).is_err());
+        let port = serve_once(answer("200 OK", "", &vec![b'a'; MAX_HTTP01_BODY + 10]));
+        let e = HttpValidator.http01(&check(port, t)).expect_err("big");
+        assert!(e.contains("more than"), "{e}");
+        // A listener that never answers: the timeout ends the validation.
+        let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = l.local_addr().expect("addr").port();
+        let started = std::time::Instant::now();
+        let e = HttpValidator
+            .http01(&check(port, Duration::from_millis(500)))
+            .expect_err("timeout");
+        assert!(started.elapsed() < Duration::from_secs(5), "{e}");
+        drop(l);
+        // Nothing listening: a connection problem.
+        let e = HttpValidator.http01(&check(port, t)).expect_err("refused");
+        assert!(e.starts_with("connection"), "{e}");
+    }
+}
