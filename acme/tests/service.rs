@@ -626,3 +626,84 @@ fn account_key_csr(c: &Client, name: &str) -> String {
         Arc::new(hsm::soft::SoftKey::from_pkcs8("acct", &c.pkcs8).unwrap());
     b64_encode(&testing::csr(key.as_ref(), "", &[testing::dns(name)]))
 }
+
+#[test]
+fn the_certificate_key_may_revoke_its_certificate() {
+    let f = Fixture::new();
+    let mut c = Client::new();
+    f.account(&mut c);
+    let (_, order) = f.order(&mut c, &["k.acme.test"]);
+    f.authorize(&mut c, &order);
+    // The certificate's key is a second client key (no account), used in the CSR.
+    let mut holder = Client::new();
+    let key: Arc<dyn hsm::PrivateKey> =
+        Arc::new(hsm::soft::SoftKey::from_pkcs8("leaf", &holder.pkcs8).unwrap());
+    let csr = b64_encode(&testing::csr(
+        key.as_ref(),
+        "",
+        &[testing::dns("k.acme.test")],
+    ));
+    let (status, _, o) = f.post(
+        &mut c,
+        &rel(order["finalize"].as_str().unwrap()),
+        &json!({ "csr": csr }).to_string(),
+    );
+    assert_eq!((status, o["status"].as_str()), (200, Some("valid")), "{o}");
+    let (_, r, _) = f.post(&mut c, &rel(o["certificate"].as_str().unwrap()), "");
+    let pem = String::from_utf8(r.body).unwrap();
+    let end = "-----END CERTIFICATE-----";
+    let leaf = der::pem::decode_vec(pem[..pem.find(end).unwrap() + end.len()].as_bytes())
+        .unwrap()
+        .1;
+    let revoke = json!({"certificate": b64_encode(&leaf), "reason": 1}).to_string();
+    // Signed by a key that is neither the account's nor the certificate's: refused.
+    let mut stranger = Client::new();
+    let (status, _, v) = f.post(&mut stranger, "revoke-cert", &revoke);
+    assert_eq!(
+        (status, problem(&v)),
+        (403, "urn:ietf:params:acme:error:unauthorized"),
+        "{v}"
+    );
+    // Signed by the certificate's own key (jwk): revoked (RFC 8555 §7.6).
+    let (status, _, v) = f.post(&mut holder, "revoke-cert", &revoke);
+    assert_eq!(status, 200, "{v}");
+    let record = f.ca.auth.issued_certificate(&leaf).unwrap().unwrap();
+    assert_eq!(record.revocation.map(|r| r.reason), Some(1));
+}
+
+/// A JWK's SubjectPublicKeyInfo is byte-equal to the one the key's owner encodes (RSA,
+/// EC P-256/P-384), so revocation by the certificate key and the account-key check of
+/// finalize compare like with like.
+#[test]
+fn jwk_spki_matches_the_keys_own_encoding() {
+    use der::Decode;
+    use x509_cert::spki::SubjectPublicKeyInfoOwned;
+    for alg in [
+        hsm::KeyAlgorithm::Rsa2048,
+        hsm::KeyAlgorithm::EcdsaP256,
+        hsm::KeyAlgorithm::EcdsaP384,
+    ] {
+        let key = testing::soft_key("k", alg);
+        let spki = key.public_key_der().to_vec();
+        let info = SubjectPublicKeyInfoOwned::from_der(&spki).unwrap();
+        let bits = info.subject_public_key.raw_bytes().to_vec();
+        let jwk = match alg {
+            hsm::KeyAlgorithm::Rsa2048 => {
+                #[derive(der::Sequence)]
+                struct Rsa<'a> {
+                    n: der::asn1::UintRef<'a>,
+                    e: der::asn1::UintRef<'a>,
+                }
+                let rsa = Rsa::from_der(&bits).unwrap();
+                json!({"kty": "RSA", "n": b64_encode(rsa.n.as_bytes()), "e": b64_encode(rsa.e.as_bytes())})
+            }
+            _ => {
+                let half = (bits.len() - 1) / 2;
+                let crv = if half == 32 { "P-256" } else { "P-384" };
+                json!({"kty": "EC", "crv": crv, "x": b64_encode(&bits[1..1 + half]), "y": b64_encode(&bits[1 + half..])})
+            }
+        };
+        let jwk = acme::jws::Jwk::from_value(&jwk).unwrap();
+        assert_eq!(jwk.spki_der().unwrap(), spki, "{alg:?}");
+    }
+}
