@@ -652,9 +652,8 @@ fn the_certificate_key_may_revoke_its_certificate() {
     let (_, r, _) = f.post(&mut c, &rel(o["certificate"].as_str().unwrap()), "");
     let pem = String::from_utf8(r.body).unwrap();
     let end = "-----END CERTIFICATE-----";
-    let leaf = der::pem::decode_vec(pem[..pem.find(end).unwrap() + end.len()].as_bytes())
-        .unwrap()
-        .1;
+    let first = &pem[..pem.find(end).unwrap() + end.len()];
+    let leaf = der::pem::decode_vec(first.as_bytes()).unwrap().1;
     let revoke = json!({"certificate": b64_encode(&leaf), "reason": 1}).to_string();
     // Signed by a key that is neither the account's nor the certificate's: refused.
     let mut stranger = Client::new();
