@@ -676,33 +676,7 @@ impl AcmeService {
         acct: &AcmeAccount,
         now: i64,
     ) -> Result<AcmeResponse> {
-        #[derive(Deserialize)]
-        struct Ident {
-            #[serde(rename = "type")]
-            kind: String,
-            value: String,
-        }
-        #[derive(Deserialize)]
-        struct NewOrder {
-            identifiers: Vec<Ident>,
-            #[serde(default, rename = "notBefore")]
-            not_before: Option<Value>,
-            #[serde(default, rename = "notAfter")]
-            not_after: Option<Value>,
-            #[serde(default)]
-            profile: Option<String>,
-        }
-        let p: NewOrder = payload(jws, "newOrder")?;
-        if p.not_before.is_some() || p.not_after.is_some() {
-            return Err(Error::Malformed(
-                "notBefore and notAfter are not supported: the profile sets the validity".into(),
-            ));
-        }
-        if p.identifiers.is_empty() || p.identifiers.len() > MAX_IDENTIFIERS {
-            return Err(Error::Malformed(format!(
-                "an order has 1 to {MAX_IDENTIFIERS} identifiers"
-            )));
-        }
+        let p = parse_new_order(&jws.payload)?;
         let profile_name = match &p.profile {
             Some(name) if ep.profiles().contains(&name.as_str()) => name.clone(),
             Some(name) => {
@@ -719,55 +693,8 @@ impl AcmeService {
             .get(&profile_name)
             .ok_or_else(|| Error::InvalidProfile(format!("no profile {profile_name:?}")))?;
         let mut identifiers: Vec<AcmeIdentifier> = Vec::new();
-        let mut subproblems = Vec::new();
-        for i in p.identifiers {
-            let (ident, san) = match i.kind.as_str() {
-                "dns" => {
-                    let v = i.value.to_ascii_lowercase();
-                    (
-                        AcmeIdentifier {
-                            kind: "dns".into(),
-                            value: v.clone(),
-                        },
-                        San::Dns(v),
-                    )
-                }
-                "ip" => match i.value.parse::<IpAddr>() {
-                    Ok(ip) => (
-                        AcmeIdentifier {
-                            kind: "ip".into(),
-                            value: ip.to_string(),
-                        },
-                        San::Ip(ip),
-                    ),
-                    Err(_) => {
-                        subproblems.push(subproblem(
-                            "urn:ietf:params:acme:error:malformed",
-                            format!("{:?} is not an IP address (RFC 8738 §3)", i.value),
-                            &i.kind,
-                            &i.value,
-                        ));
-                        continue;
-                    }
-                },
-                other => {
-                    return Err(Error::UnsupportedIdentifier(format!(
-                        "identifier type {other:?} is not supported (dns, ip)"
-                    )));
-                }
-            };
-            if identifiers.contains(&ident) {
-                continue;
-            }
-            if ident.value.starts_with("*.") {
-                subproblems.push(subproblem(
-                    "urn:ietf:params:acme:error:rejectedIdentifier",
-                    "wildcard names need dns-01, which this endpoint does not offer".into(),
-                    &ident.kind,
-                    &ident.value,
-                ));
-                continue;
-            }
+        let mut subproblems = p.refused;
+        for (ident, san) in p.identifiers {
             if let Err(e) = profile.check_name(&san) {
                 subproblems.push(subproblem(
                     "urn:ietf:params:acme:error:rejectedIdentifier",
@@ -1201,10 +1128,6 @@ impl AcmeService {
         id: &str,
         now: i64,
     ) -> Result<AcmeResponse> {
-        #[derive(Deserialize)]
-        struct Finalize {
-            csr: String,
-        }
         let order = self.owned_order(acct, id)?;
         let order = self.refresh_order(order, now)?;
         match order.status {
@@ -1218,9 +1141,8 @@ impl AcmeService {
                 )));
             }
         }
-        let f: Finalize = payload(jws, "finalize")?;
-        let der = b64_decode("the CSR", &f.csr).map_err(|e| Error::BadCsr(e.to_string()))?;
-        let csr = ca_core::csr::parse(&der).map_err(|e| Error::BadCsr(e.client_message()))?;
+        let csr = parse_finalize(&jws.payload)?;
+        let der = csr.der.clone();
         check_csr_names(&csr, &order.identifiers)?;
         let account_spki = account_key(acct)?.spki_der()?;
         if csr.spki_der == account_spki {
@@ -1394,6 +1316,123 @@ impl AcmeService {
     }
 }
 
+/// A newOrder payload (RFC 8555 §7.4) read and normalised: `dns` names lowercased,
+/// `ip` addresses (RFC 8738 §3) in canonical form, duplicates removed. The profile's
+/// rules are not applied here.
+#[derive(Debug)]
+pub struct NewOrderRequest {
+    /// The identifiers, each with the SAN it stands for.
+    pub identifiers: Vec<(AcmeIdentifier, San)>,
+    /// Identifiers refused by their form alone (an `ip` that is no address, a wildcard,
+    /// which needs dns-01), as `rejectedIdentifier`/`malformed` subproblems.
+    pub refused: Vec<Subproblem>,
+    /// The profile asked for (draft-ietf-acme-profiles).
+    pub profile: Option<String>,
+}
+
+/// Reads a newOrder payload. `notBefore`/`notAfter` are refused (the profile sets the
+/// validity), as are empty or oversized identifier lists and identifier types other
+/// than `dns` and `ip` (`unsupportedIdentifier`).
+pub fn parse_new_order(payload: &[u8]) -> Result<NewOrderRequest> {
+    #[derive(Deserialize)]
+    struct Ident {
+        #[serde(rename = "type")]
+        kind: String,
+        value: String,
+    }
+    #[derive(Deserialize)]
+    struct NewOrder {
+        identifiers: Vec<Ident>,
+        #[serde(default, rename = "notBefore")]
+        not_before: Option<Value>,
+        #[serde(default, rename = "notAfter")]
+        not_after: Option<Value>,
+        #[serde(default)]
+        profile: Option<String>,
+    }
+    let p: NewOrder = serde_json::from_slice(payload)
+        .map_err(|e| Error::Malformed(format!("the newOrder payload is not valid: {e}")))?;
+    if p.not_before.is_some() || p.not_after.is_some() {
+        return Err(Error::Malformed(
+            "notBefore and notAfter are not supported: the profile sets the validity".into(),
+        ));
+    }
+    if p.identifiers.is_empty() || p.identifiers.len() > MAX_IDENTIFIERS {
+        return Err(Error::Malformed(format!(
+            "an order has 1 to {MAX_IDENTIFIERS} identifiers"
+        )));
+    }
+    let mut out = NewOrderRequest {
+        identifiers: Vec::new(),
+        refused: Vec::new(),
+        profile: p.profile,
+    };
+    for i in p.identifiers {
+        let (ident, san) = match i.kind.as_str() {
+            "dns" => {
+                let v = i.value.to_ascii_lowercase();
+                (
+                    AcmeIdentifier {
+                        kind: "dns".into(),
+                        value: v.clone(),
+                    },
+                    San::Dns(v),
+                )
+            }
+            "ip" => match i.value.parse::<IpAddr>() {
+                Ok(ip) => (
+                    AcmeIdentifier {
+                        kind: "ip".into(),
+                        value: ip.to_string(),
+                    },
+                    San::Ip(ip),
+                ),
+                Err(_) => {
+                    out.refused.push(subproblem(
+                        "urn:ietf:params:acme:error:malformed",
+                        format!("{:?} is not an IP address (RFC 8738 §3)", i.value),
+                        &i.kind,
+                        &i.value,
+                    ));
+                    continue;
+                }
+            },
+            other => {
+                return Err(Error::UnsupportedIdentifier(format!(
+                    "identifier type {other:?} is not supported (dns, ip)"
+                )));
+            }
+        };
+        if out.identifiers.iter().any(|(seen, _)| *seen == ident) {
+            continue;
+        }
+        if ident.value.starts_with("*.") {
+            out.refused.push(subproblem(
+                "urn:ietf:params:acme:error:rejectedIdentifier",
+                "wildcard names need dns-01, which this endpoint does not offer".into(),
+                &ident.kind,
+                &ident.value,
+            ));
+            continue;
+        }
+        out.identifiers.push((ident, san));
+    }
+    Ok(out)
+}
+
+/// Reads a finalize payload (RFC 8555 §7.4): `csr`, base64url DER, whose signature must
+/// verify; anything wrong with it is `badCSR`.
+pub fn parse_finalize(payload: &[u8]) -> Result<ca_core::csr::Csr> {
+    #[derive(Deserialize)]
+    struct Finalize {
+        csr: String,
+    }
+    let f: Finalize = serde_json::from_slice(payload)
+        .map_err(|e| Error::Malformed(format!("the finalize payload is not valid: {e}")))?;
+    let der = b64_decode("the CSR", &f.csr).map_err(|e| Error::BadCsr(e.to_string()))?;
+    ca_core::csr::parse(&der).map_err(|e| Error::BadCsr(e.client_message()))
+}
+
 fn authz_status(s: AuthzStatus) -> &'static str {
     match s {
         AuthzStatus::Pending => "pending",
@@ -1454,7 +1493,7 @@ fn check_contacts(contacts: Vec<String>) -> Result<Vec<String>> {
 /// The CSR must name exactly the order's identifiers (RFC 8555 §7.4): its DNS and IP
 /// SANs as a set equal them, a subject CN must be one of them, and it asks for no
 /// other kind of name.
-fn check_csr_names(csr: &ca_core::csr::Csr, identifiers: &[AcmeIdentifier]) -> Result<()> {
+pub fn check_csr_names(csr: &ca_core::csr::Csr, identifiers: &[AcmeIdentifier]) -> Result<()> {
     let mut asked: Vec<AcmeIdentifier> = Vec::new();
     for san in &csr.sans {
         let ident = match san {
