@@ -32,7 +32,8 @@ T="$(mktemp -d)"
 trap 'rm -rf "$T"' EXIT
 
 targets=(csr csr_content csr_signed ocsp_request ocsp_get scep_pkimessage scep_envelope
-  scep_envelope_built scep_signed est_request est_body challenge_answers acme_jws)
+  scep_envelope_built scep_signed est_request est_body challenge_answers acme_jws
+  acme_order)
 for t in "${targets[@]}"; do
   rm -rf "${OUT:?}/$t"
   mkdir -p "$OUT/$t"
@@ -321,6 +322,20 @@ for line in sys.stdin:
     open(out + "/new-account-" + l["alg"], "w").write(l["body"])
 ' "$OUT/acme_jws"
 printf '%s' '{"protected":"eyJhbGciOiJFUzI1NiIsImtpZCI6Imh0dHBzOi8vMTI3LjAuMC4xOjg0NDMvYWNtZS9zZXJ2ZXJzL2FjY3QvMSIsIm5vbmNlIjoibiIsInVybCI6Imh0dHBzOi8vMTI3LjAuMC4xOjg0NDMvYWNtZS9zZXJ2ZXJzL29yZGVyLzEifQ","payload":"","signature":"AAAA"}' >"$OUT/acme_jws/post-as-get-kid"
+
+# --- ACME newOrder and finalize payloads (as certbot and lego send them) ---------------
+O="$OUT/acme_order"
+printf '%s' '{"identifiers":[{"type":"dns","value":"www.acme.test"},{"type":"dns","value":"API.acme.test"}]}' >"$O/new-order-dns"
+printf '%s' '{"identifiers":[{"type":"ip","value":"127.0.0.1"},{"type":"ip","value":"::1"},{"type":"dns","value":"*.acme.test"}],"profile":"tls-server"}' >"$O/new-order-ip-wildcard"
+for csr in "$T/acme-dns" "$T/acme-cn"; do
+  case "$csr" in
+    *dns) subj=/ ; san=DNS:www.acme.test,IP:127.0.0.1 ;;
+    *cn) subj=/CN=www.acme.test ; san=DNS:www.acme.test ;;
+  esac
+  openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout /dev/null \
+    -subj "$subj" -addext "subjectAltName=$san" -outform DER -out "$csr.der" 2>/dev/null
+  printf '{"csr":"%s"}' "$(basenc --base64url -w0 "$csr.der" | tr -d '=')" >"$O/finalize-$(basename "$csr")"
+done
 
 du -sh "$OUT"
 for t in "${targets[@]}"; do printf '%-22s %3d files\n' "$t" "$(ls "$OUT/$t" | wc -l)"; done

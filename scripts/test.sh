@@ -22,6 +22,7 @@ python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || need+=(python3-venv)
 # SCEP interop (tests/tests/e2e_scep.rs): micromdm scepclient (Debian `scep`), certmonger
 # (its daemon runs on a private session bus, so dbus-daemon too).
 command -v scepclient >/dev/null || need+=(scep)
+command -v lego >/dev/null || need+=(lego)            # ACME client (tests/tests/e2e_acme.rs)
 command -v certmonger >/dev/null || need+=(certmonger)
 command -v dbus-daemon >/dev/null || need+=(dbus-daemon)
 # PKCS#11: SoftHSM2 (the token of the HSM tests) and OpenSC's pkcs11-tool.
@@ -59,6 +60,13 @@ JOSEPY_VERSION=2.2.0
 if ! .venv/bin/python -c "import josepy, sys; from importlib.metadata import version; sys.exit(version('josepy') != '$JOSEPY_VERSION')" >/dev/null 2>&1; then
   log "installing josepy $JOSEPY_VERSION into .venv"
   .venv/bin/pip install -q --disable-pip-version-check "josepy==$JOSEPY_VERSION"
+fi
+# certbot, the ACME client of tests/tests/e2e_acme.rs, in the same venv (pinned; the
+# Debian package is years older).
+CERTBOT_VERSION=5.8.0
+if ! .venv/bin/python -c "import certbot, sys; from importlib.metadata import version; sys.exit(version('certbot') != '$CERTBOT_VERSION')" >/dev/null 2>&1; then
+  log "installing certbot $CERTBOT_VERSION into .venv"
+  .venv/bin/pip install -q --disable-pip-version-check "certbot==$CERTBOT_VERSION"
 fi
 export PATH="$PWD/.venv/bin:$PATH"
 

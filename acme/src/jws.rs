@@ -322,6 +322,68 @@ impl Jwk {
         }
     }
 
+    /// The key as an X.509 SubjectPublicKeyInfo, DER (RFC 5280 §4.1.2.7; RSA: RFC 3279
+    /// §2.3.1, EC: RFC 5480 §2, Ed25519: RFC 8410 §4), to compare it with the key of a
+    /// certificate or CSR (RFC 8555 §7.6 revocation by the certificate key, §11.1).
+    pub fn spki_der(&self) -> Result<Vec<u8>> {
+        use ca_core::asn1::oid;
+        use der::Encode;
+        use der::asn1::{AnyRef, BitString, ObjectIdentifier, UintRef};
+        use x509_cert::spki::{AlgorithmIdentifierOwned, SubjectPublicKeyInfoOwned};
+        #[derive(der::Sequence)]
+        struct RsaPublicKey<'a> {
+            n: UintRef<'a>,
+            e: UintRef<'a>,
+        }
+        let bad = |e: der::Error| Error::BadPublicKey(format!("the JWK cannot be encoded: {e}"));
+        let (algorithm, key): (AlgorithmIdentifierOwned, Vec<u8>) = match self {
+            Jwk::Rsa { n, e } => {
+                let rsa = RsaPublicKey {
+                    n: UintRef::new(n).map_err(bad)?,
+                    e: UintRef::new(e).map_err(bad)?,
+                };
+                (
+                    AlgorithmIdentifierOwned {
+                        oid: oid::RSA_ENCRYPTION,
+                        parameters: Some(AnyRef::NULL.into()),
+                    },
+                    rsa.to_der().map_err(bad)?,
+                )
+            }
+            Jwk::Ec { curve, x, y } => {
+                let named: ObjectIdentifier = match curve {
+                    Curve::P256 => oid::SECP256R1,
+                    Curve::P384 => oid::SECP384R1,
+                    Curve::P521 => oid::SECP521R1,
+                };
+                let mut point = Vec::with_capacity(1 + x.len() + y.len());
+                point.push(4);
+                point.extend_from_slice(x);
+                point.extend_from_slice(y);
+                (
+                    AlgorithmIdentifierOwned {
+                        oid: oid::EC_PUBLIC_KEY,
+                        parameters: Some(der::Any::encode_from(&named).map_err(bad)?),
+                    },
+                    point,
+                )
+            }
+            Jwk::Ed25519 { x } => (
+                AlgorithmIdentifierOwned {
+                    oid: oid::ED25519,
+                    parameters: None,
+                },
+                x.clone(),
+            ),
+        };
+        SubjectPublicKeyInfoOwned {
+            algorithm,
+            subject_public_key: BitString::from_bytes(&key).map_err(bad)?,
+        }
+        .to_der()
+        .map_err(bad)
+    }
+
     /// The RFC 7638 SHA-256 thumbprint: the account key's identity, and the second half
     /// of a challenge's key authorization (RFC 8555 §8.1).
     pub fn thumbprint(&self) -> [u8; 32] {
@@ -329,6 +391,12 @@ impl Jwk {
         let mut out = [0u8; 32];
         out.copy_from_slice(d.as_ref());
         out
+    }
+
+    /// The key as a public JWK in JSON: its required members (RFC 7638 §3.2), what an
+    /// account record keeps and the account resource shows (RFC 8555 §7.1.2).
+    pub fn to_json(&self) -> String {
+        self.thumbprint_input()
     }
 
     /// The thumbprint, base64url (as in a key authorization).

@@ -52,6 +52,8 @@ pub struct Nonces<L> {
     ledger: L,
     /// Refuse one good nonce in `reject_every` (0: never); tests only.
     reject_every: u32,
+    /// Whether the last redemption was refused on purpose.
+    refused_last: std::sync::atomic::AtomicBool,
     rng: SystemRandom,
 }
 
@@ -67,6 +69,7 @@ impl<L: NonceLedger> Nonces<L> {
             lifetime,
             ledger,
             reject_every: 0,
+            refused_last: std::sync::atomic::AtomicBool::new(false),
             rng: SystemRandom::new(),
         })
     }
@@ -134,9 +137,17 @@ impl<L: NonceLedger> Nonces<L> {
             self.rng
                 .fill(&mut draw)
                 .map_err(|_| Error::BadNonce("no randomness".into()))?;
-            if u32::from_be_bytes(draw) % self.reject_every == 0 {
+            // Never twice in a row: a client that retries once (as certbot does) always
+            // gets through, so the tests that use this are not flaky.
+            let refuse = u32::from_be_bytes(draw) % self.reject_every == 0
+                && !self
+                    .refused_last
+                    .swap(true, std::sync::atomic::Ordering::SeqCst);
+            if refuse {
                 return bad("the nonce was refused on purpose (test setting)");
             }
+            self.refused_last
+                .store(false, std::sync::atomic::Ordering::SeqCst);
         }
         Ok(())
     }

@@ -74,17 +74,14 @@ impl Problem {
 
 impl From<&Error> for Problem {
     fn from(e: &Error) -> Problem {
-        // RFC 8555 §6.7: malformed, badSignatureAlgorithm, badPublicKey and badNonce are
-        // 400; unauthorized is 403.
-        let status = match e {
-            Error::Unauthorized(_) => 403,
-            _ => 400,
-        };
         Problem {
             kind: e.problem_type().to_owned(),
             detail: e.to_string(),
-            status,
-            subproblems: Vec::new(),
+            status: e.status(),
+            subproblems: match e {
+                Error::RejectedIdentifier { subproblems, .. } => subproblems.clone(),
+                _ => Vec::new(),
+            },
             algorithms: match e {
                 Error::BadSignatureAlgorithm { allowed, .. } => Some(allowed.to_vec()),
                 _ => None,

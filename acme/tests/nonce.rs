@@ -104,3 +104,19 @@ fn a_share_of_good_nonces_can_be_refused_for_tests() {
     // (binomial, n=400, p=0.25: mean 100, sd 8.7).
     assert!((40..=160).contains(&refused), "{refused} of 400 refused");
 }
+
+#[test]
+fn a_nonce_refused_on_purpose_is_never_followed_by_another() {
+    // A client that retries once after badNonce (RFC 8555 §6.5) always gets through.
+    let n = Nonces::new(&KEY, 600, MemoryLedger::default())
+        .unwrap()
+        .with_rejection(2);
+    let outcomes: Vec<bool> = (0..400)
+        .map(|_| n.redeem(Some(&n.issue(T0).unwrap()), T0).is_err())
+        .collect();
+    assert!(outcomes.iter().filter(|r| **r).count() > 50);
+    assert!(
+        !outcomes.windows(2).any(|w| w[0] && w[1]),
+        "two refusals in a row"
+    );
+}

@@ -27,6 +27,10 @@ pub mod testing;
 
 mod error;
 
+/// The ACME records of the store (`store::acme`), re-exported so that the ACME crate, which
+/// depends on ca-core and never on the store (docs/architecture.md), can name them.
+pub use store::acme as acme_records;
+
 pub use authority::{
     Authority, CaEntity, IssueBinding, IssueRequest, Issued, KeyWithCert, Recorded,
     RevocationReason, RevokeOptions, Settings,

@@ -419,7 +419,10 @@ pub fn acme_jws(data: &[u8]) {
     let _ = req.check_url("https://127.0.0.1:8443/acme/servers/new-account");
     if req.verify(key).is_ok() {
         let again = acme::jws::Jws::parse(data).expect("a parsed request parses again");
-        assert!(again.verify(key).is_ok(), "a verified request verifies again");
+        assert!(
+            again.verify(key).is_ok(),
+            "a verified request verifies again"
+        );
         assert_eq!(key.thumbprint(), key.clone().thumbprint());
     }
     if let Ok(payload) = serde_json::from_slice::<serde_json::Value>(&req.payload)
@@ -430,11 +433,51 @@ pub fn acme_jws(data: &[u8]) {
     }
 }
 
+/// Body of `acme_order`: newOrder and finalize payloads (JSON from the client) through
+/// `acme::service::parse_new_order` and `parse_finalize`, and a parsed CSR's names
+/// through the order check. Never panics; what parses keeps the normalisation promises.
+pub fn acme_order(data: &[u8]) {
+    if let Ok(order) = acme::service::parse_new_order(data) {
+        assert!(order.identifiers.len() <= acme::service::MAX_IDENTIFIERS);
+        for (i, (ident, _)) in order.identifiers.iter().enumerate() {
+            assert!(ident.kind == "dns" || ident.kind == "ip", "{ident:?}");
+            if ident.kind == "dns" {
+                assert_eq!(ident.value, ident.value.to_ascii_lowercase());
+            }
+            assert!(
+                !order.identifiers[..i].iter().any(|(o, _)| o == ident),
+                "duplicate {ident:?}"
+            );
+        }
+    }
+    if let Ok(csr) = acme::service::parse_finalize(data) {
+        // The CSR's own DNS/IP names as an order: they must match unless the CSR
+        // carries other kinds of names or a CN that is not among them.
+        let idents: Vec<_> = csr
+            .sans
+            .iter()
+            .filter_map(|s| match s {
+                ca_core::profile::San::Dns(d) => Some(ca_core::acme_records::AcmeIdentifier {
+                    kind: "dns".into(),
+                    value: d.to_ascii_lowercase(),
+                }),
+                ca_core::profile::San::Ip(ip) => Some(ca_core::acme_records::AcmeIdentifier {
+                    kind: "ip".into(),
+                    value: ip.to_string(),
+                }),
+                _ => None,
+            })
+            .collect();
+        let _ = acme::service::check_csr_names(&csr, &idents);
+        let _ = acme::service::check_csr_names(&csr, &[]);
+    }
+}
+
 /// A target's body.
 pub type Target = fn(&[u8]);
 
 /// Every target by name, for the corpus test and tools.
-pub const TARGETS: [(&str, Target); 13] = [
+pub const TARGETS: [(&str, Target); 14] = [
     ("csr", csr),
     ("ocsp_request", ocsp_request),
     ("scep_pkimessage", scep_pkimessage),
@@ -448,4 +491,5 @@ pub const TARGETS: [(&str, Target); 13] = [
     ("scep_signed", scep_signed),
     ("est_body", est_body),
     ("acme_jws", acme_jws),
+    ("acme_order", acme_order),
 ];

@@ -194,5 +194,44 @@ fn acme_seeds_verify_and_carry_their_binding() {
             verified += 1;
         }
     }
-    assert_eq!(verified, 5, "the five josepy newAccount seeds reach the MAC check");
+    assert_eq!(
+        verified, 5,
+        "the five josepy newAccount seeds reach the MAC check"
+    );
+}
+
+#[test]
+fn acme_order_seeds_parse_and_their_csrs_match_their_own_names() {
+    let (mut orders, mut csrs) = (0, 0);
+    for (name, data) in corpus("acme_order") {
+        if name.starts_with("new-order") {
+            let o = acme::service::parse_new_order(&data).unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert!(!o.identifiers.is_empty(), "{name}");
+            orders += 1;
+        } else {
+            let csr =
+                acme::service::parse_finalize(&data).unwrap_or_else(|e| panic!("{name}: {e}"));
+            let idents: Vec<_> = csr
+                .sans
+                .iter()
+                .map(|s| match s {
+                    ca_core::profile::San::Dns(d) => ca_core::acme_records::AcmeIdentifier {
+                        kind: "dns".into(),
+                        value: d.clone(),
+                    },
+                    ca_core::profile::San::Ip(ip) => ca_core::acme_records::AcmeIdentifier {
+                        kind: "ip".into(),
+                        value: ip.to_string(),
+                    },
+                    other => panic!("{name}: {other:?}"),
+                })
+                .collect();
+            acme::service::check_csr_names(&csr, &idents).unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert!(
+                acme::service::check_csr_names(&csr, &idents[..1]).is_err() || idents.len() == 1
+            );
+            csrs += 1;
+        }
+    }
+    assert_eq!((orders, csrs), (2, 2));
 }

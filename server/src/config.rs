@@ -34,6 +34,9 @@ pub struct Config {
     /// `[est]`: EST endpoints (served on the HTTPS listener, `[server.tls]`).
     #[serde(default)]
     pub est: est::EstConfig,
+    /// `[acme]`: ACME endpoints (served on the HTTPS listener, `[server.tls]`).
+    #[serde(default)]
+    pub acme: acme::AcmeConfig,
     /// The directory relative paths are resolved against (the config file's directory).
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -371,6 +374,14 @@ impl Config {
         if !self.est.endpoints.is_empty() && self.server.tls.is_none() {
             return Err(Error::Config(
                 "[est] endpoints need the HTTPS listener: add [server.tls]".into(),
+            ));
+        }
+        self.acme
+            .validate()
+            .map_err(|e| Error::Config(e.to_string()))?;
+        if !self.acme.endpoints.is_empty() && self.server.tls.is_none() {
+            return Err(Error::Config(
+                "[acme] endpoints need the HTTPS listener: add [server.tls]".into(),
             ));
         }
         for (name, p) in &self.profiles {
@@ -858,6 +869,37 @@ mod tests {
         assert!(inline.is_err());
     }
 
+    /// The commented ACME example is valid once uncommented, with `[server.tls]`; ACME
+    /// without TLS is refused.
+    #[test]
+    fn the_acme_example_loads() {
+        let text = crate::init::render_config("127.0.0.1:8080", "http://x", "{ file = \"p\" }");
+        let example: String = text
+            .lines()
+            .skip_while(|l| !l.starts_with("# [acme]"))
+            .map(|l| l.trim_start_matches('#').trim_start())
+            .collect::<Vec<_>>()
+            .join("\n");
+        let base = text
+            .lines()
+            .take_while(|l| !l.starts_with("# [profiles."))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let no_tls: Config = toml::from_str(&format!("{base}\n{example}")).expect("parses");
+        assert!(no_tls.validate().is_err(), "ACME needs [server.tls]");
+        let tls = crate::init::render_tls_section("127.0.0.1:8443");
+        let cfg: Config =
+            toml::from_str(&format!("{base}\n{tls}\n{example}")).expect("example parses");
+        cfg.validate().expect("valid");
+        let ep = &cfg.acme.endpoints["servers"];
+        assert!(ep.eab_required);
+        assert_eq!(ep.http01_port, 80);
+        assert_eq!(ep.profile, "tls-server");
+        // Unknown fields are errors.
+        let bad = format!("{base}\n{tls}\n{example}\nhttp01_prot = 80");
+        assert!(toml::from_str::<Config>(&bad).is_err());
+    }
+
     /// The commented EST example is valid once uncommented, with the `[server.tls]`
     /// section `init --tls-listen` writes; EST without TLS is refused.
     #[test]
@@ -866,6 +908,7 @@ mod tests {
         let example: String = text
             .lines()
             .skip_while(|l| !l.starts_with("# [est]"))
+            .take_while(|l| !l.starts_with("# ACME "))
             .map(|l| l.trim_start_matches('#').trim_start())
             .collect::<Vec<_>>()
             .join("\n");

@@ -847,6 +847,23 @@ ra_key = "issuing-ra"
 # [est.password_cache]
 # max_entries = 1000        # successful password checks remembered (0: off) ...
 # ttl_seconds = 300         # ... for this long; wrong passwords always run the full hash
+
+# ACME (RFC 8555) endpoints, served on the HTTPS listener ([server.tls]) at
+# /acme/<name>/directory. Accounts need an External Account Binding key from
+# `privca acme eab create --endpoint <name>` unless eab_required = false; orders are
+# checked against the profile's SAN rules before any challenge; http-01 validates on
+# port 80. See docs/acme.md.
+#
+# [acme]
+# external_url = "https://ca.corp.example:8443"   # default: https:// + the TLS listen address
+# [acme.endpoints.servers]
+# profile = "tls-server"
+# profiles = []             # further profiles an order may name (directory meta.profiles)
+# eab_required = true
+# order_lifetime_seconds = 86400
+# validation_timeout_seconds = 10
+# http01_port = 80          # another port is a test/lab setting
+# resolve = {{}}              # test/lab: static names for validation, {{ "host.test" = "127.0.0.1" }}
 "#
     )
 }

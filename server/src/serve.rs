@@ -78,6 +78,7 @@ pub async fn start(
         admin_token_hash: http::token_hash(token.expose()),
         admin_loopback_only: cfg.server.admin_loopback_only,
         scep: cfg.scep.clone(),
+        acme: cfg.acme.clone(),
         keys: Some(keys.clone()),
         key_probe: Some(key_probe.clone()),
     });
@@ -211,7 +212,7 @@ async fn start_tls(
     key_probe: &hsm::probe::KeyProbe,
     metrics: Option<&Arc<crate::metrics::Metrics>>,
 ) -> Result<(std::net::SocketAddr, tokio::task::JoinHandle<()>), Error> {
-    let est = Arc::new(est::EstService::new(&cfg.est, &cfg.base_dir, auth)?);
+    let est = Arc::new(est::EstService::new(&cfg.est, &cfg.base_dir, auth.clone())?);
     let chain = crate::tls::read_chain(&cfg.path(&t.certificate))?;
     let key: Arc<dyn hsm::PrivateKey> = match (&t.key, &t.key_file) {
         (Some(label), _) => cfg.open_keys()?.open(label)?,
@@ -242,6 +243,23 @@ async fn start_tls(
         .local_addr()
         .map_err(|e| Error::io("local address", e))?;
     let router = router.merge(http::with_limits(est::http::router(est), limits));
+    // ACME resource URLs are computed from the external URL (RFC 8555 §6.4), by default
+    // the bound address of this listener.
+    let base = cfg
+        .acme
+        .external_url
+        .clone()
+        .unwrap_or_else(|| format!("https://{addr}"));
+    let acme = Arc::new(
+        acme::AcmeService::new(
+            &cfg.acme,
+            &base,
+            auth.clone(),
+            Arc::new(crate::acme_wiring::HttpValidator),
+        )
+        .map_err(|e| Error::Config(format!("[acme]: {e}")))?,
+    );
+    let router = router.merge(http::with_limits(acme::http::router(acme), limits));
     let router = match metrics {
         Some(m) => timed(router, m),
         None => router,

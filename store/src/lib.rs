@@ -14,6 +14,7 @@
 
 use serde::{Deserialize, Serialize};
 
+pub mod acme;
 mod checks;
 mod error;
 #[cfg(feature = "postgres")]
@@ -528,5 +529,11 @@ pub trait Store: Send + Sync {
     /// while writes work.
     fn check_writable(&self) -> Result<()> {
         Ok(())
+    }
+
+    /// The ACME records of this store ([`acme::AcmeStore`]); `None` for a backend that
+    /// does not hold them (yet).
+    fn acme(&self) -> Option<&dyn acme::AcmeStore> {
+        None
     }
 }

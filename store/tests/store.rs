@@ -42,6 +42,11 @@ mod contract {
     store::store_suite!(super::RedbFile::new);
 }
 
+/// The ACME records contract, each case on a fresh file.
+mod acme_contract {
+    store::acme_store_suite!(super::RedbFile::new);
+}
+
 /// The audit table as the module documentation describes it.
 const AUDIT: redb::TableDefinition<u64, &[u8]> = redb::TableDefinition::new("audit");
 const META: redb::TableDefinition<&str, u64> = redb::TableDefinition::new("meta");

@@ -368,6 +368,7 @@ pub fn admin_state(
         admin_token_hash: privca_server::http::token_hash(token.as_bytes()),
         admin_loopback_only: true,
         scep: scep.clone(),
+        acme: acme::AcmeConfig::default(),
         keys,
         key_probe: None,
     })

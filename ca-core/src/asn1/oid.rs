@@ -52,6 +52,10 @@ pub const EC_PUBLIC_KEY: ObjectIdentifier = rfc5912::ID_EC_PUBLIC_KEY;
 pub const SECP256R1: ObjectIdentifier = rfc5912::SECP_256_R_1;
 /// secp384r1 (RFC 5480 §2.1.1.1).
 pub const SECP384R1: ObjectIdentifier = rfc5912::SECP_384_R_1;
+/// secp521r1 (RFC 5480 §2.1.1.1).
+pub const SECP521R1: ObjectIdentifier = rfc5912::SECP_521_R_1;
+/// id-Ed25519 (RFC 8410 §3).
+pub const ED25519: ObjectIdentifier = const_oid::db::rfc8410::ID_ED_25519;
 
 // --- Digests ----------------------------------------------------------------------------
 

@@ -133,6 +133,14 @@ impl Authority {
         &self.store
     }
 
+    /// The ACME records of the store (RFC 8555 accounts, orders, authorizations, EAB
+    /// keys). [`Error::Config`] when the store backend does not hold them.
+    pub fn acme_records(&self) -> Result<&dyn store::acme::AcmeStore> {
+        self.store
+            .acme()
+            .ok_or_else(|| Error::Config("the store backend does not hold ACME records".into()))
+    }
+
     /// Settings.
     pub fn settings(&self) -> &Settings {
         &self.settings

@@ -14,6 +14,7 @@ use super::types::{
     RevokeCertInput, RevokeInput, RevokeKeyInput, RevokedList, pem, rfc3339, view,
 };
 use crate::Error;
+use crate::acme_wiring::{EabCreateInput, EabCreateOutput, EabView};
 use crate::scep_wiring::{ChallengeInput, ChallengeOutput};
 
 /// [`Admin`] over an [`Authority`] in this process. Each operation is recorded (audit
@@ -23,6 +24,7 @@ use crate::scep_wiring::{ChallengeInput, ChallengeOutput};
 pub struct LocalAdmin<'a> {
     auth: &'a Authority,
     scep: &'a scep::config::ScepConfig,
+    acme: Option<&'a acme::AcmeConfig>,
     actor: &'a str,
 }
 
@@ -34,7 +36,18 @@ impl<'a> LocalAdmin<'a> {
         scep: &'a scep::config::ScepConfig,
         actor: &'a str,
     ) -> LocalAdmin<'a> {
-        LocalAdmin { auth, scep, actor }
+        LocalAdmin {
+            auth,
+            scep,
+            acme: None,
+            actor,
+        }
+    }
+
+    /// The same with the `[acme]` configuration (for EAB keys, whose endpoint must exist).
+    pub fn with_acme(mut self, acme: &'a acme::AcmeConfig) -> LocalAdmin<'a> {
+        self.acme = Some(acme);
+        self
     }
 
     /// Creates a one-time SCEP challenge.
@@ -339,6 +352,18 @@ impl Admin for LocalAdmin<'_> {
     }
     fn scep_challenge(&self, input: &ChallengeInput) -> Result<ChallengeOutput, Error> {
         Ok(self.do_scep_challenge(input)?)
+    }
+    fn acme_eab_create(&self, input: &EabCreateInput) -> Result<EabCreateOutput, Error> {
+        let none = acme::AcmeConfig::default();
+        Ok(crate::acme_wiring::create_eab(
+            self.auth,
+            self.acme.unwrap_or(&none),
+            input,
+            self.actor,
+        )?)
+    }
+    fn acme_eab_list(&self) -> Result<Vec<EabView>, Error> {
+        Ok(crate::acme_wiring::list_eab(self.auth)?)
     }
     fn requests(&self, query: &RequestsQuery) -> Result<Vec<RequestView>, Error> {
         Ok(self.do_list_requests(query)?)

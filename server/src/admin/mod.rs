@@ -20,6 +20,7 @@ pub use types::{
 };
 
 use crate::Error;
+use crate::acme_wiring::{EabCreateInput, EabCreateOutput, EabView};
 use crate::scep_wiring::{ChallengeInput, ChallengeOutput};
 use store::AuditVerification;
 
@@ -61,6 +62,11 @@ pub trait Admin {
     /// `POST /admin/v1/scep/challenges`: a one-time SCEP challenge password
     /// (RFC 8894 §2.3), shown once.
     fn scep_challenge(&self, input: &ChallengeInput) -> Result<ChallengeOutput, Error>;
+    /// `POST /admin/v1/acme/eab`: a new External Account Binding key for an ACME
+    /// endpoint (RFC 8555 §7.3.4), its HMAC key shown once.
+    fn acme_eab_create(&self, input: &EabCreateInput) -> Result<EabCreateOutput, Error>;
+    /// `GET /admin/v1/acme/eab`: every EAB key, without HMAC keys.
+    fn acme_eab_list(&self) -> Result<Vec<EabView>, Error>;
     /// `GET /admin/v1/requests`: held enrollment requests.
     fn requests(&self, query: &RequestsQuery) -> Result<Vec<RequestView>, Error>;
     /// `POST /admin/v1/requests/{id}/approve`: issues the held request's certificate.

@@ -16,6 +16,7 @@ use super::types::{
     RequestView, RequestsQuery, RevokeCertInput, RevokeInput, RevokeKeyInput, RevokedList,
 };
 use crate::Error;
+use crate::acme_wiring::{EabCreateInput, EabCreateOutput, EabView};
 use crate::scep_wiring::{ChallengeInput, ChallengeOutput};
 
 /// How long one admin API call may take (issuing with a generated RSA-4096 key, or a CRL
@@ -220,6 +221,14 @@ impl Admin for RemoteAdmin {
             Call::new(Method::POST, &["scep", "challenges"]),
             Some(input),
         )
+    }
+
+    fn acme_eab_create(&self, input: &EabCreateInput) -> Result<EabCreateOutput, Error> {
+        self.call(Call::new(Method::POST, &["acme", "eab"]), Some(input))
+    }
+
+    fn acme_eab_list(&self) -> Result<Vec<EabView>, Error> {
+        self.get(Call::new(Method::GET, &["acme", "eab"]))
     }
 
     fn requests(&self, q: &RequestsQuery) -> Result<Vec<RequestView>, Error> {

@@ -103,6 +103,12 @@ pub enum Command {
         #[command(subcommand)]
         action: ScepAction,
     },
+    /// ACME operations (External Account Binding keys).
+    Acme {
+        /// What to do.
+        #[command(subcommand)]
+        action: AcmeAction,
+    },
     /// EST helpers.
     Est {
         /// What to do.
@@ -135,6 +141,35 @@ pub enum ScepAction {
         /// Lifetime (`3600`, `30m`, `1h`, `7d`); default the endpoint's.
         #[arg(long)]
         ttl: Option<String>,
+    },
+}
+
+/// `privca acme …`.
+#[derive(Debug, Subcommand)]
+pub enum AcmeAction {
+    /// External Account Binding keys (RFC 8555 §7.3.4).
+    Eab {
+        /// What to do.
+        #[command(subcommand)]
+        action: EabAction,
+    },
+}
+
+/// `privca acme eab …`.
+#[derive(Debug, Subcommand)]
+pub enum EabAction {
+    /// Create a key for an endpoint: prints the key id and the HMAC key (base64url, no
+    /// padding) once.
+    Create {
+        /// The ACME endpoint name.
+        #[arg(long)]
+        endpoint: String,
+    },
+    /// List the keys (never their HMAC keys) and the accounts bound with them.
+    List {
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
     },
 }
 

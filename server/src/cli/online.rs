@@ -47,7 +47,7 @@ pub(super) fn run(cmd: Command, cfg: &Config) -> Result<(), Error> {
     let admin: &dyn Admin = match connect(cfg)? {
         Connection::Local(auth) => {
             local_auth = auth;
-            local = LocalAdmin::new(&local_auth, &cfg.scep, &actor);
+            local = LocalAdmin::new(&local_auth, &cfg.scep, &actor).with_acme(&cfg.acme);
             &local
         }
         Connection::Remote(r) => {
@@ -238,6 +238,38 @@ pub(super) fn run(cmd: Command, cfg: &Config) -> Result<(), Error> {
             );
             Ok(())
         }
+        Command::Acme {
+            action: AcmeAction::Eab { action },
+        } => match action {
+            EabAction::Create { endpoint } => {
+                let out =
+                    admin.acme_eab_create(&crate::acme_wiring::EabCreateInput { endpoint })?;
+                println!("kid: {}", out.kid);
+                println!("hmac_key: {}", out.hmac_key);
+                eprintln!(
+                    "EAB key for ACME endpoint {}; the HMAC key is shown only now. certbot: --eab-kid '{}' --eab-hmac-key '<hmac_key>'; lego: --eab --kid '{}' --hmac '<hmac_key>'",
+                    out.endpoint, out.kid, out.kid
+                );
+                Ok(())
+            }
+            EabAction::List { json } => {
+                let v = admin.acme_eab_list()?;
+                if json {
+                    return print_json(&v);
+                }
+                println!("{:<18} {:<14} {:<22} ACCOUNT", "KID", "ENDPOINT", "CREATED");
+                for k in v {
+                    println!(
+                        "{:<18} {:<14} {:<22} {}",
+                        k.kid,
+                        k.endpoint,
+                        k.created_at,
+                        k.account.as_deref().unwrap_or("-")
+                    );
+                }
+                Ok(())
+            }
+        },
         Command::Profiles { json } => {
             let v = admin.profiles()?;
             if json {

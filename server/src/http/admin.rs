@@ -42,6 +42,10 @@ pub(super) fn routes(state: Arc<AppState>) -> Router<Arc<AppState>> {
         .route("/profiles", get(admin_profiles))
         .route("/audit/verify", get(admin_audit_verify))
         .route("/scep/challenges", post(admin_scep_challenge))
+        .route(
+            "/acme/eab",
+            post(admin_acme_eab_create).get(admin_acme_eab_list),
+        )
         .route("/requests", get(admin_requests))
         .route("/requests/{id}/approve", post(admin_approve))
         .route("/requests/{id}/reject", post(admin_reject))
@@ -102,7 +106,7 @@ where
 {
     let state = state.clone();
     let done = ca_core::deadline::spawn_blocking(move || {
-        op(&LocalAdmin::new(&state.auth, &state.scep, ACTOR))
+        op(&LocalAdmin::new(&state.auth, &state.scep, ACTOR).with_acme(&state.acme))
     })
     .await;
     match done {
@@ -128,6 +132,22 @@ async fn admin_scep_challenge(State(state): State<Arc<AppState>>, bytes: Bytes) 
         Ok(input) => run(&state, StatusCode::OK, move |a| a.scep_challenge(&input)).await,
         Err(r) => r,
     }
+}
+
+async fn admin_acme_eab_create(State(state): State<Arc<AppState>>, bytes: Bytes) -> Response {
+    match body::<crate::acme_wiring::EabCreateInput>(&bytes) {
+        Ok(input) => {
+            run(&state, StatusCode::CREATED, move |a| {
+                a.acme_eab_create(&input)
+            })
+            .await
+        }
+        Err(r) => r,
+    }
+}
+
+async fn admin_acme_eab_list(State(state): State<Arc<AppState>>) -> Response {
+    run(&state, StatusCode::OK, move |a| a.acme_eab_list()).await
 }
 
 async fn admin_list(State(state): State<Arc<AppState>>, Query(q): Query<ListQuery>) -> Response {

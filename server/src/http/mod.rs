@@ -32,6 +32,8 @@ pub struct AppState {
     pub admin_loopback_only: bool,
     /// `[scep]`, for the one-time challenge admin operation.
     pub scep: scep::config::ScepConfig,
+    /// `[acme]`, for the EAB key admin operations.
+    pub acme: acme::AcmeConfig,
     /// The key store, probed by `/healthz` (a PKCS#11 token can go away).
     pub keys: Option<Arc<dyn hsm::KeyStore>>,
     /// Periodic test signatures with the CA, OCSP, RA and HTTPS listener keys, whose

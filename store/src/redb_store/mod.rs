@@ -29,6 +29,12 @@
 //! | `issuer_expiry`  | `(&str issuer, i64 not_after, &[u8] serial)`  | `()`                               |
 //! | `revoked_expiry` | `(i64 not_after, &[u8] serial)` of the revoked | `()`                              |
 //! | `names`          | `(i64 not_after, &[u8] serial)`       | `&str` subject and SANs, lowercased, one per line |
+//! | `acme_accounts` | `&str` account id                    | JSON of [`crate::acme::AcmeAccount`]           |
+//! | `acme_account_keys` | `&str` RFC 7638 thumbprint       | `&str` account id                              |
+//! | `acme_orders`  | `&str` order id                       | JSON of [`crate::acme::AcmeOrder`]             |
+//! | `acme_account_orders` | `(&str account, i64 created, &str order)` | `()`                          |
+//! | `acme_authzs`  | `&str` authorization id               | JSON of [`crate::acme::AcmeAuthz`]             |
+//! | `acme_eab`     | `&str` EAB key id                     | JSON of [`crate::acme::EabKey`]                |
 //!
 //! In `revoked` the serial element is prefixed with one byte holding its length, so that a
 //! range scan over one issuer yields minimally encoded positive serials in numeric order; the
@@ -85,6 +91,7 @@
 //! - this module: [`RedbStore`] itself, opening, and the [`Store`] implementation that
 //!   sends writes to the writer and runs reads.
 
+mod acme;
 mod read;
 mod schema;
 mod write;
@@ -585,6 +592,10 @@ impl Store for RedbStore {
 
     fn stats(&self) -> Result<StoreStats> {
         read::stats(&self.read()?)
+    }
+
+    fn acme(&self) -> Option<&dyn crate::acme::AcmeStore> {
+        Some(self)
     }
 }
 

@@ -62,6 +62,15 @@ pub(super) fn searchable_names(record: &CertRecord) -> String {
     }
     names
 }
+pub(super) const ACME_ACCOUNTS: TableDefinition<&str, &[u8]> =
+    TableDefinition::new("acme_accounts");
+pub(super) const ACME_ACCOUNT_KEYS: TableDefinition<&str, &str> =
+    TableDefinition::new("acme_account_keys");
+pub(super) const ACME_ORDERS: TableDefinition<&str, &[u8]> = TableDefinition::new("acme_orders");
+pub(super) const ACME_ACCOUNT_ORDERS: TableDefinition<(&str, i64, &str), ()> =
+    TableDefinition::new("acme_account_orders");
+pub(super) const ACME_AUTHZS: TableDefinition<&str, &[u8]> = TableDefinition::new("acme_authzs");
+pub(super) const ACME_EAB: TableDefinition<&str, &[u8]> = TableDefinition::new("acme_eab");
 
 /// An engine error as a store error: [`Error::Unavailable`] for I/O failures (a full disk,
 /// and redb's "previous I/O error" after one), [`Error::Backend`] for the rest.
@@ -273,6 +282,12 @@ pub(super) struct Tables<'t> {
     pub(super) revoked_expiry: Table<'t, (i64, &'static [u8]), ()>,
     pub(super) names: Table<'t, (i64, &'static [u8]), &'static str>,
     pub(super) meta: Table<'t, &'static str, u64>,
+    pub(super) acme_accounts: Table<'t, &'static str, &'static [u8]>,
+    pub(super) acme_account_keys: Table<'t, &'static str, &'static str>,
+    pub(super) acme_orders: Table<'t, &'static str, &'static [u8]>,
+    pub(super) acme_account_orders: Table<'t, (&'static str, i64, &'static str), ()>,
+    pub(super) acme_authzs: Table<'t, &'static str, &'static [u8]>,
+    pub(super) acme_eab: Table<'t, &'static str, &'static [u8]>,
 }
 
 impl<'t> Tables<'t> {
@@ -300,6 +315,12 @@ impl<'t> Tables<'t> {
             revoked_expiry: txn.open_table(REVOKED_EXPIRY)?,
             names: txn.open_table(NAMES)?,
             meta: txn.open_table(META)?,
+            acme_accounts: txn.open_table(ACME_ACCOUNTS)?,
+            acme_account_keys: txn.open_table(ACME_ACCOUNT_KEYS)?,
+            acme_orders: txn.open_table(ACME_ORDERS)?,
+            acme_account_orders: txn.open_table(ACME_ACCOUNT_ORDERS)?,
+            acme_authzs: txn.open_table(ACME_AUTHZS)?,
+            acme_eab: txn.open_table(ACME_EAB)?,
         })
     }
 }

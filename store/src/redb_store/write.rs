@@ -46,6 +46,7 @@ pub(super) fn apply(t: &mut Tables<'_>, tip: &mut AuditTip, op: Op) -> Result<Re
         } => release_challenge(t, tip, hash, endpoint, audit),
         // In a batch with other writes, their commit is the proof.
         Op::Probe => Ok(Reply::Done),
+        Op::Acme(op) => super::acme::apply(t, tip, *op),
         Op::PutTransaction { keys, serial } => put_transaction(t, keys, serial),
         Op::PutPending { request, audit } => put_pending(t, tip, request, audit),
         Op::UpdatePending { request, audit } => update_pending(t, tip, request, audit),
@@ -598,7 +599,7 @@ fn update_pending(
 // What several operations share.
 
 /// Writes an audit entry built by [`chain`] and moves the tip to it; returns its seq.
-fn append_entry(
+pub(super) fn append_entry(
     t: &mut Tables<'_>,
     tip: &mut AuditTip,
     entry: AuditEntry,

@@ -86,6 +86,8 @@ pub(super) enum Op {
         keys: Vec<String>,
         serial: Vec<u8>,
     },
+    /// An ACME record write (`super::acme`).
+    Acme(Box<super::acme::AcmeOp>),
     /// [`Store::check_writable`]: a no-op while writes work; after a storage failure a
     /// small durable write that proves they work again.
     Probe,

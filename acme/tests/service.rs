@@ -1,0 +1,710 @@
+//! The ACME service driven directly (no HTTP), by a client written here that signs with
+//! a P-256 account key: the whole flow (EAB account, order, http-01 through a validator
+//! that checks the key authorization, finalize, download, revocation) and the refusals
+//! (bad and reused nonces, wrong `url`, unknown `kid`, EAB with a wrong MAC or missing,
+//! out-of-policy names, CSRs that disagree with the order or carry the account key,
+//! finalize before the order is ready, a wrong media type, a failed validation), each
+//! with its problem type and nothing issued.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use acme::jws::b64_encode;
+use acme::service::{AcmeRequest, AcmeResponse, Method};
+use acme::{AcmeConfig, AcmeEndpointConfig, AcmeService, Http01Check, Validator};
+use aws_lc_rs::rand::SystemRandom;
+use aws_lc_rs::signature::{self, EcdsaKeyPair, KeyPair};
+use ca_core::acme_records::{AuditEvent, EabKey};
+use ca_core::testing::{self, TestCa};
+use serde_json::{Value, json};
+
+const BASE: &str = "https://ca.test:8443";
+
+/// Answers http-01 as the client's web server would: valid when the key authorization
+/// the service expects is what the client published for the token.
+#[derive(Default)]
+struct Published {
+    answers: Mutex<Vec<(String, String)>>,
+}
+
+impl Validator for Published {
+    fn http01(&self, check: &Http01Check) -> Result<(), String> {
+        let answers = self.answers.lock().unwrap();
+        match answers.iter().find(|(t, _)| *t == check.token) {
+            Some((_, body)) if *body == check.key_authorization => Ok(()),
+            Some(_) => Err("the body is not the key authorization".into()),
+            None => Err("connection: refused".into()),
+        }
+    }
+}
+
+struct Client {
+    pkcs8: Vec<u8>,
+    key: EcdsaKeyPair,
+    jwk: Value,
+    nonce: Option<String>,
+    kid: Option<String>,
+}
+
+impl Client {
+    fn new() -> Client {
+        let alg = &signature::ECDSA_P256_SHA256_FIXED_SIGNING;
+        let pkcs8 = EcdsaKeyPair::generate_pkcs8(alg, &SystemRandom::new())
+            .unwrap()
+            .as_ref()
+            .to_vec();
+        let key = EcdsaKeyPair::from_pkcs8(alg, &pkcs8).unwrap();
+        let point = key.public_key().as_ref().to_vec();
+        let jwk = json!({"kty": "EC", "crv": "P-256", "x": b64_encode(&point[1..33]), "y": b64_encode(&point[33..])});
+        Client {
+            pkcs8,
+            key,
+            jwk,
+            nonce: None,
+            kid: None,
+        }
+    }
+
+    fn thumbprint(&self) -> String {
+        acme::jws::Jwk::from_value(&self.jwk)
+            .unwrap()
+            .thumbprint_b64()
+    }
+
+    fn sign(&self, header: Value, payload: &str) -> Value {
+        let protected = b64_encode(header.to_string().as_bytes());
+        let payload = b64_encode(payload.as_bytes());
+        let sig = self
+            .key
+            .sign(
+                &SystemRandom::new(),
+                format!("{protected}.{payload}").as_bytes(),
+            )
+            .unwrap();
+        json!({"protected": protected, "payload": payload, "signature": b64_encode(sig.as_ref())})
+    }
+}
+
+struct Fixture {
+    ca: TestCa,
+    service: Arc<AcmeService>,
+    published: Arc<Published>,
+}
+
+fn url(path: &str) -> String {
+    format!("{BASE}/acme/servers/{path}")
+}
+
+impl Fixture {
+    fn new() -> Fixture {
+        let mut profile = ca_core::profile::built_in("tls-server").unwrap();
+        profile.san.any_dns = false;
+        profile.san.dns = vec![".acme.test".into()];
+        profile.san.ip_ranges = vec!["127.0.0.0/8".into()];
+        let ca = TestCa::builder().profile("acme-server", profile).build();
+        let mut cfg = AcmeConfig::default();
+        cfg.endpoints.insert(
+            "servers".into(),
+            serde_json::from_value::<AcmeEndpointConfig>(json!({"profile": "acme-server"}))
+                .unwrap(),
+        );
+        let published = Arc::new(Published::default());
+        let service =
+            Arc::new(AcmeService::new(&cfg, BASE, ca.auth.clone(), published.clone()).unwrap());
+        Fixture {
+            ca,
+            service,
+            published,
+        }
+    }
+
+    fn eab_key(&self, kid: &str) -> Vec<u8> {
+        let key = vec![0x5a; 32];
+        self.ca
+            .auth
+            .acme_records()
+            .unwrap()
+            .put_eab_key(
+                &EabKey {
+                    kid: kid.into(),
+                    hmac_key: key.clone(),
+                    endpoint: "servers".into(),
+                    created_by: "test".into(),
+                    created_at: 0,
+                    account: None,
+                    used_at: None,
+                },
+                &AuditEvent {
+                    time: 0,
+                    action: "acme-eab-create".into(),
+                    actor: "test".into(),
+                    subject: kid.into(),
+                    detail: String::new(),
+                },
+            )
+            .unwrap();
+        key
+    }
+
+    fn send(&self, method: Method, path: &str, content_type: &str, body: Vec<u8>) -> AcmeResponse {
+        self.service.handle(&AcmeRequest {
+            method,
+            endpoint: "servers".into(),
+            path: path.into(),
+            content_type: Some(content_type.into()),
+            body,
+            peer: "127.0.0.1:1".into(),
+        })
+    }
+
+    fn fresh_nonce(&self, c: &mut Client) -> String {
+        if let Some(n) = c.nonce.take() {
+            return n;
+        }
+        let r = self.send(Method::Head, "new-nonce", "", Vec::new());
+        assert_eq!(r.status, 200);
+        assert_eq!(r.header_value("Cache-Control"), Some("no-store"));
+        r.header_value("Replay-Nonce").unwrap().to_string()
+    }
+
+    /// POSTs `payload` ("" for POST-as-GET) to `path`, signed by `c` (its `kid` once it
+    /// has an account, else its `jwk`), with `header` fields overriding.
+    fn post_with(
+        &self,
+        c: &mut Client,
+        path: &str,
+        payload: &str,
+        header: Value,
+    ) -> (u16, AcmeResponse, Value) {
+        let nonce = self.fresh_nonce(c);
+        let mut h = json!({"alg": "ES256", "nonce": nonce, "url": url(path)});
+        match &c.kid {
+            Some(kid) => h["kid"] = json!(kid),
+            None => h["jwk"] = c.jwk.clone(),
+        }
+        for (k, v) in header.as_object().unwrap() {
+            if v.is_null() {
+                h.as_object_mut().unwrap().remove(k);
+            } else {
+                h[k] = v.clone();
+            }
+        }
+        let body = c.sign(h, payload).to_string().into_bytes();
+        let r = self.send(Method::Post, path, "application/jose+json", body);
+        c.nonce = r.header_value("Replay-Nonce").map(str::to_owned);
+        assert!(c.nonce.is_some(), "every answer carries a nonce");
+        let v: Value = serde_json::from_slice(&r.body).unwrap_or(Value::Null);
+        (r.status, r, v)
+    }
+
+    fn post(&self, c: &mut Client, path: &str, payload: &str) -> (u16, AcmeResponse, Value) {
+        self.post_with(c, path, payload, json!({}))
+    }
+
+    fn eab(&self, c: &Client, kid: &str, key: &[u8]) -> Value {
+        let protected = b64_encode(
+            json!({"alg": "HS256", "kid": kid, "url": url("new-account")})
+                .to_string()
+                .as_bytes(),
+        );
+        let payload = b64_encode(c.jwk.to_string().as_bytes());
+        let mac = aws_lc_rs::hmac::sign(
+            &aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, key),
+            format!("{protected}.{payload}").as_bytes(),
+        );
+        json!({"protected": protected, "payload": payload, "signature": b64_encode(mac.as_ref())})
+    }
+
+    fn account(&self, c: &mut Client) {
+        let key = self.eab_key(&format!("kid-{}", c.thumbprint()));
+        let eab = self.eab(c, &format!("kid-{}", c.thumbprint()), &key);
+        let payload = json!({"termsOfServiceAgreed": true, "contact": ["mailto:ops@acme.test"], "externalAccountBinding": eab});
+        let (status, r, v) = self.post(c, "new-account", &payload.to_string());
+        assert_eq!(status, 201, "{v}");
+        assert_eq!(v["status"], "valid");
+        c.kid = Some(r.header_value("Location").unwrap().to_string());
+    }
+
+    /// newOrder for `names`: (order URL, order JSON).
+    fn order(&self, c: &mut Client, names: &[&str]) -> (String, Value) {
+        let ids: Vec<Value> = names
+            .iter()
+            .map(|n| json!({"type": "dns", "value": n}))
+            .collect();
+        let (status, r, v) = self.post(c, "new-order", &json!({"identifiers": ids}).to_string());
+        assert_eq!(status, 201, "{v}");
+        (r.header_value("Location").unwrap().to_string(), v)
+    }
+
+    /// Publishes the key authorizations of every authorization of `order`, starts its
+    /// challenges and waits until they are valid.
+    fn authorize(&self, c: &mut Client, order: &Value) {
+        for a in order["authorizations"].as_array().unwrap() {
+            let path = rel(a.as_str().unwrap());
+            let (_, _, authz) = self.post(c, &path, "");
+            let ch = &authz["challenges"][0];
+            assert_eq!(ch["type"], "http-01");
+            let token = ch["token"].as_str().unwrap().to_string();
+            self.published
+                .answers
+                .lock()
+                .unwrap()
+                .push((token.clone(), format!("{token}.{}", c.thumbprint())));
+            let (status, r, _) = self.post(c, &rel(ch["url"].as_str().unwrap()), "{}");
+            assert_eq!(status, 200);
+            assert!(r.header_value("Link").is_some());
+            assert_eq!(self.wait_authz(c, &path), "valid");
+        }
+    }
+
+    fn wait_authz(&self, c: &mut Client, path: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let (_, _, a) = self.post(c, path, "");
+            let s = a["status"].as_str().unwrap().to_string();
+            if s != "pending" || Instant::now() > deadline {
+                return s;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn csr(&self, names: &[&str]) -> String {
+        let key = testing::soft_key("leaf", hsm::KeyAlgorithm::EcdsaP256);
+        let sans: Vec<_> = names.iter().map(|n| testing::dns(n)).collect();
+        b64_encode(&testing::csr(key.as_ref(), "", &sans))
+    }
+
+    fn issued(&self) -> u64 {
+        self.ca.store.stats().unwrap().certificates
+    }
+}
+
+fn rel(u: &str) -> String {
+    u.strip_prefix(&format!("{BASE}/acme/servers/"))
+        .unwrap()
+        .to_string()
+}
+
+fn problem(v: &Value) -> &str {
+    v["type"].as_str().unwrap_or("")
+}
+
+#[test]
+fn an_order_is_authorized_finalized_downloaded_and_revoked() {
+    let f = Fixture::new();
+    let dir = f.send(Method::Get, "directory", "", Vec::new());
+    let d: Value = serde_json::from_slice(&dir.body).unwrap();
+    assert_eq!(d["newAccount"], url("new-account"));
+    assert_eq!(d["meta"]["externalAccountRequired"], true);
+    assert!(d["meta"]["profiles"]["acme-server"].is_string());
+    assert_eq!(f.send(Method::Get, "new-nonce", "", Vec::new()).status, 204);
+
+    let mut c = Client::new();
+    f.account(&mut c);
+    // The same key again: the existing account, 200.
+    let kid = c.kid.take();
+    let (status, r, _) = f.post(&mut c, "new-account", r#"{"onlyReturnExisting":true}"#);
+    assert_eq!(status, 200);
+    assert_eq!(r.header_value("Location"), kid.as_deref());
+    c.kid = kid;
+
+    let names = ["www.acme.test", "api.acme.test"];
+    let (order_url, order) = f.order(&mut c, &names);
+    assert_eq!(order["status"], "pending");
+    // Finalize before the authorizations are valid: orderNotReady.
+    let fin = rel(order["finalize"].as_str().unwrap());
+    let (status, _, v) = f.post(&mut c, &fin, &json!({"csr": f.csr(&names)}).to_string());
+    assert_eq!(
+        (status, problem(&v)),
+        (403, "urn:ietf:params:acme:error:orderNotReady")
+    );
+    f.authorize(&mut c, &order);
+    let (_, _, o) = f.post(&mut c, &rel(&order_url), "");
+    assert_eq!(o["status"], "ready");
+
+    // A CSR for other names, or for fewer, is badCSR; nothing is issued.
+    let before = f.issued();
+    for bad in [
+        &["www.acme.test"][..],
+        &["www.acme.test", "x.acme.test"][..],
+    ] {
+        let (status, _, v) = f.post(&mut c, &fin, &json!({"csr": f.csr(bad)}).to_string());
+        assert_eq!(
+            (status, problem(&v)),
+            (400, "urn:ietf:params:acme:error:badCSR"),
+            "{v}"
+        );
+    }
+    assert_eq!(f.issued(), before);
+
+    let (status, _, o) = f.post(
+        &mut c,
+        &fin,
+        &json!({"csr": f.csr(&["API.acme.test", "www.acme.test"])}).to_string(),
+    );
+    assert_eq!(status, 200, "{o}");
+    assert_eq!(o["status"], "valid");
+    assert_eq!(f.issued(), before + 1);
+    // Finalize again: the valid order, unchanged, and still one certificate.
+    let (status, _, again) = f.post(&mut c, &fin, &json!({"csr": f.csr(&names)}).to_string());
+    assert_eq!((status, &again["certificate"]), (200, &o["certificate"]));
+    assert_eq!(f.issued(), before + 1);
+
+    let (status, r, _) = f.post(&mut c, &rel(o["certificate"].as_str().unwrap()), "");
+    assert_eq!(status, 200);
+    assert_eq!(
+        r.header_value("Content-Type"),
+        Some("application/pem-certificate-chain")
+    );
+    let pem = String::from_utf8(r.body.clone()).unwrap();
+    assert_eq!(pem.matches("BEGIN CERTIFICATE").count(), 2, "leaf and root");
+    let end = "-----END CERTIFICATE-----";
+    let first = &pem[..pem.find(end).unwrap() + end.len()];
+    let leaf = der::pem::decode_vec(first.as_bytes()).unwrap().1;
+
+    // The list of orders names it.
+    let acct_path = rel(c.kid.as_deref().unwrap());
+    let (_, _, list) = f.post(&mut c, &format!("{acct_path}/orders"), "");
+    assert_eq!(list["orders"][0], order_url);
+
+    // Another account may not revoke it; the ordering account may, once.
+    let mut other = Client::new();
+    f.account(&mut other);
+    let revoke = json!({"certificate": b64_encode(&leaf), "reason": 4}).to_string();
+    let (status, _, v) = f.post(&mut other, "revoke-cert", &revoke);
+    assert_eq!(
+        (status, problem(&v)),
+        (403, "urn:ietf:params:acme:error:unauthorized")
+    );
+    let (status, _, v) = f.post(
+        &mut c,
+        "revoke-cert",
+        &json!({"certificate": b64_encode(&leaf), "reason": 7}).to_string(),
+    );
+    assert_eq!(
+        problem(&v),
+        "urn:ietf:params:acme:error:badRevocationReason",
+        "{status}"
+    );
+    let (status, _, _) = f.post(&mut c, "revoke-cert", &revoke);
+    assert_eq!(status, 200);
+    let (_, _, v) = f.post(&mut c, "revoke-cert", &revoke);
+    assert_eq!(problem(&v), "urn:ietf:params:acme:error:alreadyRevoked");
+
+    // Deactivation: the account is refused afterwards.
+    let (status, _, v) = f.post(&mut c, &acct_path, r#"{"status":"deactivated"}"#);
+    assert_eq!((status, v["status"].as_str()), (200, Some("deactivated")));
+    let (status, _, v) = f.post(
+        &mut c,
+        "new-order",
+        r#"{"identifiers":[{"type":"dns","value":"www.acme.test"}]}"#,
+    );
+    assert_eq!(
+        (status, problem(&v)),
+        (403, "urn:ietf:params:acme:error:unauthorized")
+    );
+}
+
+#[test]
+fn bad_requests_get_their_problem_types_and_issue_nothing() {
+    let f = Fixture::new();
+    let mut c = Client::new();
+    let issued_before = f.issued();
+
+    // No EAB where it is required.
+    let (status, _, v) = f.post(&mut c, "new-account", r#"{"termsOfServiceAgreed":true}"#);
+    assert_eq!(
+        (status, problem(&v)),
+        (400, "urn:ietf:params:acme:error:externalAccountRequired")
+    );
+    // EAB with a wrong MAC key, and with an unknown kid.
+    f.eab_key("k1");
+    let wrong = f.eab(&c, "k1", &[1; 32]);
+    let (status, _, v) = f.post(
+        &mut c,
+        "new-account",
+        &json!({"externalAccountBinding": wrong}).to_string(),
+    );
+    assert_eq!(
+        (status, problem(&v)),
+        (403, "urn:ietf:params:acme:error:unauthorized"),
+        "{v}"
+    );
+    let unknown = f.eab(&c, "nope", &[0x5a; 32]);
+    let (status, _, _) = f.post(
+        &mut c,
+        "new-account",
+        &json!({"externalAccountBinding": unknown}).to_string(),
+    );
+    assert_eq!(status, 403);
+    // onlyReturnExisting without an account.
+    let (_, _, v) = f.post(&mut c, "new-account", r#"{"onlyReturnExisting":true}"#);
+    assert_eq!(
+        problem(&v),
+        "urn:ietf:params:acme:error:accountDoesNotExist"
+    );
+    // A contact that is not mailto:, or not one address.
+    for contact in ["tel:+1555", "mailto:a@b.example,c@d.example"] {
+        let eab = f.eab(&c, "k1", &[0x5a; 32]);
+        let (_, _, v) = f.post(
+            &mut c,
+            "new-account",
+            &json!({"contact": [contact], "externalAccountBinding": eab}).to_string(),
+        );
+        assert!(problem(&v).ends_with("Contact"), "{contact}: {v}");
+    }
+    assert!(
+        f.ca.auth
+            .acme_records()
+            .unwrap()
+            .eab_key("k1")
+            .unwrap()
+            .unwrap()
+            .account
+            .is_none()
+    );
+
+    f.account(&mut c);
+    // A reused nonce, a made-up nonce, no nonce: badNonce.
+    let used = f.fresh_nonce(&mut c);
+    let (s1, _, _) = f.post_with(&mut c, "new-order", "", json!({"nonce": used}));
+    let (s2, _, v) = f.post_with(&mut c, "new-order", "", json!({"nonce": used}));
+    assert!(s1 == 400 || s1 == 200);
+    assert_eq!(
+        (s2, problem(&v)),
+        (400, "urn:ietf:params:acme:error:badNonce")
+    );
+    let (_, _, v) = f.post_with(&mut c, "new-order", "", json!({"nonce": "AAAA"}));
+    assert_eq!(problem(&v), "urn:ietf:params:acme:error:badNonce");
+    let (_, _, v) = f.post_with(&mut c, "new-order", "", json!({"nonce": null}));
+    assert_eq!(problem(&v), "urn:ietf:params:acme:error:badNonce");
+    // A url that is not the request's.
+    let (status, _, v) = f.post_with(
+        &mut c,
+        "new-order",
+        "{}",
+        json!({"url": url("new-account")}),
+    );
+    assert_eq!(
+        (status, problem(&v)),
+        (403, "urn:ietf:params:acme:error:unauthorized")
+    );
+    let (status, _, _) = f.post_with(
+        &mut c,
+        "new-order",
+        "{}",
+        json!({"url": "https://evil.test/acme/servers/new-order"}),
+    );
+    assert_eq!(status, 403);
+    // An unknown kid, and a kid of another server.
+    for kid in [
+        url("acct/AAAAAAAAAAAAAAAAAAAAAA"),
+        "https://evil.test/acct/1".to_string(),
+    ] {
+        let (status, _, v) = f.post_with(&mut c, "new-order", "{}", json!({"kid": kid}));
+        assert_eq!(
+            (status, problem(&v)),
+            (400, "urn:ietf:params:acme:error:accountDoesNotExist")
+        );
+    }
+    // A wrong media type.
+    let r = f.send(
+        Method::Post,
+        "new-order",
+        "application/json",
+        b"{}".to_vec(),
+    );
+    assert_eq!(r.status, 415);
+    assert!(r.header_value("Replay-Nonce").is_some());
+    // Garbage.
+    let r = f.send(
+        Method::Post,
+        "new-order",
+        "application/jose+json",
+        b"\xff{".to_vec(),
+    );
+    let v: Value = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(
+        (r.status, problem(&v)),
+        (400, "urn:ietf:params:acme:error:malformed")
+    );
+
+    // Names outside the profile: rejectedIdentifier with one subproblem each, before any
+    // authorization exists.
+    let ids = json!({"identifiers": [
+        {"type": "dns", "value": "www.acme.test"},
+        {"type": "dns", "value": "www.other.example"},
+        {"type": "ip", "value": "10.1.2.3"},
+        {"type": "dns", "value": "*.acme.test"},
+    ]});
+    let (status, _, v) = f.post(&mut c, "new-order", &ids.to_string());
+    assert_eq!(
+        (status, problem(&v)),
+        (400, "urn:ietf:params:acme:error:rejectedIdentifier"),
+        "{v}"
+    );
+    let subs: Vec<&str> = v["subproblems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["identifier"]["value"].as_str().unwrap())
+        .collect();
+    let mut subs = subs;
+    subs.sort();
+    assert_eq!(subs, ["*.acme.test", "10.1.2.3", "www.other.example"]);
+    let (_, _, v) = f.post(
+        &mut c,
+        "new-order",
+        r#"{"identifiers":[{"type":"email","value":"a@b.example"}]}"#,
+    );
+    assert_eq!(
+        problem(&v),
+        "urn:ietf:params:acme:error:unsupportedIdentifier"
+    );
+    let (_, _, v) = f.post(
+        &mut c,
+        "new-order",
+        r#"{"identifiers":[{"type":"dns","value":"www.acme.test"}],"profile":"nope"}"#,
+    );
+    assert_eq!(problem(&v), "urn:ietf:params:acme:error:invalidProfile");
+
+    // An IP identifier (RFC 8738) inside the profile is ordered; a failed validation
+    // makes the authorization and the order invalid.
+    let (status, _, order) = f.post(
+        &mut c,
+        "new-order",
+        r#"{"identifiers":[{"type":"ip","value":"127.0.0.1"}]}"#,
+    );
+    assert_eq!(status, 201, "{order}");
+    let authz = rel(order["authorizations"][0].as_str().unwrap());
+    let (_, _, a) = f.post(&mut c, &authz, "");
+    let token = a["challenges"][0]["token"].as_str().unwrap().to_string();
+    f.published
+        .answers
+        .lock()
+        .unwrap()
+        .push((token, "wrong".into()));
+    let (_, _, _) = f.post(
+        &mut c,
+        &rel(a["challenges"][0]["url"].as_str().unwrap()),
+        "{}",
+    );
+    assert_eq!(f.wait_authz(&mut c, &authz), "invalid");
+    let (_, _, a) = f.post(&mut c, &authz, "");
+    assert_eq!(
+        problem(&a["challenges"][0]["error"]),
+        "urn:ietf:params:acme:error:incorrectResponse"
+    );
+    let (_, _, o) = f.post(
+        &mut c,
+        rel(order["finalize"].as_str().unwrap()).trim_end_matches("/finalize"),
+        "",
+    );
+    assert_eq!(o["status"], "invalid");
+
+    // The CSR key must not be the account key: an order whose CSR is signed by it.
+    let (_, order) = f.order(&mut c, &["k.acme.test"]);
+    f.authorize(&mut c, &order);
+    let acct_key = account_key_csr(&c, "k.acme.test");
+    let (status, _, v) = f.post(
+        &mut c,
+        &rel(order["finalize"].as_str().unwrap()),
+        &json!({"csr": acct_key}).to_string(),
+    );
+    assert_eq!(
+        (status, problem(&v)),
+        (400, "urn:ietf:params:acme:error:badCSR"),
+        "{v}"
+    );
+    assert_eq!(f.issued(), issued_before, "nothing was issued");
+}
+
+/// A CSR for `name` signed with the client's account key.
+fn account_key_csr(c: &Client, name: &str) -> String {
+    let key: Arc<dyn hsm::PrivateKey> =
+        Arc::new(hsm::soft::SoftKey::from_pkcs8("acct", &c.pkcs8).unwrap());
+    b64_encode(&testing::csr(key.as_ref(), "", &[testing::dns(name)]))
+}
+
+#[test]
+fn the_certificate_key_may_revoke_its_certificate() {
+    let f = Fixture::new();
+    let mut c = Client::new();
+    f.account(&mut c);
+    let (_, order) = f.order(&mut c, &["k.acme.test"]);
+    f.authorize(&mut c, &order);
+    // The certificate's key is a second client key (no account), used in the CSR.
+    let mut holder = Client::new();
+    let key: Arc<dyn hsm::PrivateKey> =
+        Arc::new(hsm::soft::SoftKey::from_pkcs8("leaf", &holder.pkcs8).unwrap());
+    let csr = b64_encode(&testing::csr(
+        key.as_ref(),
+        "",
+        &[testing::dns("k.acme.test")],
+    ));
+    let (status, _, o) = f.post(
+        &mut c,
+        &rel(order["finalize"].as_str().unwrap()),
+        &json!({ "csr": csr }).to_string(),
+    );
+    assert_eq!((status, o["status"].as_str()), (200, Some("valid")), "{o}");
+    let (_, r, _) = f.post(&mut c, &rel(o["certificate"].as_str().unwrap()), "");
+    let pem = String::from_utf8(r.body).unwrap();
+    let end = "-----END CERTIFICATE-----";
+    let first = &pem[..pem.find(end).unwrap() + end.len()];
+    let leaf = der::pem::decode_vec(first.as_bytes()).unwrap().1;
+    let revoke = json!({"certificate": b64_encode(&leaf), "reason": 1}).to_string();
+    // Signed by a key that is neither the account's nor the certificate's: refused.
+    let mut stranger = Client::new();
+    let (status, _, v) = f.post(&mut stranger, "revoke-cert", &revoke);
+    assert_eq!(
+        (status, problem(&v)),
+        (403, "urn:ietf:params:acme:error:unauthorized"),
+        "{v}"
+    );
+    // Signed by the certificate's own key (jwk): revoked (RFC 8555 §7.6).
+    let (status, _, v) = f.post(&mut holder, "revoke-cert", &revoke);
+    assert_eq!(status, 200, "{v}");
+    let record = f.ca.auth.issued_certificate(&leaf).unwrap().unwrap();
+    assert_eq!(record.revocation.map(|r| r.reason), Some(1));
+}
+
+/// A JWK's SubjectPublicKeyInfo is byte-equal to the one the key's owner encodes (RSA,
+/// EC P-256/P-384), so revocation by the certificate key and the account-key check of
+/// finalize compare like with like.
+#[test]
+fn jwk_spki_matches_the_keys_own_encoding() {
+    use der::Decode;
+    use x509_cert::spki::SubjectPublicKeyInfoOwned;
+    for alg in [
+        hsm::KeyAlgorithm::Rsa2048,
+        hsm::KeyAlgorithm::EcdsaP256,
+        hsm::KeyAlgorithm::EcdsaP384,
+    ] {
+        let key = testing::soft_key("k", alg);
+        let spki = key.public_key_der().to_vec();
+        let info = SubjectPublicKeyInfoOwned::from_der(&spki).unwrap();
+        let bits = info.subject_public_key.raw_bytes().to_vec();
+        let jwk = match alg {
+            hsm::KeyAlgorithm::Rsa2048 => {
+                #[derive(der::Sequence)]
+                struct Rsa<'a> {
+                    n: der::asn1::UintRef<'a>,
+                    e: der::asn1::UintRef<'a>,
+                }
+                let rsa = Rsa::from_der(&bits).unwrap();
+                json!({"kty": "RSA", "n": b64_encode(rsa.n.as_bytes()), "e": b64_encode(rsa.e.as_bytes())})
+            }
+            _ => {
+                let half = (bits.len() - 1) / 2;
+                let crv = if half == 32 { "P-256" } else { "P-384" };
+                json!({"kty": "EC", "crv": crv, "x": b64_encode(&bits[1..1 + half]), "y": b64_encode(&bits[1 + half..])})
+            }
+        };
+        let jwk = acme::jws::Jwk::from_value(&jwk).unwrap();
+        assert_eq!(jwk.spki_der().unwrap(), spki, "{alg:?}");
+    }
+}

@@ -1,0 +1,305 @@
+//! ACME (RFC 8555) end to end with a real client: `privca serve` with an ACME endpoint
+//! that requires External Account Binding, an EAB key from `privca acme eab create`
+//! (through the running server's admin API), and certbot (PyPI, in the project venv)
+//! obtaining a certificate with `certonly --standalone` (http-01 answered by certbot's
+//! own listener on a loopback port), which is then checked with `openssl verify` and
+//! pkilint, revoked with `certbot revoke` and seen revoked over OCSP and in the CRL.
+//! Refusals are checked with certbot too (no EAB, a name outside the profile). A second
+//! test does the same with lego (Debian; the ACME library inside Traefik): `run` with
+//! `--eab` and its own http-01 listener, then `revoke`. Runs when `PRIVCA_INTEROP=1`.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use privca_tests::{TestCa, free_port, interop_enabled, ok, openssl, pkilint, run};
+
+const BIN: &str = env!("CARGO_BIN_EXE_privca-under-test");
+
+struct Acme {
+    ca: TestCa,
+    tls_port: u16,
+    http01_port: u16,
+}
+
+impl Acme {
+    fn start() -> Acme {
+        let tls_port = free_port();
+        let http01_port = free_port();
+        let listen = format!("127.0.0.1:{tls_port}");
+        let mut ca = TestCa::init(
+            Path::new(BIN),
+            &["--tls-listen", &listen, "--hostname", "127.0.0.1"],
+        );
+        ca.write_chain_pem();
+        let cfg = ca.config();
+        let mut text = std::fs::read_to_string(&cfg).expect("config");
+        text.push_str(&format!(
+            r#"
+[profiles.acme-server]
+validity_days = 30
+extended_key_usage = ["serverAuth"]
+san = {{ required = true, dns = [".acme.test"], ip_ranges = ["127.0.0.0/8"], cn_as_dns = true }}
+
+[acme]
+# One good nonce in five is refused with badNonce, so the clients' retries run.
+reject_nonce_every = 5
+
+[acme.endpoints.servers]
+profile = "acme-server"
+http01_port = {http01_port}
+resolve = {{ "www.acme.test" = "127.0.0.1", "api.acme.test" = "127.0.0.1" }}
+"#
+        ));
+        std::fs::write(&cfg, text).expect("write config");
+        ok(ca.cmd().args(["config", "check"]));
+        ca.start();
+        Acme {
+            ca,
+            tls_port,
+            http01_port,
+        }
+    }
+
+    fn directory(&self) -> String {
+        format!("https://127.0.0.1:{}/acme/servers/directory", self.tls_port)
+    }
+
+    /// `privca acme eab create`: (kid, hmac key).
+    fn eab(&self) -> (String, String) {
+        let out = ok(self
+            .ca
+            .cmd()
+            .args(["acme", "eab", "create", "--endpoint", "servers"]));
+        let field = |name: &str| {
+            out.lines()
+                .find_map(|l| l.strip_prefix(name))
+                .map(|v| v.trim().to_string())
+                .unwrap_or_else(|| panic!("no {name} in {out}"))
+        };
+        (field("kid:"), field("hmac_key:"))
+    }
+
+    /// certbot with its directories under `dir` and the privca root trusted.
+    fn certbot(&self, dir: &Path) -> Command {
+        let mut c = Command::new("certbot");
+        c.env("REQUESTS_CA_BUNDLE", self.ca.data.join("ca/root.crt"))
+            .args(["--non-interactive", "--server", &self.directory()])
+            .arg("--config-dir")
+            .arg(dir.join("conf"))
+            .arg("--work-dir")
+            .arg(dir.join("work"))
+            .arg("--logs-dir")
+            .arg(dir.join("logs"));
+        c
+    }
+
+    fn certonly(
+        &self,
+        dir: &Path,
+        name: &str,
+        eab: Option<&(String, String)>,
+    ) -> std::process::Output {
+        let mut c = self.certbot(dir);
+        c.args([
+            "certonly",
+            "--standalone",
+            "--agree-tos",
+            "-m",
+            "a@b.example",
+        ])
+        .args(["--http-01-address", "127.0.0.1"])
+        .args(["--http-01-port", &self.http01_port.to_string()])
+        .args(["-d", name]);
+        if let Some((kid, hmac)) = eab {
+            c.args(["--eab-kid", kid, "--eab-hmac-key", hmac]);
+        }
+        run(&mut c)
+    }
+}
+
+fn text(o: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// `openssl ocsp` status line of `cert`.
+fn ocsp_status(ca: &TestCa, cert: &Path) -> String {
+    let out = run(openssl()
+        .args(["ocsp", "-issuer"])
+        .arg(ca.data.join("ca/issuing.crt"))
+        .arg("-cert")
+        .arg(cert)
+        .args(["-url", &ca.url("/ocsp"), "-CAfile"])
+        .arg(ca.data.join("ca/chain.pem")));
+    let t = text(&out);
+    assert!(out.status.success(), "openssl ocsp failed: {t}");
+    assert!(t.contains("Response verify OK"), "{t}");
+    t
+}
+
+#[test]
+fn certbot_obtains_verifies_and_revokes_with_eab() {
+    if !interop_enabled("certbot_obtains_verifies_and_revokes_with_eab") {
+        return;
+    }
+    let mut acme = Acme::start();
+    let dir = acme.ca.path("certbot");
+
+    // Without EAB the endpoint refuses the account: nothing is issued.
+    let out = acme.certonly(&acme.ca.path("certbot-noeab"), "www.acme.test", None);
+    let t = text(&out);
+    assert!(!out.status.success(), "certbot without EAB succeeded: {t}");
+    assert!(
+        t.contains("externalAccountRequired") || t.contains("external account"),
+        "{t}"
+    );
+
+    let eab = acme.eab();
+    let out = acme.certonly(&dir, "www.acme.test", Some(&eab));
+    assert!(
+        out.status.success(),
+        "certbot certonly failed: {}\nserver log:\n{}",
+        text(&out),
+        acme.ca.server_log()
+    );
+    let live: PathBuf = dir.join("conf/live/www.acme.test");
+    let cert = live.join("cert.pem");
+    let fullchain = live.join("fullchain.pem");
+    let v = acme.ca.openssl_verify(&fullchain);
+    assert!(v.contains(": OK"), "{v}");
+    let shown = ok(openssl()
+        .args(["x509", "-noout", "-ext", "subjectAltName", "-in"])
+        .arg(&cert));
+    assert!(shown.contains("DNS:www.acme.test"), "{shown}");
+    // The chain served is the certificate, then the issuing CA, then the root.
+    let chain = std::fs::read_to_string(&fullchain).expect("fullchain");
+    assert_eq!(chain.matches("BEGIN CERTIFICATE").count(), 3, "{chain}");
+    let findings = pkilint("lint_pkix_cert", &[], &cert);
+    assert!(findings.is_empty(), "pkilint: {findings:?}");
+    assert!(ocsp_status(&acme.ca, &cert).contains(": good"));
+
+    // The EAB key is bound now: a second account with it is refused.
+    let out = acme.certonly(&acme.ca.path("certbot-reuse"), "www.acme.test", Some(&eab));
+    assert!(
+        !out.status.success(),
+        "a bound EAB key was accepted again: {}",
+        text(&out)
+    );
+    let keys = ok(acme.ca.cmd().args(["acme", "eab", "list"]));
+    assert!(keys.contains(&eab.0), "{keys}");
+    assert!(
+        !keys.contains(&eab.1),
+        "eab list shows the HMAC key: {keys}"
+    );
+
+    // A name outside the profile is refused at newOrder.
+    let out = acme.certonly(&dir, "www.other.example", None);
+    let t = text(&out);
+    assert!(!out.status.success(), "{t}");
+    assert!(
+        t.contains("rejectedIdentifier") || t.contains("not allowed"),
+        "{t}"
+    );
+
+    // certbot revoke with the account key (kid); OCSP and the CRL say revoked.
+    let mut c = acme.certbot(&dir);
+    c.args([
+        "revoke",
+        "--no-delete-after-revoke",
+        "--reason",
+        "superseded",
+        "--cert-path",
+    ])
+    .arg(&cert);
+    let out = run(&mut c);
+    assert!(
+        out.status.success(),
+        "certbot revoke failed: {}\n{}",
+        text(&out),
+        acme.ca.server_log()
+    );
+    let status = ocsp_status(&acme.ca, &cert);
+    assert!(status.contains(": revoked"), "{status}");
+    let serial = ok(openssl()
+        .args(["x509", "-noout", "-serial", "-in"])
+        .arg(&cert));
+    let serial = serial.trim().trim_start_matches("serial=").to_string();
+    let der = acme.ca.path("issuing.crl");
+    ok(Command::new("curl")
+        .args(["-sS", "-f", "-o"])
+        .arg(&der)
+        .arg(acme.ca.url("/crl/issuing.crl")));
+    let crl = ok(openssl()
+        .args(["crl", "-inform", "DER", "-noout", "-text", "-in"])
+        .arg(&der));
+    assert!(
+        crl.to_uppercase().contains(&serial.to_uppercase()),
+        "{serial} not in {crl}"
+    );
+
+    // The audit log recorded the binding, the order and the issuance, and still verifies.
+    let audit = ok(acme.ca.cmd().args(["audit", "verify"]));
+    assert!(audit.contains("audit log intact"), "{audit}");
+    acme.ca.stop();
+}
+
+#[test]
+fn lego_obtains_and_revokes_with_eab() {
+    if !interop_enabled("lego_obtains_and_revokes_with_eab") {
+        return;
+    }
+    let mut acme = Acme::start();
+    let (kid, hmac) = acme.eab();
+    let dir = acme.ca.path("lego");
+    let lego = |action: &str, extra: &[&str]| {
+        let mut c = Command::new("lego");
+        c.env("LEGO_CA_CERTIFICATES", acme.ca.data.join("ca/root.crt"))
+            .args([
+                "--accept-tos",
+                "--email",
+                "a@b.example",
+                "--server",
+                &acme.directory(),
+            ])
+            .args(["--eab", "--kid", &kid, "--hmac", &hmac])
+            .args([
+                "--http",
+                "--http.port",
+                &format!("127.0.0.1:{}", acme.http01_port),
+            ])
+            .args(["--domains", "api.acme.test", "--path"])
+            .arg(&dir)
+            .arg(action)
+            .args(extra);
+        run(&mut c)
+    };
+    let out = lego("run", &["--no-bundle"]);
+    assert!(
+        out.status.success(),
+        "lego run failed: {}\nserver log:\n{}",
+        text(&out),
+        acme.ca.server_log()
+    );
+    let cert = dir.join("certificates/api.acme.test.crt");
+    let v = acme.ca.openssl_verify(&cert);
+    assert!(v.contains(": OK"), "{v}");
+    let findings = pkilint("lint_pkix_cert", &[], &cert);
+    assert!(findings.is_empty(), "pkilint: {findings:?}");
+    assert!(ocsp_status(&acme.ca, &cert).contains(": good"));
+    // lego moves what it revoked into an archive directory: keep a copy.
+    let kept = acme.ca.path("lego-api.crt");
+    std::fs::copy(&cert, &kept).expect("copy");
+    let cert = kept;
+    let out = lego("revoke", &[]);
+    assert!(
+        out.status.success(),
+        "lego revoke failed: {}\n{}",
+        text(&out),
+        acme.ca.server_log()
+    );
+    assert!(ocsp_status(&acme.ca, &cert).contains(": revoked"));
+    acme.ca.stop();
+}
