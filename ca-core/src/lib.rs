@@ -28,7 +28,7 @@ pub mod testing;
 mod error;
 
 pub use authority::{
-    Authority, CaEntity, IssueBinding, IssueRequest, Issued, KeyWithCert, Recorded,
+    Authority, CaEntity, IssueBinding, IssueRequest, Issued, KeyWithCert, Recorded, Renewable,
     RevocationReason, RevokeOptions, Settings,
 };
 pub use clock::{Clock, FixedClock, SystemClock};

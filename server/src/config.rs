@@ -80,6 +80,115 @@ pub struct ServerConfig {
     /// `[server.metrics]`: `/metrics` on the plain listener.
     #[serde(default)]
     pub metrics: MetricsConfig,
+    /// `[server.renewal]`: privca's own certificates renewed before they expire.
+    #[serde(default)]
+    pub renewal: RenewalConfig,
+}
+
+/// `[server.renewal]`: the OCSP responder, SCEP RA and HTTPS listener certificates are
+/// renewed by the running server once they expire within `margin` (issue 15 item 5;
+/// docs/operations.md, "privca's own certificates"), and every CA certificate that
+/// expires within `margin` is reported in `/healthz` and the log.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RenewalConfig {
+    /// Renew automatically (default true); when false, expiry is only reported.
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// How long before notAfter a certificate is renewed (or reported): a number with
+    /// `d`, `h`, `m` or `s` (default `30d`).
+    #[serde(default = "default_margin")]
+    pub margin: String,
+    /// How often the certificates are checked (default `1h`).
+    #[serde(default = "default_check_interval")]
+    pub check_interval: String,
+    /// Generate a new key for each renewal (default true), on the token when keys are
+    /// in an HSM; false keeps the current key.
+    #[serde(default = "default_true")]
+    pub new_key: bool,
+    /// Validity of a renewed HTTPS listener certificate, days (default 90, at most 366
+    /// like `privca init --tls-days`). The OCSP and RA certificates get their profile's
+    /// validity.
+    #[serde(default = "default_renewal_tls_days")]
+    pub tls_days: u32,
+}
+
+impl Default for RenewalConfig {
+    fn default() -> Self {
+        RenewalConfig {
+            enabled: true,
+            margin: default_margin(),
+            check_interval: default_check_interval(),
+            new_key: true,
+            tls_days: default_renewal_tls_days(),
+        }
+    }
+}
+
+impl RenewalConfig {
+    /// The margin, seconds.
+    pub fn margin_seconds(&self) -> Result<i64, Error> {
+        parse_span("[server.renewal] margin", &self.margin)
+    }
+
+    /// The check interval, seconds.
+    pub fn check_interval_seconds(&self) -> Result<i64, Error> {
+        parse_span("[server.renewal] check_interval", &self.check_interval)
+    }
+
+    fn validate(&self) -> Result<(), Error> {
+        let margin = self.margin_seconds()?;
+        self.check_interval_seconds()?;
+        if !(1..=crate::init::MAX_TLS_DAYS).contains(&self.tls_days) {
+            return Err(Error::Config(format!(
+                "[server.renewal] tls_days must be 1 to {}",
+                crate::init::MAX_TLS_DAYS
+            )));
+        }
+        if margin >= i64::from(self.tls_days) * 86_400 {
+            return Err(Error::Config(
+                "[server.renewal] margin must be shorter than tls_days (a renewed certificate would be due again at once)".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn default_margin() -> String {
+    "30d".into()
+}
+fn default_check_interval() -> String {
+    "1h".into()
+}
+fn default_renewal_tls_days() -> u32 {
+    crate::init::DEFAULT_TLS_DAYS
+}
+
+/// A span of time written `<number><unit>`, unit `d`, `h`, `m` or `s`: seconds, at least
+/// 1 and at most ten years.
+pub fn parse_span(what: &str, text: &str) -> Result<i64, Error> {
+    let bad = || {
+        Error::Config(format!(
+            "{what} {text:?}: write a number and a unit, d, h, m or s (\"30d\", \"12h\")"
+        ))
+    };
+    let t = text.trim();
+    let (num, unit) = t.split_at(t.len().saturating_sub(1));
+    let n: i64 = num.parse().map_err(|_| bad())?;
+    let mult = match unit {
+        "d" => 86_400,
+        "h" => 3_600,
+        "m" => 60,
+        "s" => 1,
+        _ => return Err(bad()),
+    };
+    let secs = n.checked_mul(mult).ok_or_else(bad)?;
+    if !(1..=10 * 366 * 86_400).contains(&secs) {
+        return Err(Error::Config(format!(
+            "{what} {text:?}: must be between 1 second and ten years"
+        )));
+    }
+    Ok(secs)
 }
 
 /// `[server.metrics]`: Prometheus metrics at `/metrics` on the plain HTTP listener
@@ -275,6 +384,7 @@ impl Config {
                 "[server.tls] needs exactly one of key (key store label) and key_file".into(),
             ));
         }
+        self.server.renewal.validate()?;
         self.est.validate()?;
         if !self.est.endpoints.is_empty() && self.server.tls.is_none() {
             return Err(Error::Config(

@@ -370,6 +370,7 @@ pub fn admin_state(
         scep: scep.clone(),
         keys,
         key_probe: None,
+        renewer: None,
     })
 }
 

@@ -33,6 +33,88 @@ pub struct KeyWithCert {
     pub key: Arc<dyn PrivateKey>,
 }
 
+/// A [`KeyWithCert`] that privca renews while it runs (the OCSP responder and the SCEP
+/// RA, issue 15 item 5): readers take the current generation; a renewal replaces it, and
+/// the replaced one stays as the previous generation so that SCEP clients that fetched
+/// the old RA certificate can still be answered (RFC 8894 §2.1.2: the client encrypts
+/// to the certificate it got from GetCACert) until the next renewal. Clones share the
+/// same generations.
+#[derive(Clone, Debug)]
+pub struct Renewable {
+    inner: Arc<std::sync::RwLock<Arc<Generations>>>,
+}
+
+/// The current and the previous key of a [`Renewable`].
+#[derive(Debug)]
+pub struct Generations {
+    /// The one in use: it signs, and it is what is announced.
+    pub current: KeyWithCert,
+    /// The one it replaced in this process, if any (decrypts during the overlap).
+    pub previous: Option<KeyWithCert>,
+}
+
+impl Renewable {
+    /// One generation.
+    pub fn new(current: KeyWithCert) -> Renewable {
+        Renewable {
+            inner: Arc::new(std::sync::RwLock::new(Arc::new(Generations {
+                current,
+                previous: None,
+            }))),
+        }
+    }
+
+    /// The current and previous generation, as one consistent snapshot.
+    pub fn generations(&self) -> Arc<Generations> {
+        match self.inner.read() {
+            Ok(g) => g.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
+
+    /// The current generation.
+    pub fn current(&self) -> KeyWithCert {
+        self.generations().current.clone()
+    }
+
+    /// Makes `next` current; the current one becomes the previous.
+    pub fn replace(&self, next: KeyWithCert) {
+        let mut g = match self.inner.write() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        let previous = Some(g.current.clone());
+        *g = Arc::new(Generations {
+            current: next,
+            previous,
+        });
+    }
+}
+
+impl From<KeyWithCert> for Renewable {
+    fn from(k: KeyWithCert) -> Renewable {
+        Renewable::new(k)
+    }
+}
+
+/// The line above the PEM block of a certificate file that names the key-store label of
+/// the certificate's key, written by the renewal of privca's own certificates (issue 15
+/// item 5) so that the certificate and the name of its new key change in one atomic file
+/// replacement; the configuration keeps its label. RFC 7468 §2 lets text precede the
+/// encapsulation boundary, and OpenSSL skips it.
+pub const KEY_LABEL_LINE: &str = "privca key: ";
+
+/// The key label a certificate file names ([`KEY_LABEL_LINE`]), if any.
+pub fn cert_file_key_label(bytes: &[u8]) -> Option<String> {
+    let head = &bytes[..pem_start(bytes)?];
+    let text = std::str::from_utf8(head).ok()?;
+    text.lines()
+        .filter_map(|l| l.trim().strip_prefix(KEY_LABEL_LINE.trim_end()))
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .map(str::to_string)
+}
+
 /// One certificate authority of the hierarchy.
 #[derive(Debug)]
 pub struct CaEntity {
@@ -56,10 +138,10 @@ pub struct CaEntity {
     pub not_after: i64,
     /// Parent CA name; `None` for a root.
     pub parent: Option<String>,
-    /// Delegated OCSP responder.
-    pub ocsp: Option<KeyWithCert>,
-    /// SCEP RA.
-    pub ra: Option<KeyWithCert>,
+    /// Delegated OCSP responder (renewed while the server runs).
+    pub ocsp: Option<Renewable>,
+    /// SCEP RA (renewed while the server runs).
+    pub ra: Option<Renewable>,
 }
 
 impl CaEntity {
@@ -172,6 +254,11 @@ pub fn read_cert_bundle(path: &Path) -> Result<Vec<Vec<u8>>> {
 
 /// A certificate from PEM or DER bytes, as DER (checked to decode).
 pub fn cert_der_from_bytes(bytes: &[u8]) -> Result<Vec<u8>> {
+    // Explanatory text before the PEM block (RFC 7468 §2; [`KEY_LABEL_LINE`]) is skipped.
+    let bytes = match pem_start(bytes) {
+        Some(i) => &bytes[i..],
+        None => bytes,
+    };
     let der = if bytes.trim_ascii_start().starts_with(b"-----BEGIN") {
         let (label, der) = der::pem::decode_vec(bytes.trim_ascii())
             .map_err(|e| Error::BadRequest(format!("PEM: {e}")))?;
@@ -186,6 +273,19 @@ pub fn cert_der_from_bytes(bytes: &[u8]) -> Result<Vec<u8>> {
     };
     Certificate::from_der(&der).map_err(|e| Error::BadRequest(format!("certificate: {e}")))?;
     Ok(der)
+}
+
+/// Where the first PEM boundary starts when text lines precede it; `None` for DER or a
+/// file that starts with the boundary.
+fn pem_start(bytes: &[u8]) -> Option<usize> {
+    if bytes.trim_ascii_start().starts_with(b"-----BEGIN") {
+        return None;
+    }
+    let head = &bytes[..bytes.len().min(4096)];
+    let i = head.windows(11).position(|w| w == b"\n-----BEGIN")?;
+    // Only text may precede it: a DER certificate is not touched.
+    std::str::from_utf8(&head[..i]).ok()?;
+    Some(i + 1)
 }
 
 /// Facts read from a certificate.
@@ -236,18 +336,24 @@ fn load_key_with_cert(
     key: &Option<String>,
     what: &str,
     ca: &str,
-) -> Result<Option<KeyWithCert>> {
+) -> Result<Option<Renewable>> {
     match (cert, key) {
         (None, None) => Ok(None),
         (Some(c), Some(k)) => {
-            let cert_der = read_cert_file(&data_dir.join(c))?;
+            let path = data_dir.join(c);
+            let bytes = std::fs::read(&path)
+                .map_err(|e| Error::Config(format!("reading {}: {e}", path.display())))?;
+            let cert_der = cert_der_from_bytes(&bytes)
+                .map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;
+            // A renewed certificate names its own key; the configured label otherwise.
+            let k = &cert_file_key_label(&bytes).unwrap_or_else(|| k.clone());
             let key = open(k, &cert_der)?;
             if cert_facts(&cert_der)?.spki_der != key.public_key_der() {
                 return Err(Error::Config(format!(
                     "authority {ca}: the {what} certificate does not match key {k:?}"
                 )));
             }
-            Ok(Some(KeyWithCert { cert_der, key }))
+            Ok(Some(KeyWithCert { cert_der, key }.into()))
         }
         _ => Err(Error::Config(format!(
             "authority {ca}: {what} certificate and key must be given together"
