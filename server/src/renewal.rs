@@ -449,10 +449,13 @@ pub fn replace_file(path: &Path, bytes: &[u8], mode: u32) -> Result<(), Error> {
         .map_err(|e| Error::io(format!("syncing {}", dir.display()), e))
 }
 
-/// Runs [`Renewer::check`] at start and then every check interval, on the blocking pool.
+/// Runs [`Renewer::check`] every check interval, on the blocking pool; the first check
+/// comes one interval (at most a minute) after start, once the listeners serve.
 pub async fn run(renewer: Arc<Renewer>) {
-    let every = std::time::Duration::from_secs(u64::try_from(renewer.interval()).unwrap_or(3600));
-    let mut tick = tokio::time::interval(every);
+    let secs = u64::try_from(renewer.interval()).unwrap_or(3600);
+    let every = std::time::Duration::from_secs(secs);
+    let first = tokio::time::Instant::now() + std::time::Duration::from_secs(secs.min(60));
+    let mut tick = tokio::time::interval_at(first, every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;

@@ -223,7 +223,8 @@ pub fn read_cert_bundle(path: &Path) -> Result<Vec<Vec<u8>>> {
             path.display()
         )));
     }
-    if !bytes.trim_ascii_start().starts_with(b"-----BEGIN") {
+    // PEM, possibly after explanatory text (RFC 7468 §2; [`KEY_LABEL_LINE`]), or DER.
+    if !bytes.trim_ascii_start().starts_with(b"-----BEGIN") && pem_start(&bytes).is_none() {
         return Ok(vec![cert_der_from_bytes(&bytes).map_err(|e| {
             Error::Config(format!(
                 "{}: neither PEM nor a DER certificate: {}",
