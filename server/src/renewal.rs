@@ -281,8 +281,22 @@ impl Renewer {
         }
         for c in &self.certs {
             let Ok(cur) = self.current(c) else { continue };
-            let automatic = self.enabled && c.manual.is_none();
-            let note = c.manual.clone().or_else(|| {
+            // A certificate cannot outlive its CA (RFC 5280 §6.1.3): once the CA itself
+            // expires within the margin, a renewal would be due again at once, so the
+            // CA is what an operator must renew or roll over.
+            let ca_expiring =
+                c.ca.as_deref()
+                    .and_then(|n| self.auth.ca(n).ok())
+                    .filter(|ca| ca.not_after - now < self.margin)
+                    .map(|ca| {
+                        format!(
+                            "its CA {} expires within the margin: renew or roll over the CA",
+                            ca.name
+                        )
+                    });
+            let manual = c.manual.clone().or(ca_expiring);
+            let automatic = self.enabled && manual.is_none();
+            let note = manual.or_else(|| {
                 c.last_error
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
@@ -304,7 +318,7 @@ impl Renewer {
                     certificate = %e.name,
                     serial = %e.serial,
                     days_left = e.days_left,
-                    note = e.note.as_deref().unwrap_or(""),
+                    note = e.note.as_deref().unwrap_or("-"),
                     "certificate expires within the renewal margin and is not renewed automatically"
                 ),
                 "renewal-due" => {

@@ -345,3 +345,45 @@ fn server_renews_its_own_certificates_without_a_restart() {
         text(&o)
     );
 }
+
+/// A CA certificate inside the margin is reported in `/healthz` (with a warning) and in
+/// the log at each check; the responder and RA it issued are not renewed in a loop
+/// (they cannot outlive it) but reported too. No third-party tool is needed.
+#[test]
+fn ca_certificate_near_expiry_is_reported() {
+    let mut ca = TestCa::init(Path::new(BIN), &["--issuing-days", "20"]);
+    let cfg = std::fs::read_to_string(ca.config()).expect("config");
+    let cfg = cfg.replace("check_interval = \"1h\"", "check_interval = \"1s\"");
+    std::fs::write(ca.config(), &cfg).expect("config");
+    let old_ocsp = serial_of(&ca.data.join("ca/issuing-ocsp.crt"));
+    ca.start();
+    let h = healthz(&ca);
+    let (status, days, _) = status_of(&h, "ca:issuing");
+    assert_eq!(status, "expiring", "{h}");
+    assert!((18..=20).contains(&days), "{h}");
+    assert_eq!(status_of(&h, "ca:root").0, "ok", "{h}");
+    let (status, _, _) = status_of(&h, "ocsp:issuing");
+    assert_eq!(status, "expiring", "{h}");
+    let warnings = h["warnings"].as_array().expect("warnings").clone();
+    assert!(
+        warnings.iter().any(|w| w
+            .as_str()
+            .is_some_and(|w| w.starts_with("ca:issuing: expires in"))),
+        "{h}"
+    );
+    assert_eq!(h["status"], "ok", "a warning is not an outage: {h}");
+    // Two checks later: logged, nothing renewed.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !ca.server_log().contains("not renewed automatically") {
+        assert!(Instant::now() < deadline, "{}", ca.server_log());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    let log = ca.server_log();
+    assert!(log.contains("certificate=ca:issuing"), "{log}");
+    assert!(!log.contains("new_serial"), "{log}");
+    assert!(hex_eq(
+        &serial_of(&ca.data.join("ca/issuing-ocsp.crt")),
+        &old_ocsp
+    ));
+}
