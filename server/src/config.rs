@@ -536,6 +536,39 @@ impl Config {
 mod tests {
     use super::*;
 
+    #[test]
+    fn spans_have_a_unit_and_sane_bounds() {
+        assert_eq!(parse_span("m", "30d").unwrap(), 30 * 86_400);
+        assert_eq!(parse_span("m", " 12h ").unwrap(), 12 * 3600);
+        assert_eq!(parse_span("m", "90m").unwrap(), 5400);
+        assert_eq!(parse_span("m", "1s").unwrap(), 1);
+        for bad in [
+            "",
+            "30",
+            "d",
+            "-1d",
+            "0s",
+            "1.5d",
+            "30w",
+            "99999999999999d",
+            "4000d",
+        ] {
+            let e = parse_span("[server.renewal] margin", bad)
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("[server.renewal] margin"), "{bad}: {e}");
+        }
+        let mut r = RenewalConfig::default();
+        r.validate().expect("defaults");
+        r.margin = "90d".into();
+        assert!(r.validate().unwrap_err().to_string().contains("tls_days"));
+        r.margin = "30d".into();
+        r.tls_days = 400;
+        assert!(r.validate().is_err());
+        let unknown: Result<RenewalConfig, _> = toml::from_str("margn = \"3d\"");
+        assert!(unknown.is_err());
+    }
+
     /// The annotated configuration `privca init` writes must load, so it cannot rot.
     #[test]
     fn the_annotated_config_init_writes_loads() {
@@ -548,6 +581,11 @@ mod tests {
         cfg.validate().expect("valid");
         assert_eq!(cfg.ca.authorities.len(), 2);
         assert_eq!(cfg.ca.authorities[1].parent.as_deref(), Some("root"));
+        let r = &cfg.server.renewal;
+        assert!(r.enabled && r.new_key);
+        assert_eq!(r.margin_seconds().expect("margin"), 30 * 86_400);
+        assert_eq!(r.check_interval_seconds().expect("interval"), 3600);
+        assert_eq!(r.tls_days, crate::init::DEFAULT_TLS_DAYS);
         assert_eq!(
             cfg.keys.passphrase,
             Some(SecretSource::Env("PRIVCA_KEY_PASSPHRASE".into()))

@@ -603,3 +603,70 @@ pub(crate) fn verify_cert_signature(facts: &CertFacts, issuer_spki: &[u8]) -> Re
     hsm::verify_received(received, issuer_spki, &facts.tbs_der, &facts.signature)?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key_with_cert(cn: &str) -> KeyWithCert {
+        let key: Arc<dyn PrivateKey> = Arc::new(
+            hsm::soft::SoftKey::generate_ephemeral(cn, hsm::KeyAlgorithm::EcdsaP256).expect("key"),
+        );
+        KeyWithCert {
+            cert_der: cn.as_bytes().to_vec(),
+            key,
+        }
+    }
+
+    #[test]
+    fn a_renewal_keeps_the_replaced_generation_as_previous() {
+        let r = Renewable::new(key_with_cert("one"));
+        let shared = r.clone();
+        assert!(r.generations().previous.is_none());
+        shared.replace(key_with_cert("two"));
+        let g = r.generations();
+        assert_eq!(g.current.cert_der, b"two");
+        assert_eq!(
+            g.previous.as_ref().map(|p| p.cert_der.clone()),
+            Some(b"one".to_vec())
+        );
+        r.replace(key_with_cert("three"));
+        let g = shared.generations();
+        assert_eq!(g.current.cert_der, b"three");
+        assert_eq!(
+            g.previous.as_ref().map(|p| p.cert_der.clone()),
+            Some(b"two".to_vec())
+        );
+    }
+
+    #[test]
+    fn a_certificate_file_may_name_its_key_above_the_pem_block() {
+        let ca = crate::testing::TestCa::builder().build();
+        let der = ca.root_der.clone();
+        let pem =
+            der::pem::encode_string("CERTIFICATE", der::pem::LineEnding::LF, &der).expect("pem");
+        let named = format!("{KEY_LABEL_LINE}issuing-ocsp.1796324622\n{pem}");
+        assert_eq!(
+            cert_file_key_label(named.as_bytes()).as_deref(),
+            Some("issuing-ocsp.1796324622")
+        );
+        assert_eq!(cert_der_from_bytes(named.as_bytes()).expect("named"), der);
+        // Plain PEM and DER name nothing and read as before.
+        assert_eq!(cert_file_key_label(pem.as_bytes()), None);
+        assert_eq!(cert_file_key_label(&der), None);
+        assert_eq!(cert_der_from_bytes(&der).expect("der"), der);
+        // A bundle after the label line: every certificate is read.
+        let dir = tempfile::tempdir().expect("dir");
+        let p = dir.path().join("chain.crt");
+        std::fs::write(&p, format!("{named}{pem}")).expect("write");
+        assert_eq!(
+            read_cert_bundle(&p).expect("bundle"),
+            vec![der.clone(), der]
+        );
+        // Text that is not a label line names nothing.
+        assert_eq!(
+            cert_file_key_label(format!("Subject: x\n{pem}").as_bytes()),
+            None
+        );
+    }
+}
