@@ -538,10 +538,10 @@ mod tests {
 
     #[test]
     fn spans_have_a_unit_and_sane_bounds() {
-        assert_eq!(parse_span("m", "30d").unwrap(), 30 * 86_400);
-        assert_eq!(parse_span("m", " 12h ").unwrap(), 12 * 3600);
-        assert_eq!(parse_span("m", "90m").unwrap(), 5400);
-        assert_eq!(parse_span("m", "1s").unwrap(), 1);
+        assert_eq!(parse_span("m", "30d").expect("30d"), 30 * 86_400);
+        assert_eq!(parse_span("m", " 12h ").expect(" 12h "), 12 * 3600);
+        assert_eq!(parse_span("m", "90m").expect("90m"), 5400);
+        assert_eq!(parse_span("m", "1s").expect("1s"), 1);
         for bad in [
             "",
             "30",
@@ -554,14 +554,19 @@ mod tests {
             "4000d",
         ] {
             let e = parse_span("[server.renewal] margin", bad)
-                .unwrap_err()
+                .expect_err("refused")
                 .to_string();
             assert!(e.contains("[server.renewal] margin"), "{bad}: {e}");
         }
         let mut r = RenewalConfig::default();
         r.validate().expect("defaults");
         r.margin = "90d".into();
-        assert!(r.validate().unwrap_err().to_string().contains("tls_days"));
+        assert!(
+            r.validate()
+                .expect_err("refused")
+                .to_string()
+                .contains("tls_days")
+        );
         r.margin = "30d".into();
         r.tls_days = 400;
         assert!(r.validate().is_err());

@@ -126,7 +126,7 @@ fn tls_serial(ca: &TestCa, port: u16, name: &str) -> String {
     assert!(t.contains("Verify return code: 0 (ok)"), "{t}");
     let i = t.find("-----BEGIN CERTIFICATE-----").expect("server cert");
     let j = t.find("-----END CERTIFICATE-----").expect("end") + 25;
-    let p = ca.file(&format!("tls-{name}.pem"), t[i..j].as_bytes());
+    let p = ca.file(&format!("tls-{name}.pem"), &t.as_bytes()[i..j]);
     serial_of(&p)
 }
 
