@@ -225,6 +225,23 @@ pub fn sign_and_wrap(
     verify_spki: &[u8],
     tbs_der: &[u8],
 ) -> Result<Vec<u8>> {
+    let signature = sign_verified(key, scheme, verify_spki, tbs_der)?;
+    let obj = SignedObject {
+        tbs: AnyRef::try_from(tbs_der)?,
+        algorithm: signature_algorithm(scheme)?,
+        signature: BitString::from_bytes(&signature)?,
+    };
+    Ok(obj.to_der()?)
+}
+
+/// Signs `tbs_der` and verifies the signature with `verify_spki` before it is used
+/// (docs/architecture.md, decision 2).
+pub fn sign_verified(
+    key: &dyn hsm::PrivateKey,
+    scheme: SignatureScheme,
+    verify_spki: &[u8],
+    tbs_der: &[u8],
+) -> Result<Vec<u8>> {
     let signature = key.sign(scheme, tbs_der)?;
     hsm::verify(scheme, verify_spki, tbs_der, &signature).map_err(|e| {
         Error::Internal(format!(
@@ -232,12 +249,7 @@ pub fn sign_and_wrap(
             key.label()
         ))
     })?;
-    let obj = SignedObject {
-        tbs: AnyRef::try_from(tbs_der)?,
-        algorithm: signature_algorithm(scheme)?,
-        signature: BitString::from_bytes(&signature)?,
-    };
-    Ok(obj.to_der()?)
+    Ok(signature)
 }
 
 /// An X.509 time for a Unix timestamp: UTCTime through 2049, GeneralizedTime from 2050

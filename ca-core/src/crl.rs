@@ -16,7 +16,15 @@ use crate::{Error, Result};
 
 impl Authority {
     /// Builds, lints, signs and stores a new CRL for CA `ca`; returns it.
+    ///
+    /// The entries are streamed from the store straight into the DER of the
+    /// TBSCertList (RFC 5280 §5.1): each revoked certificate is encoded into one growing
+    /// buffer as it is read, and nothing per entry is kept, so that a CRL of a million
+    /// entries takes about its own size in memory (issue 13 item 5). The SEQUENCE headers
+    /// whose lengths are known only at the end are inserted in front afterwards (one move
+    /// of the buffer each), and the signature is appended to the same buffer.
     pub fn generate_crl(&self, ca: &str, actor: &str) -> Result<StoredCrl> {
+        use crate::asn1::write::{header, tag};
         let entity = self.ca(ca)?.clone();
         let lock = self
             .crl_locks
@@ -28,71 +36,104 @@ impl Authority {
             .map_err(|_| Error::Internal("CRL lock poisoned".into()))?;
         let now = self.clock.now();
         let next_update = now + self.settings.crl_validity;
-
         // The number first, then the revocations: with several nodes on one database a
         // CRL with a higher number then always lists every revocation committed before
         // its number was allocated, so the newest CRL can never miss one that an older
         // CRL lists (RFC 5280 §5.2.3 allows the gap a failed signing leaves).
         let number = self.store.next_crl_number(ca)?;
-        let mut revoked: Vec<RevokedCert> = Vec::new();
-        self.store.for_each_revoked(ca, &mut |entry| {
+        let number_bytes = asn1::minimal_positive(&number.to_be_bytes());
+        let crl_number = CrlNumber(Uint::new(&number_bytes)?);
+        // Everything but the entries, linted as one TBSCertList (§5.1.2).
+        let head = TbsCertList {
+            version: Version::V2,
+            signature: asn1::signature_algorithm(entity.scheme)?,
+            issuer: entity.subject.clone(),
+            this_update: asn1::x509_time(now)?,
+            next_update: Some(asn1::x509_time(next_update)?),
+            revoked_certificates: None,
+            crl_extensions: Some(vec![
+                aki_ext(&entity.key_id)?,
+                asn1::extension(CrlNumber::OID, false, &crl_number)?,
+            ]),
+        };
+        lint::lint_crl(&head, &entity.key_id)?;
+
+        // version, signature, issuer, thisUpdate, nextUpdate: then the entries.
+        let mut out: Vec<u8> = Vec::new();
+        head.version.encode_to_vec(&mut out)?;
+        head.signature.encode_to_vec(&mut out)?;
+        head.issuer.encode_to_vec(&mut out)?;
+        head.this_update.encode_to_vec(&mut out)?;
+        if let Some(n) = &head.next_update {
+            n.encode_to_vec(&mut out)?;
+        }
+        let entries_at = out.len();
+        let mut count = 0usize;
+        let mut lint_failure: Option<Error> = None;
+        let read = self.store.for_each_revoked(ca, &mut |entry| {
+            let corrupt = |e: &dyn std::fmt::Display| store::Error::Corrupt(e.to_string());
             let mut extensions = Vec::new();
             // RFC 5280 §5.3.1: omit reasonCode rather than use unspecified.
             if entry.revocation.reason != 0 {
                 let reason = crl_reason(entry.revocation.reason).ok_or_else(|| {
                     store::Error::Corrupt(format!("revocation reason {}", entry.revocation.reason))
                 })?;
-                let ext = asn1::extension(CrlReason::OID, false, &reason)
-                    .map_err(|e| store::Error::Corrupt(e.to_string()))?;
-                extensions.push(ext);
+                extensions.push(
+                    asn1::extension(CrlReason::OID, false, &reason).map_err(|e| corrupt(&e))?,
+                );
             }
             // RFC 5280 §5.3.2: the invalidity date, when the operator gave one.
             if let Some(date) = entry.revocation.invalidity_date {
-                extensions.push(
-                    asn1::invalidity_date_ext(date)
-                        .map_err(|e| store::Error::Corrupt(e.to_string()))?,
-                );
+                extensions.push(asn1::invalidity_date_ext(date).map_err(|e| corrupt(&e))?);
             }
-            let crl_entry_extensions = (!extensions.is_empty()).then_some(extensions);
-            let serial_number = asn1::serial_number(&entry.serial)
-                .map_err(|e| store::Error::Corrupt(e.to_string()))?;
-            let revocation_date = asn1::x509_time(entry.revocation.time)
-                .map_err(|e| store::Error::Corrupt(e.to_string()))?;
-            revoked.push(RevokedCert {
+            let serial_number = asn1::serial_number(&entry.serial).map_err(|e| corrupt(&e))?;
+            if let Err(e) = lint::lint_crl_entry_serial(serial_number.as_bytes()) {
+                let stop = store::Error::Corrupt(e.to_string());
+                lint_failure = Some(e);
+                return Err(stop);
+            }
+            let rc = RevokedCert {
                 serial_number,
-                revocation_date,
-                crl_entry_extensions,
-            });
+                revocation_date: asn1::x509_time(entry.revocation.time).map_err(|e| corrupt(&e))?,
+                crl_entry_extensions: (!extensions.is_empty()).then_some(extensions),
+            };
+            rc.encode_to_vec(&mut out).map_err(|e| corrupt(&e))?;
+            count += 1;
             Ok(())
-        })?;
-        let count = revoked.len();
+        });
+        if let Some(e) = lint_failure {
+            return Err(e);
+        }
+        read?;
+        // revokedCertificates is absent rather than empty (§5.1.2.6).
+        if count > 0 {
+            let h = header(tag::SEQUENCE, out.len() - entries_at);
+            out.splice(entries_at..entries_at, h);
+        }
+        // crlExtensions [0] EXPLICIT Extensions.
+        let exts = head
+            .crl_extensions
+            .as_ref()
+            .map(|e| e.to_der())
+            .transpose()?;
+        if let Some(exts) = exts {
+            out.extend_from_slice(&header(tag::CTX0, exts.len()));
+            out.extend_from_slice(&exts);
+        }
+        let h = header(tag::SEQUENCE, out.len());
+        out.splice(0..0, h);
 
-        let number_bytes = asn1::minimal_positive(&number.to_be_bytes());
-        let crl_number = CrlNumber(Uint::new(&number_bytes)?);
-        let tbs = TbsCertList {
-            version: Version::V2,
-            signature: asn1::signature_algorithm(entity.scheme)?,
-            issuer: entity.subject.clone(),
-            this_update: asn1::x509_time(now)?,
-            next_update: Some(asn1::x509_time(next_update)?),
-            revoked_certificates: if revoked.is_empty() {
-                None
-            } else {
-                Some(revoked)
-            },
-            crl_extensions: Some(vec![
-                aki_ext(&entity.key_id)?,
-                asn1::extension(CrlNumber::OID, false, &crl_number)?,
-            ]),
-        };
-        lint::lint_crl(&tbs, &entity.key_id)?;
-        let tbs_der = tbs.to_der()?;
-        let der = asn1::sign_and_wrap(
-            entity.key.as_ref(),
-            entity.scheme,
-            &entity.spki_der,
-            &tbs_der,
-        )?;
+        // CertificateList (§5.1.1): the TBS as built, the algorithm, the signature.
+        let signature =
+            asn1::sign_verified(entity.key.as_ref(), entity.scheme, &entity.spki_der, &out)?;
+        let alg = head.signature.to_der()?;
+        let sig = der::asn1::BitString::from_bytes(&signature)?.to_der()?;
+        out.reserve_exact(alg.len() + sig.len() + 8);
+        out.extend_from_slice(&alg);
+        out.extend_from_slice(&sig);
+        let h = header(tag::SEQUENCE, out.len());
+        out.splice(0..0, h);
+        let der = out;
         let crl = StoredCrl {
             number,
             this_update: now,

@@ -670,7 +670,7 @@ fn refused(kind: ErrorKind, text: impl Into<String>) -> EnrollOutcome {
 }
 
 /// The subjectAltNames of a certificate, sorted.
-fn cert_sans(cert: &Certificate) -> Result<Vec<crate::profile::San>> {
+pub fn cert_sans(cert: &Certificate) -> Result<Vec<crate::profile::San>> {
     use const_oid::AssociatedOid;
     use der::Decode;
     use x509_cert::ext::pkix::SubjectAltName;

@@ -32,7 +32,7 @@ mod error;
 pub use store::acme as acme_records;
 
 pub use authority::{
-    Authority, CaEntity, IssueBinding, IssueRequest, Issued, KeyWithCert, Recorded,
+    Authority, CaEntity, IssueBinding, IssueRequest, Issued, KeyWithCert, Recorded, Renewable,
     RevocationReason, RevokeOptions, Settings,
 };
 pub use clock::{Clock, FixedClock, SystemClock};

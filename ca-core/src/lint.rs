@@ -240,13 +240,12 @@ pub fn lint_crl(tbs: &TbsCertList, issuer_key_id: &[u8]) -> Result<()> {
         if list.is_empty() {
             f.push("revokedCertificates is present but empty".into());
         }
-        for rc in list {
-            let mut sf = Vec::new();
-            serial_findings(rc.serial_number.as_bytes(), &mut sf);
-            if !sf.is_empty() {
-                f.push(format!("revoked entry: {}", sf.join(", ")));
-                break;
-            }
+        if let Some(Err(Error::Lint { findings, .. })) = list
+            .iter()
+            .map(|rc| lint_crl_entry_serial(rc.serial_number.as_bytes()))
+            .find(Result::is_err)
+        {
+            f.push(findings);
         }
     }
     if f.is_empty() {
@@ -255,6 +254,21 @@ pub fn lint_crl(tbs: &TbsCertList, issuer_key_id: &[u8]) -> Result<()> {
         Err(Error::Lint {
             object: "CRL",
             findings: f.join("; "),
+        })
+    }
+}
+
+/// Lints the serial number of one CRL entry (RFC 5280 §5.1.2.6, §4.1.2.2): the CRL of a
+/// million entries is linted entry by entry as it is streamed ([`crate::crl`]).
+pub(crate) fn lint_crl_entry_serial(contents: &[u8]) -> Result<()> {
+    let mut f = Vec::new();
+    serial_findings(contents, &mut f);
+    if f.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::Lint {
+            object: "CRL",
+            findings: format!("revoked entry: {}", f.join(", ")),
         })
     }
 }

@@ -500,6 +500,17 @@ impl OcspCache {
         }
     }
 
+    /// Drops every response and bumps the generation, in one step: called when a
+    /// responder certificate is replaced (an answer being signed by the old one while
+    /// this runs is then not kept either).
+    pub(crate) fn clear(&self) {
+        if let Ok(mut g) = self.inner.write() {
+            g.generation = g.generation.wrapping_add(1);
+            g.by_serial.clear();
+            g.order.clear();
+        }
+    }
+
     /// Drops the responses of `serial` and bumps the generation, in one step: called
     /// after a revocation is durable (RFC 6960 §2.2: the next answer says "revoked").
     pub(crate) fn revoked(&self, serial: &[u8]) {

@@ -289,7 +289,7 @@ impl TestCaBuilder {
             None => root_key.clone(),
         };
         let mut root = root_entity(key);
-        root.ra = ra.clone();
+        root.ra = ra.clone().map(Into::into);
         let mut entities = vec![root];
         entities.extend(issuing);
         let auth = Authority::from_parts(

@@ -11,7 +11,7 @@ use ca_core::enroll::{
     Authentication, EnrollOutcome, EnrollmentRequest, Held, HeldState, IssuanceHook, Refusal,
     Requester,
 };
-use ca_core::{Authority, CaEntity, EnrollmentPolicy, KeyWithCert};
+use ca_core::{Authority, CaEntity, EnrollmentPolicy, KeyWithCert, Renewable};
 use der::{Decode, Encode};
 use tokio::runtime::Handle;
 use x509_cert::Certificate;
@@ -43,10 +43,12 @@ pub struct Endpoint {
     policy: EnrollmentPolicy,
     auth: Arc<Authority>,
     ca: Arc<CaEntity>,
-    /// Signs replies and opens envelopes: the RA, or the CA itself.
-    ra: KeyWithCert,
+    /// Signs replies and opens envelopes: the RA, or the CA itself. The CA's RA is
+    /// shared with the server's renewal task: after a renewal the new RA is announced and
+    /// signs, and the previous one still opens envelopes addressed to it.
+    ra: Renewable,
     ra_is_ca: bool,
-    next: Option<(Arc<CaEntity>, Option<KeyWithCert>)>,
+    next: Option<(Arc<CaEntity>, Option<Renewable>)>,
     method: Arc<dyn ChallengeMethod>,
 }
 
@@ -111,23 +113,24 @@ impl Endpoint {
                 )));
             }
         }
-        let (ra, ra_is_ca) = match ra.or_else(|| ca.ra.clone()) {
+        let (ra, ra_is_ca) = match ra.map(Renewable::new).or_else(|| ca.ra.clone()) {
             Some(ra) => (ra, false),
             None => (
-                KeyWithCert {
+                Renewable::new(KeyWithCert {
                     cert_der: ca.cert_der.clone(),
                     key: ca.key.clone(),
-                },
+                }),
                 true,
             ),
         };
-        if !ra.key.algorithm().is_rsa() {
+        let ra_now = ra.current();
+        if !ra_now.key.algorithm().is_rsa() {
             return Err(Error::Config(format!(
                 "SCEP endpoint {name}: the RA (or CA) key must be RSA to decrypt requests; \
                  configure an RA certificate"
             )));
         }
-        let ra_cert = facts(&ra.cert_der)?;
+        let ra_cert = facts(&ra_now.cert_der)?;
         if let Some(ku) = key_usage(&ra_cert) {
             use x509_cert::ext::pkix::KeyUsages as K;
             if !ku.contains(K::DigitalSignature) || !ku.contains(K::KeyEncipherment) {
@@ -203,9 +206,10 @@ impl Endpoint {
             });
         }
         let chain = self.auth.chain(&self.ca.name)?;
+        let ra = self.ra.current();
         let mut certs: Vec<&[u8]> = Vec::new();
         if !self.ra_is_ca {
-            certs.push(&self.ra.cert_der);
+            certs.push(&ra.cert_der);
         }
         if self.config.ca_cert_chain || self.ra_is_ca {
             certs.extend(chain.iter().map(Vec::as_slice));
@@ -223,13 +227,14 @@ impl Endpoint {
         let Some((next, next_ra)) = &self.next else {
             return Ok(None);
         };
+        let next_ra = next_ra.as_ref().map(Renewable::current);
         let mut certs: Vec<&[u8]> = Vec::new();
-        if let Some(r) = next_ra {
+        if let Some(r) = &next_ra {
             certs.push(&r.cert_der);
         }
         certs.push(&next.cert_der);
         let inner = codec::certs_only(&certs, &[]);
-        let ra = self.ra.clone();
+        let ra = self.ra.current();
         let out = tokio::task::spawn_blocking(move || {
             let nonce = codec::fresh_nonce();
             codec::sign_message(
@@ -279,11 +284,18 @@ impl Endpoint {
     }
 
     fn pki_blocking(&self, rt: &Handle, body: &[u8]) -> Result<Vec<u8>> {
+        // The current RA, the one it replaced (clients that fetched GetCACert before the
+        // renewal still encrypt to it), and the next CA's RA.
+        let ra = self.ra.generations();
+        let next_ra = match &self.next {
+            Some((_, Some(r))) => Some(r.current()),
+            _ => None,
+        };
         let mut recipients = vec![Recipient {
-            cert_der: &self.ra.cert_der,
-            key: self.ra.key.as_ref(),
+            cert_der: &ra.current.cert_der,
+            key: ra.current.key.as_ref(),
         }];
-        if let Some((_, Some(r))) = &self.next {
+        for r in ra.previous.iter().chain(next_ra.iter()) {
             recipients.push(Recipient {
                 cert_der: &r.cert_der,
                 key: r.key.as_ref(),
@@ -369,13 +381,14 @@ impl Endpoint {
         status: PkiStatus,
         degenerate: Option<Vec<u8>>,
     ) -> Result<Vec<u8>> {
+        let ra = self.ra.current();
         codec::cert_rep(
             reply_to,
             &status,
             degenerate.as_deref(),
             &ReplySigner {
-                cert_der: &self.ra.cert_der,
-                key: self.ra.key.as_ref(),
+                cert_der: &ra.cert_der,
+                key: ra.key.as_ref(),
             },
         )
     }

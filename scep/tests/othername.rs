@@ -91,7 +91,7 @@ san = { upn_suffixes = ["@corp.example"], dns = [".corp.example"], require = ["u
         key: ra_key,
     };
     let mut root = CaEntity::new("root", root_der, root_key, None, None).unwrap();
-    root.ra = Some(ra.clone());
+    root.ra = Some(ra.clone().into());
     let auth =
         Arc::new(Authority::from_parts(vec![root], &profiles, settings, store, clock).unwrap());
     Fx { auth, ra }

@@ -83,6 +83,115 @@ pub struct ServerConfig {
     /// `[server.metrics]`: `/metrics` on the plain listener.
     #[serde(default)]
     pub metrics: MetricsConfig,
+    /// `[server.renewal]`: privca's own certificates renewed before they expire.
+    #[serde(default)]
+    pub renewal: RenewalConfig,
+}
+
+/// `[server.renewal]`: the OCSP responder, SCEP RA and HTTPS listener certificates are
+/// renewed by the running server once they expire within `margin` (issue 15 item 5;
+/// docs/operations.md, "privca's own certificates"), and every CA certificate that
+/// expires within `margin` is reported in `/healthz` and the log.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RenewalConfig {
+    /// Renew automatically (default true); when false, expiry is only reported.
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// How long before notAfter a certificate is renewed (or reported): a number with
+    /// `d`, `h`, `m` or `s` (default `30d`).
+    #[serde(default = "default_margin")]
+    pub margin: String,
+    /// How often the certificates are checked (default `1h`).
+    #[serde(default = "default_check_interval")]
+    pub check_interval: String,
+    /// Generate a new key for each renewal (default true), on the token when keys are
+    /// in an HSM; false keeps the current key.
+    #[serde(default = "default_true")]
+    pub new_key: bool,
+    /// Validity of a renewed HTTPS listener certificate, days (default 90, at most 366
+    /// like `privca init --tls-days`). The OCSP and RA certificates get their profile's
+    /// validity.
+    #[serde(default = "default_renewal_tls_days")]
+    pub tls_days: u32,
+}
+
+impl Default for RenewalConfig {
+    fn default() -> Self {
+        RenewalConfig {
+            enabled: true,
+            margin: default_margin(),
+            check_interval: default_check_interval(),
+            new_key: true,
+            tls_days: default_renewal_tls_days(),
+        }
+    }
+}
+
+impl RenewalConfig {
+    /// The margin, seconds.
+    pub fn margin_seconds(&self) -> Result<i64, Error> {
+        parse_span("[server.renewal] margin", &self.margin)
+    }
+
+    /// The check interval, seconds.
+    pub fn check_interval_seconds(&self) -> Result<i64, Error> {
+        parse_span("[server.renewal] check_interval", &self.check_interval)
+    }
+
+    fn validate(&self) -> Result<(), Error> {
+        let margin = self.margin_seconds()?;
+        self.check_interval_seconds()?;
+        if !(1..=crate::init::MAX_TLS_DAYS).contains(&self.tls_days) {
+            return Err(Error::Config(format!(
+                "[server.renewal] tls_days must be 1 to {}",
+                crate::init::MAX_TLS_DAYS
+            )));
+        }
+        if margin >= i64::from(self.tls_days) * 86_400 {
+            return Err(Error::Config(
+                "[server.renewal] margin must be shorter than tls_days (a renewed certificate would be due again at once)".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn default_margin() -> String {
+    "30d".into()
+}
+fn default_check_interval() -> String {
+    "1h".into()
+}
+fn default_renewal_tls_days() -> u32 {
+    crate::init::DEFAULT_TLS_DAYS
+}
+
+/// A span of time written `<number><unit>`, unit `d`, `h`, `m` or `s`: seconds, at least
+/// 1 and at most ten years.
+pub fn parse_span(what: &str, text: &str) -> Result<i64, Error> {
+    let bad = || {
+        Error::Config(format!(
+            "{what} {text:?}: write a number and a unit, d, h, m or s (\"30d\", \"12h\")"
+        ))
+    };
+    let t = text.trim();
+    let (num, unit) = t.split_at(t.len().saturating_sub(1));
+    let n: i64 = num.parse().map_err(|_| bad())?;
+    let mult = match unit {
+        "d" => 86_400,
+        "h" => 3_600,
+        "m" => 60,
+        "s" => 1,
+        _ => return Err(bad()),
+    };
+    let secs = n.checked_mul(mult).ok_or_else(bad)?;
+    if !(1..=10 * 366 * 86_400).contains(&secs) {
+        return Err(Error::Config(format!(
+            "{what} {text:?}: must be between 1 second and ten years"
+        )));
+    }
+    Ok(secs)
 }
 
 /// `[server.metrics]`: Prometheus metrics at `/metrics` on the plain HTTP listener
@@ -370,6 +479,7 @@ impl Config {
                 "[server.tls] needs exactly one of key (key store label) and key_file".into(),
             ));
         }
+        self.server.renewal.validate()?;
         self.est.validate()?;
         if !self.est.endpoints.is_empty() && self.server.tls.is_none() {
             return Err(Error::Config(
@@ -634,6 +744,44 @@ impl Config {
 mod tests {
     use super::*;
 
+    #[test]
+    fn spans_have_a_unit_and_sane_bounds() {
+        assert_eq!(parse_span("m", "30d").expect("30d"), 30 * 86_400);
+        assert_eq!(parse_span("m", " 12h ").expect(" 12h "), 12 * 3600);
+        assert_eq!(parse_span("m", "90m").expect("90m"), 5400);
+        assert_eq!(parse_span("m", "1s").expect("1s"), 1);
+        for bad in [
+            "",
+            "30",
+            "d",
+            "-1d",
+            "0s",
+            "1.5d",
+            "30w",
+            "99999999999999d",
+            "4000d",
+        ] {
+            let e = parse_span("[server.renewal] margin", bad)
+                .expect_err("refused")
+                .to_string();
+            assert!(e.contains("[server.renewal] margin"), "{bad}: {e}");
+        }
+        let mut r = RenewalConfig::default();
+        r.validate().expect("defaults");
+        r.margin = "90d".into();
+        assert!(
+            r.validate()
+                .expect_err("refused")
+                .to_string()
+                .contains("tls_days")
+        );
+        r.margin = "30d".into();
+        r.tls_days = 400;
+        assert!(r.validate().is_err());
+        let unknown: Result<RenewalConfig, _> = toml::from_str("margn = \"3d\"");
+        assert!(unknown.is_err());
+    }
+
     /// The annotated configuration `privca init` writes must load, so it cannot rot.
     #[test]
     fn the_annotated_config_init_writes_loads() {
@@ -646,6 +794,11 @@ mod tests {
         cfg.validate().expect("valid");
         assert_eq!(cfg.ca.authorities.len(), 2);
         assert_eq!(cfg.ca.authorities[1].parent.as_deref(), Some("root"));
+        let r = &cfg.server.renewal;
+        assert!(r.enabled && r.new_key);
+        assert_eq!(r.margin_seconds().expect("margin"), 30 * 86_400);
+        assert_eq!(r.check_interval_seconds().expect("interval"), 3600);
+        assert_eq!(r.tls_days, crate::init::DEFAULT_TLS_DAYS);
         assert_eq!(
             cfg.keys.passphrase,
             Some(SecretSource::Env("PRIVCA_KEY_PASSPHRASE".into()))

@@ -732,6 +732,18 @@ log_format = "text"
 # enabled = true
 # loopback_only = true
 
+# privca's own certificates: the OCSP responder, SCEP RA and HTTPS listener certificates
+# are renewed by the running server once they expire within `margin`, with a new key (on
+# the token when keys are in an HSM), without a restart; each renewed certificate file
+# then names its key on a `privca key:` line. CA certificates inside the margin are
+# reported in /healthz and the log (docs/operations.md, "privca's own certificates").
+[server.renewal]
+enabled = true
+margin = "30d"             # d, h, m or s
+check_interval = "1h"
+new_key = true             # false: the renewed certificate keeps the current key
+tls_days = 90              # validity of a renewed HTTPS certificate (at most 366)
+
 [store]
 # The record database (redb). Only one process opens it at a time.
 path = "privca.redb"

@@ -24,6 +24,7 @@ pub mod init;
 pub mod listener;
 pub mod metrics;
 pub mod quickstart;
+pub mod renewal;
 pub mod scep_wiring;
 pub mod serve;
 pub mod tls;

@@ -274,8 +274,8 @@ pub struct MetricsState {
     pub auth: Arc<ca_core::Authority>,
     /// The key probe (`privca_key_up`).
     pub key_probe: Option<Arc<hsm::probe::KeyProbe>>,
-    /// The HTTPS listener's certificate, DER, when there is one.
-    pub tls_cert: Option<Vec<u8>>,
+    /// The HTTPS listener's certificate (renewed while serving), when there is one.
+    pub tls: Option<Arc<crate::tls::TlsIdentity>>,
     /// Only loopback clients may fetch `/metrics`.
     pub loopback_only: bool,
     /// Held while the gauges are set and encoded, so that concurrent scrapes do not
@@ -302,10 +302,18 @@ impl MetricsState {
                     .set(value);
             };
             set("ca", left(ca.not_after));
-            if let Some(t) = ca.ra.as_ref().and_then(|r| not_after(&r.cert_der)) {
+            if let Some(t) = ca
+                .ra
+                .as_ref()
+                .and_then(|r| not_after(&r.current().cert_der))
+            {
                 set("ra", left(t));
             }
-            if let Some(t) = ca.ocsp.as_ref().and_then(|o| not_after(&o.cert_der)) {
+            if let Some(t) = ca
+                .ocsp
+                .as_ref()
+                .and_then(|o| not_after(&o.current().cert_der))
+            {
                 set("ocsp", left(t));
             }
             if let Some(crl) = self.auth.store().latest_crl(name)? {
@@ -314,7 +322,8 @@ impl MetricsState {
                     .set((now - crl.this_update) as f64);
             }
         }
-        if let Some(t) = self.tls_cert.as_deref().and_then(not_after) {
+        let tls_leaf = self.tls.as_ref().and_then(|t| t.chain().into_iter().next());
+        if let Some(t) = tls_leaf.as_deref().and_then(not_after) {
             m.cert_expiry
                 .get_or_create(&CertLabels {
                     kind: "tls".into(),

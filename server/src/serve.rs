@@ -73,6 +73,21 @@ pub async fn start(
         ));
     }
     let key_probe = Arc::new(start_key_probe(cfg, &auth, keys.as_ref())?);
+    // The HTTPS listener's certificate, replaceable while serving (renewal).
+    let tls_identity = match &cfg.server.tls {
+        Some(t) => Some(Arc::new(tls_identity(cfg, t)?)),
+        None => None,
+    };
+    if let Some(id) = &tls_identity {
+        key_probe.add("https", id.key());
+    }
+    let renewer = Arc::new(crate::renewal::Renewer::new(
+        cfg,
+        auth.clone(),
+        keys.clone(),
+        Some(key_probe.clone()),
+        tls_identity.clone(),
+    )?);
     let state = Arc::new(AppState {
         auth: auth.clone(),
         admin_token_hash: http::token_hash(token.expose()),
@@ -81,6 +96,7 @@ pub async fn start(
         acme: cfg.acme.clone(),
         keys: Some(keys.clone()),
         key_probe: Some(key_probe.clone()),
+        renewer: Some(renewer.clone()),
     });
     // SCEP on every listener (the HTTPS one clones this router).
     let scep_routes = scep::http::router(crate::scep_wiring::endpoints(
@@ -108,17 +124,11 @@ pub async fn start(
     // `/metrics` on the plain listener only (an operator endpoint, like the admin API).
     let plain_router = match &metrics {
         Some(m) => {
-            let tls_cert = match &cfg.server.tls {
-                Some(t) => crate::tls::read_chain(&cfg.path(&t.certificate))?
-                    .into_iter()
-                    .next(),
-                None => None,
-            };
             let mstate = Arc::new(crate::metrics::MetricsState {
                 metrics: m.clone(),
                 auth: auth.clone(),
                 key_probe: Some(key_probe.clone()),
-                tls_cert,
+                tls: tls_identity.clone(),
                 loopback_only: cfg.server.metrics.loopback_only,
                 scrape: std::sync::Mutex::new(()),
             });
@@ -141,7 +151,9 @@ pub async fn start(
                 router.clone(),
                 limits,
                 stop_rx.clone(),
-                &key_probe,
+                tls_identity
+                    .clone()
+                    .ok_or_else(|| Error::Config("[server.tls]".into()))?,
                 metrics.as_ref(),
             )
             .await?,
@@ -150,6 +162,7 @@ pub async fn start(
     };
     let tls_addr = https.as_ref().map(|(a, _)| *a);
     let refresher = tokio::spawn(crl_refresher(auth.clone()));
+    let renewal = tokio::spawn(crate::renewal::run(renewer));
     let auth_for_stop = auth.clone();
     let done = tokio::spawn(async move {
         let mut plain_stop = stop_rx;
@@ -174,6 +187,7 @@ pub async fn start(
         for task in intune_revocation {
             task.abort();
         }
+        renewal.abort();
         // The refusals counted since the last summary go into the audit log.
         let a = auth_for_stop;
         let _ = tokio::task::spawn_blocking(move || {
@@ -209,33 +223,11 @@ async fn start_tls(
     router: axum::Router,
     limits: Limits,
     mut stop: tokio::sync::watch::Receiver<bool>,
-    key_probe: &hsm::probe::KeyProbe,
+    identity: Arc<crate::tls::TlsIdentity>,
     metrics: Option<&Arc<crate::metrics::Metrics>>,
 ) -> Result<(std::net::SocketAddr, tokio::task::JoinHandle<()>), Error> {
     let est = Arc::new(est::EstService::new(&cfg.est, &cfg.base_dir, auth.clone())?);
-    let chain = crate::tls::read_chain(&cfg.path(&t.certificate))?;
-    let key: Arc<dyn hsm::PrivateKey> = match (&t.key, &t.key_file) {
-        (Some(label), _) => cfg.open_keys()?.open(label)?,
-        (None, Some(file)) => {
-            let path = cfg.path(file);
-            let bytes = hsm::read_private_file(&path, "TLS key file")?;
-            let text = String::from_utf8_lossy(&bytes);
-            let (label, der) = der::pem::decode_vec(text.trim().as_bytes())
-                .map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;
-            if label != "PRIVATE KEY" {
-                return Err(Error::Config(format!(
-                    "{}: expected an unencrypted PKCS#8 PRIVATE KEY",
-                    path.display()
-                )));
-            }
-            Arc::new(hsm::soft::SoftKey::from_pkcs8("tls-server-file", &der)?)
-        }
-        (None, None) => {
-            return Err(Error::Config("[server.tls] needs key or key_file".into()));
-        }
-    };
-    key_probe.add("https", key.clone());
-    let server_cfg = crate::tls::server_config(chain, key, &est.client_trust_anchors())?;
+    let server_cfg = crate::tls::server_config(identity, &est.client_trust_anchors())?;
     let listener = tokio::net::TcpListener::bind(t.listen)
         .await
         .map_err(|e| Error::io(format!("binding {}", t.listen), e))?;
@@ -285,9 +277,44 @@ async fn start_tls(
     Ok((addr, handle))
 }
 
+/// The HTTPS listener's chain and key (`[server.tls]`). A certificate file renewed by
+/// privca names its key ([`ca_core::authority::KEY_LABEL_LINE`]); otherwise the
+/// configured label, or the key file.
+fn tls_identity(
+    cfg: &Config,
+    t: &crate::config::TlsConfig,
+) -> Result<crate::tls::TlsIdentity, Error> {
+    let cert_path = cfg.path(&t.certificate);
+    let chain = crate::tls::read_chain(&cert_path)?;
+    let named = std::fs::read(&cert_path)
+        .ok()
+        .and_then(|b| ca_core::authority::cert_file_key_label(&b));
+    let key: Arc<dyn hsm::PrivateKey> = match (&t.key, &t.key_file) {
+        (Some(label), _) => cfg.open_keys()?.open(named.as_deref().unwrap_or(label))?,
+        (None, Some(file)) => {
+            let path = cfg.path(file);
+            let bytes = hsm::read_private_file(&path, "TLS key file")?;
+            let text = String::from_utf8_lossy(&bytes);
+            let (label, der) = der::pem::decode_vec(text.trim().as_bytes())
+                .map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;
+            if label != "PRIVATE KEY" {
+                return Err(Error::Config(format!(
+                    "{}: expected an unencrypted PKCS#8 PRIVATE KEY",
+                    path.display()
+                )));
+            }
+            Arc::new(hsm::soft::SoftKey::from_pkcs8("tls-server-file", &der)?)
+        }
+        (None, None) => {
+            return Err(Error::Config("[server.tls] needs key or key_file".into()));
+        }
+    };
+    crate::tls::TlsIdentity::new(chain, key)
+}
+
 /// Starts the periodic test signatures behind `/healthz` with every online key: each CA's
 /// key, OCSP responder and RA keys, and each SCEP endpoint's own RA key (the HTTPS
-/// listener's key is added by [`start_tls`]).
+/// listener's key is added by [`start`]). The renewal task replaces a renewed key.
 fn start_key_probe(
     cfg: &Config,
     auth: &ca_core::Authority,
@@ -298,10 +325,10 @@ fn start_key_probe(
     for (name, ca) in auth.authorities() {
         probe.add(&format!("ca:{name}"), ca.key.clone());
         if let Some(o) = &ca.ocsp {
-            probe.add(&format!("ocsp:{name}"), o.key.clone());
+            probe.add(&format!("ocsp:{name}"), o.current().key);
         }
         if let Some(r) = &ca.ra {
-            probe.add(&format!("ra:{name}"), r.key.clone());
+            probe.add(&format!("ra:{name}"), r.current().key);
         }
     }
     for (name, ec) in &cfg.scep.endpoints {

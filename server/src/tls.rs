@@ -79,12 +79,99 @@ impl SigningKey for StoreSigningKey {
     }
 }
 
+/// The HTTPS listener's certificate chain and key, replaceable while it serves: the
+/// renewal task ([`crate::renewal`]) swaps in a renewed certificate, and every handshake
+/// after that presents it (connections already open keep theirs).
 #[derive(Debug)]
-struct OneCert(Arc<CertifiedKey>);
+pub struct TlsIdentity {
+    current: std::sync::RwLock<Current>,
+}
 
-impl rustls::server::ResolvesServerCert for OneCert {
+/// What a [`TlsIdentity`] presents now.
+#[derive(Debug)]
+struct Current {
+    certified: Arc<CertifiedKey>,
+    chain: Vec<Vec<u8>>,
+    key: Arc<dyn PrivateKey>,
+}
+
+impl TlsIdentity {
+    fn certified(chain: &[Vec<u8>], key: Arc<dyn PrivateKey>) -> Result<Arc<CertifiedKey>, Error> {
+        use der::{Decode, Encode};
+        let leaf = chain.first().ok_or_else(|| {
+            Error::Config("[server.tls] certificate file holds no certificate".into())
+        })?;
+        let leaf_cert = x509_cert::Certificate::from_der(leaf)
+            .map_err(|e| Error::Config(format!("[server.tls] certificate: {e}")))?;
+        let spki = leaf_cert
+            .tbs_certificate()
+            .subject_public_key_info()
+            .to_der()
+            .map_err(|e| Error::Config(format!("[server.tls] certificate: {e}")))?;
+        if spki != key.public_key_der() {
+            return Err(Error::Config(
+                "[server.tls] the certificate does not match the key".into(),
+            ));
+        }
+        Ok(Arc::new(CertifiedKey {
+            cert: chain.iter().cloned().map(CertificateDer::from).collect(),
+            key: Arc::new(StoreSigningKey { key }),
+            ocsp: None,
+        }))
+    }
+
+    /// An identity from a chain (leaf first, DER) and the leaf's key; they must match.
+    pub fn new(chain: Vec<Vec<u8>>, key: Arc<dyn PrivateKey>) -> Result<TlsIdentity, Error> {
+        let certified = Self::certified(&chain, key.clone())?;
+        Ok(TlsIdentity {
+            current: std::sync::RwLock::new(Current {
+                certified,
+                chain,
+                key,
+            }),
+        })
+    }
+
+    /// Presents `chain` with `key` from the next handshake on; they must match.
+    pub fn replace(&self, chain: Vec<Vec<u8>>, key: Arc<dyn PrivateKey>) -> Result<(), Error> {
+        let certified = Self::certified(&chain, key.clone())?;
+        let mut g = self.current.write().unwrap_or_else(|p| p.into_inner());
+        *g = Current {
+            certified,
+            chain,
+            key,
+        };
+        Ok(())
+    }
+
+    /// The chain presented now, leaf first (DER).
+    pub fn chain(&self) -> Vec<Vec<u8>> {
+        self.current
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .chain
+            .clone()
+    }
+
+    /// The key presented now.
+    pub fn key(&self) -> Arc<dyn PrivateKey> {
+        self.current
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .key
+            .clone()
+    }
+}
+
+impl rustls::server::ResolvesServerCert for TlsIdentity {
     fn resolve(&self, _hello: rustls::server::ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
-        Some(self.0.clone())
+        Some(
+            self.current
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .certified
+                .clone(),
+        )
     }
 }
 
@@ -155,40 +242,19 @@ pub fn provider() -> rustls::crypto::CryptoProvider {
     p
 }
 
-/// Builds the server configuration: `chain` (leaf first, DER), its key, and the subjects
-/// of `client_anchors` as acceptable client CA names (none: client certificates are
-/// not asked for).
+/// Builds the server configuration: `identity` (the chain and its key, replaceable while
+/// serving), and the subjects of `client_anchors` as acceptable client CA names (none:
+/// client certificates are not asked for).
 pub fn server_config(
-    chain: Vec<Vec<u8>>,
-    key: Arc<dyn PrivateKey>,
+    identity: Arc<TlsIdentity>,
     client_anchors: &[Vec<u8>],
 ) -> Result<rustls::ServerConfig, Error> {
     use der::{Decode, Encode};
-    let leaf = chain.first().ok_or_else(|| {
-        Error::Config("[server.tls] certificate file holds no certificate".into())
-    })?;
-    let leaf_cert = x509_cert::Certificate::from_der(leaf)
-        .map_err(|e| Error::Config(format!("[server.tls] certificate: {e}")))?;
-    let spki = leaf_cert
-        .tbs_certificate()
-        .subject_public_key_info()
-        .to_der()
-        .map_err(|e| Error::Config(format!("[server.tls] certificate: {e}")))?;
-    if spki != key.public_key_der() {
-        return Err(Error::Config(
-            "[server.tls] the certificate does not match the key".into(),
-        ));
-    }
     let provider = Arc::new(provider());
     let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
         .map_err(|e| Error::Config(format!("TLS: {e}")))?;
-    let certified = Arc::new(CertifiedKey {
-        cert: chain.into_iter().map(CertificateDer::from).collect(),
-        key: Arc::new(StoreSigningKey { key }),
-        ocsp: None,
-    });
-    let resolver = Arc::new(OneCert(certified));
+    let resolver = identity;
     let mut cfg = if client_anchors.is_empty() {
         builder.with_no_client_auth().with_cert_resolver(resolver)
     } else {

@@ -371,6 +371,7 @@ pub fn admin_state(
         acme: acme::AcmeConfig::default(),
         keys,
         key_probe: None,
+        renewer: None,
     })
 }
 
@@ -477,4 +478,114 @@ pub fn admin_issue_tls_server(
         }))
         .send()
         .expect("admin API request")
+}
+
+/// Re-issues `<data>/ca/<name>.crt` (an OCSP responder or RA certificate) for its key of
+/// the same label under `profile`, valid one day, through the issuance pipeline (offline:
+/// no server may run), so that a test starts a server whose own certificate is due for
+/// renewal (tests/tests/e2e_own_renewal.rs, e2e_hsm.rs).
+pub fn reissue_for_one_day(ca: &TestCa, name: &str, profile: &str) {
+    let cfg = privca_server::config::Config::load(&ca.config()).expect("config");
+    let (auth, keys) = cfg.load_authority_and_keys().expect("authority");
+    let path = ca.data.join(format!("ca/{name}.crt"));
+    let old = ca_core::authority::read_cert_file(&path).expect("cert");
+    let cert = <x509_cert::Certificate as der::Decode>::from_der(&old).expect("parse");
+    let key = keys.open(name).expect("key");
+    let req = ca_core::IssueRequest {
+        profile: profile.into(),
+        subject: cert.tbs_certificate().subject().clone(),
+        sans: Vec::new(),
+        spki_der: key.public_key_der().to_vec(),
+        key_algorithm: key.algorithm(),
+        extensions: Vec::new(),
+        requester: "test".into(),
+        validity_days: Some(1),
+        issuer: Some("issuing".into()),
+    };
+    let der = auth.issue(&req).expect("issue").record.der;
+    std::fs::write(&path, privca_server::admin::pem("CERTIFICATE", &der)).expect("write");
+}
+
+/// `/healthz` as JSON.
+pub fn healthz(ca: &TestCa) -> serde_json::Value {
+    reqwest::blocking::get(ca.url("/healthz"))
+        .expect("healthz")
+        .json()
+        .expect("json")
+}
+
+/// Status, days left and serial of `name` in the `/healthz` expiry list.
+pub fn status_of(h: &serde_json::Value, name: &str) -> (String, i64, String) {
+    let e = h["expiry"]
+        .as_array()
+        .expect("expiry list")
+        .iter()
+        .find(|e| e["name"] == name)
+        .unwrap_or_else(|| panic!("{name} in {h}"));
+    (
+        e["status"].as_str().unwrap_or_default().to_string(),
+        e["days_left"].as_i64().unwrap_or(-1),
+        e["serial"].as_str().unwrap_or_default().to_string(),
+    )
+}
+
+/// `openssl ocsp` for `cert` (issued by the issuing CA; `<data>/ca/chain.pem` must exist):
+/// the response must verify and say good. Returns its text (`-resp_text`).
+pub fn ocsp_good(ca: &TestCa, cert: &Path, no_nonce: bool) -> String {
+    let mut cmd = openssl();
+    cmd.arg("ocsp");
+    if no_nonce {
+        cmd.arg("-no_nonce");
+    }
+    cmd.arg("-issuer")
+        .arg(ca.data.join("ca/issuing.crt"))
+        .arg("-cert")
+        .arg(cert)
+        .args(["-url", &ca.url("/ocsp"), "-resp_text", "-CAfile"])
+        .arg(ca.data.join("ca/chain.pem"));
+    let out = run(&mut cmd);
+    let t = output_text(&out);
+    assert!(out.status.success(), "openssl ocsp: {t}");
+    assert!(t.contains("Response verify OK"), "{t}");
+    assert!(t.contains(": good"), "{t}");
+    t
+}
+
+/// The serial of the responder certificate an `openssl ocsp -resp_text` output holds.
+pub fn responder_serial(t: &str) -> String {
+    let i = t
+        .find("-----BEGIN CERTIFICATE-----")
+        .expect("responder cert");
+    let j = t.find("-----END CERTIFICATE-----").expect("end") + 25;
+    let dir = tempfile::tempdir().expect("tmp");
+    let p = dir.path().join("r.pem");
+    std::fs::write(&p, &t[i..j]).expect("write");
+    serial_of(&p)
+}
+
+/// The serial of the leaf certificate `openssl s_client` gets from `port`, verified
+/// against the root.
+pub fn tls_serial(ca: &TestCa, port: u16, name: &str) -> String {
+    let out = run(openssl()
+        .args(["s_client", "-connect", &format!("127.0.0.1:{port}")])
+        .args([
+            "-servername",
+            "localhost",
+            "-verify_return_error",
+            "-CAfile",
+        ])
+        .arg(ca.data.join("ca/chain.pem")));
+    let t = output_text(&out);
+    assert!(out.status.success(), "s_client: {t}");
+    assert!(t.contains("Verify return code: 0 (ok)"), "{t}");
+    let i = t.find("-----BEGIN CERTIFICATE-----").expect("server cert");
+    let j = t.find("-----END CERTIFICATE-----").expect("end") + 25;
+    let p = ca.file(&format!("tls-{name}.pem"), &t.as_bytes()[i..j]);
+    serial_of(&p)
+}
+
+/// Two hex serials are the same number.
+pub fn hex_eq(a: &str, b: &str) -> bool {
+    a.trim_start_matches('0')
+        .eq_ignore_ascii_case(b.trim_start_matches('0'))
 }

@@ -667,3 +667,122 @@ accounts = [{{ username = "alice", password_hash = "{}" }}]
         assert!(ca.stop().success());
     });
 }
+
+/// privca renews its own certificates with the keys on the token (issue 15 item 5): a
+/// one-day OCSP responder, RA and HTTPS certificate are replaced by the running server,
+/// each with a new key generated on the token (sensitive, not extractable), while
+/// `openssl ocsp` and `openssl s_client` keep verifying; a restart uses the new keys.
+#[test]
+fn own_certificates_renewed_on_the_token() {
+    with_token("own_certificates_renewed_on_the_token", |module, _dir| {
+        let tls_port = privca_tests::free_port();
+        let tls_listen = format!("127.0.0.1:{tls_port}");
+        let mut args = hsm_args(module);
+        args.extend(
+            [
+                "--issuing-key",
+                "rsa-2048",
+                "--tls-listen",
+                &tls_listen,
+                "--tls-days",
+                "1",
+            ]
+            .map(String::from),
+        );
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let mut ca = TestCa::init(Path::new(BIN), &args);
+        privca_tests::reissue_for_one_day(&ca, "issuing-ocsp", "ocsp-signing");
+        privca_tests::reissue_for_one_day(&ca, "issuing-ra", "ra");
+        let cfg = std::fs::read_to_string(ca.config()).unwrap();
+        std::fs::write(
+            ca.config(),
+            cfg.replace("check_interval = \"1h\"", "check_interval = \"5s\""),
+        )
+        .unwrap();
+        ca.write_chain_pem();
+        let old_ocsp = serial_of(&ca.data.join("ca/issuing-ocsp.crt"));
+        let old_tls = serial_of(&ca.data.join("ca/tls-server.crt"));
+        ca.start();
+        // A certificate to ask about, issued from the CLI (through the admin API).
+        ok(ca
+            .cmd()
+            .args(["issue", "--profile", "tls-server", "--generate-key"])
+            .args(["--dns", "renew.example.com", "--out"])
+            .arg(ca.path("leaf")));
+        let leaf = ca.path("leaf.crt");
+        let t = privca_tests::ocsp_good(&ca, &leaf, true);
+        assert!(
+            privca_tests::hex_eq(&privca_tests::responder_serial(&t), &old_ocsp),
+            "{t}"
+        );
+        assert!(privca_tests::hex_eq(
+            &privca_tests::tls_serial(&ca, tls_port, "a"),
+            &old_tls
+        ));
+
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let h = privca_tests::healthz(&ca);
+            if ["ocsp:issuing", "ra:issuing", "https"]
+                .iter()
+                .all(|n| privca_tests::status_of(&h, n).0 == "ok")
+            {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "not renewed: {h}\n{}",
+                ca.server_log()
+            );
+            std::thread::sleep(Duration::from_millis(500));
+        }
+        let new_ocsp = serial_of(&ca.data.join("ca/issuing-ocsp.crt"));
+        let new_tls = serial_of(&ca.data.join("ca/tls-server.crt"));
+        assert!(!privca_tests::hex_eq(&new_ocsp, &old_ocsp));
+        let t = privca_tests::ocsp_good(&ca, &leaf, true);
+        assert!(
+            privca_tests::hex_eq(&privca_tests::responder_serial(&t), &new_ocsp),
+            "{t}"
+        );
+        assert!(privca_tests::hex_eq(
+            &privca_tests::tls_serial(&ca, tls_port, "b"),
+            &new_tls
+        ));
+        assert!(ca.stop().success());
+
+        // The new keys are on the token, generated there, and named by the files.
+        let list = ok(ca.cmd().args(["keys", "list"]));
+        for (base, file) in [
+            ("issuing-ocsp", "issuing-ocsp"),
+            ("issuing-ra", "issuing-ra"),
+            ("tls-server", "tls-server"),
+        ] {
+            let body = std::fs::read_to_string(ca.data.join(format!("ca/{file}.crt"))).unwrap();
+            let label = body
+                .lines()
+                .next()
+                .and_then(|l| l.strip_prefix("privca key: "))
+                .unwrap_or_else(|| panic!("{body}"));
+            assert!(label.starts_with(&format!("{base}.")), "{label}");
+            let line = list
+                .lines()
+                .find(|l| l.split_whitespace().next() == Some(label))
+                .unwrap_or_else(|| panic!("{label} not on the token:\n{list}"));
+            assert!(
+                line.contains("sensitive=true extractable=false generated-on-token"),
+                "{line}"
+            );
+        }
+        assert!(!ca.data.join("keys").exists(), "no key files with --hsm");
+        ca.start();
+        let t = privca_tests::ocsp_good(&ca, &leaf, false);
+        assert!(
+            privca_tests::hex_eq(&privca_tests::responder_serial(&t), &new_ocsp),
+            "{t}"
+        );
+        assert!(privca_tests::hex_eq(
+            &privca_tests::tls_serial(&ca, tls_port, "c"),
+            &new_tls
+        ));
+    });
+}

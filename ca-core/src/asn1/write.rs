@@ -47,9 +47,17 @@ pub mod tag {
 /// A DER element: one identifier octet, the definite length in its shortest form
 /// (X.690 §10.1, §8.1.3), then `content`.
 pub fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(content.len() + 6);
+    let mut out = header(tag, content.len());
+    out.extend_from_slice(content);
+    out
+}
+
+/// The identifier and length octets of a DER element of `len` content octets (X.690
+/// §8.1.3, shortest form): for content written separately, such as the streamed
+/// entries of a CRL.
+pub fn header(tag: u8, len: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(10);
     out.push(tag);
-    let len = content.len();
     if len < 0x80 {
         out.push(len as u8);
     } else {
@@ -58,7 +66,6 @@ pub fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
         out.push(0x80 | (bytes.len() - skip) as u8);
         out.extend_from_slice(&bytes[skip..]);
     }
-    out.extend_from_slice(content);
     out
 }
 

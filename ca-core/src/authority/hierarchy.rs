@@ -33,6 +33,88 @@ pub struct KeyWithCert {
     pub key: Arc<dyn PrivateKey>,
 }
 
+/// A [`KeyWithCert`] that privca renews while it runs (the OCSP responder and the SCEP
+/// RA, issue 15 item 5): readers take the current generation; a renewal replaces it, and
+/// the replaced one stays as the previous generation so that SCEP clients that fetched
+/// the old RA certificate can still be answered (RFC 8894 §2.1.2: the client encrypts
+/// to the certificate it got from GetCACert) until the next renewal. Clones share the
+/// same generations.
+#[derive(Clone, Debug)]
+pub struct Renewable {
+    inner: Arc<std::sync::RwLock<Arc<Generations>>>,
+}
+
+/// The current and the previous key of a [`Renewable`].
+#[derive(Debug)]
+pub struct Generations {
+    /// The one in use: it signs, and it is what is announced.
+    pub current: KeyWithCert,
+    /// The one it replaced in this process, if any (decrypts during the overlap).
+    pub previous: Option<KeyWithCert>,
+}
+
+impl Renewable {
+    /// One generation.
+    pub fn new(current: KeyWithCert) -> Renewable {
+        Renewable {
+            inner: Arc::new(std::sync::RwLock::new(Arc::new(Generations {
+                current,
+                previous: None,
+            }))),
+        }
+    }
+
+    /// The current and previous generation, as one consistent snapshot.
+    pub fn generations(&self) -> Arc<Generations> {
+        match self.inner.read() {
+            Ok(g) => g.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
+
+    /// The current generation.
+    pub fn current(&self) -> KeyWithCert {
+        self.generations().current.clone()
+    }
+
+    /// Makes `next` current; the current one becomes the previous.
+    pub fn replace(&self, next: KeyWithCert) {
+        let mut g = match self.inner.write() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        let previous = Some(g.current.clone());
+        *g = Arc::new(Generations {
+            current: next,
+            previous,
+        });
+    }
+}
+
+impl From<KeyWithCert> for Renewable {
+    fn from(k: KeyWithCert) -> Renewable {
+        Renewable::new(k)
+    }
+}
+
+/// The line above the PEM block of a certificate file that names the key-store label of
+/// the certificate's key, written by the renewal of privca's own certificates (issue 15
+/// item 5) so that the certificate and the name of its new key change in one atomic file
+/// replacement; the configuration keeps its label. RFC 7468 §2 lets text precede the
+/// encapsulation boundary, and OpenSSL skips it.
+pub const KEY_LABEL_LINE: &str = "privca key: ";
+
+/// The key label a certificate file names ([`KEY_LABEL_LINE`]), if any.
+pub fn cert_file_key_label(bytes: &[u8]) -> Option<String> {
+    let head = &bytes[..pem_start(bytes)?];
+    let text = std::str::from_utf8(head).ok()?;
+    text.lines()
+        .filter_map(|l| l.trim().strip_prefix(KEY_LABEL_LINE.trim_end()))
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .map(str::to_string)
+}
+
 /// One certificate authority of the hierarchy.
 #[derive(Debug)]
 pub struct CaEntity {
@@ -56,10 +138,10 @@ pub struct CaEntity {
     pub not_after: i64,
     /// Parent CA name; `None` for a root.
     pub parent: Option<String>,
-    /// Delegated OCSP responder.
-    pub ocsp: Option<KeyWithCert>,
-    /// SCEP RA.
-    pub ra: Option<KeyWithCert>,
+    /// Delegated OCSP responder (renewed while the server runs).
+    pub ocsp: Option<Renewable>,
+    /// SCEP RA (renewed while the server runs).
+    pub ra: Option<Renewable>,
 }
 
 impl CaEntity {
@@ -141,7 +223,8 @@ pub fn read_cert_bundle(path: &Path) -> Result<Vec<Vec<u8>>> {
             path.display()
         )));
     }
-    if !bytes.trim_ascii_start().starts_with(b"-----BEGIN") {
+    // PEM, possibly after explanatory text (RFC 7468 §2; [`KEY_LABEL_LINE`]), or DER.
+    if !bytes.trim_ascii_start().starts_with(b"-----BEGIN") && pem_start(&bytes).is_none() {
         return Ok(vec![cert_der_from_bytes(&bytes).map_err(|e| {
             Error::Config(format!(
                 "{}: neither PEM nor a DER certificate: {}",
@@ -172,6 +255,11 @@ pub fn read_cert_bundle(path: &Path) -> Result<Vec<Vec<u8>>> {
 
 /// A certificate from PEM or DER bytes, as DER (checked to decode).
 pub fn cert_der_from_bytes(bytes: &[u8]) -> Result<Vec<u8>> {
+    // Explanatory text before the PEM block (RFC 7468 §2; [`KEY_LABEL_LINE`]) is skipped.
+    let bytes = match pem_start(bytes) {
+        Some(i) => &bytes[i..],
+        None => bytes,
+    };
     let der = if bytes.trim_ascii_start().starts_with(b"-----BEGIN") {
         let (label, der) = der::pem::decode_vec(bytes.trim_ascii())
             .map_err(|e| Error::BadRequest(format!("PEM: {e}")))?;
@@ -186,6 +274,19 @@ pub fn cert_der_from_bytes(bytes: &[u8]) -> Result<Vec<u8>> {
     };
     Certificate::from_der(&der).map_err(|e| Error::BadRequest(format!("certificate: {e}")))?;
     Ok(der)
+}
+
+/// Where the first PEM boundary starts when text lines precede it; `None` for DER or a
+/// file that starts with the boundary.
+fn pem_start(bytes: &[u8]) -> Option<usize> {
+    if bytes.trim_ascii_start().starts_with(b"-----BEGIN") {
+        return None;
+    }
+    let head = &bytes[..bytes.len().min(4096)];
+    let i = head.windows(11).position(|w| w == b"\n-----BEGIN")?;
+    // Only text may precede it: a DER certificate is not touched.
+    std::str::from_utf8(&head[..i]).ok()?;
+    Some(i + 1)
 }
 
 /// Facts read from a certificate.
@@ -236,18 +337,24 @@ fn load_key_with_cert(
     key: &Option<String>,
     what: &str,
     ca: &str,
-) -> Result<Option<KeyWithCert>> {
+) -> Result<Option<Renewable>> {
     match (cert, key) {
         (None, None) => Ok(None),
         (Some(c), Some(k)) => {
-            let cert_der = read_cert_file(&data_dir.join(c))?;
+            let path = data_dir.join(c);
+            let bytes = std::fs::read(&path)
+                .map_err(|e| Error::Config(format!("reading {}: {e}", path.display())))?;
+            let cert_der = cert_der_from_bytes(&bytes)
+                .map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;
+            // A renewed certificate names its own key; the configured label otherwise.
+            let k = &cert_file_key_label(&bytes).unwrap_or_else(|| k.clone());
             let key = open(k, &cert_der)?;
             if cert_facts(&cert_der)?.spki_der != key.public_key_der() {
                 return Err(Error::Config(format!(
                     "authority {ca}: the {what} certificate does not match key {k:?}"
                 )));
             }
-            Ok(Some(KeyWithCert { cert_der, key }))
+            Ok(Some(KeyWithCert { cert_der, key }.into()))
         }
         _ => Err(Error::Config(format!(
             "authority {ca}: {what} certificate and key must be given together"
@@ -495,4 +602,71 @@ pub(crate) fn verify_cert_signature(facts: &CertFacts, issuer_spki: &[u8]) -> Re
     })?;
     hsm::verify_received(received, issuer_spki, &facts.tbs_der, &facts.signature)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key_with_cert(cn: &str) -> KeyWithCert {
+        let key: Arc<dyn PrivateKey> = Arc::new(
+            hsm::soft::SoftKey::generate_ephemeral(cn, hsm::KeyAlgorithm::EcdsaP256).expect("key"),
+        );
+        KeyWithCert {
+            cert_der: cn.as_bytes().to_vec(),
+            key,
+        }
+    }
+
+    #[test]
+    fn a_renewal_keeps_the_replaced_generation_as_previous() {
+        let r = Renewable::new(key_with_cert("one"));
+        let shared = r.clone();
+        assert!(r.generations().previous.is_none());
+        shared.replace(key_with_cert("two"));
+        let g = r.generations();
+        assert_eq!(g.current.cert_der, b"two");
+        assert_eq!(
+            g.previous.as_ref().map(|p| p.cert_der.clone()),
+            Some(b"one".to_vec())
+        );
+        r.replace(key_with_cert("three"));
+        let g = shared.generations();
+        assert_eq!(g.current.cert_der, b"three");
+        assert_eq!(
+            g.previous.as_ref().map(|p| p.cert_der.clone()),
+            Some(b"two".to_vec())
+        );
+    }
+
+    #[test]
+    fn a_certificate_file_may_name_its_key_above_the_pem_block() {
+        let ca = crate::testing::TestCa::builder().build();
+        let der = ca.root_der.clone();
+        let pem =
+            der::pem::encode_string("CERTIFICATE", der::pem::LineEnding::LF, &der).expect("pem");
+        let named = format!("{KEY_LABEL_LINE}issuing-ocsp.1796324622\n{pem}");
+        assert_eq!(
+            cert_file_key_label(named.as_bytes()).as_deref(),
+            Some("issuing-ocsp.1796324622")
+        );
+        assert_eq!(cert_der_from_bytes(named.as_bytes()).expect("named"), der);
+        // Plain PEM and DER name nothing and read as before.
+        assert_eq!(cert_file_key_label(pem.as_bytes()), None);
+        assert_eq!(cert_file_key_label(&der), None);
+        assert_eq!(cert_der_from_bytes(&der).expect("der"), der);
+        // A bundle after the label line: every certificate is read.
+        let dir = tempfile::tempdir().expect("dir");
+        let p = dir.path().join("chain.crt");
+        std::fs::write(&p, format!("{named}{pem}")).expect("write");
+        assert_eq!(
+            read_cert_bundle(&p).expect("bundle"),
+            vec![der.clone(), der]
+        );
+        // Text that is not a label line names nothing.
+        assert_eq!(
+            cert_file_key_label(format!("Subject: x\n{pem}").as_bytes()),
+            None
+        );
+    }
 }

@@ -31,7 +31,8 @@ pub mod revoke;
 
 pub(crate) use extensions::{aki_ext, key_usage_ext, ski_ext};
 pub use hierarchy::{
-    CaEntity, IssuerIndex, KeyWithCert, cert_der_from_bytes, read_cert_bundle, read_cert_file,
+    CaEntity, Generations, IssuerIndex, KEY_LABEL_LINE, KeyWithCert, Renewable,
+    cert_der_from_bytes, cert_file_key_label, read_cert_bundle, read_cert_file,
 };
 pub(crate) use issue::sign_linted;
 pub use issue::{IssueBinding, IssueRequest, Issued, Recorded};

@@ -63,6 +63,23 @@ impl Authority {
         self.ocsp_cache.set_capacity(entries);
     }
 
+    /// Puts a renewed delegated responder of CA `ca` in service (issue 15 item 5): new
+    /// answers are signed by it, and every pre-signed answer (signed by the old one) is
+    /// dropped in the same step as the cache's generation is bumped, so that no answer
+    /// signed by the old responder is kept afterwards. The caller records the new
+    /// certificate durably first.
+    pub fn replace_ocsp_responder(&self, ca: &str, next: crate::KeyWithCert) -> Result<()> {
+        let entity = self.ca(ca)?;
+        let Some(r) = &entity.ocsp else {
+            return Err(crate::Error::Config(format!(
+                "authority {ca} has no delegated OCSP responder"
+            )));
+        };
+        r.replace(next);
+        self.ocsp_cache.clear();
+        Ok(())
+    }
+
     /// Certificates with a pre-signed OCSP response in the cache now.
     pub fn ocsp_cache_len(&self) -> usize {
         self.ocsp_cache.len()
@@ -106,7 +123,8 @@ impl Authority {
                 _ => (CertStatus::Unknown, None),
             });
         }
-        let signer = match &ca.ocsp {
+        let responder = ca.ocsp.as_ref().map(|r| r.current());
+        let signer = match &responder {
             Some(d) => Signer {
                 key: d.key.as_ref(),
                 spki_der: d.key.public_key_der(),

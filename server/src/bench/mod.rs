@@ -443,14 +443,24 @@ fn bench_crl(alg: KeyAlgorithm, entries: usize) -> Result<(), Error> {
     }
     let fill = t.elapsed();
     let mut times = Vec::new();
+    let mut peaks = Vec::new();
     let mut size = 0;
     for _ in 0..3 {
+        // The peak of this run alone: the high-water mark is reset first (Linux
+        // clear_refs 5), and the resident size before the run is the baseline.
+        reset_peak_rss();
+        let before = proc_status_kib("VmRSS:");
         let t = Instant::now();
         let crl = fx.auth.generate_crl("issuing", "bench")?;
         times.push(t.elapsed());
         size = crl.der.len();
+        drop(crl);
+        let peak = proc_status_kib("VmHWM:");
+        peaks.push(peak.zip(before).map(|(p, b)| p.saturating_sub(b)));
     }
     times.sort();
+    let mut peak_kib: Vec<u64> = peaks.iter().flatten().copied().collect();
+    peak_kib.sort_unstable();
     outln!("== bench crl: {entries} revoked entries, CA key {alg} ==");
     outln!(
         "store filled in {:.1} s (bulk import, not part of the figure)",
@@ -462,5 +472,31 @@ fn bench_crl(alg: KeyAlgorithm, entries: usize) -> Result<(), Error> {
         times[0].as_secs_f64(),
         times[2].as_secs_f64()
     );
+    match peak_kib.get(peak_kib.len() / 2) {
+        Some(&kib) if peak_kib.len() == 3 => {
+            let bytes = kib as f64 * 1024.0;
+            outln!(
+                "peak RSS above the baseline during a build (VmHWM - VmRSS before): median {:.1} MB, min {:.1} MB, max {:.1} MB; {:.2}x the DER size (target <= 3x)",
+                bytes / 1e6,
+                peak_kib[0] as f64 * 1024.0 / 1e6,
+                peak_kib[2] as f64 * 1024.0 / 1e6,
+                bytes / size.max(1) as f64
+            );
+        }
+        _ => outln!("peak RSS: /proc/self/status or clear_refs is not available here"),
+    }
     Ok(())
+}
+
+/// A `kB` field of /proc/self/status (`VmRSS:`, `VmHWM:`), in KiB.
+fn proc_status_kib(field: &str) -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/self/status").ok()?;
+    s.lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+/// Resets the peak resident size (VmHWM) to the current one (Linux: `5` to clear_refs).
+fn reset_peak_rss() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
 }

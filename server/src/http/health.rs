@@ -20,6 +20,15 @@ struct Health {
     store: StoreHealth,
     #[serde(skip_serializing_if = "Option::is_none")]
     keys: Option<KeysHealth>,
+    /// Each CA certificate and each of privca's own certificates (OCSP responder, SCEP
+    /// RA, HTTPS listener) with its days to expiry and whether it is inside the renewal
+    /// margin (`[server.renewal]`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    expiry: Vec<crate::renewal::Expiry>,
+    /// The certificates inside the margin that need an operator (CA certificates,
+    /// certificates privca does not renew) or whose renewal failed: `name: why`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    warnings: Vec<String>,
 }
 
 /// The store's state in `/healthz`.
@@ -119,6 +128,8 @@ pub(super) async fn healthz(State(state): State<Arc<AppState>>) -> Response {
             audit_entries: s.audit_entries,
             store,
             keys: None,
+            expiry: Vec::new(),
+            warnings: Vec::new(),
         })
     })
     .await
@@ -127,6 +138,30 @@ pub(super) async fn healthz(State(state): State<Arc<AppState>>) -> Response {
             let keys_down = keys.as_ref().is_some_and(|k| k.status != "ok");
             let store_down = h.store.status != "ok";
             h.keys = keys;
+            if let Some(r) = &state.renewer {
+                h.expiry = r.report();
+                h.warnings = h
+                    .expiry
+                    .iter()
+                    .filter(|c| c.status != "ok" && (c.status != "renewal-due" || c.note.is_some()))
+                    .map(|c| {
+                        format!(
+                            "{}: {} in {} days{}",
+                            c.name,
+                            if c.status == "expired" {
+                                "expired"
+                            } else {
+                                "expires"
+                            },
+                            c.days_left,
+                            c.note
+                                .as_deref()
+                                .map(|n| format!(" ({n})"))
+                                .unwrap_or_default()
+                        )
+                    })
+                    .collect();
+            }
             if store_down {
                 h.status = "unavailable";
                 let mut r = (StatusCode::SERVICE_UNAVAILABLE, axum::Json(h)).into_response();

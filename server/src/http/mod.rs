@@ -39,6 +39,8 @@ pub struct AppState {
     /// Periodic test signatures with the CA, OCSP, RA and HTTPS listener keys, whose
     /// cached outcome `/healthz` reports (it never waits for the key backend).
     pub key_probe: Option<Arc<hsm::probe::KeyProbe>>,
+    /// The renewal of privca's own certificates, whose expiry report `/healthz` shows.
+    pub renewer: Option<Arc<crate::renewal::Renewer>>,
 }
 
 /// Listener limits.
