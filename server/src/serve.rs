@@ -50,6 +50,13 @@ pub async fn start(
         .await
         .map_err(|e| Error::io("loading", e))??;
     let auth = Arc::new(auth);
+    // With several nodes on one database, a revocation through another node would not
+    // reach this node's pre-signed OCSP answers (there is no cross-node invalidation
+    // yet): every OCSP answer is then built from the database (docs/scale-out.md).
+    if cfg.store.backend == "postgres" {
+        tracing::info!("the pre-signed OCSP cache is off with the postgres store backend");
+        auth.set_ocsp_cache_entries(0);
+    }
     // Server-side key generation (EST serverkeygen) hands out software keys; only this
     // crate names the backend (docs/architecture.md).
     auth.set_key_generator(Arc::new(SoftKeyGenerator))?;

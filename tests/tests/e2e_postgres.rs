@@ -164,6 +164,11 @@ fn two_nodes_on_one_database_share_certificates_revocations_and_the_audit_chain(
         .args(["show", &serial_a]));
     assert!(shown.contains("on-a.example"), "{shown}");
     assert!(ocsp_status(&a.data, a.port, &on_b).contains(": good"));
+    // Asked at node A before the revocation (twice: a node with a pre-signed cache would
+    // keep answering "good" from it after another node revokes).
+    for _ in 0..2 {
+        assert!(ocsp_status(&a.data, a.port, &on_a).contains(": good"));
+    }
 
     // Revoked through node B: node A's OCSP answers revoked at once (status is read from
     // the database on every request), and the CRL node A serves lists it.
