@@ -178,13 +178,10 @@ fn calls(f: &Shared, action: &str) -> Vec<Value> {
         .collect()
 }
 
-#[test]
-fn scep_with_intune_validation_and_a_webhook() {
-    if !interop_enabled("scep_with_intune_validation_and_a_webhook") {
-        return;
-    }
-    let (fake, base) = start_fake();
-    let mut ca = TestCa::init(
+/// A CA (RSA root and issuing CA) with an Intune SCEP endpoint `intune` against the fake
+/// at `base`; `challenge_extra` goes into its challenge table, `more` after it.
+fn intune_ca(base: &str, challenge_extra: &str, more: &str) -> TestCa {
+    let ca = TestCa::init(
         Path::new(BIN),
         &["--root-key", "rsa-2048", "--issuing-key", "rsa-2048"],
     );
@@ -202,15 +199,31 @@ client_id = "11111111-2222-3333-4444-555555555555"
 client_secret = {{ file = "intune.secret" }}
 login_url = "{base}/login"
 graph_url = "{base}/graph"
-caller_info = "privca-e2e"
+{challenge_extra}
+{more}"#
+    ));
+    std::fs::write(ca.config(), cfg).expect("config");
+    ca
+}
 
+#[test]
+fn scep_with_intune_validation_and_a_webhook() {
+    if !interop_enabled("scep_with_intune_validation_and_a_webhook") {
+        return;
+    }
+    let (fake, base) = start_fake();
+    let mut ca = intune_ca(
+        &base,
+        "caller_info = \"privca-e2e\"",
+        &format!(
+            r#"
 [scep.endpoints.hook]
 profile = "device"
 allow_des = true
 challenge = {{ method = "webhook", url = "{base}/hook", timeout_ms = 5000 }}
 "#
-    ));
-    std::fs::write(ca.config(), cfg).expect("config");
+        ),
+    );
     ca.start();
     let intune = ca.url("/scep/intune");
 
@@ -377,28 +390,11 @@ fn intune_revocation_requests_revoke_only_what_the_endpoint_enrolled() {
         return;
     }
     let (fake, base) = start_fake();
-    let mut ca = TestCa::init(
-        Path::new(BIN),
-        &["--root-key", "rsa-2048", "--issuing-key", "rsa-2048"],
+    let mut ca = intune_ca(
+        &base,
+        "revocation = { interval_seconds = 3600, max_requests = 50 }",
+        "",
     );
-    privca_tests::write_secret(&ca.data.join("intune.secret"), format!("{SECRET}\n"));
-    let mut cfg = std::fs::read_to_string(ca.config()).expect("config");
-    cfg.push_str(&format!(
-        r#"
-[scep.endpoints.intune]
-profile = "device"
-allow_des = true            # micromdm scepclient 2.1.0 only encrypts with DES-CBC
-[scep.endpoints.intune.challenge]
-method = "intune"
-tenant = "contoso.onmicrosoft.com"
-client_id = "11111111-2222-3333-4444-555555555555"
-client_secret = {{ file = "intune.secret" }}
-login_url = "{base}/login"
-graph_url = "{base}/graph"
-revocation = {{ interval_seconds = 3600, max_requests = 50 }}
-"#
-    ));
-    std::fs::write(ca.config(), cfg).expect("config");
     ca.start();
     let d1 = ca.path("phone");
     let o = scepclient(&d1, &ca.url("/scep/intune"), "phone-1", "intune-good");
