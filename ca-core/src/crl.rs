@@ -2,8 +2,8 @@
 //! cRLNumber strictly increases across restarts, always with nextUpdate.
 
 use const_oid::AssociatedOid;
+use der::Encode;
 use der::asn1::Uint;
-use der::{Decode, Encode};
 use store::{AuditEvent, StoredCrl};
 use x509_cert::Version;
 use x509_cert::crl::{RevokedCert, TbsCertList};
@@ -156,30 +156,41 @@ impl Authority {
     /// while certificates are revoked, or a revoked serial is not on it. That happens when
     /// the process stopped (or signing failed) between a revocation's commit and its CRL
     /// (RFC 5280 §5: a complete CRL lists every revoked, unexpired certificate).
+    ///
+    /// The server asks this every minute, so it reads the stored CRL without decoding it
+    /// ([`ListedSerials`]) and keeps nothing per entry: the store yields revocations in
+    /// serial order ([`store::Store::for_each_revoked`]) and [`Authority::generate_crl`]
+    /// wrote the CRL in that same order, so one forward walk of both answers. An entry the
+    /// CRL lists and the store no longer holds (a released hold) is stepped over. A CRL in
+    /// another order (one copied from another backend) makes the walk run off its end and
+    /// is reported stale, which re-signs it once; a missing revocation is never passed over.
     pub fn crl_is_stale(&self, ca: &str) -> Result<bool> {
         self.ca(ca)?;
-        let listed: std::collections::HashSet<Vec<u8>> = match self.store.latest_crl(ca)? {
-            None => std::collections::HashSet::new(),
-            Some(crl) => {
-                let list =
-                    x509_cert::crl::CertificateList::<x509_cert::certificate::Rfc5280>::from_der(
-                        &crl.der,
-                    )
-                    .map_err(|e| Error::Internal(format!("stored CRL of {ca}: {e}")))?;
-                list.tbs_cert_list
-                    .revoked_certificates
-                    .iter()
-                    .flatten()
-                    .map(|r| r.serial_number.as_bytes().to_vec())
-                    .collect()
-            }
+        let stored = self.store.latest_crl(ca)?;
+        let mut listed = match &stored {
+            Some(crl) => ListedSerials::new(&crl.der)
+                .map_err(|e| Error::Internal(format!("stored CRL of {ca}: {e}")))?,
+            None => ListedSerials::empty(),
         };
         let mut missing = false;
         self.store.for_each_revoked(ca, &mut |entry| {
-            if !missing {
-                let serial = asn1::serial_number(&entry.serial)
-                    .map_err(|e| store::Error::Corrupt(e.to_string()))?;
-                missing = !listed.contains(serial.as_bytes());
+            if missing {
+                return Ok(());
+            }
+            let serial = asn1::serial_number(&entry.serial)
+                .map_err(|e| store::Error::Corrupt(e.to_string()))?;
+            loop {
+                match listed.next() {
+                    None => {
+                        missing = true;
+                        break;
+                    }
+                    Some(Ok(on_crl)) if on_crl == serial.as_bytes() => break,
+                    Some(Ok(_)) => {}
+                    Some(Err(e)) => {
+                        return Err(store::Error::Corrupt(format!("stored CRL of {ca}: {e}")));
+                    }
+                }
             }
             Ok(())
         })?;
@@ -254,4 +265,73 @@ fn crl_reason(code: u8) -> Option<CrlReason> {
         10 => CrlReason::AaCompromise,
         _ => return None,
     })
+}
+
+/// The serial numbers a DER CRL lists, in the order it lists them, read in place: the
+/// contents octets of each entry's userCertificate INTEGER (RFC 5280 §5.1.2.6), the same
+/// bytes as `x509_cert::serial_number::SerialNumber::as_bytes`. Nothing is allocated.
+pub(crate) struct ListedSerials<'a> {
+    entries: Option<der::SliceReader<'a>>,
+}
+
+impl<'a> ListedSerials<'a> {
+    /// Finds revokedCertificates in `crl`: the first SEQUENCE of the TBSCertList after
+    /// thisUpdate (§5.1: version, signature, issuer, thisUpdate, nextUpdate, then it).
+    pub(crate) fn new(crl: &'a [u8]) -> der::Result<Self> {
+        use der::asn1::AnyRef;
+        use der::{Decode, Reader, Tag, Tagged};
+        let list = AnyRef::from_der(crl)?;
+        let mut outer = der::SliceReader::new(list.value())?;
+        let tbs = AnyRef::decode(&mut outer)?;
+        let mut fields = der::SliceReader::new(tbs.value())?;
+        let mut after_this_update = false;
+        while !fields.is_finished() {
+            let field = AnyRef::decode(&mut fields)?;
+            match field.tag() {
+                Tag::UtcTime | Tag::GeneralizedTime => after_this_update = true,
+                Tag::Sequence if after_this_update => {
+                    return Ok(ListedSerials {
+                        entries: Some(der::SliceReader::new(field.value())?),
+                    });
+                }
+                _ => {}
+            }
+        }
+        Ok(Self::empty())
+    }
+
+    /// A CRL that lists nothing.
+    pub(crate) fn empty() -> Self {
+        ListedSerials { entries: None }
+    }
+}
+
+impl<'a> Iterator for ListedSerials<'a> {
+    type Item = der::Result<&'a [u8]>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        use der::asn1::AnyRef;
+        use der::{Decode, Reader, Tag, Tagged};
+        let entries = self.entries.as_mut()?;
+        if entries.is_finished() {
+            return None;
+        }
+        let serial = (|| {
+            let entry = AnyRef::decode(entries)?;
+            let mut inner = der::SliceReader::new(entry.value())?;
+            let serial = AnyRef::decode(&mut inner)?;
+            if serial.tag() != Tag::Integer {
+                return Err(der::Error::from(der::ErrorKind::TagUnexpected {
+                    expected: Some(Tag::Integer),
+                    actual: serial.tag(),
+                }));
+            }
+            Ok(serial.value())
+        })();
+        if serial.is_err() {
+            // A malformed entry ends the walk after reporting it.
+            self.entries = None;
+        }
+        Some(serial)
+    }
 }

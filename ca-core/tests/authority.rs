@@ -1382,6 +1382,69 @@ fn a_crl_missing_a_revocation_is_resigned_at_startup() {
     );
 }
 
+/// The staleness check walks the stored CRL and the store's revocations side by side
+/// (both in serial order): an entry only the CRL still lists (a released hold) is
+/// stepped over, and a revocation missing anywhere in the order is found.
+#[test]
+fn the_staleness_walk_steps_over_released_holds_and_finds_a_gap_anywhere() {
+    let fx = fixture();
+    let key = fx
+        .keys
+        .generate("leaf", KeyAlgorithm::EcdsaP256)
+        .expect("key");
+    let mut serials = Vec::new();
+    for i in 0..12 {
+        let name = format!("CN=n{i}.example.com");
+        let issued = issue_csr(&fx, "tls-server", &csr(&key, &name, &[])).expect("issue");
+        serials.push(issued.record.serial);
+    }
+    let audit = |action: &str, serial: &[u8]| store::AuditEvent {
+        time: fx.auth.now(),
+        action: action.into(),
+        actor: "test".into(),
+        subject: ca_core::asn1::serial_hex(serial),
+        detail: String::new(),
+    };
+    // Eight revoked (one of them on hold), all on the CRL.
+    for (i, serial) in serials.iter().take(8).enumerate() {
+        let reason = if i == 3 { 6 } else { 1 };
+        let revocation = store::Revocation {
+            time: fx.auth.now(),
+            reason,
+            invalidity_date: None,
+        };
+        fx.store
+            .revoke(serial, revocation, &audit("revoke", serial))
+            .expect("revoke");
+    }
+    fx.auth.generate_crl("issuing", "test").expect("crl");
+    assert_eq!(
+        crl_serials(&fx.auth.current_crl("issuing").expect("crl").der).len(),
+        8
+    );
+    assert!(!fx.auth.crl_is_stale("issuing").expect("stale?"));
+    // The hold is released in the store only: the CRL lists more than the store holds.
+    fx.store
+        .release_hold(&serials[3], &audit("release", &serials[3]))
+        .expect("release");
+    assert!(!fx.auth.crl_is_stale("issuing").expect("stale?"));
+    // Each of the other four, revoked in the store only, is found wherever it falls in
+    // the serial order; a re-signed CRL is complete again.
+    for serial in &serials[8..] {
+        fx.clock.set(fx.auth.now() + 10);
+        revoke_in_store_only(&fx, serial);
+        assert!(fx.auth.crl_is_stale("issuing").expect("stale?"));
+        let crl = fx
+            .auth
+            .republish_if_stale("issuing", "test")
+            .expect("republish")
+            .expect("re-signed");
+        assert!(crl_serials(&crl.der).contains(serial));
+        assert!(!crl_serials(&crl.der).contains(&serials[3]));
+        assert!(!fx.auth.crl_is_stale("issuing").expect("stale?"));
+    }
+}
+
 #[test]
 fn a_repeated_revocation_resigns_a_crl_that_misses_it() {
     let fx = fixture();

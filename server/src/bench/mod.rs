@@ -442,50 +442,115 @@ fn bench_crl(alg: KeyAlgorithm, entries: usize) -> Result<(), Error> {
         done += n;
     }
     let fill = t.elapsed();
-    let mut times = Vec::new();
-    let mut peaks = Vec::new();
     let mut size = 0;
-    for _ in 0..3 {
-        // The peak of this run alone: the high-water mark is reset first (Linux
-        // clear_refs 5), and the resident size before the run is the baseline.
-        reset_peak_rss();
-        let before = proc_status_kib("VmRSS:");
-        let t = Instant::now();
+    let build = measure_runs(3, || {
         let crl = fx.auth.generate_crl("issuing", "bench")?;
-        times.push(t.elapsed());
         size = crl.der.len();
-        drop(crl);
-        let peak = proc_status_kib("VmHWM:");
-        peaks.push(peak.zip(before).map(|(p, b)| p.saturating_sub(b)));
-    }
-    times.sort();
-    let mut peak_kib: Vec<u64> = peaks.iter().flatten().copied().collect();
-    peak_kib.sort_unstable();
+        Ok(())
+    })?;
+    // The minute-by-minute staleness check walks the stored CRL in place; beside it, the
+    // full decode of the same CRL that the check did before (x509-cert, one heap object
+    // per entry), as the baseline.
+    let walk = measure_runs(3, || {
+        if fx.auth.crl_is_stale("issuing")? {
+            return Err(
+                ca_core::Error::Internal("the CRL just built is reported stale".into()).into(),
+            );
+        }
+        Ok(())
+    })?;
+    let stored = fx.auth.current_crl("issuing")?;
+    let decode = measure_runs(3, || {
+        use der::Decode;
+        use x509_cert::crl::CertificateList;
+        let list = CertificateList::<x509_cert::certificate::Rfc5280>::from_der(&stored.der)
+            .map_err(|e| {
+                ca_core::Error::Internal(format!("the stored CRL does not decode: {e}"))
+            })?;
+        std::hint::black_box(list.tbs_cert_list.revoked_certificates.map(|r| r.len()));
+        Ok(())
+    })?;
+    drop(stored);
     outln!("== bench crl: {entries} revoked entries, CA key {alg} ==");
     outln!(
         "store filled in {:.1} s (bulk import, not part of the figure)",
         fill.as_secs_f64()
     );
     outln!(
-        "CRL build (read store, encode, lint, sign, verify, store): median {:.2} s, min {:.2} s, max {:.2} s over 3 runs; {size} bytes DER",
-        times[1].as_secs_f64(),
-        times[0].as_secs_f64(),
-        times[2].as_secs_f64()
+        "{size} bytes DER; peak RSS is VmHWM minus VmRSS before each run (target <= 3x the DER)"
     );
-    match peak_kib.get(peak_kib.len() / 2) {
-        Some(&kib) if peak_kib.len() == 3 => {
-            let bytes = kib as f64 * 1024.0;
-            outln!(
-                "peak RSS above the baseline during a build (VmHWM - VmRSS before): median {:.1} MB, min {:.1} MB, max {:.1} MB; {:.2}x the DER size (target <= 3x)",
-                bytes / 1e6,
-                peak_kib[0] as f64 * 1024.0 / 1e6,
-                peak_kib[2] as f64 * 1024.0 / 1e6,
-                bytes / size.max(1) as f64
-            );
-        }
-        _ => outln!("peak RSS: /proc/self/status or clear_refs is not available here"),
+    for (what, runs) in [
+        (
+            "CRL build (read store, encode, lint, sign, verify, store)",
+            &build,
+        ),
+        (
+            "staleness check (store walk beside the stored CRL, in place)",
+            &walk,
+        ),
+        (
+            "baseline: full decode of the stored CRL (x509-cert)",
+            &decode,
+        ),
+    ] {
+        outln!("{what}: {}", runs.summary(size));
     }
     Ok(())
+}
+
+/// Times and peak resident sizes of repeated runs of one operation.
+struct Runs {
+    times: Vec<Duration>,
+    peak_kib: Vec<u64>,
+}
+
+impl Runs {
+    /// "median … s (min, max) over N runs; peak median … MB, … x the DER size".
+    fn summary(&self, size: usize) -> String {
+        let mid = self.times.len() / 2;
+        let mut line = format!(
+            "median {:.3} s, min {:.3} s, max {:.3} s over {} runs",
+            self.times[mid].as_secs_f64(),
+            self.times[0].as_secs_f64(),
+            self.times[self.times.len() - 1].as_secs_f64(),
+            self.times.len()
+        );
+        match self.peak_kib.get(self.peak_kib.len() / 2) {
+            Some(&kib) if self.peak_kib.len() == self.times.len() => {
+                let bytes = kib as f64 * 1024.0;
+                line.push_str(&format!(
+                    "; peak RSS median {:.1} MB ({:.2}x the DER size)",
+                    bytes / 1e6,
+                    bytes / size.max(1) as f64
+                ));
+            }
+            _ => line.push_str("; peak RSS: /proc/self/status or clear_refs is not available"),
+        }
+        line
+    }
+}
+
+/// Runs `op` `n` times (n >= 1), each with the high-water mark reset first (Linux
+/// clear_refs 5) and the resident size before the run as its baseline.
+fn measure_runs(n: usize, mut op: impl FnMut() -> Result<(), Error>) -> Result<Runs, Error> {
+    let mut times = Vec::with_capacity(n);
+    let mut peak_kib = Vec::with_capacity(n);
+    for _ in 0..n.max(1) {
+        reset_peak_rss();
+        let before = proc_status_kib("VmRSS:");
+        let t = Instant::now();
+        op()?;
+        times.push(t.elapsed());
+        if let Some(p) = proc_status_kib("VmHWM:")
+            .zip(before)
+            .map(|(p, b)| p.saturating_sub(b))
+        {
+            peak_kib.push(p);
+        }
+    }
+    times.sort();
+    peak_kib.sort_unstable();
+    Ok(Runs { times, peak_kib })
 }
 
 /// A `kB` field of /proc/self/status (`VmRSS:`, `VmHWM:`), in KiB.
