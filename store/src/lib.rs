@@ -523,6 +523,12 @@ pub trait Store: Send + Sync {
     /// Counts for health and status output.
     fn stats(&self) -> Result<StoreStats>;
 
+    /// How many unrevoked certificates expire in each window that consecutive `edges`
+    /// bound: entry `i` counts notAfter in `edges[i]..edges[i + 1]` (half-open), so `n`
+    /// edges give `n - 1` counts. Counted over the expiry indexes without reading records
+    /// (the console's expiry chart at a million certificates).
+    fn count_expiring(&self, edges: &[UnixTime]) -> Result<Vec<u64>>;
+
     /// Whether writes work. [`Error::Unavailable`] while the last write failed for lack of
     /// storage (disk full, I/O error) and a fresh attempt still fails; the attempt reopens
     /// the database, so a store whose disk has space again recovers here. Writes nothing

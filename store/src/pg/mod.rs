@@ -672,6 +672,11 @@ impl Store for PgStore {
         self.run(|i| async move { ops::stats(&i).await })
     }
 
+    fn count_expiring(&self, edges: &[i64]) -> Result<Vec<u64>> {
+        let edges = edges.to_vec();
+        self.run(|i| async move { ops::count_expiring(&i, &edges).await })
+    }
+
     /// Writes work when a connection answers and the database is a primary (not a
     /// read-only standby); [`Error::Unavailable`] otherwise. A pool whose database came
     /// back answers again without a restart.

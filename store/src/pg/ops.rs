@@ -1193,6 +1193,24 @@ pub(super) async fn stats(i: &Inner) -> Result<StoreStats> {
     })
 }
 
+/// [`crate::Store::count_expiring`]: one count per window over the notAfter index.
+pub(super) async fn count_expiring(i: &Inner, edges: &[i64]) -> Result<Vec<u64>> {
+    let c = i.client().await?;
+    let mut counts = Vec::with_capacity(edges.len().saturating_sub(1));
+    for w in edges.windows(2) {
+        let r = row(
+            &c,
+            "SELECT count(*) FROM certificates \
+             WHERE revoked_at IS NULL AND not_after >= $1 AND not_after < $2",
+            &[&w[0], &w[1]],
+        )
+        .await?
+        .ok_or_else(|| Error::Backend("counting expiring certificates returned nothing".into()))?;
+        counts.push(to_u64(col(&r, 0)?, "count")?);
+    }
+    Ok(counts)
+}
+
 pub(super) async fn check_writable(i: &Inner) -> Result<()> {
     let c = i.client().await?;
     let r = row(&c, "SELECT pg_is_in_recovery()", &[])

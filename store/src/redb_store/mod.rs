@@ -594,6 +594,10 @@ impl Store for RedbStore {
         read::stats(&self.read()?)
     }
 
+    fn count_expiring(&self, edges: &[i64]) -> Result<Vec<u64>> {
+        read::count_expiring(&self.read()?, edges)
+    }
+
     fn acme(&self) -> Option<&dyn crate::acme::AcmeStore> {
         Some(self)
     }

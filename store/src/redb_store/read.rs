@@ -490,3 +490,30 @@ pub(super) fn stats(txn: &ReadTransaction) -> Result<StoreStats> {
         audit_entries: txn.open_table(AUDIT).ctx(err)?.len().ctx(err)?,
     })
 }
+
+/// [`crate::Store::count_expiring`]: keys of the expiry index in each window, less those
+/// of the revoked-expiry index (a revoked or held certificate is in both).
+pub(super) fn count_expiring(txn: &ReadTransaction, edges: &[i64]) -> Result<Vec<u64>> {
+    let err = "counting expiring certificates";
+    let all = txn.open_table(EXPIRY).ctx(err)?;
+    let revoked = txn.open_table(REVOKED_EXPIRY).ctx(err)?;
+    let mut counts = Vec::with_capacity(edges.len().saturating_sub(1));
+    for w in edges.windows(2) {
+        let (from, to) = (w[0], w[1]);
+        if to <= from {
+            counts.push(0);
+            continue;
+        }
+        let mut n: u64 = 0;
+        for item in all.range((from, EMPTY)..(to, EMPTY)).ctx(err)? {
+            item.ctx(err)?;
+            n += 1;
+        }
+        for item in revoked.range((from, EMPTY)..(to, EMPTY)).ctx(err)? {
+            item.ctx(err)?;
+            n = n.saturating_sub(1);
+        }
+        counts.push(n);
+    }
+    Ok(counts)
+}

@@ -50,6 +50,7 @@ macro_rules! store_suite {
             audit_append_and_paging,
             pending_requests_lifecycle,
             stats_count,
+            count_expiring_per_window,
             list_filters,
             persistence_across_reopen,
             one_time_challenges_are_consumed_once_even_concurrently,

@@ -174,6 +174,37 @@ pub fn stats_count(db: &dyn TestDatabase) {
     );
 }
 
+/// Counting unrevoked certificates per expiry window: half-open windows, revoked and
+/// held certificates left out, a released hold counted again, empty and reversed windows 0.
+pub fn count_expiring_per_window(db: &dyn TestDatabase) {
+    let store = db.open();
+    assert_eq!(store.count_expiring(&[0, 10_000]).unwrap(), vec![0]);
+    // notAfter 1000, 1999, 2000, 2500, 3000 (serials 1..=5), and 9000 (serial 6).
+    for (s, not_after) in [
+        (1u8, 1_000),
+        (2, 1_999),
+        (3, 2_000),
+        (4, 2_500),
+        (5, 3_000),
+        (6, 9_000),
+    ] {
+        issue(&*store, &record(&[s], "ca", not_after));
+    }
+    store
+        .revoke(&[4], Revocation::new(1, 0), &event("revoke", "04"))
+        .unwrap();
+    store
+        .revoke(&[2], Revocation::new(1, 6), &event("hold", "02"))
+        .unwrap();
+    let edges = [1_000, 2_000, 3_000, 4_000];
+    assert_eq!(store.count_expiring(&edges).unwrap(), vec![1, 1, 1]);
+    store.release_hold(&[2], &event("release", "02")).unwrap();
+    assert_eq!(store.count_expiring(&edges).unwrap(), vec![2, 1, 1]);
+    assert_eq!(store.count_expiring(&[0, 100_000]).unwrap(), vec![5]);
+    assert_eq!(store.count_expiring(&[3_000, 1_000]).unwrap(), vec![0]);
+    assert!(store.count_expiring(&[5]).unwrap().is_empty());
+}
+
 /// Listing certificates by status, expiry window, profile, issuer and text, soonest expiry first,
 /// with a limit.
 pub fn list_filters(db: &dyn TestDatabase) {
