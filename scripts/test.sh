@@ -33,6 +33,10 @@ command -v promtool >/dev/null || need+=(prometheus)
 # PostgreSQL store backend (store/tests/pg.rs): the tests run initdb and pg_ctl from
 # /usr/lib/postgresql/<version>/bin into a temporary directory as the postgres user.
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
+# The web console's browser tests (tests/tests/e2e_console.rs): headless Chromium driven
+# over WebDriver by chromedriver.
+command -v chromium >/dev/null || need+=(chromium)
+command -v chromedriver >/dev/null || need+=(chromium-driver)
 if [ ${#need[@]} -gt 0 ]; then
   log "installing ${need[*]}"
   $SUDO apt-get update -qq

@@ -104,6 +104,7 @@ pub async fn start(
         keys: Some(keys.clone()),
         key_probe: Some(key_probe.clone()),
         renewer: Some(renewer.clone()),
+        console: http::console::Console::new(),
     });
     // SCEP on every listener (the HTTPS one clones this router).
     let scep_routes = scep::http::router(crate::scep_wiring::endpoints(

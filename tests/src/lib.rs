@@ -372,6 +372,7 @@ pub fn admin_state(
         keys,
         key_probe: None,
         renewer: None,
+        console: privca_server::http::console::Console::new(),
     })
 }
 

@@ -374,4 +374,9 @@ impl Admin for LocalAdmin<'_> {
     fn reject(&self, id: u64, input: &RejectInput) -> Result<RequestView, Error> {
         Ok(self.do_reject_request(id, input)?)
     }
+    fn console_login_link(&self) -> Result<super::LoginLinkOutput, Error> {
+        Err(Error::Usage(
+            "the console is served by `privca serve`: start the server, then ask for a login link again".into(),
+        ))
+    }
 }

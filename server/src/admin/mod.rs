@@ -15,8 +15,8 @@ pub use local::LocalAdmin;
 pub use remote::RemoteAdmin;
 pub use types::{
     CertListPage, CertView, CrlView, IssueInput, IssueOutput, LIST_DEFAULT_LIMIT, LIST_MAX_LIMIT,
-    ListQuery, ProfileView, RejectInput, RequestView, RequestsQuery, RevokeCertInput, RevokeInput,
-    RevokeKeyInput, RevokedList, pem, rfc3339, view,
+    ListQuery, LoginLinkOutput, ProfileView, RejectInput, RequestView, RequestsQuery,
+    RevokeCertInput, RevokeInput, RevokeKeyInput, RevokedList, pem, rfc3339, view,
 };
 
 use crate::Error;
@@ -73,6 +73,10 @@ pub trait Admin {
     fn approve(&self, id: u64) -> Result<CertView, Error>;
     /// `POST /admin/v1/requests/{id}/reject`.
     fn reject(&self, id: u64, input: &RejectInput) -> Result<RequestView, Error>;
+    /// `POST /admin/v1/console/login-links`: a one-time login link for the web console
+    /// (docs/console.md). Only a running server has a console, so the in-process
+    /// transport refuses.
+    fn console_login_link(&self) -> Result<LoginLinkOutput, Error>;
 }
 
 /// The HTTP status of an authority error kind in the admin API (RFC 9110 §15).

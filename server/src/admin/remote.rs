@@ -247,6 +247,10 @@ impl Admin for RemoteAdmin {
             Some(input),
         )
     }
+
+    fn console_login_link(&self) -> Result<super::LoginLinkOutput, Error> {
+        self.get(Call::new(Method::POST, &["console", "login-links"]))
+    }
 }
 
 /// The address to reach a listener bound to `addr` from this host.

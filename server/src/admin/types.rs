@@ -359,3 +359,12 @@ pub struct RequestsQuery {
     #[serde(default)]
     pub state: Option<String>,
 }
+
+/// A one-time console login link (`POST /admin/v1/console/login-links`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct LoginLinkOutput {
+    /// The path to open on any of the server's listeners, with the link's secret.
+    pub path: String,
+    /// Seconds the link may wait to be opened.
+    pub expires_in: u64,
+}

@@ -109,6 +109,12 @@ pub enum Command {
         #[command(subcommand)]
         action: AcmeAction,
     },
+    /// The web console (docs/console.md).
+    Console {
+        /// What to do.
+        #[command(subcommand)]
+        action: ConsoleAction,
+    },
     /// EST helpers.
     Est {
         /// What to do.
@@ -142,6 +148,14 @@ pub enum ScepAction {
         #[arg(long)]
         ttl: Option<String>,
     },
+}
+
+/// `privca console …`.
+#[derive(Debug, Subcommand)]
+pub enum ConsoleAction {
+    /// Print a one-time login link for the console of the running server (valid for
+    /// 10 minutes, spent by its first use).
+    LoginLink,
 }
 
 /// `privca acme …`.

@@ -227,6 +227,20 @@ pub(super) fn run(cmd: Command, cfg: &Config) -> Result<(), Error> {
             Ok(())
         }
         Command::Requests { action } => requests(action, admin),
+        Command::Console {
+            action: ConsoleAction::LoginLink,
+        } => {
+            let out = admin.console_login_link()?;
+            if let Some(tls) = &cfg.server.tls {
+                outln!("https://{}{}", tls.listen, out.path);
+            }
+            outln!("http://{}{}", cfg.server.listen, out.path);
+            eprintln!(
+                "one-time console login link, valid for {} s; open it in a browser on this machine (the console answers loopback clients only by default)",
+                out.expires_in
+            );
+            Ok(())
+        }
         Command::Scep {
             action: ScepAction::Challenge { endpoint, ttl },
         } => {

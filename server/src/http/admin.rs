@@ -49,6 +49,7 @@ pub(super) fn routes(state: Arc<AppState>) -> Router<Arc<AppState>> {
         .route("/requests", get(admin_requests))
         .route("/requests/{id}/approve", post(admin_approve))
         .route("/requests/{id}/reject", post(admin_reject))
+        .route("/console/login-links", post(admin_console_login_link))
         .layer(middleware::from_fn_with_state(state, admin_auth))
 }
 
@@ -241,4 +242,29 @@ async fn admin_profiles(State(state): State<Arc<AppState>>) -> Response {
 
 async fn admin_audit_verify(State(state): State<Arc<AppState>>) -> Response {
     run(&state, StatusCode::OK, |a| a.audit_verify()).await
+}
+
+/// A one-time console login link; its creation is audited (the link itself is not).
+async fn admin_console_login_link(State(state): State<Arc<AppState>>) -> Response {
+    let secret = state.console.new_login_link();
+    let auth = state.auth.clone();
+    let audited = tokio::task::spawn_blocking(move || {
+        auth.store().append_audit(&store::AuditEvent {
+            time: auth.now(),
+            action: "console-login-link".into(),
+            actor: ACTOR.into(),
+            subject: "console".into(),
+            detail: String::new(),
+        })
+    })
+    .await;
+    if !matches!(audited, Ok(Ok(_))) {
+        tracing::error!("recording a console login link in the audit log failed");
+        return plain(StatusCode::INTERNAL_SERVER_ERROR, "internal error");
+    }
+    let out = crate::admin::LoginLinkOutput {
+        path: format!("/ui/login?link={secret}"),
+        expires_in: super::console::LINK_LIFETIME.as_secs(),
+    };
+    (StatusCode::CREATED, axum::Json(out)).into_response()
 }

@@ -5,6 +5,7 @@
 //! listener applies, and the replies the handlers share.
 
 mod admin;
+pub mod console;
 mod health;
 mod ocsp;
 mod publish;
@@ -41,6 +42,8 @@ pub struct AppState {
     pub key_probe: Option<Arc<hsm::probe::KeyProbe>>,
     /// The renewal of privca's own certificates, whose expiry report `/healthz` shows.
     pub renewer: Option<Arc<crate::renewal::Renewer>>,
+    /// The web console's sessions and login links (`/ui`).
+    pub console: console::Console,
 }
 
 /// Listener limits.
@@ -163,6 +166,11 @@ pub fn router_with(state: Arc<AppState>, limits: Limits, extra: Router) -> Route
         .route("/ocsp/", post(ocsp::ocsp_post))
         .route("/ocsp/{*request}", get(ocsp::ocsp_get))
         .nest("/admin/v1", admin::routes(state.clone()))
+        .nest("/ui", console::routes(state.clone()))
+        .route(
+            "/ui/",
+            get(|| async { axum::response::Redirect::to("/ui") }),
+        )
         .merge(extra.with_state(()))
         .layer(DefaultBodyLimit::max(limits.max_body_bytes));
     with_limits(routes, limits).with_state(state)
