@@ -568,3 +568,121 @@ fn chromium_revokes_a_certificate_and_approves_a_held_scep_request() {
     browser.goto(&page);
     browser.wait_for("status-valid");
 }
+
+/// A measurement, not a check (docs/console.md shows its output) (`cargo test --test e2e_console -- --ignored`): fills a
+/// store with `PRIVCA_CONSOLE_SCALE` certificate records (default 100,000; bulk import of
+/// records without DER, 5 profiles, 1% revoked, lifetimes of 1–398 days), starts the
+/// server, prints the median time of each console page over 5 loads, and writes
+/// screenshots when `PRIVCA_SCREENSHOTS` is set (and chromedriver is installed).
+#[test]
+#[ignore]
+fn console_pages_at_scale() {
+    let n: usize = std::env::var("PRIVCA_CONSOLE_SCALE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000);
+    let mut ca = TestCa::init(Path::new(BIN), &[]);
+    {
+        let cfg = privca_server::config::Config::load(&ca.config()).expect("config");
+        let auth = cfg.load_authority_deferred().expect("authority");
+        let now = auth.now();
+        let profiles = ["tls-server", "tls-client", "device", "vpn", "rare"];
+        let mut done = 0;
+        while done < n {
+            let records: Vec<store::CertRecord> = (done..n.min(done + 20_000))
+                .map(|i| {
+                    let serial = ca_core::asn1::random_serial();
+                    let revoked = i % 100 == 0;
+                    let not_after =
+                        now + 86_400 * (1 + (serial[1] as i64 * 256 + serial[2] as i64) % 398);
+                    store::CertRecord {
+                        serial,
+                        issuer: "issuing".into(),
+                        subject: format!("CN=host{i}.scale.example"),
+                        sans: vec![format!("DNS:host{i}.scale.example")],
+                        profile: profiles[i % profiles.len()].into(),
+                        requester: "scale-import".into(),
+                        not_before: now - 86_400,
+                        not_after,
+                        issued_at: now - 86_400,
+                        status: if revoked {
+                            store::CertStatus::Revoked
+                        } else {
+                            store::CertStatus::Valid
+                        },
+                        revocation: revoked.then(|| store::Revocation {
+                            time: now - 3_600,
+                            reason: 1,
+                            invalidity_date: None,
+                        }),
+                        spki_sha256: Vec::new(),
+                        der: Vec::new(),
+                    }
+                })
+                .collect();
+            let audit = store::AuditEvent {
+                time: now,
+                action: "scale-import".into(),
+                actor: "test".into(),
+                subject: "issuing".into(),
+                detail: format!("{} records", records.len()),
+            };
+            auth.store()
+                .import_certificates(&records, &audit)
+                .expect("import");
+            done += records.len();
+        }
+    }
+    ca.start();
+    let token = std::fs::read_to_string(ca.data.join("admin-token")).expect("token");
+    let serial = issue(&ca, token.trim(), "www.scale.example");
+    let c = client();
+    let r = c
+        .post(ca.url("/ui/login"))
+        .form(&[("token", token.trim())])
+        .send()
+        .expect("login");
+    let (cookie, _) = session_cookie(&r);
+    println!("console pages at {n} certificates (median of 5 loads):");
+    for path in [
+        "/ui".to_string(),
+        "/ui/certificates".to_string(),
+        "/ui/certificates?status=revoked".to_string(),
+        "/ui/certificates?profile=rare".to_string(),
+        "/ui/certificates?text=host4242.scale".to_string(),
+        "/ui/certificates?expiring_days=30".to_string(),
+        format!("/ui/certificates/{serial}"),
+    ] {
+        let mut times: Vec<Duration> = (0..5)
+            .map(|_| {
+                let t = Instant::now();
+                let r = c
+                    .get(ca.url(&path))
+                    .header(header::COOKIE, &cookie)
+                    .send()
+                    .expect("page");
+                assert_eq!(r.status(), 200, "{path}");
+                r.text().expect("body");
+                t.elapsed()
+            })
+            .collect();
+        times.sort();
+        println!("  {path}: {:.1} ms", times[2].as_secs_f64() * 1e3);
+    }
+    if std::env::var_os("PRIVCA_SCREENSHOTS").is_some() && interop_enabled("console_pages_at_scale")
+    {
+        let browser = Browser::start();
+        let link = ok(ca.cmd().args(["console", "login-link"]));
+        let url = link
+            .lines()
+            .find(|l| l.starts_with("http://"))
+            .expect("link");
+        browser.goto(url);
+        browser.wait_for("Dashboard");
+        browser.screenshot(&format!("dashboard-{n}"));
+        browser.goto(&ca.url("/ui/certificates?status=revoked"));
+        browser.screenshot(&format!("certificates-revoked-{n}"));
+        browser.goto(&ca.url(&format!("/ui/certificates/{serial}")));
+        browser.screenshot(&format!("certificate-{n}"));
+    }
+}
