@@ -166,6 +166,30 @@ fn console_logs_in_searches_and_revokes_only_with_its_csrf_token() {
         .expect("list");
     assert!(list.contains(&serial), "{list}");
     assert!(!list.contains("console-b.example.com"), "{list}");
+    assert!(list.contains("/ui/certificates.csv?"), "{list}");
+    // The exports carry every certificate the filter selects, with the same filter.
+    let csv = get("/ui/certificates.csv?text=console-")
+        .text()
+        .expect("csv");
+    let mut lines = csv.lines();
+    assert!(
+        lines
+            .next()
+            .expect("header")
+            .starts_with("serial,subject,sans,"),
+        "{csv}"
+    );
+    assert_eq!(lines.count(), 2, "{csv}");
+    assert!(csv.contains(&serial), "{csv}");
+    let json = get("/ui/certificates.json?text=console-a")
+        .text()
+        .expect("json");
+    let rows: Vec<serde_json::Value> = json
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect();
+    assert_eq!(rows.len(), 1, "{json}");
+    assert_eq!(rows[0]["serial"], serial.as_str());
     let detail = get(&format!("/ui/certificates/{serial}"))
         .text()
         .expect("detail");

@@ -151,6 +151,8 @@ pub(super) fn routes(state: Arc<AppState>) -> Router<Arc<AppState>> {
     let guarded = Router::new()
         .route("/", get(dashboard))
         .route("/certificates", get(certificates))
+        .route("/certificates.csv", get(export_csv))
+        .route("/certificates.json", get(export_json))
         .route("/certificates/{serial}", get(certificate))
         .route("/certificates/{serial}/pem", get(certificate_pem))
         .route("/certificates/{serial}/revoke", post(revoke))
@@ -591,7 +593,7 @@ impl CertFilterForm {
         })
     }
 
-    /// The query string of the next page (the same filters, the next cursor).
+    /// The query string of the same filters from `cursor` (empty: from the start).
     fn next_page(&self, cursor: &str) -> String {
         let mut next = self.clone();
         next.cursor = cursor.to_string();
@@ -604,6 +606,8 @@ impl CertFilterForm {
 struct CertificatesPage {
     who: String,
     csrf: String,
+    /// The filters as a query string (for the export links).
+    filters: String,
     filter: CertFilterForm,
     certificates: Vec<CertView>,
     next: String,
@@ -628,6 +632,7 @@ async fn certificates(
             page(&CertificatesPage {
                 who: session.who,
                 csrf: session.csrf,
+                filters: filter.next_page(""),
                 filter,
                 certificates: list.certificates,
                 next,
@@ -635,6 +640,158 @@ async fn certificates(
         }
         Err(r) => r,
     }
+}
+
+/// Rows per page read while exporting (the admin API's largest page).
+const EXPORT_PAGE: usize = crate::admin::LIST_MAX_LIMIT;
+
+/// The certificates a filter selects as CSV (RFC 4180), every page.
+async fn export_csv(
+    State(state): State<Arc<AppState>>,
+    axum::Extension(session): axum::Extension<Session>,
+    Query(filter): Query<CertFilterForm>,
+) -> Response {
+    export(state, session, filter, ExportFormat::Csv)
+}
+
+/// The certificates a filter selects as JSON lines (one certificate view per line).
+async fn export_json(
+    State(state): State<Arc<AppState>>,
+    axum::Extension(session): axum::Extension<Session>,
+    Query(filter): Query<CertFilterForm>,
+) -> Response {
+    export(state, session, filter, ExportFormat::JsonLines)
+}
+
+#[derive(Clone, Copy)]
+enum ExportFormat {
+    Csv,
+    JsonLines,
+}
+
+/// One CSV field (RFC 4180 §2): quoted when it holds a quote, comma or line break, and
+/// a leading `=`, `+`, `-` or `@` defused with a quote mark so that a spreadsheet does
+/// not run a subject that looks like a formula.
+fn csv_field(out: &mut String, value: &str) {
+    let defuse = value.starts_with(['=', '+', '-', '@']);
+    if defuse || value.contains(['"', ',', '\n', '\r']) {
+        out.push('"');
+        if defuse {
+            out.push('\'');
+        }
+        out.push_str(&value.replace('"', "\"\""));
+        out.push('"');
+    } else {
+        out.push_str(value);
+    }
+}
+
+fn csv_row(out: &mut String, fields: &[&str]) {
+    for (i, f) in fields.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        csv_field(out, f);
+    }
+    out.push_str("\r\n");
+}
+
+/// Streams every page of the list: the blocking pool reads one page at a time and hands
+/// it to the response body through a channel of one page, so an export of a million
+/// certificates holds about one page in memory. A store error ends the body early (the
+/// download is then visibly cut short), and is logged.
+fn export(
+    state: Arc<AppState>,
+    session: Session,
+    filter: CertFilterForm,
+    format: ExportFormat,
+) -> Response {
+    let mut query = match filter.query() {
+        Ok(q) => q,
+        Err(r) => return r,
+    };
+    query.limit = Some(EXPORT_PAGE);
+    let (tx, rx) = tokio::sync::mpsc::channel::<String>(1);
+    tokio::task::spawn_blocking(move || {
+        let admin = LocalAdmin::new(&state.auth, &state.scep, &session.who);
+        let mut chunk = String::new();
+        if let ExportFormat::Csv = format {
+            csv_row(
+                &mut chunk,
+                &[
+                    "serial",
+                    "subject",
+                    "sans",
+                    "profile",
+                    "issuer",
+                    "requester",
+                    "not_before",
+                    "not_after",
+                    "status",
+                    "revoked_at",
+                    "reason",
+                ],
+            );
+        }
+        loop {
+            let page = match admin.list(&query) {
+                Ok(p) => p,
+                Err(e) => {
+                    tracing::error!(error = %e, "console export: listing failed; the download ends here");
+                    return;
+                }
+            };
+            for c in &page.certificates {
+                match format {
+                    ExportFormat::Csv => csv_row(
+                        &mut chunk,
+                        &[
+                            &c.serial,
+                            &c.subject,
+                            &c.sans.join(" "),
+                            &c.profile,
+                            &c.issuer,
+                            &c.requester,
+                            &c.not_before,
+                            &c.not_after,
+                            &c.status,
+                            c.revoked_at.as_deref().unwrap_or(""),
+                            c.reason.as_deref().unwrap_or(""),
+                        ],
+                    ),
+                    ExportFormat::JsonLines => {
+                        if let Ok(line) = serde_json::to_string(c) {
+                            chunk.push_str(&line);
+                            chunk.push('\n');
+                        }
+                    }
+                }
+            }
+            if tx.blocking_send(std::mem::take(&mut chunk)).is_err() {
+                return; // the client went away
+            }
+            match page.next_cursor {
+                Some(next) => query.cursor = Some(next),
+                None => return,
+            }
+        }
+    });
+    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv()
+            .await
+            .map(|chunk| (Ok::<_, std::convert::Infallible>(chunk), rx))
+    });
+    let (kind, name) = match format {
+        ExportFormat::Csv => ("text/csv; charset=utf-8", "certificates.csv"),
+        ExportFormat::JsonLines => ("application/jsonl", "certificates.jsonl"),
+    };
+    let mut r = axum::body::Body::from_stream(stream).into_response();
+    let h = r.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(kind));
+    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{name}\"")) {
+        h.insert(header::CONTENT_DISPOSITION, v);
+    }
+    r
 }
 
 #[derive(Template)]
@@ -845,6 +1002,19 @@ mod tests {
         assert!(c.open(&format!("{forged}.{mac}"), 1_001).is_none());
         assert!(c.open(body, 1_001).is_none());
         assert!(c.open("", 1_001).is_none());
+    }
+
+    #[test]
+    fn csv_fields_are_quoted_and_formulas_defused() {
+        let mut out = String::new();
+        csv_row(
+            &mut out,
+            &["plain", "a,b", "say \"hi\"", "=cmd()", "line\nbreak", ""],
+        );
+        assert_eq!(
+            out,
+            "plain,\"a,b\",\"say \"\"hi\"\"\",\"'=cmd()\",\"line\nbreak\",\r\n"
+        );
     }
 
     #[test]
