@@ -194,6 +194,12 @@ fn console_logs_in_searches_and_revokes_only_with_its_csrf_token() {
         .text()
         .expect("detail");
     assert!(detail.contains("console-a.example.com"), "{detail}");
+    // Decoded from the DER: the key and the extensions by name.
+    assert!(detail.contains("secp256r1"), "{detail}");
+    assert!(
+        detail.contains("id-ce-subjectAltName (2.5.29.17)"),
+        "{detail}"
+    );
     let csrf = csrf_of(&detail);
     let pem = get(&format!("/ui/certificates/{serial}/pem"))
         .text()

@@ -802,6 +802,81 @@ struct CertificatePage {
     cert: CertView,
     pem: String,
     reasons: &'static [&'static str],
+    decoded: Decoded,
+}
+
+/// What the certificate page shows from the DER itself (RFC 5280 §4.1).
+#[derive(Default)]
+struct Decoded {
+    /// The signature algorithm, by name where const-oid knows it.
+    signature: String,
+    /// The subject public key's algorithm (and curve).
+    key: String,
+    /// Each extension: name (or OID), critical, and its DER in hex, shortened.
+    extensions: Vec<(String, bool, String)>,
+    /// Why the DER could not be read, when it could not.
+    error: String,
+}
+
+fn oid_name(oid: &const_oid::ObjectIdentifier) -> String {
+    match const_oid::db::DB.by_oid(oid) {
+        Some(name) => format!("{name} ({oid})"),
+        None => oid.to_string(),
+    }
+}
+
+/// Decodes the fields the page lists; a record without DER (an import) shows none.
+fn decode(pem: &str) -> Decoded {
+    use der::{Decode, Encode};
+    let b64: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+    let Ok(der) = base64::engine::general_purpose::STANDARD.decode(b64) else {
+        return Decoded::default();
+    };
+    if der.is_empty() {
+        return Decoded::default();
+    }
+    let cert = match x509_cert::Certificate::from_der(&der) {
+        Ok(c) => c,
+        Err(e) => {
+            return Decoded {
+                error: format!("the stored DER does not decode: {e}"),
+                ..Decoded::default()
+            };
+        }
+    };
+    let tbs = cert.tbs_certificate();
+    let spki = tbs.subject_public_key_info();
+    let mut key = oid_name(&spki.algorithm.oid);
+    if let Some(curve) = spki
+        .algorithm
+        .parameters
+        .as_ref()
+        .and_then(|p| p.decode_as::<const_oid::ObjectIdentifier>().ok())
+    {
+        key.push_str(&format!(", {}", oid_name(&curve)));
+    }
+    let extensions = tbs
+        .extensions()
+        .map(|exts| {
+            exts.iter()
+                .map(|e| {
+                    let value = e.extn_value.to_der().map(hex::encode).unwrap_or_default();
+                    let shown = if value.len() > 96 {
+                        format!("{}…", &value[..96])
+                    } else {
+                        value
+                    };
+                    (oid_name(&e.extn_id), e.critical, shown)
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    Decoded {
+        signature: oid_name(&cert.signature_algorithm().oid),
+        key,
+        extensions,
+        error: String::new(),
+    }
 }
 
 /// The reason names the revoke form offers (RFC 5280 §5.3.1, as `privca revoke` names them).
@@ -821,13 +896,17 @@ async fn certificate(
     Path(serial): Path<String>,
 ) -> Response {
     match admin(&state, &session.who, move |a| a.show(&serial)).await {
-        Ok(cert) => page(&CertificatePage {
-            who: session.who,
-            csrf: session.csrf,
-            pem: cert.pem.clone().unwrap_or_default(),
-            cert,
-            reasons: REASONS,
-        }),
+        Ok(cert) => {
+            let pem = cert.pem.clone().unwrap_or_default();
+            page(&CertificatePage {
+                who: session.who,
+                csrf: session.csrf,
+                decoded: decode(&pem),
+                pem,
+                cert,
+                reasons: REASONS,
+            })
+        }
         Err(r) => r,
     }
 }
