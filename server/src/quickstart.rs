@@ -5,7 +5,8 @@
 //! one-time SCEP challenge and prints, beside the URLs, shell commands that enroll a
 //! device over SCEP (micromdm `scepclient`) and over EST (OpenSSL and curl).
 //!
-//! ACME and the web console do not exist yet; quickstart sets up neither.
+//! It also prints a one-time login link for the web console (docs/console.md). It sets up
+//! no ACME endpoint yet (docs/acme.md).
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
@@ -228,7 +229,13 @@ pub const COMMANDS_MARK: &str = "Commands to run";
 /// The text quickstart prints once the server listens: the URLs, then for each
 /// configured protocol a block of commands that enroll a device, run from any
 /// directory (they write their files into it).
-pub fn banner(cfg: &Config, e: &Enrollment, plain: SocketAddr, tls: Option<SocketAddr>) -> String {
+pub fn banner(
+    cfg: &Config,
+    e: &Enrollment,
+    plain: SocketAddr,
+    tls: Option<SocketAddr>,
+    login: &str,
+) -> String {
     let q = |p: &Path| sh_quote(&p.display().to_string());
     let plain = reachable(plain);
     let base = cfg.ca.base_url.trim_end_matches('/');
@@ -262,6 +269,10 @@ pub fn banner(cfg: &Config, e: &Enrollment, plain: SocketAddr, tls: Option<Socke
         );
     }
     let _ = writeln!(t, "  health:         http://{plain}/healthz");
+    let _ = writeln!(
+        t,
+        "  console:        http://{plain}{login} (one-time login link, 10 minutes; later: privca console login-link)"
+    );
     if cfg.server.metrics.enabled {
         let _ = writeln!(
             t,

@@ -19,6 +19,8 @@ pub struct Running {
     pub shutdown: tokio::sync::oneshot::Sender<()>,
     /// Finishes when the server has stopped.
     pub done: tokio::task::JoinHandle<()>,
+    /// The handlers' state (the console, for a login link at start).
+    pub state: Arc<AppState>,
 }
 
 /// Generates the keys of server-side key generation with the software backend (the
@@ -128,7 +130,7 @@ pub async fn start(
     let addr = listener
         .local_addr()
         .map_err(|e| Error::io("local address", e))?;
-    let router = http::router_with(state, limits, scep_routes);
+    let router = http::router_with(state.clone(), limits, scep_routes);
     // `/metrics` on the plain listener only (an operator endpoint, like the admin API).
     let plain_router = match &metrics {
         Some(m) => {
@@ -210,6 +212,7 @@ pub async fn start(
         tls_addr,
         shutdown: tx,
         done,
+        state,
     })
 }
 
@@ -415,9 +418,10 @@ fn init_logging(format: &str) {
     };
 }
 
-/// Makes the text a server prints once it listens, from its configuration and the
-/// bound plain and HTTPS addresses.
-pub type Banner = dyn Fn(&Config, std::net::SocketAddr, Option<std::net::SocketAddr>) -> String;
+/// Makes the text a server prints once it listens, from its configuration, the bound
+/// plain and HTTPS addresses, and the path of a one-time console login link.
+pub type Banner =
+    dyn Fn(&Config, std::net::SocketAddr, Option<std::net::SocketAddr>, &str) -> String;
 
 /// `privca serve` / `quickstart`: runs until SIGTERM or Ctrl-C, then finishes in-flight
 /// requests and exits. Once the listeners are bound, `banner` (given the configuration
@@ -434,7 +438,8 @@ pub fn serve_blocking(config_path: &Path, banner: Option<&Banner>) -> Result<(),
         tracing::info!(addr = %running.addr, "privca listening");
         if let Some(b) = banner {
             use std::io::Write;
-            let text = b(&cfg, running.addr, running.tls_addr);
+            let link = format!("/ui/login?link={}", running.state.console.new_login_link());
+            let text = b(&cfg, running.addr, running.tls_addr, &link);
             let mut out = std::io::stdout().lock();
             let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
         }

@@ -70,6 +70,23 @@ fn quickstart_prints_commands_that_enroll_over_scep_and_est() {
         );
     }
 
+    // The printed console link logs in once.
+    let link = qs
+        .stdout
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("console:"))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no console link:\n{}", qs.stdout))
+        .to_string();
+    let browser = reqwest::blocking::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let r = browser.get(&link).send().expect("console link");
+    assert_eq!(r.status(), 303, "{link}");
+    assert!(r.headers().contains_key(reqwest::header::SET_COOKIE));
+    assert_eq!(browser.get(&link).send().expect("again").status(), 401);
+
     // Secrets: the EST password and the challenge are in 0600 files, the configuration
     // holds only the password's PBKDF2 hash, and the password is on no command line.
     let password = std::fs::read_to_string(data.join("est-password")).expect("password");

@@ -100,8 +100,8 @@ pub fn run(cli: Cli) -> Result<(), Error> {
             let cfg = Config::load(&cfg_path)?;
             let enrollment = crate::quickstart::prepare(&cfg, &cfg_path)?;
             drop(cfg);
-            let banner = move |cfg: &Config, plain, tls| {
-                crate::quickstart::banner(cfg, &enrollment, plain, tls)
+            let banner = move |cfg: &Config, plain, tls, login: &str| {
+                crate::quickstart::banner(cfg, &enrollment, plain, tls, login)
             };
             crate::serve::serve_blocking(&cfg_path, Some(&banner))
         }
