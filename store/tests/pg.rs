@@ -387,3 +387,130 @@ fn concurrent_issuances_share_commits_and_a_refused_one_does_not_affect_the_othe
     assert_eq!(issuances, 2 * total as u64);
     assert!(commits < issuances, "concurrent issuances shared commits");
 }
+
+/// Runs `openssl` with `args` in `dir`; panics with its output when it fails.
+fn openssl(dir: &std::path::Path, args: &[&str]) {
+    let out = std::process::Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("openssl");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A CA (`name.crt`, `name.key`) made by OpenSSL in `dir`.
+fn openssl_ca(dir: &std::path::Path, name: &str) {
+    let (crt, key) = (format!("{name}.crt"), format!("{name}.key"));
+    openssl(
+        dir,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            &key,
+            "-out",
+            &crt,
+            "-days",
+            "2",
+            "-subj",
+            "/CN=database test CA",
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign,cRLSign",
+        ],
+    );
+}
+
+/// TLS to the database (`[store.postgres] tls`, PostgreSQL's `sslmode=verify-full`)
+/// against a cluster that refuses plaintext: the store connects when it trusts the CA
+/// that issued the server's certificate for 127.0.0.1, and refuses to when it trusts
+/// another CA or is told not to use TLS.
+#[test]
+fn tls_to_the_database_verifies_the_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    openssl_ca(d, "ca");
+    openssl_ca(d, "other");
+    openssl(
+        d,
+        &[
+            "req",
+            "-new",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+            "-subj",
+            "/CN=127.0.0.1",
+        ],
+    );
+    std::fs::write(
+        d.join("ext.cnf"),
+        "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\nbasicConstraints=CA:FALSE\n",
+    )
+    .unwrap();
+    openssl(
+        d,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "server.crt",
+            "-days",
+            "2",
+            "-extfile",
+            "ext.cnf",
+        ],
+    );
+    let cert = std::fs::read(d.join("server.crt")).unwrap();
+    let key = std::fs::read(d.join("server.key")).unwrap();
+    let Some(cluster) = PgCluster::start_tls(&cert, &key) else {
+        return;
+    };
+    let dbname = cluster.create_database();
+    let mut options = cluster.options(&dbname);
+
+    options.tls = store::PgTls::VerifyFull(d.join("ca.crt"));
+    PgStore::migrate(&options).unwrap();
+    let s = PgStore::open(&options).unwrap();
+    issue(&s, &record(&[7], "ca", 1_000));
+    assert_eq!(s.stats().unwrap().certificates, 1);
+    drop(s);
+
+    options.tls = store::PgTls::VerifyFull(d.join("other.crt"));
+    let e = PgStore::open(&options)
+        .err()
+        .expect("a server the CA did not certify");
+    assert!(e.to_string().contains("certificate"), "{e}");
+
+    options.tls = store::PgTls::Disable;
+    let e = PgStore::open(&options)
+        .err()
+        .expect("plaintext is refused by the server");
+    assert!(
+        e.to_string().contains("no pg_hba.conf entry") || e.to_string().contains("SSL off"),
+        "{e}"
+    );
+}

@@ -251,11 +251,29 @@ type Issuances = tokio::sync::mpsc::Sender<ops::IssueJob>;
 
 impl Inner {
     async fn client(&self) -> Result<deadpool_postgres::Object> {
-        self.pool
-            .get()
-            .await
-            .map_err(|e| Error::Unavailable(format!("no connection to the database: {e}")))
+        self.pool.get().await.map_err(|e| {
+            Error::Unavailable(format!(
+                "no connection to the database: {}",
+                with_causes(&e)
+            ))
+        })
     }
+}
+
+/// An error with its chain of causes, `a: b: c` (the pool's error alone says "error
+/// performing TLS handshake" and hides that the certificate was not trusted).
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let part = c.to_string();
+        if !text.contains(&part) {
+            text.push_str(": ");
+            text.push_str(&part);
+        }
+        cause = c.source();
+    }
+    text
 }
 
 /// The PostgreSQL-backed [`Store`]. See the module documentation.

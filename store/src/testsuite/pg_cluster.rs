@@ -116,6 +116,45 @@ impl PgCluster {
         }
     }
 
+    /// Starts a cluster of its own that accepts TLS connections only: `cert_pem` and
+    /// `key_pem` become its server certificate and key, and pg_hba.conf allows `hostssl`
+    /// from 127.0.0.1 and nothing else, so a plaintext connection is refused.
+    pub fn start_tls(cert_pem: &[u8], key_pem: &[u8]) -> Option<PgCluster> {
+        let cluster = PgCluster::start()?;
+        cluster.pause();
+        let data = cluster.dir.join("data");
+        let write = |name: &str, bytes: &[u8], mode: u32| {
+            let path = data.join(name);
+            std::fs::write(&path, bytes).unwrap();
+            std::fs::set_permissions(
+                &path,
+                <std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(mode),
+            )
+            .unwrap();
+            if cluster.as_postgres {
+                let ok = Command::new("chown")
+                    .arg("postgres:postgres")
+                    .arg(&path)
+                    .status()
+                    .is_ok_and(|s| s.success());
+                assert!(ok, "chown postgres {}", path.display());
+            }
+        };
+        write("server.crt", cert_pem, 0o644);
+        write("server.key", key_pem, 0o600);
+        write(
+            "pg_hba.conf",
+            b"hostssl all all 127.0.0.1/32 trust\n",
+            0o600,
+        );
+        let conf = data.join("postgresql.conf");
+        let mut text = std::fs::read_to_string(&conf).unwrap();
+        text.push_str("\nssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n");
+        std::fs::write(&conf, text).unwrap();
+        cluster.resume();
+        Some(cluster)
+    }
+
     fn start_with(bin: &Path) -> PgCluster {
         static COUNT: AtomicU32 = AtomicU32::new(0);
         let nanos = std::time::SystemTime::now()
