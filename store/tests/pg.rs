@@ -500,15 +500,15 @@ fn tls_to_the_database_verifies_the_server() {
     drop(s);
 
     options.tls = store::PgTls::VerifyFull(d.join("other.crt"));
-    let e = PgStore::open(&options)
-        .err()
-        .expect("a server the CA did not certify");
+    let Err(e) = PgStore::open(&options) else {
+        panic!("a server the CA did not certify")
+    };
     assert!(e.to_string().contains("certificate"), "{e}");
 
     options.tls = store::PgTls::Disable;
-    let e = PgStore::open(&options)
-        .err()
-        .expect("plaintext is refused by the server");
+    let Err(e) = PgStore::open(&options) else {
+        panic!("plaintext is refused by the server")
+    };
     assert!(
         e.to_string().contains("no pg_hba.conf entry") || e.to_string().contains("SSL off"),
         "{e}"
