@@ -161,6 +161,9 @@ fn console_logs_in_searches_and_revokes_only_with_its_csrf_token() {
     let (active, revoked) = (tile(&dash, "active"), tile(&dash, "revoked"));
     assert!(active >= 2, "{dash}");
     assert!(dash.contains("<td>issuing</td>"), "{dash}");
+    // privca's own certificates, as /healthz reports them, and the key backend.
+    assert!(dash.contains("<td>ocsp:issuing</td>"), "{dash}");
+    assert!(dash.contains("soft backend ok"), "{dash}");
     let list = get("/ui/certificates?status=&text=console-a&profile=&issuer=&expiring_days=")
         .text()
         .expect("list");

@@ -463,6 +463,11 @@ struct DashboardPage {
     cas: Vec<CaLine>,
     bars: Vec<Bar>,
     chart_max: u64,
+    /// The CA, OCSP responder, RA and HTTPS certificates with their days to expiry
+    /// (the same report as `/healthz`).
+    own: Vec<crate::renewal::Expiry>,
+    /// The key backend, its state and why it is down.
+    keys: String,
 }
 
 async fn dashboard(
@@ -534,7 +539,21 @@ async fn dashboard(
             }
         })
         .collect();
+    let own = state
+        .renewer
+        .as_ref()
+        .map(|r| r.report())
+        .unwrap_or_default();
+    let keys = match super::health::keys_health(&state) {
+        Some(k) => match k.error {
+            Some(e) => format!("{} backend {}: {e}", k.backend, k.status),
+            None => format!("{} backend {}", k.backend, k.status),
+        },
+        None => "not probed".into(),
+    };
     page(&DashboardPage {
+        own,
+        keys,
         who: session.who,
         csrf: session.csrf,
         certificates: stats.certificates,

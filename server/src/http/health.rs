@@ -44,14 +44,14 @@ struct StoreHealth {
 
 /// The key backend's state in `/healthz`.
 #[derive(Serialize)]
-struct KeysHealth {
+pub(super) struct KeysHealth {
     /// `soft` or `pkcs11`.
-    backend: &'static str,
+    pub(super) backend: &'static str,
     /// `ok` or `unavailable`.
-    status: &'static str,
+    pub(super) status: &'static str,
     /// Why it is unavailable (no secrets: module, token and `CKR_…` codes only).
     #[serde(skip_serializing_if = "Option::is_none")]
-    error: Option<String>,
+    pub(super) error: Option<String>,
     /// Each probed key (`ca:<name>`, `ocsp:<name>`, `ra:<name>`, `scep-ra:<endpoint>`,
     /// `https`) with the outcome of its last test signature.
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -69,7 +69,7 @@ struct ProbedKey {
 /// The key backend's state: the backend's own connection state (no PKCS#11 call) and the
 /// cached outcome of the periodic test signatures ([`hsm::probe::KeyProbe`]). Never waits
 /// for the backend: neither a busy session pool nor a hanging signature delays `/healthz`.
-fn keys_health(state: &AppState) -> Option<KeysHealth> {
+pub(super) fn keys_health(state: &AppState) -> Option<KeysHealth> {
     let keys = state.keys.as_ref()?;
     let backend = keys.backend_name();
     let report = state.key_probe.as_ref().map(|p| p.report());

@@ -6,7 +6,7 @@
 
 mod admin;
 pub mod console;
-mod health;
+pub(crate) mod health;
 mod ocsp;
 mod publish;
 
