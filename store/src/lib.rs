@@ -32,6 +32,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// Test support (feature `testsuite`).
 #[cfg(feature = "testsuite")]
 pub mod testsuite;
+pub mod tokens;
 
 /// Seconds since the Unix epoch (UTC).
 pub type UnixTime = i64;
@@ -528,6 +529,19 @@ pub trait Store: Send + Sync {
     /// edges give `n - 1` counts. Counted over the expiry indexes without reading records
     /// (the console's expiry chart at a million certificates).
     fn count_expiring(&self, edges: &[UnixTime]) -> Result<Vec<u64>>;
+
+    /// Stores a new API token with its audit entry; [`Error::Conflict`] when its id exists.
+    fn put_api_token(&self, token: &tokens::ApiToken, audit: &AuditEvent) -> Result<()>;
+
+    /// Replaces a stored API token (a revocation, with its audit entry; a last-use time,
+    /// without one); [`Error::NotFound`] when there is none with its id.
+    fn update_api_token(&self, token: &tokens::ApiToken, audit: Option<&AuditEvent>) -> Result<()>;
+
+    /// The API token with this id.
+    fn api_token(&self, id: &str) -> Result<Option<tokens::ApiToken>>;
+
+    /// Every API token, by id.
+    fn list_api_tokens(&self) -> Result<Vec<tokens::ApiToken>>;
 
     /// Whether writes work. [`Error::Unavailable`] while the last write failed for lack of
     /// storage (disk full, I/O error) and a fresh attempt still fails; the attempt reopens

@@ -35,11 +35,18 @@ impl Migration {
 }
 
 /// Every migration this code knows, in order.
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "initial",
-    sql: include_str!("migrations/0001_initial.sql"),
-}];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "initial",
+        sql: include_str!("migrations/0001_initial.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "api_tokens",
+        sql: include_str!("migrations/0002_api_tokens.sql"),
+    },
+];
 
 /// The newest schema version this code knows.
 pub fn latest_version() -> i32 {

@@ -690,6 +690,29 @@ impl Store for PgStore {
         self.run(|i| async move { ops::stats(&i).await })
     }
 
+    fn put_api_token(&self, token: &crate::tokens::ApiToken, audit: &AuditEvent) -> Result<()> {
+        let (token, audit) = (token.clone(), audit.clone());
+        self.run(|i| async move { ops::put_api_token(&i, token, true, Some(audit)).await })
+    }
+
+    fn update_api_token(
+        &self,
+        token: &crate::tokens::ApiToken,
+        audit: Option<&AuditEvent>,
+    ) -> Result<()> {
+        let (token, audit) = (token.clone(), audit.cloned());
+        self.run(|i| async move { ops::put_api_token(&i, token, false, audit).await })
+    }
+
+    fn api_token(&self, id: &str) -> Result<Option<crate::tokens::ApiToken>> {
+        let id = id.to_string();
+        self.run(|i| async move { ops::api_token(&i, id).await })
+    }
+
+    fn list_api_tokens(&self) -> Result<Vec<crate::tokens::ApiToken>> {
+        self.run(|i| async move { ops::list_api_tokens(&i).await })
+    }
+
     fn count_expiring(&self, edges: &[i64]) -> Result<Vec<u64>> {
         let edges = edges.to_vec();
         self.run(|i| async move { ops::count_expiring(&i, &edges).await })

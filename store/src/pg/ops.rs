@@ -1055,6 +1055,60 @@ pub(super) async fn update_pending(
 }
 
 // ---------------------------------------------------------------------------------------
+// API tokens.
+
+fn token_json(token: &crate::tokens::ApiToken) -> Result<String> {
+    serde_json::to_string(token).map_err(|e| Error::Backend(format!("encoding a token: {e}")))
+}
+
+fn token_of(json: &str) -> Result<crate::tokens::ApiToken> {
+    serde_json::from_str(json).map_err(|e| Error::Corrupt(format!("API token: {e}")))
+}
+
+/// [`crate::Store::put_api_token`] (`create`) and [`crate::Store::update_api_token`].
+pub(super) async fn put_api_token(
+    i: &Inner,
+    token: crate::tokens::ApiToken,
+    create: bool,
+    audit: Option<AuditEvent>,
+) -> Result<()> {
+    let json = token_json(&token)?;
+    let mut c = i.client().await?;
+    let tx = c.transaction().await.map_err(db)?;
+    let sql = if create {
+        "INSERT INTO api_tokens (id, record) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING"
+    } else {
+        "UPDATE api_tokens SET record = $2 WHERE id = $1"
+    };
+    if exec(&tx, sql, &[&token.id, &json]).await? == 0 {
+        return Err(if create {
+            Error::Conflict(format!("API token {} exists", token.id))
+        } else {
+            Error::NotFound(format!("no API token {}", token.id))
+        });
+    }
+    let audits: Vec<&AuditEvent> = audit.iter().collect();
+    commit_with(tx, &i.node, &audits).await?;
+    Ok(())
+}
+
+pub(super) async fn api_token(i: &Inner, id: String) -> Result<Option<crate::tokens::ApiToken>> {
+    let c = i.client().await?;
+    match row(&c, "SELECT record FROM api_tokens WHERE id = $1", &[&id]).await? {
+        Some(r) => Ok(Some(token_of(&col::<String>(&r, 0)?)?)),
+        None => Ok(None),
+    }
+}
+
+pub(super) async fn list_api_tokens(i: &Inner) -> Result<Vec<crate::tokens::ApiToken>> {
+    let c = i.client().await?;
+    rows(&c, "SELECT record FROM api_tokens ORDER BY id", &[])
+        .await?
+        .iter()
+        .map(|r| token_of(&col::<String>(r, 0)?))
+        .collect()
+}
+
 // One-time challenges and protocol transactions.
 
 pub(super) async fn put_challenge(

@@ -35,6 +35,7 @@
 //! | `acme_account_orders` | `(&str account, i64 created, &str order)` | `()`                          |
 //! | `acme_authzs`  | `&str` authorization id               | JSON of [`crate::acme::AcmeAuthz`]             |
 //! | `acme_eab`     | `&str` EAB key id                     | JSON of [`crate::acme::EabKey`]                |
+//! | `api_tokens`   | `&str` token id                      | JSON of [`crate::tokens::ApiToken`] (secret as SHA-256) |
 //!
 //! In `revoked` the serial element is prefixed with one byte holding its length, so that a
 //! range scan over one issuer yields minimally encoded positive serials in numeric order; the
@@ -596,6 +597,34 @@ impl Store for RedbStore {
 
     fn count_expiring(&self, edges: &[i64]) -> Result<Vec<u64>> {
         read::count_expiring(&self.read()?, edges)
+    }
+
+    fn put_api_token(&self, token: &crate::tokens::ApiToken, audit: &AuditEvent) -> Result<()> {
+        self.submit_done(Op::PutToken {
+            token: Box::new(token.clone()),
+            create: true,
+            audit: Some(audit.clone()),
+        })
+    }
+
+    fn update_api_token(
+        &self,
+        token: &crate::tokens::ApiToken,
+        audit: Option<&AuditEvent>,
+    ) -> Result<()> {
+        self.submit_done(Op::PutToken {
+            token: Box::new(token.clone()),
+            create: false,
+            audit: audit.cloned(),
+        })
+    }
+
+    fn api_token(&self, id: &str) -> Result<Option<crate::tokens::ApiToken>> {
+        read::api_token(&self.read()?, id)
+    }
+
+    fn list_api_tokens(&self) -> Result<Vec<crate::tokens::ApiToken>> {
+        read::list_api_tokens(&self.read()?)
     }
 
     fn acme(&self) -> Option<&dyn crate::acme::AcmeStore> {

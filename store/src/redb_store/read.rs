@@ -517,3 +517,28 @@ pub(super) fn count_expiring(txn: &ReadTransaction, edges: &[i64]) -> Result<Vec
     }
     Ok(counts)
 }
+
+/// [`crate::Store::api_token`].
+pub(super) fn api_token(
+    txn: &ReadTransaction,
+    id: &str,
+) -> Result<Option<crate::tokens::ApiToken>> {
+    let err = "reading an API token";
+    let t = txn.open_table(API_TOKENS).ctx(err)?;
+    match t.get(id).ctx(err)? {
+        Some(v) => Ok(Some(decode("API token", v.value())?)),
+        None => Ok(None),
+    }
+}
+
+/// [`crate::Store::list_api_tokens`].
+pub(super) fn list_api_tokens(txn: &ReadTransaction) -> Result<Vec<crate::tokens::ApiToken>> {
+    let err = "reading API tokens";
+    let t = txn.open_table(API_TOKENS).ctx(err)?;
+    let mut out = Vec::new();
+    for row in t.iter().ctx(err)? {
+        let (_, v) = row.ctx(err)?;
+        out.push(decode("API token", v.value())?);
+    }
+    Ok(out)
+}

@@ -71,6 +71,7 @@ pub(super) const ACME_ACCOUNT_ORDERS: TableDefinition<(&str, i64, &str), ()> =
     TableDefinition::new("acme_account_orders");
 pub(super) const ACME_AUTHZS: TableDefinition<&str, &[u8]> = TableDefinition::new("acme_authzs");
 pub(super) const ACME_EAB: TableDefinition<&str, &[u8]> = TableDefinition::new("acme_eab");
+pub(super) const API_TOKENS: TableDefinition<&str, &[u8]> = TableDefinition::new("api_tokens");
 
 /// An engine error as a store error: [`Error::Unavailable`] for I/O failures (a full disk,
 /// and redb's "previous I/O error" after one), [`Error::Backend`] for the rest.
@@ -288,6 +289,7 @@ pub(super) struct Tables<'t> {
     pub(super) acme_account_orders: Table<'t, (&'static str, i64, &'static str), ()>,
     pub(super) acme_authzs: Table<'t, &'static str, &'static [u8]>,
     pub(super) acme_eab: Table<'t, &'static str, &'static [u8]>,
+    pub(super) api_tokens: Table<'t, &'static str, &'static [u8]>,
 }
 
 impl<'t> Tables<'t> {
@@ -321,6 +323,7 @@ impl<'t> Tables<'t> {
             acme_account_orders: txn.open_table(ACME_ACCOUNT_ORDERS)?,
             acme_authzs: txn.open_table(ACME_AUTHZS)?,
             acme_eab: txn.open_table(ACME_EAB)?,
+            api_tokens: txn.open_table(API_TOKENS)?,
         })
     }
 }

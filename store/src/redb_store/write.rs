@@ -33,6 +33,11 @@ pub(super) fn apply(t: &mut Tables<'_>, tip: &mut AuditTip, op: Op) -> Result<Re
         Op::PutCrl { issuer, crl, audit } => put_crl(t, tip, issuer, crl, audit),
         Op::AppendAudit { event } => append_audit(t, tip, event),
         Op::PutChallenge { challenge, audit } => put_challenge(t, tip, *challenge, audit),
+        Op::PutToken {
+            token,
+            create,
+            audit,
+        } => put_token(t, tip, *token, create, audit),
         Op::ConsumeChallenge {
             hash,
             endpoint,
@@ -442,6 +447,32 @@ fn put_challenge(
         .insert(challenge.hash.as_slice(), json.as_slice())
         .fatal()?;
     append_entry(t, tip, entry, &entry_json)?;
+    Ok(Reply::Done)
+}
+
+/// [`crate::Store::put_api_token`] (`create`) and [`crate::Store::update_api_token`].
+fn put_token(
+    t: &mut Tables<'_>,
+    tip: &mut AuditTip,
+    token: crate::tokens::ApiToken,
+    create: bool,
+    audit: Option<AuditEvent>,
+) -> Result<Reply, ApplyError> {
+    let exists = t.api_tokens.get(token.id.as_str()).fatal()?.is_some();
+    if create && exists {
+        return refused(Error::Conflict(format!("API token {} exists", token.id)));
+    }
+    if !create && !exists {
+        return refused(Error::NotFound(format!("no API token {}", token.id)));
+    }
+    let json = encode(&token).refuse()?;
+    t.api_tokens
+        .insert(token.id.as_str(), json.as_slice())
+        .fatal()?;
+    if let Some(audit) = audit {
+        let (entry, entry_json) = chain(tip, audit)?;
+        append_entry(t, tip, entry, &entry_json)?;
+    }
     Ok(Reply::Done)
 }
 

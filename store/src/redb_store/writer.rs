@@ -71,6 +71,12 @@ pub(super) enum Op {
         challenge: Box<OneTimeChallenge>,
         audit: AuditEvent,
     },
+    /// A new API token (`create`) or a replacement of a stored one.
+    PutToken {
+        token: Box<crate::tokens::ApiToken>,
+        create: bool,
+        audit: Option<AuditEvent>,
+    },
     ConsumeChallenge {
         hash: Vec<u8>,
         endpoint: String,

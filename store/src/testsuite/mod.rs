@@ -51,6 +51,7 @@ macro_rules! store_suite {
             pending_requests_lifecycle,
             stats_count,
             count_expiring_per_window,
+            api_tokens_are_made_once_and_updated,
             list_filters,
             persistence_across_reopen,
             one_time_challenges_are_consumed_once_even_concurrently,

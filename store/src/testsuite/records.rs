@@ -174,6 +174,62 @@ pub fn stats_count(db: &dyn TestDatabase) {
     );
 }
 
+/// API tokens: made once (a second with the same id conflicts, with nothing changed),
+/// found by id, listed by id, replaced (revoked with an audit entry, a last use without
+/// one); an update of a token that does not exist is not found.
+pub fn api_tokens_are_made_once_and_updated(db: &dyn TestDatabase) {
+    let store = db.open();
+    let token = |id: &str| store::tokens::ApiToken {
+        id: id.into(),
+        name: format!("token {id}"),
+        secret_sha256: vec![7; 32],
+        role: "operator".into(),
+        profiles: vec!["tls-server".into()],
+        scep_endpoints: Vec::new(),
+        created_at: 100,
+        created_by: "test".into(),
+        expires_at: Some(1_000),
+        last_used_at: None,
+        revoked_at: None,
+    };
+    assert_eq!(store.api_token("b").unwrap(), None);
+    store
+        .put_api_token(&token("b"), &event("token-create", "b"))
+        .unwrap();
+    store
+        .put_api_token(&token("a"), &event("token-create", "a"))
+        .unwrap();
+    let mut other = token("b");
+    other.role = "administrator".into();
+    assert!(matches!(
+        store.put_api_token(&other, &event("token-create", "b")),
+        Err(store::Error::Conflict(_))
+    ));
+    assert_eq!(store.api_token("b").unwrap(), Some(token("b")));
+    let ids: Vec<String> = store
+        .list_api_tokens()
+        .unwrap()
+        .into_iter()
+        .map(|t| t.id)
+        .collect();
+    assert_eq!(ids, ["a", "b"]);
+    let audit_before = store.stats().unwrap().audit_entries;
+    let mut used = token("b");
+    used.last_used_at = Some(200);
+    store.update_api_token(&used, None).unwrap();
+    assert_eq!(store.stats().unwrap().audit_entries, audit_before);
+    used.revoked_at = Some(300);
+    store
+        .update_api_token(&used, Some(&event("token-revoke", "b")))
+        .unwrap();
+    assert_eq!(store.stats().unwrap().audit_entries, audit_before + 1);
+    assert_eq!(store.api_token("b").unwrap(), Some(used));
+    assert!(matches!(
+        store.update_api_token(&token("zz"), None),
+        Err(store::Error::NotFound(_))
+    ));
+}
+
 /// Counting unrevoked certificates per expiry window: half-open windows, revoked and
 /// held certificates left out, a released hold counted again, empty and reversed windows 0.
 pub fn count_expiring_per_window(db: &dyn TestDatabase) {
