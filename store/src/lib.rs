@@ -533,9 +533,13 @@ pub trait Store: Send + Sync {
     /// Stores a new API token with its audit entry; [`Error::Conflict`] when its id exists.
     fn put_api_token(&self, token: &tokens::ApiToken, audit: &AuditEvent) -> Result<()>;
 
-    /// Replaces a stored API token (a revocation, with its audit entry; a last-use time,
-    /// without one); [`Error::NotFound`] when there is none with its id.
-    fn update_api_token(&self, token: &tokens::ApiToken, audit: Option<&AuditEvent>) -> Result<()>;
+    /// Replaces a stored API token (a revocation) with its audit entry;
+    /// [`Error::NotFound`] when there is none with its id.
+    fn update_api_token(&self, token: &tokens::ApiToken, audit: &AuditEvent) -> Result<()>;
+
+    /// Sets a stored token's last use to `at` and changes nothing else (so that it never
+    /// undoes a revocation that committed meanwhile); not audited.
+    fn touch_api_token(&self, id: &str, at: UnixTime) -> Result<()>;
 
     /// The API token with this id.
     fn api_token(&self, id: &str) -> Result<Option<tokens::ApiToken>>;

@@ -692,16 +692,17 @@ impl Store for PgStore {
 
     fn put_api_token(&self, token: &crate::tokens::ApiToken, audit: &AuditEvent) -> Result<()> {
         let (token, audit) = (token.clone(), audit.clone());
-        self.run(|i| async move { ops::put_api_token(&i, token, true, Some(audit)).await })
+        self.run(|i| async move { ops::put_api_token(&i, token, true, audit).await })
     }
 
-    fn update_api_token(
-        &self,
-        token: &crate::tokens::ApiToken,
-        audit: Option<&AuditEvent>,
-    ) -> Result<()> {
-        let (token, audit) = (token.clone(), audit.cloned());
+    fn update_api_token(&self, token: &crate::tokens::ApiToken, audit: &AuditEvent) -> Result<()> {
+        let (token, audit) = (token.clone(), audit.clone());
         self.run(|i| async move { ops::put_api_token(&i, token, false, audit).await })
+    }
+
+    fn touch_api_token(&self, id: &str, at: i64) -> Result<()> {
+        let id = id.to_string();
+        self.run(|i| async move { ops::touch_api_token(&i, id, at).await })
     }
 
     fn api_token(&self, id: &str) -> Result<Option<crate::tokens::ApiToken>> {

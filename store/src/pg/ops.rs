@@ -1070,7 +1070,7 @@ pub(super) async fn put_api_token(
     i: &Inner,
     token: crate::tokens::ApiToken,
     create: bool,
-    audit: Option<AuditEvent>,
+    audit: AuditEvent,
 ) -> Result<()> {
     let json = token_json(&token)?;
     let mut c = i.client().await?;
@@ -1087,8 +1087,33 @@ pub(super) async fn put_api_token(
             Error::NotFound(format!("no API token {}", token.id))
         });
     }
-    let audits: Vec<&AuditEvent> = audit.iter().collect();
-    commit_with(tx, &i.node, &audits).await?;
+    commit_with(tx, &i.node, &[&audit]).await?;
+    Ok(())
+}
+
+/// [`crate::Store::touch_api_token`]: under the row's lock, so a revocation committed
+/// meanwhile is kept.
+pub(super) async fn touch_api_token(i: &Inner, id: String, at: UnixTime) -> Result<()> {
+    let mut c = i.client().await?;
+    let tx = c.transaction().await.map_err(db)?;
+    let Some(r) = row(
+        &tx,
+        "SELECT record FROM api_tokens WHERE id = $1 FOR UPDATE",
+        &[&id],
+    )
+    .await?
+    else {
+        return Err(Error::NotFound(format!("no API token {id}")));
+    };
+    let mut token = token_of(&col::<String>(&r, 0)?)?;
+    token.last_used_at = Some(at);
+    exec(
+        &tx,
+        "UPDATE api_tokens SET record = $2 WHERE id = $1",
+        &[&id, &token_json(&token)?],
+    )
+    .await?;
+    tx.commit().await.map_err(db)?;
     Ok(())
 }
 

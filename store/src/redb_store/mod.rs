@@ -603,19 +603,22 @@ impl Store for RedbStore {
         self.submit_done(Op::PutToken {
             token: Box::new(token.clone()),
             create: true,
-            audit: Some(audit.clone()),
+            audit: audit.clone(),
         })
     }
 
-    fn update_api_token(
-        &self,
-        token: &crate::tokens::ApiToken,
-        audit: Option<&AuditEvent>,
-    ) -> Result<()> {
+    fn update_api_token(&self, token: &crate::tokens::ApiToken, audit: &AuditEvent) -> Result<()> {
         self.submit_done(Op::PutToken {
             token: Box::new(token.clone()),
             create: false,
-            audit: audit.cloned(),
+            audit: audit.clone(),
+        })
+    }
+
+    fn touch_api_token(&self, id: &str, at: i64) -> Result<()> {
+        self.submit_done(Op::TouchToken {
+            id: id.to_string(),
+            at,
         })
     }
 

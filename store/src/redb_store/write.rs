@@ -38,6 +38,7 @@ pub(super) fn apply(t: &mut Tables<'_>, tip: &mut AuditTip, op: Op) -> Result<Re
             create,
             audit,
         } => put_token(t, tip, *token, create, audit),
+        Op::TouchToken { id, at } => touch_token(t, id, at),
         Op::ConsumeChallenge {
             hash,
             endpoint,
@@ -456,7 +457,7 @@ fn put_token(
     tip: &mut AuditTip,
     token: crate::tokens::ApiToken,
     create: bool,
-    audit: Option<AuditEvent>,
+    audit: AuditEvent,
 ) -> Result<Reply, ApplyError> {
     let exists = t.api_tokens.get(token.id.as_str()).fatal()?.is_some();
     if create && exists {
@@ -469,10 +470,20 @@ fn put_token(
     t.api_tokens
         .insert(token.id.as_str(), json.as_slice())
         .fatal()?;
-    if let Some(audit) = audit {
-        let (entry, entry_json) = chain(tip, audit)?;
-        append_entry(t, tip, entry, &entry_json)?;
-    }
+    let (entry, entry_json) = chain(tip, audit)?;
+    append_entry(t, tip, entry, &entry_json)?;
+    Ok(Reply::Done)
+}
+
+/// [`crate::Store::touch_api_token`].
+fn touch_token(t: &mut Tables<'_>, id: String, at: UnixTime) -> Result<Reply, ApplyError> {
+    let mut token: crate::tokens::ApiToken = match t.api_tokens.get(id.as_str()).fatal()? {
+        Some(v) => decode("API token", v.value()).refuse()?,
+        None => return refused(Error::NotFound(format!("no API token {id}"))),
+    };
+    token.last_used_at = Some(at);
+    let json = encode(&token).refuse()?;
+    t.api_tokens.insert(id.as_str(), json.as_slice()).fatal()?;
     Ok(Reply::Done)
 }
 

@@ -75,7 +75,12 @@ pub(super) enum Op {
     PutToken {
         token: Box<crate::tokens::ApiToken>,
         create: bool,
-        audit: Option<AuditEvent>,
+        audit: AuditEvent,
+    },
+    /// A token's last use.
+    TouchToken {
+        id: String,
+        at: UnixTime,
     },
     ConsumeChallenge {
         hash: Vec<u8>,

@@ -176,7 +176,7 @@ pub fn stats_count(db: &dyn TestDatabase) {
 
 /// API tokens: made once (a second with the same id conflicts, with nothing changed),
 /// found by id, listed by id, replaced (revoked with an audit entry, a last use without
-/// one); an update of a token that does not exist is not found.
+/// one, touching nothing else); an update of a token that does not exist is not found.
 pub fn api_tokens_are_made_once_and_updated(db: &dyn TestDatabase) {
     let store = db.open();
     let token = |id: &str| store::tokens::ApiToken {
@@ -214,18 +214,23 @@ pub fn api_tokens_are_made_once_and_updated(db: &dyn TestDatabase) {
         .collect();
     assert_eq!(ids, ["a", "b"]);
     let audit_before = store.stats().unwrap().audit_entries;
-    let mut used = token("b");
-    used.last_used_at = Some(200);
-    store.update_api_token(&used, None).unwrap();
-    assert_eq!(store.stats().unwrap().audit_entries, audit_before);
-    used.revoked_at = Some(300);
+    let mut revoked = token("b");
+    revoked.revoked_at = Some(300);
     store
-        .update_api_token(&used, Some(&event("token-revoke", "b")))
+        .update_api_token(&revoked, &event("token-revoke", "b"))
         .unwrap();
     assert_eq!(store.stats().unwrap().audit_entries, audit_before + 1);
-    assert_eq!(store.api_token("b").unwrap(), Some(used));
+    // A last use touches that field only (it keeps the revocation), unaudited.
+    store.touch_api_token("b", 400).unwrap();
+    assert_eq!(store.stats().unwrap().audit_entries, audit_before + 1);
+    revoked.last_used_at = Some(400);
+    assert_eq!(store.api_token("b").unwrap(), Some(revoked));
     assert!(matches!(
-        store.update_api_token(&token("zz"), None),
+        store.update_api_token(&token("zz"), &event("token-revoke", "zz")),
+        Err(store::Error::NotFound(_))
+    ));
+    assert!(matches!(
+        store.touch_api_token("zz", 1),
         Err(store::Error::NotFound(_))
     ));
 }
