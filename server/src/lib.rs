@@ -14,6 +14,7 @@ macro_rules! out {
     ($($arg:tt)*) => { $crate::write_stdout(format_args!($($arg)*)) };
 }
 
+pub mod access;
 pub mod acme_wiring;
 pub mod admin;
 pub mod bench;

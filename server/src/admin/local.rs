@@ -50,6 +50,96 @@ impl<'a> LocalAdmin<'a> {
         self
     }
 
+    /// Makes an API token (docs/admin-api.md, "Roles and tokens").
+    fn do_token_create(
+        &self,
+        input: &super::TokenCreateInput,
+    ) -> Result<super::TokenCreateOutput, ca_core::Error> {
+        let bad = |m: String| ca_core::Error::BadRequest(m);
+        let name = input.name.trim();
+        if name.is_empty() || name.chars().count() > 64 || name.chars().any(char::is_control) {
+            return Err(bad("a token name is 1 to 64 printable characters".into()));
+        }
+        let role = crate::access::Role::parse(&input.role).map_err(|e| bad(e.to_string()))?;
+        if let Some(p) = input
+            .profiles
+            .iter()
+            .find(|p| !self.auth.profiles().contains_key(*p))
+        {
+            return Err(bad(format!("no profile named {p:?}")));
+        }
+        if let Some(e) = input
+            .scep_endpoints
+            .iter()
+            .find(|e| !self.scep.endpoints.contains_key(*e))
+        {
+            return Err(bad(format!("no SCEP endpoint named {e:?}")));
+        }
+        let now = self.auth.now();
+        let expires_at = match &input.expires {
+            Some(t) => match crate::scep_wiring::parse_ttl(t)? {
+                secs if secs > 0 => Some(now.saturating_add(secs)),
+                _ => return Err(bad("a token's lifetime must be positive".into())),
+            },
+            None => None,
+        };
+        let (id, text, secret_sha256) = crate::access::new_token();
+        let token = store::tokens::ApiToken {
+            id: id.clone(),
+            name: name.to_string(),
+            secret_sha256: secret_sha256.to_vec(),
+            role: role.name().into(),
+            profiles: input.profiles.clone(),
+            scep_endpoints: input.scep_endpoints.clone(),
+            created_at: now,
+            created_by: self.actor.to_string(),
+            expires_at,
+            last_used_at: None,
+            revoked_at: None,
+        };
+        let audit = store::AuditEvent {
+            time: now,
+            action: "token-create".into(),
+            actor: self.actor.to_string(),
+            subject: id,
+            detail: format!(
+                "name={name} role={} profiles={} scep_endpoints={}",
+                role.name(),
+                input.profiles.join(","),
+                input.scep_endpoints.join(",")
+            ),
+        };
+        self.auth.store().put_api_token(&token, &audit)?;
+        Ok(super::TokenCreateOutput {
+            token: text,
+            view: super::token_view(&token, now),
+        })
+    }
+
+    /// Revokes an API token: it is refused from its next use.
+    fn do_token_revoke(&self, id: &str) -> Result<super::TokenView, ca_core::Error> {
+        let store = self.auth.store();
+        let now = self.auth.now();
+        let mut token = store
+            .api_token(id.trim())?
+            .ok_or_else(|| ca_core::Error::NotFound(format!("no API token {id}")))?;
+        if token.revoked_at.is_some() {
+            return Err(ca_core::Error::Conflict(format!(
+                "API token {id} is revoked already"
+            )));
+        }
+        token.revoked_at = Some(now);
+        let audit = store::AuditEvent {
+            time: now,
+            action: "token-revoke".into(),
+            actor: self.actor.to_string(),
+            subject: token.id.clone(),
+            detail: format!("name={}", token.name),
+        };
+        store.update_api_token(&token, &audit)?;
+        Ok(super::token_view(&token, now))
+    }
+
     /// Creates a one-time SCEP challenge.
     fn do_scep_challenge(&self, input: &ChallengeInput) -> Result<ChallengeOutput, ca_core::Error> {
         crate::scep_wiring::create_challenge(self.auth, self.scep, input, self.actor)
@@ -374,6 +464,27 @@ impl Admin for LocalAdmin<'_> {
     fn reject(&self, id: u64, input: &RejectInput) -> Result<RequestView, Error> {
         Ok(self.do_reject_request(id, input)?)
     }
+    fn token_create(
+        &self,
+        input: &super::TokenCreateInput,
+    ) -> Result<super::TokenCreateOutput, Error> {
+        Ok(self.do_token_create(input)?)
+    }
+
+    fn token_list(&self) -> Result<Vec<super::TokenView>, Error> {
+        let now = self.auth.now();
+        let tokens = self
+            .auth
+            .store()
+            .list_api_tokens()
+            .map_err(ca_core::Error::from)?;
+        Ok(tokens.iter().map(|t| super::token_view(t, now)).collect())
+    }
+
+    fn token_revoke(&self, id: &str) -> Result<super::TokenView, Error> {
+        Ok(self.do_token_revoke(id)?)
+    }
+
     fn console_login_link(&self) -> Result<super::LoginLinkOutput, Error> {
         Err(Error::Usage(
             "the console is served by `privca serve`: start the server, then ask for a login link again".into(),

@@ -16,7 +16,8 @@ pub use remote::RemoteAdmin;
 pub use types::{
     CertListPage, CertView, CrlView, IssueInput, IssueOutput, LIST_DEFAULT_LIMIT, LIST_MAX_LIMIT,
     ListQuery, LoginLinkOutput, ProfileView, RejectInput, RequestView, RequestsQuery,
-    RevokeCertInput, RevokeInput, RevokeKeyInput, RevokedList, pem, rfc3339, view,
+    RevokeCertInput, RevokeInput, RevokeKeyInput, RevokedList, TokenCreateInput, TokenCreateOutput,
+    TokenView, pem, rfc3339, token_view, view,
 };
 
 use crate::Error;
@@ -77,6 +78,12 @@ pub trait Admin {
     /// (docs/console.md). Only a running server has a console, so the in-process
     /// transport refuses.
     fn console_login_link(&self) -> Result<LoginLinkOutput, Error>;
+    /// `POST /admin/v1/tokens`: a new API token, its secret shown once.
+    fn token_create(&self, input: &TokenCreateInput) -> Result<TokenCreateOutput, Error>;
+    /// `GET /admin/v1/tokens`: every API token, never a secret.
+    fn token_list(&self) -> Result<Vec<TokenView>, Error>;
+    /// `POST /admin/v1/tokens/{id}/revoke`: the token is refused from now on.
+    fn token_revoke(&self, id: &str) -> Result<TokenView, Error>;
 }
 
 /// The HTTP status of an authority error kind in the admin API (RFC 9110 §15).

@@ -251,6 +251,21 @@ impl Admin for RemoteAdmin {
     fn console_login_link(&self) -> Result<super::LoginLinkOutput, Error> {
         self.get(Call::new(Method::POST, &["console", "login-links"]))
     }
+
+    fn token_create(
+        &self,
+        input: &super::TokenCreateInput,
+    ) -> Result<super::TokenCreateOutput, Error> {
+        self.call(Call::new(Method::POST, &["tokens"]), Some(input))
+    }
+
+    fn token_list(&self) -> Result<Vec<super::TokenView>, Error> {
+        self.get(Call::new(Method::GET, &["tokens"]))
+    }
+
+    fn token_revoke(&self, id: &str) -> Result<super::TokenView, Error> {
+        self.get(Call::new(Method::POST, &["tokens", id, "revoke"]))
+    }
 }
 
 /// The address to reach a listener bound to `addr` from this host.

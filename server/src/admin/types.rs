@@ -368,3 +368,85 @@ pub struct LoginLinkOutput {
     /// Seconds the link may wait to be opened.
     pub expires_in: u64,
 }
+
+/// `POST /admin/v1/tokens`: a new API token (docs/admin-api.md, "Roles and tokens").
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenCreateInput {
+    /// What to call it (1–64 characters); audit entries name it.
+    pub name: String,
+    /// `administrator`, `operator`, `auditor`, `challenges` or `issuer`.
+    pub role: String,
+    /// Only these profiles may be issued under (empty: any the role may).
+    #[serde(default)]
+    pub profiles: Vec<String>,
+    /// Only these SCEP endpoints may get challenges (empty: any the role may).
+    #[serde(default)]
+    pub scep_endpoints: Vec<String>,
+    /// Lifetime (`3600`, `30m`, `1h`, `90d`); none: until revoked.
+    #[serde(default)]
+    pub expires: Option<String>,
+}
+
+/// A new token: the secret text is shown only here.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct TokenCreateOutput {
+    /// The bearer token (`pca_<id>_<secret>`).
+    pub token: String,
+    /// The token as listed.
+    pub view: TokenView,
+}
+
+/// An API token as listed (never its secret).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct TokenView {
+    /// Its id.
+    pub id: String,
+    /// Its name.
+    pub name: String,
+    /// Its role.
+    pub role: String,
+    /// Its profiles, if limited.
+    pub profiles: Vec<String>,
+    /// Its SCEP endpoints, if limited.
+    pub scep_endpoints: Vec<String>,
+    /// `active`, `expired` or `revoked`.
+    pub state: String,
+    /// Made, RFC 3339, and by whom.
+    pub created_at: String,
+    /// Who made it.
+    pub created_by: String,
+    /// Expiry, RFC 3339.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<String>,
+    /// Last use, RFC 3339 (to the minute).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_used_at: Option<String>,
+    /// Revocation, RFC 3339.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revoked_at: Option<String>,
+}
+
+/// The view of a stored token at time `now`.
+pub fn token_view(t: &store::tokens::ApiToken, now: i64) -> TokenView {
+    let state = if t.revoked_at.is_some() {
+        "revoked"
+    } else if t.expires_at.is_some_and(|e| e <= now) {
+        "expired"
+    } else {
+        "active"
+    };
+    TokenView {
+        id: t.id.clone(),
+        name: t.name.clone(),
+        role: t.role.clone(),
+        profiles: t.profiles.clone(),
+        scep_endpoints: t.scep_endpoints.clone(),
+        state: state.into(),
+        created_at: rfc3339(t.created_at),
+        created_by: t.created_by.clone(),
+        expires_at: t.expires_at.map(rfc3339),
+        last_used_at: t.last_used_at.map(rfc3339),
+        revoked_at: t.revoked_at.map(rfc3339),
+    }
+}

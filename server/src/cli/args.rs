@@ -109,6 +109,13 @@ pub enum Command {
         #[command(subcommand)]
         action: AcmeAction,
     },
+    /// API tokens with roles and scopes for the admin API and the console
+    /// (docs/admin-api.md, "Roles and tokens").
+    Token {
+        /// What to do.
+        #[command(subcommand)]
+        action: TokenAction,
+    },
     /// The web console (docs/console.md).
     Console {
         /// What to do.
@@ -147,6 +154,41 @@ pub enum ScepAction {
         /// Lifetime (`3600`, `30m`, `1h`, `7d`); default the endpoint's.
         #[arg(long)]
         ttl: Option<String>,
+    },
+}
+
+/// `privca token …`.
+#[derive(Debug, Subcommand)]
+pub enum TokenAction {
+    /// Make a token; prints it once (only its SHA-256 is kept).
+    Create {
+        /// What to call it (audit entries name it).
+        #[arg(long)]
+        name: String,
+        /// administrator, operator, auditor, challenges (one-time SCEP challenges only) or
+        /// issuer (issuance only).
+        #[arg(long)]
+        role: String,
+        /// Only under this profile (repeat for more).
+        #[arg(long = "profile")]
+        profiles: Vec<String>,
+        /// Only for this SCEP endpoint (repeat for more).
+        #[arg(long = "scep-endpoint")]
+        scep_endpoints: Vec<String>,
+        /// Lifetime (`3600`, `30m`, `12h`, `90d`); default: until revoked.
+        #[arg(long)]
+        expires: Option<String>,
+    },
+    /// List the tokens (never their secrets), with last use and state.
+    List {
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a token by its id.
+    Revoke {
+        /// The token's id (the 12 hex digits after `pca_`).
+        id: String,
     },
 }
 

@@ -227,6 +227,65 @@ pub(super) fn run(cmd: Command, cfg: &Config) -> Result<(), Error> {
             Ok(())
         }
         Command::Requests { action } => requests(action, admin),
+        Command::Token { action } => match action {
+            TokenAction::Create {
+                name,
+                role,
+                profiles,
+                scep_endpoints,
+                expires,
+            } => {
+                let out = admin.token_create(&crate::admin::TokenCreateInput {
+                    name,
+                    role,
+                    profiles,
+                    scep_endpoints,
+                    expires,
+                })?;
+                outln!("{}", out.token);
+                eprintln!(
+                    "API token {} ({}, role {}); shown only now: use it as `Authorization: Bearer <token>`",
+                    out.view.id, out.view.name, out.view.role
+                );
+                Ok(())
+            }
+            TokenAction::List { json } => {
+                let v = admin.token_list()?;
+                if json {
+                    return print_json(&v);
+                }
+                outln!(
+                    "{:<13} {:<20} {:<14} {:<8} {:<21} {:<21} SCOPE",
+                    "ID",
+                    "NAME",
+                    "ROLE",
+                    "STATE",
+                    "EXPIRES",
+                    "LAST USE"
+                );
+                for t in v {
+                    let mut scope: Vec<String> =
+                        t.profiles.iter().map(|p| format!("profile:{p}")).collect();
+                    scope.extend(t.scep_endpoints.iter().map(|e| format!("scep:{e}")));
+                    outln!(
+                        "{:<13} {:<20} {:<14} {:<8} {:<21} {:<21} {}",
+                        t.id,
+                        t.name,
+                        t.role,
+                        t.state,
+                        t.expires_at.as_deref().unwrap_or("-"),
+                        t.last_used_at.as_deref().unwrap_or("-"),
+                        scope.join(" ")
+                    );
+                }
+                Ok(())
+            }
+            TokenAction::Revoke { id } => {
+                let t = admin.token_revoke(&id)?;
+                outln!("revoked API token {} ({})", t.id, t.name);
+                Ok(())
+            }
+        },
         Command::Console {
             action: ConsoleAction::LoginLink,
         } => {

@@ -34,6 +34,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{AppState, plain, token_hash};
 use crate::Error;
+use crate::access::Right;
 use crate::admin::{
     Admin, CertView, ListQuery, LocalAdmin, RejectInput, RequestView, RequestsQuery, RevokeInput,
 };
@@ -101,21 +102,21 @@ impl Console {
         }
     }
 
-    /// The cookie value of a new session for `who`.
-    fn issue(&self, who: &str, now: i64) -> String {
+    /// The cookie value of a new session with credential `cred` ([`Ticket::cred`]).
+    fn issue(&self, cred: &str, now: i64) -> String {
         let csrf: [u8; 16] = rand::random();
         let body = format!(
             "{}|{}|{}",
             now + SESSION_LIFETIME.as_secs() as i64,
             hex::encode(csrf),
-            who
+            cred
         );
         let mac = hmac::sign(&self.key, body.as_bytes());
         format!("{}.{}", b64(body.as_bytes()), b64(mac.as_ref()))
     }
 
-    /// The session a cookie value names, if its MAC holds and it has not expired.
-    fn open(&self, value: &str, now: i64) -> Option<Session> {
+    /// The ticket a cookie value holds, if its MAC holds and it has not expired.
+    fn open(&self, value: &str, now: i64) -> Option<Ticket> {
         let (body, mac) = value.split_once('.')?;
         let engine = base64::engine::general_purpose::URL_SAFE_NO_PAD;
         let body = engine.decode(body).ok()?;
@@ -125,9 +126,20 @@ impl Console {
         let mut parts = body.splitn(3, '|');
         let expires: i64 = parts.next()?.parse().ok()?;
         let csrf = parts.next()?.to_string();
-        let who = parts.next()?.to_string();
-        (now < expires).then_some(Session { who, csrf })
+        let cred = parts.next()?.to_string();
+        (now < expires).then_some(Ticket { csrf, cred })
     }
+}
+
+/// What a session cookie holds besides its expiry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Ticket {
+    /// The token every form of the session carries.
+    csrf: String,
+    /// How the session logged in: `admin-token`, `login-link` (both administrators) or
+    /// `token:<id>` (an API token, looked up on every request, so that revoking the
+    /// token ends its sessions at once).
+    cred: String,
 }
 
 fn b64(bytes: &[u8]) -> String {
@@ -137,10 +149,47 @@ fn b64(bytes: &[u8]) -> String {
 /// A logged-in console user.
 #[derive(Clone, Debug)]
 struct Session {
-    /// Who, as audit entries name them: `console:admin-token` or `console:login-link`.
+    /// Who, as audit entries name them: `console:admin-token`, `console:login-link` or
+    /// `console:token:<name>/<id>`.
     who: String,
     /// The token every form of this session carries.
     csrf: String,
+    /// Their role and scope ([`crate::access`]).
+    principal: crate::access::Principal,
+}
+
+/// The principal of a session's credential, `None` when it no longer stands (an API
+/// token revoked, expired or gone).
+fn principal_of(
+    store: &dyn store::Store,
+    cred: &str,
+    now: i64,
+) -> Option<crate::access::Principal> {
+    use crate::access::Principal;
+    match cred {
+        "admin-token" | "login-link" => Some(Principal::bootstrap(&format!("console:{cred}"))),
+        _ => {
+            let id = cred.strip_prefix("token:")?;
+            let token = store.api_token(id).ok()??;
+            if token.revoked_at.is_some() || token.expires_at.is_some_and(|e| e <= now) {
+                return None;
+            }
+            let mut p = Principal::of_token(&token).ok()?;
+            p.actor = format!("console:{}", p.actor);
+            Some(p)
+        }
+    }
+}
+
+/// 403 as a page, audited, when the session may not do what needs `right`.
+async fn need(
+    state: &Arc<AppState>,
+    session: &Session,
+    right: crate::access::Right,
+) -> Result<(), Response> {
+    super::admin::checked(state, &session.principal, right, crate::access::Target::Any)
+        .await
+        .map_err(|why| page_with_status(StatusCode::FORBIDDEN, &why))
 }
 
 /// The routes under `/ui`.
@@ -202,8 +251,8 @@ async fn console_gate(
     r
 }
 
-/// The session of a request, from its cookie.
-fn session_of(state: &AppState, headers: &axum::http::HeaderMap) -> Option<Session> {
+/// The ticket of a request's session cookie.
+fn ticket_of(state: &AppState, headers: &axum::http::HeaderMap) -> Option<Ticket> {
     let now = state.auth.now();
     headers
         .get_all(header::COOKIE)
@@ -221,7 +270,25 @@ async fn require_session(
     mut req: Request,
     next: Next,
 ) -> Response {
-    match session_of(&state, req.headers()) {
+    let session = match ticket_of(&state, req.headers()) {
+        Some(t) => {
+            let auth = state.auth.clone();
+            let cred = t.cred.clone();
+            let principal = tokio::task::spawn_blocking(move || {
+                principal_of(auth.store().as_ref(), &cred, auth.now())
+            })
+            .await
+            .ok()
+            .flatten();
+            principal.map(|principal| Session {
+                who: principal.actor.clone(),
+                csrf: t.csrf,
+                principal,
+            })
+        }
+        None => None,
+    };
+    match session {
         Some(s) => {
             req.extensions_mut().insert(s);
             next.run(req).await
@@ -329,7 +396,7 @@ async fn login_page(State(state): State<Arc<AppState>>, Query(q): Query<LinkQuer
         None => page(&LoginPage { error: "" }),
         Some(link) if state.console.spend_login_link(&link) => {
             audit_login(&state, "console:login-link").await;
-            start_session(&state, "console:login-link")
+            start_session(&state, "login-link")
         }
         Some(_) => {
             let mut r = page(&LoginPage {
@@ -346,7 +413,8 @@ struct TokenForm {
     token: String,
 }
 
-/// `POST /ui/login`: the admin token, compared like the admin API compares it.
+/// `POST /ui/login`: the admin token, compared like the admin API compares it, or an API
+/// token (its role then applies to everything the session does).
 async fn login_with_token(
     State(state): State<Arc<AppState>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -357,7 +425,17 @@ async fn login_with_token(
         &state.admin_token_hash,
     ) {
         audit_login(&state, "console:admin-token").await;
-        return start_session(&state, "console:admin-token");
+        return start_session(&state, "admin-token");
+    }
+    let auth = state.auth.clone();
+    let presented = form.token.trim().to_string();
+    let found = tokio::task::spawn_blocking(move || {
+        crate::access::authenticate(auth.store().as_ref(), &presented, auth.now())
+    })
+    .await;
+    if let Ok(Ok(Some((p, token)))) = found {
+        audit_login(&state, &format!("console:{}", p.actor)).await;
+        return start_session(&state, &format!("token:{}", token.id));
     }
     let auth = state.auth.clone();
     let source = peer.ip().to_string();
@@ -366,7 +444,7 @@ async fn login_with_token(
     })
     .await;
     let mut r = page(&LoginPage {
-        error: "That is not the admin token.",
+        error: "That is neither the admin token nor a valid API token.",
     });
     *r.status_mut() = StatusCode::UNAUTHORIZED;
     r
@@ -391,8 +469,8 @@ async fn audit_login(state: &Arc<AppState>, who: &str) {
     }
 }
 
-fn start_session(state: &AppState, who: &str) -> Response {
-    let value = state.console.issue(who, state.auth.now());
+fn start_session(state: &AppState, cred: &str) -> Response {
+    let value = state.console.issue(cred, state.auth.now());
     let cookie = format!(
         "{COOKIE}={value}; Path=/ui; HttpOnly; Secure; SameSite=Strict; Max-Age={}",
         SESSION_LIFETIME.as_secs()
@@ -474,6 +552,9 @@ async fn dashboard(
     State(state): State<Arc<AppState>>,
     axum::Extension(session): axum::Extension<Session>,
 ) -> Response {
+    if let Err(r) = need(&state, &session, Right::Read).await {
+        return r;
+    }
     let auth = state.auth.clone();
     let data = ca_core::deadline::spawn_blocking(move || {
         let store = auth.store();
@@ -637,6 +718,9 @@ async fn certificates(
     axum::Extension(session): axum::Extension<Session>,
     Query(filter): Query<CertFilterForm>,
 ) -> Response {
+    if let Err(r) = need(&state, &session, Right::Read).await {
+        return r;
+    }
     let query = match filter.query() {
         Ok(q) => q,
         Err(r) => return r,
@@ -670,6 +754,9 @@ async fn export_csv(
     axum::Extension(session): axum::Extension<Session>,
     Query(filter): Query<CertFilterForm>,
 ) -> Response {
+    if let Err(r) = need(&state, &session, Right::Read).await {
+        return r;
+    }
     export(state, session, filter, ExportFormat::Csv)
 }
 
@@ -679,6 +766,9 @@ async fn export_json(
     axum::Extension(session): axum::Extension<Session>,
     Query(filter): Query<CertFilterForm>,
 ) -> Response {
+    if let Err(r) = need(&state, &session, Right::Read).await {
+        return r;
+    }
     export(state, session, filter, ExportFormat::JsonLines)
 }
 
@@ -914,6 +1004,9 @@ async fn certificate(
     axum::Extension(session): axum::Extension<Session>,
     Path(serial): Path<String>,
 ) -> Response {
+    if let Err(r) = need(&state, &session, Right::Read).await {
+        return r;
+    }
     match admin(&state, &session.who, move |a| a.show(&serial)).await {
         Ok(cert) => {
             let pem = cert.pem.clone().unwrap_or_default();
@@ -935,6 +1028,9 @@ async fn certificate_pem(
     axum::Extension(session): axum::Extension<Session>,
     Path(serial): Path<String>,
 ) -> Response {
+    if let Err(r) = need(&state, &session, Right::Read).await {
+        return r;
+    }
     match admin(&state, &session.who, move |a| a.show(&serial)).await {
         Ok(cert) => {
             let disposition = format!("attachment; filename=\"{}.pem\"", cert.serial);
@@ -969,6 +1065,9 @@ async fn revoke(
     if let Err(r) = check_csrf(&session, &form.csrf) {
         return r;
     }
+    if let Err(r) = need(&state, &session, Right::Revoke).await {
+        return r;
+    }
     let input = RevokeInput {
         reason: non_empty(&form.reason),
         invalidity_date: None,
@@ -993,6 +1092,9 @@ async fn requests(
     State(state): State<Arc<AppState>>,
     axum::Extension(session): axum::Extension<Session>,
 ) -> Response {
+    if let Err(r) = need(&state, &session, Right::Read).await {
+        return r;
+    }
     let query = RequestsQuery {
         state: Some("pending".into()),
     };
@@ -1013,6 +1115,9 @@ async fn approve(
     Form(form): Form<CsrfForm>,
 ) -> Response {
     if let Err(r) = check_csrf(&session, &form.csrf) {
+        return r;
+    }
+    if let Err(r) = need(&state, &session, Right::Approve).await {
         return r;
     }
     match admin(&state, &session.who, move |a| a.approve(id)).await {
@@ -1038,6 +1143,9 @@ async fn reject(
     if let Err(r) = check_csrf(&session, &form.csrf) {
         return r;
     }
+    if let Err(r) = need(&state, &session, Right::Approve).await {
+        return r;
+    }
     let input = RejectInput {
         reason: non_empty(&form.reason).unwrap_or_else(|| "rejected in the console".into()),
     };
@@ -1061,6 +1169,9 @@ async fn audit_verify(
     State(state): State<Arc<AppState>>,
     axum::Extension(session): axum::Extension<Session>,
 ) -> Response {
+    if let Err(r) = need(&state, &session, Right::Audit).await {
+        return r;
+    }
     match admin(&state, &session.who, |a| a.audit_verify()).await {
         Ok(v) => page(&AuditPage {
             who: session.who,
@@ -1084,9 +1195,9 @@ mod tests {
     #[test]
     fn a_session_cookie_opens_only_unaltered_and_unexpired() {
         let c = Console::new();
-        let v = c.issue("console:admin-token", 1_000);
+        let v = c.issue("admin-token", 1_000);
         let s = c.open(&v, 1_001).expect("opens");
-        assert_eq!(s.who, "console:admin-token");
+        assert_eq!(s.cred, "admin-token");
         assert_eq!(s.csrf.len(), 32);
         assert!(
             c.open(&v, 1_000 + SESSION_LIFETIME.as_secs() as i64)
@@ -1096,7 +1207,7 @@ mod tests {
         assert!(Console::new().open(&v, 1_001).is_none());
         // A changed body does not open it.
         let (body, mac) = v.split_once('.').expect("two parts");
-        let forged = b64(format!("99999999999|{}|console:admin-token", s.csrf).as_bytes());
+        let forged = b64(format!("99999999999|{}|admin-token", s.csrf).as_bytes());
         assert!(c.open(&format!("{forged}.{mac}"), 1_001).is_none());
         assert!(c.open(body, 1_001).is_none());
         assert!(c.open("", 1_001).is_none());
