@@ -23,6 +23,10 @@ python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || need+=(python3-venv)
 # (its daemon runs on a private session bus, so dbus-daemon too).
 command -v scepclient >/dev/null || need+=(scep)
 command -v lego >/dev/null || need+=(lego)            # ACME client (tests/tests/e2e_acme.rs)
+# dns-01 (tests/tests/e2e_acme.rs): Knot DNS, started by the test on a loopback port with a
+# TSIG key for lego's RFC 2136 updates; kdig (knot-dnsutils) tells when it serves the zone.
+command -v knotd >/dev/null || need+=(knot)
+command -v kdig >/dev/null || need+=(knot-dnsutils)
 command -v certmonger >/dev/null || need+=(certmonger)
 command -v dbus-daemon >/dev/null || need+=(dbus-daemon)
 # PKCS#11: SoftHSM2 (the token of the HSM tests) and OpenSC's pkcs11-tool.
@@ -84,6 +88,8 @@ lint_pkix_cert --help >/dev/null && echo "pkilint $PKILINT_VERSION"
 python -c "import josepy" && echo "josepy $JOSEPY_VERSION"
 echo "scepclient $(scepclient -version)"
 dpkg-query -W -f='certmonger ${Version}\n' certmonger
+dpkg-query -W -f='lego ${Version}\n' lego
+knotd --version
 softhsm2-util --version | sed 's/^/softhsm2 /'
 cargo --version
 

@@ -8,7 +8,7 @@
 //! identifiers and that those passed the endpoint's profile rules at newOrder.
 
 use std::collections::BTreeMap;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -146,6 +146,39 @@ pub struct Http01Check {
     pub timeout: Duration,
 }
 
+/// One dns-01 validation (RFC 8555 §8.4) for a [`Validator`] to carry out.
+#[derive(Clone, Debug)]
+pub struct Dns01Check {
+    /// The name whose TXT records are read: `_acme-challenge.<identifier>`, the
+    /// identifier without its wildcard label.
+    pub name: String,
+    /// The TXT value expected among them: base64url(SHA-256(key authorization)).
+    pub expected: String,
+    /// The DNS server to ask (`dns_resolver`); `None`: the system's.
+    pub resolver: Option<SocketAddr>,
+    /// Time allowed for the whole lookup.
+    pub timeout: Duration,
+}
+
+/// One tls-alpn-01 validation (RFC 8737 §3) for a [`Validator`] to carry out.
+#[derive(Clone, Debug)]
+pub struct TlsAlpn01Check {
+    /// The identifier the certificate must name, alone, in its subjectAltName.
+    pub identifier: San,
+    /// The TLS server name sent: the DNS name, or for an IP identifier its reverse
+    /// name (RFC 8738 §6).
+    pub sni: String,
+    /// Where to connect, when the endpoint's `resolve` map or an IP identifier fixes it;
+    /// `None`: resolve `sni`.
+    pub address: Option<IpAddr>,
+    /// The port (443 unless the endpoint overrides it).
+    pub port: u16,
+    /// SHA-256 of the key authorization, the acmeIdentifier extension's value.
+    pub digest: [u8; 32],
+    /// Time allowed for the connection and handshake.
+    pub timeout: Duration,
+}
+
 /// Carries out challenge validations. Outbound connections are the server crate's
 /// (docs/architecture.md: it owns every socket); this crate says what to check.
 pub trait Validator: Send + Sync {
@@ -154,6 +187,60 @@ pub trait Validator: Send + Sync {
     /// whitespace ignored) equals the key authorization. `Err` carries what went wrong,
     /// for the challenge's problem document.
     fn http01(&self, check: &Http01Check) -> std::result::Result<(), String>;
+    /// Reads the TXT records of `check.name` from `check.resolver` (CNAMEs followed) and
+    /// checks one of them equals `check.expected`.
+    fn dns01(&self, check: &Dns01Check) -> std::result::Result<(), String>;
+    /// Connects with ALPN `acme-tls/1` and SNI `check.sni`, accepts whatever certificate
+    /// the peer shows for this handshake only, and checks it with
+    /// [`crate::tls_alpn::check_certificate`].
+    fn tls_alpn01(&self, check: &TlsAlpn01Check) -> std::result::Result<(), String>;
+}
+
+/// A validation to run, of any challenge type.
+#[derive(Clone, Debug)]
+enum Check {
+    Http01(Http01Check),
+    Dns01(Dns01Check),
+    TlsAlpn01(TlsAlpn01Check),
+}
+
+/// The challenge types of RFC 8555 §8.3, §8.4 and RFC 8737.
+pub const HTTP_01: &str = "http-01";
+/// dns-01 (RFC 8555 §8.4).
+pub const DNS_01: &str = "dns-01";
+/// tls-alpn-01 (RFC 8737 §3).
+pub const TLS_ALPN_01: &str = "tls-alpn-01";
+
+/// The challenges offered for an identifier: a wildcard name only dns-01 (RFC 8555
+/// §7.1.3), an IP address http-01 and tls-alpn-01 (RFC 8738 §7: no dns-01), a DNS name
+/// all three.
+pub fn challenge_types(ident: &AcmeIdentifier) -> &'static [&'static str] {
+    if ident.kind == "ip" {
+        &[HTTP_01, TLS_ALPN_01]
+    } else if ident.value.starts_with("*.") {
+        &[DNS_01]
+    } else {
+        &[HTTP_01, DNS_01, TLS_ALPN_01]
+    }
+}
+
+/// The reverse-mapping name of an address (RFC 8738 §6: the tls-alpn-01 SNI of an IP
+/// identifier; RFC 1035 §3.5, RFC 3596 §2.5).
+pub fn reverse_name(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V4(v4) => {
+            let o = v4.octets();
+            format!("{}.{}.{}.{}.in-addr.arpa", o[3], o[2], o[1], o[0])
+        }
+        IpAddr::V6(v6) => {
+            let mut s = String::with_capacity(72);
+            for b in v6.octets().iter().rev() {
+                s.push_str(&format!("{:x}.{:x}.", b & 0xf, b >> 4));
+            }
+            s.push_str("ip6.arpa");
+            s
+        }
+    }
 }
 
 /// A configured endpoint.
@@ -739,19 +826,22 @@ impl AcmeService {
                 identifier: ident.clone(),
                 status: AuthzStatus::Pending,
                 expires,
-                challenges: vec![AcmeChallenge {
-                    kind: "http-01".into(),
-                    token: {
+                challenges: challenge_types(ident)
+                    .iter()
+                    .map(|kind| {
                         let mut b = [0u8; 32];
                         self.rng
                             .fill(&mut b)
                             .map_err(|_| Error::malformed("no randomness"))?;
-                        b64_encode(&b)
-                    },
-                    status: ChallengeStatus::Pending,
-                    validated: None,
-                    error: None,
-                }],
+                        Ok(AcmeChallenge {
+                            kind: (*kind).into(),
+                            token: b64_encode(&b),
+                            status: ChallengeStatus::Pending,
+                            validated: None,
+                            error: None,
+                        })
+                    })
+                    .collect::<Result<Vec<_>>>()?,
             });
         }
         let order = AcmeOrder {
@@ -888,12 +978,28 @@ impl AcmeService {
             .enumerate()
             .map(|(i, c)| self.challenge_json(ep, a, i, c))
             .collect();
-        json!({
-            "identifier": a.identifier,
+        // A wildcard order's authorization names the base domain and says
+        // "wildcard": true (RFC 8555 §7.1.4); the record keeps the order's identifier.
+        let (identifier, wildcard) = match a.identifier.value.strip_prefix("*.") {
+            Some(base) if a.identifier.kind == "dns" => (
+                AcmeIdentifier {
+                    kind: "dns".into(),
+                    value: base.to_string(),
+                },
+                true,
+            ),
+            _ => (a.identifier.clone(), false),
+        };
+        let mut v = json!({
+            "identifier": identifier,
             "status": authz_status(a.status),
             "expires": rfc3339(a.expires),
             "challenges": challenges,
-        })
+        });
+        if wildcard {
+            v["wildcard"] = json!(true);
+        }
+        v
     }
 
     fn challenge_json(&self, ep: &Endpoint, a: &AcmeAuthz, i: usize, c: &AcmeChallenge) -> Value {
@@ -998,8 +1104,14 @@ impl AcmeService {
                     "a challenge response is the empty object {} (RFC 8555 §7.5.1)".into(),
                 ));
             }
+            // One validation per authorization at a time: a second challenge started
+            // while one runs stays pending (its outcome decides the authorization).
             if a.status == AuthzStatus::Pending
                 && a.challenges[i].status == ChallengeStatus::Pending
+                && !a
+                    .challenges
+                    .iter()
+                    .any(|c| c.status == ChallengeStatus::Processing)
                 && now < a.expires
             {
                 if self.running.fetch_add(1, Ordering::SeqCst) >= MAX_VALIDATIONS {
@@ -1042,22 +1154,17 @@ impl AcmeService {
         thumbprint: String,
     ) {
         let me = Arc::clone(self);
-        let check = Http01Check {
-            host: authz.identifier.value.clone(),
-            address: match authz.identifier.kind.as_str() {
-                "ip" => authz.identifier.value.parse().ok(),
-                _ => ep.cfg.resolve.get(&authz.identifier.value).copied(),
-            },
-            port: ep.cfg.http01_port,
-            token: authz.challenges[i].token.clone(),
-            key_authorization: format!("{}.{thumbprint}", authz.challenges[i].token),
-            timeout: Duration::from_secs(ep.cfg.validation_timeout_seconds),
-        };
+        let check = validation_check(ep, &authz, i, &thumbprint);
         let actor = format!("acme:{}/{}", ep.name, authz.account);
         let spawned = std::thread::Builder::new()
             .name("privca-acme-validate".into())
             .spawn(move || {
-                let result = me.validator.http01(&check);
+                let result = match check {
+                    Ok(Check::Http01(c)) => me.validator.http01(&c),
+                    Ok(Check::Dns01(c)) => me.validator.dns01(&c),
+                    Ok(Check::TlsAlpn01(c)) => me.validator.tls_alpn01(&c),
+                    Err(e) => Err(e),
+                };
                 me.finish_validation(authz, i, result, &actor);
                 me.running.fetch_sub(1, Ordering::SeqCst);
             });
@@ -1083,7 +1190,7 @@ impl AcmeService {
                 a.status = AuthzStatus::Valid;
                 a.challenges[i].status = ChallengeStatus::Valid;
                 a.challenges[i].validated = Some(now);
-                "http-01 valid".to_string()
+                format!("{} valid", a.challenges[i].kind)
             }
             Err(why) => {
                 a.status = AuthzStatus::Invalid;
@@ -1091,6 +1198,8 @@ impl AcmeService {
                 let p = Problem {
                     kind: if why.starts_with("connection") {
                         "urn:ietf:params:acme:error:connection".into()
+                    } else if why.starts_with("dns:") {
+                        "urn:ietf:params:acme:error:dns".into()
                     } else {
                         "urn:ietf:params:acme:error:incorrectResponse".into()
                     },
@@ -1100,7 +1209,7 @@ impl AcmeService {
                     algorithms: None,
                 };
                 a.challenges[i].error = Some(String::from_utf8_lossy(&p.to_json()).into_owned());
-                format!("http-01 invalid: {why}")
+                format!("{} invalid: {why}", a.challenges[i].kind)
             }
         };
         let action = if result.is_ok() {
@@ -1323,11 +1432,78 @@ impl AcmeService {
 pub struct NewOrderRequest {
     /// The identifiers, each with the SAN it stands for.
     pub identifiers: Vec<(AcmeIdentifier, San)>,
-    /// Identifiers refused by their form alone (an `ip` that is no address, a wildcard,
-    /// which needs dns-01), as `rejectedIdentifier`/`malformed` subproblems.
+    /// Identifiers refused by their form alone (an `ip` that is no address, a `*` that
+    /// is not a whole left-most label), as `rejectedIdentifier`/`malformed` subproblems.
     pub refused: Vec<Subproblem>,
     /// The profile asked for (draft-ietf-acme-profiles).
     pub profile: Option<String>,
+}
+
+/// What validating challenge `i` of `authz` means (RFC 8555 §8.1: the key
+/// authorization is `token.thumbprint`): where to connect or what to look up, and what
+/// must be found. `Err`: the challenge cannot be validated as recorded.
+fn validation_check(
+    ep: &Endpoint,
+    authz: &AcmeAuthz,
+    i: usize,
+    thumbprint: &str,
+) -> std::result::Result<Check, String> {
+    let c = &authz.challenges[i];
+    let key_authorization = format!("{}.{thumbprint}", c.token);
+    let timeout = Duration::from_secs(ep.cfg.validation_timeout_seconds);
+    let ident = &authz.identifier;
+    let ip: Option<IpAddr> = match ident.kind.as_str() {
+        "ip" => Some(
+            ident
+                .value
+                .parse()
+                .map_err(|_| format!("{:?} is not an IP address", ident.value))?,
+        ),
+        _ => None,
+    };
+    let address = ip.or_else(|| ep.cfg.resolve.get(&ident.value).copied());
+    let digest: [u8; 32] =
+        aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, key_authorization.as_bytes())
+            .as_ref()
+            .try_into()
+            .map_err(|_| "SHA-256 is not 32 bytes".to_string())?;
+    match c.kind.as_str() {
+        HTTP_01 => Ok(Check::Http01(Http01Check {
+            host: ident.value.clone(),
+            address,
+            port: ep.cfg.http01_port,
+            token: c.token.clone(),
+            key_authorization,
+            timeout,
+        })),
+        DNS_01 if ip.is_none() => {
+            let base = ident.value.strip_prefix("*.").unwrap_or(&ident.value);
+            Ok(Check::Dns01(Dns01Check {
+                name: format!("_acme-challenge.{base}"),
+                expected: b64_encode(&digest),
+                resolver: ep.cfg.dns_resolver,
+                timeout,
+            }))
+        }
+        TLS_ALPN_01 if !ident.value.starts_with("*.") => Ok(Check::TlsAlpn01(TlsAlpn01Check {
+            identifier: match ip {
+                Some(ip) => San::Ip(ip),
+                None => San::Dns(ident.value.clone()),
+            },
+            sni: match ip {
+                Some(ip) => reverse_name(ip),
+                None => ident.value.clone(),
+            },
+            address,
+            port: ep.cfg.tls_alpn01_port,
+            digest,
+            timeout,
+        })),
+        other => Err(format!(
+            "challenge type {other:?} does not apply to {} {:?}",
+            ident.kind, ident.value
+        )),
+    }
 }
 
 /// Reads a newOrder payload. `notBefore`/`notAfter` are refused (the profile sets the
@@ -1406,10 +1582,16 @@ pub fn parse_new_order(payload: &[u8]) -> Result<NewOrderRequest> {
         if out.identifiers.iter().any(|(seen, _)| *seen == ident) {
             continue;
         }
-        if ident.value.starts_with("*.") {
+        // A wildcard is one leading "*." label (RFC 8555 §7.1.3); anywhere else a "*"
+        // is no DNS name. Whether the profile allows wildcards is its SAN rules' say.
+        let rest = ident.value.strip_prefix("*.").unwrap_or(&ident.value);
+        if ident.kind == "dns" && (rest.is_empty() || rest.contains('*')) {
             out.refused.push(subproblem(
                 "urn:ietf:params:acme:error:rejectedIdentifier",
-                "wildcard names need dns-01, which this endpoint does not offer".into(),
+                format!(
+                    "{:?}: a wildcard is only a whole left-most label, \"*.\" then a name",
+                    ident.value
+                ),
                 &ident.kind,
                 &ident.value,
             ));

@@ -13,7 +13,9 @@ use std::time::{Duration, Instant};
 
 use acme::jws::b64_encode;
 use acme::service::{AcmeRequest, AcmeResponse, Method};
-use acme::{AcmeConfig, AcmeEndpointConfig, AcmeService, Http01Check, Validator};
+use acme::{
+    AcmeConfig, AcmeEndpointConfig, AcmeService, Dns01Check, Http01Check, TlsAlpn01Check, Validator,
+};
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::signature::{self, EcdsaKeyPair, KeyPair};
 use ca_core::acme_records::{AuditEvent, EabKey};
@@ -24,9 +26,14 @@ const BASE: &str = "https://ca.test:8443";
 
 /// Answers http-01 as the client's web server would: valid when the key authorization
 /// the service expects is what the client published for the token.
+/// Likewise dns-01 as the client's DNS zone (TXT records by name) and tls-alpn-01 as
+/// its TLS server (the acmeIdentifier digest it would present, by SNI).
 #[derive(Default)]
 struct Published {
     answers: Mutex<Vec<(String, String)>>,
+    txt: Mutex<Vec<(String, String)>>,
+    alpn: Mutex<Vec<(String, [u8; 32])>>,
+    dns_checks: Mutex<Vec<Dns01Check>>,
 }
 
 impl Validator for Published {
@@ -38,6 +45,32 @@ impl Validator for Published {
             None => Err("connection: refused".into()),
         }
     }
+
+    fn dns01(&self, check: &Dns01Check) -> Result<(), String> {
+        self.dns_checks.lock().unwrap().push(check.clone());
+        let txt = self.txt.lock().unwrap();
+        if txt
+            .iter()
+            .any(|(n, v)| *n == check.name && *v == check.expected)
+        {
+            Ok(())
+        } else {
+            Err(format!("no TXT record of {} matches", check.name))
+        }
+    }
+
+    fn tls_alpn01(&self, check: &TlsAlpn01Check) -> Result<(), String> {
+        let alpn = self.alpn.lock().unwrap();
+        match alpn.iter().find(|(sni, _)| *sni == check.sni) {
+            Some((_, d)) if *d == check.digest => Ok(()),
+            Some(_) => Err("the acmeIdentifier is not the key authorization's".into()),
+            None => Err("connection: refused".into()),
+        }
+    }
+}
+
+fn sha256_b64(s: &str) -> String {
+    b64_encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, s.as_bytes()).as_ref())
 }
 
 struct Client {
@@ -103,12 +136,22 @@ impl Fixture {
         profile.san.any_dns = false;
         profile.san.dns = vec![".acme.test".into()];
         profile.san.ip_ranges = vec!["127.0.0.0/8".into()];
-        let ca = TestCa::builder().profile("acme-server", profile).build();
+        profile.san.wildcards = false;
+        let mut wild = profile.clone();
+        wild.san.wildcards = true;
+        let ca = TestCa::builder()
+            .profile("acme-server", profile)
+            .profile("acme-wild", wild)
+            .build();
         let mut cfg = AcmeConfig::default();
         cfg.endpoints.insert(
             "servers".into(),
-            serde_json::from_value::<AcmeEndpointConfig>(json!({"profile": "acme-server"}))
-                .unwrap(),
+            serde_json::from_value::<AcmeEndpointConfig>(json!({
+                "profile": "acme-server",
+                "profiles": ["acme-wild"],
+                "dns_resolver": "127.0.0.1:5353",
+            }))
+            .unwrap(),
         );
         let published = Arc::new(Published::default());
         let service =
@@ -244,8 +287,14 @@ impl Fixture {
         for a in order["authorizations"].as_array().unwrap() {
             let path = rel(a.as_str().unwrap());
             let (_, _, authz) = self.post(c, &path, "");
+            let types: Vec<&str> = authz["challenges"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| c["type"].as_str().unwrap())
+                .collect();
+            assert_eq!(types, ["http-01", "dns-01", "tls-alpn-01"]);
             let ch = &authz["challenges"][0];
-            assert_eq!(ch["type"], "http-01");
             let token = ch["token"].as_str().unwrap().to_string();
             self.published
                 .answers
@@ -707,4 +756,128 @@ fn jwk_spki_matches_the_keys_own_encoding() {
         let jwk = acme::jws::Jwk::from_value(&jwk).unwrap();
         assert_eq!(jwk.spki_der().unwrap(), spki, "{alg:?}");
     }
+}
+
+/// A wildcard order (RFC 8555 §7.1.3): its authorization names the base domain with
+/// `"wildcard": true` and offers dns-01 alone; the TXT value is base64url(SHA-256(key
+/// authorization)) at `_acme-challenge.<base>` (§8.4), looked up at the endpoint's
+/// `dns_resolver`. The plain name's authorization offers all three types and is
+/// validated here with tls-alpn-01 (RFC 8737), whose digest must be the same hash.
+#[test]
+fn a_wildcard_order_is_validated_with_dns_01_and_its_base_name_with_tls_alpn_01() {
+    let f = Fixture::new();
+    let mut c = Client::new();
+    f.account(&mut c);
+    let ids = json!({"identifiers": [
+        {"type": "dns", "value": "*.x.acme.test"},
+        {"type": "dns", "value": "x.acme.test"},
+    ], "profile": "acme-wild"});
+    let (status, r, order) = f.post(&mut c, "new-order", &ids.to_string());
+    assert_eq!(status, 201, "{order}");
+    let order_url = r.header_value("Location").unwrap().to_string();
+    let mut seen_wildcard = false;
+    for a in order["authorizations"].as_array().unwrap() {
+        let path = rel(a.as_str().unwrap());
+        let (_, _, authz) = f.post(&mut c, &path, "");
+        assert_eq!(authz["identifier"]["value"], "x.acme.test", "{authz}");
+        let challenges = authz["challenges"].as_array().unwrap();
+        let pick = |t: &str| challenges.iter().find(|c| c["type"] == t).cloned();
+        let key_auth = |ch: &Value| format!("{}.{}", ch["token"].as_str().unwrap(), c.thumbprint());
+        let ch = if authz["wildcard"] == true {
+            seen_wildcard = true;
+            assert_eq!(
+                challenges.len(),
+                1,
+                "a wildcard offers dns-01 only: {authz}"
+            );
+            let ch = pick("dns-01").unwrap();
+            // A wrong TXT value first would fail the challenge for good (no retry, §8.2),
+            // so the right one is published; the lookup's parameters are checked below.
+            f.published.txt.lock().unwrap().push((
+                "_acme-challenge.x.acme.test".into(),
+                sha256_b64(&key_auth(&ch)),
+            ));
+            ch
+        } else {
+            assert!(authz.get("wildcard").is_none(), "{authz}");
+            let ch = pick("tls-alpn-01").unwrap();
+            let digest =
+                aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, key_auth(&ch).as_bytes());
+            f.published
+                .alpn
+                .lock()
+                .unwrap()
+                .push(("x.acme.test".into(), digest.as_ref().try_into().unwrap()));
+            ch
+        };
+        let (status, _, _) = f.post(&mut c, &rel(ch["url"].as_str().unwrap()), "{}");
+        assert_eq!(status, 200);
+        assert_eq!(f.wait_authz(&mut c, &path), "valid");
+        let (_, _, authz) = f.post(&mut c, &path, "");
+        let done: Vec<&Value> = authz["challenges"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| c["status"] == "valid")
+            .collect();
+        assert_eq!(done.len(), 1, "{authz}");
+        assert_eq!(done[0]["type"], ch["type"]);
+    }
+    assert!(seen_wildcard);
+    let checks = f.published.dns_checks.lock().unwrap().clone();
+    assert_eq!(checks.len(), 1);
+    assert_eq!(checks[0].resolver, Some("127.0.0.1:5353".parse().unwrap()));
+    let (_, _, o) = f.post(&mut c, &rel(&order_url), "");
+    assert_eq!(o["status"], "ready", "{o}");
+    let fin = rel(o["finalize"].as_str().unwrap());
+    let names = ["*.x.acme.test", "x.acme.test"];
+    let (status, _, o) = f.post(&mut c, &fin, &json!({"csr": f.csr(&names)}).to_string());
+    assert_eq!(status, 200, "{o}");
+    assert_eq!(o["status"], "valid");
+}
+
+/// A TXT record that is not the key authorization's hash fails dns-01, and with it the
+/// authorization and the order (§8.2: no retry); wildcards in the wrong place, and in a
+/// profile without wildcards, are refused at newOrder.
+#[test]
+fn a_wrong_txt_record_fails_and_misplaced_wildcards_are_refused() {
+    let f = Fixture::new();
+    let mut c = Client::new();
+    f.account(&mut c);
+    let ids =
+        json!({"identifiers": [{"type": "dns", "value": "*.y.acme.test"}], "profile": "acme-wild"});
+    let (status, _, order) = f.post(&mut c, "new-order", &ids.to_string());
+    assert_eq!(status, 201, "{order}");
+    let path = rel(order["authorizations"][0].as_str().unwrap());
+    let (_, _, authz) = f.post(&mut c, &path, "");
+    let ch = &authz["challenges"][0];
+    assert_eq!(ch["type"], "dns-01");
+    f.published.txt.lock().unwrap().push((
+        "_acme-challenge.y.acme.test".into(),
+        sha256_b64("some.other-key-authorization"),
+    ));
+    f.post(&mut c, &rel(ch["url"].as_str().unwrap()), "{}");
+    assert_eq!(f.wait_authz(&mut c, &path), "invalid");
+    let (_, _, authz) = f.post(&mut c, &path, "");
+    assert_eq!(
+        authz["challenges"][0]["error"]["type"], "urn:ietf:params:acme:error:incorrectResponse",
+        "{authz}"
+    );
+    for bad in ["a.*.acme.test", "*", "*.", "**.acme.test"] {
+        let ids = json!({"identifiers": [{"type": "dns", "value": bad}], "profile": "acme-wild"});
+        let (status, _, v) = f.post(&mut c, "new-order", &ids.to_string());
+        assert_eq!(
+            (status, problem(&v)),
+            (400, "urn:ietf:params:acme:error:rejectedIdentifier"),
+            "{bad}: {v}"
+        );
+    }
+    // The default profile has no wildcards.
+    let ids = json!({"identifiers": [{"type": "dns", "value": "*.y.acme.test"}]});
+    let (status, _, v) = f.post(&mut c, "new-order", &ids.to_string());
+    assert_eq!(
+        (status, problem(&v)),
+        (400, "urn:ietf:params:acme:error:rejectedIdentifier"),
+        "{v}"
+    );
 }

@@ -19,12 +19,19 @@ struct Acme {
     ca: TestCa,
     tls_port: u16,
     http01_port: u16,
+    tls_alpn01_port: u16,
 }
 
 impl Acme {
     fn start() -> Acme {
+        Acme::start_with("")
+    }
+
+    /// The server with `endpoint_extra` added to `[acme.endpoints.servers]`.
+    fn start_with(endpoint_extra: &str) -> Acme {
         let tls_port = free_port();
         let http01_port = free_port();
+        let tls_alpn01_port = free_port();
         let listen = format!("127.0.0.1:{tls_port}");
         let mut ca = TestCa::init(
             Path::new(BIN),
@@ -38,7 +45,7 @@ impl Acme {
 [profiles.acme-server]
 validity_days = 30
 extended_key_usage = ["serverAuth"]
-san = {{ required = true, dns = [".acme.test"], ip_ranges = ["127.0.0.0/8"], cn_as_dns = true }}
+san = {{ required = true, dns = [".acme.test"], ip_ranges = ["127.0.0.0/8"], cn_as_dns = true, wildcards = true }}
 
 [acme]
 # One good nonce in five is refused with badNonce, so the clients' retries run.
@@ -47,7 +54,9 @@ reject_nonce_every = 5
 [acme.endpoints.servers]
 profile = "acme-server"
 http01_port = {http01_port}
-resolve = {{ "www.acme.test" = "127.0.0.1", "api.acme.test" = "127.0.0.1" }}
+tls_alpn01_port = {tls_alpn01_port}
+resolve = {{ "www.acme.test" = "127.0.0.1", "api.acme.test" = "127.0.0.1", "tls.acme.test" = "127.0.0.1" }}
+{endpoint_extra}
 "#
         ));
         std::fs::write(&cfg, text).expect("write config");
@@ -57,6 +66,7 @@ resolve = {{ "www.acme.test" = "127.0.0.1", "api.acme.test" = "127.0.0.1" }}
             ca,
             tls_port,
             http01_port,
+            tls_alpn01_port,
         }
     }
 
@@ -301,5 +311,218 @@ fn lego_obtains_and_revokes_with_eab() {
         acme.ca.server_log()
     );
     assert!(ocsp_status(&acme.ca, &cert).contains(": revoked"));
+    acme.ca.stop();
+}
+
+/// Knot DNS (Debian `knot`) authoritative for `acme.test.` on a loopback port, in a
+/// temporary directory, accepting dynamic updates (RFC 2136) signed with a TSIG key
+/// (RFC 8945, hmac-sha256). Stopped when dropped.
+struct Knot {
+    child: std::process::Child,
+    port: u16,
+    secret: String,
+    dir: PathBuf,
+}
+
+impl Knot {
+    fn start(dir: &Path) -> Knot {
+        std::fs::create_dir_all(dir.join("db")).expect("knot dir");
+        let port = free_port();
+        let secret = base64_of(&rand_bytes());
+        let conf = format!(
+            r#"server:
+    rundir: "{d}"
+    listen: 127.0.0.1@{port}
+log:
+  - target: stderr
+    any: info
+database:
+    storage: "{d}/db"
+key:
+  - id: privca-test
+    algorithm: hmac-sha256
+    secret: {secret}
+acl:
+  - id: update
+    key: privca-test
+    action: update
+template:
+  - id: default
+    storage: "{d}"
+    file: "%s.zone"
+zone:
+  - domain: acme.test
+    acl: update
+"#,
+            d = dir.display()
+        );
+        std::fs::write(dir.join("knot.conf"), conf).expect("knot.conf");
+        std::fs::write(
+            dir.join("acme.test.zone"),
+            "$ORIGIN acme.test.\n$TTL 60\n@ SOA ns admin 1 60 60 600 60\n@ NS ns\nns A 127.0.0.1\n",
+        )
+        .expect("zone");
+        let log = std::fs::File::create(dir.join("knotd.log")).expect("log");
+        let child = Command::new("knotd")
+            .arg("-c")
+            .arg(dir.join("knot.conf"))
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("start knotd (Debian package knot)");
+        let knot = Knot {
+            child,
+            port,
+            secret,
+            dir: dir.to_path_buf(),
+        };
+        // Ready when the zone's SOA is served.
+        for _ in 0..100 {
+            let out = run(Command::new("kdig")
+                .args(["@127.0.0.1", "-p", &port.to_string(), "+short", "+time=1"])
+                .args(["acme.test", "SOA"]));
+            if out.status.success() && !out.stdout.is_empty() {
+                return knot;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        panic!("knotd did not serve acme.test: {}", knot.log());
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("knotd.log")).unwrap_or_default()
+    }
+
+    fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for Knot {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn rand_bytes() -> [u8; 32] {
+    let mut b = [0u8; 32];
+    let mut f = std::fs::File::open("/dev/urandom").expect("urandom");
+    std::io::Read::read_exact(&mut f, &mut b).expect("random");
+    b
+}
+
+fn base64_of(b: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(b)
+}
+
+/// dns-01 (RFC 8555 §8.4) with a wildcard (§7.1.3): lego's `rfc2136` provider writes the
+/// TXT records into Knot with TSIG-signed dynamic updates, privca reads them from Knot
+/// (`dns_resolver`), and lego gets one certificate for `*.x.acme.test` and
+/// `x.acme.test`.
+#[test]
+fn lego_gets_a_wildcard_certificate_with_dns_01_through_knot() {
+    if !interop_enabled("lego_gets_a_wildcard_certificate_with_dns_01_through_knot") {
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let knot = Knot::start(&tmp.path().join("knot"));
+    let mut acme = Acme::start_with(&format!("dns_resolver = \"{}\"", knot.addr()));
+    let (kid, hmac) = acme.eab();
+    let dir = acme.ca.path("lego-dns");
+    let mut c = Command::new("lego");
+    c.env("LEGO_CA_CERTIFICATES", acme.ca.data.join("ca/root.crt"))
+        .env("RFC2136_NAMESERVER", knot.addr())
+        .env("RFC2136_TSIG_KEY", "privca-test")
+        .env("RFC2136_TSIG_SECRET", &knot.secret)
+        .env("RFC2136_TSIG_ALGORITHM", "hmac-sha256.")
+        .env("RFC2136_PROPAGATION_TIMEOUT", "30")
+        .env("RFC2136_POLLING_INTERVAL", "1")
+        .env("RFC2136_SEQUENCE_INTERVAL", "1")
+        .env("RFC2136_TTL", "10")
+        .args([
+            "--accept-tos",
+            "--email",
+            "a@b.example",
+            "--server",
+            &acme.directory(),
+        ])
+        .args(["--eab", "--kid", &kid, "--hmac", &hmac])
+        .args(["--dns", "rfc2136", "--dns.resolvers", &knot.addr()])
+        .arg("--dns.disable-cp")
+        .args(["--domains", "*.x.acme.test", "--domains", "x.acme.test"])
+        .arg("--path")
+        .arg(&dir)
+        .args(["run", "--no-bundle"]);
+    let out = run(&mut c);
+    assert!(
+        out.status.success(),
+        "lego run failed: {}\nserver log:\n{}\nknot log:\n{}",
+        text(&out),
+        acme.ca.server_log(),
+        knot.log()
+    );
+    // lego names the files after the first domain, "*" written as "_".
+    let cert = dir.join("certificates/_.x.acme.test.crt");
+    let v = acme.ca.openssl_verify(&cert);
+    assert!(v.contains(": OK"), "{v}");
+    let shown = ok(openssl()
+        .args(["x509", "-noout", "-ext", "subjectAltName", "-in"])
+        .arg(&cert));
+    assert!(
+        shown.contains("DNS:*.x.acme.test") && shown.contains("DNS:x.acme.test"),
+        "{shown}"
+    );
+    // pkilint's RFC 5280 name syntax check does not know wildcards (RFC 9525 defines
+    // them); that one finding on the wildcard name is expected, nothing else.
+    let findings: Vec<String> = pkilint("lint_pkix_cert", &[], &cert)
+        .into_iter()
+        .filter(|x| !(x.contains("pkix.invalid_domain_name_syntax") && x.contains("\"*.")))
+        .collect();
+    assert!(findings.is_empty(), "pkilint: {findings:?}");
+    acme.ca.stop();
+}
+
+/// tls-alpn-01 (RFC 8737): lego answers on its own TLS listener (`--tls --tls.port`)
+/// with the acmeIdentifier certificate; privca connects with ALPN `acme-tls/1`.
+#[test]
+fn lego_obtains_with_tls_alpn_01() {
+    if !interop_enabled("lego_obtains_with_tls_alpn_01") {
+        return;
+    }
+    let mut acme = Acme::start();
+    let (kid, hmac) = acme.eab();
+    let dir = acme.ca.path("lego-tls");
+    let mut c = Command::new("lego");
+    c.env("LEGO_CA_CERTIFICATES", acme.ca.data.join("ca/root.crt"))
+        .args([
+            "--accept-tos",
+            "--email",
+            "a@b.example",
+            "--server",
+            &acme.directory(),
+        ])
+        .args(["--eab", "--kid", &kid, "--hmac", &hmac])
+        .args([
+            "--tls",
+            "--tls.port",
+            &format!("127.0.0.1:{}", acme.tls_alpn01_port),
+        ])
+        .args(["--domains", "tls.acme.test", "--path"])
+        .arg(&dir)
+        .args(["run", "--no-bundle"]);
+    let out = run(&mut c);
+    assert!(
+        out.status.success(),
+        "lego run failed: {}\nserver log:\n{}",
+        text(&out),
+        acme.ca.server_log()
+    );
+    let cert = dir.join("certificates/tls.acme.test.crt");
+    let v = acme.ca.openssl_verify(&cert);
+    assert!(v.contains(": OK"), "{v}");
+    let findings = pkilint("lint_pkix_cert", &[], &cert);
+    assert!(findings.is_empty(), "pkilint: {findings:?}");
     acme.ca.stop();
 }
