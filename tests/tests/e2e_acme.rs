@@ -121,7 +121,10 @@ resolve = {{ "www.acme.test" = "127.0.0.1", "api.acme.test" = "127.0.0.1", "tls.
         .args(["--http-01-port", &self.http01_port.to_string()])
         .args(["-d", name]);
         if let Some((kid, hmac)) = eab {
-            c.args(["--eab-kid", kid, "--eab-hmac-key", hmac]);
+            // "=" form: a base64url key may begin with "-", which the option parser would
+            // take for an option.
+            c.arg(format!("--eab-kid={kid}"))
+                .arg(format!("--eab-hmac-key={hmac}"));
         }
         run(&mut c)
     }
@@ -274,7 +277,7 @@ fn lego_obtains_and_revokes_with_eab() {
                 "--server",
                 &acme.directory(),
             ])
-            .args(["--eab", "--kid", &kid, "--hmac", &hmac])
+            .args(["--eab", &format!("--kid={kid}"), &format!("--hmac={hmac}")])
             .args([
                 "--http",
                 "--http.port",
@@ -448,7 +451,7 @@ fn lego_gets_a_wildcard_certificate_with_dns_01_through_knot() {
             "--server",
             &acme.directory(),
         ])
-        .args(["--eab", "--kid", &kid, "--hmac", &hmac])
+        .args(["--eab", &format!("--kid={kid}"), &format!("--hmac={hmac}")])
         .args(["--dns", "rfc2136", "--dns.resolvers", &knot.addr()])
         .arg("--dns.disable-cp")
         .args(["--domains", "*.x.acme.test", "--domains", "x.acme.test"])
@@ -503,7 +506,7 @@ fn lego_obtains_with_tls_alpn_01() {
             "--server",
             &acme.directory(),
         ])
-        .args(["--eab", "--kid", &kid, "--hmac", &hmac])
+        .args(["--eab", &format!("--kid={kid}"), &format!("--hmac={hmac}")])
         .args([
             "--tls",
             "--tls.port",
