@@ -486,6 +486,7 @@ impl AcmeService {
                         "the account URL is not the one of the signing account".into(),
                     )),
                     ["new-order"] => self.new_order(ep, &jws, &acct, now),
+                    ["key-change"] => self.key_change(ep, &jws, acct),
                     ["order", id] => {
                         let order = self.owned_order(&acct, id)?;
                         let order = self.refresh_order(order, now)?;
@@ -525,6 +526,7 @@ impl AcmeService {
                 "newAccount": self.url(ep, "new-account"),
                 "newOrder": self.url(ep, "new-order"),
                 "revokeCert": self.url(ep, "revoke-cert"),
+                "keyChange": self.url(ep, "key-change"),
                 "meta": meta,
             }),
         )
@@ -751,6 +753,86 @@ impl AcmeService {
             .map(|o| self.url(ep, &format!("order/{}", o.id)))
             .collect();
         Ok(AcmeResponse::json(200, &json!({ "orders": urls })))
+    }
+
+    /// keyChange (RFC 8555 §7.3.5): the outer JWS is signed by the account's key (checked
+    /// by the caller), the inner one, its payload, by the new key (`jwk`) over the same
+    /// `url`, saying `{"account": <account URL>, "oldKey": <the current key>}`. A key that
+    /// is already some account's is refused with 409 and that account's URL. The store
+    /// moves the thumbprint index in the same commit (two racing changes to one key: one
+    /// wins).
+    fn key_change(
+        &self,
+        ep: &Endpoint,
+        outer: &Jws,
+        mut acct: AcmeAccount,
+    ) -> Result<AcmeResponse> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct KeyChange {
+            account: String,
+            #[serde(rename = "oldKey")]
+            old_key: Value,
+        }
+        let value: Value = serde_json::from_slice(&outer.payload).map_err(|e| {
+            Error::Malformed(format!(
+                "the keyChange payload is not a JWS (RFC 8555 §7.3.5): {e}"
+            ))
+        })?;
+        let inner = Jws::from_value(&value)?;
+        let KeyRef::Jwk(new_key) = &inner.protected.key else {
+            return Err(Error::Malformed(
+                "the inner JWS of a key change carries the new key as \"jwk\" (RFC 8555 §7.3.5)"
+                    .into(),
+            ));
+        };
+        inner.verify(new_key)?;
+        if inner.protected.url != outer.protected.url {
+            return Err(Error::Malformed(
+                "the inner JWS \"url\" must be the outer one (RFC 8555 §7.3.5)".into(),
+            ));
+        }
+        let p: KeyChange = payload(&inner, "keyChange")?;
+        let url = self.url(ep, &format!("acct/{}", acct.id));
+        if p.account != url {
+            return Err(Error::Malformed(format!(
+                "the key change names account {:?}, not the signing account {url}",
+                p.account
+            )));
+        }
+        let old = Jwk::from_value(&p.old_key)?;
+        if old.thumbprint() != account_key(&acct)?.thumbprint() {
+            return Err(Error::Malformed(
+                "\"oldKey\" is not the account's current key (RFC 8555 §7.3.5)".into(),
+            ));
+        }
+        let thumbprint = new_key.thumbprint_b64();
+        let conflict = |holder: &str| Error::Core {
+            problem_type: "urn:ietf:params:acme:error:malformed",
+            status: 409,
+            detail: format!("the new key is already the key of account {holder}"),
+        };
+        if let Some(other) = st(self.records()?.account_by_thumbprint(&thumbprint))? {
+            let holder = self.url(ep, &format!("acct/{}", other.id));
+            return Ok(AcmeResponse::problem(&conflict(&holder)).header("Location", holder));
+        }
+        acct.jwk = new_key.to_json();
+        acct.thumbprint = thumbprint;
+        let actor = format!("acme:{}/{}", ep.name, acct.id);
+        let audit = self.audit(
+            "acme-key-change",
+            &actor,
+            &acct.id,
+            format!("new key thumbprint {}", acct.thumbprint),
+        );
+        match self.records()?.update_account(&acct, &audit) {
+            Ok(()) => {}
+            Err(ca_core::acme_records::StoreError::Conflict(_)) => {
+                return Err(conflict("created meanwhile"));
+            }
+            Err(e) => return Err(Error::from(ca_core::Error::from(e))),
+        }
+        Ok(AcmeResponse::json(200, &self.account_json(ep, &acct)).header("Location", url))
     }
 
     /// newOrder (RFC 8555 §7.4): every identifier is checked against the profile's rules

@@ -881,3 +881,83 @@ fn a_wrong_txt_record_fails_and_misplaced_wildcards_are_refused() {
         "{v}"
     );
 }
+
+/// keyChange (RFC 8555 §7.3.5): the inner JWS, signed by the new key, names the account
+/// and its old key; afterwards only the new key signs for the account. Refused: an
+/// `oldKey` that is not the account's, an inner `url` other than the outer, an inner
+/// signature by another key, and a new key that is already an account's (409 with that
+/// account's URL). Then the account deactivates itself (§7.3.6) and can do nothing more.
+#[test]
+fn the_account_key_changes_once_and_the_old_key_is_refused_after() {
+    let f = Fixture::new();
+    let d: Value =
+        serde_json::from_slice(&f.send(Method::Get, "directory", "", Vec::new()).body).unwrap();
+    assert_eq!(d["keyChange"], url("key-change"));
+    let mut c = Client::new();
+    f.account(&mut c);
+    let kid = c.kid.clone().unwrap();
+    let mut new = Client::new();
+    let inner = |signer: &Client, jwk: &Value, url_: &str, old: &Value| {
+        signer
+            .sign(
+                json!({"alg": "ES256", "jwk": jwk, "url": url_}),
+                &json!({"account": kid, "oldKey": old}).to_string(),
+            )
+            .to_string()
+    };
+    let malformed = "urn:ietf:params:acme:error:malformed";
+    // Wrong oldKey.
+    let other = Client::new();
+    let body = inner(&new, &new.jwk, &url("key-change"), &other.jwk);
+    let (status, _, v) = f.post(&mut c, "key-change", &body);
+    assert_eq!((status, problem(&v)), (400, malformed), "{v}");
+    // The inner url is another.
+    let body = inner(&new, &new.jwk, &url("new-order"), &c.jwk);
+    let (status, _, v) = f.post(&mut c, "key-change", &body);
+    assert_eq!((status, problem(&v)), (400, malformed), "{v}");
+    // The inner JWS names the new key but another key signed it.
+    let body = inner(&other, &new.jwk, &url("key-change"), &c.jwk);
+    let (status, _, v) = f.post(&mut c, "key-change", &body);
+    assert_ne!(status, 200, "{v}");
+    // The new key is another account's already: 409 and where it is.
+    let mut taken = Client::new();
+    f.account(&mut taken);
+    let body = inner(&taken, &taken.jwk, &url("key-change"), &c.jwk);
+    let (status, r, v) = f.post(&mut c, "key-change", &body);
+    assert_eq!(status, 409, "{v}");
+    assert_eq!(r.header_value("Location"), taken.kid.as_deref());
+    // The right one.
+    let body = inner(&new, &new.jwk, &url("key-change"), &c.jwk);
+    let (status, r, v) = f.post(&mut c, "key-change", &body);
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(r.header_value("Location"), Some(kid.as_str()));
+    // The old key no longer signs for the account; the new one does, and finds it.
+    let acct = rel(&kid);
+    let (status, _, v) = f.post(&mut c, &acct, "");
+    assert_ne!(status, 200, "the old key still works: {v}");
+    new.kid = Some(kid.clone());
+    let (status, _, v) = f.post(&mut new, &acct, "");
+    assert_eq!(status, 200, "{v}");
+    new.kid = None;
+    let (status, r, _) = f.post(&mut new, "new-account", r#"{"onlyReturnExisting":true}"#);
+    assert_eq!(status, 200);
+    assert_eq!(r.header_value("Location"), Some(kid.as_str()));
+    // Deactivation (§7.3.6): afterwards the account is refused.
+    new.kid = Some(kid.clone());
+    let (status, _, v) = f.post(&mut new, &acct, r#"{"status":"deactivated"}"#);
+    assert_eq!(
+        (status, v["status"].as_str()),
+        (200, Some("deactivated")),
+        "{v}"
+    );
+    let (status, _, v) = f.post(
+        &mut new,
+        "new-order",
+        &json!({"identifiers": [{"type": "dns", "value": "www.acme.test"}]}).to_string(),
+    );
+    assert_eq!(
+        (status, problem(&v)),
+        (403, "urn:ietf:params:acme:error:unauthorized"),
+        "{v}"
+    );
+}
