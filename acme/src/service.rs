@@ -39,6 +39,8 @@ pub const PEM_CHAIN: &str = "application/pem-certificate-chain";
 pub const RETRY_AFTER: u32 = 2;
 /// Most identifiers in one order.
 pub const MAX_IDENTIFIERS: usize = 100;
+/// Order URLs on one page of an account's orders list (RFC 8555 §7.1.2.1).
+pub const ORDERS_PER_PAGE: usize = 50;
 /// Most contacts of an account.
 pub const MAX_CONTACTS: usize = 10;
 /// Most validations running at once; more are answered `rateLimited`.
@@ -124,6 +126,14 @@ impl AcmeResponse {
         self.headers
             .iter()
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Every value of header `name` (`Link` comes more than once, RFC 8288).
+    pub fn header_values<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.headers
+            .iter()
+            .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
             .map(|(_, v)| v.as_str())
     }
 }
@@ -481,10 +491,20 @@ impl AcmeService {
                 let (acct, _) = self.by_kid(ep, &jws)?;
                 match segs.as_slice() {
                     ["acct", id] if *id == acct.id => self.account_post(ep, &jws, acct),
-                    ["acct", id, "orders"] if *id == acct.id => self.orders_list(ep, &acct),
-                    ["acct", _] | ["acct", _, "orders"] => Err(Error::Unauthorized(
-                        "the account URL is not the one of the signing account".into(),
-                    )),
+                    ["acct", id, "orders"] if *id == acct.id => self.orders_list(ep, &acct, 0),
+                    ["acct", id, "orders", page] if *id == acct.id => {
+                        let page = page
+                            .parse::<usize>()
+                            .ok()
+                            .filter(|p| *p > 0 && p.to_string() == *page)
+                            .ok_or_else(|| Error::NotFound("no such page of orders".into()))?;
+                        self.orders_list(ep, &acct, page)
+                    }
+                    ["acct", _] | ["acct", _, "orders"] | ["acct", _, "orders", _] => {
+                        Err(Error::Unauthorized(
+                            "the account URL is not the one of the signing account".into(),
+                        ))
+                    }
                     ["new-order"] => self.new_order(ep, &jws, &acct, now),
                     ["key-change"] => self.key_change(ep, &jws, acct),
                     ["order", id] => {
@@ -745,14 +765,29 @@ impl AcmeService {
     }
 
     /// The orders of an account (RFC 8555 §7.1.2.1), invalid ones left out.
-    fn orders_list(&self, ep: &Endpoint, acct: &AcmeAccount) -> Result<AcmeResponse> {
+    /// The orders list (RFC 8555 §7.1.2.1): [`ORDERS_PER_PAGE`] order URLs a page, in
+    /// the store's order (creation time, then id), invalid orders left out; page `n` > 0 is `acct/<id>/orders/<n>`, and
+    /// every page but the last links the next with `Link: <…>;rel="next"`.
+    fn orders_list(&self, ep: &Endpoint, acct: &AcmeAccount, page: usize) -> Result<AcmeResponse> {
         let orders = st(self.records()?.orders_of(&acct.id))?;
-        let urls: Vec<String> = orders
+        let mut listed = orders
             .iter()
             .filter(|o| o.status != OrderStatus::Invalid)
+            .skip(page.saturating_mul(ORDERS_PER_PAGE));
+        let urls: Vec<String> = listed
+            .by_ref()
+            .take(ORDERS_PER_PAGE)
             .map(|o| self.url(ep, &format!("order/{}", o.id)))
             .collect();
-        Ok(AcmeResponse::json(200, &json!({ "orders": urls })))
+        if page > 0 && urls.is_empty() {
+            return Err(Error::NotFound("no such page of orders".into()));
+        }
+        let mut r = AcmeResponse::json(200, &json!({ "orders": urls }));
+        if listed.next().is_some() {
+            let next = self.url(ep, &format!("acct/{}/orders/{}", acct.id, page + 1));
+            r = r.header("Link", format!("<{next}>;rel=\"next\""));
+        }
+        Ok(r)
     }
 
     /// keyChange (RFC 8555 §7.3.5): the outer JWS is signed by the account's key (checked

@@ -961,3 +961,79 @@ fn the_account_key_changes_once_and_the_old_key_is_refused_after() {
         "{v}"
     );
 }
+
+/// The orders list pages (RFC 8555 §7.1.2.1): ORDERS_PER_PAGE URLs a page,
+/// `Link: rel="next"` on every page but the last; following the links lists each valid
+/// order exactly once; invalid orders are left out; another account's list is refused.
+#[test]
+fn the_orders_list_is_paginated_with_link_next() {
+    let f = Fixture::new();
+    let mut c = Client::new();
+    f.account(&mut c);
+    let per_page = acme::service::ORDERS_PER_PAGE;
+    let mut made = Vec::new();
+    for i in 0..per_page + 3 {
+        let (u, _) = f.order(&mut c, &[&format!("n{i}.acme.test")]);
+        made.push(u);
+    }
+    // One order made invalid: its challenge fails (nothing published).
+    let (bad_url, bad) = f.order(&mut c, &["bad.acme.test"]);
+    let authz = rel(bad["authorizations"][0].as_str().unwrap());
+    let (_, _, a) = f.post(&mut c, &authz, "");
+    f.post(
+        &mut c,
+        &rel(a["challenges"][0]["url"].as_str().unwrap()),
+        "{}",
+    );
+    assert_eq!(f.wait_authz(&mut c, &authz), "invalid");
+    f.post(&mut c, &rel(&bad_url), "");
+
+    let acct = rel(c.kid.as_deref().unwrap());
+    let mut page = format!("{acct}/orders");
+    let mut listed = Vec::new();
+    let mut pages = 0;
+    loop {
+        let (status, r, v) = f.post(&mut c, &page, "");
+        assert_eq!(status, 200, "{v}");
+        let urls: Vec<String> = v["orders"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|u| u.as_str().unwrap().to_string())
+            .collect();
+        assert!(urls.len() <= per_page);
+        listed.extend(urls);
+        pages += 1;
+        let next = r.header_values("Link").find_map(|l| {
+            l.strip_prefix('<')
+                .and_then(|l| l.strip_suffix(">;rel=\"next\""))
+        });
+        match next {
+            Some(next) => page = rel(next),
+            None => break,
+        }
+    }
+    assert_eq!(pages, 2);
+    // Each valid order exactly once (the test clock stands still, so the store's order,
+    // creation time then id, is the ids' order here), the invalid one left out.
+    let mut made = made;
+    made.sort();
+    let mut sorted = listed.clone();
+    sorted.sort();
+    sorted.dedup();
+    assert_eq!(sorted.len(), listed.len(), "an order listed twice");
+    assert_eq!(sorted, made);
+    // Past the last page, and a page of another account's list: refused.
+    let (status, _, _) = f.post(&mut c, &format!("{acct}/orders/2"), "");
+    assert_eq!(status, 404);
+    let (status, _, _) = f.post(&mut c, &format!("{acct}/orders/01"), "");
+    assert_eq!(status, 404);
+    let mut other = Client::new();
+    f.account(&mut other);
+    let (status, _, v) = f.post(&mut other, &format!("{acct}/orders/1"), "");
+    assert_eq!(
+        (status, problem(&v)),
+        (403, "urn:ietf:params:acme:error:unauthorized"),
+        "{v}"
+    );
+}
