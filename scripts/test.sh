@@ -27,6 +27,10 @@ command -v lego >/dev/null || need+=(lego)            # ACME client (tests/tests
 # TSIG key for lego's RFC 2136 updates; kdig (knot-dnsutils) tells when it serves the zone.
 command -v knotd >/dev/null || need+=(knot)
 command -v kdig >/dev/null || need+=(knot-dnsutils)
+# keyChange with a real client (tests/clients/go_keyrollover): Go and Debian's
+# golang.org/x/crypto, built offline in GOPATH mode.
+command -v go >/dev/null || need+=(golang-go)
+[ -d /usr/share/gocode/src/golang.org/x/crypto/acme ] || need+=(golang-golang-x-crypto-dev)
 command -v certmonger >/dev/null || need+=(certmonger)
 command -v dbus-daemon >/dev/null || need+=(dbus-daemon)
 # PKCS#11: SoftHSM2 (the token of the HSM tests) and OpenSC's pkcs11-tool.
@@ -90,6 +94,7 @@ echo "scepclient $(scepclient -version)"
 dpkg-query -W -f='certmonger ${Version}\n' certmonger
 dpkg-query -W -f='lego ${Version}\n' lego
 knotd --version
+go version
 softhsm2-util --version | sed 's/^/softhsm2 /'
 cargo --version
 

@@ -529,3 +529,50 @@ fn lego_obtains_with_tls_alpn_01() {
     assert!(findings.is_empty(), "pkilint: {findings:?}");
     acme.ca.stop();
 }
+
+/// keyChange (RFC 8555 §7.3.5) and deactivation (§7.3.6) with a real client: Debian's
+/// golang.org/x/crypto/acme (cert-manager's ACME library), built in GOPATH mode from
+/// tests/clients/go_keyrollover, registers with EAB, rolls its key over, finds the
+/// account with the new key and not with the old one, and deactivates it.
+#[test]
+fn go_x_crypto_acme_rolls_the_account_key_over() {
+    if !interop_enabled("go_x_crypto_acme_rolls_the_account_key_over") {
+        return;
+    }
+    let mut acme = Acme::start();
+    let (kid, hmac) = acme.eab();
+    let bin = acme.ca.path("go_keyrollover");
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("clients/go_keyrollover");
+    let out = run(Command::new("go")
+        .env("GO111MODULE", "off")
+        .env("GOPATH", "/usr/share/gocode")
+        .env("GOCACHE", acme.ca.path("gocache"))
+        .env("GOFLAGS", "")
+        .current_dir(&src)
+        .arg("build")
+        .arg("-o")
+        .arg(&bin)
+        .arg("."));
+    assert!(out.status.success(), "go build: {}", text(&out));
+    let out = run(Command::new(&bin)
+        .env("SSL_CERT_FILE", acme.ca.data.join("ca/root.crt"))
+        .env("PRIVCA_EAB_KID", &kid)
+        .env("PRIVCA_EAB_HMAC", &hmac)
+        .arg(acme.directory()));
+    let t = text(&out);
+    assert!(
+        out.status.success(),
+        "the Go client failed: {t}\nserver log:\n{}",
+        acme.ca.server_log()
+    );
+    for line in [
+        "registered ",
+        "rolled over",
+        "new key finds ",
+        "old key refused",
+        "deactivated",
+    ] {
+        assert!(t.contains(line), "{line:?} missing: {t}");
+    }
+    acme.ca.stop();
+}
