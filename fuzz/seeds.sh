@@ -328,6 +328,7 @@ printf '%s' '{"protected":"eyJhbGciOiJFUzI1NiIsImtpZCI6Imh0dHBzOi8vMTI3LjAuMC4xO
 # --- ACME newOrder and finalize payloads (as certbot and lego send them) ---------------
 O="$OUT/acme_order"
 printf '%s' '{"identifiers":[{"type":"dns","value":"www.acme.test"},{"type":"dns","value":"API.acme.test"}]}' >"$O/new-order-dns"
+printf '%s' '{"identifiers":[{"type":"dns","value":"www.acme.test"}],"replaces":"aYhba4dGQEHhs3uEe6CuLN4ByNQ.AIdlQyE"}' >"$O/new-order-replaces"
 printf '%s' '{"identifiers":[{"type":"ip","value":"127.0.0.1"},{"type":"ip","value":"::1"},{"type":"dns","value":"*.acme.test"}],"profile":"tls-server"}' >"$O/new-order-ip-wildcard"
 for csr in "$T/acme-dns" "$T/acme-cn"; do
   case "$csr" in

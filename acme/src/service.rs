@@ -39,6 +39,12 @@ pub const PEM_CHAIN: &str = "application/pem-certificate-chain";
 pub const RETRY_AFTER: u32 = 2;
 /// Most identifiers in one order.
 pub const MAX_IDENTIFIERS: usize = 100;
+/// Seconds a client is asked to wait before asking for a certificate's renewal
+/// information again (RFC 9773 §4.2, `Retry-After`): six hours.
+pub const ARI_RETRY_AFTER: u32 = 6 * 3600;
+/// The longest ARI certID read (RFC 9773 §4.1; an AKI of 20 bytes and a serial of 20
+/// make 56 characters).
+pub const MAX_CERT_ID: usize = 256;
 /// Order URLs on one page of an account's orders list (RFC 8555 §7.1.2.1).
 pub const ORDERS_PER_PAGE: usize = 50;
 /// Most contacts of an account.
@@ -457,6 +463,9 @@ impl AcmeService {
             ("new-nonce", Method::Get) => {
                 return Ok(AcmeResponse::empty(204).header("Cache-Control", "no-store"));
             }
+            (p, Method::Get) if p.starts_with("renewal-info/") => {
+                return self.renewal_info(ep, &p["renewal-info/".len()..], now);
+            }
             (_, Method::Post) => {}
             _ => {
                 return Err(Error::Method {
@@ -547,6 +556,7 @@ impl AcmeService {
                 "newOrder": self.url(ep, "new-order"),
                 "revokeCert": self.url(ep, "revoke-cert"),
                 "keyChange": self.url(ep, "key-change"),
+                "renewalInfo": self.url(ep, "renewal-info"),
                 "meta": meta,
             }),
         )
@@ -790,6 +800,89 @@ impl AcmeService {
         Ok(r)
     }
 
+    /// renewalInfo (RFC 9773 §4): unauthenticated GET of `renewal-info/<certID>` for a
+    /// certificate this endpoint issued. The suggested window is the last third of the
+    /// validity but its final sixth (from 2/3 to 5/6 of the lifetime), so a client that
+    /// renews in it never runs into expiry; for a revoked certificate it lies in the
+    /// past, so the client renews now (§4.2). Clients are asked to check again in
+    /// [`ARI_RETRY_AFTER`] seconds.
+    fn renewal_info(&self, ep: &Endpoint, cert_id: &str, now: i64) -> Result<AcmeResponse> {
+        let (wanted, _aki, serial) = parse_cert_id(cert_id)?;
+        let record = match self.auth.get(&serial) {
+            Ok(r) => r,
+            Err(ca_core::Error::NotFound(_)) => {
+                return Err(Error::NotFound(format!("no certificate {wanted}")));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let ours = record.requester.starts_with(&format!("acme:{}/", ep.name));
+        if !ours || cert_id_of(&record.der)? != wanted {
+            return Err(Error::NotFound(format!(
+                "no certificate {wanted} issued at this endpoint"
+            )));
+        }
+        let (start, end) = if record.revocation.is_some() {
+            (now - 2 * 3600, now - 3600)
+        } else {
+            let life = (record.not_after - record.not_before).max(0);
+            (
+                record.not_before + life * 2 / 3,
+                record.not_before + life * 5 / 6,
+            )
+        };
+        Ok(AcmeResponse::json(
+            200,
+            &json!({"suggestedWindow": {"start": rfc3339(start), "end": rfc3339(end)}}),
+        )
+        .header("Retry-After", ARI_RETRY_AFTER.to_string()))
+    }
+
+    /// The `replaces` of a newOrder (RFC 9773 §5), canonical: it must name a certificate
+    /// an order of this account obtained, sharing an identifier with the new order, and
+    /// no other order of the account may have named it already (`alreadyReplaced`).
+    /// The check reads the account's orders; two racing orders replacing one
+    /// certificate may both pass (each still issues only under policy).
+    fn check_replaces(
+        &self,
+        acct: &AcmeAccount,
+        cert_id: &str,
+        identifiers: &[AcmeIdentifier],
+    ) -> Result<String> {
+        let (wanted, _aki, serial) = parse_cert_id(cert_id)?;
+        let orders = st(self.records()?.orders_of(&acct.id))?;
+        let Some(replaced) = orders
+            .iter()
+            .find(|o| o.status == OrderStatus::Valid && o.certificate.as_deref() == Some(&serial))
+        else {
+            return Err(Error::Malformed(format!(
+                "\"replaces\" names {wanted}, which is no certificate of this account (RFC 9773 §5)"
+            )));
+        };
+        let record = self.auth.get(&serial)?;
+        if cert_id_of(&record.der)? != wanted {
+            return Err(Error::Malformed(format!(
+                "\"replaces\" names {wanted}, whose authority key identifier is not its issuer's"
+            )));
+        }
+        if !replaced.identifiers.iter().any(|i| identifiers.contains(i)) {
+            return Err(Error::Malformed(format!(
+                "the certificate {wanted} shares no identifier with this order (RFC 9773 §5)"
+            )));
+        }
+        if orders.iter().any(|o| {
+            o.status != OrderStatus::Invalid && o.replaces.as_deref() == Some(wanted.as_str())
+        }) {
+            return Err(Error::Core {
+                problem_type: "urn:ietf:params:acme:error:alreadyReplaced",
+                status: 409,
+                detail: format!(
+                    "the certificate {wanted} is being replaced by another order already"
+                ),
+            });
+        }
+        Ok(wanted)
+    }
+
     /// keyChange (RFC 8555 §7.3.5): the outer JWS is signed by the account's key (checked
     /// by the caller), the inner one, its payload, by the new key (`jwk`) over the same
     /// `url`, saying `{"account": <account URL>, "oldKey": <the current key>}`. A key that
@@ -933,6 +1026,10 @@ impl AcmeService {
                 subproblems,
             });
         }
+        let replaces = match &p.replaces {
+            Some(id) => Some(self.check_replaces(acct, id, &identifiers)?),
+            None => None,
+        };
         let expires = now.saturating_add(ep.cfg.order_lifetime_seconds);
         let mut authzs = Vec::with_capacity(identifiers.len());
         for ident in &identifiers {
@@ -975,13 +1072,17 @@ impl AcmeService {
             pending_id: None,
             error: None,
             created_at: now,
+            replaces,
         };
         let names: Vec<&str> = order.identifiers.iter().map(|i| i.value.as_str()).collect();
         let audit = self.audit(
             "acme-order",
             &actor,
             &order.id,
-            format!("profile {profile_name}; {}", names.join(",")),
+            match &order.replaces {
+                Some(r) => format!("profile {profile_name}; {}; replaces {r}", names.join(",")),
+                None => format!("profile {profile_name}; {}", names.join(",")),
+            },
         );
         st(self.records()?.create_order(&order, &authzs, &audit))?;
         Ok(self.order_response(ep, &order, 201))
@@ -1069,6 +1170,9 @@ impl AcmeService {
         });
         if let Some(p) = &o.profile {
             v["profile"] = json!(p);
+        }
+        if let Some(r) = &o.replaces {
+            v["replaces"] = json!(r);
         }
         if o.status == OrderStatus::Valid {
             v["certificate"] = json!(self.url(ep, &format!("cert/{}", o.id)));
@@ -1554,6 +1658,8 @@ pub struct NewOrderRequest {
     pub refused: Vec<Subproblem>,
     /// The profile asked for (draft-ietf-acme-profiles).
     pub profile: Option<String>,
+    /// The certificate the order replaces, as its ARI certID (RFC 9773 §5), unchecked.
+    pub replaces: Option<String>,
 }
 
 /// What validating challenge `i` of `authz` means (RFC 8555 §8.1: the key
@@ -1623,6 +1729,59 @@ fn validation_check(
     }
 }
 
+/// Reads an ARI certID (RFC 9773 §4.1): `base64url(keyIdentifier).base64url(serial)`,
+/// the serial the DER INTEGER content octets. Returns the canonical form (unpadded
+/// base64url) with both parts decoded.
+pub fn parse_cert_id(id: &str) -> Result<(String, Vec<u8>, Vec<u8>)> {
+    if id.is_empty() || id.len() > MAX_CERT_ID {
+        return Err(Error::Malformed(format!(
+            "a certID is 1 to {MAX_CERT_ID} characters (RFC 9773 §4.1)"
+        )));
+    }
+    let (aki, serial) = id.split_once('.').ok_or_else(|| {
+        Error::Malformed(
+            "a certID is base64url(AKI) \".\" base64url(serial) (RFC 9773 §4.1)".into(),
+        )
+    })?;
+    let aki = b64_decode("certID keyIdentifier", aki.trim_end_matches('='))?;
+    let serial = b64_decode("certID serial", serial.trim_end_matches('='))?;
+    if aki.is_empty() || serial.is_empty() {
+        return Err(Error::Malformed(
+            "a certID names a key identifier and a serial number (RFC 9773 §4.1)".into(),
+        ));
+    }
+    Ok((
+        format!("{}.{}", b64_encode(&aki), b64_encode(&serial)),
+        aki,
+        serial,
+    ))
+}
+
+/// The ARI certID of a certificate (RFC 9773 §4.1): its authorityKeyIdentifier's
+/// keyIdentifier and its serial number.
+pub fn cert_id_of(der: &[u8]) -> Result<String> {
+    use der::Decode;
+    use x509_cert::ext::pkix::AuthorityKeyIdentifier;
+    let cert = x509_cert::Certificate::from_der(der)
+        .map_err(|e| Error::Malformed(format!("a stored certificate does not parse: {e}")))?;
+    let tbs = cert.tbs_certificate();
+    let aki = tbs
+        .extensions()
+        .into_iter()
+        .flatten()
+        .find(|e| e.extn_id == ca_core::asn1::oid::AUTHORITY_KEY_IDENTIFIER)
+        .and_then(|e| AuthorityKeyIdentifier::from_der(e.extn_value.as_bytes()).ok())
+        .and_then(|a| a.key_identifier)
+        .ok_or_else(|| {
+            Error::Malformed("the certificate has no authority key identifier".into())
+        })?;
+    Ok(format!(
+        "{}.{}",
+        b64_encode(aki.as_bytes()),
+        b64_encode(tbs.serial_number().as_bytes())
+    ))
+}
+
 /// Reads a newOrder payload. `notBefore`/`notAfter` are refused (the profile sets the
 /// validity), as are empty or oversized identifier lists and identifier types other
 /// than `dns` and `ip` (`unsupportedIdentifier`).
@@ -1642,6 +1801,8 @@ pub fn parse_new_order(payload: &[u8]) -> Result<NewOrderRequest> {
         not_after: Option<Value>,
         #[serde(default)]
         profile: Option<String>,
+        #[serde(default)]
+        replaces: Option<String>,
     }
     let p: NewOrder = serde_json::from_slice(payload)
         .map_err(|e| Error::Malformed(format!("the newOrder payload is not valid: {e}")))?;
@@ -1659,6 +1820,7 @@ pub fn parse_new_order(payload: &[u8]) -> Result<NewOrderRequest> {
         identifiers: Vec::new(),
         refused: Vec::new(),
         profile: p.profile,
+        replaces: p.replaces,
     };
     for i in p.identifiers {
         let (ident, san) = match i.kind.as_str() {

@@ -1016,7 +1016,6 @@ fn the_orders_list_is_paginated_with_link_next() {
     assert_eq!(pages, 2);
     // Each valid order exactly once (the test clock stands still, so the store's order,
     // creation time then id, is the ids' order here), the invalid one left out.
-    let mut made = made;
     made.sort();
     let mut sorted = listed.clone();
     sorted.sort();
@@ -1036,4 +1035,144 @@ fn the_orders_list_is_paginated_with_link_next() {
         (403, "urn:ietf:params:acme:error:unauthorized"),
         "{v}"
     );
+}
+
+/// The ARI certID of a certificate, computed here from its fields (RFC 9773 §4.1).
+fn ari_id(der: &[u8]) -> String {
+    use der::Decode;
+    use x509_cert::ext::pkix::AuthorityKeyIdentifier;
+    let cert = x509_cert::Certificate::from_der(der).unwrap();
+    let tbs = cert.tbs_certificate();
+    let ext = tbs
+        .extensions()
+        .unwrap()
+        .iter()
+        .find(|e| e.extn_id.to_string() == "2.5.29.35")
+        .unwrap();
+    let aki = AuthorityKeyIdentifier::from_der(ext.extn_value.as_bytes()).unwrap();
+    format!(
+        "{}.{}",
+        b64_encode(aki.key_identifier.unwrap().as_bytes()),
+        b64_encode(tbs.serial_number().as_bytes())
+    )
+}
+
+/// Issues a certificate for `names` to `c`: its DER.
+fn issue(f: &Fixture, c: &mut Client, names: &[&str]) -> Vec<u8> {
+    let (order_url, order) = f.order(c, names);
+    f.authorize(c, &order);
+    let fin = rel(order["finalize"].as_str().unwrap());
+    let (status, _, o) = f.post(c, &fin, &json!({"csr": f.csr(names)}).to_string());
+    assert_eq!(status, 200, "{o}");
+    let (_, _, o) = f.post(c, &rel(&order_url), "");
+    let (status, r, _) = f.post(c, &rel(o["certificate"].as_str().unwrap()), "");
+    assert_eq!(status, 200);
+    let pem = String::from_utf8(r.body).unwrap();
+    let b64: String = pem
+        .lines()
+        .skip(1)
+        .take_while(|l| !l.starts_with("-----END"))
+        .collect();
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD
+        .decode(b64)
+        .unwrap()
+}
+
+fn get(f: &Fixture, path: &str) -> (u16, AcmeResponse, Value) {
+    let r = f.send(Method::Get, path, "", Vec::new());
+    let v = serde_json::from_slice(&r.body).unwrap_or(Value::Null);
+    (r.status, r, v)
+}
+
+/// ARI (RFC 9773): the directory names renewalInfo; GET renewal-info/<certID> answers
+/// a suggested window inside the validity (in the past once the certificate is
+/// revoked) with Retry-After; unknown and malformed certIDs are refused. newOrder's
+/// `replaces` must name a certificate of the same account sharing an identifier, once.
+#[test]
+fn renewal_info_and_replaces() {
+    let f = Fixture::new();
+    let (_, _, d) = get(&f, "directory");
+    assert_eq!(d["renewalInfo"], url("renewal-info"));
+    let mut c = Client::new();
+    f.account(&mut c);
+    let der = issue(&f, &mut c, &["www.acme.test"]);
+    let id = ari_id(&der);
+    let (status, r, v) = get(&f, &format!("renewal-info/{id}"));
+    assert_eq!(status, 200, "{v}");
+    assert!(r.header_value("Retry-After").is_some());
+    let parse = |s: &Value| {
+        time::OffsetDateTime::parse(
+            s.as_str().unwrap(),
+            &time::format_description::well_known::Rfc3339,
+        )
+        .unwrap()
+        .unix_timestamp()
+    };
+    let start = parse(&v["suggestedWindow"]["start"]);
+    let end = parse(&v["suggestedWindow"]["end"]);
+    let record = f.ca.auth.list(&Default::default()).unwrap();
+    let rec = record.iter().find(|r| r.der == der).unwrap();
+    assert!(
+        rec.not_before < start && start < end && end < rec.not_after,
+        "{v}"
+    );
+    // Unknown serial, unknown AKI, malformed.
+    let (aki, serial) = id.split_once('.').unwrap();
+    for bad in [
+        format!("{aki}.AQID"),
+        format!("{}.{serial}", b64_encode(b"other key id")),
+    ] {
+        let (status, _, v) = get(&f, &format!("renewal-info/{bad}"));
+        assert_eq!(status, 404, "{bad}: {v}");
+    }
+    for bad in ["nodot", ".", "a.", "!!.AQ", &"A".repeat(300)] {
+        let (status, _, v) = get(&f, &format!("renewal-info/{bad}"));
+        assert_eq!(status, 400, "{bad}: {v}");
+    }
+
+    // replaces: another account may not name this certificate.
+    let mut other = Client::new();
+    f.account(&mut other);
+    let order = |c: &mut Client, names: &[&str], replaces: &str| {
+        let ids: Vec<Value> = names
+            .iter()
+            .map(|n| json!({"type": "dns", "value": n}))
+            .collect();
+        f.post(
+            c,
+            "new-order",
+            &json!({"identifiers": ids, "replaces": replaces}).to_string(),
+        )
+    };
+    let (status, _, v) = order(&mut other, &["www.acme.test"], &id);
+    assert_eq!(
+        (status, problem(&v)),
+        (400, "urn:ietf:params:acme:error:malformed"),
+        "{v}"
+    );
+    // Sharing no identifier.
+    let (status, _, v) = order(&mut c, &["api.acme.test"], &id);
+    assert_eq!(status, 400, "{v}");
+    // The first replacement is accepted and shown; a second is alreadyReplaced.
+    let (status, _, v) = order(&mut c, &["www.acme.test", "api.acme.test"], &id);
+    assert_eq!(status, 201, "{v}");
+    assert_eq!(v["replaces"], id);
+    let (status, _, v) = order(&mut c, &["www.acme.test"], &id);
+    assert_eq!(
+        (status, problem(&v)),
+        (409, "urn:ietf:params:acme:error:alreadyReplaced"),
+        "{v}"
+    );
+
+    // Revoked: the window is in the past, so a client renews at once.
+    let (status, _, v) = f.post(
+        &mut c,
+        "revoke-cert",
+        &json!({"certificate": b64_encode(&der), "reason": 4}).to_string(),
+    );
+    assert_eq!(status, 200, "{v}");
+    let (_, _, v) = get(&f, &format!("renewal-info/{id}"));
+    let now = f.ca.auth.now();
+    assert!(parse(&v["suggestedWindow"]["end"]) < now, "{v}");
 }

@@ -453,9 +453,18 @@ pub fn acme_dns(data: &[u8]) {
 }
 
 /// Body of `acme_order`: newOrder and finalize payloads (JSON from the client) through
-/// `acme::service::parse_new_order` and `parse_finalize`, and a parsed CSR's names
+/// `acme::service::parse_new_order` and `parse_finalize`, ARI certIDs through
+/// `parse_cert_id` (the canonical form parses to the same parts), and a parsed CSR's names
 /// through the order check. Never panics; what parses keeps the normalisation promises.
 pub fn acme_order(data: &[u8]) {
+    // The ARI certID of renewal-info/<certID> and of newOrder's `replaces` (RFC 9773).
+    if let Ok(id) = std::str::from_utf8(data)
+        && let Ok((canonical, aki, serial)) = acme::service::parse_cert_id(id)
+    {
+        assert!(!aki.is_empty() && !serial.is_empty());
+        let again = acme::service::parse_cert_id(&canonical).expect("canonical certID");
+        assert_eq!((again.1, again.2), (aki, serial));
+    }
     if let Ok(order) = acme::service::parse_new_order(data) {
         assert!(order.identifiers.len() <= acme::service::MAX_IDENTIFIERS);
         for (i, (ident, _)) in order.identifiers.iter().enumerate() {

@@ -233,7 +233,7 @@ fn acme_order_seeds_parse_and_their_csrs_match_their_own_names() {
             csrs += 1;
         }
     }
-    assert_eq!((orders, csrs), (2, 2));
+    assert_eq!((orders, csrs), (3, 2));
 }
 
 #[test]

@@ -194,6 +194,30 @@ fn certbot_obtains_verifies_and_revokes_with_eab() {
     assert!(findings.is_empty(), "pkilint: {findings:?}");
     assert!(ocsp_status(&acme.ca, &cert).contains(": good"));
 
+    // ARI (RFC 9773): `certbot renew` reads the certificate's renewalInfo; its window is
+    // still ahead, so certbot does not renew.
+    let mut c = acme.certbot(&dir);
+    c.args(["renew", "--cert-name", "www.acme.test"]);
+    let out = run(&mut c);
+    let t = text(&out);
+    assert!(out.status.success(), "certbot renew failed: {t}");
+    assert!(t.contains("not due for renewal"), "{t}");
+    let log = acme.ca.server_log();
+    assert!(
+        log.lines().any(
+            |l| l.contains("method=GET path=/acme/servers/renewal-info/")
+                && l.contains("status=200")
+        ),
+        "certbot did not fetch renewalInfo: {log}"
+    );
+    let certbot_log = std::fs::read_to_string(dir.join("logs/letsencrypt.log")).unwrap_or_default();
+    assert!(
+        !certbot_log
+            .to_lowercase()
+            .contains("failed to fetch renewal"),
+        "{certbot_log}"
+    );
+
     // The EAB key is bound now: a second account with it is refused.
     let out = acme.certonly(&acme.ca.path("certbot-reuse"), "www.acme.test", Some(&eab));
     assert!(

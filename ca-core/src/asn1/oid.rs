@@ -134,6 +134,8 @@ pub const EMAIL_ADDRESS: ObjectIdentifier = rfc2985::PKCS_9_AT_EMAIL_ADDRESS;
 pub const COMMON_NAME: ObjectIdentifier = rfc4519::COMMON_NAME;
 /// id-ce-subjectAltName (RFC 5280 §4.2.1.6).
 pub const SUBJECT_ALT_NAME: ObjectIdentifier = rfc5280::ID_CE_SUBJECT_ALT_NAME;
+/// id-ce-authorityKeyIdentifier (RFC 5280 §4.2.1.1).
+pub const AUTHORITY_KEY_IDENTIFIER: ObjectIdentifier = rfc5280::ID_CE_AUTHORITY_KEY_IDENTIFIER;
 /// anyPolicy (RFC 5280 §4.2.1.4).
 pub const ANY_POLICY: ObjectIdentifier = rfc5280::ANY_POLICY;
 /// id-ad-ocsp (RFC 5280 §4.2.2.1).
