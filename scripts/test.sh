@@ -31,6 +31,7 @@ command -v kdig >/dev/null || need+=(knot-dnsutils)
 # golang.org/x/crypto, built offline in GOPATH mode.
 command -v go >/dev/null || need+=(golang-go)
 [ -d /usr/share/gocode/src/golang.org/x/crypto/acme ] || need+=(golang-golang-x-crypto-dev)
+command -v caddy >/dev/null || need+=(caddy)        # ACME client (tests/tests/e2e_acme.rs)
 command -v certmonger >/dev/null || need+=(certmonger)
 command -v dbus-daemon >/dev/null || need+=(dbus-daemon)
 # PKCS#11: SoftHSM2 (the token of the HSM tests) and OpenSC's pkcs11-tool.
@@ -95,6 +96,7 @@ dpkg-query -W -f='certmonger ${Version}\n' certmonger
 dpkg-query -W -f='lego ${Version}\n' lego
 knotd --version
 go version
+echo "caddy $(caddy version)"
 softhsm2-util --version | sed 's/^/softhsm2 /'
 cargo --version
 

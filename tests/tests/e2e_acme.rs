@@ -6,7 +6,10 @@
 //! pkilint, revoked with `certbot revoke` and seen revoked over OCSP and in the CRL.
 //! Refusals are checked with certbot too (no EAB, a name outside the profile). A second
 //! test does the same with lego (Debian; the ACME library inside Traefik): `run` with
-//! `--eab` and its own http-01 listener, then `revoke`. Runs when `PRIVCA_INTEROP=1`.
+//! `--eab` and its own http-01 listener, then `revoke`. Further tests: lego with dns-01
+//! through Knot DNS for a wildcard and with tls-alpn-01, Go's x/crypto/acme rolling the
+//! account key over, Caddy getting and serving a certificate. Runs when
+//! `PRIVCA_INTEROP=1`.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -598,5 +601,100 @@ fn go_x_crypto_acme_rolls_the_account_key_over() {
     ] {
         assert!(t.contains(line), "{line:?} missing: {t}");
     }
+    acme.ca.stop();
+}
+
+/// Caddy (Debian; its ACME code is acmez/certmagic) as a client: a Caddyfile with
+/// `acme_ca`, `acme_ca_root` and `acme_eab`, its HTTP and HTTPS ports on loopback (the
+/// endpoint's http01_port and tls_alpn01_port), gets a certificate for its site and
+/// serves it, as `openssl s_client` sees.
+#[test]
+fn caddy_gets_and_serves_a_certificate() {
+    if !interop_enabled("caddy_gets_and_serves_a_certificate") {
+        return;
+    }
+    let mut acme = Acme::start();
+    let (kid, hmac) = acme.eab();
+    let dir = acme.ca.path("caddy");
+    std::fs::create_dir_all(&dir).expect("caddy dir");
+    let caddyfile = dir.join("Caddyfile");
+    privca_tests::write_secret(
+        &caddyfile,
+        format!(
+            r#"{{
+	admin off
+	default_bind 127.0.0.1
+	http_port {http}
+	https_port {https}
+	storage file_system {storage}
+	skip_install_trust
+	email a@b.example
+	acme_ca {directory}
+	acme_ca_root {root}
+	acme_eab {{
+		key_id {kid}
+		mac_key {hmac}
+	}}
+}}
+
+tls.acme.test {{
+	respond "served by caddy"
+}}
+"#,
+            http = acme.http01_port,
+            https = acme.tls_alpn01_port,
+            storage = dir.join("data").display(),
+            directory = acme.directory(),
+            root = acme.ca.data.join("ca/root.crt").display(),
+        ),
+    );
+    let log = std::fs::File::create(dir.join("caddy.log")).expect("log");
+    let mut child = Command::new("caddy")
+        .env("HOME", &dir)
+        .env("XDG_DATA_HOME", dir.join("xdg-data"))
+        .env("XDG_CONFIG_HOME", dir.join("xdg-config"))
+        .args(["run", "--adapter", "caddyfile", "--config"])
+        .arg(&caddyfile)
+        .stdout(log.try_clone().expect("log"))
+        .stderr(log)
+        .spawn()
+        .expect("start caddy (Debian package caddy)");
+    let caddy_log = || std::fs::read_to_string(dir.join("caddy.log")).unwrap_or_default();
+    // Caddy obtains the certificate in the background; wait until it serves one of
+    // privca's.
+    let served = dir.join("served.pem");
+    let mut got = false;
+    for _ in 0..60 {
+        let out = run(openssl()
+            .args(["s_client", "-connect"])
+            .arg(format!("127.0.0.1:{}", acme.tls_alpn01_port))
+            .args(["-servername", "tls.acme.test", "-showcerts"])
+            .stdin(std::process::Stdio::null()));
+        let t = String::from_utf8_lossy(&out.stdout).to_string();
+        if let (Some(a), Some(b)) = (
+            t.find("-----BEGIN CERTIFICATE-----"),
+            t.find("-----END CERTIFICATE-----"),
+        ) {
+            std::fs::write(&served, &t[a..b + "-----END CERTIFICATE-----".len()]).expect("pem");
+            let v = acme.ca.openssl_verify(&served);
+            if v.contains(": OK") {
+                got = true;
+                break;
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        got,
+        "caddy did not serve a privca certificate\ncaddy log:\n{}\nserver log:\n{}",
+        caddy_log(),
+        acme.ca.server_log()
+    );
+    let shown = ok(openssl()
+        .args(["x509", "-noout", "-ext", "subjectAltName", "-in"])
+        .arg(&served));
+    assert!(shown.contains("DNS:tls.acme.test"), "{shown}");
     acme.ca.stop();
 }
