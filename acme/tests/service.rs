@@ -1176,3 +1176,32 @@ fn renewal_info_and_replaces() {
     let now = f.ca.auth.now();
     assert!(parse(&v["suggestedWindow"]["end"]) < now, "{v}");
 }
+
+/// What each identifier is offered (RFC 8555 §7.1.3, RFC 8738 §7) and the tls-alpn-01
+/// SNI of an address (RFC 8738 §6: its reverse name).
+#[test]
+fn challenge_types_per_identifier_and_reverse_names() {
+    use acme::service::{challenge_types, reverse_name};
+    use ca_core::acme_records::AcmeIdentifier;
+    let id = |kind: &str, value: &str| AcmeIdentifier {
+        kind: kind.into(),
+        value: value.into(),
+    };
+    assert_eq!(
+        challenge_types(&id("dns", "www.acme.test")),
+        ["http-01", "dns-01", "tls-alpn-01"]
+    );
+    assert_eq!(challenge_types(&id("dns", "*.acme.test")), ["dns-01"]);
+    assert_eq!(
+        challenge_types(&id("ip", "127.0.0.1")),
+        ["http-01", "tls-alpn-01"]
+    );
+    assert_eq!(
+        reverse_name("192.0.2.7".parse().unwrap()),
+        "7.2.0.192.in-addr.arpa"
+    );
+    assert_eq!(
+        reverse_name("2001:db8::567:89ab".parse().unwrap()),
+        "b.a.9.8.7.6.5.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa"
+    );
+}
