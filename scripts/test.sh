@@ -77,6 +77,12 @@ if ! .venv/bin/python -c "import certbot, sys; from importlib.metadata import ve
   log "installing certbot $CERTBOT_VERSION into .venv"
   .venv/bin/pip install -q --disable-pip-version-check "certbot==$CERTBOT_VERSION"
 fi
+# certbot's RFC 2136 DNS plugin (dns-01 through Knot in tests/tests/e2e_acme.rs), pinned to
+# certbot's version.
+if ! .venv/bin/python -c "import certbot_dns_rfc2136, sys; from importlib.metadata import version; sys.exit(version('certbot-dns-rfc2136') != '$CERTBOT_VERSION')" >/dev/null 2>&1; then
+  log "installing certbot-dns-rfc2136 $CERTBOT_VERSION into .venv"
+  .venv/bin/pip install -q --disable-pip-version-check "certbot-dns-rfc2136==$CERTBOT_VERSION"
+fi
 export PATH="$PWD/.venv/bin:$PATH"
 
 # Incremental caches (1.5 GB for this workspace) only help an edit-compile loop; a test run

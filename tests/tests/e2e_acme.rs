@@ -6,8 +6,8 @@
 //! pkilint, revoked with `certbot revoke` and seen revoked over OCSP and in the CRL.
 //! Refusals are checked with certbot too (no EAB, a name outside the profile). A second
 //! test does the same with lego (Debian; the ACME library inside Traefik): `run` with
-//! `--eab` and its own http-01 listener, then `revoke`. Further tests: lego with dns-01
-//! through Knot DNS for a wildcard and with tls-alpn-01, Go's x/crypto/acme rolling the
+//! `--eab` and its own http-01 listener, then `revoke`. Further tests: lego and
+//! certbot-dns-rfc2136 with dns-01 through Knot DNS for a wildcard, lego with tls-alpn-01, Go's x/crypto/acme rolling the
 //! account key over, Caddy getting and serving a certificate. Runs when
 //! `PRIVCA_INTEROP=1`.
 
@@ -696,5 +696,57 @@ tls.acme.test {{
         .args(["x509", "-noout", "-ext", "subjectAltName", "-in"])
         .arg(&served));
     assert!(shown.contains("DNS:tls.acme.test"), "{shown}");
+    acme.ca.stop();
+}
+
+/// dns-01 with certbot: the certbot-dns-rfc2136 plugin (PyPI, in the project venv)
+/// writes the TXT records into Knot with TSIG, privca reads them from Knot, and certbot
+/// gets one certificate for `*.c.acme.test` and `c.acme.test`.
+#[test]
+fn certbot_dns_rfc2136_gets_a_wildcard_certificate_through_knot() {
+    if !interop_enabled("certbot_dns_rfc2136_gets_a_wildcard_certificate_through_knot") {
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let knot = Knot::start(&tmp.path().join("knot"));
+    let mut acme = Acme::start_with(&format!("dns_resolver = \"{}\"", knot.addr()));
+    let eab = acme.eab();
+    let dir = acme.ca.path("certbot-dns");
+    let ini = acme.ca.path("rfc2136.ini");
+    privca_tests::write_secret(
+        &ini,
+        format!(
+            "dns_rfc2136_server = 127.0.0.1\ndns_rfc2136_port = {}\ndns_rfc2136_name = privca-test.\ndns_rfc2136_secret = {}\ndns_rfc2136_algorithm = HMAC-SHA256\n",
+            knot.port, knot.secret
+        ),
+    );
+    let mut c = acme.certbot(&dir);
+    c.args(["certonly", "--agree-tos", "-m", "a@b.example"])
+        .args(["--dns-rfc2136", "--dns-rfc2136-credentials"])
+        .arg(&ini)
+        .args(["--dns-rfc2136-propagation-seconds", "1"])
+        .args(["-d", "*.c.acme.test", "-d", "c.acme.test"])
+        .arg(format!("--eab-kid={}", eab.0))
+        .arg(format!("--eab-hmac-key={}", eab.1));
+    let out = run(&mut c);
+    assert!(
+        out.status.success(),
+        "certbot failed: {}\nserver log:\n{}\nknot log:\n{}",
+        text(&out),
+        acme.ca.server_log(),
+        knot.log()
+    );
+    let cert = dir.join("conf/live/c.acme.test/cert.pem");
+    let v = acme
+        .ca
+        .openssl_verify(&dir.join("conf/live/c.acme.test/fullchain.pem"));
+    assert!(v.contains(": OK"), "{v}");
+    let shown = ok(openssl()
+        .args(["x509", "-noout", "-ext", "subjectAltName", "-in"])
+        .arg(&cert));
+    assert!(
+        shown.contains("DNS:*.c.acme.test") && shown.contains("DNS:c.acme.test"),
+        "{shown}"
+    );
     acme.ca.stop();
 }
