@@ -13,6 +13,8 @@
 #     and curl's `Authorization: Basic` header value;
 #   - JSON answers of the challenge methods (webhook, Entra ID token, Graph discovery,
 #     Intune ScepActions) as the unit tests use them;
+#   - DNS answers to the dns-01 TXT question, built in RFC 1035 wire format (TXT
+#     records, a split TXT string, a CNAME, NXDOMAIN, truncated, REFUSED);
 #   - ACME newAccount requests signed by josepy, the JOSE library certbot uses
 #     (tests/clients/josepy_requests.py: RS256, ES256, ES384, ES512, each with an External
 #     Account Binding), and a POST-as-GET by kid.
@@ -33,7 +35,7 @@ trap 'rm -rf "$T"' EXIT
 
 targets=(csr csr_content csr_signed ocsp_request ocsp_get scep_pkimessage scep_envelope
   scep_envelope_built scep_signed est_request est_body challenge_answers acme_jws
-  acme_order)
+  acme_order acme_dns)
 for t in "${targets[@]}"; do
   rm -rf "${OUT:?}/$t"
   mkdir -p "$OUT/$t"
@@ -326,6 +328,7 @@ printf '%s' '{"protected":"eyJhbGciOiJFUzI1NiIsImtpZCI6Imh0dHBzOi8vMTI3LjAuMC4xO
 # --- ACME newOrder and finalize payloads (as certbot and lego send them) ---------------
 O="$OUT/acme_order"
 printf '%s' '{"identifiers":[{"type":"dns","value":"www.acme.test"},{"type":"dns","value":"API.acme.test"}]}' >"$O/new-order-dns"
+printf '%s' '{"identifiers":[{"type":"dns","value":"www.acme.test"}],"replaces":"aYhba4dGQEHhs3uEe6CuLN4ByNQ.AIdlQyE"}' >"$O/new-order-replaces"
 printf '%s' '{"identifiers":[{"type":"ip","value":"127.0.0.1"},{"type":"ip","value":"::1"},{"type":"dns","value":"*.acme.test"}],"profile":"tls-server"}' >"$O/new-order-ip-wildcard"
 for csr in "$T/acme-dns" "$T/acme-cn"; do
   case "$csr" in
@@ -336,6 +339,35 @@ for csr in "$T/acme-dns" "$T/acme-cn"; do
     -subj "$subj" -addext "subjectAltName=$san" -outform DER -out "$csr.der" 2>/dev/null
   printf '{"csr":"%s"}' "$(basenc --base64url -w0 "$csr.der" | tr -d '=')" >"$O/finalize-$(basename "$csr")"
 done
+
+# --- DNS answers to the dns-01 TXT question (RFC 1035 wire format, as Knot answers) -------
+python3 - "$OUT/acme_dns" <<'PY'
+import struct, sys
+out = sys.argv[1]
+def name(n):
+    return b"".join(bytes([len(l)]) + l.encode() for l in n.split(".")) + b"\0"
+def txt(*parts):
+    return b"".join(bytes([len(p)]) + p.encode() for p in parts)
+def rr(owner, t, rdata):
+    return owner + struct.pack(">HHIH", t, 1, 60, len(rdata)) + rdata
+Q = "_acme-challenge.x.acme.test"
+def msg(flags, answers, qid=0x5a17):
+    h = struct.pack(">HHHHHH", qid, flags, 1, len(answers), 0, 0)
+    return h + name(Q) + struct.pack(">HH", 16, 1) + b"".join(answers)
+ptr = b"\xc0\x0c"
+seeds = {
+    "two-txt": msg(0x8180, [rr(ptr, 16, txt("LoqXcYV8q5ONbJQxbmR7SCTNo3tiAXDfowyjxAjEuX0")),
+                            rr(ptr, 16, txt("a" * 43))]),
+    "split-txt": msg(0x8580, [rr(ptr, 16, txt("LoqXcYV8q5ONbJQxbmR7", "SCTNo3tiAXDfowyjxAjEuX0"))]),
+    "cname": msg(0x8180, [rr(ptr, 5, name("x.validation.acme.test")),
+                          rr(name("x.validation.acme.test"), 16, txt("b" * 43))]),
+    "nxdomain": msg(0x8583, []),
+    "truncated": msg(0x8380, []),
+    "refused": msg(0x8185, []),
+}
+for k, v in seeds.items():
+    open(f"{out}/{k}", "wb").write(v)
+PY
 
 du -sh "$OUT"
 for t in "${targets[@]}"; do printf '%-22s %3d files\n' "$t" "$(ls "$OUT/$t" | wc -l)"; done

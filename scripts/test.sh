@@ -23,6 +23,15 @@ python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || need+=(python3-venv)
 # (its daemon runs on a private session bus, so dbus-daemon too).
 command -v scepclient >/dev/null || need+=(scep)
 command -v lego >/dev/null || need+=(lego)            # ACME client (tests/tests/e2e_acme.rs)
+# dns-01 (tests/tests/e2e_acme.rs): Knot DNS, started by the test on a loopback port with a
+# TSIG key for lego's RFC 2136 updates; kdig (knot-dnsutils) tells when it serves the zone.
+command -v knotd >/dev/null || need+=(knot)
+command -v kdig >/dev/null || need+=(knot-dnsutils)
+# keyChange with a real client (tests/clients/go_keyrollover): Go and Debian's
+# golang.org/x/crypto, built offline in GOPATH mode.
+command -v go >/dev/null || need+=(golang-go)
+[ -d /usr/share/gocode/src/golang.org/x/crypto/acme ] || need+=(golang-golang-x-crypto-dev)
+command -v caddy >/dev/null || need+=(caddy)        # ACME client (tests/tests/e2e_acme.rs)
 command -v certmonger >/dev/null || need+=(certmonger)
 command -v dbus-daemon >/dev/null || need+=(dbus-daemon)
 # PKCS#11: SoftHSM2 (the token of the HSM tests) and OpenSC's pkcs11-tool.
@@ -72,6 +81,12 @@ if ! .venv/bin/python -c "import certbot, sys; from importlib.metadata import ve
   log "installing certbot $CERTBOT_VERSION into .venv"
   .venv/bin/pip install -q --disable-pip-version-check "certbot==$CERTBOT_VERSION"
 fi
+# certbot's RFC 2136 DNS plugin (dns-01 through Knot in tests/tests/e2e_acme.rs), pinned to
+# certbot's version.
+if ! .venv/bin/python -c "import certbot_dns_rfc2136, sys; from importlib.metadata import version; sys.exit(version('certbot-dns-rfc2136') != '$CERTBOT_VERSION')" >/dev/null 2>&1; then
+  log "installing certbot-dns-rfc2136 $CERTBOT_VERSION into .venv"
+  .venv/bin/pip install -q --disable-pip-version-check "certbot-dns-rfc2136==$CERTBOT_VERSION"
+fi
 export PATH="$PWD/.venv/bin:$PATH"
 
 # Incremental caches (1.5 GB for this workspace) only help an edit-compile loop; a test run
@@ -88,6 +103,10 @@ lint_pkix_cert --help >/dev/null && echo "pkilint $PKILINT_VERSION"
 python -c "import josepy" && echo "josepy $JOSEPY_VERSION"
 echo "scepclient $(scepclient -version)"
 dpkg-query -W -f='certmonger ${Version}\n' certmonger
+dpkg-query -W -f='lego ${Version}\n' lego
+knotd --version
+go version
+echo "caddy $(caddy version)"
 softhsm2-util --version | sed 's/^/softhsm2 /'
 cargo --version
 

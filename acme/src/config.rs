@@ -2,7 +2,7 @@
 //! decision 9: unknown fields are errors).
 
 use std::collections::BTreeMap;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use serde::{Deserialize, Serialize};
 
@@ -51,6 +51,16 @@ pub struct AcmeEndpointConfig {
     /// Another port is a test or lab setting (a client's standalone listener on loopback).
     #[serde(default = "default_http01_port")]
     pub http01_port: u16,
+    /// The port tls-alpn-01 validation connects to (RFC 8737 §3 says 443, the default).
+    /// Another port is a test or lab setting, as `http01_port`.
+    #[serde(default = "default_tls_alpn01_port")]
+    pub tls_alpn01_port: u16,
+    /// The DNS server dns-01 validation asks (RFC 8555 §8.4), `"127.0.0.1:5353"` style.
+    /// Default: the first `nameserver` of /etc/resolv.conf, port 53. A server of one's
+    /// own (an internal recursive resolver, or in tests and labs the authoritative server
+    /// of the zone) is named here.
+    #[serde(default)]
+    pub dns_resolver: Option<SocketAddr>,
     /// Static name resolution for validation: `{ "host.test" = "127.0.0.1" }`. Names not
     /// listed are resolved by the system. A test or lab setting.
     #[serde(default)]
@@ -70,6 +80,10 @@ fn default_order_lifetime() -> i64 {
 
 fn default_http01_port() -> u16 {
     80
+}
+
+fn default_tls_alpn01_port() -> u16 {
+    443
 }
 
 fn default_validation_timeout() -> u64 {

@@ -8,7 +8,7 @@
 //! identifiers and that those passed the endpoint's profile rules at newOrder.
 
 use std::collections::BTreeMap;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -39,6 +39,14 @@ pub const PEM_CHAIN: &str = "application/pem-certificate-chain";
 pub const RETRY_AFTER: u32 = 2;
 /// Most identifiers in one order.
 pub const MAX_IDENTIFIERS: usize = 100;
+/// Seconds a client is asked to wait before asking for a certificate's renewal
+/// information again (RFC 9773 §4.2, `Retry-After`): six hours.
+pub const ARI_RETRY_AFTER: u32 = 6 * 3600;
+/// The longest ARI certID read (RFC 9773 §4.1; an AKI of 20 bytes and a serial of 20
+/// make 56 characters).
+pub const MAX_CERT_ID: usize = 256;
+/// Order URLs on one page of an account's orders list (RFC 8555 §7.1.2.1).
+pub const ORDERS_PER_PAGE: usize = 50;
 /// Most contacts of an account.
 pub const MAX_CONTACTS: usize = 10;
 /// Most validations running at once; more are answered `rateLimited`.
@@ -126,6 +134,14 @@ impl AcmeResponse {
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
             .map(|(_, v)| v.as_str())
     }
+
+    /// Every value of header `name` (`Link` comes more than once, RFC 8288).
+    pub fn header_values<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.headers
+            .iter()
+            .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
 }
 
 /// One http-01 validation (RFC 8555 §8.3) for a [`Validator`] to carry out.
@@ -146,6 +162,39 @@ pub struct Http01Check {
     pub timeout: Duration,
 }
 
+/// One dns-01 validation (RFC 8555 §8.4) for a [`Validator`] to carry out.
+#[derive(Clone, Debug)]
+pub struct Dns01Check {
+    /// The name whose TXT records are read: `_acme-challenge.<identifier>`, the
+    /// identifier without its wildcard label.
+    pub name: String,
+    /// The TXT value expected among them: base64url(SHA-256(key authorization)).
+    pub expected: String,
+    /// The DNS server to ask (`dns_resolver`); `None`: the system's.
+    pub resolver: Option<SocketAddr>,
+    /// Time allowed for the whole lookup.
+    pub timeout: Duration,
+}
+
+/// One tls-alpn-01 validation (RFC 8737 §3) for a [`Validator`] to carry out.
+#[derive(Clone, Debug)]
+pub struct TlsAlpn01Check {
+    /// The identifier the certificate must name, alone, in its subjectAltName.
+    pub identifier: San,
+    /// The TLS server name sent: the DNS name, or for an IP identifier its reverse
+    /// name (RFC 8738 §6).
+    pub sni: String,
+    /// Where to connect, when the endpoint's `resolve` map or an IP identifier fixes it;
+    /// `None`: resolve `sni`.
+    pub address: Option<IpAddr>,
+    /// The port (443 unless the endpoint overrides it).
+    pub port: u16,
+    /// SHA-256 of the key authorization, the acmeIdentifier extension's value.
+    pub digest: [u8; 32],
+    /// Time allowed for the connection and handshake.
+    pub timeout: Duration,
+}
+
 /// Carries out challenge validations. Outbound connections are the server crate's
 /// (docs/architecture.md: it owns every socket); this crate says what to check.
 pub trait Validator: Send + Sync {
@@ -154,6 +203,60 @@ pub trait Validator: Send + Sync {
     /// whitespace ignored) equals the key authorization. `Err` carries what went wrong,
     /// for the challenge's problem document.
     fn http01(&self, check: &Http01Check) -> std::result::Result<(), String>;
+    /// Reads the TXT records of `check.name` from `check.resolver` (CNAMEs followed) and
+    /// checks one of them equals `check.expected`.
+    fn dns01(&self, check: &Dns01Check) -> std::result::Result<(), String>;
+    /// Connects with ALPN `acme-tls/1` and SNI `check.sni`, accepts whatever certificate
+    /// the peer shows for this handshake only, and checks it with
+    /// [`crate::tls_alpn::check_certificate`].
+    fn tls_alpn01(&self, check: &TlsAlpn01Check) -> std::result::Result<(), String>;
+}
+
+/// A validation to run, of any challenge type.
+#[derive(Clone, Debug)]
+enum Check {
+    Http01(Http01Check),
+    Dns01(Dns01Check),
+    TlsAlpn01(TlsAlpn01Check),
+}
+
+/// The challenge types of RFC 8555 §8.3, §8.4 and RFC 8737.
+pub const HTTP_01: &str = "http-01";
+/// dns-01 (RFC 8555 §8.4).
+pub const DNS_01: &str = "dns-01";
+/// tls-alpn-01 (RFC 8737 §3).
+pub const TLS_ALPN_01: &str = "tls-alpn-01";
+
+/// The challenges offered for an identifier: a wildcard name only dns-01 (RFC 8555
+/// §7.1.3), an IP address http-01 and tls-alpn-01 (RFC 8738 §7: no dns-01), a DNS name
+/// all three.
+pub fn challenge_types(ident: &AcmeIdentifier) -> &'static [&'static str] {
+    if ident.kind == "ip" {
+        &[HTTP_01, TLS_ALPN_01]
+    } else if ident.value.starts_with("*.") {
+        &[DNS_01]
+    } else {
+        &[HTTP_01, DNS_01, TLS_ALPN_01]
+    }
+}
+
+/// The reverse-mapping name of an address (RFC 8738 §6: the tls-alpn-01 SNI of an IP
+/// identifier; RFC 1035 §3.5, RFC 3596 §2.5).
+pub fn reverse_name(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V4(v4) => {
+            let o = v4.octets();
+            format!("{}.{}.{}.{}.in-addr.arpa", o[3], o[2], o[1], o[0])
+        }
+        IpAddr::V6(v6) => {
+            let mut s = String::with_capacity(72);
+            for b in v6.octets().iter().rev() {
+                s.push_str(&format!("{:x}.{:x}.", b & 0xf, b >> 4));
+            }
+            s.push_str("ip6.arpa");
+            s
+        }
+    }
 }
 
 /// A configured endpoint.
@@ -360,6 +463,9 @@ impl AcmeService {
             ("new-nonce", Method::Get) => {
                 return Ok(AcmeResponse::empty(204).header("Cache-Control", "no-store"));
             }
+            (p, Method::Get) if p.starts_with("renewal-info/") => {
+                return self.renewal_info(ep, &p["renewal-info/".len()..], now);
+            }
             (_, Method::Post) => {}
             _ => {
                 return Err(Error::Method {
@@ -394,11 +500,22 @@ impl AcmeService {
                 let (acct, _) = self.by_kid(ep, &jws)?;
                 match segs.as_slice() {
                     ["acct", id] if *id == acct.id => self.account_post(ep, &jws, acct),
-                    ["acct", id, "orders"] if *id == acct.id => self.orders_list(ep, &acct),
-                    ["acct", _] | ["acct", _, "orders"] => Err(Error::Unauthorized(
-                        "the account URL is not the one of the signing account".into(),
-                    )),
+                    ["acct", id, "orders"] if *id == acct.id => self.orders_list(ep, &acct, 0),
+                    ["acct", id, "orders", page] if *id == acct.id => {
+                        let page = page
+                            .parse::<usize>()
+                            .ok()
+                            .filter(|p| *p > 0 && p.to_string() == *page)
+                            .ok_or_else(|| Error::NotFound("no such page of orders".into()))?;
+                        self.orders_list(ep, &acct, page)
+                    }
+                    ["acct", _] | ["acct", _, "orders"] | ["acct", _, "orders", _] => {
+                        Err(Error::Unauthorized(
+                            "the account URL is not the one of the signing account".into(),
+                        ))
+                    }
                     ["new-order"] => self.new_order(ep, &jws, &acct, now),
+                    ["key-change"] => self.key_change(ep, &jws, acct),
                     ["order", id] => {
                         let order = self.owned_order(&acct, id)?;
                         let order = self.refresh_order(order, now)?;
@@ -438,6 +555,8 @@ impl AcmeService {
                 "newAccount": self.url(ep, "new-account"),
                 "newOrder": self.url(ep, "new-order"),
                 "revokeCert": self.url(ep, "revoke-cert"),
+                "keyChange": self.url(ep, "key-change"),
+                "renewalInfo": self.url(ep, "renewal-info"),
                 "meta": meta,
             }),
         )
@@ -656,14 +775,192 @@ impl AcmeService {
     }
 
     /// The orders of an account (RFC 8555 §7.1.2.1), invalid ones left out.
-    fn orders_list(&self, ep: &Endpoint, acct: &AcmeAccount) -> Result<AcmeResponse> {
+    /// The orders list (RFC 8555 §7.1.2.1): [`ORDERS_PER_PAGE`] order URLs a page, in
+    /// the store's order (creation time, then id), invalid orders left out; page `n` > 0 is `acct/<id>/orders/<n>`, and
+    /// every page but the last links the next with `Link: <…>;rel="next"`.
+    fn orders_list(&self, ep: &Endpoint, acct: &AcmeAccount, page: usize) -> Result<AcmeResponse> {
         let orders = st(self.records()?.orders_of(&acct.id))?;
-        let urls: Vec<String> = orders
+        let mut listed = orders
             .iter()
             .filter(|o| o.status != OrderStatus::Invalid)
+            .skip(page.saturating_mul(ORDERS_PER_PAGE));
+        let urls: Vec<String> = listed
+            .by_ref()
+            .take(ORDERS_PER_PAGE)
             .map(|o| self.url(ep, &format!("order/{}", o.id)))
             .collect();
-        Ok(AcmeResponse::json(200, &json!({ "orders": urls })))
+        if page > 0 && urls.is_empty() {
+            return Err(Error::NotFound("no such page of orders".into()));
+        }
+        let mut r = AcmeResponse::json(200, &json!({ "orders": urls }));
+        if listed.next().is_some() {
+            let next = self.url(ep, &format!("acct/{}/orders/{}", acct.id, page + 1));
+            r = r.header("Link", format!("<{next}>;rel=\"next\""));
+        }
+        Ok(r)
+    }
+
+    /// renewalInfo (RFC 9773 §4): unauthenticated GET of `renewal-info/<certID>` for a
+    /// certificate this endpoint issued. The suggested window is the last third of the
+    /// validity but its final sixth (from 2/3 to 5/6 of the lifetime), so a client that
+    /// renews in it never runs into expiry; for a revoked certificate it lies in the
+    /// past, so the client renews now (§4.2). Clients are asked to check again in
+    /// [`ARI_RETRY_AFTER`] seconds.
+    fn renewal_info(&self, ep: &Endpoint, cert_id: &str, now: i64) -> Result<AcmeResponse> {
+        let (wanted, _aki, serial) = parse_cert_id(cert_id)?;
+        let record = match self.auth.get(&serial) {
+            Ok(r) => r,
+            Err(ca_core::Error::NotFound(_)) => {
+                return Err(Error::NotFound(format!("no certificate {wanted}")));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let ours = record.requester.starts_with(&format!("acme:{}/", ep.name));
+        if !ours || cert_id_of(&record.der)? != wanted {
+            return Err(Error::NotFound(format!(
+                "no certificate {wanted} issued at this endpoint"
+            )));
+        }
+        let (start, end) = if record.revocation.is_some() {
+            (now - 2 * 3600, now - 3600)
+        } else {
+            let life = (record.not_after - record.not_before).max(0);
+            (
+                record.not_before + life * 2 / 3,
+                record.not_before + life * 5 / 6,
+            )
+        };
+        Ok(AcmeResponse::json(
+            200,
+            &json!({"suggestedWindow": {"start": rfc3339(start), "end": rfc3339(end)}}),
+        )
+        .header("Retry-After", ARI_RETRY_AFTER.to_string()))
+    }
+
+    /// The `replaces` of a newOrder (RFC 9773 §5), canonical: it must name a certificate
+    /// an order of this account obtained, sharing an identifier with the new order, and
+    /// no other order of the account may have named it already (`alreadyReplaced`).
+    /// The check reads the account's orders; two racing orders replacing one
+    /// certificate may both pass (each still issues only under policy).
+    fn check_replaces(
+        &self,
+        acct: &AcmeAccount,
+        cert_id: &str,
+        identifiers: &[AcmeIdentifier],
+    ) -> Result<String> {
+        let (wanted, _aki, serial) = parse_cert_id(cert_id)?;
+        let orders = st(self.records()?.orders_of(&acct.id))?;
+        let Some(replaced) = orders
+            .iter()
+            .find(|o| o.status == OrderStatus::Valid && o.certificate.as_deref() == Some(&serial))
+        else {
+            return Err(Error::Malformed(format!(
+                "\"replaces\" names {wanted}, which is no certificate of this account (RFC 9773 §5)"
+            )));
+        };
+        let record = self.auth.get(&serial)?;
+        if cert_id_of(&record.der)? != wanted {
+            return Err(Error::Malformed(format!(
+                "\"replaces\" names {wanted}, whose authority key identifier is not its issuer's"
+            )));
+        }
+        if !replaced.identifiers.iter().any(|i| identifiers.contains(i)) {
+            return Err(Error::Malformed(format!(
+                "the certificate {wanted} shares no identifier with this order (RFC 9773 §5)"
+            )));
+        }
+        if orders.iter().any(|o| {
+            o.status != OrderStatus::Invalid && o.replaces.as_deref() == Some(wanted.as_str())
+        }) {
+            return Err(Error::Core {
+                problem_type: "urn:ietf:params:acme:error:alreadyReplaced",
+                status: 409,
+                detail: format!(
+                    "the certificate {wanted} is being replaced by another order already"
+                ),
+            });
+        }
+        Ok(wanted)
+    }
+
+    /// keyChange (RFC 8555 §7.3.5): the outer JWS is signed by the account's key (checked
+    /// by the caller), the inner one, its payload, by the new key (`jwk`) over the same
+    /// `url`, saying `{"account": <account URL>, "oldKey": <the current key>}`. A key that
+    /// is already some account's is refused with 409 and that account's URL. The store
+    /// moves the thumbprint index in the same commit (two racing changes to one key: one
+    /// wins).
+    fn key_change(
+        &self,
+        ep: &Endpoint,
+        outer: &Jws,
+        mut acct: AcmeAccount,
+    ) -> Result<AcmeResponse> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct KeyChange {
+            account: String,
+            #[serde(rename = "oldKey")]
+            old_key: Value,
+        }
+        let value: Value = serde_json::from_slice(&outer.payload).map_err(|e| {
+            Error::Malformed(format!(
+                "the keyChange payload is not a JWS (RFC 8555 §7.3.5): {e}"
+            ))
+        })?;
+        let inner = Jws::from_value(&value)?;
+        let KeyRef::Jwk(new_key) = &inner.protected.key else {
+            return Err(Error::Malformed(
+                "the inner JWS of a key change carries the new key as \"jwk\" (RFC 8555 §7.3.5)"
+                    .into(),
+            ));
+        };
+        inner.verify(new_key)?;
+        if inner.protected.url != outer.protected.url {
+            return Err(Error::Malformed(
+                "the inner JWS \"url\" must be the outer one (RFC 8555 §7.3.5)".into(),
+            ));
+        }
+        let p: KeyChange = payload(&inner, "keyChange")?;
+        let url = self.url(ep, &format!("acct/{}", acct.id));
+        if p.account != url {
+            return Err(Error::Malformed(format!(
+                "the key change names account {:?}, not the signing account {url}",
+                p.account
+            )));
+        }
+        let old = Jwk::from_value(&p.old_key)?;
+        if old.thumbprint() != account_key(&acct)?.thumbprint() {
+            return Err(Error::Malformed(
+                "\"oldKey\" is not the account's current key (RFC 8555 §7.3.5)".into(),
+            ));
+        }
+        let thumbprint = new_key.thumbprint_b64();
+        let conflict = |holder: &str| Error::Core {
+            problem_type: "urn:ietf:params:acme:error:malformed",
+            status: 409,
+            detail: format!("the new key is already the key of account {holder}"),
+        };
+        if let Some(other) = st(self.records()?.account_by_thumbprint(&thumbprint))? {
+            let holder = self.url(ep, &format!("acct/{}", other.id));
+            return Ok(AcmeResponse::problem(&conflict(&holder)).header("Location", holder));
+        }
+        acct.jwk = new_key.to_json();
+        acct.thumbprint = thumbprint;
+        let actor = format!("acme:{}/{}", ep.name, acct.id);
+        let audit = self.audit(
+            "acme-key-change",
+            &actor,
+            &acct.id,
+            format!("new key thumbprint {}", acct.thumbprint),
+        );
+        match self.records()?.update_account(&acct, &audit) {
+            Ok(()) => {}
+            Err(ca_core::acme_records::StoreError::Conflict(_)) => {
+                return Err(conflict("created meanwhile"));
+            }
+            Err(e) => return Err(Error::from(ca_core::Error::from(e))),
+        }
+        Ok(AcmeResponse::json(200, &self.account_json(ep, &acct)).header("Location", url))
     }
 
     /// newOrder (RFC 8555 §7.4): every identifier is checked against the profile's rules
@@ -729,6 +1026,10 @@ impl AcmeService {
                 subproblems,
             });
         }
+        let replaces = match &p.replaces {
+            Some(id) => Some(self.check_replaces(acct, id, &identifiers)?),
+            None => None,
+        };
         let expires = now.saturating_add(ep.cfg.order_lifetime_seconds);
         let mut authzs = Vec::with_capacity(identifiers.len());
         for ident in &identifiers {
@@ -739,19 +1040,22 @@ impl AcmeService {
                 identifier: ident.clone(),
                 status: AuthzStatus::Pending,
                 expires,
-                challenges: vec![AcmeChallenge {
-                    kind: "http-01".into(),
-                    token: {
+                challenges: challenge_types(ident)
+                    .iter()
+                    .map(|kind| {
                         let mut b = [0u8; 32];
                         self.rng
                             .fill(&mut b)
                             .map_err(|_| Error::malformed("no randomness"))?;
-                        b64_encode(&b)
-                    },
-                    status: ChallengeStatus::Pending,
-                    validated: None,
-                    error: None,
-                }],
+                        Ok(AcmeChallenge {
+                            kind: (*kind).into(),
+                            token: b64_encode(&b),
+                            status: ChallengeStatus::Pending,
+                            validated: None,
+                            error: None,
+                        })
+                    })
+                    .collect::<Result<Vec<_>>>()?,
             });
         }
         let order = AcmeOrder {
@@ -768,13 +1072,17 @@ impl AcmeService {
             pending_id: None,
             error: None,
             created_at: now,
+            replaces,
         };
         let names: Vec<&str> = order.identifiers.iter().map(|i| i.value.as_str()).collect();
         let audit = self.audit(
             "acme-order",
             &actor,
             &order.id,
-            format!("profile {profile_name}; {}", names.join(",")),
+            match &order.replaces {
+                Some(r) => format!("profile {profile_name}; {}; replaces {r}", names.join(",")),
+                None => format!("profile {profile_name}; {}", names.join(",")),
+            },
         );
         st(self.records()?.create_order(&order, &authzs, &audit))?;
         Ok(self.order_response(ep, &order, 201))
@@ -863,6 +1171,9 @@ impl AcmeService {
         if let Some(p) = &o.profile {
             v["profile"] = json!(p);
         }
+        if let Some(r) = &o.replaces {
+            v["replaces"] = json!(r);
+        }
         if o.status == OrderStatus::Valid {
             v["certificate"] = json!(self.url(ep, &format!("cert/{}", o.id)));
         }
@@ -888,12 +1199,28 @@ impl AcmeService {
             .enumerate()
             .map(|(i, c)| self.challenge_json(ep, a, i, c))
             .collect();
-        json!({
-            "identifier": a.identifier,
+        // A wildcard order's authorization names the base domain and says
+        // "wildcard": true (RFC 8555 §7.1.4); the record keeps the order's identifier.
+        let (identifier, wildcard) = match a.identifier.value.strip_prefix("*.") {
+            Some(base) if a.identifier.kind == "dns" => (
+                AcmeIdentifier {
+                    kind: "dns".into(),
+                    value: base.to_string(),
+                },
+                true,
+            ),
+            _ => (a.identifier.clone(), false),
+        };
+        let mut v = json!({
+            "identifier": identifier,
             "status": authz_status(a.status),
             "expires": rfc3339(a.expires),
             "challenges": challenges,
-        })
+        });
+        if wildcard {
+            v["wildcard"] = json!(true);
+        }
+        v
     }
 
     fn challenge_json(&self, ep: &Endpoint, a: &AcmeAuthz, i: usize, c: &AcmeChallenge) -> Value {
@@ -998,8 +1325,14 @@ impl AcmeService {
                     "a challenge response is the empty object {} (RFC 8555 §7.5.1)".into(),
                 ));
             }
+            // One validation per authorization at a time: a second challenge started
+            // while one runs stays pending (its outcome decides the authorization).
             if a.status == AuthzStatus::Pending
                 && a.challenges[i].status == ChallengeStatus::Pending
+                && !a
+                    .challenges
+                    .iter()
+                    .any(|c| c.status == ChallengeStatus::Processing)
                 && now < a.expires
             {
                 if self.running.fetch_add(1, Ordering::SeqCst) >= MAX_VALIDATIONS {
@@ -1042,22 +1375,17 @@ impl AcmeService {
         thumbprint: String,
     ) {
         let me = Arc::clone(self);
-        let check = Http01Check {
-            host: authz.identifier.value.clone(),
-            address: match authz.identifier.kind.as_str() {
-                "ip" => authz.identifier.value.parse().ok(),
-                _ => ep.cfg.resolve.get(&authz.identifier.value).copied(),
-            },
-            port: ep.cfg.http01_port,
-            token: authz.challenges[i].token.clone(),
-            key_authorization: format!("{}.{thumbprint}", authz.challenges[i].token),
-            timeout: Duration::from_secs(ep.cfg.validation_timeout_seconds),
-        };
+        let check = validation_check(ep, &authz, i, &thumbprint);
         let actor = format!("acme:{}/{}", ep.name, authz.account);
         let spawned = std::thread::Builder::new()
             .name("privca-acme-validate".into())
             .spawn(move || {
-                let result = me.validator.http01(&check);
+                let result = match check {
+                    Ok(Check::Http01(c)) => me.validator.http01(&c),
+                    Ok(Check::Dns01(c)) => me.validator.dns01(&c),
+                    Ok(Check::TlsAlpn01(c)) => me.validator.tls_alpn01(&c),
+                    Err(e) => Err(e),
+                };
                 me.finish_validation(authz, i, result, &actor);
                 me.running.fetch_sub(1, Ordering::SeqCst);
             });
@@ -1083,7 +1411,7 @@ impl AcmeService {
                 a.status = AuthzStatus::Valid;
                 a.challenges[i].status = ChallengeStatus::Valid;
                 a.challenges[i].validated = Some(now);
-                "http-01 valid".to_string()
+                format!("{} valid", a.challenges[i].kind)
             }
             Err(why) => {
                 a.status = AuthzStatus::Invalid;
@@ -1091,6 +1419,8 @@ impl AcmeService {
                 let p = Problem {
                     kind: if why.starts_with("connection") {
                         "urn:ietf:params:acme:error:connection".into()
+                    } else if why.starts_with("dns:") {
+                        "urn:ietf:params:acme:error:dns".into()
                     } else {
                         "urn:ietf:params:acme:error:incorrectResponse".into()
                     },
@@ -1100,7 +1430,7 @@ impl AcmeService {
                     algorithms: None,
                 };
                 a.challenges[i].error = Some(String::from_utf8_lossy(&p.to_json()).into_owned());
-                format!("http-01 invalid: {why}")
+                format!("{} invalid: {why}", a.challenges[i].kind)
             }
         };
         let action = if result.is_ok() {
@@ -1323,11 +1653,133 @@ impl AcmeService {
 pub struct NewOrderRequest {
     /// The identifiers, each with the SAN it stands for.
     pub identifiers: Vec<(AcmeIdentifier, San)>,
-    /// Identifiers refused by their form alone (an `ip` that is no address, a wildcard,
-    /// which needs dns-01), as `rejectedIdentifier`/`malformed` subproblems.
+    /// Identifiers refused by their form alone (an `ip` that is no address, a `*` that
+    /// is not a whole left-most label), as `rejectedIdentifier`/`malformed` subproblems.
     pub refused: Vec<Subproblem>,
     /// The profile asked for (draft-ietf-acme-profiles).
     pub profile: Option<String>,
+    /// The certificate the order replaces, as its ARI certID (RFC 9773 §5), unchecked.
+    pub replaces: Option<String>,
+}
+
+/// What validating challenge `i` of `authz` means (RFC 8555 §8.1: the key
+/// authorization is `token.thumbprint`): where to connect or what to look up, and what
+/// must be found. `Err`: the challenge cannot be validated as recorded.
+fn validation_check(
+    ep: &Endpoint,
+    authz: &AcmeAuthz,
+    i: usize,
+    thumbprint: &str,
+) -> std::result::Result<Check, String> {
+    let c = &authz.challenges[i];
+    let key_authorization = format!("{}.{thumbprint}", c.token);
+    let timeout = Duration::from_secs(ep.cfg.validation_timeout_seconds);
+    let ident = &authz.identifier;
+    let ip: Option<IpAddr> = match ident.kind.as_str() {
+        "ip" => Some(
+            ident
+                .value
+                .parse()
+                .map_err(|_| format!("{:?} is not an IP address", ident.value))?,
+        ),
+        _ => None,
+    };
+    let address = ip.or_else(|| ep.cfg.resolve.get(&ident.value).copied());
+    let digest: [u8; 32] =
+        aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, key_authorization.as_bytes())
+            .as_ref()
+            .try_into()
+            .map_err(|_| "SHA-256 is not 32 bytes".to_string())?;
+    match c.kind.as_str() {
+        HTTP_01 => Ok(Check::Http01(Http01Check {
+            host: ident.value.clone(),
+            address,
+            port: ep.cfg.http01_port,
+            token: c.token.clone(),
+            key_authorization,
+            timeout,
+        })),
+        DNS_01 if ip.is_none() => {
+            let base = ident.value.strip_prefix("*.").unwrap_or(&ident.value);
+            Ok(Check::Dns01(Dns01Check {
+                name: format!("_acme-challenge.{base}"),
+                expected: b64_encode(&digest),
+                resolver: ep.cfg.dns_resolver,
+                timeout,
+            }))
+        }
+        TLS_ALPN_01 if !ident.value.starts_with("*.") => Ok(Check::TlsAlpn01(TlsAlpn01Check {
+            identifier: match ip {
+                Some(ip) => San::Ip(ip),
+                None => San::Dns(ident.value.clone()),
+            },
+            sni: match ip {
+                Some(ip) => reverse_name(ip),
+                None => ident.value.clone(),
+            },
+            address,
+            port: ep.cfg.tls_alpn01_port,
+            digest,
+            timeout,
+        })),
+        other => Err(format!(
+            "challenge type {other:?} does not apply to {} {:?}",
+            ident.kind, ident.value
+        )),
+    }
+}
+
+/// Reads an ARI certID (RFC 9773 §4.1): `base64url(keyIdentifier).base64url(serial)`,
+/// the serial the DER INTEGER content octets. Returns the canonical form (unpadded
+/// base64url) with both parts decoded.
+pub fn parse_cert_id(id: &str) -> Result<(String, Vec<u8>, Vec<u8>)> {
+    if id.is_empty() || id.len() > MAX_CERT_ID {
+        return Err(Error::Malformed(format!(
+            "a certID is 1 to {MAX_CERT_ID} characters (RFC 9773 §4.1)"
+        )));
+    }
+    let (aki, serial) = id.split_once('.').ok_or_else(|| {
+        Error::Malformed(
+            "a certID is base64url(AKI) \".\" base64url(serial) (RFC 9773 §4.1)".into(),
+        )
+    })?;
+    let aki = b64_decode("certID keyIdentifier", aki.trim_end_matches('='))?;
+    let serial = b64_decode("certID serial", serial.trim_end_matches('='))?;
+    if aki.is_empty() || serial.is_empty() {
+        return Err(Error::Malformed(
+            "a certID names a key identifier and a serial number (RFC 9773 §4.1)".into(),
+        ));
+    }
+    Ok((
+        format!("{}.{}", b64_encode(&aki), b64_encode(&serial)),
+        aki,
+        serial,
+    ))
+}
+
+/// The ARI certID of a certificate (RFC 9773 §4.1): its authorityKeyIdentifier's
+/// keyIdentifier and its serial number.
+pub fn cert_id_of(der: &[u8]) -> Result<String> {
+    use der::Decode;
+    use x509_cert::ext::pkix::AuthorityKeyIdentifier;
+    let cert = x509_cert::Certificate::from_der(der)
+        .map_err(|e| Error::Malformed(format!("a stored certificate does not parse: {e}")))?;
+    let tbs = cert.tbs_certificate();
+    let aki = tbs
+        .extensions()
+        .into_iter()
+        .flatten()
+        .find(|e| e.extn_id == ca_core::asn1::oid::AUTHORITY_KEY_IDENTIFIER)
+        .and_then(|e| AuthorityKeyIdentifier::from_der(e.extn_value.as_bytes()).ok())
+        .and_then(|a| a.key_identifier)
+        .ok_or_else(|| {
+            Error::Malformed("the certificate has no authority key identifier".into())
+        })?;
+    Ok(format!(
+        "{}.{}",
+        b64_encode(aki.as_bytes()),
+        b64_encode(tbs.serial_number().as_bytes())
+    ))
 }
 
 /// Reads a newOrder payload. `notBefore`/`notAfter` are refused (the profile sets the
@@ -1349,6 +1801,8 @@ pub fn parse_new_order(payload: &[u8]) -> Result<NewOrderRequest> {
         not_after: Option<Value>,
         #[serde(default)]
         profile: Option<String>,
+        #[serde(default)]
+        replaces: Option<String>,
     }
     let p: NewOrder = serde_json::from_slice(payload)
         .map_err(|e| Error::Malformed(format!("the newOrder payload is not valid: {e}")))?;
@@ -1366,6 +1820,7 @@ pub fn parse_new_order(payload: &[u8]) -> Result<NewOrderRequest> {
         identifiers: Vec::new(),
         refused: Vec::new(),
         profile: p.profile,
+        replaces: p.replaces,
     };
     for i in p.identifiers {
         let (ident, san) = match i.kind.as_str() {
@@ -1406,10 +1861,16 @@ pub fn parse_new_order(payload: &[u8]) -> Result<NewOrderRequest> {
         if out.identifiers.iter().any(|(seen, _)| *seen == ident) {
             continue;
         }
-        if ident.value.starts_with("*.") {
+        // A wildcard is one leading "*." label (RFC 8555 §7.1.3); anywhere else a "*"
+        // is no DNS name. Whether the profile allows wildcards is its SAN rules' say.
+        let rest = ident.value.strip_prefix("*.").unwrap_or(&ident.value);
+        if ident.kind == "dns" && (rest.is_empty() || rest.contains('*')) {
             out.refused.push(subproblem(
                 "urn:ietf:params:acme:error:rejectedIdentifier",
-                "wildcard names need dns-01, which this endpoint does not offer".into(),
+                format!(
+                    "{:?}: a wildcard is only a whole left-most label, \"*.\" then a name",
+                    ident.value
+                ),
                 &ident.kind,
                 &ident.value,
             ));

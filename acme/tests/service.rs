@@ -13,7 +13,9 @@ use std::time::{Duration, Instant};
 
 use acme::jws::b64_encode;
 use acme::service::{AcmeRequest, AcmeResponse, Method};
-use acme::{AcmeConfig, AcmeEndpointConfig, AcmeService, Http01Check, Validator};
+use acme::{
+    AcmeConfig, AcmeEndpointConfig, AcmeService, Dns01Check, Http01Check, TlsAlpn01Check, Validator,
+};
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::signature::{self, EcdsaKeyPair, KeyPair};
 use ca_core::acme_records::{AuditEvent, EabKey};
@@ -24,9 +26,14 @@ const BASE: &str = "https://ca.test:8443";
 
 /// Answers http-01 as the client's web server would: valid when the key authorization
 /// the service expects is what the client published for the token.
+/// Likewise dns-01 as the client's DNS zone (TXT records by name) and tls-alpn-01 as
+/// its TLS server (the acmeIdentifier digest it would present, by SNI).
 #[derive(Default)]
 struct Published {
     answers: Mutex<Vec<(String, String)>>,
+    txt: Mutex<Vec<(String, String)>>,
+    alpn: Mutex<Vec<(String, [u8; 32])>>,
+    dns_checks: Mutex<Vec<Dns01Check>>,
 }
 
 impl Validator for Published {
@@ -38,6 +45,32 @@ impl Validator for Published {
             None => Err("connection: refused".into()),
         }
     }
+
+    fn dns01(&self, check: &Dns01Check) -> Result<(), String> {
+        self.dns_checks.lock().unwrap().push(check.clone());
+        let txt = self.txt.lock().unwrap();
+        if txt
+            .iter()
+            .any(|(n, v)| *n == check.name && *v == check.expected)
+        {
+            Ok(())
+        } else {
+            Err(format!("no TXT record of {} matches", check.name))
+        }
+    }
+
+    fn tls_alpn01(&self, check: &TlsAlpn01Check) -> Result<(), String> {
+        let alpn = self.alpn.lock().unwrap();
+        match alpn.iter().find(|(sni, _)| *sni == check.sni) {
+            Some((_, d)) if *d == check.digest => Ok(()),
+            Some(_) => Err("the acmeIdentifier is not the key authorization's".into()),
+            None => Err("connection: refused".into()),
+        }
+    }
+}
+
+fn sha256_b64(s: &str) -> String {
+    b64_encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, s.as_bytes()).as_ref())
 }
 
 struct Client {
@@ -103,12 +136,22 @@ impl Fixture {
         profile.san.any_dns = false;
         profile.san.dns = vec![".acme.test".into()];
         profile.san.ip_ranges = vec!["127.0.0.0/8".into()];
-        let ca = TestCa::builder().profile("acme-server", profile).build();
+        profile.san.wildcards = false;
+        let mut wild = profile.clone();
+        wild.san.wildcards = true;
+        let ca = TestCa::builder()
+            .profile("acme-server", profile)
+            .profile("acme-wild", wild)
+            .build();
         let mut cfg = AcmeConfig::default();
         cfg.endpoints.insert(
             "servers".into(),
-            serde_json::from_value::<AcmeEndpointConfig>(json!({"profile": "acme-server"}))
-                .unwrap(),
+            serde_json::from_value::<AcmeEndpointConfig>(json!({
+                "profile": "acme-server",
+                "profiles": ["acme-wild"],
+                "dns_resolver": "127.0.0.1:5353",
+            }))
+            .unwrap(),
         );
         let published = Arc::new(Published::default());
         let service =
@@ -244,8 +287,14 @@ impl Fixture {
         for a in order["authorizations"].as_array().unwrap() {
             let path = rel(a.as_str().unwrap());
             let (_, _, authz) = self.post(c, &path, "");
+            let types: Vec<&str> = authz["challenges"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| c["type"].as_str().unwrap())
+                .collect();
+            assert_eq!(types, ["http-01", "dns-01", "tls-alpn-01"]);
             let ch = &authz["challenges"][0];
-            assert_eq!(ch["type"], "http-01");
             let token = ch["token"].as_str().unwrap().to_string();
             self.published
                 .answers
@@ -707,4 +756,452 @@ fn jwk_spki_matches_the_keys_own_encoding() {
         let jwk = acme::jws::Jwk::from_value(&jwk).unwrap();
         assert_eq!(jwk.spki_der().unwrap(), spki, "{alg:?}");
     }
+}
+
+/// A wildcard order (RFC 8555 §7.1.3): its authorization names the base domain with
+/// `"wildcard": true` and offers dns-01 alone; the TXT value is base64url(SHA-256(key
+/// authorization)) at `_acme-challenge.<base>` (§8.4), looked up at the endpoint's
+/// `dns_resolver`. The plain name's authorization offers all three types and is
+/// validated here with tls-alpn-01 (RFC 8737), whose digest must be the same hash.
+#[test]
+fn a_wildcard_order_is_validated_with_dns_01_and_its_base_name_with_tls_alpn_01() {
+    let f = Fixture::new();
+    let mut c = Client::new();
+    f.account(&mut c);
+    let ids = json!({"identifiers": [
+        {"type": "dns", "value": "*.x.acme.test"},
+        {"type": "dns", "value": "x.acme.test"},
+    ], "profile": "acme-wild"});
+    let (status, r, order) = f.post(&mut c, "new-order", &ids.to_string());
+    assert_eq!(status, 201, "{order}");
+    let order_url = r.header_value("Location").unwrap().to_string();
+    let mut seen_wildcard = false;
+    for a in order["authorizations"].as_array().unwrap() {
+        let path = rel(a.as_str().unwrap());
+        let (_, _, authz) = f.post(&mut c, &path, "");
+        assert_eq!(authz["identifier"]["value"], "x.acme.test", "{authz}");
+        let challenges = authz["challenges"].as_array().unwrap();
+        let pick = |t: &str| challenges.iter().find(|c| c["type"] == t).cloned();
+        let key_auth = |ch: &Value| format!("{}.{}", ch["token"].as_str().unwrap(), c.thumbprint());
+        let ch = if authz["wildcard"] == true {
+            seen_wildcard = true;
+            assert_eq!(
+                challenges.len(),
+                1,
+                "a wildcard offers dns-01 only: {authz}"
+            );
+            let ch = pick("dns-01").unwrap();
+            // A wrong TXT value first would fail the challenge for good (no retry, §8.2),
+            // so the right one is published; the lookup's parameters are checked below.
+            f.published.txt.lock().unwrap().push((
+                "_acme-challenge.x.acme.test".into(),
+                sha256_b64(&key_auth(&ch)),
+            ));
+            ch
+        } else {
+            assert!(authz.get("wildcard").is_none(), "{authz}");
+            let ch = pick("tls-alpn-01").unwrap();
+            let digest =
+                aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, key_auth(&ch).as_bytes());
+            f.published
+                .alpn
+                .lock()
+                .unwrap()
+                .push(("x.acme.test".into(), digest.as_ref().try_into().unwrap()));
+            ch
+        };
+        let (status, _, _) = f.post(&mut c, &rel(ch["url"].as_str().unwrap()), "{}");
+        assert_eq!(status, 200);
+        assert_eq!(f.wait_authz(&mut c, &path), "valid");
+        let (_, _, authz) = f.post(&mut c, &path, "");
+        let done: Vec<&Value> = authz["challenges"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| c["status"] == "valid")
+            .collect();
+        assert_eq!(done.len(), 1, "{authz}");
+        assert_eq!(done[0]["type"], ch["type"]);
+    }
+    assert!(seen_wildcard);
+    let checks = f.published.dns_checks.lock().unwrap().clone();
+    assert_eq!(checks.len(), 1);
+    assert_eq!(checks[0].resolver, Some("127.0.0.1:5353".parse().unwrap()));
+    let (_, _, o) = f.post(&mut c, &rel(&order_url), "");
+    assert_eq!(o["status"], "ready", "{o}");
+    let fin = rel(o["finalize"].as_str().unwrap());
+    let names = ["*.x.acme.test", "x.acme.test"];
+    let (status, _, o) = f.post(&mut c, &fin, &json!({"csr": f.csr(&names)}).to_string());
+    assert_eq!(status, 200, "{o}");
+    assert_eq!(o["status"], "valid");
+}
+
+/// A TXT record that is not the key authorization's hash fails dns-01, and with it the
+/// authorization and the order (§8.2: no retry); wildcards in the wrong place, and in a
+/// profile without wildcards, are refused at newOrder.
+#[test]
+fn a_wrong_txt_record_fails_and_misplaced_wildcards_are_refused() {
+    let f = Fixture::new();
+    let mut c = Client::new();
+    f.account(&mut c);
+    let ids =
+        json!({"identifiers": [{"type": "dns", "value": "*.y.acme.test"}], "profile": "acme-wild"});
+    let (status, _, order) = f.post(&mut c, "new-order", &ids.to_string());
+    assert_eq!(status, 201, "{order}");
+    let path = rel(order["authorizations"][0].as_str().unwrap());
+    let (_, _, authz) = f.post(&mut c, &path, "");
+    let ch = &authz["challenges"][0];
+    assert_eq!(ch["type"], "dns-01");
+    f.published.txt.lock().unwrap().push((
+        "_acme-challenge.y.acme.test".into(),
+        sha256_b64("some.other-key-authorization"),
+    ));
+    f.post(&mut c, &rel(ch["url"].as_str().unwrap()), "{}");
+    assert_eq!(f.wait_authz(&mut c, &path), "invalid");
+    let (_, _, authz) = f.post(&mut c, &path, "");
+    assert_eq!(
+        authz["challenges"][0]["error"]["type"], "urn:ietf:params:acme:error:incorrectResponse",
+        "{authz}"
+    );
+    for bad in ["a.*.acme.test", "*", "*.", "**.acme.test"] {
+        let ids = json!({"identifiers": [{"type": "dns", "value": bad}], "profile": "acme-wild"});
+        let (status, _, v) = f.post(&mut c, "new-order", &ids.to_string());
+        assert_eq!(
+            (status, problem(&v)),
+            (400, "urn:ietf:params:acme:error:rejectedIdentifier"),
+            "{bad}: {v}"
+        );
+    }
+    // The default profile has no wildcards.
+    let ids = json!({"identifiers": [{"type": "dns", "value": "*.y.acme.test"}]});
+    let (status, _, v) = f.post(&mut c, "new-order", &ids.to_string());
+    assert_eq!(
+        (status, problem(&v)),
+        (400, "urn:ietf:params:acme:error:rejectedIdentifier"),
+        "{v}"
+    );
+}
+
+/// keyChange (RFC 8555 §7.3.5): the inner JWS, signed by the new key, names the account
+/// and its old key; afterwards only the new key signs for the account. Refused: an
+/// `oldKey` that is not the account's, an inner `url` other than the outer, an inner
+/// signature by another key, and a new key that is already an account's (409 with that
+/// account's URL). Then the account deactivates itself (§7.3.6) and can do nothing more.
+#[test]
+fn the_account_key_changes_once_and_the_old_key_is_refused_after() {
+    let f = Fixture::new();
+    let d: Value =
+        serde_json::from_slice(&f.send(Method::Get, "directory", "", Vec::new()).body).unwrap();
+    assert_eq!(d["keyChange"], url("key-change"));
+    let mut c = Client::new();
+    f.account(&mut c);
+    let kid = c.kid.clone().unwrap();
+    let mut new = Client::new();
+    let inner = |signer: &Client, jwk: &Value, url_: &str, old: &Value| {
+        signer
+            .sign(
+                json!({"alg": "ES256", "jwk": jwk, "url": url_}),
+                &json!({"account": kid, "oldKey": old}).to_string(),
+            )
+            .to_string()
+    };
+    let malformed = "urn:ietf:params:acme:error:malformed";
+    // Wrong oldKey.
+    let other = Client::new();
+    let body = inner(&new, &new.jwk, &url("key-change"), &other.jwk);
+    let (status, _, v) = f.post(&mut c, "key-change", &body);
+    assert_eq!((status, problem(&v)), (400, malformed), "{v}");
+    // The inner url is another.
+    let body = inner(&new, &new.jwk, &url("new-order"), &c.jwk);
+    let (status, _, v) = f.post(&mut c, "key-change", &body);
+    assert_eq!((status, problem(&v)), (400, malformed), "{v}");
+    // The inner JWS names the new key but another key signed it.
+    let body = inner(&other, &new.jwk, &url("key-change"), &c.jwk);
+    let (status, _, v) = f.post(&mut c, "key-change", &body);
+    assert_ne!(status, 200, "{v}");
+    // The new key is another account's already: 409 and where it is.
+    let mut taken = Client::new();
+    f.account(&mut taken);
+    let body = inner(&taken, &taken.jwk, &url("key-change"), &c.jwk);
+    let (status, r, v) = f.post(&mut c, "key-change", &body);
+    assert_eq!(status, 409, "{v}");
+    assert_eq!(r.header_value("Location"), taken.kid.as_deref());
+    // The right one.
+    let body = inner(&new, &new.jwk, &url("key-change"), &c.jwk);
+    let (status, r, v) = f.post(&mut c, "key-change", &body);
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(r.header_value("Location"), Some(kid.as_str()));
+    // The old key no longer signs for the account; the new one does, and finds it.
+    let acct = rel(&kid);
+    let (status, _, v) = f.post(&mut c, &acct, "");
+    assert_ne!(status, 200, "the old key still works: {v}");
+    new.kid = Some(kid.clone());
+    let (status, _, v) = f.post(&mut new, &acct, "");
+    assert_eq!(status, 200, "{v}");
+    new.kid = None;
+    let (status, r, _) = f.post(&mut new, "new-account", r#"{"onlyReturnExisting":true}"#);
+    assert_eq!(status, 200);
+    assert_eq!(r.header_value("Location"), Some(kid.as_str()));
+    // Deactivation (§7.3.6): afterwards the account is refused.
+    new.kid = Some(kid.clone());
+    let (status, _, v) = f.post(&mut new, &acct, r#"{"status":"deactivated"}"#);
+    assert_eq!(
+        (status, v["status"].as_str()),
+        (200, Some("deactivated")),
+        "{v}"
+    );
+    let (status, _, v) = f.post(
+        &mut new,
+        "new-order",
+        &json!({"identifiers": [{"type": "dns", "value": "www.acme.test"}]}).to_string(),
+    );
+    assert_eq!(
+        (status, problem(&v)),
+        (403, "urn:ietf:params:acme:error:unauthorized"),
+        "{v}"
+    );
+}
+
+/// The orders list pages (RFC 8555 §7.1.2.1): ORDERS_PER_PAGE URLs a page,
+/// `Link: rel="next"` on every page but the last; following the links lists each valid
+/// order exactly once; invalid orders are left out; another account's list is refused.
+#[test]
+fn the_orders_list_is_paginated_with_link_next() {
+    let f = Fixture::new();
+    let mut c = Client::new();
+    f.account(&mut c);
+    let per_page = acme::service::ORDERS_PER_PAGE;
+    let mut made = Vec::new();
+    for i in 0..per_page + 3 {
+        let (u, _) = f.order(&mut c, &[&format!("n{i}.acme.test")]);
+        made.push(u);
+    }
+    // One order made invalid: its challenge fails (nothing published).
+    let (bad_url, bad) = f.order(&mut c, &["bad.acme.test"]);
+    let authz = rel(bad["authorizations"][0].as_str().unwrap());
+    let (_, _, a) = f.post(&mut c, &authz, "");
+    f.post(
+        &mut c,
+        &rel(a["challenges"][0]["url"].as_str().unwrap()),
+        "{}",
+    );
+    assert_eq!(f.wait_authz(&mut c, &authz), "invalid");
+    f.post(&mut c, &rel(&bad_url), "");
+
+    let acct = rel(c.kid.as_deref().unwrap());
+    let mut page = format!("{acct}/orders");
+    let mut listed = Vec::new();
+    let mut pages = 0;
+    loop {
+        let (status, r, v) = f.post(&mut c, &page, "");
+        assert_eq!(status, 200, "{v}");
+        let urls: Vec<String> = v["orders"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|u| u.as_str().unwrap().to_string())
+            .collect();
+        assert!(urls.len() <= per_page);
+        listed.extend(urls);
+        pages += 1;
+        let next = r.header_values("Link").find_map(|l| {
+            l.strip_prefix('<')
+                .and_then(|l| l.strip_suffix(">;rel=\"next\""))
+        });
+        match next {
+            Some(next) => page = rel(next),
+            None => break,
+        }
+    }
+    assert_eq!(pages, 2);
+    // Each valid order exactly once (the test clock stands still, so the store's order,
+    // creation time then id, is the ids' order here), the invalid one left out.
+    made.sort();
+    let mut sorted = listed.clone();
+    sorted.sort();
+    sorted.dedup();
+    assert_eq!(sorted.len(), listed.len(), "an order listed twice");
+    assert_eq!(sorted, made);
+    // Past the last page, and a page of another account's list: refused.
+    let (status, _, _) = f.post(&mut c, &format!("{acct}/orders/2"), "");
+    assert_eq!(status, 404);
+    let (status, _, _) = f.post(&mut c, &format!("{acct}/orders/01"), "");
+    assert_eq!(status, 404);
+    let mut other = Client::new();
+    f.account(&mut other);
+    let (status, _, v) = f.post(&mut other, &format!("{acct}/orders/1"), "");
+    assert_eq!(
+        (status, problem(&v)),
+        (403, "urn:ietf:params:acme:error:unauthorized"),
+        "{v}"
+    );
+}
+
+/// The ARI certID of a certificate, computed here from its fields (RFC 9773 §4.1).
+fn ari_id(der: &[u8]) -> String {
+    use der::Decode;
+    use x509_cert::ext::pkix::AuthorityKeyIdentifier;
+    let cert = x509_cert::Certificate::from_der(der).unwrap();
+    let tbs = cert.tbs_certificate();
+    let ext = tbs
+        .extensions()
+        .unwrap()
+        .iter()
+        .find(|e| e.extn_id.to_string() == "2.5.29.35")
+        .unwrap();
+    let aki = AuthorityKeyIdentifier::from_der(ext.extn_value.as_bytes()).unwrap();
+    format!(
+        "{}.{}",
+        b64_encode(aki.key_identifier.unwrap().as_bytes()),
+        b64_encode(tbs.serial_number().as_bytes())
+    )
+}
+
+/// Issues a certificate for `names` to `c`: its DER.
+fn issue(f: &Fixture, c: &mut Client, names: &[&str]) -> Vec<u8> {
+    let (order_url, order) = f.order(c, names);
+    f.authorize(c, &order);
+    let fin = rel(order["finalize"].as_str().unwrap());
+    let (status, _, o) = f.post(c, &fin, &json!({"csr": f.csr(names)}).to_string());
+    assert_eq!(status, 200, "{o}");
+    let (_, _, o) = f.post(c, &rel(&order_url), "");
+    let (status, r, _) = f.post(c, &rel(o["certificate"].as_str().unwrap()), "");
+    assert_eq!(status, 200);
+    let pem = String::from_utf8(r.body).unwrap();
+    let b64: String = pem
+        .lines()
+        .skip(1)
+        .take_while(|l| !l.starts_with("-----END"))
+        .collect();
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD
+        .decode(b64)
+        .unwrap()
+}
+
+fn get(f: &Fixture, path: &str) -> (u16, AcmeResponse, Value) {
+    let r = f.send(Method::Get, path, "", Vec::new());
+    let v = serde_json::from_slice(&r.body).unwrap_or(Value::Null);
+    (r.status, r, v)
+}
+
+/// ARI (RFC 9773): the directory names renewalInfo; GET renewal-info/<certID> answers
+/// a suggested window inside the validity (in the past once the certificate is
+/// revoked) with Retry-After; unknown and malformed certIDs are refused. newOrder's
+/// `replaces` must name a certificate of the same account sharing an identifier, once.
+#[test]
+fn renewal_info_and_replaces() {
+    let f = Fixture::new();
+    let (_, _, d) = get(&f, "directory");
+    assert_eq!(d["renewalInfo"], url("renewal-info"));
+    let mut c = Client::new();
+    f.account(&mut c);
+    let der = issue(&f, &mut c, &["www.acme.test"]);
+    let id = ari_id(&der);
+    let (status, r, v) = get(&f, &format!("renewal-info/{id}"));
+    assert_eq!(status, 200, "{v}");
+    assert!(r.header_value("Retry-After").is_some());
+    let parse = |s: &Value| {
+        time::OffsetDateTime::parse(
+            s.as_str().unwrap(),
+            &time::format_description::well_known::Rfc3339,
+        )
+        .unwrap()
+        .unix_timestamp()
+    };
+    let start = parse(&v["suggestedWindow"]["start"]);
+    let end = parse(&v["suggestedWindow"]["end"]);
+    let record = f.ca.auth.list(&Default::default()).unwrap();
+    let rec = record.iter().find(|r| r.der == der).unwrap();
+    assert!(
+        rec.not_before < start && start < end && end < rec.not_after,
+        "{v}"
+    );
+    // Unknown serial, unknown AKI, malformed.
+    let (aki, serial) = id.split_once('.').unwrap();
+    for bad in [
+        format!("{aki}.AQID"),
+        format!("{}.{serial}", b64_encode(b"other key id")),
+    ] {
+        let (status, _, v) = get(&f, &format!("renewal-info/{bad}"));
+        assert_eq!(status, 404, "{bad}: {v}");
+    }
+    for bad in ["nodot", ".", "a.", "!!.AQ", &"A".repeat(300)] {
+        let (status, _, v) = get(&f, &format!("renewal-info/{bad}"));
+        assert_eq!(status, 400, "{bad}: {v}");
+    }
+
+    // replaces: another account may not name this certificate.
+    let mut other = Client::new();
+    f.account(&mut other);
+    let order = |c: &mut Client, names: &[&str], replaces: &str| {
+        let ids: Vec<Value> = names
+            .iter()
+            .map(|n| json!({"type": "dns", "value": n}))
+            .collect();
+        f.post(
+            c,
+            "new-order",
+            &json!({"identifiers": ids, "replaces": replaces}).to_string(),
+        )
+    };
+    let (status, _, v) = order(&mut other, &["www.acme.test"], &id);
+    assert_eq!(
+        (status, problem(&v)),
+        (400, "urn:ietf:params:acme:error:malformed"),
+        "{v}"
+    );
+    // Sharing no identifier.
+    let (status, _, v) = order(&mut c, &["api.acme.test"], &id);
+    assert_eq!(status, 400, "{v}");
+    // The first replacement is accepted and shown; a second is alreadyReplaced.
+    let (status, _, v) = order(&mut c, &["www.acme.test", "api.acme.test"], &id);
+    assert_eq!(status, 201, "{v}");
+    assert_eq!(v["replaces"], id);
+    let (status, _, v) = order(&mut c, &["www.acme.test"], &id);
+    assert_eq!(
+        (status, problem(&v)),
+        (409, "urn:ietf:params:acme:error:alreadyReplaced"),
+        "{v}"
+    );
+
+    // Revoked: the window is in the past, so a client renews at once.
+    let (status, _, v) = f.post(
+        &mut c,
+        "revoke-cert",
+        &json!({"certificate": b64_encode(&der), "reason": 4}).to_string(),
+    );
+    assert_eq!(status, 200, "{v}");
+    let (_, _, v) = get(&f, &format!("renewal-info/{id}"));
+    let now = f.ca.auth.now();
+    assert!(parse(&v["suggestedWindow"]["end"]) < now, "{v}");
+}
+
+/// What each identifier is offered (RFC 8555 §7.1.3, RFC 8738 §7) and the tls-alpn-01
+/// SNI of an address (RFC 8738 §6: its reverse name).
+#[test]
+fn challenge_types_per_identifier_and_reverse_names() {
+    use acme::service::{challenge_types, reverse_name};
+    use ca_core::acme_records::AcmeIdentifier;
+    let id = |kind: &str, value: &str| AcmeIdentifier {
+        kind: kind.into(),
+        value: value.into(),
+    };
+    assert_eq!(
+        challenge_types(&id("dns", "www.acme.test")),
+        ["http-01", "dns-01", "tls-alpn-01"]
+    );
+    assert_eq!(challenge_types(&id("dns", "*.acme.test")), ["dns-01"]);
+    assert_eq!(
+        challenge_types(&id("ip", "127.0.0.1")),
+        ["http-01", "tls-alpn-01"]
+    );
+    assert_eq!(
+        reverse_name("192.0.2.7".parse().unwrap()),
+        "7.2.0.192.in-addr.arpa"
+    );
+    assert_eq!(
+        reverse_name("2001:db8::567:89ab".parse().unwrap()),
+        "b.a.9.8.7.6.5.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa"
+    );
 }

@@ -433,10 +433,38 @@ pub fn acme_jws(data: &[u8]) {
     }
 }
 
+/// The question name of the `acme_dns` seeds.
+pub const ACME_DNS_NAME: &str = "_acme-challenge.x.acme.test";
+
+/// Body of `acme_dns`: a DNS answer (what the resolver named by `dns_resolver` sends
+/// back) through `acme::dns::parse_txt_answer`, for the question the seeds answer, with
+/// the message's own id (so that mutations get past the id check). Never panics; what
+/// parses keeps the limits.
+pub fn acme_dns(data: &[u8]) {
+    let id = match data {
+        [a, b, ..] => u16::from_be_bytes([*a, *b]),
+        _ => 0,
+    };
+    if let Ok(answer) = acme::dns::parse_txt_answer(id, ACME_DNS_NAME, data) {
+        assert!(answer.records.len() <= acme::dns::MAX_RECORDS);
+        let total: usize = answer.records.iter().map(Vec::len).sum();
+        assert!(total <= data.len());
+    }
+}
+
 /// Body of `acme_order`: newOrder and finalize payloads (JSON from the client) through
-/// `acme::service::parse_new_order` and `parse_finalize`, and a parsed CSR's names
+/// `acme::service::parse_new_order` and `parse_finalize`, ARI certIDs through
+/// `parse_cert_id` (the canonical form parses to the same parts), and a parsed CSR's names
 /// through the order check. Never panics; what parses keeps the normalisation promises.
 pub fn acme_order(data: &[u8]) {
+    // The ARI certID of renewal-info/<certID> and of newOrder's `replaces` (RFC 9773).
+    if let Ok(id) = std::str::from_utf8(data)
+        && let Ok((canonical, aki, serial)) = acme::service::parse_cert_id(id)
+    {
+        assert!(!aki.is_empty() && !serial.is_empty());
+        let again = acme::service::parse_cert_id(&canonical).expect("canonical certID");
+        assert_eq!((again.1, again.2), (aki, serial));
+    }
     if let Ok(order) = acme::service::parse_new_order(data) {
         assert!(order.identifiers.len() <= acme::service::MAX_IDENTIFIERS);
         for (i, (ident, _)) in order.identifiers.iter().enumerate() {
@@ -477,7 +505,7 @@ pub fn acme_order(data: &[u8]) {
 pub type Target = fn(&[u8]);
 
 /// Every target by name, for the corpus test and tools.
-pub const TARGETS: [(&str, Target); 14] = [
+pub const TARGETS: [(&str, Target); 15] = [
     ("csr", csr),
     ("ocsp_request", ocsp_request),
     ("scep_pkimessage", scep_pkimessage),
@@ -492,4 +520,5 @@ pub const TARGETS: [(&str, Target); 14] = [
     ("est_body", est_body),
     ("acme_jws", acme_jws),
     ("acme_order", acme_order),
+    ("acme_dns", acme_dns),
 ];

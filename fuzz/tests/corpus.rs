@@ -233,5 +233,22 @@ fn acme_order_seeds_parse_and_their_csrs_match_their_own_names() {
             csrs += 1;
         }
     }
-    assert_eq!((orders, csrs), (2, 2));
+    assert_eq!((orders, csrs), (3, 2));
+}
+
+#[test]
+fn acme_dns_seeds_parse_and_the_txt_ones_carry_records() {
+    let mut with_records = 0;
+    for (name, data) in corpus("acme_dns") {
+        let id = u16::from_be_bytes([data[0], data[1]]);
+        match acme::dns::parse_txt_answer(id, privca_fuzz::ACME_DNS_NAME, &data) {
+            Ok(a) if !a.records.is_empty() => {
+                assert!(a.records.iter().all(|r| r.len() == 43), "{name}: {a:?}");
+                with_records += 1;
+            }
+            Ok(_) => assert!(name == "nxdomain" || name == "truncated", "{name}"),
+            Err(e) => assert_eq!(name, "refused", "{name}: {e}"),
+        }
+    }
+    assert_eq!(with_records, 3);
 }

@@ -1,17 +1,19 @@
-//! Wiring of `[acme]`: the http-01 validator (outbound sockets are this crate's,
-//! docs/architecture.md) and the External Account Binding key operations shared by
+//! Wiring of `[acme]`: the challenge validators, http-01, dns-01 and tls-alpn-01
+//! (outbound sockets are this crate's, docs/architecture.md) and the External Account Binding key operations shared by
 //! `privca acme eab create|list` and `/admin/v1/acme/eab` (the scep_wiring pattern).
 
-use std::io::Read;
-use std::net::SocketAddr;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs, UdpSocket};
+use std::sync::Arc;
+use std::time::Instant;
 
-use acme::service::{Http01Check, MAX_HTTP01_BODY, Validator};
+use acme::service::{Dns01Check, Http01Check, MAX_HTTP01_BODY, TlsAlpn01Check, Validator};
 use base64::Engine;
 use ca_core::Authority;
 use ca_core::acme_records::{AuditEvent, EabKey};
 use serde::{Deserialize, Serialize};
 
-/// http-01 validation over plain HTTP (RFC 8555 §8.3) with reqwest: no proxy, no
+/// The challenge validator. http-01 goes over plain HTTP (RFC 8555 §8.3) with reqwest: no proxy, no
 /// redirects (a redirect is refused, so a validation never leaves the configured port),
 /// the endpoint's timeout, a body cap.
 pub struct HttpValidator;
@@ -66,6 +68,278 @@ impl Validator for HttpValidator {
                 body.len()
             ))
         }
+    }
+
+    /// dns-01 (RFC 8555 §8.4): one TXT question over UDP to the endpoint's
+    /// `dns_resolver` (or the first nameserver of /etc/resolv.conf), again over TCP when
+    /// the answer is truncated (RFC 7766); the endpoint's timeout bounds it all.
+    fn dns01(&self, check: &Dns01Check) -> Result<(), String> {
+        let server = match check.resolver {
+            Some(s) => s,
+            None => system_resolver()?,
+        };
+        let deadline = Instant::now() + check.timeout;
+        let id: u16 = rand::random();
+        let query = acme::dns::txt_query(id, &check.name).map_err(|e| format!("dns: {e}"))?;
+        let mut answer = dns_udp(server, id, &check.name, &query, deadline)?;
+        if answer.truncated {
+            answer = dns_tcp(server, id, &check.name, &query, deadline)?;
+        }
+        let expected = check.expected.as_bytes();
+        if answer.records.iter().any(|r| r.as_slice() == expected) {
+            Ok(())
+        } else if answer.records.is_empty() {
+            Err(format!(
+                "dns: {} has no TXT record (asked {server})",
+                check.name
+            ))
+        } else {
+            Err(format!(
+                "none of the {} TXT records of {} is the key authorization's digest",
+                answer.records.len(),
+                check.name
+            ))
+        }
+    }
+
+    /// tls-alpn-01 (RFC 8737 §3): TLS 1.2 or 1.3 to the identifier's port with ALPN
+    /// `acme-tls/1` and the identifier as SNI. The peer's certificate is self-signed, so
+    /// no chain is built; the handshake signature is still verified (the peer holds the
+    /// certificate's key), and the certificate must then pass
+    /// [`acme::tls_alpn::check_certificate`].
+    fn tls_alpn01(&self, check: &TlsAlpn01Check) -> Result<(), String> {
+        let deadline = Instant::now() + check.timeout;
+        let addr = match check.address {
+            Some(ip) => SocketAddr::new(ip, check.port),
+            None => (check.sni.as_str(), check.port)
+                .to_socket_addrs()
+                .map_err(|e| format!("connection: resolving {}: {e}", check.sni))?
+                .next()
+                .ok_or_else(|| format!("connection: {} has no address", check.sni))?,
+        };
+        let provider = Arc::new(crate::tls::provider());
+        let mut cfg = rustls::ClientConfig::builder_with_provider(provider.clone())
+            .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+            .map_err(|e| format!("connection: TLS: {e}"))?
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider)))
+            .with_no_client_auth();
+        cfg.alpn_protocols = vec![acme::tls_alpn::ACME_TLS_ALPN.to_vec()];
+        let name = rustls_pki_types::ServerName::try_from(check.sni.clone())
+            .map_err(|e| format!("{:?} is not a TLS server name: {e}", check.sni))?;
+        let mut conn = rustls::ClientConnection::new(Arc::new(cfg), name)
+            .map_err(|e| format!("connection: TLS: {e}"))?;
+        let mut tcp = TcpStream::connect_timeout(&addr, remaining(deadline)?)
+            .map_err(|e| format!("connection: connecting to {addr}: {e}"))?;
+        while conn.is_handshaking() {
+            let left = remaining(deadline)?;
+            tcp.set_read_timeout(Some(left))
+                .and_then(|()| tcp.set_write_timeout(Some(left)))
+                .map_err(|e| format!("connection: {e}"))?;
+            conn.complete_io(&mut tcp)
+                .map_err(|e| format!("connection: TLS handshake with {addr}: {e}"))?;
+        }
+        if conn.alpn_protocol() != Some(acme::tls_alpn::ACME_TLS_ALPN) {
+            return Err(format!(
+                "{addr} did not negotiate ALPN \"acme-tls/1\" (RFC 8737 §3)"
+            ));
+        }
+        let cert = conn
+            .peer_certificates()
+            .and_then(|c| c.first())
+            .ok_or_else(|| format!("{addr} presented no certificate"))?
+            .as_ref()
+            .to_vec();
+        conn.send_close_notify();
+        let _ = conn.complete_io(&mut tcp);
+        acme::tls_alpn::check_certificate(&cert, &check.identifier, &check.digest)
+    }
+}
+
+fn remaining(deadline: Instant) -> Result<std::time::Duration, String> {
+    deadline
+        .checked_duration_since(Instant::now())
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| "connection: the validation timed out".to_string())
+}
+
+/// The system's DNS server: the first `nameserver` line of /etc/resolv.conf, port 53.
+fn system_resolver() -> Result<SocketAddr, String> {
+    let text = std::fs::read_to_string("/etc/resolv.conf")
+        .map_err(|e| format!("dns: no dns_resolver configured and /etc/resolv.conf: {e}"))?;
+    text.lines()
+        .filter_map(|l| l.trim().strip_prefix("nameserver"))
+        .filter_map(|v| v.trim().parse::<std::net::IpAddr>().ok())
+        .map(|ip| SocketAddr::new(ip, 53))
+        .next()
+        .ok_or_else(|| {
+            "dns: no dns_resolver configured and no nameserver in /etc/resolv.conf".into()
+        })
+}
+
+/// One DNS exchange over UDP, the query sent again every second until an answer with
+/// the query's id comes or the deadline passes.
+fn dns_udp(
+    server: SocketAddr,
+    id: u16,
+    name: &str,
+    query: &[u8],
+    deadline: Instant,
+) -> Result<acme::dns::TxtAnswer, String> {
+    let local: SocketAddr = if server.is_ipv4() {
+        (std::net::Ipv4Addr::UNSPECIFIED, 0).into()
+    } else {
+        (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+    };
+    let sock = UdpSocket::bind(local)
+        .and_then(|s| s.connect(server).map(|()| s))
+        .map_err(|e| format!("dns: UDP socket to {server}: {e}"))?;
+    let mut buf = vec![0u8; usize::from(acme::dns::EDNS_UDP_SIZE) + 512];
+    loop {
+        sock.send(query)
+            .map_err(|e| format!("dns: sending to {server}: {e}"))?;
+        let resend = Instant::now() + std::time::Duration::from_secs(1);
+        loop {
+            let left =
+                remaining(deadline).map_err(|_| format!("dns: {server} did not answer in time"))?;
+            let wait = left.min(resend.saturating_duration_since(Instant::now()));
+            if wait.is_zero() {
+                break;
+            }
+            sock.set_read_timeout(Some(wait))
+                .map_err(|e| format!("dns: {e}"))?;
+            match sock.recv(&mut buf) {
+                Ok(n) => {
+                    let msg = &buf[..n];
+                    // Another id: a late answer to an earlier send, or not ours.
+                    if msg.len() >= 2 && u16::from_be_bytes([msg[0], msg[1]]) != id {
+                        continue;
+                    }
+                    return acme::dns::parse_txt_answer(id, name, msg)
+                        .map_err(|e| format!("dns: {server}: {e}"));
+                }
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    break;
+                }
+                Err(e) => return Err(format!("dns: receiving from {server}: {e}")),
+            }
+        }
+    }
+}
+
+/// One DNS exchange over TCP (RFC 1035 §4.2.2: each message after its two-octet length).
+fn dns_tcp(
+    server: SocketAddr,
+    id: u16,
+    name: &str,
+    query: &[u8],
+    deadline: Instant,
+) -> Result<acme::dns::TxtAnswer, String> {
+    let io = |e: std::io::Error| format!("dns: TCP to {server}: {e}");
+    let mut tcp = TcpStream::connect_timeout(&server, remaining(deadline)?).map_err(io)?;
+    let left = remaining(deadline)?;
+    tcp.set_read_timeout(Some(left)).map_err(io)?;
+    tcp.set_write_timeout(Some(left)).map_err(io)?;
+    let mut framed = (query.len() as u16).to_be_bytes().to_vec();
+    framed.extend_from_slice(query);
+    tcp.write_all(&framed).map_err(io)?;
+    let mut len = [0u8; 2];
+    tcp.read_exact(&mut len).map_err(io)?;
+    let mut msg = vec![0u8; usize::from(u16::from_be_bytes(len))];
+    tcp.read_exact(&mut msg).map_err(io)?;
+    let answer =
+        acme::dns::parse_txt_answer(id, name, &msg).map_err(|e| format!("dns: {server}: {e}"))?;
+    if answer.truncated {
+        return Err(format!("dns: {server} truncated its TCP answer"));
+    }
+    Ok(answer)
+}
+
+/// The subjectPublicKeyInfo of a certificate, DER. The handshake signature of a
+/// tls-alpn-01 peer is checked against it directly: webpki refuses to parse a
+/// certificate with a critical extension it does not know, and acmeIdentifier is one.
+fn spki_of(
+    cert: &rustls_pki_types::CertificateDer<'_>,
+) -> Result<rustls_pki_types::SubjectPublicKeyInfoDer<'static>, rustls::Error> {
+    use der::{Decode, Encode};
+    let c = x509_cert::Certificate::from_der(cert.as_ref())
+        .map_err(|e| rustls::Error::General(format!("the certificate does not parse: {e}")))?;
+    let spki = c
+        .tbs_certificate()
+        .subject_public_key_info()
+        .to_der()
+        .map_err(|e| rustls::Error::General(format!("the certificate's key: {e}")))?;
+    Ok(spki.into())
+}
+
+/// Accepts the peer's certificate without a chain, for one tls-alpn-01 handshake only
+/// (RFC 8737 §3: the certificate is self-signed, and is checked afterwards by
+/// [`acme::tls_alpn::check_certificate`]); handshake signatures are verified against the
+/// certificate's key with the provider's algorithms.
+#[derive(Debug)]
+struct AnyCertificate(Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for AnyCertificate {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &rustls_pki_types::CertificateDer<'_>,
+        _intermediates: &[rustls_pki_types::CertificateDer<'_>],
+        _server_name: &rustls_pki_types::ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: rustls_pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls_pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        let spki = spki_of(cert)?;
+        let key = webpki::RawPublicKeyEntity::try_from(&spki)
+            .map_err(|e| rustls::Error::General(format!("the certificate's key: {e}")))?;
+        let algs = &self.0.signature_verification_algorithms;
+        let candidates = algs
+            .mapping
+            .iter()
+            .find(|(scheme, _)| *scheme == dss.scheme)
+            .map(|(_, a)| *a)
+            .ok_or(rustls::Error::PeerMisbehaved(
+                rustls::PeerMisbehaved::SignedHandshakeWithUnadvertisedSigScheme,
+            ))?;
+        for alg in candidates {
+            if key.verify_signature(*alg, message, dss.signature()).is_ok() {
+                return Ok(rustls::client::danger::HandshakeSignatureValid::assertion());
+            }
+        }
+        Err(rustls::Error::InvalidCertificate(
+            rustls::CertificateError::BadSignature,
+        ))
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls_pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature_with_raw_key(
+            message,
+            &spki_of(cert)?,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
     }
 }
 
@@ -221,6 +495,112 @@ mod tests {
         .into_bytes();
         r.extend_from_slice(body);
         r
+    }
+
+    /// A DNS server on loopback answering every UDP query with `udp(query)` and every
+    /// TCP query with `tcp(query)`; returns its address.
+    fn dns_server(udp: fn(&[u8]) -> Vec<u8>, tcp: fn(&[u8]) -> Vec<u8>) -> SocketAddr {
+        let sock = UdpSocket::bind("127.0.0.1:0").expect("bind udp");
+        let addr = sock.local_addr().expect("addr");
+        let l = TcpListener::bind(addr).expect("bind tcp on the same port");
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 2048];
+            while let Ok((n, from)) = sock.recv_from(&mut buf) {
+                let _ = sock.send_to(&udp(&buf[..n]), from);
+            }
+        });
+        std::thread::spawn(move || {
+            while let Ok((mut s, _)) = l.accept() {
+                let mut len = [0u8; 2];
+                if s.read_exact(&mut len).is_err() {
+                    continue;
+                }
+                let mut q = vec![0u8; usize::from(u16::from_be_bytes(len))];
+                if s.read_exact(&mut q).is_err() {
+                    continue;
+                }
+                let a = tcp(&q);
+                let mut framed = (a.len() as u16).to_be_bytes().to_vec();
+                framed.extend_from_slice(&a);
+                let _ = s.write_all(&framed);
+            }
+        });
+        addr
+    }
+
+    /// The answer to `query` (its id and question echoed) with `flags` and one TXT
+    /// record per value.
+    fn txt_answer(query: &[u8], flags: u16, values: &[&str]) -> Vec<u8> {
+        // The question ends 4 bytes after the name's root label, before the OPT record.
+        let mut end = 12;
+        while query[end] != 0 {
+            end += 1 + usize::from(query[end]);
+        }
+        end += 5;
+        let mut m = query[..end].to_vec();
+        m[2..4].copy_from_slice(&flags.to_be_bytes());
+        m[6..8].copy_from_slice(&(values.len() as u16).to_be_bytes());
+        m[10..12].copy_from_slice(&[0, 0]);
+        for v in values {
+            m.extend_from_slice(&[0xc0, 12, 0, 16, 0, 1, 0, 0, 0, 60]);
+            m.extend_from_slice(&((v.len() + 1) as u16).to_be_bytes());
+            m.push(v.len() as u8);
+            m.extend_from_slice(v.as_bytes());
+        }
+        m
+    }
+
+    fn dns_check(server: SocketAddr) -> Dns01Check {
+        Dns01Check {
+            name: "_acme-challenge.x.acme.test".into(),
+            expected: "digest".into(),
+            resolver: Some(server),
+            timeout: Duration::from_secs(5),
+        }
+    }
+
+    #[test]
+    fn dns01_finds_the_digest_among_txt_records_and_retries_truncated_answers_over_tcp() {
+        let server = dns_server(
+            |q| txt_answer(q, 0x8180, &["other", "digest"]),
+            |q| txt_answer(q, 0x8180, &[]),
+        );
+        assert_eq!(HttpValidator.dns01(&dns_check(server)), Ok(()));
+        let server = dns_server(
+            |q| txt_answer(q, 0x8180, &["other"]),
+            |q| txt_answer(q, 0x8180, &[]),
+        );
+        let e = HttpValidator.dns01(&dns_check(server)).expect_err("wrong");
+        assert!(e.contains("none of the 1 TXT records"), "{e}");
+        // Truncated over UDP: the TCP answer counts.
+        let server = dns_server(
+            |q| txt_answer(q, 0x8380, &[]),
+            |q| txt_answer(q, 0x8180, &["digest"]),
+        );
+        assert_eq!(HttpValidator.dns01(&dns_check(server)), Ok(()));
+        // NXDOMAIN and REFUSED are dns problems.
+        let server = dns_server(
+            |q| txt_answer(q, 0x8183, &[]),
+            |q| txt_answer(q, 0x8183, &[]),
+        );
+        let e = HttpValidator.dns01(&dns_check(server)).expect_err("nx");
+        assert!(e.starts_with("dns:") && e.contains("no TXT record"), "{e}");
+        let server = dns_server(
+            |q| txt_answer(q, 0x8185, &[]),
+            |q| txt_answer(q, 0x8185, &[]),
+        );
+        let e = HttpValidator
+            .dns01(&dns_check(server))
+            .expect_err("refused");
+        assert!(e.contains("REFUSED"), "{e}");
+        // A server that never answers: the timeout ends the lookup.
+        let silent = UdpSocket::bind("127.0.0.1:0").expect("bind");
+        let mut c = dns_check(silent.local_addr().expect("addr"));
+        c.timeout = Duration::from_millis(1500);
+        let started = std::time::Instant::now();
+        let e = HttpValidator.dns01(&c).expect_err("silence");
+        assert!(started.elapsed() < Duration::from_secs(4), "{e}");
+        assert!(e.contains("did not answer in time"), "{e}");
     }
 
     #[test]

@@ -875,6 +875,8 @@ ra_key = "issuing-ra"
 # order_lifetime_seconds = 86400
 # validation_timeout_seconds = 10
 # http01_port = 80          # another port is a test/lab setting
+# tls_alpn01_port = 443     # another port is a test/lab setting
+# dns_resolver = "127.0.0.1:5353"   # dns-01: default the first nameserver of /etc/resolv.conf
 # resolve = {{}}              # test/lab: static names for validation, {{ "host.test" = "127.0.0.1" }}
 "#
     )

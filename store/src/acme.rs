@@ -108,6 +108,11 @@ pub struct AcmeOrder {
     pub error: Option<String>,
     /// When it was created.
     pub created_at: UnixTime,
+    /// The certificate it replaces (RFC 9773 §5, newOrder `replaces`), as its ARI
+    /// certID (`base64url(AKI keyIdentifier).base64url(serial)`). Absent in records
+    /// written before ARI.
+    #[serde(default)]
+    pub replaces: Option<String>,
 }
 
 /// Status of an authorization (RFC 8555 §7.1.6).

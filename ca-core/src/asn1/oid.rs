@@ -13,6 +13,9 @@ use const_oid::db::{rfc2985, rfc4519, rfc5280, rfc5911, rfc5912, rfc6960, rfc889
 
 /// id-ce-invalidityDate (RFC 5280 §5.3.2), a CRL entry extension.
 pub const INVALIDITY_DATE: ObjectIdentifier = rfc5280::ID_CE_INVALIDITY_DATE;
+/// id-pe-acmeIdentifier (RFC 8737 §6.1), the extension of a tls-alpn-01 validation
+/// certificate; no const-oid database module carries it.
+pub const ACME_IDENTIFIER: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.1.31");
 
 // --- Signature algorithms (RFC 3279, RFC 4055, RFC 5758, RFC 8017) ------------------------
 
@@ -131,6 +134,8 @@ pub const EMAIL_ADDRESS: ObjectIdentifier = rfc2985::PKCS_9_AT_EMAIL_ADDRESS;
 pub const COMMON_NAME: ObjectIdentifier = rfc4519::COMMON_NAME;
 /// id-ce-subjectAltName (RFC 5280 §4.2.1.6).
 pub const SUBJECT_ALT_NAME: ObjectIdentifier = rfc5280::ID_CE_SUBJECT_ALT_NAME;
+/// id-ce-authorityKeyIdentifier (RFC 5280 §4.2.1.1).
+pub const AUTHORITY_KEY_IDENTIFIER: ObjectIdentifier = rfc5280::ID_CE_AUTHORITY_KEY_IDENTIFIER;
 /// anyPolicy (RFC 5280 §4.2.1.4).
 pub const ANY_POLICY: ObjectIdentifier = rfc5280::ANY_POLICY;
 /// id-ad-ocsp (RFC 5280 §4.2.2.1).

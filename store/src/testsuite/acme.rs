@@ -74,6 +74,7 @@ fn order(id: &str, acct: &str, authzs: &[&str], created: i64) -> AcmeOrder {
         pending_id: None,
         error: None,
         created_at: created,
+        replaces: None,
     }
 }
 
@@ -192,9 +193,16 @@ pub fn acme_orders_move_on_exactly_once(db: &dyn TestDatabase) {
     ));
     assert!(acme(&s).authz("z3").unwrap().is_none());
     assert!(acme(&s).order("o2").unwrap().is_none());
+    // What an order replaces (RFC 9773) is kept.
+    let mut o0 = order("o0", "a1", &[], 1);
+    o0.replaces = Some("aki.serial".into());
     acme(&s)
-        .create_order(&order("o0", "a1", &[], 1), &[], &event("acme-order", "o0"))
+        .create_order(&o0, &[], &event("acme-order", "o0"))
         .unwrap();
+    assert_eq!(
+        acme(&s).order("o0").unwrap().unwrap().replaces.as_deref(),
+        Some("aki.serial")
+    );
     acme(&s)
         .create_order(&order("o9", "a9", &[], 1), &[], &event("acme-order", "o9"))
         .unwrap();
