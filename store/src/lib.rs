@@ -547,6 +547,22 @@ pub trait Store: Send + Sync {
     /// Every API token, by id.
     fn list_api_tokens(&self) -> Result<Vec<tokens::ApiToken>>;
 
+    /// A small piece of a service's own state (`namespace`, `key`): the notifier's
+    /// delivery cursors, sent reminders and delivery log. Not audited.
+    fn state_get(&self, namespace: &str, key: &str) -> Result<Option<Vec<u8>>>;
+
+    /// Sets (replaces) a piece of service state.
+    fn state_put(&self, namespace: &str, key: &str, value: &[u8]) -> Result<()>;
+
+    /// The pieces of a namespace with keys after `after` (all, with `None`), in key order,
+    /// at most `limit`.
+    fn state_list(
+        &self,
+        namespace: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, Vec<u8>)>>;
+
     /// Whether writes work. [`Error::Unavailable`] while the last write failed for lack of
     /// storage (disk full, I/O error) and a fresh attempt still fails; the attempt reopens
     /// the database, so a store whose disk has space again recovers here. Writes nothing

@@ -46,6 +46,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "api_tokens",
         sql: include_str!("migrations/0002_api_tokens.sql"),
     },
+    Migration {
+        version: 3,
+        name: "service_state",
+        sql: include_str!("migrations/0003_service_state.sql"),
+    },
 ];
 
 /// The newest schema version this code knows.

@@ -705,6 +705,26 @@ impl Store for PgStore {
         self.run(|i| async move { ops::touch_api_token(&i, id, at).await })
     }
 
+    fn state_get(&self, namespace: &str, key: &str) -> Result<Option<Vec<u8>>> {
+        let (namespace, key) = (namespace.to_string(), key.to_string());
+        self.run(|i| async move { ops::state_get(&i, namespace, key).await })
+    }
+
+    fn state_put(&self, namespace: &str, key: &str, value: &[u8]) -> Result<()> {
+        let (namespace, key, value) = (namespace.to_string(), key.to_string(), value.to_vec());
+        self.run(|i| async move { ops::state_put(&i, namespace, key, value).await })
+    }
+
+    fn state_list(
+        &self,
+        namespace: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, Vec<u8>)>> {
+        let (namespace, after) = (namespace.to_string(), after.map(str::to_string));
+        self.run(|i| async move { ops::state_list(&i, namespace, after, limit).await })
+    }
+
     fn api_token(&self, id: &str) -> Result<Option<crate::tokens::ApiToken>> {
         let id = id.to_string();
         self.run(|i| async move { ops::api_token(&i, id).await })

@@ -1134,6 +1134,63 @@ pub(super) async fn list_api_tokens(i: &Inner) -> Result<Vec<crate::tokens::ApiT
         .collect()
 }
 
+// Service state.
+
+pub(super) async fn state_get(
+    i: &Inner,
+    namespace: String,
+    key: String,
+) -> Result<Option<Vec<u8>>> {
+    let c = i.client().await?;
+    match row(
+        &c,
+        "SELECT value FROM service_state WHERE namespace = $1 AND key = $2",
+        &[&namespace, &key],
+    )
+    .await?
+    {
+        Some(r) => Ok(Some(col::<Vec<u8>>(&r, 0)?)),
+        None => Ok(None),
+    }
+}
+
+pub(super) async fn state_put(
+    i: &Inner,
+    namespace: String,
+    key: String,
+    value: Vec<u8>,
+) -> Result<()> {
+    let c = i.client().await?;
+    exec(
+        &c,
+        "INSERT INTO service_state (namespace, key, value) VALUES ($1, $2, $3) \
+         ON CONFLICT (namespace, key) DO UPDATE SET value = EXCLUDED.value",
+        &[&namespace, &key, &value],
+    )
+    .await?;
+    Ok(())
+}
+
+pub(super) async fn state_list(
+    i: &Inner,
+    namespace: String,
+    after: Option<String>,
+    limit: usize,
+) -> Result<Vec<(String, Vec<u8>)>> {
+    let c = i.client().await?;
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    rows(
+        &c,
+        "SELECT key, value FROM service_state WHERE namespace = $1 \
+         AND ($2::text IS NULL OR key > $2) ORDER BY key COLLATE \"C\" LIMIT $3",
+        &[&namespace, &after, &limit],
+    )
+    .await?
+    .iter()
+    .map(|r| Ok((col::<String>(r, 0)?, col::<Vec<u8>>(r, 1)?)))
+    .collect()
+}
+
 // One-time challenges and protocol transactions.
 
 pub(super) async fn put_challenge(

@@ -36,6 +36,7 @@
 //! | `acme_authzs`  | `&str` authorization id               | JSON of [`crate::acme::AcmeAuthz`]             |
 //! | `acme_eab`     | `&str` EAB key id                     | JSON of [`crate::acme::EabKey`]                |
 //! | `api_tokens`   | `&str` token id                      | JSON of [`crate::tokens::ApiToken`] (secret as SHA-256) |
+//! | `service_state` | (`&str` namespace, `&str` key)       | bytes: the notifier's cursors, sent reminders, delivery log |
 //!
 //! In `revoked` the serial element is prefixed with one byte holding its length, so that a
 //! range scan over one issuer yields minimally encoded positive serials in numeric order; the
@@ -620,6 +621,27 @@ impl Store for RedbStore {
             id: id.to_string(),
             at,
         })
+    }
+
+    fn state_get(&self, namespace: &str, key: &str) -> Result<Option<Vec<u8>>> {
+        read::state_get(&self.read()?, namespace, key)
+    }
+
+    fn state_put(&self, namespace: &str, key: &str, value: &[u8]) -> Result<()> {
+        self.submit_done(Op::PutState {
+            namespace: namespace.to_string(),
+            key: key.to_string(),
+            value: value.to_vec(),
+        })
+    }
+
+    fn state_list(
+        &self,
+        namespace: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, Vec<u8>)>> {
+        read::state_list(&self.read()?, namespace, after, limit)
     }
 
     fn api_token(&self, id: &str) -> Result<Option<crate::tokens::ApiToken>> {

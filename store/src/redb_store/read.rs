@@ -542,3 +542,44 @@ pub(super) fn list_api_tokens(txn: &ReadTransaction) -> Result<Vec<crate::tokens
     }
     Ok(out)
 }
+
+/// [`crate::Store::state_get`].
+pub(super) fn state_get(
+    txn: &ReadTransaction,
+    namespace: &str,
+    key: &str,
+) -> Result<Option<Vec<u8>>> {
+    let err = "reading service state";
+    let t = txn.open_table(SERVICE_STATE).ctx(err)?;
+    Ok(t.get((namespace, key))
+        .ctx(err)?
+        .map(|v| v.value().to_vec()))
+}
+
+/// [`crate::Store::state_list`].
+pub(super) fn state_list(
+    txn: &ReadTransaction,
+    namespace: &str,
+    after: Option<&str>,
+    limit: usize,
+) -> Result<Vec<(String, Vec<u8>)>> {
+    let err = "reading service state";
+    let t = txn.open_table(SERVICE_STATE).ctx(err)?;
+    let start = match after {
+        Some(a) => Bound::Excluded((namespace, a)),
+        None => Bound::Included((namespace, "")),
+    };
+    let mut out = Vec::new();
+    for item in t
+        .range::<(&str, &str)>((start, Bound::Unbounded))
+        .ctx(err)?
+    {
+        let (k, v) = item.ctx(err)?;
+        let (ns, key) = k.value();
+        if ns != namespace || out.len() >= limit {
+            break;
+        }
+        out.push((key.to_string(), v.value().to_vec()));
+    }
+    Ok(out)
+}

@@ -72,6 +72,8 @@ pub(super) const ACME_ACCOUNT_ORDERS: TableDefinition<(&str, i64, &str), ()> =
 pub(super) const ACME_AUTHZS: TableDefinition<&str, &[u8]> = TableDefinition::new("acme_authzs");
 pub(super) const ACME_EAB: TableDefinition<&str, &[u8]> = TableDefinition::new("acme_eab");
 pub(super) const API_TOKENS: TableDefinition<&str, &[u8]> = TableDefinition::new("api_tokens");
+pub(super) const SERVICE_STATE: TableDefinition<(&str, &str), &[u8]> =
+    TableDefinition::new("service_state");
 
 /// An engine error as a store error: [`Error::Unavailable`] for I/O failures (a full disk,
 /// and redb's "previous I/O error" after one), [`Error::Backend`] for the rest.
@@ -290,6 +292,7 @@ pub(super) struct Tables<'t> {
     pub(super) acme_authzs: Table<'t, &'static str, &'static [u8]>,
     pub(super) acme_eab: Table<'t, &'static str, &'static [u8]>,
     pub(super) api_tokens: Table<'t, &'static str, &'static [u8]>,
+    pub(super) service_state: Table<'t, (&'static str, &'static str), &'static [u8]>,
 }
 
 impl<'t> Tables<'t> {
@@ -324,6 +327,7 @@ impl<'t> Tables<'t> {
             acme_authzs: txn.open_table(ACME_AUTHZS)?,
             acme_eab: txn.open_table(ACME_EAB)?,
             api_tokens: txn.open_table(API_TOKENS)?,
+            service_state: txn.open_table(SERVICE_STATE)?,
         })
     }
 }

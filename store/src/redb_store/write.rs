@@ -39,6 +39,16 @@ pub(super) fn apply(t: &mut Tables<'_>, tip: &mut AuditTip, op: Op) -> Result<Re
             audit,
         } => put_token(t, tip, *token, create, audit),
         Op::TouchToken { id, at } => touch_token(t, id, at),
+        Op::PutState {
+            namespace,
+            key,
+            value,
+        } => {
+            t.service_state
+                .insert((namespace.as_str(), key.as_str()), value.as_slice())
+                .fatal()?;
+            Ok(Reply::Done)
+        }
         Op::ConsumeChallenge {
             hash,
             endpoint,

@@ -77,6 +77,12 @@ pub(super) enum Op {
         create: bool,
         audit: AuditEvent,
     },
+    /// A piece of service state.
+    PutState {
+        namespace: String,
+        key: String,
+        value: Vec<u8>,
+    },
     /// A token's last use.
     TouchToken {
         id: String,

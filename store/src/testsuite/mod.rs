@@ -52,6 +52,7 @@ macro_rules! store_suite {
             stats_count,
             count_expiring_per_window,
             api_tokens_are_made_once_and_updated,
+            service_state_is_kept_per_namespace,
             list_filters,
             persistence_across_reopen,
             one_time_challenges_are_consumed_once_even_concurrently,

@@ -235,6 +235,36 @@ pub fn api_tokens_are_made_once_and_updated(db: &dyn TestDatabase) {
     ));
 }
 
+/// Service state: put replaces, get finds, list pages in key order within a namespace
+/// and stops at its end.
+pub fn service_state_is_kept_per_namespace(db: &dyn TestDatabase) {
+    let store = db.open();
+    assert_eq!(store.state_get("n", "a").unwrap(), None);
+    for (ns, k, v) in [
+        ("n", "b", "2"),
+        ("n", "a", "1"),
+        ("n", "c", "3"),
+        ("o", "a", "x"),
+    ] {
+        store.state_put(ns, k, v.as_bytes()).unwrap();
+    }
+    store.state_put("n", "b", b"22").unwrap();
+    assert_eq!(store.state_get("n", "b").unwrap(), Some(b"22".to_vec()));
+    let keys = |after: Option<&str>, limit| -> Vec<String> {
+        store
+            .state_list("n", after, limit)
+            .unwrap()
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect()
+    };
+    assert_eq!(keys(None, 10), ["a", "b", "c"]);
+    assert_eq!(keys(None, 2), ["a", "b"]);
+    assert_eq!(keys(Some("b"), 10), ["c"]);
+    assert!(keys(Some("c"), 10).is_empty());
+    assert!(store.state_list("p", None, 10).unwrap().is_empty());
+}
+
 /// Counting unrevoked certificates per expiry window: half-open windows, revoked and
 /// held certificates left out, a released hold counted again, empty and reversed windows 0.
 pub fn count_expiring_per_window(db: &dyn TestDatabase) {
