@@ -1182,7 +1182,7 @@ pub(super) async fn state_list(
     rows(
         &c,
         "SELECT key, value FROM service_state WHERE namespace = $1 \
-         AND ($2::text IS NULL OR key > $2) ORDER BY key COLLATE \"C\" LIMIT $3",
+         AND ($2::text IS NULL OR key COLLATE \"C\" > $2) ORDER BY key COLLATE \"C\" LIMIT $3",
         &[&namespace, &after, &limit],
     )
     .await?
