@@ -21,6 +21,6 @@ pub mod service;
 pub mod webhook;
 
 mod error;
-mod outbound;
+pub mod outbound;
 
 pub use error::{Error, Result};

@@ -14,14 +14,14 @@ pub(crate) const MAX_RESPONSE_BYTES: usize = 64 * 1024;
 
 /// Parses a configured URL. HTTPS is required, except plain HTTP to a loopback address
 /// (for local webhooks and tests), because these URLs receive secrets and challenges.
-pub(crate) fn check_url(field: &str, text: &str) -> Result<Url> {
+pub fn check_url(field: &str, text: &str) -> Result<Url> {
     let url = Url::parse(text).map_err(|e| Error::Config(format!("{field}: {text:?}: {e}")))?;
     check_parsed(field, &url)?;
     Ok(url)
 }
 
 /// The same rule for a URL learnt at run time (Intune service discovery).
-pub(crate) fn check_parsed(field: &str, url: &Url) -> Result<()> {
+pub fn check_parsed(field: &str, url: &Url) -> Result<()> {
     match url.scheme() {
         "https" => Ok(()),
         "http" if is_loopback(url) => Ok(()),
@@ -44,7 +44,7 @@ fn is_loopback(url: &Url) -> bool {
 
 /// An HTTP client with a per-request timeout that never follows redirects (a redirect
 /// would carry a bearer token or a challenge to a host nobody configured).
-pub(crate) fn client(timeout: Duration, user_agent: &str) -> Result<reqwest::Client> {
+pub fn client(timeout: Duration, user_agent: &str) -> Result<reqwest::Client> {
     reqwest::Client::builder()
         .timeout(timeout)
         .connect_timeout(timeout)
@@ -88,7 +88,7 @@ pub(crate) async fn read_limited(
 
 /// A description of a transport error with its causes (for example "invalid peer
 /// certificate: UnknownIssuer"); never includes request bodies or headers.
-pub(crate) fn describe(e: &reqwest::Error) -> String {
+pub fn describe(e: &reqwest::Error) -> String {
     let mut text = if e.is_timeout() {
         "timed out".to_string()
     } else if e.is_redirect() {

@@ -37,6 +37,9 @@ pub struct Config {
     /// `[acme]`: ACME endpoints (served on the HTTPS listener, `[server.tls]`).
     #[serde(default)]
     pub acme: acme::AcmeConfig,
+    /// `[notify]`: webhooks and expiry reminders (docs/notifications.md).
+    #[serde(default)]
+    pub notify: crate::notify::NotifyConfig,
     /// The directory relative paths are resolved against (the config file's directory).
     #[serde(skip)]
     pub base_dir: PathBuf,

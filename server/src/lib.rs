@@ -24,6 +24,7 @@ pub mod http;
 pub mod init;
 pub mod listener;
 pub mod metrics;
+pub mod notify;
 pub mod quickstart;
 pub mod renewal;
 pub mod scep_wiring;

@@ -115,6 +115,7 @@ pub async fn start(
         Some(keys.as_ref()),
     )?);
     let intune_revocation = crate::scep_wiring::start_intune_revocation(cfg, &auth)?;
+    crate::notify::start(cfg, auth.clone())?;
     let limits = Limits {
         max_body_bytes: cfg.server.max_body_bytes,
         header_timeout: Duration::from_secs(cfg.server.header_timeout_seconds),

@@ -485,6 +485,10 @@ impl Admin for LocalAdmin<'_> {
         Ok(self.do_token_revoke(id)?)
     }
 
+    fn notify_log(&self, limit: usize) -> Result<Vec<crate::notify::Delivery>, Error> {
+        crate::notify::delivery_log(self.auth.store().as_ref(), limit)
+    }
+
     fn console_login_link(&self) -> Result<super::LoginLinkOutput, Error> {
         Err(Error::Usage(
             "the console is served by `privca serve`: start the server, then ask for a login link again".into(),

@@ -84,6 +84,8 @@ pub trait Admin {
     fn token_list(&self) -> Result<Vec<TokenView>, Error>;
     /// `POST /admin/v1/tokens/{id}/revoke`: the token is refused from now on.
     fn token_revoke(&self, id: &str) -> Result<TokenView, Error>;
+    /// `GET /admin/v1/notify/log?limit=N`: the last notification deliveries, oldest first.
+    fn notify_log(&self, limit: usize) -> Result<Vec<crate::notify::Delivery>, Error>;
 }
 
 /// The HTTP status of an authority error kind in the admin API (RFC 9110 §15).

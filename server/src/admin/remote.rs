@@ -266,6 +266,11 @@ impl Admin for RemoteAdmin {
     fn token_revoke(&self, id: &str) -> Result<super::TokenView, Error> {
         self.get(Call::new(Method::POST, &["tokens", id, "revoke"]))
     }
+
+    fn notify_log(&self, limit: usize) -> Result<Vec<crate::notify::Delivery>, Error> {
+        let limit = limit.to_string();
+        self.get(Call::new(Method::GET, &["notify", "log"]).param("limit", Some(&limit)))
+    }
 }
 
 /// The address to reach a listener bound to `addr` from this host.

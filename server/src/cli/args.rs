@@ -116,6 +116,12 @@ pub enum Command {
         #[command(subcommand)]
         action: TokenAction,
     },
+    /// Notifications (docs/notifications.md).
+    Notify {
+        /// What to do.
+        #[command(subcommand)]
+        action: NotifyAction,
+    },
     /// The web console (docs/console.md).
     Console {
         /// What to do.
@@ -189,6 +195,20 @@ pub enum TokenAction {
     Revoke {
         /// The token's id (the 12 hex digits after `pca_`).
         id: String,
+    },
+}
+
+/// `privca notify …`.
+#[derive(Debug, Subcommand)]
+pub enum NotifyAction {
+    /// The last deliveries (webhook, event, attempt, outcome), oldest first.
+    Log {
+        /// How many lines (default 100).
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
     },
 }
 

@@ -286,6 +286,26 @@ pub(super) fn run(cmd: Command, cfg: &Config) -> Result<(), Error> {
                 Ok(())
             }
         },
+        Command::Notify {
+            action: NotifyAction::Log { limit, json },
+        } => {
+            let log = admin.notify_log(limit.clamp(1, 10_000))?;
+            if json {
+                return print_json(&log);
+            }
+            for d in log {
+                outln!(
+                    "{} {:<12} {:<40} #{} {:<9} {}",
+                    d.time,
+                    d.webhook,
+                    d.event,
+                    d.attempt,
+                    d.outcome,
+                    d.detail
+                );
+            }
+            Ok(())
+        }
         Command::Console {
             action: ConsoleAction::LoginLink,
         } => {

@@ -53,6 +53,7 @@ pub(super) fn routes(state: Arc<AppState>) -> Router<Arc<AppState>> {
         .route("/console/login-links", post(admin_console_login_link))
         .route("/tokens", post(admin_token_create).get(admin_token_list))
         .route("/tokens/{id}/revoke", post(admin_token_revoke))
+        .route("/notify/log", get(admin_notify_log))
         .layer(middleware::from_fn_with_state(state, admin_auth))
 }
 
@@ -171,7 +172,7 @@ fn right_of(method: &axum::http::Method, path: &str) -> Right {
         "revocations" => Right::Revoke,
         "crl" => Right::Crl,
         "profiles" => Right::Read,
-        "audit" => Right::Audit,
+        "audit" | "notify" => Right::Audit,
         "scep" => Right::Challenge,
         "acme" => Right::Eab,
         "requests" if get => Right::Read,
@@ -509,4 +510,19 @@ async fn admin_token_revoke(
     Path(id): Path<String>,
 ) -> Response {
     run(&state, &who, StatusCode::OK, move |a| a.token_revoke(&id)).await
+}
+
+#[derive(serde::Deserialize)]
+struct LogQuery {
+    #[serde(default)]
+    limit: Option<usize>,
+}
+
+async fn admin_notify_log(
+    State(state): State<Arc<AppState>>,
+    Extension(who): Extension<Principal>,
+    Query(q): Query<LogQuery>,
+) -> Response {
+    let limit = q.limit.unwrap_or(100).clamp(1, 10_000);
+    run(&state, &who, StatusCode::OK, move |a| a.notify_log(limit)).await
 }
