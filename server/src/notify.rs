@@ -35,7 +35,7 @@ use crate::Error;
 use hsm::SecretSource;
 
 /// `[notify]`.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NotifyConfig {
     /// Where events go.
@@ -48,6 +48,16 @@ pub struct NotifyConfig {
     /// Seconds between rounds (default 10).
     #[serde(default = "default_poll")]
     pub poll_seconds: u64,
+}
+
+impl Default for NotifyConfig {
+    fn default() -> Self {
+        NotifyConfig {
+            webhooks: Vec::new(),
+            reminder_days: Vec::new(),
+            poll_seconds: default_poll(),
+        }
+    }
 }
 
 fn default_poll() -> u64 {
@@ -464,6 +474,14 @@ pub fn delivery_log(store: &dyn store::Store, limit: usize) -> Result<Vec<Delive
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_absent_section_has_working_defaults() {
+        let cfg: NotifyConfig = toml::from_str("").expect("empty");
+        assert_eq!(cfg.poll_seconds, 10);
+        assert_eq!(NotifyConfig::default().poll_seconds, 10);
+        assert!(cfg.webhooks.is_empty() && cfg.reminder_days.is_empty());
+    }
 
     #[test]
     fn the_signature_is_hmac_sha256_over_id_timestamp_and_body() {

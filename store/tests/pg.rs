@@ -18,6 +18,11 @@ mod contract {
     store::store_suite!(skip_unless super::fresh_database);
 }
 
+/// The ACME records contract on PostgreSQL.
+mod acme_contract {
+    store::acme_store_suite!(skip_unless super::fresh_database);
+}
+
 /// Two "nodes": two stores, each with its own pool and runtime, on one database.
 fn two_nodes() -> Option<(Arc<dyn Store>, Arc<dyn Store>)> {
     let db = fresh_database()?;

@@ -32,6 +32,15 @@ impl Acme {
 
     /// The server with `endpoint_extra` added to `[acme.endpoints.servers]`.
     fn start_with(endpoint_extra: &str) -> Acme {
+        Acme::start_full(endpoint_extra, None)
+    }
+
+    /// The same, its store on the database `dbname` of `cluster` when given (migrated
+    /// with `privca store migrate`).
+    fn start_full(
+        endpoint_extra: &str,
+        pg: Option<(&store::testsuite::pg_cluster::PgCluster, &str)>,
+    ) -> Acme {
         let tls_port = free_port();
         let http01_port = free_port();
         let tls_alpn01_port = free_port();
@@ -62,7 +71,23 @@ resolve = {{ "www.acme.test" = "127.0.0.1", "api.acme.test" = "127.0.0.1", "tls.
 {endpoint_extra}
 "#
         ));
+        if let Some((cluster, dbname)) = pg {
+            let redb_line = "path = \"privca.redb\"\n";
+            assert!(text.contains(redb_line));
+            text = text.replacen(
+                redb_line,
+                &format!(
+                    "backend = \"postgres\"\n[store.postgres]\nhost = \"127.0.0.1\"\nport = {}\n\
+                     user = \"privca\"\ndbname = \"{dbname}\"\npool_size = 4\n",
+                    cluster.port()
+                ),
+                1,
+            );
+        }
         std::fs::write(&cfg, text).expect("write config");
+        if pg.is_some() {
+            ok(ca.cmd().args(["store", "migrate"]));
+        }
         ok(ca.cmd().args(["config", "check"]));
         ca.start();
         Acme {
@@ -291,7 +316,25 @@ fn lego_obtains_and_revokes_with_eab() {
     if !interop_enabled("lego_obtains_and_revokes_with_eab") {
         return;
     }
-    let mut acme = Acme::start();
+    lego_obtains_and_revokes(Acme::start());
+}
+
+/// The same with the store on PostgreSQL: accounts, orders, authorizations and EAB keys
+/// in the database (issue 12).
+#[test]
+fn lego_obtains_and_revokes_with_the_store_on_postgresql() {
+    if !interop_enabled("lego_obtains_and_revokes_with_the_store_on_postgresql") {
+        return;
+    }
+    let cluster = store::testsuite::pg_cluster::PgCluster::start()
+        .expect("PostgreSQL (scripts/test.sh installs it)");
+    let dbname = cluster.create_database();
+    lego_obtains_and_revokes(Acme::start_full("", Some((&cluster, &dbname))));
+}
+
+/// lego against `acme`: obtain over http-01, verify, pkilint, OCSP good, revoke, OCSP
+/// revoked.
+fn lego_obtains_and_revokes(mut acme: Acme) {
     let (kid, hmac) = acme.eab();
     let dir = acme.ca.path("lego");
     let lego = |action: &str, extra: &[&str]| {

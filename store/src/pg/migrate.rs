@@ -51,6 +51,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "service_state",
         sql: include_str!("migrations/0003_service_state.sql"),
     },
+    Migration {
+        version: 4,
+        name: "acme",
+        sql: include_str!("migrations/0004_acme.sql"),
+    },
 ];
 
 /// The newest schema version this code knows.

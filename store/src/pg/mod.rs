@@ -36,6 +36,7 @@
 //! ([`ops::issuance_writer`]); other writes are one transaction each. Not done yet:
 //! per-node CRL signing leases.
 
+mod acme;
 mod migrate;
 mod ops;
 mod tls;
@@ -732,6 +733,10 @@ impl Store for PgStore {
 
     fn list_api_tokens(&self) -> Result<Vec<crate::tokens::ApiToken>> {
         self.run(|i| async move { ops::list_api_tokens(&i).await })
+    }
+
+    fn acme(&self) -> Option<&dyn crate::acme::AcmeStore> {
+        Some(self)
     }
 
     fn count_expiring(&self, edges: &[i64]) -> Result<Vec<u64>> {

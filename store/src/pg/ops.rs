@@ -30,17 +30,17 @@ pub(super) fn col<'a, T: FromSql<'a>>(row: &'a Row, i: usize) -> Result<T> {
         .map_err(|e| Error::Corrupt(format!("column {i}: {e}")))
 }
 
-async fn rows(c: &impl GenericClient, sql: &str, p: Params<'_>) -> Result<Vec<Row>> {
+pub(super) async fn rows(c: &impl GenericClient, sql: &str, p: Params<'_>) -> Result<Vec<Row>> {
     let st = c.prepare_cached(sql).await.map_err(db)?;
     c.query(&st, p).await.map_err(db)
 }
 
-async fn row(c: &impl GenericClient, sql: &str, p: Params<'_>) -> Result<Option<Row>> {
+pub(super) async fn row(c: &impl GenericClient, sql: &str, p: Params<'_>) -> Result<Option<Row>> {
     let st = c.prepare_cached(sql).await.map_err(db)?;
     c.query_opt(&st, p).await.map_err(db)
 }
 
-async fn exec(c: &impl GenericClient, sql: &str, p: Params<'_>) -> Result<u64> {
+pub(super) async fn exec(c: &impl GenericClient, sql: &str, p: Params<'_>) -> Result<u64> {
     let st = c.prepare_cached(sql).await.map_err(db)?;
     c.execute(&st, p).await.map_err(db)
 }
@@ -105,7 +105,11 @@ async fn append(tx: &Transaction<'_>, node: &str, events: &[&AuditEvent]) -> Res
 }
 
 /// Appends `events` and commits.
-async fn commit_with(tx: Transaction<'_>, node: &str, events: &[&AuditEvent]) -> Result<u64> {
+pub(super) async fn commit_with(
+    tx: Transaction<'_>,
+    node: &str,
+    events: &[&AuditEvent],
+) -> Result<u64> {
     let seq = append(&tx, node, events).await?;
     tx.commit().await.map_err(db)?;
     Ok(seq)
