@@ -427,8 +427,24 @@ pub type Banner =
 /// `privca serve` / `quickstart`: runs until SIGTERM or Ctrl-C, then finishes in-flight
 /// requests and exits. Once the listeners are bound, `banner` (given the configuration
 /// and the bound plain and HTTPS addresses) makes the text printed on standard output.
-pub fn serve_blocking(config_path: &Path, banner: Option<&Banner>) -> Result<(), Error> {
-    let cfg = Config::load(config_path)?;
+pub fn serve_blocking(
+    config_path: &Path,
+    banner: Option<&Banner>,
+    node_id: Option<String>,
+) -> Result<(), Error> {
+    let mut cfg = Config::load(config_path)?;
+    if let Some(id) = node_id {
+        // Checked with the rest of the PostgreSQL options when the store opens.
+        match cfg.store.postgres.as_mut() {
+            Some(pg) if cfg.store.backend == "postgres" => pg.node_id = Some(id),
+            _ => {
+                return Err(Error::Usage(
+                    "--node-id names a node of a PostgreSQL store; [store] backend is not postgres"
+                        .into(),
+                ));
+            }
+        }
+    }
     init_logging(&cfg.server.log_format);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

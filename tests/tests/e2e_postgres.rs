@@ -141,7 +141,8 @@ fn two_nodes_on_one_database_share_certificates_revocations_and_the_audit_chain(
         child: Command::new(BIN)
             .arg("--config")
             .arg(&b_config)
-            .arg("serve")
+            // The command line names the node, over the configuration's `node-b`.
+            .args(["serve", "--node-id", "node-b-cli"])
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&b_log).expect("log"))
             .spawn()
@@ -195,6 +196,36 @@ fn two_nodes_on_one_database_share_certificates_revocations_and_the_audit_chain(
     // One chain across both nodes.
     let verified = ok(a.cmd().args(["audit", "verify"]));
     assert!(verified.contains("intact"), "{verified}");
+    // Each entry names the node that wrote it: an issuance through node B's admin API is
+    // recorded under its --node-id (the CLI, which opens the database itself, under the
+    // configuration's `node-b`).
+    let token = std::fs::read_to_string(a.data.join("admin-token")).expect("token");
+    let r = privca_tests::admin_issue_tls_server(
+        &reqwest::blocking::Client::new(),
+        format!("127.0.0.1:{b_port}").parse().expect("addr"),
+        token.trim(),
+        "via-b.example.com",
+    );
+    assert_eq!(r.status(), 201);
+    let bin = store::testsuite::pg_cluster::find_bin().expect("PostgreSQL bin");
+    let nodes = ok(Command::new(bin.join("psql"))
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &cluster.port().to_string(),
+            "-U",
+            "privca",
+        ])
+        .args([
+            "-d",
+            &dbname,
+            "-At",
+            "-c",
+            "SELECT DISTINCT node FROM audit ORDER BY 1",
+        ]));
+    let nodes: Vec<&str> = nodes.lines().collect();
+    assert!(nodes.contains(&"node-b-cli"), "{nodes:?}");
 
     // The database goes away: 503, then 200 again by itself, and issuance works again.
     cluster.pause();

@@ -32,7 +32,12 @@ pub enum Command {
     /// Init a CA in ./privca-data if there is none, then serve, printing the URLs.
     Quickstart(QuickstartArgs),
     /// Run the server.
-    Serve,
+    Serve {
+        /// This node's name in the audit log of a PostgreSQL store (overrides
+        /// `[store.postgres] node_id`; letters, digits, '-', '_', '.').
+        #[arg(long)]
+        node_id: Option<String>,
+    },
     /// Issue a certificate from a CSR or a key generated here.
     Issue(IssueArgs),
     /// Revoke a certificate by serial, by certificate file (`--cert`), or every

@@ -103,9 +103,9 @@ pub fn run(cli: Cli) -> Result<(), Error> {
             let banner = move |cfg: &Config, plain, tls, login: &str| {
                 crate::quickstart::banner(cfg, &enrollment, plain, tls, login)
             };
-            crate::serve::serve_blocking(&cfg_path, Some(&banner))
+            crate::serve::serve_blocking(&cfg_path, Some(&banner), None)
         }
-        Command::Serve => crate::serve::serve_blocking(&cli.config, None),
+        Command::Serve { node_id } => crate::serve::serve_blocking(&cli.config, None, node_id),
         Command::Store {
             action: StoreAction::Migrate,
         } => {
