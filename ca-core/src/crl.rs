@@ -14,7 +14,36 @@ use crate::authority::{Authority, aki_ext};
 use crate::lint;
 use crate::{Error, Result};
 
+/// How long a CRL-signing lease lasts: longer than building, signing and storing a CRL
+/// of ten million entries takes, short enough that a node that died holding it delays
+/// the next CRL by little.
+const CRL_LEASE_SECONDS: i64 = 120;
+
+/// How long a node waits for another node's CRL lease before giving up.
+const CRL_LEASE_WAIT: std::time::Duration = std::time::Duration::from_secs(15);
+
 impl Authority {
+    /// The CRL-signing lease of `ca` for this process, waiting up to [`CRL_LEASE_WAIT`]
+    /// while another node holds it.
+    fn take_crl_lease(&self, ca: &str) -> Result<u64> {
+        let started = std::time::Instant::now();
+        loop {
+            let now = self.clock.now();
+            if let Some(fence) =
+                self.store
+                    .crl_lease(ca, &self.lease_holder, now, CRL_LEASE_SECONDS)?
+            {
+                return Ok(fence);
+            }
+            if started.elapsed() >= CRL_LEASE_WAIT {
+                return Err(Error::Unavailable(format!(
+                    "another node has held the lease to sign the CRL of {ca} for {} s",
+                    CRL_LEASE_WAIT.as_secs()
+                )));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    }
     /// Builds, lints, signs and stores a new CRL for CA `ca`; returns it.
     ///
     /// The entries are streamed from the store straight into the DER of the
@@ -36,6 +65,11 @@ impl Authority {
             .map_err(|_| Error::Internal("CRL lock poisoned".into()))?;
         let now = self.clock.now();
         let next_update = now + self.settings.crl_validity;
+        // With several nodes on one database, one signs a CA's CRL at a time: the lease
+        // is held while this CRL is built and stored, then released; its token fences out
+        // a signer whose lease ran out before it stored its CRL. A node that finds the
+        // lease taken waits for it (a signing takes about a second per million entries).
+        let fence = self.take_crl_lease(ca)?;
         // The number first, then the revocations: with several nodes on one database a
         // CRL with a higher number then always lists every revocation committed before
         // its number was allocated, so the newest CRL can never miss one that an older
@@ -147,7 +181,11 @@ impl Authority {
             subject: ca.to_string(),
             detail: format!("number={number} entries={count}"),
         };
-        self.store.put_crl(ca, &crl, &audit)?;
+        let stored = self.store.put_crl_fenced(ca, &crl, fence, &audit);
+        if let Err(e) = self.store.crl_lease_release(ca, &self.lease_holder, fence) {
+            tracing::warn!(ca, error = %e, "releasing the CRL lease failed; it runs out by itself");
+        }
+        stored?;
         tracing::info!(ca, number, entries = count, "CRL published");
         Ok(crl)
     }
@@ -237,17 +275,29 @@ impl Authority {
     }
 
     /// The CRL to serve for `ca`: the stored one while it is fresh, else a new one.
-    /// "Fresh" means younger than the refresh period and not past nextUpdate.
+    /// "Fresh" means younger than the refresh period and not past nextUpdate. While
+    /// another node holds the signing lease, the stored CRL is served as long as it is
+    /// before its nextUpdate (the holder is replacing it).
     pub fn current_crl(&self, ca: &str) -> Result<StoredCrl> {
         self.ca(ca)?;
         let now = self.clock.now();
-        if let Some(crl) = self.store.latest_crl(ca)?
+        let stored = self.store.latest_crl(ca)?;
+        if let Some(crl) = &stored
             && now < crl.this_update + self.settings.crl_refresh
             && now < crl.next_update
         {
-            return Ok(crl);
+            return Ok(crl.clone());
         }
-        self.generate_crl(ca, "scheduler")
+        match self.generate_crl(ca, "scheduler") {
+            Err(Error::Unavailable(why)) => match stored {
+                Some(crl) if now < crl.next_update => {
+                    tracing::info!(ca, reason = %why, "serving the stored CRL while another node signs");
+                    Ok(crl)
+                }
+                _ => Err(Error::Unavailable(why)),
+            },
+            other => other,
+        }
     }
 }
 

@@ -465,6 +465,42 @@ pub trait Store: Send + Sync {
     /// The latest stored CRL of `issuer`.
     fn latest_crl(&self, issuer: &str) -> Result<Option<StoredCrl>>;
 
+    /// Takes or renews the lease to sign `issuer`'s CRL for `holder` until `now + ttl`:
+    /// the fencing token to store the CRL with ([`Store::put_crl_fenced`]), or `None`
+    /// while another holder's lease runs. The token grows whenever the holder changes.
+    /// A backend that one process holds exclusively (redb) always grants it.
+    fn crl_lease(
+        &self,
+        issuer: &str,
+        holder: &str,
+        now: UnixTime,
+        ttl: i64,
+    ) -> Result<Option<u64>> {
+        let _ = (issuer, holder, now, ttl);
+        Ok(Some(0))
+    }
+
+    /// Ends `holder`'s lease of `issuer` with token `fence` (after its CRL is stored), so
+    /// that another node may sign at once; a lease another holder took meanwhile is left
+    /// alone.
+    fn crl_lease_release(&self, issuer: &str, holder: &str, fence: u64) -> Result<()> {
+        let _ = (issuer, holder, fence);
+        Ok(())
+    }
+
+    /// [`Store::put_crl`], refused with [`Error::Conflict`] unless `fence` is the current
+    /// lease's token (a signer whose lease ran out while it signed).
+    fn put_crl_fenced(
+        &self,
+        issuer: &str,
+        crl: &StoredCrl,
+        fence: u64,
+        audit: &AuditEvent,
+    ) -> Result<()> {
+        let _ = fence;
+        self.put_crl(issuer, crl, audit)
+    }
+
     /// Appends one audit event on its own (refusals, administrative actions).
     fn append_audit(&self, event: &AuditEvent) -> Result<u64>;
 

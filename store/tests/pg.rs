@@ -520,3 +520,49 @@ fn tls_to_the_database_verifies_the_server() {
         "{e}"
     );
 }
+
+/// The CRL lease across two nodes (issue 12): one holder at a time; the token grows
+/// with each new holder; a CRL signed under a lease that another node has taken over
+/// is refused, and the new holder's is stored.
+#[test]
+fn the_crl_lease_has_one_holder_and_fences_out_a_late_signer() {
+    let Some((a, b)) = two_nodes() else {
+        return;
+    };
+    let now = 1_000_000;
+    let t1 = a
+        .crl_lease("ca", "node-a", now, 60)
+        .unwrap()
+        .expect("A takes it");
+    // B is refused while A's lease runs; A renews with the same token.
+    assert_eq!(b.crl_lease("ca", "node-b", now + 10, 60).unwrap(), None);
+    assert_eq!(a.crl_lease("ca", "node-a", now + 20, 60).unwrap(), Some(t1));
+    // Another CA's lease is its own.
+    assert!(b.crl_lease("other", "node-b", now, 60).unwrap().is_some());
+    let crl = |number: u64| store::StoredCrl {
+        number,
+        this_update: now,
+        next_update: now + 3600,
+        der: vec![0x30, 0x00],
+    };
+    a.put_crl_fenced("ca", &crl(1), t1, &event("crl", "ca"))
+        .unwrap();
+    // A's lease runs out (it stalled while signing); B takes over with a new token.
+    let t2 = b
+        .crl_lease("ca", "node-b", now + 200, 60)
+        .unwrap()
+        .expect("B takes it");
+    assert!(t2 > t1);
+    // A's late CRL, signed under the old token, is refused; B's is stored.
+    let late = a.put_crl_fenced("ca", &crl(2), t1, &event("crl", "ca"));
+    assert!(matches!(late, Err(Error::Conflict(_))), "{late:?}");
+    b.put_crl_fenced("ca", &crl(3), t2, &event("crl", "ca"))
+        .unwrap();
+    assert_eq!(a.latest_crl("ca").unwrap().expect("crl").number, 3);
+    // Two nodes asking at once: exactly one gets it.
+    let (a2, b2) = (a.clone(), b.clone());
+    let ha = std::thread::spawn(move || a2.crl_lease("race", "node-a", now, 60).unwrap());
+    let hb = std::thread::spawn(move || b2.crl_lease("race", "node-b", now, 60).unwrap());
+    let got = [ha.join().unwrap(), hb.join().unwrap()];
+    assert_eq!(got.iter().filter(|g| g.is_some()).count(), 1, "{got:?}");
+}

@@ -564,6 +564,7 @@ impl Authority {
             clock,
             settings,
             crl_locks,
+            lease_holder: format!("{:016x}", rand::random::<u64>()),
             approvals: Mutex::new(()),
             ocsp_index,
             ocsp_cache: crate::ocsp::OcspCache::default(),

@@ -89,6 +89,9 @@ pub struct Authority {
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) settings: Settings,
     pub(crate) crl_locks: BTreeMap<String, Mutex<()>>,
+    /// This process's name as a CRL-lease holder (random per process, so that two nodes
+    /// with the same configured name still exclude each other).
+    pub(crate) lease_holder: String,
     pub(crate) ocsp_index: IssuerIndex,
     /// Pre-signed OCSP responses ([`crate::ocsp::OcspCache`]).
     pub(crate) ocsp_cache: crate::ocsp::OcspCache,

@@ -56,6 +56,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "acme",
         sql: include_str!("migrations/0004_acme.sql"),
     },
+    Migration {
+        version: 5,
+        name: "crl_lease",
+        sql: include_str!("migrations/0005_crl_lease.sql"),
+    },
 ];
 
 /// The newest schema version this code knows.

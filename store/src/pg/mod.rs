@@ -607,7 +607,28 @@ impl Store for PgStore {
 
     fn put_crl(&self, issuer: &str, crl: &StoredCrl, audit: &AuditEvent) -> Result<()> {
         let (issuer, crl, audit) = (issuer.to_string(), crl.clone(), audit.clone());
-        self.run(|i| async move { ops::put_crl(&i, issuer, crl, audit).await })
+        self.run(|i| async move { ops::put_crl(&i, issuer, crl, None, audit).await })
+    }
+
+    fn crl_lease(&self, issuer: &str, holder: &str, now: i64, ttl: i64) -> Result<Option<u64>> {
+        let (issuer, holder) = (issuer.to_string(), holder.to_string());
+        self.run(|i| async move { ops::crl_lease(&i, issuer, holder, now, ttl).await })
+    }
+
+    fn crl_lease_release(&self, issuer: &str, holder: &str, fence: u64) -> Result<()> {
+        let (issuer, holder) = (issuer.to_string(), holder.to_string());
+        self.run(|i| async move { ops::crl_lease_release(&i, issuer, holder, fence).await })
+    }
+
+    fn put_crl_fenced(
+        &self,
+        issuer: &str,
+        crl: &StoredCrl,
+        fence: u64,
+        audit: &AuditEvent,
+    ) -> Result<()> {
+        let (issuer, crl, audit) = (issuer.to_string(), crl.clone(), audit.clone());
+        self.run(|i| async move { ops::put_crl(&i, issuer, crl, Some(fence), audit).await })
     }
 
     fn latest_crl(&self, issuer: &str) -> Result<Option<StoredCrl>> {

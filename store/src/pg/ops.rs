@@ -824,15 +824,76 @@ pub(super) async fn next_crl_number(i: &Inner, issuer: String) -> Result<u64> {
     to_u64(col(&r, 0)?, "CRL number")
 }
 
+/// [`crate::Store::crl_lease`]: one statement, so two nodes asking at once get one
+/// answer each from the row's lock.
+pub(super) async fn crl_lease(
+    i: &Inner,
+    issuer: String,
+    holder: String,
+    now: UnixTime,
+    ttl: i64,
+) -> Result<Option<u64>> {
+    let c = i.client().await?;
+    let expires = now.saturating_add(ttl);
+    let r = row(
+        &c,
+        "INSERT INTO crl_leases (issuer, holder, expires_at, token) VALUES ($1, $2, $3, 1) \
+         ON CONFLICT (issuer) DO UPDATE SET \
+           token = CASE WHEN crl_leases.holder = EXCLUDED.holder THEN crl_leases.token \
+                        ELSE crl_leases.token + 1 END, \
+           holder = EXCLUDED.holder, expires_at = EXCLUDED.expires_at \
+         WHERE crl_leases.holder = EXCLUDED.holder OR crl_leases.expires_at <= $4 \
+         RETURNING token",
+        &[&issuer, &holder, &expires, &now],
+    )
+    .await?;
+    r.map(|r| to_u64(col(&r, 0)?, "lease token")).transpose()
+}
+
+/// [`crate::Store::crl_lease_release`].
+pub(super) async fn crl_lease_release(
+    i: &Inner,
+    issuer: String,
+    holder: String,
+    fence: u64,
+) -> Result<()> {
+    let c = i.client().await?;
+    exec(
+        &c,
+        "UPDATE crl_leases SET expires_at = 0 WHERE issuer = $1 AND holder = $2 AND token = $3",
+        &[&issuer, &holder, &to_i64(fence, "lease token")?],
+    )
+    .await?;
+    Ok(())
+}
+
 pub(super) async fn put_crl(
     i: &Inner,
     issuer: String,
     crl: StoredCrl,
+    fence: Option<u64>,
     audit: AuditEvent,
 ) -> Result<()> {
     let number = to_i64(crl.number, "CRL number")?;
     let mut c = i.client().await?;
     let tx = c.transaction().await.map_err(db)?;
+    if let Some(fence) = fence {
+        // The lease row is locked until the commit, so no new holder can take over
+        // between this check and the write.
+        let current = row(
+            &tx,
+            "SELECT token FROM crl_leases WHERE issuer = $1 FOR UPDATE",
+            &[&issuer],
+        )
+        .await?
+        .map(|r| col::<i64>(&r, 0))
+        .transpose()?;
+        if current != Some(to_i64(fence, "lease token")?) {
+            return Err(Error::Conflict(format!(
+                "the CRL of {issuer} was signed under lease {fence}, which another node has taken over"
+            )));
+        }
+    }
     // Never replaces a newer CRL (two signers that finish out of order).
     let n = exec(
         &tx,
