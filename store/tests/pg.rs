@@ -559,6 +559,15 @@ fn the_crl_lease_has_one_holder_and_fences_out_a_late_signer() {
     b.put_crl_fenced("ca", &crl(3), t2, &event("crl", "ca"))
         .unwrap();
     assert_eq!(a.latest_crl("ca").unwrap().expect("crl").number, 3);
+    // A stale holder's release leaves B's lease alone; B's own release lets A in at once.
+    a.crl_lease_release("ca", "node-a", t1).unwrap();
+    assert_eq!(a.crl_lease("ca", "node-a", now + 210, 60).unwrap(), None);
+    b.crl_lease_release("ca", "node-b", t2).unwrap();
+    let t3 = a
+        .crl_lease("ca", "node-a", now + 211, 60)
+        .unwrap()
+        .expect("A again");
+    assert!(t3 > t2);
     // Two nodes asking at once: exactly one gets it.
     let (a2, b2) = (a.clone(), b.clone());
     let ha = std::thread::spawn(move || a2.crl_lease("race", "node-a", now, 60).unwrap());
